@@ -1,0 +1,11 @@
+/* weft — umbrella header: includes every public header and nothing else. */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/common.h"
+#include "weft/future.h"
+#include "weft/iter.h"
+#include "weft/co.h"
+#include "weft/rt.h"
+
+#endif /* WEFT_H */

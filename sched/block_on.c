@@ -1,0 +1,86 @@
+/* weft_block_on: run a future to completion on the calling (non-worker)
+ * thread. The future is polled in place; between polls the thread parks on
+ * a futex. The waker is a small heap object with a reference count, because
+ * a clone of it may outlive this call (a channel may keep it). */
+#include "runtime.h"
+#include "alloc.h"
+#include "future_internal.h"
+#include "park.h"
+
+typedef struct block_waker {
+    weft__parker parker;
+    _Atomic uint32_t refs;
+} block_waker;
+
+static weft_waker bw_clone(const void *data);
+static void bw_wake(void *data);
+static void bw_wake_by_ref(const void *data);
+static void bw_drop(void *data);
+
+static const weft_waker_ops bw_ops = { bw_clone, bw_wake, bw_wake_by_ref, bw_drop };
+
+static weft_waker bw_clone(const void *data)
+{
+    block_waker *b = (block_waker *)data;
+    /* Relaxed: taken from an existing reference (see task ref_inc). */
+    atomic_fetch_add_relaxed(&b->refs, 1);
+    weft_waker w = { &bw_ops, b };
+    return w;
+}
+
+static void bw_drop(void *data)
+{
+    block_waker *b = data;
+    /* AcqRel: the last holder sees all others' accesses before freeing. */
+    if (atomic_fetch_sub_acq_rel(&b->refs, 1) == 1)
+        weft__free(b);
+}
+
+static void bw_wake_by_ref(const void *data)
+{
+    weft__unpark(&((block_waker *)data)->parker);
+}
+
+static void bw_wake(void *data)
+{
+    bw_wake_by_ref(data);
+    bw_drop(data);
+}
+
+int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
+{
+    if (!rt || !fut || !fut->ops || !fut->ops->poll)
+        return -EINVAL;
+    if (weft__sched_current_worker()) {
+        WEFT_MISUSE("weft_block_on of '%s' on a worker thread would block it",
+                    fut->ops->name);
+        return -EDEADLK;
+    }
+    if (weft_future_out_size(fut) != out_size || (out_size > 0 && !out))
+        return -EINVAL;
+    if (fut->flags & WEFT_F__POLLED) {
+        WEFT_MISUSE("weft_block_on of future '%s' that was already polled",
+                    fut->ops->name);
+        return -EINVAL;
+    }
+    block_waker *b = weft__alloc(sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    weft__parker_init(&b->parker);
+    atomic_init(&b->refs, 1);
+    weft_waker w = { &bw_ops, b };
+
+    weft_rt *saved = weft_rt_current();
+    weft__sched_set_current_rt(rt);
+    for (;;) {
+        weft_cx cx;
+        weft_cx_init(&cx, &w);
+        if (weft_future_poll(fut, &cx, out) == WEFT_READY)
+            break;
+        weft__park(&b->parker);
+    }
+    weft__sched_set_current_rt(saved);
+    weft_future_drop(fut);
+    bw_drop(b);
+    return 0;
+}

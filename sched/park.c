@@ -1,0 +1,42 @@
+/* The futex parker. States: EMPTY (0), PARKED (1), NOTIFIED (2).
+ * park: EMPTY->PARKED then sleep while PARKED; NOTIFIED->EMPTY consumes a
+ * token. unpark: swap to NOTIFIED; wake the futex only if it was PARKED.
+ * The swap (release) pairs with park's acquire, so whatever the unparker
+ * wrote before unpark is visible after park returns. */
+#include "park.h"
+#include "atomic.h"
+#include "sys.h"
+
+enum { P_EMPTY = 0, P_PARKED = 1, P_NOTIFIED = 2 };
+
+void weft__parker_init(weft__parker *p)
+{
+    atomic_init(&p->state, P_EMPTY);
+}
+
+void weft__park(weft__parker *p)
+{
+    uint32_t expect = P_EMPTY;
+    /* Acquire on failure: the token's unparker published before it. */
+    if (!atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
+        /* NOTIFIED: consume the token. Acquire pairs with unpark's swap. */
+        atomic_swap_acquire(&p->state, P_EMPTY);
+        return;
+    }
+    for (;;) {
+        weft__futex_wait(&p->state, P_PARKED);
+        /* Acquire: pairs with the release swap in unpark. */
+        expect = P_NOTIFIED;
+        if (atomic_cas_strong_acquire(&p->state, &expect, P_EMPTY))
+            return;
+        /* Spurious wake or EINTR: still PARKED. */
+    }
+}
+
+void weft__unpark(weft__parker *p)
+{
+    /* Release: publish the unparker's writes to the parked thread. */
+    uint32_t prev = atomic_swap_acq_rel(&p->state, P_NOTIFIED);
+    if (prev == P_PARKED)
+        weft__futex_wake(&p->state, 1);
+}

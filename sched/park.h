@@ -1,0 +1,22 @@
+/* Private: a one-thread parker on a futex — park sleeps until unpark; an
+ * unpark that comes first makes the next park return at once (a token, so
+ * no wakeup is lost). */
+#ifndef WEFT_SCHED_PARK_H
+#define WEFT_SCHED_PARK_H
+
+#include <stdint.h>
+#include <stdatomic.h>
+
+typedef struct weft__parker {
+    /* EMPTY, PARKED or NOTIFIED. Written by the parked thread and by
+     * unparkers; the futex word. */
+    _Atomic uint32_t state;
+} weft__parker;
+
+void weft__parker_init(weft__parker *p);
+/* The owning thread only. Returns once the token is taken. */
+void weft__park(weft__parker *p);
+/* Any thread. */
+void weft__unpark(weft__parker *p);
+
+#endif

@@ -1,0 +1,180 @@
+/* The local run queue: a fixed ring with steal-half (the design of the Go
+ * and tokio schedulers).
+ *
+ * Algorithm. `tail` (u32) is written only by the owner. `head` packs two
+ * u32 indices: `real`, the owner's pop position, and `steal`, the start of
+ * a range a thief has claimed but not finished copying (steal == real when
+ * no steal is in progress). Indices wrap; only differences are used.
+ *  - push (owner): room when tail - steal < CAP: write the slot, then
+ *    publish with a release store of tail. When full and no steal is in
+ *    flight, claim CAP/2 tasks by advancing both halves of head with one
+ *    CAS and move them (plus the new task) to the injector as one batch.
+ *  - pop (owner): CAS head.real forward (and head.steal with it when no
+ *    steal is in flight).
+ *  - steal (thief): one thief at a time per ring (steal != real means busy).
+ *    Claim ceil(n/2) tasks by CASing head.real forward while head.steal
+ *    stays; copy the slots; then CAS head.steal up to head.real, releasing
+ *    the slots to the owner.
+ * Invariants: slots in [steal, tail) are owned by the queue; the owner never
+ * writes a slot in [steal, real) (a thief may be copying it) because it
+ * checks tail - steal < CAP; no buffer is ever freed, so no reclamation.
+ * Linearization points: push — the release store of tail; pop and steal
+ * claim — their successful CAS on head.
+ * Concurrency: push/pop (owner only) | steal_into (any number of thieves,
+ * at most one makes progress at a time); len from anyone.
+ * No memory is allocated here. */
+#include "ring.h"
+#include "injector.h"
+#include "task.h"
+
+static inline uint64_t pack(uint32_t steal, uint32_t real)
+{
+    return ((uint64_t)steal << 32) | real;
+}
+
+static inline uint32_t head_steal(uint64_t h) { return (uint32_t)(h >> 32); }
+static inline uint32_t head_real(uint64_t h) { return (uint32_t)h; }
+
+void weft__ring_init(weft__ring *r)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    for (unsigned i = 0; i < WEFT_RING_CAP; i++)
+        atomic_init(&r->slots[i], NULL);
+}
+
+/* Move CAP/2 tasks from the head plus `t` to the injector. Returns false
+ * if a thief moved head first (the caller retries the push). */
+static bool push_overflow(weft__ring *r, struct weft__task *t, uint32_t real,
+                          uint32_t tail, weft__injector *inj)
+{
+    const uint32_t n = WEFT_RING_CAP / 2;
+    uint64_t expect = pack(real, real);
+    (void)tail;
+    /* Acquire/release not needed for the slots (we are their writer); the
+     * CAS only has to exclude thieves claiming the same range. AcqRel keeps
+     * it uniform with the other head CASes. */
+    if (!atomic_cas_strong_acq_rel(&r->head, &expect, pack(real + n, real + n)))
+        return false;
+    struct __cds_wfcq_head bh;
+    struct cds_wfcq_tail bt;
+    __cds_wfcq_init(&bh, &bt);
+    for (uint32_t i = 0; i < n; i++) {
+        struct weft__task *x = atomic_load_relaxed(&r->slots[(real + i) & WEFT_RING_MASK]);
+        cds_wfcq_node_init(&x->qnode);
+        cds_wfcq_enqueue(&bh, &bt, &x->qnode);
+    }
+    cds_wfcq_node_init(&t->qnode);
+    cds_wfcq_enqueue(&bh, &bt, &t->qnode);
+    weft__injector_push_batch(inj, &bh, &bt);
+    return true;
+}
+
+bool weft__ring_push_owner(weft__ring *r, struct weft__task *t,
+                           weft__injector *overflow)
+{
+    /* Relaxed: only this thread writes tail. */
+    uint32_t tail = atomic_load_relaxed(&r->tail);
+    for (;;) {
+        /* Acquire: a thief's release of its claim (the CAS that moves
+         * steal up) happens-before we overwrite the slots it copied. */
+        uint64_t h = atomic_load_acquire(&r->head);
+        uint32_t steal = head_steal(h), real = head_real(h);
+        if (tail - steal < WEFT_RING_CAP) {
+            atomic_store_relaxed(&r->slots[tail & WEFT_RING_MASK], t);
+            /* Release: publish the slot (and the task's fields) to thieves
+             * (pairs with the acquire load of tail in steal_into). */
+            atomic_store_release(&r->tail, tail + 1);
+            return false;
+        }
+        if (steal != real) {
+            /* A thief is copying: it is about to make room, but we cannot
+             * move half now. Send just this task to the injector. */
+            cds_wfcq_node_init(&t->qnode);
+            weft__injector_push(overflow, t);
+            return true;
+        }
+        if (push_overflow(r, t, real, tail, overflow))
+            return true;
+    }
+}
+
+struct weft__task *weft__ring_pop_owner(weft__ring *r)
+{
+    uint64_t h = atomic_load_acquire(&r->head);
+    /* Relaxed: only this thread writes tail. */
+    uint32_t tail = atomic_load_relaxed(&r->tail);
+    for (;;) {
+        uint32_t steal = head_steal(h), real = head_real(h);
+        if (real == tail)
+            return NULL;
+        uint32_t next_real = real + 1;
+        uint32_t next_steal = steal == real ? next_real : steal;
+        /* AcqRel: excludes thieves claiming the same slot; on failure the
+         * acquire reloads their claim. */
+        if (atomic_cas_weak_acq_rel(&r->head, &h, pack(next_steal, next_real)))
+            return atomic_load_relaxed(&r->slots[real & WEFT_RING_MASK]);
+    }
+}
+
+struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
+                                         unsigned *stolen)
+{
+    *stolen = 0;
+    /* Relaxed: dst is ours; only we write its tail. */
+    uint32_t dst_tail = atomic_load_relaxed(&dst->tail);
+    uint32_t dst_steal = head_steal(atomic_load_acquire(&dst->head));
+    if (dst_tail - dst_steal > WEFT_RING_CAP / 2)
+        return NULL; /* no room for half of another ring */
+
+    uint64_t h = atomic_load_acquire(&src->head);
+    uint32_t first, n;
+    for (;;) {
+        uint32_t steal = head_steal(h), real = head_real(h);
+        if (steal != real)
+            return NULL; /* another thief is at work */
+        /* Acquire: pairs with the owner's release store of tail, so the
+         * slots up to it (and the tasks they point to) are visible. */
+        uint32_t src_tail = atomic_load_acquire(&src->tail);
+        n = src_tail - real;
+        n -= n / 2;
+        if (n == 0)
+            return NULL;
+        if (n > WEFT_RING_CAP / 2)
+            n = WEFT_RING_CAP / 2;
+        /* AcqRel: claims [real, real+n) against the owner's pops and
+         * other thieves. */
+        if (atomic_cas_weak_acq_rel(&src->head, &h, pack(steal, real + n))) {
+            first = real;
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct weft__task *t = atomic_load_relaxed(&src->slots[(first + i) & WEFT_RING_MASK]);
+        atomic_store_relaxed(&dst->slots[(dst_tail + i) & WEFT_RING_MASK], t);
+    }
+    /* Release the claim: steal catches up with real (which the owner may
+     * have advanced meanwhile). Release: our slot reads happen-before the
+     * owner reuses the slots (pairs with the acquire load in push). */
+    h = atomic_load_acquire(&src->head);
+    for (;;) {
+        uint32_t real = head_real(h);
+        if (atomic_cas_weak_acq_rel(&src->head, &h, pack(real, real)))
+            break;
+    }
+    *stolen = n;
+    n--;
+    struct weft__task *ret = atomic_load_relaxed(&dst->slots[(dst_tail + n) & WEFT_RING_MASK]);
+    if (n > 0) {
+        /* Release: publish the copied slots to thieves of dst. */
+        atomic_store_release(&dst->tail, dst_tail + n);
+    }
+    return ret;
+}
+
+unsigned weft__ring_len(weft__ring *r)
+{
+    uint64_t h = atomic_load_acquire(&r->head);
+    uint32_t tail = atomic_load_acquire(&r->tail);
+    return tail - head_real(h);
+}

@@ -1,0 +1,108 @@
+/* Private: the runtime and worker structures (shared by the scheduler's
+ * files; never installed). */
+#ifndef WEFT_SCHED_RUNTIME_H
+#define WEFT_SCHED_RUNTIME_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+
+#include "weft/rt.h"
+#include "atomic.h"
+#include "injector.h"
+#include "park.h"
+#include "ring.h"
+#include "task.h"
+
+/* Counters: written by the owning worker only (relaxed load + store, no
+ * RMW), read by weft_rt_stats from any thread (relaxed: each value is a
+ * sample, not a synchronisation point). */
+struct weft__worker_counters {
+    _Atomic uint64_t polls, steals, steal_ops, parks, injector_pulls,
+        lifo_hits, overflows;
+};
+
+struct weft__worker {
+    /* ---- shared with other threads ---- */
+    weft__ring ring;   /* stolen from by other workers */
+    weft__inbox inbox; /* local tasks woken from anywhere */
+    alignas(WEFT_CACHE_LINE) weft__parker parker;
+    /* In the runtime's sleeper list. Guarded by rt->sleep_lock; also read
+     * without it (after a seq_cst fence) by a targeted wake. */
+    _Atomic bool sleeping;
+    /* Set under sleep_lock by whoever removes us from the sleeper list:
+     * whether we wake as a searcher (counted in idle_state). */
+    bool wake_searching;
+    struct weft__worker_counters ctr;
+
+    /* ---- owner thread only ---- */
+    alignas(WEFT_CACHE_LINE) struct weft__task *lifo;
+    unsigned lifo_streak;
+    uint32_t tick;
+    uint32_t rng;
+    bool searching;
+    int64_t live_tasks; /* tasks allocated minus freed on this worker */
+    unsigned index;
+    struct weft_rt *rt;
+    pthread_t thread;
+    struct weft__task_cache cache;
+    struct weft__task *batch[WEFT_RING_CAP / 2];
+};
+
+struct weft__reg_shard {
+    alignas(WEFT_CACHE_LINE) pthread_mutex_t lock;
+    struct weft__task *head;
+    bool closed;
+};
+
+#define WEFT__REG_SHARDS 64u
+
+struct weft_rt {
+    unsigned nworkers;
+    struct weft__worker *workers;
+    void *workers_raw;
+    weft__injector injector;
+
+    /* (unparked << 16) | searching. RMW by parking/waking workers and
+     * notifiers; see worker.c for the protocol. */
+    alignas(WEFT_CACHE_LINE) _Atomic uint32_t idle_state;
+    pthread_mutex_t sleep_lock;
+    unsigned nsleepers;
+    unsigned *sleepers; /* worker indices, guarded by sleep_lock */
+
+    /* Set once by weft_rt_shutdown. `stopping` stops the workers' loops;
+     * `closed` tells remote schedulers the queues are being drained. */
+    alignas(WEFT_CACHE_LINE) _Atomic bool stopping;
+    _Atomic bool closed;
+    pthread_mutex_t drain_lock; /* serialises draining after close */
+    /* Tasks allocated or freed off this runtime's workers, plus a bias
+     * held by the runtime itself until shutdown; the runtime's memory is
+     * freed when the count (with the workers' shares added at shutdown)
+     * reaches zero. See task lifetime in worker.c. */
+    _Atomic int64_t remote_live;
+
+    struct weft__reg_shard reg[WEFT__REG_SHARDS];
+};
+
+#define WEFT__RT_LIVE_BIAS ((int64_t)1 << 62)
+
+/* Thread-local scheduler context. */
+struct weft__worker *weft__sched_current_worker(void);
+void weft__sched_set_current_rt(struct weft_rt *rt);
+
+/* Task accounting (worker.c): called on allocation and after a free. */
+void weft__rt_task_allocated(struct weft_rt *rt);
+void weft__rt_task_freed(struct weft_rt *rt);
+
+/* Registry (registry.c). */
+void weft__registry_init(struct weft_rt *rt);
+void weft__registry_fini(struct weft_rt *rt);
+/* Returns false when the registry is closed (runtime shutting down). */
+bool weft__registry_insert(struct weft_rt *rt, struct weft__task *t);
+/* Close every shard and cancel every task still registered. */
+void weft__registry_close_and_cancel(struct weft_rt *rt);
+
+/* join.c / task.c */
+void weft__join_init(weft_join *j, struct weft__task *t);
+
+#endif

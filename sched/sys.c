@@ -1,0 +1,75 @@
+/* The operating-system layer (Linux): futex, threads, clock, CPU count. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "sys.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+void weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected)
+{
+    /* EAGAIN (value changed) and EINTR simply return: callers re-check. */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL,
+            NULL, 0);
+}
+
+void weft__futex_wake(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+unsigned weft__sys_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : (unsigned)n;
+}
+
+uint64_t weft__sys_now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        WEFT_DIE("clock_gettime(CLOCK_MONOTONIC) failed");
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int weft__sys_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
+                           size_t stack_size, const char *name)
+{
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return -rc;
+    if (stack_size != 0) {
+        if (stack_size < (size_t)PTHREAD_STACK_MIN)
+            stack_size = (size_t)PTHREAD_STACK_MIN;
+        rc = pthread_attr_setstacksize(&attr, stack_size);
+        if (rc != 0) {
+            pthread_attr_destroy(&attr);
+            return -rc;
+        }
+    }
+    rc = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return -rc;
+    if (name) {
+        char buf[16]; /* the kernel keeps 15 bytes and a NUL */
+        snprintf(buf, sizeof buf, "%s", name);
+        (void)pthread_setname_np(*t, buf); /* cosmetic: failure is harmless */
+    }
+    return 0;
+}
+
+_Noreturn void weft__die(const char *file, int line, const char *msg)
+{
+    fprintf(stderr, "weft: fatal: %s at %s:%d\n", msg, file, line);
+    abort();
+}

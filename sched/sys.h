@@ -1,0 +1,34 @@
+/* Private: the operating-system layer. Every futex, thread, clock and CPU
+ * query weft makes goes through here, so a port or a test substitute has
+ * one place to change. */
+#ifndef WEFT_SCHED_SYS_H
+#define WEFT_SCHED_SYS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <pthread.h>
+
+/* Sleep while `*addr == expected` (or until woken or interrupted; callers
+ * loop on their own condition). */
+void weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected);
+/* Wake up to `n` threads sleeping on `addr`. */
+void weft__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* Number of online CPUs (>= 1). */
+unsigned weft__sys_cpu_count(void);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t weft__sys_now_ns(void);
+
+/* Start a thread with an optional stack size (0: default) and name
+ * (NULL: none). Returns 0 or a negative errno. */
+int weft__sys_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
+                           size_t stack_size, const char *name);
+
+/* Print "weft: fatal: <msg> at file:line" and abort. For failures that
+ * cannot happen on a working system (a mutex that fails to lock). */
+_Noreturn void weft__die(const char *file, int line, const char *msg);
+#define WEFT_DIE(msg) weft__die(__FILE__, __LINE__, (msg))
+
+#endif

@@ -1,0 +1,521 @@
+/* Tasks: the state machine, task wakers, join handles.
+ *
+ * Every transition of the state word is one CAS loop (or one RMW) computing
+ * the next state from the current one; the comments on each say what the
+ * transition decides. Orders: transitions are acq_rel — release publishes
+ * what this side wrote (output, status, the join waker) and acquire sees
+ * the other side's — except ref_inc (relaxed: a new reference is only ever
+ * made from an existing one, like Arc::clone). */
+#include "task.h"
+#include "alloc.h"
+#include "sys.h"
+
+#include <string.h>
+
+static inline uint64_t ref_count(uint64_t s)
+{
+    return s >> WEFT_T_REF_SHIFT;
+}
+
+/* ---- allocation and the per-worker block cache --------------------------- */
+
+static _Thread_local struct weft__task_cache *tl_cache;
+
+void weft__task_cache_bind(struct weft__task_cache *c)
+{
+    tl_cache = c;
+}
+
+void weft__task_cache_drain(struct weft__task_cache *c)
+{
+    for (unsigned i = 0; i < WEFT__TASK_CACHE_CLASSES; i++) {
+        void *p = c->free[i];
+        while (p) {
+            void *next = *(void **)p;
+            weft__free(p);
+            p = next;
+        }
+        c->free[i] = NULL;
+        c->count[i] = 0;
+    }
+}
+
+static void *block_alloc(size_t size, uint32_t *block_size)
+{
+    size_t cls = (size + 63u) / 64u - 1u;
+    if (cls < WEFT__TASK_CACHE_CLASSES) {
+        *block_size = (uint32_t)((cls + 1u) * 64u);
+        struct weft__task_cache *c = tl_cache;
+        if (c && c->free[cls]) {
+            void *p = c->free[cls];
+            c->free[cls] = *(void **)p;
+            c->count[cls]--;
+            return p;
+        }
+        return weft__alloc(*block_size);
+    }
+    *block_size = (uint32_t)size;
+    return weft__alloc(size);
+}
+
+static void block_free(void *p, uint32_t block_size)
+{
+    size_t cls = block_size / 64u - 1u;
+    struct weft__task_cache *c = tl_cache;
+    if (c && block_size % 64u == 0 && cls < WEFT__TASK_CACHE_CLASSES &&
+        c->count[cls] < WEFT__TASK_CACHE_DEPTH) {
+        *(void **)p = c->free[cls];
+        c->free[cls] = p;
+        c->count[cls]++;
+        return;
+    }
+    weft__free(p);
+}
+
+struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
+                                  size_t fut_size, struct weft__worker *owner,
+                                  uint64_t flags, unsigned refs)
+{
+    size_t out_size = weft_future_out_size(fut);
+    if (out_size > UINT32_MAX / 2 || fut_size > UINT32_MAX / 2)
+        return NULL;
+    size_t out_room = (out_size + 15u) & ~(size_t)15u;
+    size_t size = sizeof(struct weft__task) + out_room + fut_size;
+    uint32_t block_size;
+    struct weft__task *t = block_alloc(size, &block_size);
+    if (!t)
+        return NULL;
+    atomic_init(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
+    cds_wfcq_node_init(&t->qnode);
+    t->rt = rt;
+    t->owner = owner;
+    t->join_waker.ops = NULL;
+    t->join_waker.data = NULL;
+    t->reg_prev = t->reg_next = NULL;
+    t->out_size = (uint32_t)out_size;
+    t->block_size = block_size;
+    t->reg_shard = 0;
+    t->reserved_ = 0;
+    t->status = 0;
+    memset(t->data, 0, out_room);
+    memcpy(weft__task_future(t), fut, fut_size);
+    return t;
+}
+
+static void task_dealloc(struct weft__task *t)
+{
+    struct weft_rt *rt = t->rt;
+    block_free(t, t->block_size);
+    weft__rt_task_freed(rt); /* may free the runtime: last */
+}
+
+void weft__task_discard(struct weft__task *t)
+{
+    /* The future is the caller's copy: it still owns (and drops) it. */
+    task_dealloc(t);
+}
+
+static void ref_inc(struct weft__task *t)
+{
+    /* Relaxed: the caller already holds a reference, so the task cannot be
+     * freed concurrently; nothing is published by taking a reference. */
+    atomic_fetch_add_relaxed(&t->state, WEFT_T_REF_ONE);
+}
+
+/* Drop `n` references; frees the task when they were the last. */
+static void ref_dec_n(struct weft__task *t, unsigned n)
+{
+    /* AcqRel: release orders this holder's accesses before the free;
+     * acquire makes the freeing thread see every other holder's. */
+    uint64_t prev = atomic_fetch_sub_acq_rel(&t->state, (uint64_t)n * WEFT_T_REF_ONE);
+    if (ref_count(prev) == n)
+        task_dealloc(t);
+}
+
+void weft__task_drop_ref(struct weft__task *t)
+{
+    ref_dec_n(t, 1);
+}
+
+/* ---- transitions ---------------------------------------------------------- */
+
+enum wake_action { WAKE_NONE, WAKE_SUBMIT, WAKE_DEALLOC };
+
+/* Wake by value: the waker's reference is consumed — it becomes the queue
+ * reference when the task gets queued, else it is dropped. */
+static enum wake_action transition_notify_by_val(struct weft__task *t)
+{
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        uint64_t next;
+        enum wake_action a;
+        if (s & WEFT_T_RUNNING) {
+            /* The worker requeues after its poll; the running reference
+             * keeps the count above zero. */
+            next = (s | WEFT_T_NOTIFIED) - WEFT_T_REF_ONE;
+            a = WAKE_NONE;
+        } else if (s & (WEFT_T_COMPLETE | WEFT_T_NOTIFIED)) {
+            next = s - WEFT_T_REF_ONE;
+            a = ref_count(next) == 0 ? WAKE_DEALLOC : WAKE_NONE;
+        } else {
+            next = s | WEFT_T_NOTIFIED;
+            a = WAKE_SUBMIT;
+        }
+        /* AcqRel: release orders the waker's prior writes (e.g. a channel
+         * slot) before the poll that follows the queue hand-off. */
+        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+            return a;
+    }
+}
+
+/* Wake by reference: a new queue reference is taken when the task gets
+ * queued. */
+static enum wake_action transition_notify_by_ref(struct weft__task *t)
+{
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        uint64_t next;
+        enum wake_action a;
+        if (s & (WEFT_T_COMPLETE | WEFT_T_NOTIFIED)) {
+            /* Acquire-less early exit is fine: nothing is published by a
+             * wake that does nothing, and the pending notification already
+             * guarantees a poll after this point. */
+            return WAKE_NONE;
+        } else if (s & WEFT_T_RUNNING) {
+            next = s | WEFT_T_NOTIFIED;
+            a = WAKE_NONE;
+        } else {
+            next = (s | WEFT_T_NOTIFIED) + WEFT_T_REF_ONE;
+            a = WAKE_SUBMIT;
+        }
+        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+            return a;
+    }
+}
+
+/* Abort: mark CANCELLED; queue the task (with a new reference) if idle, so
+ * a worker drops its future at once. */
+static enum wake_action transition_cancel(struct weft__task *t)
+{
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        uint64_t next;
+        enum wake_action a = WAKE_NONE;
+        if (s & (WEFT_T_CANCELLED | WEFT_T_COMPLETE))
+            return WAKE_NONE;
+        if (s & WEFT_T_RUNNING)
+            next = s | WEFT_T_NOTIFIED | WEFT_T_CANCELLED;
+        else if (s & WEFT_T_NOTIFIED)
+            next = s | WEFT_T_CANCELLED;
+        else {
+            next = (s | WEFT_T_NOTIFIED | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
+            a = WAKE_SUBMIT;
+        }
+        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+            return a;
+    }
+}
+
+enum run_action { RUN_POLL, RUN_CANCEL, RUN_SKIP };
+
+/* A worker popped the task: take RUNNING (the queue reference becomes the
+ * running reference), or drop the stale entry's reference. */
+static enum run_action transition_to_running(struct weft__task *t)
+{
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & (WEFT_T_RUNNING | WEFT_T_COMPLETE)) {
+            /* Only at shutdown, which took the task out from under its
+             * queue entry: drop the entry's reference. */
+            ref_dec_n(t, 1);
+            return RUN_SKIP;
+        }
+        uint64_t next = (s | WEFT_T_RUNNING) & ~(uint64_t)WEFT_T_NOTIFIED;
+        /* Acquire: see everything the waker published before queueing and
+         * the previous poll's writes to the future (pairs with the release
+         * in transition_to_idle and the wake transitions). */
+        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+            return (s & WEFT_T_CANCELLED) ? RUN_CANCEL : RUN_POLL;
+    }
+}
+
+enum idle_action { IDLE_DONE, IDLE_REQUEUE, IDLE_CANCEL };
+
+/* After a PENDING poll: release RUNNING. A wake during the poll keeps the
+ * running reference for the requeue; otherwise it is dropped here (the
+ * registry's reference keeps the count above zero). */
+static enum idle_action transition_to_idle(struct weft__task *t)
+{
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & WEFT_T_CANCELLED)
+            return IDLE_CANCEL;
+        uint64_t next = s & ~(uint64_t)WEFT_T_RUNNING;
+        enum idle_action a = IDLE_REQUEUE;
+        if (!(s & WEFT_T_NOTIFIED)) {
+            next -= WEFT_T_REF_ONE;
+            a = IDLE_DONE;
+        }
+        /* Release: the poll's writes to the future happen-before the next
+         * poll on whichever worker (pairs with transition_to_running). */
+        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+            return a;
+    }
+}
+
+/* ---- wakers ----------------------------------------------------------------- */
+
+static weft_waker task_waker_clone(const void *data);
+static void task_waker_wake(void *data);
+static void task_waker_wake_by_ref(const void *data);
+static void task_waker_drop(void *data);
+
+static const weft_waker_ops task_waker_ops = {
+    task_waker_clone, task_waker_wake, task_waker_wake_by_ref, task_waker_drop,
+};
+
+static weft_waker task_waker_clone(const void *data)
+{
+    struct weft__task *t = (struct weft__task *)data;
+    ref_inc(t);
+    weft_waker w = { &task_waker_ops, t };
+    return w;
+}
+
+static void task_waker_wake(void *data)
+{
+    struct weft__task *t = data;
+    switch (transition_notify_by_val(t)) {
+    case WAKE_SUBMIT:
+        weft__sched_schedule(t);
+        break;
+    case WAKE_DEALLOC:
+        task_dealloc(t);
+        break;
+    case WAKE_NONE:
+        break;
+    }
+}
+
+static void task_waker_wake_by_ref(const void *data)
+{
+    struct weft__task *t = (struct weft__task *)data;
+    if (transition_notify_by_ref(t) == WAKE_SUBMIT)
+        weft__sched_schedule(t);
+}
+
+static void task_waker_drop(void *data)
+{
+    ref_dec_n(data, 1);
+}
+
+/* ---- completion --------------------------------------------------------------- */
+
+/* The task's future is gone (finished or cancelled): publish the status,
+ * wake the joiner, leave the registry and drop the running and registry
+ * references. The caller holds RUNNING. */
+static void task_complete(struct weft__task *t, int status)
+{
+    t->status = status;
+    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t next;
+    do {
+        next = (s & ~(uint64_t)WEFT_T_RUNNING) | WEFT_T_COMPLETE;
+        /* AcqRel: release publishes output and status to the joiner (pairs
+         * with the acquire load in join_poll); acquire sees the join waker
+         * the joiner stored before setting JOIN_WAKER. */
+    } while (!atomic_cas_weak_acq_rel(&t->state, &s, next));
+
+    if ((s & WEFT_T_JOIN_INTEREST) && (s & WEFT_T_JOIN_WAKER)) {
+        weft_waker_wake_by_ref(&t->join_waker);
+        /* Hand the waker field back; if the handle was dropped meanwhile,
+         * it left the field to us. */
+        uint64_t after = atomic_fetch_and_acq_rel(&t->state, ~(uint64_t)WEFT_T_JOIN_WAKER);
+        if (!(after & WEFT_T_JOIN_INTEREST))
+            weft_waker_drop(&t->join_waker);
+    }
+    weft__registry_remove(t);
+    ref_dec_n(t, 2); /* running + registry */
+}
+
+static void task_cancel_now(struct weft__task *t)
+{
+    weft_future *f = weft__task_future(t);
+    weft_future_drop(f);
+    memset(weft__task_output(t), 0, t->out_size);
+    task_complete(t, -ECANCELED);
+}
+
+void weft__task_run(struct weft__task *t)
+{
+    switch (transition_to_running(t)) {
+    case RUN_SKIP:
+        return;
+    case RUN_CANCEL:
+        task_cancel_now(t);
+        return;
+    case RUN_POLL:
+        break;
+    }
+    weft_waker w = { &task_waker_ops, t };
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    weft_future *f = weft__task_future(t);
+    if (weft_future_poll(f, &cx, weft__task_output(t)) == WEFT_READY) {
+        weft_future_drop(f);
+        task_complete(t, 0);
+        return;
+    }
+    switch (transition_to_idle(t)) {
+    case IDLE_DONE:
+        return;
+    case IDLE_REQUEUE:
+        weft__sched_requeue(t);
+        return;
+    case IDLE_CANCEL:
+        task_cancel_now(t);
+        return;
+    }
+}
+
+void weft__task_shutdown(struct weft__task *t)
+{
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & (WEFT_T_COMPLETE | WEFT_T_RUNNING)) {
+            /* Cannot happen once workers are joined; a running task would
+             * cancel itself at its transition to idle. */
+            WEFT_DIE("task running during shutdown");
+        }
+        /* Take RUNNING with the registry's reference as the running one
+         * (task_complete drops running + registry: take one more). */
+        uint64_t next = (s | WEFT_T_RUNNING | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
+        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+            break;
+    }
+    task_cancel_now(t);
+}
+
+/* ---- join handles ---------------------------------------------------------------- */
+
+static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out);
+static void join_drop(weft_future *f);
+static size_t join_out_size(const weft_future *f)
+{
+    const weft_join *j = (const weft_join *)f;
+    return j->task ? j->task->out_size : 0;
+}
+
+const weft_future_ops weft__join_ops = {
+    "weft_join", WEFT_OUT_SIZE_VARIES, join_poll, join_drop, join_out_size,
+};
+
+void weft__join_init(weft_join *j, struct weft__task *t)
+{
+    weft_future_init(&j->base, &weft__join_ops, WEFT_F_SEND);
+    j->task = t;
+    j->status = 0;
+}
+
+/* Store a clone of `w` as the join waker and set JOIN_WAKER. The field is
+ * ours (JOIN_WAKER is clear). Returns false if the task completed first. */
+static bool join_set_waker(struct weft__task *t, const weft_waker *w)
+{
+    t->join_waker = weft_waker_clone(w);
+    uint64_t s = atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & WEFT_T_COMPLETE) {
+            weft_waker_drop(&t->join_waker);
+            return false;
+        }
+        /* Release: the completer's acquire sees the waker we wrote. */
+        if (atomic_cas_weak_acq_rel(&t->state, &s, s | WEFT_T_JOIN_WAKER))
+            return true;
+    }
+}
+
+static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    weft_join *j = (weft_join *)f;
+    struct weft__task *t = j->task;
+    if (!t) {
+        WEFT_MISUSE("join handle polled after it was detached");
+        return WEFT_PENDING;
+    }
+    /* Acquire: pairs with the release in task_complete (output, status). */
+    uint64_t s = atomic_load_acquire(&t->state);
+    if (!(s & WEFT_T_COMPLETE)) {
+        if (!weft_coop_proceed(cx))
+            return WEFT_PENDING;
+        if (!(s & WEFT_T_JOIN_WAKER)) {
+            if (join_set_waker(t, cx->waker))
+                return WEFT_PENDING;
+        } else {
+            if (weft_waker_will_wake(&t->join_waker, cx->waker))
+                return WEFT_PENDING;
+            /* Take the field back to replace it. */
+            for (;;) {
+                if (s & WEFT_T_COMPLETE)
+                    goto ready;
+                /* Acquire: the completer is done reading the field when it
+                 * is not COMPLETE yet — we own it after this CAS. */
+                if (atomic_cas_weak_acq_rel(&t->state, &s, s & ~(uint64_t)WEFT_T_JOIN_WAKER))
+                    break;
+            }
+            weft_waker_drop(&t->join_waker);
+            if (join_set_waker(t, cx->waker))
+                return WEFT_PENDING;
+        }
+        /* Completed meanwhile: the last CAS acquired the completion. */
+        atomic_fence_acquire();
+    }
+ready:
+    if (t->out_size && out)
+        memcpy(out, weft__task_output(t), t->out_size);
+    j->status = t->status;
+    return WEFT_READY;
+}
+
+static void join_drop(weft_future *f)
+{
+    weft_join *j = (weft_join *)f;
+    struct weft__task *t = j->task;
+    if (!t)
+        return;
+    j->task = NULL;
+    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t next;
+    do {
+        next = s & ~(uint64_t)WEFT_T_JOIN_INTEREST;
+        if (!(s & WEFT_T_COMPLETE))
+            next &= ~(uint64_t)WEFT_T_JOIN_WAKER; /* take the field back */
+        /* AcqRel: acquire sees the completer's hand-back of the field. */
+    } while (!atomic_cas_weak_acq_rel(&t->state, &s, next));
+    /* JOIN_WAKER clear: the field is ours (possibly empty). Still set
+     * (COMPLETE): the completer is using it and drops it. */
+    if (!(next & WEFT_T_JOIN_WAKER))
+        weft_waker_drop(&t->join_waker);
+    ref_dec_n(t, 1);
+}
+
+void weft_join_detach(weft_join *j)
+{
+    if (j)
+        join_drop(&j->base);
+}
+
+void weft_join_abort(const weft_join *j)
+{
+    if (!j || !j->task)
+        return;
+    if (transition_cancel(j->task) == WAKE_SUBMIT)
+        weft__sched_schedule(j->task);
+}
+
+bool weft_join_is_finished(const weft_join *j)
+{
+    if (!j || !j->task)
+        return false;
+    /* Acquire: a true answer lets the caller rely on the completion. */
+    return (atomic_load_acquire(&j->task->state) & WEFT_T_COMPLETE) != 0;
+}

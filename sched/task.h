@@ -1,0 +1,123 @@
+/* Private: the task — one allocation holding the header, the output slot
+ * and the pinned future.
+ *
+ * State word (one _Atomic uint64_t, every transition one CAS loop):
+ *   RUNNING        a worker is polling the future (it owns the future)
+ *   COMPLETE       the future is gone; status and output are final
+ *   NOTIFIED       the task is queued (or will be requeued after its poll)
+ *   CANCELLED      drop the future at the next scheduling point
+ *   JOIN_INTEREST  a join handle exists
+ *   JOIN_WAKER     join_waker is set and owned by the completing side
+ *   bits 6..63     reference count
+ * References are held by: the registry (until completion), the queue entry
+ * (or the worker running it), the join handle, and every task waker.
+ * Invariant: NOTIFIED && !RUNNING && !COMPLETE <=> exactly one queue entry
+ * holds a reference; a running task's notification is requeued by the
+ * worker after the poll, so a task is never in two queues. */
+#ifndef WEFT_SCHED_TASK_H
+#define WEFT_SCHED_TASK_H
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <urcu/wfcqueue.h>
+
+#include "weft/rt.h"
+#include "atomic.h"
+
+#define WEFT_T_RUNNING 0x01u
+#define WEFT_T_COMPLETE 0x02u
+#define WEFT_T_NOTIFIED 0x04u
+#define WEFT_T_CANCELLED 0x08u
+#define WEFT_T_JOIN_INTEREST 0x10u
+#define WEFT_T_JOIN_WAKER 0x20u
+#define WEFT_T_REF_SHIFT 6
+#define WEFT_T_REF_ONE ((uint64_t)1 << WEFT_T_REF_SHIFT)
+#define WEFT_T_FLAG_MASK (WEFT_T_REF_ONE - 1)
+
+struct weft__worker;
+
+struct weft__task {
+    /* Written by every thread that transitions the task. */
+    _Atomic uint64_t state;
+    /* Link for the injector / an inbox; one queue at a time. */
+    struct cds_wfcq_node qnode;
+    struct weft_rt *rt;
+    /* Local tasks: the worker that owns them. NULL for Send tasks.
+     * Written at spawn, read-only afterwards. */
+    struct weft__worker *owner;
+    /* Join handle's waker; ownership follows the JOIN_WAKER bit. */
+    weft_waker join_waker;
+    /* Registry links: guarded by the registry shard's lock. */
+    struct weft__task *reg_prev, *reg_next;
+    uint32_t out_size;   /* output bytes, fixed at spawn */
+    uint32_t block_size; /* bytes of this allocation (for the cache) */
+    uint16_t reg_shard;  /* registry shard, fixed at spawn */
+    uint16_t reserved_;
+    int32_t status;      /* 0 or -ECANCELED; published by COMPLETE */
+    /* Output slot (out_size rounded up to 16), then the future. */
+    alignas(16) unsigned char data[];
+};
+
+static inline void *weft__task_output(struct weft__task *t)
+{
+    return t->data;
+}
+
+static inline weft_future *weft__task_future(struct weft__task *t)
+{
+    return (weft_future *)(t->data + (((size_t)t->out_size + 15u) & ~(size_t)15u));
+}
+
+static inline struct weft__task *weft__task_of_qnode(struct cds_wfcq_node *n)
+{
+    return (struct weft__task *)((char *)n - offsetof(struct weft__task, qnode));
+}
+
+/* Allocate and initialise a task holding a copy of `fut` with `refs`
+ * references and `flags` (NOTIFIED, JOIN_INTEREST). Returns NULL on
+ * allocation failure. */
+struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
+                                  size_t fut_size, struct weft__worker *owner,
+                                  uint64_t flags, unsigned refs);
+
+/* Free a task that was never scheduled (spawn failed after allocation). */
+void weft__task_discard(struct weft__task *t);
+
+/* Runtime accounting (worker.c): after a task's block is freed. */
+void weft__rt_task_freed(struct weft_rt *rt);
+void weft__join_init(weft_join *j, struct weft__task *t);
+
+/* Run one scheduling turn of a task popped from a queue (consumes the
+ * queue's reference). Worker threads only. */
+void weft__task_run(struct weft__task *t);
+
+/* Drop one reference (a queue entry's, at shutdown). */
+void weft__task_drop_ref(struct weft__task *t);
+
+/* Shutdown: cancel the task now if nobody is running it. The registry has
+ * already unlinked it; its registry reference is released here. */
+void weft__task_shutdown(struct weft__task *t);
+
+/* Per-thread cache of task blocks (owned by a worker). */
+#define WEFT__TASK_CACHE_CLASSES 8 /* blocks of 64, 128, ... 512 bytes */
+#define WEFT__TASK_CACHE_DEPTH 512 /* blocks kept per class */
+struct weft__task_cache {
+    void *free[WEFT__TASK_CACHE_CLASSES];
+    unsigned count[WEFT__TASK_CACHE_CLASSES];
+};
+/* Install `c` as the calling thread's cache (NULL: none). */
+void weft__task_cache_bind(struct weft__task_cache *c);
+/* Free every cached block. */
+void weft__task_cache_drain(struct weft__task_cache *c);
+
+/* Scheduler side (worker.c). */
+/* Queue a task that was just notified; consumes the queue reference. */
+void weft__sched_schedule(struct weft__task *t);
+/* Requeue a task that was woken while it ran (at the back). Worker only. */
+void weft__sched_requeue(struct weft__task *t);
+/* The calling thread's worker, or NULL. */
+struct weft__worker *weft__sched_current_worker(void);
+/* Registry: remove a completed task (before its registry ref is dropped). */
+void weft__registry_remove(struct weft__task *t);
+
+#endif
