@@ -24,12 +24,14 @@
 /* ---- checked polling ------------------------------------------------------ */
 
 
+#ifndef NDEBUG
 static uint32_t pin_tag_of(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     uint32_t t = (uint32_t)(a ^ (a >> 32));
     return t ? t : 1u;
 }
+#endif
 
 /* Returns false when the poll must be refused (misuse reported). */
 static bool check_pinned(uint32_t *flags, uint32_t *tag, const void *self,
