@@ -1,22 +1,33 @@
 /* The registry of live tasks: every task is linked here from spawn until
  * it completes, so shutdown can find and cancel tasks that sit idle in no
- * queue (their only references held by wakers somewhere). Sharded by task
- * address so spawns and completions on different workers rarely share a
- * lock; each shard is a mutex-protected doubly linked list. */
+ * queue (their only references held by wakers somewhere). Each shard is a
+ * mutex-protected doubly linked list. A task goes to its spawning worker's
+ * shard (foreign threads spread over the upper half): most tasks complete
+ * on the worker that spawned them, so the shard's lock stays in that
+ * core's cache and is almost never contended. */
 #include "runtime.h"
 #include "sys.h"
 
+static unsigned shard_for_spawn(struct weft_rt *rt)
+{
+    struct weft__worker *w = weft__sched_current_worker();
+    const unsigned half = WEFT__REG_SHARDS / 2;
+    if (w && w->rt == rt)
+        return w->index % half;
+    static _Thread_local unsigned char anchor;
+    uintptr_t a = (uintptr_t)&anchor; /* distinct per thread */
+    return half + (unsigned)((a >> 4 ^ a >> 12) % half);
+}
+
 static struct weft__reg_shard *shard_of(struct weft_rt *rt, struct weft__task *t)
 {
-    uintptr_t a = (uintptr_t)t;
-    return &rt->reg[(a >> 6 ^ a >> 14) & (WEFT__REG_SHARDS - 1)];
+    return &rt->reg[t->reg_shard];
 }
 
 void weft__registry_init(struct weft_rt *rt)
 {
     for (unsigned i = 0; i < WEFT__REG_SHARDS; i++) {
-        if (pthread_mutex_init(&rt->reg[i].lock, NULL) != 0)
-            WEFT_DIE("pthread_mutex_init");
+        weft__spin_init(&rt->reg[i].lock);
         rt->reg[i].head = NULL;
         rt->reg[i].closed = false;
     }
@@ -24,16 +35,16 @@ void weft__registry_init(struct weft_rt *rt)
 
 void weft__registry_fini(struct weft_rt *rt)
 {
-    for (unsigned i = 0; i < WEFT__REG_SHARDS; i++)
-        pthread_mutex_destroy(&rt->reg[i].lock);
+    (void)rt; /* spinlocks need no teardown */
 }
 
 bool weft__registry_insert(struct weft_rt *rt, struct weft__task *t)
 {
+    t->reg_shard = (uint16_t)shard_for_spawn(rt);
     struct weft__reg_shard *s = shard_of(rt, t);
-    pthread_mutex_lock(&s->lock);
+    weft__spin_lock(&s->lock);
     if (s->closed) {
-        pthread_mutex_unlock(&s->lock);
+        weft__spin_unlock(&s->lock);
         return false;
     }
     t->reg_prev = NULL;
@@ -42,14 +53,14 @@ bool weft__registry_insert(struct weft_rt *rt, struct weft__task *t)
         s->head->reg_prev = t;
     s->head = t;
     t->reserved_ = 1; /* linked */
-    pthread_mutex_unlock(&s->lock);
+    weft__spin_unlock(&s->lock);
     return true;
 }
 
 void weft__registry_remove(struct weft__task *t)
 {
     struct weft__reg_shard *s = shard_of(t->rt, t);
-    pthread_mutex_lock(&s->lock);
+    weft__spin_lock(&s->lock);
     if (t->reserved_) {
         if (t->reg_prev)
             t->reg_prev->reg_next = t->reg_next;
@@ -60,20 +71,20 @@ void weft__registry_remove(struct weft__task *t)
         t->reg_prev = t->reg_next = NULL;
         t->reserved_ = 0;
     }
-    pthread_mutex_unlock(&s->lock);
+    weft__spin_unlock(&s->lock);
 }
 
 void weft__registry_close_and_cancel(struct weft_rt *rt)
 {
     for (unsigned i = 0; i < WEFT__REG_SHARDS; i++) {
         struct weft__reg_shard *s = &rt->reg[i];
-        pthread_mutex_lock(&s->lock);
+        weft__spin_lock(&s->lock);
         s->closed = true;
         struct weft__task *list = s->head;
         s->head = NULL;
         for (struct weft__task *t = list; t; t = t->reg_next)
             t->reserved_ = 0;
-        pthread_mutex_unlock(&s->lock);
+        weft__spin_unlock(&s->lock);
         /* Cancelling drops futures, which may wake or complete other
          * tasks (in any shard): done outside the lock. */
         while (list) {

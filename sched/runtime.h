@@ -12,6 +12,7 @@
 #include "injector.h"
 #include "park.h"
 #include "ring.h"
+#include "spinlock.h"
 #include "task.h"
 
 /* Counters: written by the owning worker only (relaxed load + store, no
@@ -50,7 +51,7 @@ struct weft__worker {
 };
 
 struct weft__reg_shard {
-    alignas(WEFT_CACHE_LINE) pthread_mutex_t lock;
+    alignas(WEFT_CACHE_LINE) weft__spinlock lock;
     struct weft__task *head;
     bool closed;
 };
@@ -80,6 +81,8 @@ struct weft_rt {
      * freed when the count (with the workers' shares added at shutdown)
      * reaches zero. See task lifetime in worker.c. */
     _Atomic int64_t remote_live;
+
+    struct weft__block_pool pool; /* task blocks between worker caches */
 
     struct weft__reg_shard reg[WEFT__REG_SHARDS];
 };

@@ -40,13 +40,76 @@ void weft__task_cache_drain(struct weft__task_cache *c)
     }
 }
 
+void weft__block_pool_init(struct weft__block_pool *p)
+{
+    weft__spin_init(&p->lock);
+    for (unsigned i = 0; i < WEFT__TASK_CACHE_CLASSES; i++)
+        p->batches[i] = NULL;
+}
+
+void weft__block_pool_fini(struct weft__block_pool *p)
+{
+    for (unsigned i = 0; i < WEFT__TASK_CACHE_CLASSES; i++) {
+        void *b = p->batches[i];
+        while (b) {
+            void *next_batch = ((void **)b)[1];
+            void *blk = b;
+            while (blk) {
+                void *next = *(void **)blk;
+                weft__free(blk);
+                blk = next;
+            }
+            b = next_batch;
+        }
+        p->batches[i] = NULL;
+    }
+}
+
+/* The cache's class list is empty: take a batch from the pool. */
+static bool cache_refill(struct weft__task_cache *c, size_t cls)
+{
+    struct weft__block_pool *p = c->pool;
+    if (!p)
+        return false;
+    weft__spin_lock(&p->lock);
+    void *b = p->batches[cls];
+    if (b)
+        p->batches[cls] = ((void **)b)[1];
+    weft__spin_unlock(&p->lock);
+    if (!b)
+        return false;
+    c->free[cls] = b;
+    c->count[cls] = WEFT__TASK_CACHE_BATCH;
+    return true;
+}
+
+/* The cache's class list is full: give a batch to the pool. */
+static bool cache_spill(struct weft__task_cache *c, size_t cls)
+{
+    struct weft__block_pool *p = c->pool;
+    if (!p)
+        return false;
+    void *b = c->free[cls];
+    void *last = b;
+    for (unsigned i = 1; i < WEFT__TASK_CACHE_BATCH; i++)
+        last = *(void **)last;
+    c->free[cls] = *(void **)last;
+    c->count[cls] -= WEFT__TASK_CACHE_BATCH;
+    *(void **)last = NULL;
+    weft__spin_lock(&p->lock);
+    ((void **)b)[1] = p->batches[cls];
+    p->batches[cls] = b;
+    weft__spin_unlock(&p->lock);
+    return true;
+}
+
 static void *block_alloc(size_t size, uint32_t *block_size)
 {
     size_t cls = (size + 63u) / 64u - 1u;
     if (cls < WEFT__TASK_CACHE_CLASSES) {
         *block_size = (uint32_t)((cls + 1u) * 64u);
         struct weft__task_cache *c = tl_cache;
-        if (c && c->free[cls]) {
+        if (c && (c->free[cls] || cache_refill(c, cls))) {
             void *p = c->free[cls];
             c->free[cls] = *(void **)p;
             c->count[cls]--;
@@ -63,7 +126,7 @@ static void block_free(void *p, uint32_t block_size)
     size_t cls = block_size / 64u - 1u;
     struct weft__task_cache *c = tl_cache;
     if (c && block_size % 64u == 0 && cls < WEFT__TASK_CACHE_CLASSES &&
-        c->count[cls] < WEFT__TASK_CACHE_DEPTH) {
+        (c->count[cls] < WEFT__TASK_CACHE_DEPTH || cache_spill(c, cls))) {
         *(void **)p = c->free[cls];
         c->free[cls] = p;
         c->count[cls]++;
@@ -94,7 +157,6 @@ struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
     t->reg_prev = t->reg_next = NULL;
     t->out_size = (uint32_t)out_size;
     t->block_size = block_size;
-    t->reg_shard = 0;
     t->reserved_ = 0;
     t->status = 0;
     memset(t->data, 0, out_room);

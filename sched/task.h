@@ -17,12 +17,14 @@
 #ifndef WEFT_SCHED_TASK_H
 #define WEFT_SCHED_TASK_H
 
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
 #include "weft/rt.h"
 #include "atomic.h"
+#include "spinlock.h"
 
 #define WEFT_T_RUNNING 0x01u
 #define WEFT_T_COMPLETE 0x02u
@@ -98,13 +100,27 @@ void weft__task_drop_ref(struct weft__task *t);
  * already unlinked it; its registry reference is released here. */
 void weft__task_shutdown(struct weft__task *t);
 
-/* Per-thread cache of task blocks (owned by a worker). */
+/* Per-worker caches of task blocks, rebalanced through a per-runtime pool:
+ * tasks migrate (stolen, woken elsewhere), so one worker tends to free
+ * what another allocates; full caches hand a batch of blocks to the pool
+ * and empty ones take a batch back, one lock per batch. */
 #define WEFT__TASK_CACHE_CLASSES 8 /* blocks of 64, 128, ... 512 bytes */
-#define WEFT__TASK_CACHE_DEPTH 512 /* blocks kept per class */
+#define WEFT__TASK_CACHE_DEPTH 256 /* blocks kept per class */
+#define WEFT__TASK_CACHE_BATCH (WEFT__TASK_CACHE_DEPTH / 2)
+struct weft__block_pool {
+    weft__spinlock lock;
+    /* Stacks of batches; a batch is a list of BATCH blocks linked through
+     * their first word, and batches are linked through their second. */
+    void *batches[WEFT__TASK_CACHE_CLASSES];
+};
 struct weft__task_cache {
     void *free[WEFT__TASK_CACHE_CLASSES];
     unsigned count[WEFT__TASK_CACHE_CLASSES];
+    struct weft__block_pool *pool;
 };
+void weft__block_pool_init(struct weft__block_pool *p);
+/* Free every pooled block. */
+void weft__block_pool_fini(struct weft__block_pool *p);
 /* Install `c` as the calling thread's cache (NULL: none). */
 void weft__task_cache_bind(struct weft__task_cache *c);
 /* Free every cached block. */

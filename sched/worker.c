@@ -122,11 +122,9 @@ void weft__rt_task_freed(struct weft_rt *rt)
 
 /* ---- idle protocol -------------------------------------------------------- */
 
-static void notify_parked(struct weft_rt *rt)
+/* Wake a sleeping worker as a searcher if nobody searches. */
+static void wake_searcher(struct weft_rt *rt)
 {
-    /* SeqCst fence: orders the caller's queue push before the idle_state
-     * read (Dekker with the fence in park_worker). */
-    atomic_fence_seq_cst();
     uint32_t s = atomic_load_relaxed(&rt->idle_state);
     if ((s & SEARCHING_MASK) != 0 || (s >> 16) >= rt->nworkers)
         return;
@@ -143,6 +141,24 @@ static void notify_parked(struct weft_rt *rt)
     pthread_mutex_unlock(&rt->sleep_lock);
     if (w)
         weft__unpark(&w->parker);
+}
+
+/* Work was made available where only other workers (or a sleeping one)
+ * would find it: the injector, or a push from off the workers. */
+static void notify_parked(struct weft_rt *rt)
+{
+    /* SeqCst fence: orders the caller's queue push before the idle_state
+     * read (Dekker with the fence in park_worker). */
+    atomic_fence_seq_cst();
+    wake_searcher(rt);
+}
+
+/* A worker pushed to its own ring or LIFO slot. No fence: the pushing
+ * worker runs its own queue before it can sleep, so a wake missed here
+ * costs parallelism, never progress; it saves a full fence per spawn. */
+static void notify_parked_local(struct weft_rt *rt)
+{
+    wake_searcher(rt);
 }
 
 /* Wake one specific worker (owner of a local task) if it sleeps. */
@@ -251,7 +267,7 @@ static void maybe_notify_others(struct weft__worker *w)
     if (w->searching)
         return;
     if (weft__ring_len(&w->ring) + (w->lifo ? 1u : 0u) > 1u)
-        notify_parked(w->rt);
+        notify_parked_local(w->rt);
 }
 
 /* After shutdown closed the queues, a remote scheduler that won its wake
@@ -532,6 +548,7 @@ int weft_spawn_local(const weft_future *fut, size_t fut_size, weft_join *join)
 static void rt_destroy(struct weft_rt *rt)
 {
     weft__registry_fini(rt);
+    weft__block_pool_fini(&rt->pool);
     weft__injector_fini(&rt->injector);
     pthread_mutex_destroy(&rt->sleep_lock);
     pthread_mutex_destroy(&rt->drain_lock);
@@ -584,6 +601,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     memset(rt->workers, 0, sizeof(struct weft__worker) * n);
     weft__injector_init(&rt->injector);
     weft__registry_init(rt);
+    weft__block_pool_init(&rt->pool);
     if (pthread_mutex_init(&rt->sleep_lock, NULL) != 0 ||
         pthread_mutex_init(&rt->drain_lock, NULL) != 0)
         WEFT_DIE("pthread_mutex_init");
@@ -600,6 +618,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
         w->index = i;
         w->rt = rt;
         w->rng = 0x9e3779b9u * (i + 1);
+        w->cache.pool = &rt->pool;
     }
     for (unsigned i = 0; i < n; i++) {
         char name[32];
