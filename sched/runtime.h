@@ -12,7 +12,7 @@
 #include "injector.h"
 #include "park.h"
 #include "ring.h"
-#include "spinlock.h"
+#include "slab.h"
 #include "task.h"
 
 /* Counters: written by the owning worker only (relaxed load + store, no
@@ -46,17 +46,9 @@ struct weft__worker {
     unsigned index;
     struct weft_rt *rt;
     pthread_t thread;
-    struct weft__task_cache cache;
+    struct weft__slab_cache cache;
     struct weft__task *batch[WEFT_RING_CAP / 2];
 };
-
-struct weft__reg_shard {
-    alignas(WEFT_CACHE_LINE) weft__spinlock lock;
-    struct weft__task *head;
-    bool closed;
-};
-
-#define WEFT__REG_SHARDS 64u
 
 struct weft_rt {
     unsigned nworkers;
@@ -82,9 +74,8 @@ struct weft_rt {
      * reaches zero. See task lifetime in worker.c. */
     _Atomic int64_t remote_live;
 
-    struct weft__block_pool pool; /* task blocks between worker caches */
-
-    struct weft__reg_shard reg[WEFT__REG_SHARDS];
+    /* Task memory, and the set of live tasks shutdown scans. */
+    alignas(WEFT_CACHE_LINE) struct weft__slab slab;
 };
 
 #define WEFT__RT_LIVE_BIAS ((int64_t)1 << 62)
@@ -96,14 +87,6 @@ void weft__sched_set_current_rt(struct weft_rt *rt);
 /* Task accounting (worker.c): called on allocation and after a free. */
 void weft__rt_task_allocated(struct weft_rt *rt);
 void weft__rt_task_freed(struct weft_rt *rt);
-
-/* Registry (registry.c). */
-void weft__registry_init(struct weft_rt *rt);
-void weft__registry_fini(struct weft_rt *rt);
-/* Returns false when the registry is closed (runtime shutting down). */
-bool weft__registry_insert(struct weft_rt *rt, struct weft__task *t);
-/* Close every shard and cancel every task still registered. */
-void weft__registry_close_and_cancel(struct weft_rt *rt);
 
 /* join.c / task.c */
 void weft__join_init(weft_join *j, struct weft__task *t);

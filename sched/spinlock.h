@@ -1,5 +1,5 @@
 /* Private: a test-and-test-and-set spinlock for critical sections of a few
- * instructions (registry links, pooled block batches), where a pthread
+ * instructions (slab free lists and batches), where a pthread
  * mutex's two atomic RMWs and call overhead dominate. After a short spin
  * it yields the CPU, so a preempted holder does not burn a core. */
 #ifndef WEFT_SCHED_SPINLOCK_H

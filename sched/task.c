@@ -7,6 +7,7 @@
  * the other side's — except ref_inc (relaxed: a new reference is only ever
  * made from an existing one, like Arc::clone). */
 #include "task.h"
+#include "runtime.h"
 #include "alloc.h"
 #include "sys.h"
 
@@ -17,123 +18,7 @@ static inline uint64_t ref_count(uint64_t s)
     return s >> WEFT_T_REF_SHIFT;
 }
 
-/* ---- allocation and the per-worker block cache --------------------------- */
-
-static _Thread_local struct weft__task_cache *tl_cache;
-
-void weft__task_cache_bind(struct weft__task_cache *c)
-{
-    tl_cache = c;
-}
-
-void weft__task_cache_drain(struct weft__task_cache *c)
-{
-    for (unsigned i = 0; i < WEFT__TASK_CACHE_CLASSES; i++) {
-        void *p = c->free[i];
-        while (p) {
-            void *next = *(void **)p;
-            weft__free(p);
-            p = next;
-        }
-        c->free[i] = NULL;
-        c->count[i] = 0;
-    }
-}
-
-void weft__block_pool_init(struct weft__block_pool *p)
-{
-    weft__spin_init(&p->lock);
-    for (unsigned i = 0; i < WEFT__TASK_CACHE_CLASSES; i++)
-        p->batches[i] = NULL;
-}
-
-void weft__block_pool_fini(struct weft__block_pool *p)
-{
-    for (unsigned i = 0; i < WEFT__TASK_CACHE_CLASSES; i++) {
-        void *b = p->batches[i];
-        while (b) {
-            void *next_batch = ((void **)b)[1];
-            void *blk = b;
-            while (blk) {
-                void *next = *(void **)blk;
-                weft__free(blk);
-                blk = next;
-            }
-            b = next_batch;
-        }
-        p->batches[i] = NULL;
-    }
-}
-
-/* The cache's class list is empty: take a batch from the pool. */
-static bool cache_refill(struct weft__task_cache *c, size_t cls)
-{
-    struct weft__block_pool *p = c->pool;
-    if (!p)
-        return false;
-    weft__spin_lock(&p->lock);
-    void *b = p->batches[cls];
-    if (b)
-        p->batches[cls] = ((void **)b)[1];
-    weft__spin_unlock(&p->lock);
-    if (!b)
-        return false;
-    c->free[cls] = b;
-    c->count[cls] = WEFT__TASK_CACHE_BATCH;
-    return true;
-}
-
-/* The cache's class list is full: give a batch to the pool. */
-static bool cache_spill(struct weft__task_cache *c, size_t cls)
-{
-    struct weft__block_pool *p = c->pool;
-    if (!p)
-        return false;
-    void *b = c->free[cls];
-    void *last = b;
-    for (unsigned i = 1; i < WEFT__TASK_CACHE_BATCH; i++)
-        last = *(void **)last;
-    c->free[cls] = *(void **)last;
-    c->count[cls] -= WEFT__TASK_CACHE_BATCH;
-    *(void **)last = NULL;
-    weft__spin_lock(&p->lock);
-    ((void **)b)[1] = p->batches[cls];
-    p->batches[cls] = b;
-    weft__spin_unlock(&p->lock);
-    return true;
-}
-
-static void *block_alloc(size_t size, uint32_t *block_size)
-{
-    size_t cls = (size + 63u) / 64u - 1u;
-    if (cls < WEFT__TASK_CACHE_CLASSES) {
-        *block_size = (uint32_t)((cls + 1u) * 64u);
-        struct weft__task_cache *c = tl_cache;
-        if (c && (c->free[cls] || cache_refill(c, cls))) {
-            void *p = c->free[cls];
-            c->free[cls] = *(void **)p;
-            c->count[cls]--;
-            return p;
-        }
-        return weft__alloc(*block_size);
-    }
-    *block_size = (uint32_t)size;
-    return weft__alloc(size);
-}
-
-static void block_free(void *p, uint32_t block_size)
-{
-    size_t cls = block_size / 64u - 1u;
-    struct weft__task_cache *c = tl_cache;
-    if (c && block_size % 64u == 0 && cls < WEFT__TASK_CACHE_CLASSES &&
-        (c->count[cls] < WEFT__TASK_CACHE_DEPTH || cache_spill(c, cls))) {
-        *(void **)p = c->free[cls];
-        c->free[cls] = p;
-        c->count[cls]++;
-        return;
-    }
-    weft__free(p);
-}
+/* ---- allocation ------------------------------------------------------------ */
 
 struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
                                   size_t fut_size, struct weft__worker *owner,
@@ -145,29 +30,31 @@ struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
     size_t out_room = (out_size + 15u) & ~(size_t)15u;
     size_t size = sizeof(struct weft__task) + out_room + fut_size;
     uint32_t block_size;
-    struct weft__task *t = block_alloc(size, &block_size);
+    struct weft__task *t = weft__slab_alloc(&rt->slab, size, &block_size);
     if (!t)
         return NULL;
-    atomic_init(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
     cds_wfcq_node_init(&t->qnode);
     t->rt = rt;
     t->owner = owner;
     t->join_waker.ops = NULL;
     t->join_waker.data = NULL;
-    t->reg_prev = t->reg_next = NULL;
     t->out_size = (uint32_t)out_size;
     t->block_size = block_size;
     t->reserved_ = 0;
     t->status = 0;
     memset(t->data, 0, out_room);
     memcpy(weft__task_future(t), fut, fut_size);
+    /* Relaxed: the task is published to other threads by the queue push
+     * (release) that follows; the store is atomic because the shutdown scan
+     * reads state words of blocks. */
+    atomic_store_relaxed(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
     return t;
 }
 
 static void task_dealloc(struct weft__task *t)
 {
     struct weft_rt *rt = t->rt;
-    block_free(t, t->block_size);
+    weft__slab_free(&rt->slab, t, t->block_size);
     weft__rt_task_freed(rt); /* may free the runtime: last */
 }
 
@@ -305,7 +192,7 @@ enum idle_action { IDLE_DONE, IDLE_REQUEUE, IDLE_CANCEL };
 
 /* After a PENDING poll: release RUNNING. A wake during the poll keeps the
  * running reference for the requeue; otherwise it is dropped here (the
- * registry's reference keeps the count above zero). */
+ * live reference keeps the count above zero). */
 static enum idle_action transition_to_idle(struct weft__task *t)
 {
     uint64_t s = atomic_load_relaxed(&t->state);
@@ -374,8 +261,8 @@ static void task_waker_drop(void *data)
 /* ---- completion --------------------------------------------------------------- */
 
 /* The task's future is gone (finished or cancelled): publish the status,
- * wake the joiner, leave the registry and drop the running and registry
- * references. The caller holds RUNNING. */
+ * wake the joiner and drop the running and live references. The caller
+ * holds RUNNING. */
 static void task_complete(struct weft__task *t, int status)
 {
     t->status = status;
@@ -396,8 +283,7 @@ static void task_complete(struct weft__task *t, int status)
         if (!(after & WEFT_T_JOIN_INTEREST))
             weft_waker_drop(&t->join_waker);
     }
-    weft__registry_remove(t);
-    ref_dec_n(t, 2); /* running + registry */
+    ref_dec_n(t, 2); /* running + live */
 }
 
 static void task_cancel_now(struct weft__task *t)
@@ -442,15 +328,17 @@ void weft__task_run(struct weft__task *t)
 
 void weft__task_shutdown(struct weft__task *t)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    /* Acquire: a block the scan reports may have just been freed. */
+    uint64_t s = atomic_load_acquire(&t->state);
     for (;;) {
-        if (s & (WEFT_T_COMPLETE | WEFT_T_RUNNING)) {
-            /* Cannot happen once workers are joined; a running task would
-             * cancel itself at its transition to idle. */
+        if (s == 0 || (s & WEFT_T_COMPLETE))
+            return; /* freed, or done and held by a join handle or waker */
+        if (s & WEFT_T_RUNNING) {
+            /* Cannot happen once workers are joined. */
             WEFT_DIE("task running during shutdown");
         }
-        /* Take RUNNING with the registry's reference as the running one
-         * (task_complete drops running + registry: take one more). */
+        /* Take RUNNING plus a running reference (task_complete drops
+         * running + live). */
         uint64_t next = (s | WEFT_T_RUNNING | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
         if (atomic_cas_weak_acq_rel(&t->state, &s, next))
             break;

@@ -9,22 +9,22 @@
  *   JOIN_INTEREST  a join handle exists
  *   JOIN_WAKER     join_waker is set and owned by the completing side
  *   bits 6..63     reference count
- * References are held by: the registry (until completion), the queue entry
- * (or the worker running it), the join handle, and every task waker.
+ * References are held by: the task itself until it completes (the "live"
+ * reference: an idle task nobody can wake still exists, and shutdown finds
+ * it by scanning the slabs), the queue entry (or the worker running it),
+ * the join handle, and every task waker.
  * Invariant: NOTIFIED && !RUNNING && !COMPLETE <=> exactly one queue entry
  * holds a reference; a running task's notification is requeued by the
  * worker after the poll, so a task is never in two queues. */
 #ifndef WEFT_SCHED_TASK_H
 #define WEFT_SCHED_TASK_H
 
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
 #include "weft/rt.h"
 #include "atomic.h"
-#include "spinlock.h"
 
 #define WEFT_T_RUNNING 0x01u
 #define WEFT_T_COMPLETE 0x02u
@@ -49,13 +49,10 @@ struct weft__task {
     struct weft__worker *owner;
     /* Join handle's waker; ownership follows the JOIN_WAKER bit. */
     weft_waker join_waker;
-    /* Registry links: guarded by the registry shard's lock. */
-    struct weft__task *reg_prev, *reg_next;
     uint32_t out_size;   /* output bytes, fixed at spawn */
-    uint32_t block_size; /* bytes of this allocation (for the cache) */
-    uint16_t reg_shard;  /* registry shard, fixed at spawn */
-    uint16_t reserved_;
+    uint32_t block_size; /* bytes of this allocation (for the slab) */
     int32_t status;      /* 0 or -ECANCELED; published by COMPLETE */
+    uint32_t reserved_;
     /* Output slot (out_size rounded up to 16), then the future. */
     alignas(16) unsigned char data[];
 };
@@ -96,35 +93,9 @@ void weft__task_run(struct weft__task *t);
 /* Drop one reference (a queue entry's, at shutdown). */
 void weft__task_drop_ref(struct weft__task *t);
 
-/* Shutdown: cancel the task now if nobody is running it. The registry has
- * already unlinked it; its registry reference is released here. */
+/* Shutdown (workers stopped): cancel the task now unless it is already
+ * complete or freed (state 0). */
 void weft__task_shutdown(struct weft__task *t);
-
-/* Per-worker caches of task blocks, rebalanced through a per-runtime pool:
- * tasks migrate (stolen, woken elsewhere), so one worker tends to free
- * what another allocates; full caches hand a batch of blocks to the pool
- * and empty ones take a batch back, one lock per batch. */
-#define WEFT__TASK_CACHE_CLASSES 8 /* blocks of 64, 128, ... 512 bytes */
-#define WEFT__TASK_CACHE_DEPTH 256 /* blocks kept per class */
-#define WEFT__TASK_CACHE_BATCH (WEFT__TASK_CACHE_DEPTH / 2)
-struct weft__block_pool {
-    weft__spinlock lock;
-    /* Stacks of batches; a batch is a list of BATCH blocks linked through
-     * their first word, and batches are linked through their second. */
-    void *batches[WEFT__TASK_CACHE_CLASSES];
-};
-struct weft__task_cache {
-    void *free[WEFT__TASK_CACHE_CLASSES];
-    unsigned count[WEFT__TASK_CACHE_CLASSES];
-    struct weft__block_pool *pool;
-};
-void weft__block_pool_init(struct weft__block_pool *p);
-/* Free every pooled block. */
-void weft__block_pool_fini(struct weft__block_pool *p);
-/* Install `c` as the calling thread's cache (NULL: none). */
-void weft__task_cache_bind(struct weft__task_cache *c);
-/* Free every cached block. */
-void weft__task_cache_drain(struct weft__task_cache *c);
 
 /* Scheduler side (worker.c). */
 /* Queue a task that was just notified; consumes the queue reference. */
@@ -133,7 +104,5 @@ void weft__sched_schedule(struct weft__task *t);
 void weft__sched_requeue(struct weft__task *t);
 /* The calling thread's worker, or NULL. */
 struct weft__worker *weft__sched_current_worker(void);
-/* Registry: remove a completed task (before its registry ref is dropped). */
-void weft__registry_remove(struct weft__task *t);
 
 #endif

@@ -279,19 +279,20 @@ static void drain_closed(struct weft_rt *rt)
     struct weft__task *list = NULL, *t;
     pthread_mutex_lock(&rt->drain_lock);
     while ((t = weft__injector_pop(&rt->injector))) {
-        t->reg_next = list;
+        t->qnode.next = list ? &list->qnode : NULL;
         list = t;
     }
     for (unsigned i = 0; i < rt->nworkers; i++) {
         while ((t = weft__inbox_pop(&rt->workers[i].inbox))) {
-            t->reg_next = list;
+            t->qnode.next = list ? &list->qnode : NULL;
             list = t;
         }
     }
     pthread_mutex_unlock(&rt->drain_lock);
+    /* Out of every queue now: the link field is ours. */
     while (list) {
         t = list;
-        list = t->reg_next;
+        list = t->qnode.next ? weft__task_of_qnode(t->qnode.next) : NULL;
         weft__task_drop_ref(t);
     }
 }
@@ -449,18 +450,40 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
     weft__task_run(t);
 }
 
+/* Out of work: as a searcher, keep looking for a short while (about tens
+ * of microseconds, with growing pauses) before sleeping. A producer on
+ * another thread typically makes the next task available within that
+ * window, and a futex sleep/wake pair costs far more than the spin. Only
+ * searchers spin (at most half the workers), so idle cores are not all
+ * burned. */
+#define SPIN_ROUNDS 12u
+
+static struct weft__task *search_then_spin(struct weft__worker *w)
+{
+    struct weft__task *t = steal_work(w);
+    for (unsigned round = 0; !t && w->searching && round < SPIN_ROUNDS; round++) {
+        for (unsigned i = 0; i < (16u << (round / 2)); i++)
+            weft__cpu_relax();
+        if (atomic_load_relaxed(&w->rt->stopping))
+            break;
+        if (!(t = next_local_task(w)))
+            t = steal_work(w);
+    }
+    return t;
+}
+
 static void *worker_main(void *arg)
 {
     struct weft__worker *w = arg;
     struct weft_rt *rt = w->rt;
     tl_worker = w;
     tl_rt = rt;
-    weft__task_cache_bind(&w->cache);
+    weft__slab_cache_bind(&w->cache);
     /* Acquire: pairs with the release store in weft_rt_shutdown. */
     while (!atomic_load_acquire(&rt->stopping)) {
         struct weft__task *t = next_local_task(w);
         if (!t)
-            t = steal_work(w);
+            t = search_then_spin(w);
         if (t) {
             transition_from_searching(w);
             run_task(w, t);
@@ -468,7 +491,7 @@ static void *worker_main(void *arg)
         }
         park_worker(w);
     }
-    weft__task_cache_bind(NULL);
+    weft__slab_cache_bind(NULL);
     tl_worker = NULL;
     tl_rt = NULL;
     return NULL;
@@ -482,15 +505,11 @@ static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_siz
     if (atomic_load_acquire(&rt->stopping))
         return -ECANCELED;
     uint64_t flags = WEFT_T_NOTIFIED | (join ? WEFT_T_JOIN_INTEREST : 0);
-    unsigned refs = 2u + (join ? 1u : 0u); /* registry + queue (+ join) */
+    unsigned refs = 2u + (join ? 1u : 0u); /* live + queue (+ join) */
     struct weft__task *t = weft__task_new(rt, fut, fut_size, owner, flags, refs);
     if (!t)
         return -ENOMEM;
     weft__rt_task_allocated(rt);
-    if (!weft__registry_insert(rt, t)) {
-        weft__task_discard(t);
-        return -ECANCELED;
-    }
     if (join)
         weft__join_init(join, t);
     weft__sched_schedule(t);
@@ -547,8 +566,7 @@ int weft_spawn_local(const weft_future *fut, size_t fut_size, weft_join *join)
 
 static void rt_destroy(struct weft_rt *rt)
 {
-    weft__registry_fini(rt);
-    weft__block_pool_fini(&rt->pool);
+    weft__slab_fini(&rt->slab);
     weft__injector_fini(&rt->injector);
     pthread_mutex_destroy(&rt->sleep_lock);
     pthread_mutex_destroy(&rt->drain_lock);
@@ -600,8 +618,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     rt->workers = (struct weft__worker *)a;
     memset(rt->workers, 0, sizeof(struct weft__worker) * n);
     weft__injector_init(&rt->injector);
-    weft__registry_init(rt);
-    weft__block_pool_init(&rt->pool);
+    weft__slab_init(&rt->slab);
     if (pthread_mutex_init(&rt->sleep_lock, NULL) != 0 ||
         pthread_mutex_init(&rt->drain_lock, NULL) != 0)
         WEFT_DIE("pthread_mutex_init");
@@ -618,7 +635,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
         w->index = i;
         w->rt = rt;
         w->rng = 0x9e3779b9u * (i + 1);
-        w->cache.pool = &rt->pool;
+        weft__slab_cache_init(&w->cache, &rt->slab);
     }
     for (unsigned i = 0; i < n; i++) {
         char name[32];
@@ -627,8 +644,6 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
                                         &rt->workers[i], o.stack_size, name);
         if (rc != 0) {
             stop_and_join(rt, i);
-            for (unsigned k = 0; k < i; k++)
-                weft__task_cache_drain(&rt->workers[k].cache);
             rt_destroy(rt);
             return rc == -ENOMEM ? -ENOMEM : -EAGAIN;
         }
@@ -671,7 +686,9 @@ void weft_rt_shutdown(weft_rt *rt)
      * afterwards, so later wakes do nothing. */
     struct weft_rt *saved = tl_rt;
     tl_rt = rt;
-    weft__registry_close_and_cancel(rt);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        weft__slab_cache_flush(&rt->workers[i].cache);
+    weft__slab_scan(&rt->slab, weft__task_shutdown);
     /* SeqCst store and fence: pairs with the fence and seq_cst load in
      * after_remote_push, so a late remote push is released by one side. */
     atomic_store_seq_cst(&rt->closed, true);
@@ -679,10 +696,8 @@ void weft_rt_shutdown(weft_rt *rt)
     drain_queues(rt);
     tl_rt = saved;
     int64_t worker_live = 0;
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        weft__task_cache_drain(&rt->workers[i].cache);
+    for (unsigned i = 0; i < rt->nworkers; i++)
         worker_live += rt->workers[i].live_tasks;
-    }
     /* Drop the bias, adding the workers' share: the runtime's memory goes
      * when the last task (held by a join handle or waker) is freed. */
     int64_t delta = worker_live - WEFT__RT_LIVE_BIAS;

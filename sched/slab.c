@@ -1,0 +1,322 @@
+/* Task memory: per-runtime slabs with per-worker caches (see slab.h).
+ *
+ * Allocation order on a worker: its cache's free list, a batch of freed
+ * blocks from the slab, the worker's own bump region, a new chunk. Frees on
+ * a worker go to its cache; a full cache hands a batch to the slab. Tasks
+ * migrate between workers, so one worker tends to free what another
+ * allocates: the batches carry blocks back, one lock per BATCH blocks.
+ * Threads that are not the runtime's workers (foreign spawners, the
+ * shutdown thread, a foreign thread dropping the last reference) use the
+ * slab's single-block list under its lock.
+ *
+ * Free-block layout: word 0 is the task state word and reads 0 (stored
+ * atomically: a shutdown scan reads it); word 1 links blocks of a list;
+ * word 2 links batches. Chunks are zeroed, so uncarved blocks read 0 too. */
+#include "slab.h"
+#include "alloc.h"
+#include "atomic.h"
+#include "sys.h"
+#include "task.h"
+
+#include <string.h>
+
+struct weft__slab_chunk {
+    struct weft__slab_chunk *next;
+    uint32_t block_size;
+    uint32_t nblocks;
+    alignas(16) unsigned char blocks[];
+};
+
+struct weft__slab_large {
+    struct weft__slab_large *prev, *next;
+    uint32_t size;
+    alignas(16) unsigned char block[];
+};
+
+#define LINK(p) (((void **)(p))[1])
+#define BATCH_LINK(p) (((void **)(p))[2])
+
+static _Thread_local struct weft__slab_cache *tl_slab_cache;
+
+static inline unsigned class_of(size_t size)
+{
+    return (unsigned)((size + WEFT__SLAB_GRAIN - 1u) / WEFT__SLAB_GRAIN - 1u);
+}
+
+static inline uint32_t class_size(unsigned cls)
+{
+    return (cls + 1u) * WEFT__SLAB_GRAIN;
+}
+
+static inline void mark_free(void *p)
+{
+    /* Relaxed: the reference count already reached zero with acq_rel; the
+     * shutdown scan only needs to read 0 or a live state atomically. */
+    atomic_store_relaxed((_Atomic uint64_t *)p, 0);
+}
+
+void weft__slab_init(struct weft__slab *s)
+{
+    memset(s, 0, sizeof *s);
+    weft__spin_init(&s->lock);
+}
+
+void weft__slab_fini(struct weft__slab *s)
+{
+    struct weft__slab_chunk *c = s->chunks;
+    while (c) {
+        struct weft__slab_chunk *next = c->next;
+        weft__free(c);
+        c = next;
+    }
+    struct weft__slab_large *l = s->large;
+    while (l) { /* none should be left: every task was freed */
+        struct weft__slab_large *next = l->next;
+        weft__free(l);
+        l = next;
+    }
+    s->chunks = NULL;
+    s->large = NULL;
+}
+
+/* A new zeroed chunk for class `cls`, linked into the slab. */
+static struct weft__slab_chunk *new_chunk(struct weft__slab *s, unsigned cls)
+{
+    uint32_t bs = class_size(cls);
+    struct weft__slab_chunk *c = weft__calloc(WEFT__SLAB_CHUNK);
+    if (!c)
+        return NULL;
+    c->block_size = bs;
+    c->nblocks = (uint32_t)((WEFT__SLAB_CHUNK - sizeof *c) / bs);
+    weft__spin_lock(&s->lock);
+    c->next = s->chunks;
+    s->chunks = c;
+    weft__spin_unlock(&s->lock);
+    return c;
+}
+
+/* ---- per-worker caches ------------------------------------------------- */
+
+void weft__slab_cache_init(struct weft__slab_cache *c, struct weft__slab *s)
+{
+    memset(c, 0, sizeof *c);
+    c->slab = s;
+}
+
+void weft__slab_cache_bind(struct weft__slab_cache *c)
+{
+    tl_slab_cache = c;
+}
+
+static void *cache_alloc(struct weft__slab_cache *c, unsigned cls)
+{
+    struct weft__slab *s = c->slab;
+    void *p = c->free[cls];
+    if (p) {
+        c->free[cls] = LINK(p);
+        c->count[cls]--;
+        return p;
+    }
+    weft__spin_lock(&s->lock);
+    p = s->batches[cls];
+    if (p)
+        s->batches[cls] = BATCH_LINK(p);
+    weft__spin_unlock(&s->lock);
+    if (p) {
+        c->free[cls] = LINK(p);
+        c->count[cls] = WEFT__SLAB_BATCH - 1u;
+        return p;
+    }
+    if (c->bump_left[cls] == 0) {
+        struct weft__slab_chunk *ch = new_chunk(s, cls);
+        if (!ch)
+            return NULL;
+        c->bump[cls] = ch->blocks;
+        c->bump_left[cls] = ch->nblocks;
+    }
+    p = c->bump[cls];
+    c->bump[cls] += class_size(cls);
+    c->bump_left[cls]--;
+    return p;
+}
+
+static void cache_free(struct weft__slab_cache *c, unsigned cls, void *p)
+{
+    if (c->count[cls] == WEFT__SLAB_CACHE_DEPTH) {
+        /* Hand the oldest BATCH blocks to the slab, one lock for all. */
+        void *b = c->free[cls], *last = b;
+        for (unsigned i = 1; i < WEFT__SLAB_BATCH; i++)
+            last = LINK(last);
+        c->free[cls] = LINK(last);
+        c->count[cls] -= WEFT__SLAB_BATCH;
+        LINK(last) = NULL;
+        struct weft__slab *s = c->slab;
+        weft__spin_lock(&s->lock);
+        BATCH_LINK(b) = s->batches[cls];
+        s->batches[cls] = b;
+        weft__spin_unlock(&s->lock);
+    }
+    LINK(p) = c->free[cls];
+    c->free[cls] = p;
+    c->count[cls]++;
+}
+
+void weft__slab_cache_flush(struct weft__slab_cache *c)
+{
+    struct weft__slab *s = c->slab;
+    weft__spin_lock(&s->lock);
+    for (unsigned cls = 0; cls < WEFT__SLAB_CLASSES; cls++) {
+        void *p = c->free[cls];
+        while (p) {
+            void *next = LINK(p);
+            LINK(p) = s->singles[cls];
+            s->singles[cls] = p;
+            p = next;
+        }
+        c->free[cls] = NULL;
+        c->count[cls] = 0;
+        c->bump_left[cls] = 0; /* the rest of the chunk stays zeroed */
+    }
+    weft__spin_unlock(&s->lock);
+}
+
+/* ---- threads without a cache --------------------------------------------- */
+
+static void *shared_alloc(struct weft__slab *s, unsigned cls)
+{
+    for (;;) {
+        weft__spin_lock(&s->lock);
+        void *p = s->singles[cls];
+        if (p) {
+            s->singles[cls] = LINK(p);
+        } else if ((p = s->batches[cls])) {
+            s->batches[cls] = BATCH_LINK(p);
+            s->singles[cls] = LINK(p);
+        } else if (s->bump_left[cls] > 0) {
+            p = s->bump[cls];
+            s->bump[cls] += class_size(cls);
+            s->bump_left[cls]--;
+        }
+        weft__spin_unlock(&s->lock);
+        if (p)
+            return p;
+        struct weft__slab_chunk *ch = new_chunk(s, cls);
+        if (!ch)
+            return NULL;
+        weft__spin_lock(&s->lock);
+        if (s->bump_left[cls] == 0) {
+            s->bump[cls] = ch->blocks;
+            s->bump_left[cls] = ch->nblocks;
+        }
+        /* else: another thread installed one meanwhile; this chunk stays
+         * zeroed and unused until shutdown (rare, bounded by threads). */
+        weft__spin_unlock(&s->lock);
+    }
+}
+
+static void shared_free(struct weft__slab *s, unsigned cls, void *p)
+{
+    weft__spin_lock(&s->lock);
+    LINK(p) = s->singles[cls];
+    s->singles[cls] = p;
+    weft__spin_unlock(&s->lock);
+}
+
+/* ---- large blocks ----------------------------------------------------------- */
+
+static void *large_alloc(struct weft__slab *s, size_t size, uint32_t *block_size)
+{
+    if (size > UINT32_MAX - sizeof(struct weft__slab_large))
+        return NULL;
+    struct weft__slab_large *l = weft__calloc(sizeof *l + size);
+    if (!l)
+        return NULL;
+    l->size = (uint32_t)size;
+    weft__spin_lock(&s->lock);
+    l->prev = NULL;
+    l->next = s->large;
+    if (s->large)
+        s->large->prev = l;
+    s->large = l;
+    weft__spin_unlock(&s->lock);
+    *block_size = (uint32_t)size;
+    return l->block;
+}
+
+static void large_free(struct weft__slab *s, void *p)
+{
+    struct weft__slab_large *l =
+        (struct weft__slab_large *)((char *)p - offsetof(struct weft__slab_large, block));
+    weft__spin_lock(&s->lock);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        s->large = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    weft__spin_unlock(&s->lock);
+    weft__free(l);
+}
+
+/* ---- entry points -------------------------------------------------------------- */
+
+void *weft__slab_alloc(struct weft__slab *s, size_t size, uint32_t *block_size)
+{
+    if (size > WEFT__SLAB_MAX)
+        return large_alloc(s, size, block_size);
+    unsigned cls = class_of(size);
+    *block_size = class_size(cls);
+    struct weft__slab_cache *c = tl_slab_cache;
+    if (c && c->slab == s)
+        return cache_alloc(c, cls);
+    return shared_alloc(s, cls);
+}
+
+void weft__slab_free(struct weft__slab *s, void *p, uint32_t block_size)
+{
+    mark_free(p);
+    if (block_size > WEFT__SLAB_MAX || block_size % WEFT__SLAB_GRAIN != 0) {
+        large_free(s, p);
+        return;
+    }
+    unsigned cls = class_of(block_size);
+    struct weft__slab_cache *c = tl_slab_cache;
+    if (c && c->slab == s)
+        cache_free(c, cls, p);
+    else
+        shared_free(s, cls, p);
+}
+
+void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t))
+{
+    /* The chunk list only grows on allocation, which cannot run now. */
+    weft__spin_lock(&s->lock);
+    struct weft__slab_chunk *chunks = s->chunks;
+    weft__spin_unlock(&s->lock);
+    for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
+        for (uint32_t i = 0; i < c->nblocks; i++) {
+            void *p = c->blocks + (size_t)i * c->block_size;
+            if (atomic_load_acquire((_Atomic uint64_t *)p) != 0)
+                fn(p);
+        }
+    }
+    /* Large tasks: fn may free any of them, so restart after each call
+     * from the list head, skipping those already visited (their state is
+     * COMPLETE afterwards, which fn ignores). */
+    for (;;) {
+        weft__spin_lock(&s->lock);
+        struct weft__slab_large *l = s->large;
+        struct weft__task *pick = NULL;
+        for (; l; l = l->next) {
+            uint64_t st = atomic_load_acquire((_Atomic uint64_t *)l->block);
+            if (st != 0 && !(st & WEFT_T_COMPLETE)) {
+                pick = (struct weft__task *)l->block;
+                break;
+            }
+        }
+        weft__spin_unlock(&s->lock);
+        if (!pick)
+            break;
+        fn(pick);
+    }
+}

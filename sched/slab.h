@@ -1,0 +1,74 @@
+/* Private: task memory. Every task block comes from its runtime's slabs,
+ * which doubles as the registry of live tasks: shutdown scans the slabs
+ * for tasks that have not completed (including idle ones that sit in no
+ * queue) instead of keeping a list that every spawn and completion would
+ * have to lock. A free block has state word 0; a live task never does (it
+ * holds at least one reference until it is freed). */
+#ifndef WEFT_SCHED_SLAB_H
+#define WEFT_SCHED_SLAB_H
+
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spinlock.h"
+
+struct weft__task;
+
+/* Size classes of 16 bytes up to 512 (a task costs its size rounded to 16:
+ * per-task memory is a headline number). Larger tasks are allocated one by
+ * one and kept on a list for the scan. */
+#define WEFT__SLAB_GRAIN 16u
+#define WEFT__SLAB_CLASSES 32u
+#define WEFT__SLAB_MAX (WEFT__SLAB_GRAIN * WEFT__SLAB_CLASSES)
+#define WEFT__SLAB_CHUNK 65536u
+#define WEFT__SLAB_CACHE_DEPTH 256u
+#define WEFT__SLAB_BATCH (WEFT__SLAB_CACHE_DEPTH / 2u)
+
+struct weft__slab_chunk;
+struct weft__slab_large;
+
+/* Per runtime. Guarded by `lock` except where noted. */
+struct weft__slab {
+    weft__spinlock lock;
+    struct weft__slab_chunk *chunks;      /* every chunk; only grows */
+    struct weft__slab_large *large;       /* tasks above WEFT__SLAB_MAX */
+    void *batches[WEFT__SLAB_CLASSES];    /* free blocks, BATCH per batch */
+    void *singles[WEFT__SLAB_CLASSES];    /* free blocks, one by one */
+    unsigned char *bump[WEFT__SLAB_CLASSES]; /* uncarved part of a chunk */
+    unsigned bump_left[WEFT__SLAB_CLASSES];
+};
+
+/* Per worker thread; owner only. */
+struct weft__slab_cache {
+    struct weft__slab *slab;
+    void *free[WEFT__SLAB_CLASSES];
+    unsigned count[WEFT__SLAB_CLASSES];
+    unsigned char *bump[WEFT__SLAB_CLASSES];
+    unsigned bump_left[WEFT__SLAB_CLASSES];
+};
+
+void weft__slab_init(struct weft__slab *s);
+/* Free all memory. Every task must have been freed. */
+void weft__slab_fini(struct weft__slab *s);
+
+/* Allocate a block of at least `size` bytes for a task of runtime slab `s`
+ * (from the calling worker's cache when it belongs to `s`). Its first word
+ * is 0. Returns NULL when out of memory. `*block_size` receives the size
+ * to pass back to weft__slab_free. Any thread. */
+void *weft__slab_alloc(struct weft__slab *s, size_t size, uint32_t *block_size);
+/* Return a block; its state word must already read 0 to other threads. */
+void weft__slab_free(struct weft__slab *s, void *p, uint32_t block_size);
+
+/* Bind `c` (for slab `s`) as the calling thread's cache, or unbind (NULL). */
+void weft__slab_cache_bind(struct weft__slab_cache *c);
+void weft__slab_cache_init(struct weft__slab_cache *c, struct weft__slab *s);
+/* Give a cache's blocks back to its slab (after its thread stopped). */
+void weft__slab_cache_flush(struct weft__slab_cache *c);
+
+/* Call `fn` for every block whose state word is not 0 (live tasks). No
+ * allocation may run concurrently; frees may (fn itself may free tasks). */
+void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t));
+
+#endif
