@@ -190,10 +190,11 @@ static enum run_action transition_to_running(struct weft__task *t)
 
 enum idle_action { IDLE_DONE, IDLE_REQUEUE, IDLE_CANCEL };
 
-/* After a PENDING poll: release RUNNING. A wake during the poll keeps the
+/* After a PENDING poll: release RUNNING. A wake during the poll (from
+ * another thread: NOTIFIED; from the task itself: `self_woken`) keeps the
  * running reference for the requeue; otherwise it is dropped here (the
  * live reference keeps the count above zero). */
-static enum idle_action transition_to_idle(struct weft__task *t)
+static enum idle_action transition_to_idle(struct weft__task *t, bool self_woken)
 {
     uint64_t s = atomic_load_relaxed(&t->state);
     for (;;) {
@@ -201,7 +202,9 @@ static enum idle_action transition_to_idle(struct weft__task *t)
             return IDLE_CANCEL;
         uint64_t next = s & ~(uint64_t)WEFT_T_RUNNING;
         enum idle_action a = IDLE_REQUEUE;
-        if (!(s & WEFT_T_NOTIFIED)) {
+        if (self_woken) {
+            next |= WEFT_T_NOTIFIED;
+        } else if (!(s & WEFT_T_NOTIFIED)) {
             next -= WEFT_T_REF_ONE;
             a = IDLE_DONE;
         }
@@ -246,9 +249,19 @@ static void task_waker_wake(void *data)
     }
 }
 
+/* The task this thread is polling, and whether it woke itself. A task that
+ * wakes itself while running (yield, a coop budget running out) needs no
+ * atomic: the worker folds the wake into its transition to idle. */
+static _Thread_local struct weft__task *tl_running;
+static _Thread_local bool tl_self_woken;
+
 static void task_waker_wake_by_ref(const void *data)
 {
     struct weft__task *t = (struct weft__task *)data;
+    if (t == tl_running) {
+        tl_self_woken = true;
+        return;
+    }
     if (transition_notify_by_ref(t) == WAKE_SUBMIT)
         weft__sched_schedule(t);
 }
@@ -309,12 +322,16 @@ void weft__task_run(struct weft__task *t)
     weft_cx cx;
     weft_cx_init(&cx, &w);
     weft_future *f = weft__task_future(t);
-    if (weft_future_poll(f, &cx, weft__task_output(t)) == WEFT_READY) {
+    tl_running = t;
+    tl_self_woken = false;
+    weft_poll r = weft_future_poll(f, &cx, weft__task_output(t));
+    tl_running = NULL;
+    if (r == WEFT_READY) {
         weft_future_drop(f);
         task_complete(t, 0);
         return;
     }
-    switch (transition_to_idle(t)) {
+    switch (transition_to_idle(t, tl_self_woken)) {
     case IDLE_DONE:
         return;
     case IDLE_REQUEUE:
