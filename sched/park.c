@@ -33,6 +33,38 @@ void weft__park(weft__parker *p)
     }
 }
 
+bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
+{
+    if (timeout_ns == UINT64_MAX) {
+        weft__park(p);
+        return true;
+    }
+    uint32_t expect = P_EMPTY;
+    if (!atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
+        atomic_swap_acquire(&p->state, P_EMPTY); /* token, as in park */
+        return true;
+    }
+    uint64_t end = weft__sys_now_ns() + timeout_ns;
+    for (;;) {
+        uint64_t now = weft__sys_now_ns();
+        if (now < end)
+            weft__futex_wait_timeout(&p->state, P_PARKED, end - now);
+        expect = P_NOTIFIED;
+        /* Acquire: pairs with the release swap in unpark. */
+        if (atomic_cas_strong_acquire(&p->state, &expect, P_EMPTY))
+            return true;
+        if (weft__sys_now_ns() >= end) {
+            /* Leave PARKED; an unpark racing with this exchange leaves
+             * NOTIFIED, which we then take as a token. */
+            expect = P_PARKED;
+            if (atomic_cas_strong_acq_rel(&p->state, &expect, P_EMPTY))
+                return false;
+            atomic_swap_acquire(&p->state, P_EMPTY);
+            return true;
+        }
+    }
+}
+
 void weft__unpark(weft__parker *p)
 {
     /* Release: publish the unparker's writes to the parked thread. */

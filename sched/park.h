@@ -4,6 +4,7 @@
 #ifndef WEFT_SCHED_PARK_H
 #define WEFT_SCHED_PARK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdatomic.h>
 
@@ -16,6 +17,9 @@ typedef struct weft__parker {
 void weft__parker_init(weft__parker *p);
 /* The owning thread only. Returns once the token is taken. */
 void weft__park(weft__parker *p);
+/* Park for at most `timeout_ns` (UINT64_MAX: no limit). Returns true if a
+ * token was taken, false on timeout. The owning thread only. */
+bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns);
 /* Any thread. */
 void weft__unpark(weft__parker *p);
 

@@ -13,6 +13,7 @@
 #include "park.h"
 #include "ring.h"
 #include "slab.h"
+#include "timer.h"
 #include "task.h"
 
 /* Counters: written by the owning worker only (relaxed load + store, no
@@ -74,6 +75,9 @@ struct weft_rt {
      * reaches zero. See task lifetime in worker.c. */
     _Atomic int64_t remote_live;
 
+    /* Timers of this runtime. */
+    alignas(WEFT_CACHE_LINE) weft__wheel wheel;
+
     /* Task memory, and the set of live tasks shutdown scans. */
     alignas(WEFT_CACHE_LINE) struct weft__slab slab;
 };
@@ -87,6 +91,14 @@ void weft__sched_set_current_rt(struct weft_rt *rt);
 /* Task accounting (worker.c): called on allocation and after a free. */
 void weft__rt_task_allocated(struct weft_rt *rt);
 void weft__rt_task_freed(struct weft_rt *rt);
+
+/* Timers (time.c). */
+/* Fire every timer due now; returns how many were fired. Any thread. */
+size_t weft__timer_fire_due(struct weft_rt *rt);
+/* Parking worker: become the timer driver if there is none; returns how
+ * long to sleep (UINT64_MAX: until woken). Pair with _end after waking. */
+uint64_t weft__timer_driver_begin(struct weft_rt *rt, struct weft__worker *me);
+void weft__timer_driver_end(struct weft_rt *rt, struct weft__worker *me);
 
 /* join.c / task.c */
 void weft__join_init(weft_join *j, struct weft__task *t);

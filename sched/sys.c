@@ -21,6 +21,17 @@ void weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected)
             NULL, 0);
 }
 
+void weft__futex_wait_timeout(_Atomic uint32_t *addr, uint32_t expected,
+                              uint64_t timeout_ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+    /* FUTEX_WAIT's timeout is relative (monotonic). ETIMEDOUT, EAGAIN and
+     * EINTR all return: callers re-check their condition and the clock. */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+}
+
 void weft__futex_wake(_Atomic uint32_t *addr, int n)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);

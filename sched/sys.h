@@ -12,6 +12,9 @@
 /* Sleep while `*addr == expected` (or until woken or interrupted; callers
  * loop on their own condition). */
 void weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected);
+/* Same, for at most `timeout_ns` nanoseconds. */
+void weft__futex_wait_timeout(_Atomic uint32_t *addr, uint32_t expected,
+                              uint64_t timeout_ns);
 /* Wake up to `n` threads sleeping on `addr`. */
 void weft__futex_wake(_Atomic uint32_t *addr, int n);
 

@@ -161,6 +161,21 @@ static void notify_parked_local(struct weft_rt *rt)
     wake_searcher(rt);
 }
 
+/* Remove `w` from the sleeper list and count it as unparked (not as a
+ * searcher). Caller holds sleep_lock and saw w->sleeping. */
+static void take_off_sleepers(struct weft_rt *rt, struct weft__worker *w)
+{
+    for (unsigned i = 0; i < rt->nsleepers; i++) {
+        if (rt->sleepers[i] == w->index) {
+            rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
+            break;
+        }
+    }
+    atomic_store_relaxed(&w->sleeping, false);
+    w->wake_searching = false;
+    atomic_fetch_add_seq_cst(&rt->idle_state, UNPARKED_ONE);
+}
+
 /* Wake one specific worker (owner of a local task) if it sleeps. */
 static void notify_worker(struct weft_rt *rt, struct weft__worker *w)
 {
@@ -173,15 +188,7 @@ static void notify_worker(struct weft_rt *rt, struct weft__worker *w)
     pthread_mutex_lock(&rt->sleep_lock);
     bool wake = atomic_load_relaxed(&w->sleeping);
     if (wake) {
-        for (unsigned i = 0; i < rt->nsleepers; i++) {
-            if (rt->sleepers[i] == w->index) {
-                rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
-                break;
-            }
-        }
-        atomic_store_relaxed(&w->sleeping, false);
-        w->wake_searching = false;
-        atomic_fetch_add_seq_cst(&rt->idle_state, UNPARKED_ONE);
+        take_off_sleepers(rt, w);
     }
     pthread_mutex_unlock(&rt->sleep_lock);
     if (wake)
@@ -244,11 +251,22 @@ static void park_worker(struct weft__worker *w)
         notify_worker(rt, w);
 
     ctr_add(&w->ctr.parks, 1);
-    weft__park(&w->parker);
-    /* Whoever woke us set wake_searching under sleep_lock before the
-     * unpark (release), which weft__park acquired. At shutdown nobody did:
-     * the value is irrelevant then. */
-    w->searching = w->wake_searching && !atomic_load_relaxed(&rt->stopping);
+    /* One parked worker drives the timers: it sleeps until the next
+     * deadline (an earlier new timer unparks it); the others sleep until
+     * woken. */
+    uint64_t timeout = weft__timer_driver_begin(rt, w);
+    weft__park_timeout(&w->parker, timeout);
+    weft__timer_driver_end(rt, w);
+
+    /* A waker that takes us off the sleeper list does so before unparking
+     * us; a timer deadline or a timer insert does not: leave it ourselves. */
+    pthread_mutex_lock(&rt->sleep_lock);
+    if (atomic_load_relaxed(&w->sleeping)) {
+        take_off_sleepers(rt, w);
+    }
+    bool searching = w->wake_searching;
+    pthread_mutex_unlock(&rt->sleep_lock);
+    w->searching = searching && !atomic_load_relaxed(&rt->stopping);
 }
 
 /* ---- queues ------------------------------------------------------------------ */
@@ -371,6 +389,9 @@ static struct weft__task *next_local_task(struct weft__worker *w)
     struct weft__task *t;
     w->tick++;
     if (w->tick % INJECTOR_INTERVAL == 0) {
+        /* Busy workers fire due timers as they go (whatever they wake
+         * lands in this worker's queues, checked next). */
+        weft__timer_fire_due(w->rt);
         if ((t = weft__injector_pop(&w->rt->injector))) {
             ctr_add(&w->ctr.injector_pulls, 1);
             w->lifo_streak = 0;
@@ -482,6 +503,8 @@ static void *worker_main(void *arg)
     /* Acquire: pairs with the release store in weft_rt_shutdown. */
     while (!atomic_load_acquire(&rt->stopping)) {
         struct weft__task *t = next_local_task(w);
+        if (!t && weft__timer_fire_due(rt) > 0)
+            continue; /* woke tasks into our own queues */
         if (!t)
             t = search_then_spin(w);
         if (t) {
@@ -619,6 +642,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     memset(rt->workers, 0, sizeof(struct weft__worker) * n);
     weft__injector_init(&rt->injector);
     weft__slab_init(&rt->slab);
+    weft__wheel_init(&rt->wheel, weft__sys_now_ns());
     if (pthread_mutex_init(&rt->sleep_lock, NULL) != 0 ||
         pthread_mutex_init(&rt->drain_lock, NULL) != 0)
         WEFT_DIE("pthread_mutex_init");

@@ -7,5 +7,6 @@
 #include "weft/iter.h"
 #include "weft/co.h"
 #include "weft/rt.h"
+#include "weft/time.h"
 
 #endif /* WEFT_H */

@@ -1,0 +1,129 @@
+/* weft — time: the monotonic clock, sleep, timeout and interval.
+ *
+ * Timers live in a hierarchical timer wheel owned by the runtime (6 levels
+ * of 64 slots, 1 ms resolution); a parked worker sleeps until the next
+ * deadline and fires due timers, busy workers fire them as they go. A timer
+ * fires no earlier than its deadline (deadlines are rounded up to the next
+ * millisecond) and as soon after it as a worker gets to it.
+ *
+ * The futures here are caller-owned and pinned once polled, like every
+ * future. Their first poll must happen on a runtime's worker or inside
+ * weft_block_on (they register with weft_rt_current()); otherwise the poll
+ * reports misuse and stays pending. */
+#ifndef WEFT_TIME_H
+#define WEFT_TIME_H
+
+#include "weft/future.h"
+#include "weft/iter.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Instants and durations are nanoseconds on the monotonic clock. */
+typedef uint64_t weft_instant;
+typedef uint64_t weft_duration;
+
+#define WEFT_NS(x) ((weft_duration)(x))
+#define WEFT_US(x) ((weft_duration)(x) * 1000u)
+#define WEFT_MS(x) ((weft_duration)(x) * 1000000u)
+#define WEFT_SEC(x) ((weft_duration)(x) * 1000000000u)
+
+/* The current monotonic time. Any thread. */
+WEFT_API weft_instant weft_now(void);
+
+/* A timer's registration in the wheel. Embedded in the futures below;
+ * its fields are weft's. */
+typedef struct weft_timer_entry {
+    struct weft_timer_entry *prev, *next;
+    void *wheel_;                /* the wheel it is registered in */
+    weft_waker waker_;           /* guarded by the wheel's lock */
+    uint64_t when_;              /* deadline in wheel ticks (ms) */
+    WEFT_ATOMIC(uint32_t) state_; /* idle / armed / fired */
+    uint8_t level_, slot_;
+    uint16_t reserved_;
+} weft_timer_entry;
+
+/* ---- sleep ------------------------------------------------------------------ */
+
+/* Completes (output: none) once `deadline` has passed. Send.
+ * Cancel safety: dropping it unlinks the timer in O(1); nothing is lost. */
+typedef struct weft_sleep {
+    weft_future base;
+    weft_instant deadline;
+    weft_timer_entry entry;
+} weft_sleep;
+
+/* Sleep for `d` from now (the deadline is taken at init). */
+WEFT_API void weft_sleep_init(weft_sleep *s, weft_duration d);
+/* Sleep until `deadline`. */
+WEFT_API void weft_sleep_until_init(weft_sleep *s, weft_instant deadline);
+/* Move the deadline of a sleep (pending, fired or never polled): it will
+ * complete once the new deadline passes, and may be polled again even if
+ * it already completed. The caller owns `s`; not concurrently with a poll. */
+WEFT_API void weft_sleep_reset(weft_sleep *s, weft_instant deadline);
+
+/* ---- timeout ----------------------------------------------------------------- */
+
+/* Runs `inner` with a deadline. Output: the inner future's output (its
+ * size is weft_future_out_size(inner)); `status` is then 0, or -ETIMEDOUT
+ * if the deadline passed first — the inner future was then dropped and the
+ * output bytes are zero. The inner future is polled before the timer, so
+ * an inner that is ready in the same tick as the deadline wins.
+ * The timeout owns `inner` from init on (it drops it exactly once); `inner`
+ * must stay where it is (e.g. beside the timeout in the same pinned
+ * struct). Send when `inner` is. Cancel safety: dropping a pending timeout
+ * drops `inner`; what is lost is what `inner` would lose. */
+typedef struct weft_timeout {
+    weft_future base;
+    weft_future *inner;
+    int status;
+    bool inner_done;
+    weft_sleep sleep;
+} weft_timeout;
+
+/* Returns 0, or -EINVAL (NULL arguments, inner without poll function). On
+ * error the caller keeps `inner`. */
+WEFT_API WEFT_NODISCARD int weft_timeout_init(weft_timeout *t, weft_future *inner,
+                                              weft_duration d);
+/* Same with an absolute deadline. */
+WEFT_API WEFT_NODISCARD int weft_timeout_at_init(weft_timeout *t, weft_future *inner,
+                                                 weft_instant deadline);
+
+/* ---- interval ------------------------------------------------------------------ */
+
+/* What an interval does when ticks were missed (its consumer was late). */
+typedef enum weft_missed_tick {
+    /* Fire the missed ticks back to back until caught up, then continue
+     * on the original schedule (tokio's Burst). */
+    WEFT_MISSED_BURST = 0,
+    /* Fire one tick now, then continue every period from now. */
+    WEFT_MISSED_DELAY = 1,
+    /* Fire one tick now, then continue on the original schedule, skipping
+     * the ticks that were missed. */
+    WEFT_MISSED_SKIP = 2
+} weft_missed_tick;
+
+/* A stream of ticks: the first is immediate, then one every `period`.
+ * Items are weft_instant: the scheduled time of each tick. Never DONE.
+ * Send. Cancel safety: dropping a pending next loses nothing (the stream
+ * keeps its schedule); dropping the interval unlinks its timer. */
+typedef struct weft_interval {
+    weft_stream base;
+    weft_duration period;
+    weft_missed_tick missed;
+    weft_sleep sleep;
+} weft_interval;
+
+/* Returns 0, or -EINVAL (period 0, unknown policy, NULL). */
+WEFT_API WEFT_NODISCARD int weft_interval_init(weft_interval *iv, weft_duration period,
+                                               weft_missed_tick missed);
+/* Same, with the first tick at `start`. */
+WEFT_API WEFT_NODISCARD int weft_interval_at_init(weft_interval *iv, weft_instant start,
+                                                  weft_duration period,
+                                                  weft_missed_tick missed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_TIME_H */
