@@ -389,7 +389,9 @@ void weft__join_init(weft_join *j, struct weft__task *t)
 static bool join_set_waker(struct weft__task *t, const weft_waker *w)
 {
     t->join_waker = weft_waker_clone(w);
-    uint64_t s = atomic_load_relaxed(&t->state);
+    /* Acquire: if the task completed, the output is read next (pairs with
+     * the release in task_complete); the CAS below acquires on failure. */
+    uint64_t s = atomic_load_acquire(&t->state);
     for (;;) {
         if (s & WEFT_T_COMPLETE) {
             weft_waker_drop(&t->join_waker);
@@ -433,8 +435,8 @@ static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out)
             if (join_set_waker(t, cx->waker))
                 return WEFT_PENDING;
         }
-        /* Completed meanwhile: the last CAS acquired the completion. */
-        atomic_fence_acquire();
+        /* Completed meanwhile: the acquire load or failed CAS that saw
+         * COMPLETE ordered the output before us. */
     }
 ready:
     if (t->out_size && out)

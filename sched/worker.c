@@ -669,7 +669,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
         if (rc != 0) {
             stop_and_join(rt, i);
             rt_destroy(rt);
-            return rc == -ENOMEM ? -ENOMEM : -EAGAIN;
+            return rc == -ENOMEM || rc == -EINVAL ? rc : -EAGAIN;
         }
     }
     *out = rt;

@@ -24,6 +24,10 @@
  * number is the resume point). Do not await inside a `switch` of your own.
  * The awaited child is dropped automatically once READY; if the coroutine
  * is dropped while waiting, weft_co_drop() drops the child it waits on.
+ * Children that are alive but not being awaited (a second join handle
+ * spawned before awaiting the first) are the coroutine's own to drop in
+ * its drop function. Falling off WEFT_CO_END returns READY without writing
+ * the output: end every path that has an output with WEFT_CO_RETURN.
  */
 #ifndef WEFT_CO_H
 #define WEFT_CO_H

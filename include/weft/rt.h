@@ -32,8 +32,9 @@ typedef struct weft_rt_options {
 
 /* Create a runtime and start its workers. `opts` NULL means defaults.
  * Returns 0 and stores the runtime in `*out`, or -EINVAL (workers above
- * WEFT_RT_MAX_WORKERS, out NULL), -ENOMEM, or -EAGAIN (a thread could not
- * be started); on error nothing is left running or allocated.
+ * WEFT_RT_MAX_WORKERS, out NULL, a stack size the system refuses),
+ * -ENOMEM, or -EAGAIN (a thread could not be started); on error nothing is
+ * left running or allocated.
  * Any non-worker thread. Pair with weft_rt_shutdown(). */
 WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *opts);
 
@@ -64,7 +65,8 @@ WEFT_API int weft_worker_index(void);
  * readable after the handle is dropped. Dropping the handle detaches the
  * task: it keeps running and frees its output when it completes.
  * Send. Cancel safety: dropping a pending join loses nothing but the
- * output; the task keeps running. */
+ * output; the task keeps running. `status` is meaningful only after the
+ * handle returned READY (a handle dropped while pending leaves it 0). */
 typedef struct weft_join {
     weft_future base;
     struct weft__task *task; /* NULL once dropped or detached */
@@ -110,9 +112,10 @@ WEFT_API bool weft_join_is_finished(const weft_join *join);
  * polls), with `rt` as the current runtime, then drop it. `fut` need not be
  * Send; it is polled in place and must not move while this runs. `out`
  * receives the output; `out_size` must equal weft_future_out_size(fut).
- * Returns 0, or -EINVAL (NULL arguments, size mismatch, already polled),
- * -EDEADLK (called from a worker thread: it would block that worker), or
- * -ENOMEM. Non-worker threads only. */
+ * Returns 0 (the future was dropped), or — with the caller still owning
+ * `fut`, which was not polled — -EINVAL (NULL arguments, size mismatch,
+ * already polled), -EDEADLK (called from a worker thread: it would block
+ * that worker), or -ENOMEM. Non-worker threads only. */
 WEFT_API WEFT_NODISCARD int weft_block_on(weft_rt *rt, weft_future *fut,
                                           void *out, size_t out_size);
 
