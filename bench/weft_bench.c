@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPAWN_COUNT 1000000u     /* W1, W2 */
+#define SPAWN_COUNT 1000000u     /* W1, W2, W11 */
 #define YIELD_TASKS 1000u        /* W3 */
 #define YIELDS_PER_TASK 1000u    /* W3 */
 #define CHAIN_LEN 1000000u       /* W5 */
@@ -597,6 +597,78 @@ static long resident_bytes(void)
     return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
 }
 
+/* ---- W11 timers --------------------------------------------------------------------- */
+
+/* Task i sleeps 1 + x_i % 100 ms (x: the xorshift sequence of BENCH.md,
+ * advanced once per task before use), then counts down. */
+typedef struct sleeper_task {
+    weft_future base;
+    weft_co co;
+    countdown *cd;
+    uint64_t ms;
+    weft_sleep sleep;
+} sleeper_task;
+
+static weft_poll sleeper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    sleeper_task *t = (sleeper_task *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&t->co);
+    weft_sleep_init(&t->sleep, WEFT_MS(t->ms));
+    WEFT_AWAIT(&t->co, cx, &t->sleep.base, NULL);
+    countdown_hit(t->cd);
+    WEFT_CO_RETURN(&t->co);
+    WEFT_CO_END(&t->co);
+}
+
+static void sleeper_drop(weft_future *f)
+{
+    weft_co_drop(&((sleeper_task *)f)->co);
+}
+
+static const weft_future_ops sleeper_ops = {
+    "bench_sleeper", 0, sleeper_poll, sleeper_drop, NULL,
+};
+
+static weft_poll timer_spawner_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    spawner_task *s = (spawner_task *)f;
+    (void)cx, (void)out;
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    for (uint64_t i = 0; i < SPAWN_COUNT; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sleeper_task t;
+        weft_future_init(&t.base, &sleeper_ops, WEFT_F_SEND);
+        weft_co_init(&t.co);
+        t.cd = s->cd;
+        t.ms = 1 + x % 100;
+        int rc = weft_spawn(NULL, &t.base, sizeof t, NULL);
+        if (rc != 0) {
+            weft_future_drop(&t.base); /* still ours after a failed spawn */
+            signal_set(&s->cd->done, 0, rc);
+            break;
+        }
+    }
+    return WEFT_READY;
+}
+
+static const weft_future_ops timer_spawner_ops = {
+    "bench_timer_spawner", 0, timer_spawner_poll, NULL, NULL,
+};
+
+static int run_timers(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    spawner_task s;
+    weft_future_init(&s.base, &timer_spawner_ops, WEFT_F_SEND);
+    s.cd = &sh->cd;
+    int rc = weft_spawn(rt, &s.base, sizeof s, NULL);
+    if (rc != 0)
+        return rc;
+    return signal_block_on(rt, &sh->cd.done, check);
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -610,6 +682,7 @@ static const struct workload {
     { "yield_many", run_yield_many },       /* W3 */
     { "chained_spawn", run_chained_spawn }, /* W5 */
     { "fib_fork_join", run_fib_fork_join }, /* W6 */
+    { "timers", run_timers },               /* W11 */
 };
 
 static double now_ms(void)
