@@ -1,0 +1,874 @@
+/* Unit tests for sched/ring.c: the worker's local run queue.
+ *
+ * Tasks here are fake: zeroed blocks of sizeof(struct weft__task), known by
+ * their index in one array. The ring only stores the pointers; the injector
+ * (overflow) links them through `qnode`. Every test is written against
+ * WEFT_RING_CAP, so it holds for the default ring and for the 4-slot ring
+ * of a WEFT_SMALL_QUEUES build, where overflow and wrap happen constantly. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "injector.h"
+#include "ring.h"
+#include "task.h"
+
+#define CAP WEFT_RING_CAP
+#define HALF (WEFT_RING_CAP / 2u)
+
+/* Ring positions every single-threaded case runs from: the start, a slot
+ * index that is not a multiple of the capacity, and just before the u32
+ * indices wrap (only index differences may matter). */
+static const uint32_t starts[] = {
+    0u, 1u, HALF + 1u, UINT32_MAX - CAP - 1u, UINT32_MAX - HALF, UINT32_MAX,
+};
+#define NSTARTS (sizeof starts / sizeof starts[0])
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+struct queues {
+    weft__ring src;
+    weft__ring dst;
+    weft__injector inj;
+};
+
+struct fixture {
+    struct queues *q;
+    struct weft__task *tasks;
+    size_t ntasks;
+};
+
+static struct weft__task *tasks_new(size_t n)
+{
+    struct weft__task *t = calloc(n, sizeof *t);
+    assert_non_null(t);
+    for (size_t i = 0; i < n; i++)
+        cds_wfcq_node_init(&t[i].qnode);
+    return t;
+}
+
+static struct queues *queues_new(void)
+{
+    /* The ring and injector carry cache-line alignment. */
+    size_t size = (sizeof(struct queues) + WEFT_CACHE_LINE - 1) &
+                  ~(size_t)(WEFT_CACHE_LINE - 1);
+    struct queues *q = aligned_alloc(WEFT_CACHE_LINE, size);
+    assert_non_null(q);
+    weft__ring_init(&q->src);
+    weft__ring_init(&q->dst);
+    weft__injector_init(&q->inj);
+    return q;
+}
+
+static void queues_free(struct queues *q)
+{
+    weft__injector_fini(&q->inj);
+    free(q);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->q = queues_new();
+    f->ntasks = 4 * CAP + 8;
+    f->tasks = tasks_new(f->ntasks);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    queues_free(f->q);
+    free(f->tasks);
+    free(f);
+    return 0;
+}
+
+/* Reset an empty ring so that its next push lands on index `idx`. Relies
+ * on the head encoding documented in ring.h ((steal << 32) | real); it is
+ * the only way to reach the u32 wrap without 2^32 operations. */
+static void ring_reset_at(weft__ring *r, uint32_t idx)
+{
+    weft__ring_init(r);
+    atomic_store(&r->head, ((uint64_t)idx << 32) | idx);
+    atomic_store(&r->tail, idx);
+    assert_int_equal(weft__ring_len(r), 0);
+}
+
+static size_t index_of(struct fixture *f, struct weft__task *t)
+{
+    assert_non_null(t);
+    assert_true(t >= f->tasks && t < f->tasks + f->ntasks);
+    return (size_t)(t - f->tasks);
+}
+
+/* Push tasks [from, from + n) with no overflow expected. */
+static void push_range(struct fixture *f, weft__ring *r, size_t from, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned before = weft__ring_len(r);
+        assert_false(weft__ring_push_owner(r, &f->tasks[from + i], &f->q->inj));
+        assert_int_equal(weft__ring_len(r), before + 1);
+    }
+}
+
+/* Pop tasks [from, from + n) in that order. */
+static void pop_seq(struct fixture *f, weft__ring *r, size_t from, size_t n)
+{
+    unsigned len = weft__ring_len(r);
+    assert_true(len >= n);
+    for (size_t i = 0; i < n; i++) {
+        struct weft__task *t = weft__ring_pop_owner(r);
+        assert_int_equal(index_of(f, t), from + i);
+        assert_int_equal(weft__ring_len(r), len - i - 1);
+    }
+}
+
+/* Pop exactly tasks [from, from + n) in that order, then nothing. */
+static void expect_pops(struct fixture *f, weft__ring *r, size_t from, size_t n)
+{
+    pop_seq(f, r, from, n);
+    assert_null(weft__ring_pop_owner(r));
+    assert_true(weft__ring_is_empty(r));
+}
+
+static void expect_injector_empty(struct fixture *f)
+{
+    assert_true(weft__injector_is_empty(&f->q->inj));
+    assert_null(weft__injector_pop(&f->q->inj));
+}
+
+/* ---- owner push / pop ---------------------------------------------------- */
+
+static void test_ring_new_ring_is_empty(void **state)
+{
+    struct fixture *f = *state;
+    unsigned stolen = 123;
+    assert_int_equal(weft__ring_len(&f->q->src), 0);
+    assert_true(weft__ring_is_empty(&f->q->src));
+    assert_null(weft__ring_pop_owner(&f->q->src));
+    assert_null(weft__ring_steal_into(&f->q->src, &f->q->dst, &stolen));
+    assert_int_equal(stolen, 0);
+    assert_true(weft__ring_is_empty(&f->q->dst));
+}
+
+static void test_ring_pop_returns_fifo_order(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        /* A full ring (exactly CAP) still takes every push locally. */
+        push_range(f, &f->q->src, 0, CAP);
+        assert_int_equal(weft__ring_len(&f->q->src), CAP);
+        expect_pops(f, &f->q->src, 0, CAP);
+        expect_injector_empty(f);
+    }
+}
+
+static void test_ring_pop_interleaved_with_push_keeps_fifo_order(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        /* Push two, pop one, until full: the ring never reorders. */
+        size_t pushed = 0, popped = 0;
+        for (;;) {
+            push_range(f, &f->q->src, pushed++, 1);
+            if (weft__ring_len(&f->q->src) == CAP)
+                break;
+            push_range(f, &f->q->src, pushed++, 1);
+            if (weft__ring_len(&f->q->src) == CAP)
+                break;
+            struct weft__task *t = weft__ring_pop_owner(&f->q->src);
+            assert_int_equal(index_of(f, t), popped++);
+        }
+        assert_int_equal(pushed - popped, CAP);
+        expect_pops(f, &f->q->src, popped, pushed - popped);
+        expect_injector_empty(f);
+    }
+}
+
+static void test_ring_len_counts_queued_tasks(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    unsigned stolen;
+    push_range(f, r, 0, CAP); /* checks len after each push */
+    assert_int_equal(weft__ring_len(r), CAP);
+    assert_non_null(weft__ring_pop_owner(r));
+    assert_int_equal(weft__ring_len(r), CAP - 1);
+    /* A steal takes ceil((CAP-1)/2) = HALF from the victim and leaves all
+     * but the returned one in the thief's ring. */
+    assert_non_null(weft__ring_steal_into(r, &f->q->dst, &stolen));
+    assert_int_equal(stolen, HALF);
+    assert_int_equal(weft__ring_len(r), CAP - 1 - HALF);
+    assert_int_equal(weft__ring_len(&f->q->dst), HALF - 1);
+    assert_int_equal(weft__ring_is_empty(&f->q->dst), HALF == 1);
+}
+
+/* Push/pop cycles of varying depth run the indices around the ring many
+ * times (well past 2^16 operations, where a 16-bit index would wrap); each
+ * pop must return the next task in push order. */
+static void test_ring_wraps_around_many_times_capacity(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    const size_t pool = 2 * CAP + 1; /* more tasks than fit: no reuse while queued */
+    size_t next_push = 0, next_pop = 0;
+    uint32_t rng = 12345;
+    while (next_push < 300000) {
+        rng = rng * 1103515245u + 12345u;
+        unsigned depth = 1 + (rng >> 16) % CAP;
+        while (next_push - next_pop < depth) {
+            assert_false(weft__ring_push_owner(r, &f->tasks[next_push % pool], &f->q->inj));
+            next_push++;
+        }
+        assert_int_equal(weft__ring_len(r), next_push - next_pop);
+        unsigned drain = 1 + (rng >> 8) % depth;
+        for (unsigned i = 0; i < drain; i++) {
+            struct weft__task *t = weft__ring_pop_owner(r);
+            assert_int_equal(index_of(f, t), next_pop % pool);
+            next_pop++;
+        }
+    }
+    while (next_pop < next_push) {
+        struct weft__task *t = weft__ring_pop_owner(r);
+        assert_int_equal(index_of(f, t), next_pop % pool);
+        next_pop++;
+    }
+    assert_null(weft__ring_pop_owner(r));
+    expect_injector_empty(f);
+}
+
+/* The same cycles straddling the u32 index wrap: both halves of the packed
+ * head and the tail cross 2^32 while tasks are queued. Afterwards the ring
+ * must still look idle to thieves (no phantom steal in flight) and still
+ * overflow by half. */
+static void test_ring_survives_u32_index_wrap(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    ring_reset_at(r, UINT32_MAX - 3 * CAP);
+    const size_t pool = 2 * CAP + 1;
+    size_t next_push = 0, next_pop = 0;
+    while (next_push < 8 * CAP) {
+        while (next_push - next_pop < CAP) {
+            assert_false(weft__ring_push_owner(r, &f->tasks[next_push % pool], &f->q->inj));
+            next_push++;
+            assert_int_equal(weft__ring_len(r), next_push - next_pop);
+        }
+        for (unsigned i = 0; i < HALF + 1 && next_pop < next_push; i++) {
+            struct weft__task *t = weft__ring_pop_owner(r);
+            assert_int_equal(index_of(f, t), next_pop % pool);
+            next_pop++;
+        }
+    }
+    while (next_pop < next_push) {
+        struct weft__task *t = weft__ring_pop_owner(r);
+        assert_int_equal(index_of(f, t), next_pop % pool);
+        next_pop++;
+    }
+    assert_null(weft__ring_pop_owner(r));
+    expect_injector_empty(f);
+
+    push_range(f, r, 0, CAP);
+    unsigned stolen = 0;
+    struct weft__task *t = weft__ring_steal_into(r, &f->q->dst, &stolen);
+    assert_int_equal(stolen, HALF);
+    assert_true(index_of(f, t) < HALF);
+    push_range(f, r, CAP, HALF);
+    assert_true(weft__ring_push_owner(r, &f->tasks[CAP + HALF], &f->q->inj));
+    for (size_t i = 0; i < HALF; i++)
+        assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), HALF + i);
+    assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), CAP + HALF);
+    expect_injector_empty(f);
+    expect_pops(f, r, CAP, HALF);
+}
+
+/* ---- overflow ------------------------------------------------------------ */
+
+static void test_ring_push_when_full_moves_half_and_new_task_to_injector(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        push_range(f, &f->q->src, 0, CAP);
+        expect_injector_empty(f);
+
+        /* One push past capacity: reported as an overflow. */
+        assert_true(weft__ring_push_owner(&f->q->src, &f->tasks[CAP], &f->q->inj));
+
+        /* The injector got the oldest half, in order, then the new task. */
+        for (size_t i = 0; i < HALF; i++)
+            assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), i);
+        assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), CAP);
+        expect_injector_empty(f);
+
+        /* The ring kept the newest half. */
+        assert_int_equal(weft__ring_len(&f->q->src), CAP - HALF);
+        expect_pops(f, &f->q->src, HALF, CAP - HALF);
+    }
+}
+
+static void test_ring_overflow_repeats_each_time_ring_fills(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        push_range(f, &f->q->src, 0, CAP);
+        assert_true(weft__ring_push_owner(&f->q->src, &f->tasks[CAP], &f->q->inj));
+        /* The overflow freed exactly HALF slots... */
+        push_range(f, &f->q->src, CAP + 1, HALF);
+        assert_int_equal(weft__ring_len(&f->q->src), CAP);
+        /* ...and the next push overflows again with the ring's oldest half. */
+        assert_true(weft__ring_push_owner(&f->q->src, &f->tasks[CAP + 1 + HALF], &f->q->inj));
+
+        size_t want[2 * HALF + 2], n = 0;
+        for (size_t i = 0; i < HALF; i++)
+            want[n++] = i;          /* first overflow: tasks 0 .. HALF-1 */
+        want[n++] = CAP;            /* and the task that overflowed */
+        for (size_t i = HALF; i < CAP; i++)
+            want[n++] = i;          /* second: the rest of the first fill */
+        want[n++] = CAP + 1 + HALF;
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), want[i]);
+        expect_injector_empty(f);
+        expect_pops(f, &f->q->src, CAP + 1, HALF);
+    }
+}
+
+/* While a thief is copying a claimed range the owner cannot move half of
+ * the ring, so only the new task goes to the injector. The in-flight claim
+ * is set up by hand (head = steal | real with steal < real, as ring.h
+ * documents); the concurrent test below reaches it only by chance. */
+static void test_ring_push_during_steal_sends_only_new_task_to_injector(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        uint32_t base = starts[s];
+        ring_reset_at(r, base);
+        push_range(f, r, 0, CAP);
+        /* A thief claimed [base, base + HALF) and is still copying it. */
+        atomic_store(&r->head, ((uint64_t)base << 32) | (uint32_t)(base + HALF));
+        assert_int_equal(weft__ring_len(r), CAP - HALF);
+
+        assert_true(weft__ring_push_owner(r, &f->tasks[CAP], &f->q->inj));
+        assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), CAP);
+        expect_injector_empty(f);
+        assert_int_equal(weft__ring_len(r), CAP - HALF);
+
+        /* Another thief backs off while the claim is open. */
+        unsigned stolen = 99;
+        assert_null(weft__ring_steal_into(r, &f->q->dst, &stolen));
+        assert_int_equal(stolen, 0);
+
+        /* The owner pops past the claim and leaves the claim's start. */
+        struct weft__task *t = weft__ring_pop_owner(r);
+        assert_int_equal(index_of(f, t), HALF);
+        assert_int_equal((uint32_t)(atomic_load(&r->head) >> 32), base);
+
+        /* The thief finishes: the claimed slots become free again. */
+        uint32_t real = (uint32_t)atomic_load(&r->head);
+        atomic_store(&r->head, ((uint64_t)real << 32) | real);
+        push_range(f, r, CAP + 1, HALF + 1);
+        assert_int_equal(weft__ring_len(r), CAP);
+        expect_injector_empty(f);
+        pop_seq(f, r, HALF + 1, CAP - HALF - 1);
+        expect_pops(f, r, CAP + 1, HALF + 1);
+    }
+}
+
+/* ---- steal ---------------------------------------------------------------- */
+
+/* Victim holds n tasks; an empty thief takes min(ceil(n/2), CAP/2), the
+ * oldest ones. One is returned to run, the rest sit in the thief's ring in
+ * their original order, and the victim keeps the newer ones in order. */
+static void test_ring_steal_takes_half_rounded_up(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        for (unsigned n = 1; n <= CAP; n++) {
+            ring_reset_at(&f->q->src, starts[s]);
+            ring_reset_at(&f->q->dst, starts[(s + 3) % NSTARTS]);
+            push_range(f, &f->q->src, 0, n);
+
+            unsigned stolen = 0;
+            unsigned want = n - n / 2;
+            if (want > HALF)
+                want = HALF;
+            struct weft__task *t = weft__ring_steal_into(&f->q->src, &f->q->dst, &stolen);
+            assert_int_equal(stolen, want);
+            size_t ret = index_of(f, t);
+            assert_true(ret < want);
+            assert_int_equal(weft__ring_len(&f->q->dst), want - 1);
+            assert_int_equal(weft__ring_len(&f->q->src), n - want);
+
+            /* The thief's ring: the stolen tasks except `ret`, in order. */
+            for (size_t i = 0; i < want; i++) {
+                if (i == ret)
+                    continue;
+                assert_int_equal(index_of(f, weft__ring_pop_owner(&f->q->dst)), i);
+            }
+            assert_null(weft__ring_pop_owner(&f->q->dst));
+            expect_pops(f, &f->q->src, want, n - want);
+            expect_injector_empty(f);
+        }
+    }
+}
+
+static void test_ring_steal_refuses_when_thief_ring_more_than_half_full(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        for (unsigned have = HALF + 1; have <= CAP; have++) {
+            ring_reset_at(&f->q->src, starts[s]);
+            ring_reset_at(&f->q->dst, starts[(s + 1) % NSTARTS]);
+            push_range(f, &f->q->src, 0, CAP);
+            push_range(f, &f->q->dst, CAP, have);
+
+            unsigned stolen = 77;
+            assert_null(weft__ring_steal_into(&f->q->src, &f->q->dst, &stolen));
+            assert_int_equal(stolen, 0);
+            /* Both rings untouched. */
+            expect_pops(f, &f->q->src, 0, CAP);
+            expect_pops(f, &f->q->dst, CAP, have);
+        }
+    }
+}
+
+/* Half full is still room enough: the stolen tasks queue behind the
+ * thief's own, and the thief's ring ends one short of full. */
+static void test_ring_steal_into_half_full_ring_appends_after_own_tasks(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        ring_reset_at(&f->q->dst, starts[(s + 2) % NSTARTS]);
+        push_range(f, &f->q->src, 0, CAP);
+        push_range(f, &f->q->dst, CAP, HALF);
+
+        unsigned stolen = 0;
+        struct weft__task *t = weft__ring_steal_into(&f->q->src, &f->q->dst, &stolen);
+        assert_int_equal(stolen, HALF);
+        size_t ret = index_of(f, t);
+        assert_true(ret < HALF);
+        assert_int_equal(weft__ring_len(&f->q->dst), HALF + HALF - 1);
+
+        /* Room for exactly one more without overflow. */
+        push_range(f, &f->q->dst, 2 * CAP, 1);
+        assert_int_equal(weft__ring_len(&f->q->dst), CAP);
+
+        for (size_t i = 0; i < HALF; i++)
+            assert_int_equal(index_of(f, weft__ring_pop_owner(&f->q->dst)), CAP + i);
+        for (size_t i = 0; i < HALF; i++) {
+            if (i == ret)
+                continue;
+            assert_int_equal(index_of(f, weft__ring_pop_owner(&f->q->dst)), i);
+        }
+        expect_pops(f, &f->q->dst, 2 * CAP, 1);
+        expect_pops(f, &f->q->src, HALF, CAP - HALF);
+        expect_injector_empty(f);
+    }
+}
+
+/* A finished steal hands its slots back: the victim can refill them
+ * without overflowing. */
+static void test_ring_steal_frees_room_for_owner_pushes(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        ring_reset_at(&f->q->dst, 0);
+        push_range(f, &f->q->src, 0, CAP);
+        unsigned stolen = 0;
+        assert_non_null(weft__ring_steal_into(&f->q->src, &f->q->dst, &stolen));
+        assert_int_equal(stolen, HALF);
+        push_range(f, &f->q->src, CAP, HALF);
+        assert_int_equal(weft__ring_len(&f->q->src), CAP);
+        expect_injector_empty(f);
+        expect_pops(f, &f->q->src, HALF, CAP);
+    }
+}
+
+/* ---- concurrency ---------------------------------------------------------- */
+
+/* One owner pushes (overflowing to a real injector) and pops; three thieves
+ * steal into their own rings from the owner and from each other, and drain
+ * their rings and the injector. Every task must be seen exactly once. The
+ * run is split into rounds that reuse the tasks; the rings persist, so their
+ * indices keep advancing, and each round ends in a drain race. */
+
+#define THIEVES 3
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define WEFT_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define WEFT_TEST_SANITIZED 1
+#endif
+#endif
+
+#ifdef WEFT_TEST_SANITIZED
+#define CONC_ROUNDS 10u
+#else
+#define CONC_ROUNDS 31u /* 2,031,616 tasks */
+#endif
+#define CONC_ROUND_TASKS 65536u
+#define RELAY_ROUNDS 4u
+
+struct conc_rings {
+    weft__ring owner;
+    weft__ring thief[THIEVES];
+    weft__injector inj;
+};
+
+struct conc {
+    struct conc_rings *q;
+    struct weft__task *tasks;
+    size_t ntasks;
+    int32_t round;              /* written between rounds only */
+    unsigned nthreads;          /* threads in a round */
+    _Atomic uint32_t *seen;     /* per task, this round */
+    _Atomic bool producer_done; /* the owner has pushed every task */
+    _Atomic bool relay_done;    /* relay test: the relay has stopped */
+    _Atomic unsigned long duplicates, foreign, stale, bad_steals;
+    /* Threads check in and wait for each other, so the round runs with
+     * everyone live rather than the owner racing ahead alone. */
+    _Atomic unsigned ready;
+};
+
+static void conc_init(struct conc *c, unsigned nthreads)
+{
+    memset(c, 0, sizeof *c);
+    size_t size = (sizeof(struct conc_rings) + WEFT_CACHE_LINE - 1) &
+                  ~(size_t)(WEFT_CACHE_LINE - 1);
+    c->q = aligned_alloc(WEFT_CACHE_LINE, size);
+    assert_non_null(c->q);
+    weft__ring_init(&c->q->owner);
+    for (unsigned i = 0; i < THIEVES; i++)
+        weft__ring_init(&c->q->thief[i]);
+    weft__injector_init(&c->q->inj);
+    c->nthreads = nthreads;
+    c->ntasks = CONC_ROUND_TASKS;
+    c->tasks = tasks_new(c->ntasks);
+    c->seen = calloc(c->ntasks, sizeof *c->seen);
+    assert_non_null(c->seen);
+}
+
+static void conc_fini(struct conc *c)
+{
+    weft__injector_fini(&c->q->inj);
+    free(c->q);
+    free(c->tasks);
+    free(c->seen);
+}
+
+static void conc_round_begin(struct conc *c, uint32_t round)
+{
+    c->round = (int32_t)round + 1;
+    atomic_store(&c->producer_done, false);
+    atomic_store(&c->relay_done, false);
+    atomic_store(&c->ready, 0);
+    for (size_t i = 0; i < c->ntasks; i++)
+        atomic_store_explicit(&c->seen[i], 0, memory_order_relaxed);
+}
+
+/* After the round's threads are joined: each task seen exactly once, with
+ * the payload of this round, and every queue empty. */
+static void conc_round_check(struct conc *c)
+{
+    assert_int_equal(atomic_load(&c->foreign), 0);
+    assert_int_equal(atomic_load(&c->duplicates), 0);
+    assert_int_equal(atomic_load(&c->stale), 0);
+    assert_int_equal(atomic_load(&c->bad_steals), 0);
+    size_t missing = 0;
+    for (size_t i = 0; i < c->ntasks; i++)
+        missing += atomic_load_explicit(&c->seen[i], memory_order_relaxed) == 0;
+    assert_int_equal(missing, 0);
+    assert_true(weft__ring_is_empty(&c->q->owner));
+    for (unsigned i = 0; i < THIEVES; i++)
+        assert_true(weft__ring_is_empty(&c->q->thief[i]));
+    assert_true(weft__injector_is_empty(&c->q->inj));
+}
+
+static void conc_start_gate(struct conc *c)
+{
+    atomic_fetch_add(&c->ready, 1);
+    while (atomic_load(&c->ready) < c->nthreads)
+        sched_yield();
+}
+
+struct thief_arg {
+    struct conc *c;
+    unsigned id;
+};
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void conc_see(struct conc *c, struct weft__task *t)
+{
+    if (t < c->tasks || t >= c->tasks + c->ntasks) {
+        atomic_fetch_add(&c->foreign, 1);
+        return;
+    }
+    /* The owner wrote the round into the task before queueing it: every
+     * queue path must publish that write (TSan checks the hand-off). */
+    if (t->status != c->round)
+        atomic_fetch_add(&c->stale, 1);
+    if (atomic_fetch_add_explicit(&c->seen[t - c->tasks], 1, memory_order_relaxed) != 0)
+        atomic_fetch_add(&c->duplicates, 1);
+}
+
+static void *conc_owner(void *arg)
+{
+    struct conc *c = arg;
+    weft__ring *r = &c->q->owner;
+    uint64_t rng = 0x9e3779b97f4a7c15u ^ (uint64_t)c->round;
+    size_t next = 0;
+    conc_start_gate(c);
+    while (next < c->ntasks) {
+        uint64_t x = xorshift(&rng);
+        /* Mostly push, sometimes a burst past capacity, sometimes pop, and
+         * now and then take from the injector as a worker does. */
+        size_t burst = (x & 63) == 0 ? CAP + HALF + (size_t)((x >> 8) % CAP) : 1;
+        for (size_t i = 0; i < burst && next < c->ntasks; i++, next++) {
+            c->tasks[next].status = c->round;
+            weft__ring_push_owner(r, &c->tasks[next], &c->q->inj);
+        }
+        if ((x >> 20) % 4 == 0) {
+            struct weft__task *t = weft__ring_pop_owner(r);
+            if (t)
+                conc_see(c, t);
+        }
+        if ((x >> 24) % 61 == 0) {
+            struct weft__task *buf[4];
+            unsigned n = weft__injector_pop_batch(&c->q->inj, buf, 4);
+            for (unsigned i = 0; i < n; i++)
+                conc_see(c, buf[i]);
+        }
+    }
+    /* Release: the thieves' final check that the injector is empty must
+     * see every overflow enqueued above (pairs with their acquire load). */
+    atomic_store_explicit(&c->producer_done, true, memory_order_release);
+    struct weft__task *t;
+    while ((t = weft__ring_pop_owner(r)) != NULL)
+        conc_see(c, t);
+    return NULL;
+}
+
+static void *conc_thief(void *arg)
+{
+    struct thief_arg *ta = arg;
+    struct conc *c = ta->c;
+    weft__ring *own = &c->q->thief[ta->id];
+    uint64_t rng = 0x2545f4914f6cdd1du * (ta->id + 1) + (uint64_t)c->round;
+    conc_start_gate(c);
+    for (;;) {
+        /* Read before the pass: if the owner was done then, a pass that
+         * finds nothing proves the shared queues are drained for good. */
+        bool done = atomic_load_explicit(&c->producer_done, memory_order_acquire);
+        bool found = false;
+        struct weft__task *t;
+        while ((t = weft__ring_pop_owner(own)) != NULL) {
+            conc_see(c, t);
+            found = true;
+        }
+        struct weft__task *buf[8];
+        unsigned n = weft__injector_pop_batch(&c->q->inj, buf, 8);
+        for (unsigned i = 0; i < n; i++)
+            conc_see(c, buf[i]);
+        found |= n > 0;
+
+        uint64_t x = xorshift(&rng);
+        weft__ring *victim = &c->q->owner;
+        if (x % 4 >= 2) /* half the time, another thief */
+            victim = &c->q->thief[(ta->id + 1 + (x >> 8) % (THIEVES - 1)) % THIEVES];
+        unsigned stolen = 0;
+        t = weft__ring_steal_into(victim, own, &stolen);
+        if (t) {
+            conc_see(c, t);
+            found = true;
+            /* Our ring was empty before the steal; only we add to it. */
+            if (stolen < 1 || stolen > HALF || weft__ring_len(own) > stolen - 1)
+                atomic_fetch_add(&c->bad_steals, 1);
+        } else if (stolen != 0) {
+            atomic_fetch_add(&c->bad_steals, 1);
+        }
+
+        if (!found) {
+            /* Our ring is empty and stays so (only we fill it); the owner
+             * drains its own; the injector gets nothing after `done`. */
+            if (done && weft__injector_is_empty(&c->q->inj) && weft__ring_is_empty(own))
+                break;
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static void test_ring_concurrent_steals_see_each_task_exactly_once(void **state)
+{
+    (void)state;
+    struct conc c;
+    conc_init(&c, 1 + THIEVES);
+    for (uint32_t round = 0; round < CONC_ROUNDS; round++) {
+        conc_round_begin(&c, round);
+        pthread_t owner, thieves[THIEVES];
+        struct thief_arg ta[THIEVES];
+        assert_int_equal(pthread_create(&owner, NULL, conc_owner, &c), 0);
+        for (unsigned i = 0; i < THIEVES; i++) {
+            ta[i] = (struct thief_arg){ &c, i };
+            assert_int_equal(pthread_create(&thieves[i], NULL, conc_thief, &ta[i]), 0);
+        }
+        assert_int_equal(pthread_join(owner, NULL), 0);
+        for (unsigned i = 0; i < THIEVES; i++)
+            assert_int_equal(pthread_join(thieves[i], NULL), 0);
+        conc_round_check(&c);
+    }
+    conc_fini(&c);
+}
+
+/* A relay: the owner fills its ring A; a relay thread only steals from A
+ * into its ring B; a sink thread only steals from B into its ring C and
+ * drains C. The sink never touches A, so it learns of the owner's writes
+ * to a task only through the relay's steal publishing B: a steal must
+ * publish what it copies as the owner's push does. (The payload check is
+ * what ThreadSanitizer watches; without it this is an exactly-once test.) */
+static void *relay_owner(void *arg)
+{
+    struct conc *c = arg;
+    weft__ring *a = &c->q->owner;
+    conc_start_gate(c);
+    for (size_t next = 0; next < c->ntasks;) {
+        /* Keep overflow rare (only a push racing a steal's copy still
+         * goes to the injector, which the relay drains). */
+        if (weft__ring_len(a) == CAP) {
+            sched_yield();
+            continue;
+        }
+        c->tasks[next].status = c->round;
+        weft__ring_push_owner(a, &c->tasks[next], &c->q->inj);
+        next++;
+    }
+    /* Release: pairs with the relay's acquire load. */
+    atomic_store_explicit(&c->producer_done, true, memory_order_release);
+    return NULL;
+}
+
+static void *relay_middle(void *arg)
+{
+    struct conc *c = arg;
+    weft__ring *a = &c->q->owner, *b = &c->q->thief[0];
+    conc_start_gate(c);
+    for (;;) {
+        bool done = atomic_load_explicit(&c->producer_done, memory_order_acquire);
+        unsigned stolen;
+        struct weft__task *t = weft__ring_steal_into(a, b, &stolen);
+        if (t) {
+            conc_see(c, t);
+            continue;
+        }
+        if ((t = weft__injector_pop(&c->q->inj)) != NULL) {
+            conc_see(c, t);
+            continue;
+        }
+        /* Only we take from A and the injector: empty after `done` means
+         * finished. */
+        if (done && weft__ring_is_empty(a) && weft__injector_is_empty(&c->q->inj))
+            break;
+        sched_yield();
+    }
+    /* Release: pairs with the sink's acquire load. */
+    atomic_store_explicit(&c->relay_done, true, memory_order_release);
+    return NULL;
+}
+
+static void *relay_sink(void *arg)
+{
+    struct conc *c = arg;
+    weft__ring *b = &c->q->thief[0], *own = &c->q->thief[1];
+    conc_start_gate(c);
+    for (;;) {
+        bool done = atomic_load_explicit(&c->relay_done, memory_order_acquire);
+        bool found = false;
+        struct weft__task *t;
+        while ((t = weft__ring_pop_owner(own)) != NULL) {
+            conc_see(c, t);
+            found = true;
+        }
+        unsigned stolen;
+        t = weft__ring_steal_into(b, own, &stolen);
+        if (t) {
+            conc_see(c, t);
+            found = true;
+        }
+        if (!found) {
+            /* Only we take from B, and the relay stopped filling it. */
+            if (done && weft__ring_is_empty(b))
+                break;
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static void test_ring_steal_publishes_tasks_to_thieves_of_the_thief(void **state)
+{
+    (void)state;
+    struct conc c;
+    conc_init(&c, 3);
+    for (uint32_t round = 0; round < RELAY_ROUNDS; round++) {
+        conc_round_begin(&c, round);
+        pthread_t th[3];
+        assert_int_equal(pthread_create(&th[0], NULL, relay_owner, &c), 0);
+        assert_int_equal(pthread_create(&th[1], NULL, relay_middle, &c), 0);
+        assert_int_equal(pthread_create(&th[2], NULL, relay_sink, &c), 0);
+        for (unsigned i = 0; i < 3; i++)
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+        conc_round_check(&c);
+    }
+    conc_fini(&c);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_ring_new_ring_is_empty),
+        T(test_ring_pop_returns_fifo_order),
+        T(test_ring_pop_interleaved_with_push_keeps_fifo_order),
+        T(test_ring_len_counts_queued_tasks),
+        T(test_ring_wraps_around_many_times_capacity),
+        T(test_ring_survives_u32_index_wrap),
+        T(test_ring_push_when_full_moves_half_and_new_task_to_injector),
+        T(test_ring_overflow_repeats_each_time_ring_fills),
+        T(test_ring_push_during_steal_sends_only_new_task_to_injector),
+        T(test_ring_steal_takes_half_rounded_up),
+        T(test_ring_steal_refuses_when_thief_ring_more_than_half_full),
+        T(test_ring_steal_into_half_full_ring_appends_after_own_tasks),
+        T(test_ring_steal_frees_room_for_owner_pushes),
+        cmocka_unit_test(test_ring_concurrent_steals_see_each_task_exactly_once),
+        cmocka_unit_test(test_ring_steal_publishes_tasks_to_thieves_of_the_thief),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
