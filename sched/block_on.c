@@ -49,8 +49,9 @@ static void bw_wake(void *data)
 
 int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
 {
-    if (!rt || !fut || !fut->ops || !fut->ops->poll)
-        return -EINVAL;
+    int rc = weft__future_check_fresh(fut, "weft_block_on");
+    if (rc || !rt)
+        return rc ? rc : -EINVAL;
     if (weft__sched_current_worker()) {
         WEFT_MISUSE("weft_block_on of '%s' on a worker thread would block it",
                     fut->ops->name);
@@ -58,11 +59,6 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
     }
     if (weft_future_out_size(fut) != out_size || (out_size > 0 && !out))
         return -EINVAL;
-    if (fut->flags & WEFT_F__POLLED) {
-        WEFT_MISUSE("weft_block_on of future '%s' that was already polled",
-                    fut->ops->name);
-        return -EINVAL;
-    }
     block_waker *b = weft__alloc(sizeof *b);
     if (!b)
         return -ENOMEM;

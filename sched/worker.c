@@ -541,17 +541,9 @@ static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_siz
 
 static int check_spawnable(const weft_future *fut, size_t fut_size)
 {
-    if (!fut || fut_size < sizeof(weft_future) || !fut->ops || !fut->ops->poll ||
-        !fut->ops->name)
+    if (fut_size < sizeof(weft_future))
         return -EINVAL;
-    if (fut->ops->out_size == WEFT_OUT_SIZE_VARIES && !fut->ops->out_size_of)
-        return -EINVAL;
-    if (fut->flags & WEFT_F__POLLED) {
-        WEFT_MISUSE("spawn of future '%s' that was already polled (it is pinned)",
-                    fut->ops->name);
-        return -EINVAL;
-    }
-    return 0;
+    return weft__future_check_fresh(fut, "spawn");
 }
 
 int weft_spawn(weft_rt *rt, const weft_future *fut, size_t fut_size, weft_join *join)

@@ -114,7 +114,7 @@ WEFT_API bool weft_join_is_finished(const weft_join *join);
  * receives the output; `out_size` must equal weft_future_out_size(fut).
  * Returns 0 (the future was dropped), or — with the caller still owning
  * `fut`, which was not polled — -EINVAL (NULL arguments, size mismatch,
- * already polled), -EDEADLK (called from a worker thread: it would block
+ * malformed ops, already polled), -EDEADLK (called from a worker thread: it would block
  * that worker), or -ENOMEM. Non-worker threads only. */
 WEFT_API WEFT_NODISCARD int weft_block_on(weft_rt *rt, weft_future *fut,
                                           void *out, size_t out_size);

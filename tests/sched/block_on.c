@@ -1,0 +1,693 @@
+/* Unit tests for sched/block_on.c: running a future to completion on the
+ * calling (non-worker) thread — its output, its refusals (-EDEADLK on a
+ * worker, -EINVAL on bad arguments), parking until a foreign thread wakes
+ * it, non-Send futures, the current runtime while it runs, and its waker
+ * outliving the call.
+ *
+ * Each test gets a fresh two-worker runtime and a counting allocator, and
+ * teardown checks every allocation came back after shutdown. No sleeps and
+ * no timing assertions: threads hand off through atomics, and a spin's
+ * watchdog only turns a hang into a readable failure. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/weft.h"
+#include "atomic.h"
+
+/* ---- counting allocator -------------------------------------------------------- */
+
+static _Atomic long g_live_allocs;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    void *p = malloc(size);
+    /* Relaxed: a counter read after shutdown joined the workers. */
+    if (p)
+        atomic_fetch_add_relaxed(&g_live_allocs, 1);
+    return p;
+}
+
+static void count_free(void *p, void *ctx)
+{
+    (void)ctx;
+    if (p) {
+        atomic_fetch_sub_acq_rel(&g_live_allocs, 1);
+        free(p);
+    }
+}
+
+/* ---- misuse reports (may come from a worker thread) ---------------------------- */
+
+static pthread_mutex_t g_misuse_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_misuse_count;
+static char g_misuse_msg[512];
+
+static void record_misuse(const char *msg, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_misuse_lock);
+    g_misuse_count++;
+    snprintf(g_misuse_msg, sizeof g_misuse_msg, "%s", msg);
+    pthread_mutex_unlock(&g_misuse_lock);
+}
+
+/* True when debug builds reported exactly `n` misuses so far, the last
+ * naming `name`. Release builds report nothing. */
+static bool misuse_reported(int n, const char *name)
+{
+    pthread_mutex_lock(&g_misuse_lock);
+#ifdef NDEBUG
+    (void)n, (void)name;
+    bool ok = g_misuse_count == 0;
+#else
+    bool ok = g_misuse_count == n && strstr(g_misuse_msg, name) != NULL;
+#endif
+    pthread_mutex_unlock(&g_misuse_lock);
+    return ok;
+}
+
+/* ---- fixture ------------------------------------------------------------------------ */
+
+static weft_rt *g_rt;
+
+static int setup(void **state)
+{
+    (void)state;
+    atomic_store_relaxed(&g_live_allocs, 0);
+    g_misuse_count = 0;
+    g_misuse_msg[0] = '\0';
+    weft_set_misuse_handler(record_misuse, NULL);
+    weft_allocator a = { count_alloc, count_free, NULL };
+    if (weft_set_allocator(&a) != 0)
+        return -1;
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 2;
+    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = 0;
+    weft_rt_shutdown(g_rt);
+    g_rt = NULL;
+    long live = atomic_load_acquire(&g_live_allocs);
+    if (live != 0) {
+        print_error("%ld allocation(s) not freed after shutdown\n", live);
+        rc = -1;
+    }
+    if (weft_set_allocator(NULL) != 0)
+        rc = -1;
+    weft_set_misuse_handler(NULL, NULL);
+    return rc;
+}
+
+#define WATCHDOG_NS (60ull * 1000000000ull)
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- a counting future --------------------------------------------------------------- */
+
+/* PENDING `pending` times (waking itself), then READY with `value`. Records
+ * its polls, drops, and the runtime/worker it was polled under. */
+typedef struct counts {
+    _Atomic int polls;
+    _Atomic int drops;
+    weft_rt *_Atomic seen_rt;
+    _Atomic int seen_worker;
+} counts;
+
+typedef struct countdown {
+    weft_future base;
+    int pending;
+    int value;
+    counts *n;
+} countdown;
+
+static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    countdown *c = (countdown *)f;
+    atomic_fetch_add_relaxed(&c->n->polls, 1);
+    atomic_store_relaxed(&c->n->seen_rt, weft_rt_current());
+    atomic_store_relaxed(&c->n->seen_worker, weft_worker_index());
+    if (c->pending > 0) {
+        c->pending--;
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    *(int *)out = c->value;
+    return WEFT_READY;
+}
+
+static void countdown_drop(weft_future *f)
+{
+    /* Relaxed: read by the test on the thread that dropped, or after a
+     * join that orders it. */
+    atomic_fetch_add_relaxed(&((countdown *)f)->n->drops, 1);
+}
+
+static const weft_future_ops countdown_ops = {
+    "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
+};
+
+static void countdown_init(countdown *c, int pending, int value, counts *n,
+                           uint32_t flags)
+{
+    weft_future_init(&c->base, &countdown_ops, flags);
+    c->pending = pending;
+    c->value = value;
+    c->n = n;
+}
+
+static void counts_init(counts *n)
+{
+    atomic_init(&n->polls, 0);
+    atomic_init(&n->drops, 0);
+    atomic_init(&n->seen_rt, NULL);
+    atomic_init(&n->seen_worker, -2);
+}
+
+/* ---- output ---------------------------------------------------------------------------- */
+
+static void test_block_on_returns_the_output_and_drops_once(void **state)
+{
+    (void)state;
+    weft_ready r;
+    int v = 31337, out = 0;
+    assert_int_equal(weft_ready_init(&r, &v, sizeof v), 0);
+    assert_int_equal(weft_block_on(g_rt, &r.base, &out, sizeof out), 0);
+    assert_int_equal(out, 31337);
+
+    counts n;
+    counts_init(&n);
+    countdown c;
+    countdown_init(&c, 5, 77, &n, WEFT_F_SEND);
+    out = 0;
+    assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
+    assert_int_equal(out, 77);
+    assert_int_equal(atomic_load_relaxed(&n.polls), 6);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+
+    /* No output: `out` may be NULL. */
+    weft_yield y;
+    weft_yield_init(&y);
+    assert_int_equal(weft_block_on(g_rt, &y.base, NULL, 0), 0);
+}
+
+/* ---- refusals -------------------------------------------------------------------------- */
+
+/* Calls weft_block_on on the worker polling it; outputs the return code.
+ * The inner future stays this task's to drop when block_on refuses it. */
+typedef struct nested {
+    weft_future base;
+    countdown inner;
+    counts *n;
+} nested;
+
+static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    nested *s = (nested *)f;
+    (void)cx;
+    int v = -1;
+    int rc = weft_block_on(weft_rt_current(), &s->inner.base, &v, sizeof v);
+    if (rc != 0) /* refused: still ours */
+        weft_future_drop(&s->inner.base);
+    *(int *)out = rc;
+    return WEFT_READY;
+}
+
+static const weft_future_ops nested_ops = {
+    "test_nested_block_on", sizeof(int), nested_poll, NULL, NULL,
+};
+
+static const weft_future_ops inner_ops = {
+    "test_inner_of_block_on", sizeof(int), countdown_poll, countdown_drop, NULL,
+};
+
+static void test_block_on_inside_a_task_returns_edeadlk(void **state)
+{
+    (void)state;
+    counts n;
+    counts_init(&n);
+    nested s;
+    weft_future_init(&s.base, &nested_ops, WEFT_F_SEND);
+    countdown_init(&s.inner, 0, 1, &n, WEFT_F_SEND);
+    s.inner.base.ops = &inner_ops;
+    s.n = &n;
+    weft_join j;
+    assert_int_equal(weft_spawn(g_rt, &s.base, sizeof s, &j), 0);
+    int rc = 0;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &rc, sizeof rc), 0);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(rc, -EDEADLK);
+    /* Refused before polling; dropped once, by its owner. */
+    assert_int_equal(atomic_load_relaxed(&n.polls), 0);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+    assert_true(misuse_reported(1, "test_inner_of_block_on"));
+}
+
+static void test_block_on_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    counts n;
+    counts_init(&n);
+    countdown c;
+    countdown_init(&c, 0, 1, &n, WEFT_F_SEND);
+    int out = 0;
+    long big = 0;
+    short small = 0;
+
+    assert_int_equal(weft_block_on(NULL, &c.base, &out, sizeof out), -EINVAL);
+    assert_int_equal(weft_block_on(g_rt, NULL, &out, sizeof out), -EINVAL);
+    assert_int_equal(weft_block_on(g_rt, &c.base, NULL, sizeof out), -EINVAL);
+    assert_int_equal(weft_block_on(g_rt, &c.base, &big, sizeof big), -EINVAL);
+    assert_int_equal(weft_block_on(g_rt, &c.base, &small, sizeof small), -EINVAL);
+    assert_int_equal(weft_block_on(g_rt, &c.base, NULL, 0), -EINVAL);
+    weft_future no_ops = { NULL, WEFT_F_SEND, 0 };
+    assert_int_equal(weft_block_on(g_rt, &no_ops, NULL, 0), -EINVAL);
+    /* Refused: never polled, never dropped; the caller still owns it. */
+    assert_int_equal(atomic_load_relaxed(&n.polls), 0);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 0);
+
+    /* Already polled (pinned somewhere else's state machine): refused too. */
+    countdown_init(&c, 3, 1, &n, WEFT_F_SEND);
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    assert_int_equal(weft_future_poll(&c.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), -EINVAL);
+    assert_int_equal(atomic_load_relaxed(&n.polls), 1);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 0);
+    assert_true(misuse_reported(1, "test_countdown"));
+    weft_future_drop(&c.base);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+}
+
+/* Ops that claim a per-instance output size but give no way to ask for it:
+ * weft_spawn refuses such a future with -EINVAL, and weft_block_on must too
+ * rather than call the missing function. The call runs in a child process
+ * so that a crash is reported as this test's failure instead of ending the
+ * whole program. */
+static const weft_future_ops varies_without_size_ops = {
+    "test_varies_without_out_size_of", WEFT_OUT_SIZE_VARIES, countdown_poll,
+    countdown_drop, NULL,
+};
+
+static void test_block_on_rejects_ops_without_out_size_of(void **state)
+{
+    (void)state;
+    counts n;
+    counts_init(&n);
+    countdown c;
+    countdown_init(&c, 0, 1, &n, WEFT_F_SEND);
+    c.base.ops = &varies_without_size_ops;
+    assert_int_equal(weft_spawn(g_rt, &c.base, sizeof c, NULL), -EINVAL);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* cmocka catches crashes to carry on with the next test; here a
+         * crash must end the child for the parent to see it. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGILL, SIG_DFL);
+        signal(SIGFPE, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        int out = 0;
+        int rc = weft_block_on(g_rt, &c.base, &out, sizeof out);
+        _exit(rc == -EINVAL ? 0 : 10 + (rc < 0 ? -rc : rc) % 100);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st))
+        fail_msg("weft_block_on crashed (signal %d) on a future whose ops say "
+                 "WEFT_OUT_SIZE_VARIES without out_size_of; expected -EINVAL as "
+                 "from weft_spawn", WTERMSIG(st));
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) != 0)
+        fail_msg("weft_block_on returned %d, expected -EINVAL",
+                 -(WEXITSTATUS(st) - 10));
+    weft_future_drop(&c.base);
+}
+
+/* ---- parking and foreign wakes ---------------------------------------------------------- */
+
+/* PENDING until a foreign thread sets `fired` and wakes it. Each poll
+ * stashes a clone of its waker and bumps `asked`; the helper thread answers
+ * each request with one wake (by value, consuming the stash). */
+typedef struct remote {
+    _Atomic int asked;  /* requests made by polls (release: stash valid) */
+    _Atomic int fired;  /* requests answered */
+    _Atomic int failed; /* the helper gave up waiting */
+    int rounds;         /* wakes needed before READY */
+    bool wait_parked;   /* helper waits until the polling thread sleeps */
+    pid_t poller_tid;
+    weft_waker stash;
+} remote;
+
+typedef struct remote_fut {
+    weft_future base;
+    remote *r;
+} remote_fut;
+
+static weft_poll remote_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    remote_fut *rf = (remote_fut *)f;
+    remote *r = rf->r;
+    /* Acquire: pairs with the helper's release of `fired`. */
+    int fired = atomic_load_acquire(&r->fired);
+    if (fired == r->rounds) {
+        *(int *)out = fired;
+        return WEFT_READY;
+    }
+    if (fired == atomic_load_relaxed(&r->asked)) {
+        /* The previous request was answered (or none was made): ask. The
+         * helper owns the stash until it answers. */
+        r->stash = weft_waker_clone(cx->waker);
+        atomic_store_release(&r->asked, fired + 1);
+    }
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops remote_ops = { "test_remote", sizeof(int), remote_poll,
+                                            NULL, NULL };
+
+/* The state letter of thread `tid` of this process ('S': sleeping), or 0
+ * when /proc cannot tell. */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    return (p && p[1] == ' ') ? p[2] : 0;
+}
+
+static void *remote_helper(void *arg)
+{
+    remote *r = arg;
+    for (int i = 1; i <= r->rounds; i++) {
+        uint64_t start = now_ns();
+        /* Acquire: the stash written before `asked` is visible. */
+        while (atomic_load_acquire(&r->asked) < i) {
+            sched_yield();
+            if (now_ns() - start > WATCHDOG_NS)
+                goto fail;
+        }
+        /* Wait until the polling thread is asleep — parked in block_on,
+         * which only parks when its poll returned PENDING — so the wake
+         * must come through the unpark. */
+        while (r->wait_parked) {
+            char st = thread_state(r->poller_tid);
+            if (st == 0 || st == 'S')
+                break;
+            sched_yield();
+            if (now_ns() - start > WATCHDOG_NS)
+                goto fail;
+        }
+        weft_waker w = r->stash;
+        r->stash.ops = NULL;
+        /* Release: pairs with the acquire in remote_poll. */
+        atomic_store_release(&r->fired, i);
+        weft_waker_wake(&w);
+    }
+    return NULL;
+fail:
+    atomic_store_relaxed(&r->failed, 1);
+    return NULL;
+}
+
+static void run_remote(int rounds, bool wait_parked)
+{
+    remote r;
+    atomic_init(&r.asked, 0);
+    atomic_init(&r.fired, 0);
+    atomic_init(&r.failed, 0);
+    r.rounds = rounds;
+    r.wait_parked = wait_parked;
+    r.poller_tid = (pid_t)syscall(SYS_gettid);
+    r.stash.ops = NULL;
+    r.stash.data = NULL;
+    remote_fut f;
+    weft_future_init(&f.base, &remote_ops, WEFT_F_SEND);
+    f.r = &r;
+
+    pthread_t helper;
+    assert_int_equal(pthread_create(&helper, NULL, remote_helper, &r), 0);
+    int out = 0;
+    int rc = weft_block_on(g_rt, &f.base, &out, sizeof out);
+    assert_int_equal(pthread_join(helper, NULL), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load_relaxed(&r.failed), 0);
+    assert_int_equal(out, rounds);
+}
+
+static void test_block_on_parks_until_a_foreign_thread_wakes_it(void **state)
+{
+    (void)state;
+    /* The helper wakes only once this thread sleeps in block_on. */
+    run_remote(20, true);
+    /* Wakes racing with the park: before, during and after it. */
+    for (int i = 0; i < 100; i++)
+        run_remote(10, false);
+}
+
+/* ---- non-Send futures and the current runtime ------------------------------------------ */
+
+static void test_block_on_runs_a_non_send_future(void **state)
+{
+    (void)state;
+    counts n;
+    counts_init(&n);
+    countdown c;
+    countdown_init(&c, 2, 5, &n, 0);
+    assert_false(weft_future_is_send(&c.base));
+    /* Not spawnable... */
+    assert_int_equal(weft_spawn(g_rt, &c.base, sizeof c, NULL), -EPERM);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 0);
+    /* ...but fine to run here: it never leaves this thread. */
+    int out = 0;
+    assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
+    assert_int_equal(out, 5);
+    assert_int_equal(atomic_load_relaxed(&n.polls), 3);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+    assert_int_equal(atomic_load_relaxed(&n.seen_worker), -1);
+}
+
+/* Polled by block_on on rt A: records the current runtime, then block_ons
+ * a child on runtime B (legal: this is not a worker thread), then records
+ * the current runtime again. */
+typedef struct outer {
+    weft_future base;
+    weft_rt *other;
+    countdown child;
+    counts *child_n;
+    weft_rt *before, *after;
+    int child_rc, child_out;
+} outer;
+
+static weft_poll outer_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    outer *s = (outer *)f;
+    (void)cx;
+    s->before = weft_rt_current();
+    countdown_init(&s->child, 1, 9, s->child_n, 0);
+    s->child_rc = weft_block_on(s->other, &s->child.base, &s->child_out,
+                                sizeof s->child_out);
+    s->after = weft_rt_current();
+    *(int *)out = s->child_out;
+    return WEFT_READY;
+}
+
+static const weft_future_ops outer_ops = { "test_outer", sizeof(int), outer_poll, NULL,
+                                           NULL };
+
+static void test_block_on_makes_rt_current_while_it_runs(void **state)
+{
+    (void)state;
+    assert_null(weft_rt_current());
+    counts n;
+    counts_init(&n);
+    countdown c;
+    countdown_init(&c, 1, 3, &n, WEFT_F_SEND);
+    int out = 0;
+    assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
+    assert_ptr_equal(atomic_load_relaxed(&n.seen_rt), g_rt);
+    assert_int_equal(atomic_load_relaxed(&n.seen_worker), -1);
+    assert_null(weft_rt_current()); /* restored */
+
+    /* Nested on another runtime: each level sees its own, and the outer
+     * one is restored when the inner call returns. */
+    weft_rt *other = NULL;
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 1;
+    assert_int_equal(weft_rt_new(&other, &o), 0);
+    counts cn;
+    counts_init(&cn);
+    outer s;
+    memset(&s, 0, sizeof s);
+    weft_future_init(&s.base, &outer_ops, 0);
+    s.other = other;
+    s.child_n = &cn;
+    assert_int_equal(weft_block_on(g_rt, &s.base, &out, sizeof out), 0);
+    assert_int_equal(s.child_rc, 0);
+    assert_int_equal(out, 9);
+    assert_ptr_equal(s.before, g_rt);
+    assert_ptr_equal(atomic_load_relaxed(&cn.seen_rt), other);
+    assert_ptr_equal(s.after, g_rt);
+    assert_null(weft_rt_current());
+    weft_rt_shutdown(other);
+}
+
+/* Spawns onto "the current runtime" (rt NULL) and awaits the join. */
+typedef struct spawner {
+    weft_future base;
+    weft_co co;
+    counts *n;
+    weft_join j;
+    int rc, got;
+} spawner;
+
+static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    spawner *s = (spawner *)f;
+    WEFT_CO_BEGIN(&s->co);
+    {
+        countdown c;
+        countdown_init(&c, 2, 40, s->n, WEFT_F_SEND);
+        s->rc = weft_spawn(NULL, &c.base, sizeof c, &s->j);
+        if (s->rc != 0) {
+            *(int *)out = s->rc;
+            WEFT_CO_RETURN(&s->co);
+        }
+    }
+    WEFT_AWAIT(&s->co, cx, &s->j.base, &s->got);
+    *(int *)out = s->got + 2;
+    WEFT_CO_RETURN(&s->co);
+    WEFT_CO_END(&s->co);
+}
+
+static void spawner_drop(weft_future *f)
+{
+    weft_co_drop(&((spawner *)f)->co);
+}
+
+static const weft_future_ops spawner_ops = { "test_spawner", sizeof(int), spawner_poll,
+                                             spawner_drop, NULL };
+
+static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state)
+{
+    (void)state;
+    counts n;
+    counts_init(&n);
+    spawner s;
+    memset(&s, 0, sizeof s);
+    weft_future_init(&s.base, &spawner_ops, 0);
+    weft_co_init(&s.co);
+    s.n = &n;
+    int out = 0;
+    assert_int_equal(weft_block_on(g_rt, &s.base, &out, sizeof out), 0);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(out, 42);
+    /* The child ran on a worker of the current runtime. */
+    assert_ptr_equal(atomic_load_relaxed(&n.seen_rt), g_rt);
+    assert_true(atomic_load_relaxed(&n.seen_worker) >= 0);
+    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+}
+
+/* ---- the waker outlives the call --------------------------------------------------------- */
+
+typedef struct keeper {
+    weft_future base;
+    weft_waker *keep;
+    int polls;
+} keeper;
+
+static weft_poll keeper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    keeper *k = (keeper *)f;
+    (void)out;
+    if (k->polls++ == 0) {
+        /* Keep a clone past the end of block_on, as a channel might. */
+        *k->keep = weft_waker_clone(cx->waker);
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    return WEFT_READY;
+}
+
+static const weft_future_ops keeper_ops = { "test_keeper", 0, keeper_poll, NULL, NULL };
+
+static void *late_wake(void *arg)
+{
+    weft_waker *w = arg;
+    weft_waker c = weft_waker_clone(w);
+    weft_waker_wake_by_ref(w);
+    weft_waker_wake(&c);
+    weft_waker_wake(w); /* the last reference: frees the waker */
+    return NULL;
+}
+
+static void test_block_on_waker_may_outlive_the_call(void **state)
+{
+    (void)state;
+    weft_waker kept = WEFT_WAKER_EMPTY;
+    keeper k;
+    weft_future_init(&k.base, &keeper_ops, 0);
+    k.keep = &kept;
+    k.polls = 0;
+    long before = atomic_load_relaxed(&g_live_allocs);
+    assert_int_equal(weft_block_on(g_rt, &k.base, NULL, 0), 0);
+    assert_non_null(kept.ops);
+    /* The clone keeps block_on's waker allocated... */
+    assert_int_equal(atomic_load_relaxed(&g_live_allocs), before + 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_wake, &kept), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* ...until its last reference goes, from another thread. */
+    assert_int_equal(atomic_load_acquire(&g_live_allocs), before);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_block_on_returns_the_output_and_drops_once),
+        T(test_block_on_inside_a_task_returns_edeadlk),
+        T(test_block_on_rejects_bad_arguments),
+        T(test_block_on_rejects_ops_without_out_size_of),
+        T(test_block_on_parks_until_a_foreign_thread_wakes_it),
+        T(test_block_on_runs_a_non_send_future),
+        T(test_block_on_makes_rt_current_while_it_runs),
+        T(test_block_on_future_can_spawn_onto_the_current_runtime),
+        T(test_block_on_waker_may_outlive_the_call),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,996 @@
+/* Unit tests for sched/future.c and the coroutine macros of weft/co.h: the
+ * noop waker, weft_yield, weft_ready, output sizes, the atomic waker
+ * (including a two-thread register/wake race), debug-build misuse reports,
+ * and coroutines awaiting children. Everything here is polled by hand on
+ * the test thread; no runtime is involved. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "weft/weft.h"
+#include "atomic.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* A waker that counts what is done to it. The waker handed to register or
+ * poll is borrowed from the test; every clone is a reference that must come
+ * back through exactly one wake or drop. */
+typedef struct counting_waker {
+    _Atomic long clones;
+    _Atomic long wakes;        /* by value: consumes a clone */
+    _Atomic long wake_by_refs;
+    _Atomic long drops;
+    /* Spin this many pause instructions inside clone: widens the window in
+     * which a register holds the REGISTERING state (STYLE rule 24). */
+    unsigned clone_spin;
+    /* Id (tl_thread_id) of the thread that performed the last wake. */
+    _Atomic int last_waker;
+} counting_waker;
+
+static weft_waker cw_clone(const void *data);
+static void cw_wake(void *data);
+static void cw_wake_by_ref(const void *data);
+static void cw_drop(void *data);
+
+static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
+
+/* Small per-thread id so a waker can tell who woke it (0: unnamed). */
+static _Thread_local int tl_thread_id;
+
+static weft_waker cw_clone(const void *data)
+{
+    counting_waker *c = (counting_waker *)data;
+    for (unsigned i = 0; i < c->clone_spin; i++)
+        weft__cpu_relax();
+    /* Relaxed: a statistic read after a handshake that orders it. */
+    atomic_fetch_add_relaxed(&c->clones, 1);
+    weft_waker w = { &cw_ops, c };
+    return w;
+}
+
+static void cw_wake(void *data)
+{
+    counting_waker *c = data;
+    atomic_store_relaxed(&c->last_waker, tl_thread_id);
+    atomic_fetch_add_relaxed(&c->wakes, 1);
+}
+
+static void cw_wake_by_ref(const void *data)
+{
+    counting_waker *c = (counting_waker *)data;
+    atomic_store_relaxed(&c->last_waker, tl_thread_id);
+    atomic_fetch_add_relaxed(&c->wake_by_refs, 1);
+}
+
+static void cw_drop(void *data)
+{
+    counting_waker *c = data;
+    atomic_fetch_add_relaxed(&c->drops, 1);
+}
+
+static void cw_init(counting_waker *c)
+{
+    atomic_init(&c->clones, 0);
+    atomic_init(&c->wakes, 0);
+    atomic_init(&c->wake_by_refs, 0);
+    atomic_init(&c->drops, 0);
+    c->clone_spin = 0;
+    atomic_init(&c->last_waker, 0);
+}
+
+static weft_waker cw_waker(counting_waker *c)
+{
+    weft_waker w = { &cw_ops, c };
+    return w;
+}
+
+static long cw_woken(counting_waker *c)
+{
+    return atomic_load_relaxed(&c->wakes) + atomic_load_relaxed(&c->wake_by_refs);
+}
+
+/* Clones not yet given back by a wake or a drop. */
+static long cw_outstanding(counting_waker *c)
+{
+    return atomic_load_relaxed(&c->clones) - atomic_load_relaxed(&c->wakes) -
+           atomic_load_relaxed(&c->drops);
+}
+
+/* Misuse reports, recorded instead of printed. */
+static int g_misuse_count;
+static char g_misuse_msg[512];
+
+static void record_misuse(const char *msg, void *arg)
+{
+    (void)arg;
+    g_misuse_count++;
+    snprintf(g_misuse_msg, sizeof g_misuse_msg, "%s", msg);
+}
+
+static int misuse_setup(void **state)
+{
+    (void)state;
+    g_misuse_count = 0;
+    g_misuse_msg[0] = '\0';
+    weft_set_misuse_handler(record_misuse, NULL);
+    return 0;
+}
+
+static int misuse_teardown(void **state)
+{
+    (void)state;
+    weft_set_misuse_handler(NULL, NULL);
+    return 0;
+}
+
+/* A hand-written future: PENDING `pending` times (waking itself each time),
+ * then READY with `value`. Counts its polls and drops in a shared record. */
+typedef struct fut_counts {
+    int polls;
+    int drops;
+} fut_counts;
+
+typedef struct countdown {
+    weft_future base;
+    int pending;
+    int value;
+    fut_counts *counts;
+} countdown;
+
+static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    countdown *c = (countdown *)f;
+    c->counts->polls++;
+    if (c->pending > 0) {
+        c->pending--;
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    *(int *)out = c->value;
+    return WEFT_READY;
+}
+
+static void countdown_drop(weft_future *f)
+{
+    ((countdown *)f)->counts->drops++;
+}
+
+static const weft_future_ops countdown_ops = {
+    "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
+};
+
+static void countdown_init(countdown *c, int pending, int value, fut_counts *counts)
+{
+    weft_future_init(&c->base, &countdown_ops, WEFT_F_SEND);
+    c->pending = pending;
+    c->value = value;
+    c->counts = counts;
+}
+
+/* Spin (yielding the CPU) until `*flag` reaches `want`. A bounded number of
+ * pause instructions between sched_yield calls keeps the handshake fast on
+ * an idle machine and fair on a loaded one. */
+static void spin_until_eq(_Atomic long *flag, long want)
+{
+    unsigned n = 0;
+    /* Acquire: pairs with the release store of the other side, so what it
+     * wrote before the store is visible after the loop. */
+    while (atomic_load_acquire(flag) != want) {
+        if (++n % 64 == 0)
+            sched_yield();
+        else
+            weft__cpu_relax();
+    }
+}
+
+/* ---- noop waker ------------------------------------------------------------------ */
+
+static void test_noop_waker_does_nothing_and_clones_to_itself(void **state)
+{
+    (void)state;
+    weft_waker w = weft_waker_noop();
+    assert_non_null(w.ops);
+    weft_waker c = weft_waker_clone(&w);
+    assert_true(weft_waker_will_wake(&w, &c));
+    weft_waker_wake_by_ref(&w);
+    weft_waker_wake(&c);
+    assert_null(c.ops); /* consumed */
+    weft_waker d = weft_waker_clone(&w);
+    weft_waker_drop(&d);
+    assert_null(d.ops);
+
+    /* The empty waker clones to the empty waker and ignores wakes. */
+    weft_waker e = WEFT_WAKER_EMPTY;
+    weft_waker e2 = weft_waker_clone(&e);
+    assert_null(e2.ops);
+    weft_waker_wake_by_ref(&e);
+    weft_waker_wake(&e2);
+    weft_waker_drop(&e2);
+
+    /* A noop waker can drive a future by hand. */
+    weft_yield y;
+    weft_yield_init(&y);
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_PENDING);
+    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_READY);
+    weft_future_drop(&y.base);
+}
+
+/* ---- weft_yield ------------------------------------------------------------------ */
+
+static void test_yield_is_pending_once_then_ready_and_wakes_once(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+
+    weft_yield y;
+    weft_yield_init(&y);
+    assert_true(weft_future_is_send(&y.base));
+    assert_int_equal(weft_future_out_size(&y.base), 0);
+    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_PENDING);
+    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(cw_woken(&c), 1);
+    weft_future_drop(&y.base);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+/* ---- weft_ready ------------------------------------------------------------------ */
+
+static void test_ready_outputs_its_value(void **state)
+{
+    (void)state;
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+
+    weft_ready r;
+    int v = 1234567;
+    assert_int_equal(weft_ready_init(&r, &v, sizeof v), 0);
+    v = 0; /* the future holds a copy */
+    assert_true(weft_future_is_send(&r.base));
+    assert_int_equal(weft_future_out_size(&r.base), sizeof(int));
+    int out = -1;
+    assert_int_equal(weft_future_poll(&r.base, &cx, &out), WEFT_READY);
+    assert_int_equal(out, 1234567);
+    weft_future_drop(&r.base);
+
+    /* The largest value, byte for byte. */
+    unsigned char big[WEFT_READY_MAX], got[WEFT_READY_MAX];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7 + 3);
+    memset(got, 0, sizeof got);
+    assert_int_equal(weft_ready_init(&r, big, sizeof big), 0);
+    assert_int_equal(weft_future_out_size(&r.base), WEFT_READY_MAX);
+    assert_int_equal(weft_future_poll(&r.base, &cx, got), WEFT_READY);
+    assert_memory_equal(got, big, sizeof big);
+    weft_future_drop(&r.base);
+
+    /* Size 0: no value needed, no output written. */
+    assert_int_equal(weft_ready_init(&r, NULL, 0), 0);
+    assert_int_equal(weft_future_out_size(&r.base), 0);
+    assert_int_equal(weft_future_poll(&r.base, &cx, NULL), WEFT_READY);
+    weft_future_drop(&r.base);
+}
+
+static void test_ready_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    weft_ready r;
+    unsigned char big[WEFT_READY_MAX + 1] = { 0 };
+    int v = 1;
+    assert_int_equal(weft_ready_init(&r, big, sizeof big), -EINVAL);
+    assert_int_equal(weft_ready_init(&r, NULL, sizeof v), -EINVAL);
+    assert_int_equal(weft_ready_init(NULL, &v, sizeof v), -EINVAL);
+}
+
+/* ---- output sizes ------------------------------------------------------------------ */
+
+typedef struct sized {
+    weft_future base;
+    size_t n;
+} sized;
+
+static weft_poll sized_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)cx;
+    memset(out, 0xab, ((sized *)f)->n);
+    return WEFT_READY;
+}
+
+static size_t sized_out_size(const weft_future *f)
+{
+    return ((const sized *)f)->n;
+}
+
+static const weft_future_ops fixed_ops = { "test_fixed", 24, sized_poll, NULL, NULL };
+static const weft_future_ops varies_ops = {
+    "test_varies", WEFT_OUT_SIZE_VARIES, sized_poll, NULL, sized_out_size,
+};
+
+static void test_out_size_fixed_and_varies(void **state)
+{
+    (void)state;
+    sized a, b, c;
+    weft_future_init(&a.base, &fixed_ops, 0);
+    a.n = 24;
+    assert_int_equal(weft_future_out_size(&a.base), 24);
+
+    weft_future_init(&b.base, &varies_ops, 0);
+    b.n = 5;
+    weft_future_init(&c.base, &varies_ops, 0);
+    c.n = 40;
+    /* Same ops, per-instance sizes. */
+    assert_int_equal(weft_future_out_size(&b.base), 5);
+    assert_int_equal(weft_future_out_size(&c.base), 40);
+
+    /* Flags: only the user bits survive init. */
+    weft_future_init(&a.base, &fixed_ops, 0xffffffffu);
+    assert_int_equal(a.base.flags, WEFT_F_USER_MASK);
+    assert_true(weft_future_is_send(&a.base));
+    weft_future_init(&a.base, &fixed_ops, 0);
+    assert_false(weft_future_is_send(&a.base));
+}
+
+/* ---- coop budget and stream size hints --------------------------------------------- */
+
+static void test_coop_budget_runs_out_and_wakes_the_task(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    assert_int_equal(cx.budget, WEFT_COOP_BUDGET);
+    for (unsigned i = 0; i < WEFT_COOP_BUDGET; i++)
+        assert_true(weft_coop_proceed(&cx));
+    assert_int_equal(cw_woken(&c), 0);
+    /* Spent: the leaf must return PENDING, and the task is woken so it is
+     * polled again in a later turn. */
+    assert_false(weft_coop_proceed(&cx));
+    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+typedef struct hinted {
+    weft_stream base;
+    size_t lo, hi;
+} hinted;
+
+static weft_next hinted_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    (void)s, (void)cx, (void)item;
+    return WEFT_NEXT_DONE;
+}
+
+static void hinted_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
+{
+    *lo = ((const hinted *)s)->lo;
+    *hi = ((const hinted *)s)->hi;
+}
+
+static const weft_stream_ops hinted_ops = { "test_hinted", 0, hinted_poll_next, NULL,
+                                            hinted_size_hint };
+static const weft_stream_ops unhinted_ops = { "test_unhinted", 0, hinted_poll_next, NULL,
+                                              NULL };
+
+static void test_stream_size_hint_defaults_to_unknown(void **state)
+{
+    (void)state;
+    hinted h;
+    size_t lo = 99, hi = 99;
+    weft_stream_init(&h.base, &unhinted_ops, 0);
+    weft_stream_size_hint(&h.base, &lo, &hi);
+    assert_int_equal(lo, 0);
+    assert_true(hi == SIZE_MAX);
+    weft_stream_init(&h.base, &hinted_ops, 0);
+    h.lo = 3;
+    h.hi = 7;
+    weft_stream_size_hint(&h.base, &lo, &hi);
+    assert_int_equal(lo, 3);
+    assert_int_equal(hi, 7);
+}
+
+/* ---- atomic waker ------------------------------------------------------------------ */
+
+static void test_atomic_waker_register_then_wake_wakes_once(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_atomic_waker aw;
+    weft_atomic_waker_init(&aw);
+
+    weft_atomic_waker_register(&aw, &w);
+    assert_int_equal(atomic_load_relaxed(&c.clones), 1);
+    assert_int_equal(cw_woken(&c), 0);
+    weft_atomic_waker_wake(&aw);
+    assert_int_equal(cw_woken(&c), 1);
+    /* The slot is empty now: a second wake has nothing to wake. */
+    weft_atomic_waker_wake(&aw);
+    assert_int_equal(cw_woken(&c), 1);
+    weft_atomic_waker_fini(&aw);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+static void test_atomic_waker_wake_with_nothing_registered_is_a_noop(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_atomic_waker aw = WEFT_ATOMIC_WAKER_INIT;
+
+    weft_atomic_waker_wake(&aw);
+    weft_atomic_waker_wake(&aw);
+    /* The earlier wakes are not stored up for a later registration. */
+    weft_atomic_waker_register(&aw, &w);
+    assert_int_equal(cw_woken(&c), 0);
+    weft_waker taken;
+    assert_true(weft_atomic_waker_take(&aw, &taken));
+    weft_waker_drop(&taken);
+    weft_atomic_waker_fini(&aw);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+static void test_atomic_waker_reregister_same_waker_does_not_clone_again(void **state)
+{
+    (void)state;
+    counting_waker a, b;
+    cw_init(&a);
+    cw_init(&b);
+    weft_waker wa = cw_waker(&a), wb = cw_waker(&b);
+    weft_atomic_waker aw;
+    weft_atomic_waker_init(&aw);
+
+    for (int i = 0; i < 5; i++)
+        weft_atomic_waker_register(&aw, &wa);
+    assert_int_equal(atomic_load_relaxed(&a.clones), 1);
+    assert_int_equal(atomic_load_relaxed(&a.drops), 0);
+
+    /* A different waker replaces the stored one: the old clone is dropped. */
+    weft_atomic_waker_register(&aw, &wb);
+    assert_int_equal(atomic_load_relaxed(&a.drops), 1);
+    assert_int_equal(atomic_load_relaxed(&b.clones), 1);
+    weft_atomic_waker_wake(&aw);
+    assert_int_equal(cw_woken(&a), 0);
+    assert_int_equal(cw_woken(&b), 1);
+    weft_atomic_waker_fini(&aw);
+    assert_int_equal(cw_outstanding(&a), 0);
+    assert_int_equal(cw_outstanding(&b), 0);
+}
+
+static void test_atomic_waker_take_hands_over_without_waking(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_atomic_waker aw;
+    weft_atomic_waker_init(&aw);
+    weft_waker taken = WEFT_WAKER_EMPTY;
+
+    assert_false(weft_atomic_waker_take(&aw, &taken));
+    weft_atomic_waker_register(&aw, &w);
+    assert_true(weft_atomic_waker_take(&aw, &taken));
+    assert_true(weft_waker_will_wake(&taken, &w));
+    assert_int_equal(cw_woken(&c), 0);
+    /* Taken means gone: neither a second take nor a wake finds it. */
+    weft_waker again = WEFT_WAKER_EMPTY;
+    assert_false(weft_atomic_waker_take(&aw, &again));
+    weft_atomic_waker_wake(&aw);
+    assert_int_equal(cw_woken(&c), 0);
+    /* The caller owns the taken waker. */
+    weft_waker_wake(&taken);
+    assert_int_equal(atomic_load_relaxed(&c.wakes), 1);
+    weft_atomic_waker_fini(&aw);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+static void test_atomic_waker_fini_drops_the_registered_waker(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_atomic_waker aw;
+    weft_atomic_waker_init(&aw);
+    weft_atomic_waker_register(&aw, &w);
+    assert_int_equal(cw_outstanding(&c), 1);
+    weft_atomic_waker_fini(&aw);
+    assert_int_equal(atomic_load_relaxed(&c.drops), 1);
+    assert_int_equal(cw_woken(&c), 0);
+    assert_int_equal(cw_outstanding(&c), 0);
+
+    /* fini of an empty atomic waker drops nothing. */
+    weft_atomic_waker_init(&aw);
+    weft_atomic_waker_fini(&aw);
+}
+
+/* Register/wake race. Each round the consumer (this thread) registers one of
+ * two wakers (alternating, so every register replaces the slot and clones)
+ * while the producer thread publishes `data = round` and then wakes. The
+ * rounds are released together and each side waits a random short while
+ * first, so the wake lands before, inside and after the register. After the
+ * round the consumer checks the contract:
+ *  - if the producer saw the register return before it started to wake,
+ *    the registered waker was woken (a wake after register is never lost);
+ *  - if the consumer, after register returned, did not yet see the data the
+ *    producer published before waking, the waker was woken (the classic
+ *    "register, then check the condition" pattern is sound);
+ *  - the waker was woken exactly once, or else (the wake finished before
+ *    register began) it is the one left registered — never neither. */
+#define RACE_ROUNDS 100000L
+
+typedef struct race {
+    weft_atomic_waker aw;
+    counting_waker wk[2];
+    _Atomic long go;         /* round released by the consumer */
+    _Atomic long pdone;      /* round finished by the producer */
+    _Atomic long data;       /* published by the producer before waking */
+    _Atomic long registered; /* round whose register has returned */
+    _Atomic long saw_registered; /* round in which the wake began after it */
+} race;
+
+static uint32_t xorshift(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+static void short_spin(uint32_t *rng)
+{
+    unsigned n = xorshift(rng) % 256u;
+    for (unsigned i = 0; i < n; i++)
+        weft__cpu_relax();
+}
+
+static void *race_producer(void *arg)
+{
+    race *r = arg;
+    uint32_t rng = 0x12345u;
+    tl_thread_id = 2;
+    for (long round = 1; round <= RACE_ROUNDS; round++) {
+        spin_until_eq(&r->go, round);
+        short_spin(&rng);
+        /* SeqCst: the data store, the `registered` load below and the
+         * consumer's accesses form one order, which the assertions use. */
+        atomic_store_seq_cst(&r->data, round);
+        bool after_register = atomic_load_seq_cst(&r->registered) == round;
+        weft_atomic_waker_wake(&r->aw);
+        if (after_register)
+            atomic_store_relaxed(&r->saw_registered, round);
+        /* Release: the wake's effects and saw_registered are visible to the
+         * consumer once it sees pdone (pairs with spin_until_eq). */
+        atomic_store_release(&r->pdone, round);
+    }
+    return NULL;
+}
+
+static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state)
+{
+    (void)state;
+    race *r = test_calloc(1, sizeof *r);
+    weft_atomic_waker_init(&r->aw);
+    cw_init(&r->wk[0]);
+    cw_init(&r->wk[1]);
+    r->wk[0].clone_spin = 64;
+    r->wk[1].clone_spin = 64;
+    atomic_init(&r->go, 0);
+    atomic_init(&r->pdone, 0);
+    atomic_init(&r->data, 0);
+    atomic_init(&r->registered, 0);
+    atomic_init(&r->saw_registered, 0);
+
+    pthread_t producer;
+    assert_int_equal(pthread_create(&producer, NULL, race_producer, r), 0);
+    uint32_t rng = 0xabcdefu;
+    long woken_by_registerer = 0, left_registered = 0, after_register = 0;
+    tl_thread_id = 1;
+    for (long round = 1; round <= RACE_ROUNDS; round++) {
+        counting_waker *c = &r->wk[round & 1];
+        weft_waker w = cw_waker(c);
+        long before = cw_woken(c);
+        /* Release: the previous round's checks are done before the producer
+         * starts the next wake. */
+        atomic_store_release(&r->go, round);
+        short_spin(&rng);
+        weft_atomic_waker_register(&r->aw, &w);
+        atomic_store_seq_cst(&r->registered, round);
+        long seen = atomic_load_seq_cst(&r->data);
+        spin_until_eq(&r->pdone, round);
+
+        long woke = cw_woken(c) - before;
+        bool stored = r->aw.waker.data == c;
+        bool wake_after = atomic_load_relaxed(&r->saw_registered) == round;
+        if (woke > 1)
+            fail_msg("round %ld: one wake woke the waker %ld times", round, woke);
+        if (wake_after && woke != 1)
+            fail_msg("round %ld: a wake issued after register returned was lost",
+                     round);
+        if (seen != round && woke != 1)
+            fail_msg("round %ld: register returned before the data was visible, "
+                     "but the waker was never woken", round);
+        if ((woke == 1) == stored)
+            fail_msg("round %ld: waker %s", round,
+                     stored ? "woken and still registered"
+                            : "neither woken nor registered (wake lost)");
+        if (woke == 1) {
+            if (atomic_load_relaxed(&c->last_waker) == 1)
+                woken_by_registerer++;
+        } else {
+            left_registered++;
+        }
+        after_register += wake_after;
+    }
+    assert_int_equal(pthread_join(producer, NULL), 0);
+    weft_atomic_waker_fini(&r->aw);
+    assert_int_equal(cw_outstanding(&r->wk[0]), 0);
+    assert_int_equal(cw_outstanding(&r->wk[1]), 0);
+    print_message("    %ld rounds: %ld woken by the registering thread (race paths), "
+                  "%ld wakes after register, %ld wakes before register\n",
+                  RACE_ROUNDS, woken_by_registerer, after_register, left_registered);
+    tl_thread_id = 0;
+    test_free(r);
+}
+
+/* ---- misuse reports (debug builds) ----------------------------------------------- */
+
+static void test_moved_future_is_reported_by_name_and_not_polled(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    static const weft_future_ops pinned_ops = {
+        "test_pinned_future", sizeof(int), countdown_poll, countdown_drop, NULL,
+    };
+    fut_counts n = { 0, 0 };
+    countdown f[2];
+    countdown_init(&f[0], 100, 0, &n);
+    f[0].base.ops = &pinned_ops;
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    int out;
+
+    assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(n.polls, 1);
+    assert_int_equal(g_misuse_count, 0);
+
+    memcpy(&f[1], &f[0], sizeof f[0]);
+    assert_int_equal(weft_future_poll(&f[1].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(n.polls, 1);
+    assert_int_equal(g_misuse_count, 1);
+    assert_non_null(strstr(g_misuse_msg, "test_pinned_future"));
+
+    /* The original, unmoved, still polls normally. */
+    assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(n.polls, 2);
+    assert_int_equal(g_misuse_count, 1);
+    weft_future_drop(&f[0].base);
+    assert_int_equal(n.drops, 1);
+#endif
+}
+
+static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    static const weft_future_ops done_ops = {
+        "test_finished_future", sizeof(int), countdown_poll, countdown_drop, NULL,
+    };
+    fut_counts n = { 0, 0 };
+    countdown f;
+    countdown_init(&f, 0, 77, &n);
+    f.base.ops = &done_ops;
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    int out = 0;
+
+    assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_READY);
+    assert_int_equal(out, 77);
+    out = 0;
+    assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(out, 0);
+    assert_int_equal(n.polls, 1);
+    assert_int_equal(g_misuse_count, 1);
+    assert_non_null(strstr(g_misuse_msg, "test_finished_future"));
+    weft_future_drop(&f.base);
+    assert_int_equal(n.drops, 1);
+#endif
+}
+
+#ifndef NDEBUG
+/* A stream of `left` ints counting down, then DONE. */
+typedef struct countdown_stream {
+    weft_stream base;
+    int left;
+    int polls;
+} countdown_stream;
+
+static weft_next cds_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    countdown_stream *c = (countdown_stream *)s;
+    (void)cx;
+    c->polls++;
+    if (c->left == 0)
+        return WEFT_NEXT_DONE;
+    *(int *)item = c->left--;
+    return WEFT_NEXT_ITEM;
+}
+
+static const weft_stream_ops cds_ops = {
+    "test_finished_stream", sizeof(int), cds_poll_next, NULL, NULL,
+};
+#endif
+
+static void test_stream_polled_after_done_is_reported_by_name_and_not_polled(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    countdown_stream s[2];
+    weft_stream_init(&s[0].base, &cds_ops, WEFT_F_SEND);
+    s[0].left = 2;
+    s[0].polls = 0;
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    int item = 0;
+
+    assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_ITEM);
+    assert_int_equal(item, 2);
+    assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_ITEM);
+    assert_int_equal(item, 1);
+    assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_DONE);
+    assert_int_equal(s[0].polls, 3);
+    assert_int_equal(g_misuse_count, 0);
+
+    assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_PENDING);
+    assert_int_equal(s[0].polls, 3);
+    assert_int_equal(g_misuse_count, 1);
+    assert_non_null(strstr(g_misuse_msg, "test_finished_stream"));
+
+    /* A stream moved after its first poll is refused the same way. */
+    weft_stream_init(&s[0].base, &cds_ops, WEFT_F_SEND);
+    s[0].left = 5;
+    s[0].polls = 0;
+    assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_ITEM);
+    memcpy(&s[1], &s[0], sizeof s[0]);
+    assert_int_equal(weft_stream_poll_next(&s[1].base, &cx, &item), WEFT_NEXT_PENDING);
+    assert_int_equal(s[1].polls, 1);
+    assert_int_equal(g_misuse_count, 2);
+    assert_non_null(strstr(g_misuse_msg, "test_finished_stream"));
+#endif
+}
+
+/* ---- coroutines ---------------------------------------------------------------- */
+
+/* Awaits `a`, then `b`, then a fresh child four times in a loop, with
+ * different numbers of PENDING polls each; outputs the sum. */
+typedef struct seq_co {
+    weft_future base;
+    weft_co co;
+    countdown a, b, loop;
+    fut_counts na, nb, nloop;
+    int i;
+    int got_a, got_b, got_loop[4];
+} seq_co;
+
+static weft_poll seq_co_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    seq_co *s = (seq_co *)f;
+    WEFT_CO_BEGIN(&s->co);
+    countdown_init(&s->a, 2, 10, &s->na);
+    WEFT_AWAIT(&s->co, cx, &s->a.base, &s->got_a);
+    countdown_init(&s->b, 0, 20, &s->nb);
+    WEFT_AWAIT(&s->co, cx, &s->b.base, &s->got_b);
+    for (s->i = 0; s->i < 4; s->i++) {
+        countdown_init(&s->loop, s->i, 100 + s->i, &s->nloop);
+        WEFT_AWAIT(&s->co, cx, &s->loop.base, &s->got_loop[s->i]);
+    }
+    *(int *)out = s->got_a + s->got_b + s->got_loop[0] + s->got_loop[1] +
+                  s->got_loop[2] + s->got_loop[3];
+    WEFT_CO_RETURN(&s->co);
+    WEFT_CO_END(&s->co);
+}
+
+static void seq_co_drop(weft_future *f)
+{
+    weft_co_drop(&((seq_co *)f)->co);
+}
+
+static const weft_future_ops seq_co_ops = {
+    "test_seq_co", sizeof(int), seq_co_poll, seq_co_drop, NULL,
+};
+
+static void seq_co_init(seq_co *s)
+{
+    memset(s, 0, sizeof *s);
+    weft_future_init(&s->base, &seq_co_ops, WEFT_F_SEND);
+    weft_co_init(&s->co);
+}
+
+static void test_coroutine_awaits_in_sequence_and_in_a_loop(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+
+    seq_co *s = test_malloc(sizeof *s);
+    seq_co_init(s);
+    int out = 0, pendings = 0;
+    while (weft_future_poll(&s->base, &cx, &out) == WEFT_PENDING) {
+        pendings++;
+        assert_true(pendings < 100);
+    }
+    /* a: 2 PENDING polls; b: none; the loop's children: 0 + 1 + 2 + 3. */
+    assert_int_equal(pendings, 2 + 0 + 6);
+    assert_int_equal(cw_woken(&c), pendings);
+    assert_int_equal(s->got_a, 10);
+    assert_int_equal(s->got_b, 20);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(s->got_loop[i], 100 + i);
+    assert_int_equal(out, 10 + 20 + 100 + 101 + 102 + 103);
+    assert_int_equal(s->na.polls, 3);
+    assert_int_equal(s->nb.polls, 1);
+    assert_int_equal(s->nloop.polls, 1 + 2 + 3 + 4);
+    /* Each child was dropped once, as soon as it was READY. */
+    assert_int_equal(s->na.drops, 1);
+    assert_int_equal(s->nb.drops, 1);
+    assert_int_equal(s->nloop.drops, 4);
+    assert_null(s->co.awaiting);
+
+    /* Dropping the finished coroutine drops no child a second time. */
+    weft_future_drop(&s->base);
+    assert_int_equal(s->na.drops, 1);
+    assert_int_equal(s->nb.drops, 1);
+    assert_int_equal(s->nloop.drops, 4);
+    assert_int_equal(cw_outstanding(&c), 0);
+    test_free(s);
+}
+
+static void test_coroutine_dropped_while_suspended_drops_child_once(void **state)
+{
+    (void)state;
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    int out;
+
+    /* Suspended on the first child. */
+    seq_co *s = test_malloc(sizeof *s);
+    seq_co_init(s);
+    assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
+    assert_ptr_equal(s->co.awaiting, &s->a.base);
+    weft_future_drop(&s->base);
+    assert_int_equal(s->na.drops, 1);
+    assert_int_equal(s->nb.drops, 0);
+    assert_int_equal(s->nloop.drops, 0);
+    assert_null(s->co.awaiting);
+
+    /* Suspended inside the loop, after earlier children completed. */
+    seq_co_init(s);
+    do {
+        assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
+    } while (s->i < 2);
+    assert_ptr_equal(s->co.awaiting, &s->loop.base);
+    assert_int_equal(s->nloop.drops, 2);
+    weft_future_drop(&s->base);
+    assert_int_equal(s->na.drops, 1);
+    assert_int_equal(s->nb.drops, 1);
+    assert_int_equal(s->nloop.drops, 3);
+
+    /* Never polled: nothing awaited, nothing to drop. */
+    seq_co_init(s);
+    weft_future_drop(&s->base);
+    assert_int_equal(s->na.drops + s->nb.drops + s->nloop.drops, 0);
+    test_free(s);
+}
+
+typedef struct yield_co {
+    weft_future base;
+    weft_co co;
+    int before, after;
+} yield_co;
+
+static weft_poll yield_co_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    yield_co *s = (yield_co *)f;
+    WEFT_CO_BEGIN(&s->co);
+    s->before++;
+    WEFT_CO_YIELD(&s->co, cx);
+    s->after++;
+    *(int *)out = 5;
+    WEFT_CO_RETURN(&s->co);
+    WEFT_CO_END(&s->co);
+}
+
+static void yield_co_drop(weft_future *f)
+{
+    weft_co_drop(&((yield_co *)f)->co);
+}
+
+static const weft_future_ops yield_co_ops = {
+    "test_yield_co", sizeof(int), yield_co_poll, yield_co_drop, NULL,
+};
+
+static void test_coroutine_yield_is_pending_once_then_resumes(void **state)
+{
+    (void)state;
+    counting_waker c;
+    cw_init(&c);
+    weft_waker w = cw_waker(&c);
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+
+    yield_co s = { WEFT_FUTURE_INIT(&yield_co_ops, WEFT_F_SEND), WEFT_CO_INIT, 0, 0 };
+    int out = 0;
+    assert_int_equal(weft_future_poll(&s.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(s.before, 1);
+    assert_int_equal(s.after, 0);
+    assert_int_equal(weft_future_poll(&s.base, &cx, &out), WEFT_READY);
+    assert_int_equal(s.before, 1); /* resumed after the yield, not restarted */
+    assert_int_equal(s.after, 1);
+    assert_int_equal(out, 5);
+    assert_int_equal(cw_woken(&c), 1);
+    weft_future_drop(&s.base);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_noop_waker_does_nothing_and_clones_to_itself),
+        cmocka_unit_test(test_yield_is_pending_once_then_ready_and_wakes_once),
+        cmocka_unit_test(test_ready_outputs_its_value),
+        cmocka_unit_test(test_ready_init_rejects_bad_arguments),
+        cmocka_unit_test(test_out_size_fixed_and_varies),
+        cmocka_unit_test(test_coop_budget_runs_out_and_wakes_the_task),
+        cmocka_unit_test(test_stream_size_hint_defaults_to_unknown),
+        cmocka_unit_test(test_atomic_waker_register_then_wake_wakes_once),
+        cmocka_unit_test(test_atomic_waker_wake_with_nothing_registered_is_a_noop),
+        cmocka_unit_test(test_atomic_waker_reregister_same_waker_does_not_clone_again),
+        cmocka_unit_test(test_atomic_waker_take_hands_over_without_waking),
+        cmocka_unit_test(test_atomic_waker_fini_drops_the_registered_waker),
+        cmocka_unit_test(test_atomic_waker_register_wake_race_never_loses_a_wake),
+        cmocka_unit_test_setup_teardown(test_moved_future_is_reported_by_name_and_not_polled,
+                                        misuse_setup, misuse_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_future_polled_after_ready_is_reported_by_name_and_not_polled,
+            misuse_setup, misuse_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stream_polled_after_done_is_reported_by_name_and_not_polled,
+            misuse_setup, misuse_teardown),
+        cmocka_unit_test(test_coroutine_awaits_in_sequence_and_in_a_loop),
+        cmocka_unit_test(test_coroutine_dropped_while_suspended_drops_child_once),
+        cmocka_unit_test(test_coroutine_yield_is_pending_once_then_resumes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
