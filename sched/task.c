@@ -81,6 +81,11 @@ static void ref_dec_n(struct weft__task *t, unsigned n)
         task_dealloc(t);
 }
 
+void weft__task_hold(struct weft__task *t)
+{
+    ref_inc(t);
+}
+
 void weft__task_drop_ref(struct weft__task *t)
 {
     ref_dec_n(t, 1);

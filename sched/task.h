@@ -90,7 +90,9 @@ void weft__join_init(weft_join *j, struct weft__task *t);
  * queue's reference). Worker threads only. */
 void weft__task_run(struct weft__task *t);
 
-/* Drop one reference (a queue entry's, at shutdown). */
+/* Take / drop one reference. A reference also keeps the task's runtime
+ * alive (the runtime's memory goes with its last task). */
+void weft__task_hold(struct weft__task *t);
 void weft__task_drop_ref(struct weft__task *t);
 
 /* Shutdown (workers stopped): cancel the task now unless it is already

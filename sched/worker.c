@@ -324,26 +324,39 @@ static void after_remote_push(struct weft_rt *rt)
         drain_closed(rt);
 }
 
-static void schedule_remote(struct weft_rt *rt, struct weft__task *t)
+/* Queue `t` from a thread that is not one of the runtime's workers: the
+ * injector, or the inbox of `owner` (a local task). Once queued, a worker
+ * may run the task to completion and free it — and after shutdown, freeing
+ * the last task frees the runtime — while this thread still notifies. A
+ * reference held across the whole hand-off keeps both alive. */
+static void schedule_remote(struct weft_rt *rt, struct weft__task *t,
+                            struct weft__worker *owner)
 {
-    weft__injector_push(&rt->injector, t);
-    notify_parked(rt);
+    weft__task_hold(t);
+    if (owner) {
+        weft__inbox_push(&owner->inbox, t);
+        notify_worker(rt, owner);
+    } else {
+        weft__injector_push(&rt->injector, t);
+        notify_parked(rt);
+    }
     after_remote_push(rt);
+    weft__task_drop_ref(t); /* may free the task, then the runtime: last */
 }
 
 void weft__sched_schedule(struct weft__task *t)
 {
     struct weft_rt *rt = t->rt;
     struct weft__worker *w = worker_of(rt);
-    if (t->owner) {
-        weft__inbox_push(&t->owner->inbox, t);
-        if (t->owner != w) {
-            notify_worker(rt, t->owner);
-            after_remote_push(rt);
-        }
+    struct weft__worker *owner = t->owner; /* read before the task is queued */
+    if (owner == w && owner) {
+        /* Our own local task: we are running, so we will see it. */
+        weft__inbox_push(&owner->inbox, t);
         return;
     }
-    if (w) {
+    if (w && !owner) {
+        /* A worker of this runtime: the LIFO slot (never stolen, so the
+         * task stays ours to touch until we run it). */
         struct weft__task *prev = w->lifo;
         w->lifo = t;
         if (prev)
@@ -351,7 +364,7 @@ void weft__sched_schedule(struct weft__task *t)
         maybe_notify_others(w);
         return;
     }
-    schedule_remote(rt, t);
+    schedule_remote(rt, t, owner);
 }
 
 void weft__sched_requeue(struct weft__task *t)

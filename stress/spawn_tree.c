@@ -1,0 +1,940 @@
+/* stress_spawn_tree: random trees of tasks on a real runtime, with aborts,
+ * detaches, foreign wakers, foreign joiners and shutdown in mid-flight.
+ *
+ *   stress_spawn_tree [--threads N] [--iters N] [--seed S] [--seconds T]
+ *
+ * --threads  workers per runtime (default 2)
+ * --iters    stop after this many rounds (default 0: only the time box)
+ * --seed     the run's seed (default: from the clock); printed first
+ * --seconds  time box (default 3)
+ *
+ * Each round builds a runtime, spawns a root task and lets the tree grow.
+ * Every decision a task makes (how many children, Send or local, join,
+ * abort, detach or hand the join to a foreign thread, when to yield, whether
+ * to wait for a foreign wake) comes from a PRNG whose state lives in the
+ * task and is derived from the round's seed and the task's path in the
+ * tree, so a seed replays the same tree shapes; only the interleavings
+ * differ. Some rounds shut the runtime down while the tree still runs.
+ *
+ * Invariants (any violation aborts with the seed and round):
+ *  - every future that was initialised is dropped exactly once;
+ *  - a join yields the child's exact output with status 0, or -ECANCELED
+ *    only when that child was aborted or the runtime was shutting down,
+ *    and -ECANCELED exactly when the child's future never finished;
+ *  - completed + cancelled == spawned (+ spawns refused at shutdown);
+ *  - a local task is only ever polled on the worker that spawned it;
+ *  - no hang: a watchdog aborts after seconds * 10 + 30 s.
+ * The program never sleeps to wait for a thread: waits are joins, condition
+ * variables and (for the watchdog) one timed wait. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft/weft.h"
+
+/* ---- options, failure ------------------------------------------------------ */
+
+static unsigned opt_threads = 2;
+static uint64_t opt_iters = 0;
+static uint64_t opt_seed;
+static double opt_seconds = 3.0;
+static _Atomic unsigned g_round; /* for failure messages */
+
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "stress_spawn_tree: FAIL seed=%" PRIu64 " round=%u: %s\n"
+                    "replay: stress_spawn_tree --threads %u --seed %" PRIu64 "\n",
+            opt_seed, atomic_load_explicit(&g_round, memory_order_relaxed), msg,
+            opt_threads, opt_seed);
+    fflush(stderr);
+    abort();
+}
+
+#define ENSURE(cond, ...)                                                     \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            die(__VA_ARGS__);                                                 \
+    } while (0)
+
+static void misuse_is_fatal(const char *msg, void *arg)
+{
+    (void)arg;
+    die("weft reported misuse: %s", msg);
+}
+
+/* ---- PRNG ---------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    /* splitmix64's finaliser: derives independent seeds from related ones. */
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint32_t rnd(uint64_t *s)
+{
+    /* xorshift64*: small state that fits in a task. */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static uint64_t rng_from(uint64_t seed)
+{
+    uint64_t s = mix64(seed);
+    return s ? s : 1;
+}
+
+/* What a node with seed `seed` outputs. */
+static uint64_t expected_output(uint64_t seed)
+{
+    return mix64(seed ^ 0x0f0e0d0c0b0a0908ull);
+}
+
+/* ---- per-round state ------------------------------------------------------------ */
+
+#define MAX_FANOUT 4
+#define MAX_DEPTH 6
+/* Upper bound on nodes per round: sum of MAX_FANOUT^d for d <= MAX_DEPTH. */
+#define MAX_NODES 8192u
+#define WAKER_THREADS 2
+#define JOINER_THREADS 2
+
+typedef struct round_state {
+    uint64_t seed;
+    unsigned max_depth, max_fanout;
+    bool bushy; /* nodes have many children (else often none) */
+    bool shutdown_mid;
+    /* Set (release) just before weft_rt_shutdown in rounds that shut down
+     * mid-flight; read (acquire) by checks that then accept -ECANCELED. */
+    _Atomic bool shutting_down;
+
+    _Atomic uint32_t allocated; /* node ids handed out */
+    /* Per node id. */
+    _Atomic uint8_t drops[MAX_NODES];
+    _Atomic uint8_t completed[MAX_NODES];   /* its poll returned READY */
+    _Atomic uint8_t aborted[MAX_NODES];     /* someone called abort on it */
+    _Atomic uint8_t spawn_failed[MAX_NODES];/* spawn refused; spawner dropped it */
+
+    _Atomic uint64_t n_completed, n_cancelled, n_failed_spawns;
+    _Atomic uint64_t n_aborts_task, n_aborts_foreign, n_detached, n_foreign_waits,
+        n_local, n_stuck, n_joins_ok, n_joins_cancelled;
+
+    /* Progress, for the test thread to wait on. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t spawned;   /* successful spawns */
+    uint64_t dropped;   /* node drops */
+    bool root_dropped;
+} round_state;
+
+static round_state g_rs;
+
+static void progress_add(uint64_t spawned, uint64_t dropped, bool root)
+{
+    pthread_mutex_lock(&g_rs.lock);
+    g_rs.spawned += spawned;
+    g_rs.dropped += dropped;
+    if (root)
+        g_rs.root_dropped = true;
+    pthread_cond_broadcast(&g_rs.cond);
+    pthread_mutex_unlock(&g_rs.lock);
+}
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static bool shutting_down(void)
+{
+    return atomic_load_explicit(&g_rs.shutting_down, memory_order_acquire);
+}
+
+/* ---- a mailbox of work for the foreign threads ------------------------------------ */
+
+typedef struct mailbox {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    void **items;
+    size_t n, cap;
+    bool closed; /* the round is over: drain and exit */
+} mailbox;
+
+static mailbox g_wakes;  /* weft_waker * (heap): tasks waiting on a foreign wake */
+static mailbox g_joins;  /* join_box *: joins handed to foreign threads */
+/* weft_waker * (heap) of stuck tasks: nobody wakes them; the test thread
+ * drops them after shutdown. */
+static mailbox g_stuck;
+
+static void mailbox_init(mailbox *m)
+{
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    m->items = NULL;
+    m->n = m->cap = 0;
+    m->closed = false;
+}
+
+static void mailbox_fini(mailbox *m)
+{
+    free(m->items);
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+}
+
+static void mailbox_put(mailbox *m, void *item)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        void **items = realloc(m->items, cap * sizeof *items);
+        ENSURE(items, "out of memory");
+        m->items = items;
+        m->cap = cap;
+    }
+    m->items[m->n++] = item;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Take a random item, waiting for one; NULL once closed and empty. */
+static void *mailbox_take(mailbox *m, uint64_t *rng)
+{
+    pthread_mutex_lock(&m->lock);
+    while (m->n == 0 && !m->closed)
+        pthread_cond_wait(&m->cond, &m->lock);
+    void *item = NULL;
+    if (m->n > 0) {
+        size_t i = rnd(rng) % m->n;
+        item = m->items[i];
+        m->items[i] = m->items[--m->n];
+    }
+    pthread_mutex_unlock(&m->lock);
+    return item;
+}
+
+static void mailbox_close(mailbox *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->closed = true;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- a waker for foreign threads ----------------------------------------------------- */
+
+/* Reference-counted, because a join handle keeps a clone of it inside its
+ * task after the waiting thread has moved on. */
+typedef struct thread_waker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool woken;
+    _Atomic unsigned refs;
+} thread_waker;
+
+static weft_waker tw_clone(const void *data);
+static void tw_wake(void *data);
+static void tw_wake_by_ref(const void *data);
+static void tw_drop(void *data);
+static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_drop };
+
+static thread_waker *tw_new(void)
+{
+    thread_waker *t = malloc(sizeof *t);
+    ENSURE(t, "out of memory");
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    t->woken = false;
+    atomic_init(&t->refs, 1);
+    return t;
+}
+
+static weft_waker tw_clone(const void *data)
+{
+    thread_waker *t = (thread_waker *)data;
+    /* Relaxed: a new reference is made from an existing one. */
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    weft_waker w = { &tw_ops, t };
+    return w;
+}
+
+static void tw_drop(void *data)
+{
+    thread_waker *t = data;
+    /* AcqRel: the last holder sees every other holder's use before freeing. */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_cond_destroy(&t->cond);
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+    }
+}
+
+static void tw_wake_by_ref(const void *data)
+{
+    thread_waker *t = (thread_waker *)data;
+    pthread_mutex_lock(&t->lock);
+    t->woken = true;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void tw_wake(void *data)
+{
+    tw_wake_by_ref(data);
+    tw_drop(data);
+}
+
+static void tw_wait(thread_waker *t)
+{
+    pthread_mutex_lock(&t->lock);
+    while (!t->woken)
+        pthread_cond_wait(&t->cond, &t->lock);
+    t->woken = false;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Poll `f` to completion on this (non-worker) thread without calling into
+ * the runtime, so it stays legal after weft_rt_shutdown. */
+static void poll_to_completion(weft_future *f, void *out)
+{
+    thread_waker *t = tw_new();
+    weft_waker w = { &tw_ops, t };
+    for (;;) {
+        weft_cx cx;
+        weft_cx_init(&cx, &w);
+        if (weft_future_poll(f, &cx, out) == WEFT_READY)
+            break;
+        tw_wait(t);
+    }
+    tw_drop(t);
+}
+
+/* ---- checking a join's result -------------------------------------------------------- */
+
+static void check_join_result(const char *who, uint32_t id, uint64_t seed, int status,
+                              uint64_t out)
+{
+    bool done = atomic_load_explicit(&g_rs.completed[id], memory_order_acquire);
+    if (status == 0) {
+        ENSURE(done, "%s: join of node %u says 0 but its future never finished", who, id);
+        ENSURE(out == expected_output(seed),
+               "%s: join of node %u: output %" PRIx64 ", expected %" PRIx64, who, id, out,
+               expected_output(seed));
+        count(&g_rs.n_joins_ok);
+    } else {
+        ENSURE(status == -ECANCELED, "%s: join of node %u: status %d", who, id, status);
+        ENSURE(!done, "%s: join of node %u says cancelled but its future finished", who, id);
+        ENSURE(out == 0, "%s: cancelled join of node %u has output %" PRIx64, who, id, out);
+        ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
+                   shutting_down(),
+               "%s: node %u cancelled without abort or shutdown", who, id);
+        count(&g_rs.n_joins_cancelled);
+    }
+}
+
+/* ---- a join handed to a foreign thread ------------------------------------------------ */
+
+typedef struct join_box {
+    weft_join j; /* initialised by weft_spawn; pinned in this heap block */
+    uint32_t id;
+    uint64_t seed;
+    bool stuck; /* the child can only end by being cancelled */
+} join_box;
+
+/* A stuck child never finishes on its own, so once aborted its join must
+ * say -ECANCELED: an abort that does nothing shows up here (or as a hang
+ * the watchdog reports). */
+static void check_stuck_join(const char *who, uint32_t id, int status)
+{
+    ENSURE(status == -ECANCELED, "%s: stuck node %u was aborted but its join says %d", who,
+           id, status);
+}
+
+static void *joiner_main(void *arg)
+{
+    uint64_t rng = rng_from((uintptr_t)arg ^ g_rs.seed);
+    join_box *b;
+    while ((b = mailbox_take(&g_joins, &rng))) {
+        /* The abort decision belongs to the child, so it replays. */
+        uint64_t r = rng_from(b->seed ^ 0xab);
+        if (rnd(&r) % 2 == 0 || b->stuck) {
+            atomic_store_explicit(&g_rs.aborted[b->id], 1, memory_order_release);
+            weft_join_abort(&b->j);
+            count(&g_rs.n_aborts_foreign);
+        }
+        uint64_t out = 0;
+        poll_to_completion(&b->j.base, &out);
+        check_join_result("foreign joiner", b->id, b->seed, b->j.status, out);
+        if (b->stuck)
+            check_stuck_join("foreign joiner", b->id, b->j.status);
+        weft_future_drop(&b->j.base);
+        free(b);
+    }
+    return NULL;
+}
+
+static void *waker_main(void *arg)
+{
+    uint64_t rng = rng_from((uintptr_t)arg ^ g_rs.seed ^ 0x77);
+    weft_waker *w;
+    while ((w = mailbox_take(&g_wakes, &rng))) {
+        /* Widen the window between a task's PENDING and its wake. */
+        for (unsigned i = rnd(&rng) % 3; i > 0; i--)
+            sched_yield();
+        weft_waker_wake(w);
+        free(w);
+    }
+    return NULL;
+}
+
+/* ---- a future that waits for a foreign thread's wake ----------------------------------- */
+
+typedef struct foreign_wait {
+    weft_future base;
+    mailbox *to;  /* where the waker goes */
+    bool forever; /* never READY: only cancellation ends it */
+    bool armed;
+} foreign_wait;
+
+static weft_poll foreign_wait_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    foreign_wait *fw = (foreign_wait *)f;
+    (void)out;
+    if (fw->armed && !fw->forever)
+        return WEFT_READY;
+    fw->armed = true;
+    weft_waker *w = malloc(sizeof *w);
+    ENSURE(w, "out of memory");
+    *w = weft_waker_clone(cx->waker);
+    mailbox_put(fw->to, w);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops foreign_wait_ops = {
+    "foreign_wait", 0, foreign_wait_poll, NULL, NULL,
+};
+
+/* ---- the tree node ------------------------------------------------------------------ */
+
+enum kid_mode { KID_JOIN, KID_ABORT, KID_DETACH, KID_FOREIGN, KID_STUCK };
+enum join_state { JS_NONE, JS_LIVE, JS_DONE };
+
+typedef struct node {
+    weft_future base;
+    weft_co co;
+    uint32_t id;
+    int depth;
+    int owner; /* local nodes: the worker that spawned them; -1: Send */
+    bool stuck; /* waits forever: only an abort (or shutdown) ends it */
+    uint64_t seed, rng;
+    int nkids, k, n, y;
+    int awaiting_kid; /* joins[awaiting_kid] is being awaited; -1: none */
+    uint64_t out;
+    uint8_t mode[MAX_FANOUT];
+    uint8_t jstate[MAX_FANOUT];
+    uint32_t kid_id[MAX_FANOUT];
+    uint64_t kid_seed[MAX_FANOUT];
+    weft_join joins[MAX_FANOUT];
+    foreign_wait fw;
+} node;
+
+static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out);
+static void node_drop(weft_future *f);
+static const weft_future_ops node_ops = { "stress_node", sizeof(uint64_t), node_poll,
+                                          node_drop, NULL };
+
+static void node_init(node *n, uint32_t id, int depth, uint64_t seed, bool local, bool stuck)
+{
+    weft_future_init(&n->base, &node_ops, local ? 0u : WEFT_F_SEND);
+    weft_co_init(&n->co);
+    n->id = id;
+    n->depth = depth;
+    n->owner = local ? weft_worker_index() : -1;
+    n->stuck = stuck;
+    n->seed = seed;
+    n->rng = rng_from(seed);
+    n->nkids = n->k = n->n = n->y = 0;
+    n->awaiting_kid = -1;
+    n->out = 0;
+    for (int i = 0; i < MAX_FANOUT; i++) {
+        n->mode[i] = KID_JOIN;
+        n->jstate[i] = JS_NONE;
+        n->kid_id[i] = 0;
+        n->kid_seed[i] = 0;
+    }
+}
+
+static uint32_t alloc_id(void)
+{
+    uint32_t id = atomic_fetch_add_explicit(&g_rs.allocated, 1, memory_order_relaxed);
+    ENSURE(id < MAX_NODES, "more than %u nodes in a round", MAX_NODES);
+    return id;
+}
+
+static void spawn_kid(node *s, int k)
+{
+    uint32_t r = rnd(&s->rng);
+    unsigned m = r % 10;
+    enum kid_mode mode = m < 4   ? KID_JOIN
+                         : m == 4 ? KID_ABORT
+                         : m == 5 ? KID_DETACH
+                         : m < 9  ? KID_FOREIGN
+                                  : KID_STUCK;
+    bool local = (r >> 8) % 4 == 0;
+    bool detach_later = (r >> 12) % 2 == 0;
+    /* A stuck child is aborted by its parent or by a foreign joiner. */
+    bool stuck = mode == KID_STUCK;
+    if (stuck && (r >> 16) % 2 == 0)
+        mode = KID_FOREIGN;
+    s->mode[k] = (uint8_t)mode;
+    s->kid_seed[k] = mix64(s->seed ^ (uint64_t)(k + 1) * 0x100000001b3ull);
+    uint32_t id = alloc_id();
+    s->kid_id[k] = id;
+
+    node kid;
+    node_init(&kid, id, s->depth + 1, s->kid_seed[k], local, stuck);
+    join_box *box = NULL;
+    weft_join *j = NULL;
+    switch (mode) {
+    case KID_JOIN:
+    case KID_ABORT:
+    case KID_STUCK:
+        j = &s->joins[k];
+        break;
+    case KID_DETACH:
+        j = detach_later ? &s->joins[k] : NULL;
+        break;
+    case KID_FOREIGN:
+        box = malloc(sizeof *box);
+        ENSURE(box, "out of memory");
+        box->id = id;
+        box->seed = s->kid_seed[k];
+        box->stuck = stuck;
+        j = &box->j;
+        break;
+    }
+    int rc = local ? weft_spawn_local(&kid.base, sizeof kid, j)
+                   : weft_spawn(NULL, &kid.base, sizeof kid, j);
+    if (rc != 0) {
+        /* Only a runtime that is stopping may refuse. */
+        ENSURE(rc == -ECANCELED && shutting_down(), "spawn of node %u: %s", id,
+               weft_strerror(rc));
+        atomic_store_explicit(&g_rs.spawn_failed[id], 1, memory_order_relaxed);
+        count(&g_rs.n_failed_spawns);
+        free(box);
+        weft_future_drop(&kid.base); /* still ours */
+        return;
+    }
+    progress_add(1, 0, false);
+    if (local)
+        count(&g_rs.n_local);
+    if (stuck)
+        count(&g_rs.n_stuck);
+    switch (mode) {
+    case KID_JOIN:
+    case KID_ABORT:
+    case KID_STUCK:
+        s->jstate[k] = JS_LIVE;
+        break;
+    case KID_DETACH:
+        if (j)
+            weft_join_detach(j);
+        count(&g_rs.n_detached);
+        break;
+    case KID_FOREIGN:
+        mailbox_put(&g_joins, box);
+        break;
+    }
+}
+
+static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    node *s = (node *)f;
+    if (s->owner >= 0)
+        ENSURE(weft_worker_index() == s->owner, "local node %u polled on worker %d, owner %d",
+               s->id, weft_worker_index(), s->owner);
+    WEFT_CO_BEGIN(&s->co);
+    if (s->stuck) {
+        weft_future_init(&s->fw.base, &foreign_wait_ops, WEFT_F_SEND);
+        s->fw.to = &g_stuck;
+        s->fw.forever = true;
+        s->fw.armed = false;
+        WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
+        die("stuck node %u finished", s->id);
+    }
+    for (s->n = (int)(rnd(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
+        WEFT_CO_YIELD(&s->co, cx);
+    if (rnd(&s->rng) % 5 == 0) {
+        weft_future_init(&s->fw.base, &foreign_wait_ops, WEFT_F_SEND);
+        s->fw.to = &g_wakes;
+        s->fw.forever = false;
+        s->fw.armed = false;
+        count(&g_rs.n_foreign_waits);
+        WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
+    }
+    if ((unsigned)s->depth >= g_rs.max_depth)
+        s->nkids = 0;
+    else if (g_rs.bushy)
+        s->nkids = (int)(g_rs.max_fanout - rnd(&s->rng) % (g_rs.max_fanout / 2 + 1));
+    else
+        s->nkids = (int)(rnd(&s->rng) % (g_rs.max_fanout + 1));
+    for (s->k = 0; s->k < s->nkids; s->k++) {
+        spawn_kid(s, s->k);
+        if (rnd(&s->rng) % 4 == 0)
+            WEFT_CO_YIELD(&s->co, cx);
+    }
+    for (s->k = 0; s->k < s->nkids; s->k++) {
+        if ((s->mode[s->k] == KID_ABORT || s->mode[s->k] == KID_STUCK) &&
+            s->jstate[s->k] == JS_LIVE) {
+            if (rnd(&s->rng) % 2 == 0)
+                WEFT_CO_YIELD(&s->co, cx);
+            atomic_store_explicit(&g_rs.aborted[s->kid_id[s->k]], 1, memory_order_release);
+            weft_join_abort(&s->joins[s->k]);
+            count(&g_rs.n_aborts_task);
+        }
+    }
+    for (s->k = 0; s->k < s->nkids; s->k++) {
+        if (s->jstate[s->k] == JS_LIVE) {
+            s->awaiting_kid = s->k;
+            s->out = 0;
+            WEFT_AWAIT(&s->co, cx, &s->joins[s->k].base, &s->out);
+            s->awaiting_kid = -1;
+            s->jstate[s->k] = JS_DONE;
+            check_join_result("parent", s->kid_id[s->k], s->kid_seed[s->k],
+                              s->joins[s->k].status, s->out);
+            if (s->mode[s->k] == KID_STUCK)
+                check_stuck_join("parent", s->kid_id[s->k], s->joins[s->k].status);
+        }
+    }
+    atomic_store_explicit(&g_rs.completed[s->id], 1, memory_order_release);
+    *(uint64_t *)out = expected_output(s->seed);
+    WEFT_CO_RETURN(&s->co);
+    WEFT_CO_END(&s->co);
+}
+
+static void node_drop(weft_future *f)
+{
+    node *s = (node *)f;
+    if (s->co.awaiting) {
+        weft_co_drop(&s->co); /* the join or foreign wait it was parked on */
+        if (s->awaiting_kid >= 0)
+            s->jstate[s->awaiting_kid] = JS_DONE;
+    }
+    for (int k = 0; k < MAX_FANOUT; k++) {
+        if (s->jstate[k] == JS_LIVE) {
+            s->jstate[k] = JS_DONE;
+            /* Nobody else would end a stuck child: cancel it with us. */
+            if (s->mode[k] == KID_STUCK) {
+                atomic_store_explicit(&g_rs.aborted[s->kid_id[k]], 1, memory_order_release);
+                weft_join_abort(&s->joins[k]);
+            }
+            weft_future_drop(&s->joins[k].base); /* detaches the child */
+        }
+    }
+    uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[s->id], 1, memory_order_relaxed);
+    ENSURE(prev == 0, "node %u dropped twice", s->id);
+    if (atomic_load_explicit(&g_rs.completed[s->id], memory_order_relaxed))
+        count(&g_rs.n_completed);
+    else
+        count(&g_rs.n_cancelled);
+    /* The progress lock orders the bookkeeping above before the test
+     * thread's reads. */
+    progress_add(0, 1, s->id == 0);
+}
+
+/* ---- watchdog -------------------------------------------------------------------------- */
+
+static pthread_mutex_t g_wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wd_cond;
+static bool g_wd_done;
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(opt_seconds * 10.0) + 30;
+    pthread_mutex_lock(&g_wd_lock);
+    while (!g_wd_done) {
+        if (pthread_cond_timedwait(&g_wd_cond, &g_wd_lock, &deadline) == ETIMEDOUT && !g_wd_done)
+            die("watchdog: no progress after %.0f s (hang)", opt_seconds * 10.0 + 30.0);
+    }
+    pthread_mutex_unlock(&g_wd_lock);
+    return NULL;
+}
+
+/* ---- a round ----------------------------------------------------------------------------- */
+
+typedef struct totals {
+    uint64_t rounds, shutdown_rounds, nodes, completed, cancelled, failed_spawns,
+        aborts_task, aborts_foreign, detached, foreign_waits, local, stuck, joins_ok,
+        joins_cancelled;
+} totals;
+
+static void round_reset(uint64_t seed)
+{
+    g_rs.seed = seed;
+    uint64_t r = rng_from(seed);
+    g_rs.max_depth = 2 + rnd(&r) % (MAX_DEPTH - 1);
+    g_rs.max_fanout = 1 + rnd(&r) % MAX_FANOUT;
+    g_rs.bushy = rnd(&r) % 2 == 0;
+    g_rs.shutdown_mid = rnd(&r) % 3 == 0;
+    atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
+    atomic_store_explicit(&g_rs.allocated, 0, memory_order_relaxed);
+    for (unsigned i = 0; i < MAX_NODES; i++) {
+        atomic_store_explicit(&g_rs.drops[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g_rs.completed[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g_rs.aborted[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g_rs.spawn_failed[i], 0, memory_order_relaxed);
+    }
+    _Atomic uint64_t *ctrs[] = {
+        &g_rs.n_completed, &g_rs.n_cancelled, &g_rs.n_failed_spawns, &g_rs.n_aborts_task,
+        &g_rs.n_aborts_foreign, &g_rs.n_detached, &g_rs.n_foreign_waits, &g_rs.n_local,
+        &g_rs.n_stuck,
+        &g_rs.n_joins_ok, &g_rs.n_joins_cancelled,
+    };
+    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
+        atomic_store_explicit(ctrs[i], 0, memory_order_relaxed);
+    g_rs.spawned = g_rs.dropped = 0;
+    g_rs.root_dropped = false;
+}
+
+static uint64_t load(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void run_round(uint64_t seed, totals *tot)
+{
+    round_reset(seed);
+    mailbox_init(&g_wakes);
+    mailbox_init(&g_joins);
+    mailbox_init(&g_stuck);
+    pthread_t wakers[WAKER_THREADS], joiners[JOINER_THREADS];
+    for (uintptr_t i = 0; i < WAKER_THREADS; i++)
+        ENSURE(pthread_create(&wakers[i], NULL, waker_main, (void *)(i + 1)) == 0,
+               "pthread_create");
+    for (uintptr_t i = 0; i < JOINER_THREADS; i++)
+        ENSURE(pthread_create(&joiners[i], NULL, joiner_main, (void *)(i + 101)) == 0,
+               "pthread_create");
+
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = opt_threads;
+    o.thread_name_prefix = "stress-w";
+    weft_rt *rt = NULL;
+    int rc = weft_rt_new(&rt, &o);
+    ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+
+    node root;
+    uint64_t root_seed = mix64(seed ^ 0x5eed);
+    node_init(&root, alloc_id(), 0, root_seed, false, false);
+    weft_join root_join;
+    rc = weft_spawn(rt, &root.base, sizeof root, &root_join);
+    ENSURE(rc == 0, "spawn of the root: %s", weft_strerror(rc));
+    progress_add(1, 0, false);
+
+    pthread_mutex_lock(&g_rs.lock);
+    if (g_rs.shutdown_mid) {
+        /* Shut down once the tree has grown a little (or is already gone). */
+        uint64_t r = rng_from(seed ^ 0x51);
+        uint64_t grown = 1 + rnd(&r) % 256;
+        while (g_rs.spawned < grown && !g_rs.root_dropped)
+            pthread_cond_wait(&g_rs.cond, &g_rs.lock);
+    } else {
+        /* Every node dropped: nothing is left to spawn more (a node only
+         * spawns while it is alive, and its drop is counted after). */
+        while (g_rs.dropped < atomic_load_explicit(&g_rs.allocated, memory_order_acquire))
+            pthread_cond_wait(&g_rs.cond, &g_rs.lock);
+    }
+    pthread_mutex_unlock(&g_rs.lock);
+
+    if (g_rs.shutdown_mid)
+        atomic_store_explicit(&g_rs.shutting_down, true, memory_order_release);
+    weft_rt_shutdown(rt);
+
+    /* Shutdown dropped everything that was still alive. */
+    uint32_t allocated = atomic_load_explicit(&g_rs.allocated, memory_order_acquire);
+    pthread_mutex_lock(&g_rs.lock);
+    uint64_t dropped = g_rs.dropped, spawned = g_rs.spawned;
+    pthread_mutex_unlock(&g_rs.lock);
+    ENSURE(dropped == allocated, "%" PRIu64 " drops for %u nodes after shutdown", dropped,
+           allocated);
+
+    /* The root's handle outlives the runtime. */
+    ENSURE(weft_join_is_finished(&root_join), "root join not finished after shutdown");
+    uint64_t out = 0;
+    poll_to_completion(&root_join.base, &out);
+    check_join_result("main", 0, root_seed, root_join.status, out);
+    weft_future_drop(&root_join.base);
+
+    /* Foreign threads drain what is left: joins of cancelled or finished
+     * tasks, wakers whose wakes are now no-ops. */
+    mailbox_close(&g_wakes);
+    mailbox_close(&g_joins);
+    for (int i = 0; i < WAKER_THREADS; i++)
+        pthread_join(wakers[i], NULL);
+    for (int i = 0; i < JOINER_THREADS; i++)
+        pthread_join(joiners[i], NULL);
+    mailbox_fini(&g_wakes);
+    mailbox_fini(&g_joins);
+    /* The stuck tasks' wakers: their tasks are all cancelled by now. */
+    for (size_t i = 0; i < g_stuck.n; i++) {
+        weft_waker *w = g_stuck.items[i];
+        weft_waker_drop(w);
+        free(w);
+    }
+    g_stuck.n = 0;
+    mailbox_fini(&g_stuck);
+
+    uint64_t completed = load(&g_rs.n_completed), cancelled = load(&g_rs.n_cancelled),
+             failed = load(&g_rs.n_failed_spawns);
+    ENSURE(spawned + failed == allocated, "spawned %" PRIu64 " + refused %" PRIu64
+           " != %u nodes", spawned, failed, allocated);
+    ENSURE(completed + cancelled == allocated,
+           "completed %" PRIu64 " + cancelled %" PRIu64 " != %u nodes", completed, cancelled,
+           allocated);
+    for (uint32_t id = 0; id < allocated; id++) {
+        ENSURE(atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed) == 1,
+               "node %u dropped %u times", id,
+               (unsigned)atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed));
+        if (!g_rs.shutdown_mid && !atomic_load_explicit(&g_rs.completed[id], memory_order_relaxed))
+            ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_relaxed),
+                   "node %u cancelled, but nobody aborted it and no shutdown", id);
+    }
+    ENSURE(g_rs.shutdown_mid || failed == 0, "spawn refused without shutdown");
+
+    tot->rounds++;
+    tot->shutdown_rounds += g_rs.shutdown_mid;
+    tot->nodes += allocated;
+    tot->completed += completed;
+    tot->cancelled += cancelled;
+    tot->failed_spawns += failed;
+    tot->aborts_task += load(&g_rs.n_aborts_task);
+    tot->aborts_foreign += load(&g_rs.n_aborts_foreign);
+    tot->detached += load(&g_rs.n_detached);
+    tot->foreign_waits += load(&g_rs.n_foreign_waits);
+    tot->local += load(&g_rs.n_local);
+    tot->stuck += load(&g_rs.n_stuck);
+    tot->joins_ok += load(&g_rs.n_joins_ok);
+    tot->joins_cancelled += load(&g_rs.n_joins_cancelled);
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: stress_spawn_tree [--threads N] [--iters N] [--seed S] "
+                    "[--seconds T]\n");
+    exit(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    bool have_seed = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc)
+            usage();
+        const char *v = argv[++i];
+        char *end;
+        if (strcmp(a, "--threads") == 0) {
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || n == 0 || n > WEFT_RT_MAX_WORKERS)
+                usage();
+            opt_threads = (unsigned)n;
+        } else if (strcmp(a, "--iters") == 0) {
+            opt_iters = strtoull(v, &end, 10);
+            if (*end)
+                usage();
+        } else if (strcmp(a, "--seed") == 0) {
+            opt_seed = strtoull(v, &end, 0);
+            if (*end)
+                usage();
+            have_seed = true;
+        } else if (strcmp(a, "--seconds") == 0) {
+            opt_seconds = strtod(v, &end);
+            if (*end || opt_seconds < 0)
+                usage();
+        } else {
+            usage();
+        }
+    }
+    if (!have_seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        opt_seed = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    }
+    printf("seed=%" PRIu64 "\n", opt_seed);
+    fflush(stdout);
+
+    weft_set_misuse_handler(misuse_is_fatal, NULL);
+    pthread_mutex_init(&g_rs.lock, NULL);
+    pthread_cond_init(&g_rs.cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t wd;
+    ENSURE(pthread_create(&wd, NULL, watchdog_main, NULL) == 0, "pthread_create");
+
+    totals tot;
+    memset(&tot, 0, sizeof tot);
+    double start = now_s();
+    for (uint64_t r = 0; opt_iters == 0 || r < opt_iters; r++) {
+        if (r > 0 && now_s() - start >= opt_seconds)
+            break;
+        atomic_store_explicit(&g_round, (unsigned)r, memory_order_relaxed);
+        run_round(mix64(opt_seed + r), &tot);
+    }
+
+    pthread_mutex_lock(&g_wd_lock);
+    g_wd_done = true;
+    pthread_cond_signal(&g_wd_cond);
+    pthread_mutex_unlock(&g_wd_lock);
+    pthread_join(wd, NULL);
+    pthread_cond_destroy(&g_wd_cond);
+    pthread_cond_destroy(&g_rs.cond);
+    pthread_mutex_destroy(&g_rs.lock);
+
+    printf("ok: seed=%" PRIu64 " threads=%u rounds=%" PRIu64 " (shutdown mid-tree %" PRIu64
+           ") nodes=%" PRIu64 " completed=%" PRIu64 " cancelled=%" PRIu64
+           " refused=%" PRIu64 " local=%" PRIu64 " stuck=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
+           " (task+foreign) detached=%" PRIu64 " foreign_waits=%" PRIu64
+           " joins=%" PRIu64 " ok/%" PRIu64 " cancelled in %.1f s\n",
+           opt_seed, opt_threads, tot.rounds, tot.shutdown_rounds, tot.nodes, tot.completed,
+           tot.cancelled, tot.failed_spawns, tot.local, tot.stuck, tot.aborts_task, tot.aborts_foreign,
+           tot.detached, tot.foreign_waits, tot.joins_ok, tot.joins_cancelled,
+           now_s() - start);
+    return 0;
+}
