@@ -13,6 +13,7 @@
  * elsewhere). Returns 0 or -EINVAL; `what` names the call in reports. */
 static inline int weft__future_check_fresh(const weft_future *fut, const char *what)
 {
+    (void)what; /* only named in debug-build reports */
     if (!fut || !fut->ops || !fut->ops->poll || !fut->ops->name)
         return -EINVAL;
     if (fut->ops->out_size == WEFT_OUT_SIZE_VARIES && !fut->ops->out_size_of)
