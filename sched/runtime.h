@@ -88,6 +88,10 @@ struct weft_rt {
 struct weft__worker *weft__sched_current_worker(void);
 void weft__sched_set_current_rt(struct weft_rt *rt);
 
+/* Wake one sleeping worker (not as a searcher), if any: it parks again
+ * and so takes over driving the timers. Any thread. */
+void weft__sched_wake_sleeper(struct weft_rt *rt);
+
 /* Task accounting (worker.c): called on allocation and after a free. */
 void weft__rt_task_allocated(struct weft_rt *rt);
 void weft__rt_task_freed(struct weft_rt *rt);

@@ -25,9 +25,11 @@ weft_instant weft_now(void)
 
 /* Arm `e` (IDLE, when_ set) in `w` with a clone of `waker`. Returns false
  * when the deadline has already been reached by the wheel (nothing armed). */
-static bool timer_arm(weft__wheel *w, weft_timer_entry *e, const weft_waker *waker)
+static bool timer_arm(struct weft_rt *rt, weft_timer_entry *e, const weft_waker *waker)
 {
+    weft__wheel *w = &rt->wheel;
     struct weft__worker *unpark = NULL;
+    bool no_driver;
     weft__spin_lock(&w->lock);
     if (e->when_ <= w->elapsed) {
         weft__spin_unlock(&w->lock);
@@ -45,9 +47,12 @@ static bool timer_arm(weft__wheel *w, weft_timer_entry *e, const weft_waker *wak
         unpark = w->driver;
         w->driver_deadline = e->when_;
     }
+    no_driver = !w->driver;
     weft__spin_unlock(&w->lock);
     if (unpark)
         weft__unpark(&unpark->parker);
+    else if (no_driver)
+        weft__sched_wake_sleeper(rt); /* a sleeper re-parks as the driver */
     return true;
 }
 
@@ -138,12 +143,18 @@ uint64_t weft__timer_driver_begin(struct weft_rt *rt, struct weft__worker *me)
 void weft__timer_driver_end(struct weft_rt *rt, struct weft__worker *me)
 {
     weft__wheel *w = &rt->wheel;
+    bool handoff = false;
     weft__spin_lock(&w->lock);
     if (w->driver == me) {
         w->driver = NULL;
         w->driver_deadline = WEFT__WHEEL_NONE;
+        handoff = w->armed > 0;
     }
     weft__spin_unlock(&w->lock);
+    /* We leave to run tasks, possibly for long: timers still armed need a
+     * parked driver, not our next tick. */
+    if (handoff)
+        weft__sched_wake_sleeper(rt);
 }
 
 /* ---- sleep ---------------------------------------------------------------------- */
@@ -205,7 +216,7 @@ static weft_poll sleep_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_PENDING;
     }
     s->entry.when_ = weft__wheel_tick_ceil(&rt->wheel, s->deadline);
-    if (!timer_arm(&rt->wheel, &s->entry, cx->waker))
+    if (!timer_arm(rt, &s->entry, cx->waker))
         return WEFT_READY;
     return WEFT_PENDING;
 }

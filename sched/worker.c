@@ -176,6 +176,24 @@ static void take_off_sleepers(struct weft_rt *rt, struct weft__worker *w)
     atomic_fetch_add_seq_cst(&rt->idle_state, UNPARKED_ONE);
 }
 
+void weft__sched_wake_sleeper(struct weft_rt *rt)
+{
+    /* Relaxed: a hint; a sleeper that parks after this check becomes the
+     * timer driver by itself (see weft__timer_driver_begin). */
+    uint32_t s = atomic_load_relaxed(&rt->idle_state);
+    if ((s >> 16) >= rt->nworkers)
+        return; /* nobody sleeps */
+    struct weft__worker *w = NULL;
+    pthread_mutex_lock(&rt->sleep_lock);
+    if (rt->nsleepers > 0) {
+        w = &rt->workers[rt->sleepers[rt->nsleepers - 1]];
+        take_off_sleepers(rt, w);
+    }
+    pthread_mutex_unlock(&rt->sleep_lock);
+    if (w)
+        weft__unpark(&w->parker);
+}
+
 /* Wake one specific worker (owner of a local task) if it sleeps. */
 static void notify_worker(struct weft_rt *rt, struct weft__worker *w)
 {

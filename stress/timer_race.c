@@ -1,0 +1,797 @@
+/* stress_timer_race: timers racing other work, cancelled at every point,
+ * on a real runtime, with aborts from tasks and foreign threads and some
+ * rounds shut down in mid-flight.
+ *
+ *   stress_timer_race [--threads N] [--iters N] [--seed S] [--seconds T]
+ *
+ * --threads  workers per runtime (default 2)
+ * --iters    stop after this many rounds (default 0: only the time box)
+ * --seed     the run's seed (default: from the clock); printed first
+ * --seconds  time box (default 3)
+ *
+ * Each round starts a runtime and spawns racer tasks. A racer runs a
+ * series of races, written by hand with the coroutine macros (there is no
+ * select combinator yet):
+ *  - sleep vs yield loop: a weft_sleep of 0-3 ms and a future that yields a
+ *    random number of times are polled in turn, the one polled first
+ *    alternating each turn; the first to be READY wins and the loser is
+ *    dropped where it stands (a sleep armed, or fired but not yet polled);
+ *  - timeout: a weft_timeout of 0-3 ms around a yield loop, awaited;
+ *  - a lone sleep of 0-3 ms, awaited (a timer that never fires hangs it).
+ * Some racers abort random racers (possibly themselves) between races, and
+ * foreign threads abort random racers at random moments. All decisions
+ * come from PRNGs derived from the round's seed and the racer's index, so
+ * a seed replays the same races; only the interleavings differ.
+ *
+ * Invariants (any violation aborts with the seed and round):
+ *  - every future the program initialises (sleep and timeout wrappers,
+ *    yield loops, racers) is dropped exactly once;
+ *  - a sleep that won its race completed at or after its deadline;
+ *  - a timeout that timed out reported -ETIMEDOUT with zeroed output, no
+ *    earlier than its deadline, having dropped its inner future exactly
+ *    once; one that did not time out has its inner future's output;
+ *  - races started == sleep wins + loop wins + timeouts completed +
+ *    timeouts expired + lone sleeps + races cut short by a drop; racers
+ *    completed + cancelled == spawned; a join's status and output agree
+ *    with whether its racer finished, and -ECANCELED only after an abort
+ *    or shutdown;
+ *  - no hang: a watchdog aborts after seconds * 10 + 30 s (a dropped timer
+ *    left linked in the wheel corrupts it when its memory is reused, which
+ *    shows up as a crash, a lost wake or a hang).
+ * Waits for threads are joins and condition variables; the only clock
+ * waits are the timers under test and the watchdog's. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft/weft.h"
+
+/* ---- options, failure --------------------------------------------------- */
+
+static unsigned opt_threads = 2;
+static uint64_t opt_iters = 0;
+static uint64_t opt_seed;
+static double opt_seconds = 3.0;
+static _Atomic unsigned g_round; /* for failure messages */
+
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "stress_timer_race: FAIL seed=%" PRIu64 " round=%u: %s\n"
+                    "replay: stress_timer_race --threads %u --seed %" PRIu64 "\n",
+            opt_seed, atomic_load_explicit(&g_round, memory_order_relaxed), msg,
+            opt_threads, opt_seed);
+    fflush(stderr);
+    abort();
+}
+
+#define ENSURE(cond, ...)                                                     \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            die(__VA_ARGS__);                                                 \
+    } while (0)
+
+static void misuse_is_fatal(const char *msg, void *arg)
+{
+    (void)arg;
+    die("weft reported misuse: %s", msg);
+}
+
+/* ---- PRNG --------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    /* splitmix64's finaliser: derives independent seeds from related ones. */
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint32_t rnd(uint64_t *s)
+{
+    /* xorshift64*: small state that fits in a task. */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static uint64_t rng_from(uint64_t seed)
+{
+    uint64_t s = mix64(seed);
+    return s ? s : 1;
+}
+
+/* A timer duration: 0-3 ms, a tenth of them exactly 0. */
+static weft_duration random_duration(uint64_t *r)
+{
+    if (rnd(r) % 10 == 0)
+        return 0;
+    return (weft_duration)rnd(r) % (WEFT_MS(3) + 1);
+}
+
+/* A yield loop's length, from nothing to long enough to lose to any
+ * sleep. */
+static unsigned random_yields(uint64_t *r)
+{
+    switch (rnd(r) % 4) {
+    case 0: return rnd(r) % 4;
+    case 1: return rnd(r) % 100;
+    case 2: return rnd(r) % 2000;
+    default: return rnd(r) % 20000;
+    }
+}
+
+/* ---- per-round state ---------------------------------------------------- */
+
+#define MAX_RACERS 96
+#define MAX_RACES 12
+/* Sub-future ids: at most two per race, plus slack. */
+#define MAX_IDS (MAX_RACERS * MAX_RACES * 2 + 64)
+#define ABORT_THREADS 2
+
+typedef struct round_state {
+    uint64_t seed;
+    unsigned nracers;
+    bool shutdown_mid;
+    _Atomic bool shutting_down; /* set (release) just before weft_rt_shutdown */
+    _Atomic bool over;          /* foreign aborters stop */
+
+    /* Join handles: written by the main thread before `published` counts
+     * them (release); aborted through from any thread; polled and dropped
+     * by the main thread once no other thread uses them. */
+    weft_join joins[MAX_RACERS];
+    _Atomic unsigned published;
+    unsigned nraces[MAX_RACERS]; /* what each racer will run, if not cut short */
+
+    _Atomic uint8_t racer_drops[MAX_RACERS];
+    _Atomic uint8_t racer_done[MAX_RACERS];
+    _Atomic uint8_t aborted[MAX_RACERS];
+
+    _Atomic uint32_t ids; /* sub-future ids handed out */
+    _Atomic uint8_t drops[MAX_IDS];
+
+    _Atomic uint64_t races_started, sleep_wins, loop_wins, tmo_ok, tmo_expired, sleeps_alone,
+        cut_short;
+    _Atomic uint64_t aborts_task, aborts_foreign, racers_completed, racers_cancelled;
+
+    /* Progress, for the main thread to wait on. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned dropped;     /* racers dropped */
+    uint64_t races_ended; /* races finished or cut short */
+} round_state;
+
+static round_state g_rs;
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static uint64_t load(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void progress_add(unsigned dropped, uint64_t races)
+{
+    pthread_mutex_lock(&g_rs.lock);
+    g_rs.dropped += dropped;
+    g_rs.races_ended += races;
+    pthread_cond_broadcast(&g_rs.cond);
+    pthread_mutex_unlock(&g_rs.lock);
+}
+
+static uint32_t new_id(void)
+{
+    uint32_t id = atomic_fetch_add_explicit(&g_rs.ids, 1, memory_order_relaxed);
+    ENSURE(id < MAX_IDS, "more than %u sub-futures in a round", (unsigned)MAX_IDS);
+    return id;
+}
+
+static void note_drop(uint32_t id, const char *what)
+{
+    uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[id], 1, memory_order_acq_rel);
+    ENSURE(prev == 0, "%s %u dropped twice", what, id);
+}
+
+static bool dropped_once(uint32_t id)
+{
+    return atomic_load_explicit(&g_rs.drops[id], memory_order_acquire) == 1;
+}
+
+/* Abort racer `victim` through its join handle. */
+static void abort_racer(unsigned victim, _Atomic uint64_t *counter)
+{
+    atomic_store_explicit(&g_rs.aborted[victim], 1, memory_order_release);
+    weft_join_abort(&g_rs.joins[victim]);
+    count(counter);
+}
+
+/* ---- a yield loop ------------------------------------------------------- */
+
+/* PENDING `left` times (waking itself: it goes to the back of the queue),
+ * then READY with `value`. */
+typedef struct yloop {
+    weft_future base;
+    uint32_t id;
+    unsigned left;
+    uint32_t value;
+} yloop;
+
+static weft_poll yloop_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    yloop *y = (yloop *)f;
+    if (y->left > 0) {
+        y->left--;
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    memcpy(out, &y->value, sizeof y->value);
+    return WEFT_READY;
+}
+
+static void yloop_drop(weft_future *f)
+{
+    note_drop(((yloop *)f)->id, "yield loop");
+}
+
+static const weft_future_ops yloop_ops = { "yield_loop", sizeof(uint32_t), yloop_poll,
+                                           yloop_drop, NULL };
+
+static void yloop_init(yloop *y, unsigned left)
+{
+    weft_future_init(&y->base, &yloop_ops, WEFT_F_SEND);
+    y->id = new_id();
+    y->left = left;
+    y->value = (uint32_t)mix64(y->id) | 1u;
+}
+
+/* ---- a counted sleep ---------------------------------------------------- */
+
+typedef struct csleep {
+    weft_future base;
+    uint32_t id;
+    weft_sleep s;
+} csleep;
+
+static weft_poll csleep_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    return weft_future_poll(&((csleep *)f)->s.base, cx, out);
+}
+
+static void csleep_drop(weft_future *f)
+{
+    csleep *c = (csleep *)f;
+    weft_future_drop(&c->s.base);
+    note_drop(c->id, "sleep");
+}
+
+static const weft_future_ops csleep_ops = { "counted_sleep", 0, csleep_poll, csleep_drop, NULL };
+
+static void csleep_init(csleep *c, weft_duration d)
+{
+    weft_future_init(&c->base, &csleep_ops, WEFT_F_SEND);
+    c->id = new_id();
+    weft_sleep_init(&c->s, d);
+}
+
+/* ---- a counted timeout around a yield loop ------------------------------ */
+
+/* The timeout keeps a pointer to its inner future, so both live here,
+ * initialised in place inside the racer's pinned state. */
+typedef struct ctimeout {
+    weft_future base;
+    uint32_t id;
+    weft_timeout t;
+    yloop inner;
+} ctimeout;
+
+static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    ctimeout *c = (ctimeout *)f;
+    uint32_t v = 0xdeadbeefu;
+    if (weft_future_poll(&c->t.base, cx, &v) == WEFT_PENDING)
+        return WEFT_PENDING;
+    /* Whichever way it ended, the inner future is gone, exactly once. */
+    ENSURE(dropped_once(c->inner.id), "timeout %u finished without dropping its inner %u once",
+           c->id, c->inner.id);
+    if (c->t.status == 0) {
+        ENSURE(v == c->inner.value, "timeout %u: output %08x, inner's %08x", c->id, v,
+               c->inner.value);
+        count(&g_rs.tmo_ok);
+    } else {
+        ENSURE(c->t.status == -ETIMEDOUT, "timeout %u: status %d", c->id, c->t.status);
+        ENSURE(v == 0, "timeout %u timed out with output %08x", c->id, v);
+        ENSURE(weft_now() >= c->t.sleep.deadline, "timeout %u expired before its deadline",
+               c->id);
+        count(&g_rs.tmo_expired);
+    }
+    memcpy(out, &v, sizeof v);
+    return WEFT_READY;
+}
+
+static void ctimeout_drop(weft_future *f)
+{
+    ctimeout *c = (ctimeout *)f;
+    weft_future_drop(&c->t.base);
+    ENSURE(dropped_once(c->inner.id), "dropped timeout %u left its inner %u dropped %u times",
+           c->id, c->inner.id,
+           (unsigned)atomic_load_explicit(&g_rs.drops[c->inner.id], memory_order_relaxed));
+    note_drop(c->id, "timeout");
+}
+
+static const weft_future_ops ctimeout_ops = { "counted_timeout", sizeof(uint32_t),
+                                              ctimeout_poll, ctimeout_drop, NULL };
+
+static void ctimeout_init(ctimeout *c, weft_duration d, unsigned yields)
+{
+    weft_future_init(&c->base, &ctimeout_ops, WEFT_F_SEND);
+    c->id = new_id();
+    yloop_init(&c->inner, yields);
+    if (weft_timeout_init(&c->t, &c->inner.base, d) != 0)
+        die("weft_timeout_init refused a valid inner future");
+}
+
+/* ---- the racer ---------------------------------------------------------- */
+
+enum { RACE_NONE, RACE_SLEEP_LOOP, RACE_TIMEOUT, RACE_SLEEP };
+
+/* Suspend once; the next wake of the task resumes here. WEFT_CO_YIELD
+ * without its self-wake (one per source line, like the macros of co.h). */
+#define CO_SUSPEND(co)                                                        \
+    do {                                                                      \
+        (co)->line = __LINE__;                                                \
+        return WEFT_PENDING;                                                  \
+    case __LINE__:;                                                           \
+    } while (0)
+
+typedef struct racer {
+    weft_future base;
+    weft_co co;
+    unsigned idx;
+    uint64_t rng;
+    unsigned nraces, r, kind;
+    bool aborter;
+    int race;       /* what is in flight (RACE_*) */
+    unsigned turn;  /* which of the two is polled first this turn */
+    bool sleep_live, loop_live;
+    uint32_t scratch;
+    csleep cs;
+    yloop yl;
+    ctimeout ct;
+    uint64_t out;
+} racer;
+
+static void racer_end_race(racer *s)
+{
+    s->race = RACE_NONE;
+    progress_add(0, 1);
+}
+
+/* One turn of a sleep-vs-loop race: poll both (the first alternating),
+ * stop at the first READY, drop the loser. Returns true when decided. */
+static bool race_turn(racer *s, weft_cx *cx)
+{
+    for (unsigned k = 0; k < 2; k++) {
+        bool sleep_first = ((s->turn + k) & 1u) == 0;
+        if (sleep_first) {
+            if (weft_future_poll(&s->cs.base, cx, NULL) == WEFT_READY) {
+                ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u won before its deadline",
+                       s->cs.id);
+                count(&g_rs.sleep_wins);
+                break;
+            }
+        } else {
+            if (weft_future_poll(&s->yl.base, cx, &s->scratch) == WEFT_READY) {
+                ENSURE(s->scratch == s->yl.value, "yield loop %u: wrong output", s->yl.id);
+                count(&g_rs.loop_wins);
+                break;
+            }
+        }
+        if (k == 1) {
+            s->turn++;
+            return false;
+        }
+    }
+    /* Decided: drop both (the winner is done, the loser stops here). */
+    s->sleep_live = false;
+    weft_future_drop(&s->cs.base);
+    s->loop_live = false;
+    weft_future_drop(&s->yl.base);
+    return true;
+}
+
+static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    racer *s = (racer *)f;
+    WEFT_CO_BEGIN(&s->co);
+    for (s->r = 0; s->r < s->nraces; s->r++) {
+        if (s->aborter && rnd(&s->rng) % 3 == 0) {
+            unsigned n = atomic_load_explicit(&g_rs.published, memory_order_acquire);
+            if (n > 0)
+                abort_racer(rnd(&s->rng) % n, &g_rs.aborts_task);
+        }
+        count(&g_rs.races_started);
+        s->kind = rnd(&s->rng) % 6;
+        if (s->kind >= 2) {
+            s->race = RACE_SLEEP_LOOP;
+            csleep_init(&s->cs, random_duration(&s->rng));
+            s->sleep_live = true;
+            yloop_init(&s->yl, random_yields(&s->rng));
+            s->loop_live = true;
+            s->turn = rnd(&s->rng) & 1u;
+            /* Pending turns: the sleep holds our waker, the loop woke us. */
+            while (!race_turn(s, cx))
+                CO_SUSPEND(&s->co);
+        } else if (s->kind == 1) {
+            /* A sleep with no competitor: a timer that never fires hangs
+             * here, and the watchdog reports it. */
+            s->race = RACE_SLEEP;
+            csleep_init(&s->cs, random_duration(&s->rng));
+            WEFT_AWAIT(&s->co, cx, &s->cs.base, NULL);
+            ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u completed before its deadline",
+                   s->cs.id);
+            count(&g_rs.sleeps_alone);
+        } else {
+            s->race = RACE_TIMEOUT;
+            ctimeout_init(&s->ct, random_duration(&s->rng), random_yields(&s->rng));
+            WEFT_AWAIT(&s->co, cx, &s->ct.base, &s->scratch);
+        }
+        racer_end_race(s);
+    }
+    atomic_store_explicit(&g_rs.racer_done[s->idx], 1, memory_order_release);
+    s->out = s->nraces;
+    memcpy(out, &s->out, sizeof s->out);
+    WEFT_CO_RETURN(&s->co);
+    WEFT_CO_END(&s->co);
+}
+
+static void racer_drop(weft_future *f)
+{
+    racer *s = (racer *)f;
+    weft_co_drop(&s->co); /* an awaited timeout or sleep */
+    if (s->sleep_live) {
+        s->sleep_live = false;
+        weft_future_drop(&s->cs.base);
+    }
+    if (s->loop_live) {
+        s->loop_live = false;
+        weft_future_drop(&s->yl.base);
+    }
+    if (s->race != RACE_NONE) {
+        count(&g_rs.cut_short);
+        racer_end_race(s);
+    }
+    uint8_t prev = atomic_fetch_add_explicit(&g_rs.racer_drops[s->idx], 1, memory_order_acq_rel);
+    ENSURE(prev == 0, "racer %u dropped twice", s->idx);
+    if (atomic_load_explicit(&g_rs.racer_done[s->idx], memory_order_acquire))
+        count(&g_rs.racers_completed);
+    else
+        count(&g_rs.racers_cancelled);
+    progress_add(1, 0);
+}
+
+static const weft_future_ops racer_ops = { "racer", sizeof(uint64_t), racer_poll, racer_drop,
+                                           NULL };
+
+static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
+{
+    memset(s, 0, sizeof *s);
+    weft_future_init(&s->base, &racer_ops, WEFT_F_SEND);
+    weft_co_init(&s->co);
+    s->idx = idx;
+    s->rng = rng_from(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
+    s->nraces = 1 + rnd(&s->rng) % MAX_RACES;
+    s->aborter = rnd(&s->rng) % 5 == 0;
+    s->race = RACE_NONE;
+}
+
+/* ---- foreign aborters --------------------------------------------------- */
+
+static void *aborter_main(void *arg)
+{
+    uint64_t rng = rng_from(g_rs.seed ^ (uintptr_t)arg);
+    unsigned n = rnd(&rng) % 5;
+    for (unsigned i = 0; i < n; i++) {
+        /* A random moment: a random number of scheduler yields. */
+        for (unsigned k = rnd(&rng) % 3000; k > 0; k--) {
+            if (atomic_load_explicit(&g_rs.over, memory_order_acquire))
+                return NULL;
+            sched_yield();
+        }
+        unsigned published = atomic_load_explicit(&g_rs.published, memory_order_acquire);
+        if (published > 0)
+            abort_racer(rnd(&rng) % published, &g_rs.aborts_foreign);
+    }
+    return NULL;
+}
+
+/* ---- watchdog ----------------------------------------------------------- */
+
+static pthread_mutex_t g_wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wd_cond;
+static bool g_wd_done;
+
+static void *watchdog_main(void *arg)
+{
+    (void)arg;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(opt_seconds * 10.0) + 30;
+    pthread_mutex_lock(&g_wd_lock);
+    while (!g_wd_done) {
+        if (pthread_cond_timedwait(&g_wd_cond, &g_wd_lock, &deadline) == ETIMEDOUT && !g_wd_done)
+            die("watchdog: run exceeded %.0f s (hang)", opt_seconds * 10.0 + 30.0);
+    }
+    pthread_mutex_unlock(&g_wd_lock);
+    return NULL;
+}
+
+/* ---- a round ------------------------------------------------------------ */
+
+typedef struct totals {
+    uint64_t rounds, shutdown_rounds, racers, completed, cancelled, races, sleep_wins,
+        loop_wins, tmo_ok, tmo_expired, sleeps_alone, cut_short, aborts_task, aborts_foreign,
+        sub_futures;
+} totals;
+
+static void round_reset(uint64_t seed)
+{
+    g_rs.seed = seed;
+    uint64_t r = rng_from(seed);
+    g_rs.nracers = 8 + rnd(&r) % (MAX_RACERS - 7);
+    g_rs.shutdown_mid = rnd(&r) % 4 == 0;
+    atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
+    atomic_store_explicit(&g_rs.over, false, memory_order_relaxed);
+    atomic_store_explicit(&g_rs.published, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_rs.ids, 0, memory_order_relaxed);
+    for (unsigned i = 0; i < MAX_RACERS; i++) {
+        atomic_store_explicit(&g_rs.racer_drops[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g_rs.racer_done[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g_rs.aborted[i], 0, memory_order_relaxed);
+    }
+    for (unsigned i = 0; i < MAX_IDS; i++)
+        atomic_store_explicit(&g_rs.drops[i], 0, memory_order_relaxed);
+    _Atomic uint64_t *ctrs[] = {
+        &g_rs.races_started, &g_rs.sleep_wins,     &g_rs.loop_wins,
+        &g_rs.tmo_ok,        &g_rs.tmo_expired,    &g_rs.sleeps_alone, &g_rs.cut_short,
+        &g_rs.aborts_task,   &g_rs.aborts_foreign, &g_rs.racers_completed,
+        &g_rs.racers_cancelled,
+    };
+    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
+        atomic_store_explicit(ctrs[i], 0, memory_order_relaxed);
+    g_rs.dropped = 0;
+    g_rs.races_ended = 0;
+}
+
+static void run_round(uint64_t seed, totals *tot)
+{
+    round_reset(seed);
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = opt_threads;
+    o.thread_name_prefix = "stress-w";
+    weft_rt *rt = NULL;
+    int rc = weft_rt_new(&rt, &o);
+    ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+
+    pthread_t aborters[ABORT_THREADS];
+    for (uintptr_t i = 0; i < ABORT_THREADS; i++)
+        ENSURE(pthread_create(&aborters[i], NULL, aborter_main, (void *)(i + 1)) == 0,
+               "pthread_create");
+
+    for (unsigned i = 0; i < g_rs.nracers; i++) {
+        racer s;
+        racer_init(&s, i, seed);
+        g_rs.nraces[i] = s.nraces;
+        rc = weft_spawn(rt, &s.base, sizeof s, &g_rs.joins[i]);
+        ENSURE(rc == 0, "spawn of racer %u: %s", i, weft_strerror(rc));
+        /* Release: the join handle is initialised before anyone aborts
+         * through it (pairs with the acquire loads of `published`). */
+        atomic_store_explicit(&g_rs.published, i + 1, memory_order_release);
+    }
+
+    pthread_mutex_lock(&g_rs.lock);
+    if (g_rs.shutdown_mid) {
+        /* Shut down once some races have ended, with timers in flight. */
+        uint64_t r = rng_from(seed ^ 0x51);
+        uint64_t ended = 1 + rnd(&r) % (2 * g_rs.nracers);
+        while (g_rs.races_ended < ended && g_rs.dropped < g_rs.nracers)
+            pthread_cond_wait(&g_rs.cond, &g_rs.lock);
+    } else {
+        while (g_rs.dropped < g_rs.nracers)
+            pthread_cond_wait(&g_rs.cond, &g_rs.lock);
+    }
+    pthread_mutex_unlock(&g_rs.lock);
+
+    /* Foreign aborters stop before the runtime goes away. */
+    atomic_store_explicit(&g_rs.over, true, memory_order_release);
+    for (int i = 0; i < ABORT_THREADS; i++)
+        pthread_join(aborters[i], NULL);
+    if (g_rs.shutdown_mid)
+        atomic_store_explicit(&g_rs.shutting_down, true, memory_order_release);
+    weft_rt_shutdown(rt);
+
+    /* Everything was dropped, once. */
+    pthread_mutex_lock(&g_rs.lock);
+    unsigned dropped = g_rs.dropped;
+    pthread_mutex_unlock(&g_rs.lock);
+    ENSURE(dropped == g_rs.nracers, "%u of %u racers dropped after shutdown", dropped,
+           g_rs.nracers);
+    uint32_t ids = atomic_load_explicit(&g_rs.ids, memory_order_acquire);
+    for (uint32_t id = 0; id < ids; id++)
+        ENSURE(dropped_once(id), "sub-future %u dropped %u times", id,
+               (unsigned)atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed));
+
+    /* Join handles outlive the runtime; each agrees with its racer. */
+    weft_waker noop = weft_waker_noop();
+    for (unsigned i = 0; i < g_rs.nracers; i++) {
+        weft_join *j = &g_rs.joins[i];
+        ENSURE(weft_join_is_finished(j), "join of racer %u not finished after shutdown", i);
+        weft_cx cx;
+        weft_cx_init(&cx, &noop);
+        uint64_t out = 0;
+        ENSURE(weft_future_poll(&j->base, &cx, &out) == WEFT_READY,
+               "finished join of racer %u pending", i);
+        bool done = atomic_load_explicit(&g_rs.racer_done[i], memory_order_acquire);
+        if (j->status == 0) {
+            ENSURE(done, "join of racer %u says 0 but it never finished", i);
+            ENSURE(out == g_rs.nraces[i], "racer %u output %" PRIu64 ", expected %u", i, out,
+                   g_rs.nraces[i]);
+        } else {
+            ENSURE(j->status == -ECANCELED, "join of racer %u: status %d", i, j->status);
+            ENSURE(!done, "join of racer %u says cancelled but it finished", i);
+            ENSURE(out == 0, "cancelled racer %u has output %" PRIu64, i, out);
+            ENSURE(atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) ||
+                       g_rs.shutdown_mid,
+                   "racer %u cancelled without abort or shutdown", i);
+        }
+        weft_future_drop(&j->base);
+    }
+
+    uint64_t started = load(&g_rs.races_started), sw = load(&g_rs.sleep_wins),
+             lw = load(&g_rs.loop_wins), tok = load(&g_rs.tmo_ok),
+             tex = load(&g_rs.tmo_expired), sa = load(&g_rs.sleeps_alone),
+             cut = load(&g_rs.cut_short);
+    ENSURE(started == sw + lw + tok + tex + sa + cut,
+           "races: %" PRIu64 " started != %" PRIu64 " sleep wins + %" PRIu64
+           " loop wins + %" PRIu64 " timeouts ok + %" PRIu64 " expired + %" PRIu64
+           " lone sleeps + %" PRIu64 " cut short",
+           started, sw, lw, tok, tex, sa, cut);
+    uint64_t comp = load(&g_rs.racers_completed), canc = load(&g_rs.racers_cancelled);
+    ENSURE(comp + canc == g_rs.nracers, "racers: %" PRIu64 " completed + %" PRIu64
+           " cancelled != %u spawned", comp, canc, g_rs.nracers);
+
+    tot->rounds++;
+    tot->shutdown_rounds += g_rs.shutdown_mid;
+    tot->racers += g_rs.nracers;
+    tot->completed += comp;
+    tot->cancelled += canc;
+    tot->races += started;
+    tot->sleep_wins += sw;
+    tot->loop_wins += lw;
+    tot->tmo_ok += tok;
+    tot->tmo_expired += tex;
+    tot->sleeps_alone += sa;
+    tot->cut_short += cut;
+    tot->aborts_task += load(&g_rs.aborts_task);
+    tot->aborts_foreign += load(&g_rs.aborts_foreign);
+    tot->sub_futures += ids;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: stress_timer_race [--threads N] [--iters N] [--seed S] "
+                    "[--seconds T]\n");
+    exit(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    bool have_seed = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc)
+            usage();
+        const char *v = argv[++i];
+        char *end;
+        if (strcmp(a, "--threads") == 0) {
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || n == 0 || n > WEFT_RT_MAX_WORKERS)
+                usage();
+            opt_threads = (unsigned)n;
+        } else if (strcmp(a, "--iters") == 0) {
+            opt_iters = strtoull(v, &end, 10);
+            if (*end)
+                usage();
+        } else if (strcmp(a, "--seed") == 0) {
+            opt_seed = strtoull(v, &end, 0);
+            if (*end)
+                usage();
+            have_seed = true;
+        } else if (strcmp(a, "--seconds") == 0) {
+            opt_seconds = strtod(v, &end);
+            if (*end || opt_seconds < 0)
+                usage();
+        } else {
+            usage();
+        }
+    }
+    if (!have_seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        opt_seed = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    }
+    printf("seed=%" PRIu64 "\n", opt_seed);
+    fflush(stdout);
+
+    weft_set_misuse_handler(misuse_is_fatal, NULL);
+    pthread_mutex_init(&g_rs.lock, NULL);
+    pthread_cond_init(&g_rs.cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t wd;
+    ENSURE(pthread_create(&wd, NULL, watchdog_main, NULL) == 0, "pthread_create");
+
+    totals tot;
+    memset(&tot, 0, sizeof tot);
+    double start = now_s();
+    for (uint64_t r = 0; opt_iters == 0 || r < opt_iters; r++) {
+        if (r > 0 && now_s() - start >= opt_seconds)
+            break;
+        atomic_store_explicit(&g_round, (unsigned)r, memory_order_relaxed);
+        run_round(mix64(opt_seed + r), &tot);
+    }
+
+    pthread_mutex_lock(&g_wd_lock);
+    g_wd_done = true;
+    pthread_cond_signal(&g_wd_cond);
+    pthread_mutex_unlock(&g_wd_lock);
+    pthread_join(wd, NULL);
+    pthread_cond_destroy(&g_wd_cond);
+    pthread_cond_destroy(&g_rs.cond);
+    pthread_mutex_destroy(&g_rs.lock);
+
+    printf("ok: seed=%" PRIu64 " threads=%u rounds=%" PRIu64 " (shutdown mid-flight %" PRIu64
+           ") racers=%" PRIu64 " completed=%" PRIu64 " cancelled=%" PRIu64 " races=%" PRIu64
+           " sleep_wins=%" PRIu64 " loop_wins=%" PRIu64 " timeouts=%" PRIu64 " ok/%" PRIu64
+           " expired lone_sleeps=%" PRIu64 " cut_short=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
+           " (task+foreign) sub_futures=%" PRIu64 " in %.1f s\n",
+           opt_seed, opt_threads, tot.rounds, tot.shutdown_rounds, tot.racers, tot.completed,
+           tot.cancelled, tot.races, tot.sleep_wins, tot.loop_wins, tot.tmo_ok, tot.tmo_expired,
+           tot.sleeps_alone, tot.cut_short, tot.aborts_task, tot.aborts_foreign, tot.sub_futures,
+           now_s() - start);
+    return 0;
+}

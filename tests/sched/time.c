@@ -1,0 +1,1964 @@
+/* Unit tests for sched/time.c: sleep, timeout and interval on a real
+ * two-worker runtime — completion no earlier than the deadline, ordering,
+ * cancellation by drop (a dropped timer never wakes anyone), reset, the
+ * timeout's race between its inner future and its timer, the interval's
+ * schedule and missed-tick policies, 100,000 sleeps created and dropped at
+ * random, shutdown with timers an hour away, a timer firing while the
+ * worker that drove timers is stuck in a long poll, and misuse outside a
+ * runtime.
+ *
+ * Timing rules: nothing waits on the clock for more than a few
+ * milliseconds at a time (hour-long timers are cancelled, never awaited),
+ * and no test asserts an upper bound on how late anything happens — only
+ * lower bounds (never early) and orders the wheel guarantees. Waits for
+ * other threads are event driven (wakes forwarded to the waiting future),
+ * with a watchdog that only turns a hang into a readable failure.
+ *
+ * Each test gets a fresh runtime and a counting allocator; teardown checks
+ * every allocation came back after shutdown and no unexpected misuse was
+ * reported. Code running on workers records what it sees in atomics; the
+ * test thread asserts. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/weft.h"
+#include "atomic.h"
+#include "runtime.h"
+#include "timer.h"
+
+/* ---- counting allocator ------------------------------------------------- */
+
+static _Atomic long g_live_allocs;
+
+static void *count_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    void *p = malloc(size);
+    /* Relaxed: a counter read after shutdown joined the workers. */
+    if (p)
+        atomic_fetch_add_relaxed(&g_live_allocs, 1);
+    return p;
+}
+
+static void count_free(void *p, void *ctx)
+{
+    (void)ctx;
+    if (p) {
+        atomic_fetch_sub_acq_rel(&g_live_allocs, 1);
+        free(p);
+    }
+}
+
+/* ---- misuse reports ----------------------------------------------------- */
+
+static pthread_mutex_t g_misuse_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_misuse_count;    /* reports so far */
+static int g_misuse_expected; /* reports the running test provokes on purpose */
+static char g_misuse_msg[512];
+
+static void record_misuse(const char *msg, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_misuse_lock);
+    g_misuse_count++;
+    snprintf(g_misuse_msg, sizeof g_misuse_msg, "%s", msg);
+    pthread_mutex_unlock(&g_misuse_lock);
+}
+
+/* True when debug builds reported exactly `n` misuses so far, the last
+ * naming `name`. Release builds report nothing. */
+static bool misuse_reported(int n, const char *name)
+{
+    pthread_mutex_lock(&g_misuse_lock);
+#ifdef NDEBUG
+    (void)n, (void)name;
+    bool ok = g_misuse_count == 0;
+#else
+    bool ok = g_misuse_count == n && strstr(g_misuse_msg, name) != NULL;
+#endif
+    pthread_mutex_unlock(&g_misuse_lock);
+    return ok;
+}
+
+/* ---- watchdog ----------------------------------------------------------- */
+
+/* A timer that never fires leaves a test waiting forever; turn that into a
+ * failure instead of a hang (the last RUN line names the test). */
+#define WATCHDOG_S 60
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "watchdog: test hung (a timer that never fired?)\n";
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+        _exit(2);
+    _exit(1);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static weft_rt *g_rt;
+
+static int setup(void **state)
+{
+    (void)state;
+    atomic_store_relaxed(&g_live_allocs, 0);
+    g_misuse_count = 0;
+    g_misuse_expected = 0;
+    g_misuse_msg[0] = '\0';
+    weft_set_misuse_handler(record_misuse, NULL);
+    weft_allocator a = { count_alloc, count_free, NULL };
+    if (weft_set_allocator(&a) != 0)
+        return -1;
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 2;
+    alarm(WATCHDOG_S);
+    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = 0;
+    weft_rt_shutdown(g_rt); /* NULL when the test shut it down itself */
+    g_rt = NULL;
+    alarm(0);
+    long live = atomic_load_acquire(&g_live_allocs);
+    if (live != 0) {
+        print_error("%ld allocation(s) not freed after shutdown\n", live);
+        rc = -1;
+    }
+#ifndef NDEBUG
+    if (g_misuse_count != g_misuse_expected) {
+        print_error("%d misuse report(s), expected %d; last: %s\n", g_misuse_count,
+                    g_misuse_expected, g_misuse_msg);
+        rc = -1;
+    }
+#endif
+    if (weft_set_allocator(NULL) != 0)
+        rc = -1;
+    weft_set_misuse_handler(NULL, NULL);
+    return rc;
+}
+
+#define WATCHDOG_NS (60ull * 1000000000ull)
+
+/* Spin (yielding the CPU) until `*flag` reaches `want`; fail after the
+ * watchdog instead of hanging. Only for waits on other threads' progress,
+ * never to let time pass. */
+static void wait_for_count(_Atomic long *flag, long want)
+{
+    weft_instant give_up = weft_now() + WATCHDOG_NS;
+    while (atomic_load_acquire(flag) < want) {
+        if (weft_now() > give_up)
+            fail_msg("watchdog: count stuck at %ld, waiting for %ld",
+                     atomic_load_acquire(flag), want);
+        sched_yield();
+    }
+}
+
+/* Timers armed in the runtime's wheel right now. */
+static size_t wheel_armed(void)
+{
+    weft__wheel *w = &g_rt->wheel;
+    weft__spin_lock(&w->lock);
+    size_t n = w->armed;
+    weft__spin_unlock(&w->lock);
+    return n;
+}
+
+/* Await the next item of a stream inside a coroutine, with `rc` the result.
+ * Same shape as WEFT_AWAIT (one per source line). */
+#define CO_NEXT(co, cx, stream, item, rc)                                     \
+    do {                                                                      \
+        (co)->line = __LINE__;                                                \
+        /* fallthrough */                                                     \
+    case __LINE__:                                                            \
+        if (((rc) = weft_stream_poll_next((stream), (cx), (item))) ==          \
+            WEFT_NEXT_PENDING)                                                \
+            return WEFT_PENDING;                                              \
+    } while (0)
+
+/* Suspend until `cond` holds; whoever makes it true wakes this task (here:
+ * a probe waker forwarding a timer's wake). Same shape as WEFT_CO_YIELD,
+ * without the self-wake. */
+#define CO_WAIT_UNTIL(co, cond)                                               \
+    do {                                                                      \
+        (co)->line = __LINE__;                                                \
+        /* fallthrough */                                                     \
+    case __LINE__:                                                            \
+        if (!(cond))                                                          \
+            return WEFT_PENDING;                                              \
+    } while (0)
+
+/* Suspend once; the next wake of the task resumes here. Same shape as
+ * WEFT_CO_YIELD, without the self-wake. */
+#define CO_SUSPEND(co)                                                        \
+    do {                                                                      \
+        (co)->line = __LINE__;                                                \
+        return WEFT_PENDING;                                                  \
+    case __LINE__:;                                                           \
+    } while (0)
+
+/* ---- a probe waker ------------------------------------------------------ */
+
+/* A waker that counts its live clones and wakes, flags wakes that arrive
+ * once they are forbidden, and forwards every wake to `target` (the waiting
+ * future's own waker) so a test can wait for it without timing. Static
+ * storage: a timer that wrongly outlives its future may still wake it. */
+typedef struct probe {
+    _Atomic int clones;    /* clones alive (the probe's own handle not counted) */
+    _Atomic int wakes;     /* wake + wake_by_ref */
+    _Atomic bool forbid;   /* set when no wake may come any more */
+    _Atomic int bad_wakes; /* wakes while forbidden */
+    weft_waker target;     /* set before the probe is first handed out */
+} probe;
+
+static weft_waker probe_clone(const void *data);
+static void probe_wake(void *data);
+static void probe_wake_by_ref(const void *data);
+static void probe_drop(void *data);
+static const weft_waker_ops probe_ops = { probe_clone, probe_wake, probe_wake_by_ref,
+                                          probe_drop };
+
+static weft_waker probe_clone(const void *data)
+{
+    probe *p = (probe *)data;
+    /* Relaxed: a counter, checked after the events that settle it. */
+    atomic_fetch_add_relaxed(&p->clones, 1);
+    weft_waker w = { &probe_ops, p };
+    return w;
+}
+
+static void probe_note(probe *p)
+{
+    atomic_fetch_add_acq_rel(&p->wakes, 1);
+    if (atomic_load_acquire(&p->forbid))
+        atomic_fetch_add_acq_rel(&p->bad_wakes, 1);
+    weft_waker_wake_by_ref(&p->target);
+}
+
+static void probe_wake_by_ref(const void *data)
+{
+    probe_note((probe *)data);
+}
+
+static void probe_wake(void *data)
+{
+    /* Release the clone before noting the wake, so whoever sees the wake
+     * also sees the clone gone. */
+    probe_drop(data);
+    probe_note(data);
+}
+
+static void probe_drop(void *data)
+{
+    probe *p = data;
+    atomic_fetch_sub_acq_rel(&p->clones, 1);
+}
+
+static probe g_probe;
+
+/* Reset the probe to forward to a clone of `target`. */
+static weft_waker probe_start(probe *p, const weft_waker *target)
+{
+    atomic_store_relaxed(&p->clones, 0);
+    atomic_store_relaxed(&p->wakes, 0);
+    atomic_store_relaxed(&p->forbid, false);
+    atomic_store_relaxed(&p->bad_wakes, 0);
+    p->target = weft_waker_clone(target);
+    weft_waker w = { &probe_ops, p };
+    return w;
+}
+
+static void probe_stop(probe *p)
+{
+    weft_waker_drop(&p->target);
+}
+
+static int probe_clones(probe *p)
+{
+    return atomic_load_acquire(&p->clones);
+}
+
+static int probe_wakes(probe *p)
+{
+    return atomic_load_acquire(&p->wakes);
+}
+
+/* Poll `f` with the probe as its waker. */
+static weft_poll poll_with(weft_future *f, const weft_waker *w, void *out)
+{
+    weft_cx cx;
+    weft_cx_init(&cx, w);
+    return weft_future_poll(f, &cx, out);
+}
+
+/* Tests that need a timer still armed after its first poll use deadlines
+ * of 1-2 ms; a test thread preempted for longer between taking the
+ * deadline and polling would find it passed. Such a poll is simply tried
+ * again with a fresh deadline (it armed nothing), up to RETRIES times. */
+#define RETRIES 20
+
+/* Reset `s` to `d` from now and poll it with `w` until a poll leaves it
+ * pending (armed). Returns the last result and stores the deadline. */
+static weft_poll reset_and_arm(weft_sleep *s, const weft_waker *w, weft_duration d,
+                               weft_instant *deadline)
+{
+    weft_poll r = WEFT_READY;
+    for (int i = 0; i < RETRIES && r == WEFT_READY; i++) {
+        *deadline = weft_now() + d;
+        weft_sleep_reset(s, *deadline);
+        r = poll_with(&s->base, w, NULL);
+    }
+    return r;
+}
+
+/* ---- small futures ------------------------------------------------------ */
+
+typedef struct counters {
+    _Atomic int polls;
+    _Atomic int drops;
+} counters;
+
+/* PENDING forever, never waking anyone. */
+typedef struct never {
+    weft_future base;
+    counters *n;
+} never;
+
+static weft_poll never_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)cx, (void)out;
+    atomic_fetch_add_relaxed(&((never *)f)->n->polls, 1);
+    return WEFT_PENDING;
+}
+
+static void never_drop(weft_future *f)
+{
+    atomic_fetch_add_acq_rel(&((never *)f)->n->drops, 1);
+}
+
+static const weft_future_ops never_ops = { "never", sizeof(int), never_poll, never_drop, NULL };
+
+static void never_init(never *nv, counters *n, uint32_t flags)
+{
+    weft_future_init(&nv->base, &never_ops, flags);
+    nv->n = n;
+}
+
+/* PENDING `pending` times (waking itself), then READY with `value`. */
+typedef struct countdown {
+    weft_future base;
+    int pending;
+    int value;
+    counters *n;
+} countdown;
+
+static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    countdown *c = (countdown *)f;
+    atomic_fetch_add_relaxed(&c->n->polls, 1);
+    if (c->pending > 0) {
+        c->pending--;
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    *(int *)out = c->value;
+    return WEFT_READY;
+}
+
+static void countdown_drop(weft_future *f)
+{
+    atomic_fetch_add_acq_rel(&((countdown *)f)->n->drops, 1);
+}
+
+static const weft_future_ops countdown_ops = { "countdown", sizeof(int), countdown_poll,
+                                               countdown_drop, NULL };
+
+static void countdown_init(countdown *c, int pending, int value, counters *n, uint32_t flags)
+{
+    weft_future_init(&c->base, &countdown_ops, flags);
+    c->pending = pending;
+    c->value = value;
+    c->n = n;
+}
+
+/* ==== sleep ============================================================== */
+
+/* A coroutine sleeping three times, checking the clock after each. */
+typedef struct sleeper {
+    weft_future base;
+    weft_co co;
+    weft_sleep s;
+    int i;
+    weft_instant deadline[3];
+    weft_instant woke[3];
+} sleeper;
+
+static weft_poll sleeper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    sleeper *s = (sleeper *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&s->co);
+    for (s->i = 0; s->i < 3; s->i++) {
+        weft_sleep_init(&s->s, WEFT_US(700) * (weft_duration)(s->i + 1));
+        s->deadline[s->i] = s->s.deadline;
+        WEFT_AWAIT(&s->co, cx, &s->s.base, NULL);
+        s->woke[s->i] = weft_now();
+    }
+    WEFT_CO_RETURN(&s->co);
+    WEFT_CO_END(&s->co);
+}
+
+static void sleeper_drop(weft_future *f)
+{
+    weft_co_drop(&((sleeper *)f)->co);
+}
+
+static const weft_future_ops sleeper_ops = { "sleeper", 0, sleeper_poll, sleeper_drop, NULL };
+
+/* A spawned task that sleeps `d` and outputs whether the clock had passed
+ * the deadline when the sleep completed. */
+typedef struct sleep_task {
+    weft_future base;
+    weft_co co;
+    weft_sleep s;
+    weft_duration d;
+} sleep_task;
+
+static weft_poll sleep_task_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    sleep_task *t = (sleep_task *)f;
+    WEFT_CO_BEGIN(&t->co);
+    weft_sleep_init(&t->s, t->d);
+    WEFT_AWAIT(&t->co, cx, &t->s.base, NULL);
+    *(int *)out = weft_now() >= t->s.deadline ? 1 : -1;
+    WEFT_CO_RETURN(&t->co);
+    WEFT_CO_END(&t->co);
+}
+
+static void sleep_task_drop(weft_future *f)
+{
+    weft_co_drop(&((sleep_task *)f)->co);
+}
+
+static const weft_future_ops sleep_task_ops = { "sleep_task", sizeof(int), sleep_task_poll,
+                                                sleep_task_drop, NULL };
+
+static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
+{
+    (void)state;
+    /* A bare sleep, run by block_on. */
+    weft_sleep s;
+    weft_sleep_init(&s, WEFT_MS(2));
+    weft_instant deadline = s.deadline;
+    assert_true(deadline >= weft_now());
+    assert_int_equal(weft_block_on(g_rt, &s.base, NULL, 0), 0);
+    assert_true(weft_now() >= deadline);
+
+    /* Awaited in a coroutine; deadlines not on tick boundaries. */
+    sleeper c;
+    weft_future_init(&c.base, &sleeper_ops, WEFT_F_SEND);
+    weft_co_init(&c.co);
+    assert_int_equal(weft_block_on(g_rt, &c.base, NULL, 0), 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(c.woke[i] >= c.deadline[i]);
+
+    /* On workers, several at once. */
+    enum { N = 8 };
+    weft_join j[N];
+    for (int i = 0; i < N; i++) {
+        sleep_task t;
+        weft_future_init(&t.base, &sleep_task_ops, WEFT_F_SEND);
+        weft_co_init(&t.co);
+        t.d = WEFT_US(250) * (weft_duration)(i + 1);
+        assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, &j[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        int ok = 0;
+        assert_int_equal(weft_block_on(g_rt, &j[i].base, &ok, sizeof ok), 0);
+        assert_int_equal(j[i].status, 0);
+        assert_int_equal(ok, 1);
+    }
+    assert_int_equal(wheel_armed(), 0);
+}
+
+/* K sleeps 2 ms apart, created in a shuffled order, all polled by one
+ * future on every wake (latest deadline first). The wheel fires them in
+ * deadline order under its lock, so whenever one is READY every earlier one
+ * is READY too, even if several fire in one batch: the completion order
+ * (an atomic counter, taken in deadline order within a wake) must be the
+ * deadline order. */
+#define ORDER_K 6
+
+typedef struct orderer {
+    weft_future base;
+    weft_co co;
+    weft_sleep s[ORDER_K]; /* s[k] is due (k + 1) * 2 ms after start */
+    bool done[ORDER_K];
+    int seq[ORDER_K];
+    weft_instant woke[ORDER_K];
+    int inversions;
+    int left;
+} orderer;
+
+static _Atomic int g_order_counter;
+
+static weft_poll orderer_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    orderer *o = (orderer *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&o->co);
+    {
+        static const int create_order[ORDER_K] = { 3, 0, 5, 1, 4, 2 };
+        weft_instant start = weft_now();
+        for (int i = 0; i < ORDER_K; i++) {
+            int k = create_order[i];
+            weft_sleep_until_init(&o->s[k], start + WEFT_MS(2) * (weft_duration)(k + 1));
+            o->done[k] = false;
+        }
+        o->left = ORDER_K;
+        o->inversions = 0;
+    }
+    while (o->left > 0) {
+        {
+            bool ready[ORDER_K] = { false };
+            for (int k = ORDER_K - 1; k >= 0; k--)
+                if (!o->done[k])
+                    ready[k] = weft_future_poll(&o->s[k].base, cx, NULL) == WEFT_READY;
+            weft_instant now = weft_now();
+            bool seen_pending = false;
+            for (int k = 0; k < ORDER_K; k++) {
+                if (o->done[k])
+                    continue;
+                if (!ready[k]) {
+                    seen_pending = true;
+                    continue;
+                }
+                if (seen_pending)
+                    o->inversions++;
+                o->done[k] = true;
+                o->woke[k] = now;
+                o->seq[k] = atomic_fetch_add_relaxed(&g_order_counter, 1);
+                o->left--;
+            }
+        }
+        if (o->left > 0)
+            CO_SUSPEND(&o->co); /* the next timer to fire wakes us */
+    }
+    WEFT_CO_RETURN(&o->co);
+    WEFT_CO_END(&o->co);
+}
+
+static void orderer_drop(weft_future *f)
+{
+    orderer *o = (orderer *)f;
+    /* All initialised at the first poll, which block_on always makes. */
+    for (int k = 0; k < ORDER_K; k++)
+        weft_future_drop(&o->s[k].base);
+}
+
+static const weft_future_ops orderer_ops = { "orderer", 0, orderer_poll, orderer_drop, NULL };
+
+static void test_sleeps_complete_in_deadline_order(void **state)
+{
+    (void)state;
+    atomic_store_relaxed(&g_order_counter, 0);
+    orderer o;
+    weft_future_init(&o.base, &orderer_ops, 0);
+    weft_co_init(&o.co);
+    assert_int_equal(weft_block_on(g_rt, &o.base, NULL, 0), 0);
+    assert_int_equal(o.inversions, 0);
+    for (int k = 0; k < ORDER_K; k++) {
+        assert_int_equal(o.seq[k], k);
+        assert_true(o.woke[k] >= o.s[k].deadline);
+    }
+    assert_int_equal(wheel_armed(), 0);
+}
+
+/* Ready on its first poll when the deadline has passed. */
+typedef struct first_poll {
+    weft_future base;
+    weft_poll r[4];
+    size_t armed_after;
+} first_poll;
+
+static weft_poll first_poll_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    first_poll *p = (first_poll *)f;
+    (void)out;
+    weft_sleep s[4];
+    weft_sleep_until_init(&s[0], weft_now() - WEFT_MS(1));
+    weft_sleep_until_init(&s[1], 0);
+    weft_sleep_until_init(&s[2], weft_now());
+    weft_sleep_init(&s[3], 0);
+    for (int i = 0; i < 4; i++)
+        p->r[i] = weft_future_poll(&s[i].base, cx, NULL);
+    p->armed_after = wheel_armed();
+    for (int i = 0; i < 4; i++)
+        weft_future_drop(&s[i].base);
+    return WEFT_READY;
+}
+
+static const weft_future_ops first_poll_ops = { "first_poll", 0, first_poll_poll, NULL, NULL };
+
+static void test_sleep_until_past_is_ready_on_first_poll(void **state)
+{
+    (void)state;
+    first_poll p;
+    weft_future_init(&p.base, &first_poll_ops, 0);
+    assert_int_equal(weft_block_on(g_rt, &p.base, NULL, 0), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(p.r[i], WEFT_READY);
+    assert_int_equal(p.armed_after, 0); /* never touched the wheel */
+
+    /* Also outside any runtime: a past deadline needs no wheel, so it is
+     * neither pending nor a misuse. */
+    weft_waker noop = weft_waker_noop();
+    weft_sleep s;
+    weft_sleep_until_init(&s, weft_now() - 1);
+    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_READY);
+    weft_future_drop(&s.base);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* ---- drop --------------------------------------------------------------- */
+
+enum { DROP_BEFORE_POLL, DROP_WHILE_ARMED, DROP_AFTER_FIRING };
+
+/* Poll a sleep by hand with the probe, drop it at the chosen point, then
+ * wait past its deadline (on a second, later sleep the wheel fires after
+ * it) and check the probe was never woken after the drop. */
+typedef struct dropper {
+    weft_future base;
+    weft_co co;
+    int when;
+    weft_waker pw;
+    weft_sleep s, guard;
+    weft_instant deadline;
+    weft_poll first;
+    size_t armed_before_drop, armed_after_drop;
+    int clones_after_drop;
+    uint32_t state_after_drop;
+    bool in_time; /* dropped before the deadline: the cancel beat the timer */
+} dropper;
+
+static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    dropper *d = (dropper *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&d->co);
+    d->pw = probe_start(&g_probe, cx->waker);
+    weft_sleep_init(&d->s, WEFT_MS(2));
+    d->deadline = d->s.deadline;
+    if (d->when != DROP_BEFORE_POLL) {
+        d->first = reset_and_arm(&d->s, &d->pw, WEFT_MS(2), &d->deadline);
+        if (d->when == DROP_AFTER_FIRING && d->first == WEFT_PENDING)
+            CO_WAIT_UNTIL(&d->co, probe_wakes(&g_probe) > 0);
+    }
+    d->armed_before_drop = wheel_armed();
+    weft_future_drop(&d->s.base);
+    /* A timer never fires before its deadline, so a drop that returned
+     * before it certainly cancelled an armed timer. */
+    d->in_time = weft_now() < d->deadline;
+    d->state_after_drop = atomic_load_acquire(&d->s.entry.state_);
+    d->armed_after_drop = wheel_armed();
+    d->clones_after_drop = probe_clones(&g_probe);
+    /* From here on no wake may reach the probe: cancelled means silent.
+     * (After firing, the one wake has already been counted. Dropped late,
+     * the timer may have fired first and its wake be on its way.) */
+    if (d->when != DROP_WHILE_ARMED || d->in_time)
+        atomic_store_release(&g_probe.forbid, true);
+    weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
+    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
+    probe_stop(&g_probe);
+    WEFT_CO_RETURN(&d->co);
+    WEFT_CO_END(&d->co);
+}
+
+static void dropper_drop(weft_future *f)
+{
+    weft_co_drop(&((dropper *)f)->co);
+}
+
+static const weft_future_ops dropper_ops = { "dropper", 0, dropper_poll, dropper_drop, NULL };
+
+static void run_dropper(dropper *d, int when)
+{
+    memset(d, 0, sizeof *d);
+    weft_future_init(&d->base, &dropper_ops, 0);
+    weft_co_init(&d->co);
+    d->when = when;
+    assert_int_equal(weft_block_on(g_rt, &d->base, NULL, 0), 0);
+    assert_int_equal(atomic_load_acquire(&g_probe.bad_wakes), 0);
+    assert_int_equal(probe_clones(&g_probe), 0);
+    assert_int_equal(wheel_armed(), 0);
+    assert_true(weft_now() >= d->deadline + WEFT_MS(2));
+}
+
+static void test_sleep_dropped_before_first_poll_never_arms(void **state)
+{
+    (void)state;
+    dropper d;
+    run_dropper(&d, DROP_BEFORE_POLL);
+    assert_int_equal(d.armed_before_drop, 0);
+    assert_int_equal(probe_wakes(&g_probe), 0);
+}
+
+static void test_sleep_dropped_while_armed_is_never_woken(void **state)
+{
+    (void)state;
+    dropper d;
+    run_dropper(&d, DROP_WHILE_ARMED);
+    assert_int_equal(d.first, WEFT_PENDING);
+    if (!d.in_time)
+        skip(); /* the test thread was descheduled past the deadline */
+    assert_int_equal(d.armed_before_drop, 1);
+    /* The drop unlinked the timer and released its waker at once. */
+    assert_int_equal(d.armed_after_drop, 0);
+    assert_int_equal(d.clones_after_drop, 0);
+    assert_int_equal(d.state_after_drop, WEFT__TIMER_IDLE);
+    /* Its deadline passed long ago (the guard is later): still silent. */
+    assert_int_equal(probe_wakes(&g_probe), 0);
+}
+
+static void test_sleep_dropped_after_firing(void **state)
+{
+    (void)state;
+    dropper d;
+    run_dropper(&d, DROP_AFTER_FIRING);
+    assert_int_equal(d.first, WEFT_PENDING);
+    assert_int_equal(d.armed_before_drop, 0);
+    assert_int_equal(d.state_after_drop, WEFT__TIMER_FIRED);
+    assert_int_equal(d.clones_after_drop, 0);
+    assert_int_equal(probe_wakes(&g_probe), 1); /* fired exactly once */
+}
+
+/* A sleep whose memory is freed right after its drop: the wheel must not
+ * touch it again (the ASan build turns a stale link into a report). */
+typedef struct heap_dropper {
+    weft_future base;
+    weft_co co;
+    weft_sleep *s;
+    weft_sleep guard;
+    weft_instant deadline;
+    int i;
+} heap_dropper;
+
+static weft_poll heap_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    heap_dropper *h = (heap_dropper *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&h->co);
+    for (h->i = 0; h->i < 16; h->i++) {
+        h->s = malloc(sizeof *h->s);
+        assert_non_null(h->s);
+        weft_sleep_init(h->s, WEFT_US(100) * (weft_duration)(h->i + 1));
+        h->deadline = h->s->deadline;
+        (void)weft_future_poll(&h->s->base, cx, NULL);
+        weft_future_drop(&h->s->base);
+        memset(h->s, 0xa5, sizeof *h->s);
+        free(h->s);
+        h->s = NULL;
+    }
+    weft_sleep_until_init(&h->guard, h->deadline + WEFT_MS(2));
+    WEFT_AWAIT(&h->co, cx, &h->guard.base, NULL);
+    WEFT_CO_RETURN(&h->co);
+    WEFT_CO_END(&h->co);
+}
+
+static void heap_dropper_drop(weft_future *f)
+{
+    weft_co_drop(&((heap_dropper *)f)->co);
+}
+
+static const weft_future_ops heap_dropper_ops = { "heap_dropper", 0, heap_dropper_poll,
+                                                  heap_dropper_drop, NULL };
+
+static void test_sleep_memory_may_be_freed_after_drop(void **state)
+{
+    (void)state;
+    heap_dropper h;
+    weft_future_init(&h.base, &heap_dropper_ops, 0);
+    weft_co_init(&h.co);
+    assert_int_equal(weft_block_on(g_rt, &h.base, NULL, 0), 0);
+    assert_int_equal(wheel_armed(), 0);
+}
+
+/* ---- reset -------------------------------------------------------------- */
+
+typedef struct resetter {
+    weft_future base;
+    weft_co co;
+    weft_waker pw;
+    weft_sleep s, guard;
+    weft_instant deadline;
+    /* Results, checked by the test thread. */
+    weft_poll r_far, r_rearmed_pending, r_rearmed, r_done_again_pending, r_done_again,
+        r_past, r_far_again;
+    weft_instant t_rearmed, t_done_again;
+    weft_instant d_rearmed, d_done_again;
+    size_t armed_far, armed_after_far_drop;
+    int wakes_before_guard, wakes_after_guard;
+    bool reset_in_time; /* moved before the old deadline */
+} resetter;
+
+static weft_poll resetter_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    resetter *r = (resetter *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&r->co);
+    r->pw = probe_start(&g_probe, cx->waker);
+
+    /* Pending an hour away; reset to 2 ms: it completes then. */
+    weft_sleep_init(&r->s, WEFT_SEC(3600));
+    r->r_far = poll_with(&r->s.base, &r->pw, NULL);
+    r->armed_far = wheel_armed();
+    r->r_rearmed_pending = reset_and_arm(&r->s, &r->pw, WEFT_MS(2), &r->d_rearmed);
+    if (r->r_rearmed_pending == WEFT_PENDING)
+        CO_WAIT_UNTIL(&r->co, probe_wakes(&g_probe) >= 1);
+    r->r_rearmed = poll_with(&r->s.base, &r->pw, NULL);
+    r->t_rearmed = weft_now();
+
+    /* Completed; reset to 1 ms from now: pending again, then ready. */
+    r->r_done_again_pending = reset_and_arm(&r->s, &r->pw, WEFT_MS(1), &r->d_done_again);
+    if (r->r_done_again_pending == WEFT_PENDING)
+        CO_WAIT_UNTIL(&r->co, probe_wakes(&g_probe) >= 2);
+    r->r_done_again = poll_with(&r->s.base, &r->pw, NULL);
+    r->t_done_again = weft_now();
+
+    /* Reset into the past: ready at once, without the wheel. */
+    weft_sleep_reset(&r->s, weft_now() - WEFT_MS(5));
+    r->r_past = poll_with(&r->s.base, &r->pw, NULL);
+
+    /* Pending soon, reset to an hour away: the old deadline must not wake
+     * it (the guard outlives the old deadline). */
+    (void)reset_and_arm(&r->s, &r->pw, WEFT_MS(1), &r->deadline);
+    weft_sleep_reset(&r->s, weft_now() + WEFT_SEC(3600));
+    r->reset_in_time = weft_now() < r->deadline;
+    r->r_far_again = poll_with(&r->s.base, &r->pw, NULL);
+    r->wakes_before_guard = probe_wakes(&g_probe);
+    weft_sleep_until_init(&r->guard, r->deadline + WEFT_MS(2));
+    WEFT_AWAIT(&r->co, cx, &r->guard.base, NULL);
+    r->wakes_after_guard = probe_wakes(&g_probe);
+    weft_future_drop(&r->s.base); /* cancels the hour-long timer */
+    r->armed_after_far_drop = wheel_armed();
+    probe_stop(&g_probe);
+    WEFT_CO_RETURN(&r->co);
+    WEFT_CO_END(&r->co);
+}
+
+static void resetter_drop(weft_future *f)
+{
+    weft_co_drop(&((resetter *)f)->co);
+}
+
+static const weft_future_ops resetter_ops = { "resetter", 0, resetter_poll, resetter_drop,
+                                              NULL };
+
+static void test_sleep_reset_rearms(void **state)
+{
+    (void)state;
+    resetter r;
+    memset(&r, 0, sizeof r);
+    weft_future_init(&r.base, &resetter_ops, 0);
+    weft_co_init(&r.co);
+    assert_int_equal(weft_block_on(g_rt, &r.base, NULL, 0), 0);
+    assert_int_equal(r.r_far, WEFT_PENDING);
+    assert_int_equal(r.armed_far, 1);
+    assert_int_equal(r.r_rearmed_pending, WEFT_PENDING);
+    assert_int_equal(r.r_rearmed, WEFT_READY);
+    assert_true(r.t_rearmed >= r.d_rearmed);
+    assert_int_equal(r.r_done_again_pending, WEFT_PENDING);
+    assert_int_equal(r.r_done_again, WEFT_READY);
+    assert_true(r.t_done_again >= r.d_done_again);
+    assert_int_equal(r.r_past, WEFT_READY);
+    assert_int_equal(r.r_far_again, WEFT_PENDING);
+    assert_int_equal(r.armed_after_far_drop, 0);
+    assert_int_equal(probe_clones(&g_probe), 0);
+    if (!r.reset_in_time)
+        skip(); /* descheduled past the old deadline: it may have fired */
+    assert_int_equal(r.wakes_after_guard, r.wakes_before_guard);
+    assert_int_equal(r.wakes_before_guard, 2);
+}
+
+/* ==== timeout ============================================================ */
+
+/* A timeout and its inner future side by side in one pinned struct,
+ * initialised in place (the timeout keeps a pointer to its inner). */
+typedef struct timed_countdown {
+    weft_timeout t;
+    countdown inner;
+} timed_countdown;
+
+typedef struct timed_never {
+    weft_timeout t;
+    never inner;
+} timed_never;
+
+static void test_timeout_inner_first_copies_output(void **state)
+{
+    (void)state;
+    counters n = { 0, 0 };
+    timed_countdown tc;
+    countdown_init(&tc.inner, 3, 4242, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_future_out_size(&tc.t.base), sizeof(int));
+    int out = -1;
+    assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
+    assert_int_equal(tc.t.status, 0);
+    assert_int_equal(out, 4242);
+    assert_int_equal(atomic_load_acquire(&n.polls), 4);
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    /* The hour-long timer went with it. */
+    assert_int_equal(wheel_armed(), 0);
+}
+
+static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state)
+{
+    (void)state;
+    counters n = { 0, 0 };
+    timed_never tn;
+    never_init(&tn.inner, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(2)), 0);
+    weft_instant deadline = tn.t.sleep.deadline;
+    int out = 0x5a5a5a5a;
+    assert_int_equal(weft_block_on(g_rt, &tn.t.base, &out, sizeof out), 0);
+    assert_true(weft_now() >= deadline);
+    assert_int_equal(tn.t.status, -ETIMEDOUT);
+    assert_int_equal(out, 0);
+    assert_true(atomic_load_acquire(&n.polls) >= 1);
+    /* Once at expiry, not again when block_on dropped the timeout. */
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(wheel_armed(), 0);
+}
+
+static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
+{
+    (void)state;
+    /* Deadline long gone, inner ready on its first poll: the inner future
+     * is polled first, so it wins. */
+    counters n = { 0, 0 };
+    timed_countdown tc;
+    countdown_init(&tc.inner, 0, 77, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_at_init(&tc.t, &tc.inner.base, weft_now() - WEFT_MS(10)), 0);
+    int out = 0;
+    assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
+    assert_int_equal(tc.t.status, 0);
+    assert_int_equal(out, 77);
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+
+    /* Same with weft_ready as the inner future and a deadline of 0. */
+    weft_ready rd;
+    int v = 99;
+    assert_int_equal(weft_ready_init(&rd, &v, sizeof v), 0);
+    weft_timeout t;
+    assert_int_equal(weft_timeout_at_init(&t, &rd.base, 0), 0);
+    out = 0;
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(out, 99);
+}
+
+static void test_timeout_past_deadline_with_pending_inner_times_out_at_once(void **state)
+{
+    (void)state;
+    counters n = { 0, 0 };
+    timed_never tn;
+    never_init(&tn.inner, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_at_init(&tn.t, &tn.inner.base, weft_now() - 1), 0);
+    weft_waker noop = weft_waker_noop();
+    int out = 1234;
+    /* No wheel needed: the deadline is behind us (polled on the main
+     * thread, outside any runtime, and no misuse). */
+    assert_int_equal(poll_with(&tn.t.base, &noop, &out), WEFT_READY);
+    assert_int_equal(tn.t.status, -ETIMEDOUT);
+    assert_int_equal(out, 0);
+    assert_int_equal(atomic_load_acquire(&n.polls), 1);
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    weft_future_drop(&tn.t.base);
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* Spawns a timeout it initialises in place (a timeout cannot be copied
+ * into a task together with its inner future: see the header). */
+typedef struct timeout_task {
+    weft_future base;
+    weft_co co;
+    bool started;
+    timed_countdown tc;
+    counters *n;
+} timeout_task;
+
+static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    timeout_task *t = (timeout_task *)f;
+    WEFT_CO_BEGIN(&t->co);
+    countdown_init(&t->tc.inner, 2, 31, t->n, WEFT_F_SEND);
+    if (weft_timeout_init(&t->tc.t, &t->tc.inner.base, WEFT_SEC(3600)) != 0) {
+        *(int *)out = -1;
+        WEFT_CO_RETURN(&t->co);
+    }
+    t->started = true;
+    WEFT_AWAIT(&t->co, cx, &t->tc.t.base, out);
+    if (t->tc.t.status != 0)
+        *(int *)out = -2;
+    WEFT_CO_RETURN(&t->co);
+    WEFT_CO_END(&t->co);
+}
+
+static void timeout_task_drop(weft_future *f)
+{
+    weft_co_drop(&((timeout_task *)f)->co);
+}
+
+static const weft_future_ops timeout_task_ops = { "timeout_task", sizeof(int),
+                                                  timeout_task_poll, timeout_task_drop, NULL };
+
+static void test_timeout_of_non_send_inner_is_not_send(void **state)
+{
+    (void)state;
+    counters n = { 0, 0 };
+    timed_countdown tc;
+    countdown_init(&tc.inner, 0, 1, &n, 0); /* local only */
+    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(5)), 0);
+    assert_false(weft_future_is_send(&tc.t.base));
+    g_misuse_expected = 1;
+    assert_int_equal(weft_spawn(g_rt, &tc.t.base, sizeof tc, NULL), -EPERM);
+    assert_true(misuse_reported(1, "weft_timeout"));
+    /* Still ours: nothing was spawned, nothing dropped. */
+    assert_int_equal(atomic_load_acquire(&n.drops), 0);
+    weft_future_drop(&tc.t.base);
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(atomic_load_acquire(&n.polls), 0);
+
+    /* A Send inner makes a Send timeout, which runs on a worker. */
+    countdown_init(&tc.inner, 0, 1, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(5)), 0);
+    assert_true(weft_future_is_send(&tc.t.base));
+    weft_future_drop(&tc.t.base);
+
+    counters m = { 0, 0 };
+    timeout_task tt;
+    weft_future_init(&tt.base, &timeout_task_ops, WEFT_F_SEND);
+    weft_co_init(&tt.co);
+    tt.started = false;
+    tt.n = &m;
+    weft_join j;
+    assert_int_equal(weft_spawn(g_rt, &tt.base, sizeof tt, &j), 0);
+    int out = 0;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(out, 31);
+    assert_int_equal(atomic_load_acquire(&m.drops), 1);
+    assert_int_equal(wheel_armed(), 0);
+}
+
+/* Drop a pending timeout: the inner future is dropped once and the timer
+ * unlinked, its waker released and never woken. */
+typedef struct timeout_dropper {
+    weft_future base;
+    weft_co co;
+    weft_waker pw;
+    timed_never tn;
+    counters n;
+    weft_sleep guard;
+    weft_poll first;
+    size_t armed_before, armed_after;
+    int clones_after, drops_after;
+    bool in_time;
+} timeout_dropper;
+
+static weft_poll timeout_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    timeout_dropper *d = (timeout_dropper *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&d->co);
+    d->pw = probe_start(&g_probe, cx->waker);
+    for (int i = 0; i < RETRIES; i++) {
+        /* A retry (deadline passed before the first poll: it timed out at
+         * once) starts over with a fresh inner future. */
+        atomic_store_relaxed(&d->n.drops, 0);
+        never_init(&d->tn.inner, &d->n, WEFT_F_SEND);
+        if (weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)) != 0)
+            WEFT_CO_RETURN(&d->co);
+        int scratch;
+        d->first = poll_with(&d->tn.t.base, &d->pw, &scratch);
+        if (d->first == WEFT_PENDING)
+            break;
+        weft_future_drop(&d->tn.t.base);
+    }
+    d->armed_before = wheel_armed();
+    weft_future_drop(&d->tn.t.base);
+    d->in_time = weft_now() < d->tn.t.sleep.deadline;
+    d->armed_after = wheel_armed();
+    d->clones_after = probe_clones(&g_probe);
+    d->drops_after = atomic_load_acquire(&d->n.drops);
+    if (d->in_time) /* else the timer may have fired first */
+        atomic_store_release(&g_probe.forbid, true);
+    weft_sleep_until_init(&d->guard, d->tn.t.sleep.deadline + WEFT_MS(2));
+    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
+    probe_stop(&g_probe);
+    WEFT_CO_RETURN(&d->co);
+    WEFT_CO_END(&d->co);
+}
+
+static void timeout_dropper_drop(weft_future *f)
+{
+    weft_co_drop(&((timeout_dropper *)f)->co);
+}
+
+static const weft_future_ops timeout_dropper_ops = { "timeout_dropper", 0, timeout_dropper_poll,
+                                                     timeout_dropper_drop, NULL };
+
+static void test_timeout_dropped_while_pending_drops_inner_and_disarms(void **state)
+{
+    (void)state;
+    timeout_dropper d;
+    memset(&d, 0, sizeof d);
+    weft_future_init(&d.base, &timeout_dropper_ops, 0);
+    weft_co_init(&d.co);
+    assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
+    assert_int_equal(d.first, WEFT_PENDING);
+    assert_int_equal(d.drops_after, 1);
+    assert_int_equal(atomic_load_acquire(&d.n.drops), 1);
+    assert_int_equal(atomic_load_acquire(&g_probe.bad_wakes), 0);
+    if (!d.in_time)
+        skip(); /* descheduled past the deadline: the timer may have fired */
+    assert_int_equal(d.armed_before, 1);
+    assert_int_equal(d.armed_after, 0);
+    assert_int_equal(d.clones_after, 0);
+    assert_int_equal(probe_wakes(&g_probe), 0);
+}
+
+static void test_timeout_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    weft_timeout t;
+    weft_future nopoll = { NULL, 0, 0 };
+    static const weft_future_ops no_poll_ops = { "no_poll", 0, NULL, NULL, NULL };
+    assert_int_equal(weft_timeout_init(NULL, &t.base, 1), -EINVAL);
+    assert_int_equal(weft_timeout_init(&t, NULL, 1), -EINVAL);
+    assert_int_equal(weft_timeout_init(&t, &nopoll, 1), -EINVAL);
+    weft_future_init(&nopoll, &no_poll_ops, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_at_init(&t, &nopoll, 1), -EINVAL);
+}
+
+/* ==== interval =========================================================== */
+
+/* Period 2.5 ms: short, yet 3.5 periods late puts a tick 6.25 ms behind,
+ * past the 5 ms the interval forgives as ordinary timer lateness. */
+#define IV_PERIOD WEFT_US(2500)
+#define IV_ITEMS 5
+
+typedef struct ticker {
+    weft_future base;
+    weft_co co;
+    weft_interval iv;
+    weft_missed_tick policy;
+    bool late; /* busy-wait 3.5 periods after the first tick */
+    int k;
+    weft_next rc;
+    bool live; /* iv initialised */
+    weft_instant start;
+    weft_instant item[IV_ITEMS];
+    weft_instant got[IV_ITEMS];     /* clock when the item arrived */
+    bool at_once[IV_ITEMS];         /* item arrived on its first poll */
+    weft_instant before_late_poll, after_late_poll;
+} ticker;
+
+static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    ticker *t = (ticker *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&t->co);
+    t->start = weft_now();
+    if (weft_interval_at_init(&t->iv, t->start, IV_PERIOD, t->policy) != 0)
+        WEFT_CO_RETURN(&t->co);
+    t->live = true;
+    for (t->k = 0; t->k < IV_ITEMS; t->k++) {
+        /* Try once by hand to see whether the item is there at once. */
+        t->rc = weft_stream_poll_next(&t->iv.base, cx, &t->item[t->k]);
+        t->at_once[t->k] = t->rc == WEFT_NEXT_ITEM;
+        if (t->rc == WEFT_NEXT_PENDING)
+            CO_NEXT(&t->co, cx, &t->iv.base, &t->item[t->k], t->rc);
+        t->got[t->k] = weft_now();
+        if (t->k == 0 && t->late) {
+            /* A slow consumer: spin on the clock (no sleep involved). */
+            while (weft_now() < t->got[0] + IV_PERIOD * 7 / 2)
+                weft__cpu_relax();
+            t->before_late_poll = weft_now();
+        }
+        if (t->k == 1 && t->late)
+            t->after_late_poll = t->got[1];
+    }
+    WEFT_CO_RETURN(&t->co);
+    WEFT_CO_END(&t->co);
+}
+
+static void ticker_drop(weft_future *f)
+{
+    ticker *t = (ticker *)f;
+    if (t->live)
+        weft_stream_drop(&t->iv.base);
+}
+
+static const weft_future_ops ticker_ops = { "ticker", 0, ticker_poll, ticker_drop, NULL };
+
+static void run_ticker(ticker *t, weft_missed_tick policy, bool late)
+{
+    memset(t, 0, sizeof *t);
+    weft_future_init(&t->base, &ticker_ops, 0);
+    weft_co_init(&t->co);
+    t->policy = policy;
+    t->late = late;
+    assert_int_equal(weft_block_on(g_rt, &t->base, NULL, 0), 0);
+    assert_int_equal(t->k, IV_ITEMS);
+    /* Whatever the policy: never early, and the first tick is immediate. */
+    assert_true(t->at_once[0]);
+    assert_int_equal(t->item[0], t->start);
+    for (int k = 0; k < IV_ITEMS; k++)
+        assert_true(t->got[k] >= t->item[k]);
+    assert_int_equal(wheel_armed(), 0);
+}
+
+static void test_interval_first_tick_immediate_then_period_apart(void **state)
+{
+    (void)state;
+    ticker t;
+    run_ticker(&t, WEFT_MISSED_BURST, false);
+    for (int k = 1; k < IV_ITEMS; k++)
+        assert_int_equal(t.item[k] - t.item[k - 1], IV_PERIOD);
+}
+
+static void test_interval_missed_ticks_burst_fires_them_back_to_back(void **state)
+{
+    (void)state;
+    ticker t;
+    run_ticker(&t, WEFT_MISSED_BURST, true);
+    /* start+1p, +2p, +3p were all due when the consumer came back: each
+     * arrives on its first poll. */
+    for (int k = 1; k <= 3; k++) {
+        assert_true(t.at_once[k]);
+        assert_int_equal(t.item[k], t.start + IV_PERIOD * (weft_duration)k);
+    }
+    /* And the schedule continues on the original grid. */
+    assert_int_equal(t.item[4], t.start + IV_PERIOD * 4);
+}
+
+static void test_interval_missed_ticks_delay_restarts_from_now(void **state)
+{
+    (void)state;
+    ticker t;
+    run_ticker(&t, WEFT_MISSED_DELAY, true);
+    /* The missed tick arrives at once, with its scheduled instant. */
+    assert_true(t.at_once[1]);
+    assert_int_equal(t.item[1], t.start + IV_PERIOD);
+    /* The next one is a full period after the late poll. */
+    assert_true(t.item[2] >= t.before_late_poll + IV_PERIOD);
+    assert_true(t.item[2] <= t.after_late_poll + IV_PERIOD);
+}
+
+static void test_interval_missed_ticks_skip_stays_on_the_grid(void **state)
+{
+    (void)state;
+    ticker t;
+    run_ticker(&t, WEFT_MISSED_SKIP, true);
+    assert_true(t.at_once[1]);
+    assert_int_equal(t.item[1], t.start + IV_PERIOD);
+    /* The next one: on the original grid, in the future of the late poll,
+     * the missed ones skipped. */
+    assert_int_equal((t.item[2] - t.start) % IV_PERIOD, 0);
+    assert_true(t.item[2] > t.before_late_poll);
+    assert_true(t.item[2] <= t.after_late_poll + IV_PERIOD);
+    assert_true(t.item[2] >= t.start + IV_PERIOD * 4);
+    for (int k = 3; k < IV_ITEMS; k++)
+        assert_int_equal((t.item[k] - t.start) % IV_PERIOD, 0);
+}
+
+static void test_interval_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    weft_interval iv;
+    assert_int_equal(weft_interval_init(NULL, WEFT_MS(1), WEFT_MISSED_BURST), -EINVAL);
+    assert_int_equal(weft_interval_init(&iv, 0, WEFT_MISSED_BURST), -EINVAL);
+    assert_int_equal(weft_interval_init(&iv, WEFT_MS(1), (weft_missed_tick)3), -EINVAL);
+    assert_int_equal(weft_interval_at_init(&iv, 0, 0, WEFT_MISSED_SKIP), -EINVAL);
+}
+
+/* Drop an interval while its next tick is armed: silent afterwards. */
+typedef struct interval_dropper {
+    weft_future base;
+    weft_co co;
+    weft_waker pw;
+    weft_interval iv;
+    weft_sleep guard;
+    weft_instant first, deadline;
+    weft_next r0, r1;
+    size_t armed_before, armed_after;
+    int clones_after;
+    bool in_time;
+} interval_dropper;
+
+static weft_poll interval_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    interval_dropper *d = (interval_dropper *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&d->co);
+    d->pw = probe_start(&g_probe, cx->waker);
+    for (int i = 0; i < RETRIES; i++) {
+        /* The second tick is 2 ms after the first: retried if it was
+         * already due when polled. */
+        if (weft_interval_init(&d->iv, WEFT_MS(2), WEFT_MISSED_BURST) != 0)
+            WEFT_CO_RETURN(&d->co);
+        weft_cx pcx;
+        weft_cx_init(&pcx, &d->pw);
+        d->r0 = weft_stream_poll_next(&d->iv.base, &pcx, &d->first);
+        d->r1 = weft_stream_poll_next(&d->iv.base, &pcx, &d->deadline);
+        if (d->r1 == WEFT_NEXT_PENDING)
+            break;
+        weft_stream_drop(&d->iv.base);
+    }
+    d->deadline = d->first + WEFT_MS(2);
+    d->armed_before = wheel_armed();
+    weft_stream_drop(&d->iv.base);
+    d->in_time = weft_now() < d->deadline;
+    d->armed_after = wheel_armed();
+    d->clones_after = probe_clones(&g_probe);
+    if (d->in_time) /* else the timer may have fired first */
+        atomic_store_release(&g_probe.forbid, true);
+    weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
+    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
+    probe_stop(&g_probe);
+    WEFT_CO_RETURN(&d->co);
+    WEFT_CO_END(&d->co);
+}
+
+static void interval_dropper_drop(weft_future *f)
+{
+    weft_co_drop(&((interval_dropper *)f)->co);
+}
+
+static const weft_future_ops interval_dropper_ops = { "interval_dropper", 0,
+                                                      interval_dropper_poll,
+                                                      interval_dropper_drop, NULL };
+
+static void test_interval_dropped_while_armed_is_never_woken(void **state)
+{
+    (void)state;
+    interval_dropper d;
+    memset(&d, 0, sizeof d);
+    weft_future_init(&d.base, &interval_dropper_ops, 0);
+    weft_co_init(&d.co);
+    assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
+    assert_int_equal(d.r0, WEFT_NEXT_ITEM);
+    assert_int_equal(d.r1, WEFT_NEXT_PENDING);
+    assert_int_equal(atomic_load_acquire(&g_probe.bad_wakes), 0);
+    if (!d.in_time)
+        skip(); /* descheduled past the deadline: the timer may have fired */
+    assert_int_equal(d.armed_before, 1);
+    assert_int_equal(d.armed_after, 0);
+    assert_int_equal(d.clones_after, 0);
+    assert_int_equal(probe_wakes(&g_probe), 0);
+}
+
+/* ==== many sleeps at random ============================================== */
+
+/* STORM_TASKS tasks create STORM_PER_TASK sleeps each (deadlines 0-3 ms),
+ * and drop each at a random point: before its first poll, right after
+ * arming (or a few yields later), after its timer fired (woken, not polled
+ * again), or after awaiting it to completion. Every sleep is wrapped in a
+ * future that polls it with a tracking waker of its own, so each wake is
+ * attributed to its sleep: a sleep whose drop cancelled its timer must
+ * never be woken afterwards, a wrapper is never polled after its drop,
+ * each timer fires at most once, nothing completes early, and every
+ * tracking waker is released in the end. */
+#define STORM_TASKS 100
+#define STORM_PER_TASK 1000
+#define STORM_N (STORM_TASKS * STORM_PER_TASK)
+
+typedef struct srec {
+    _Atomic uint8_t dropped; /* the wrapper was dropped */
+    _Atomic uint8_t quiet;   /* dropped with its timer cancelled: no wake may come */
+    _Atomic uint16_t wakes;
+} srec;
+
+static srec *g_srec;
+static _Atomic long v_woken_after_cancel, v_polled_after_drop, v_armed_after_drop, v_early,
+    v_double_fire, v_double_drop;
+static _Atomic long n_before_poll, n_while_armed, n_after_fire, n_completed, n_dropped;
+static _Atomic long g_twakers_live;
+
+/* A tracking waker: one per poll, reference counted (the wheel keeps a
+ * clone while the timer is armed). Forwards wakes to the task. */
+typedef struct twaker {
+    _Atomic int refs;
+    srec *r;
+    weft_waker task;
+} twaker;
+
+static weft_waker tw_clone(const void *data);
+static void tw_wake(void *data);
+static void tw_wake_by_ref(const void *data);
+static void tw_drop(void *data);
+static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_drop };
+
+static twaker *tw_new(srec *r, const weft_waker *task)
+{
+    twaker *t = malloc(sizeof *t);
+    if (!t)
+        abort();
+    atomic_init(&t->refs, 1);
+    t->r = r;
+    t->task = weft_waker_clone(task);
+    atomic_fetch_add_relaxed(&g_twakers_live, 1);
+    return t;
+}
+
+static weft_waker tw_clone(const void *data)
+{
+    twaker *t = (twaker *)data;
+    /* Relaxed: a new reference is made from an existing one. */
+    atomic_fetch_add_relaxed(&t->refs, 1);
+    weft_waker w = { &tw_ops, t };
+    return w;
+}
+
+static void tw_release(twaker *t)
+{
+    /* AcqRel: the last holder sees every other holder's use first. */
+    if (atomic_fetch_sub_acq_rel(&t->refs, 1) == 1) {
+        weft_waker_drop(&t->task);
+        free(t);
+        atomic_fetch_sub_acq_rel(&g_twakers_live, 1);
+    }
+}
+
+static void tw_note(twaker *t)
+{
+    srec *r = t->r;
+    if (atomic_fetch_add_acq_rel(&r->wakes, 1) >= 1)
+        atomic_fetch_add_relaxed(&v_double_fire, 1);
+    /* Acquire: pairs with the release store of `quiet` after the drop. */
+    if (atomic_load_acquire(&r->quiet))
+        atomic_fetch_add_relaxed(&v_woken_after_cancel, 1);
+    weft_waker_wake_by_ref(&t->task);
+}
+
+static void tw_wake(void *data)
+{
+    tw_note(data);
+    tw_release(data);
+}
+
+static void tw_wake_by_ref(const void *data)
+{
+    tw_note((twaker *)data);
+}
+
+static void tw_drop(void *data)
+{
+    tw_release(data);
+}
+
+/* The wrapper around one sleep. */
+typedef struct tsleep {
+    weft_future base;
+    weft_sleep s;
+    srec *r;
+} tsleep;
+
+static weft_poll tsleep_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    tsleep *t = (tsleep *)f;
+    (void)out;
+    if (atomic_load_acquire(&t->r->dropped))
+        atomic_fetch_add_relaxed(&v_polled_after_drop, 1);
+    twaker *tw = tw_new(t->r, cx->waker);
+    weft_waker w = { &tw_ops, tw };
+    weft_cx inner;
+    inner.waker = &w;
+    inner.budget = cx->budget;
+    inner.reserved_ = 0;
+    weft_poll r = weft_future_poll(&t->s.base, &inner, NULL);
+    cx->budget = inner.budget;
+    tw_release(tw); /* the wheel holds its own clone if it armed */
+    if (r == WEFT_READY) {
+        if (weft_now() < t->s.deadline)
+            atomic_fetch_add_relaxed(&v_early, 1);
+        atomic_fetch_add_relaxed(&n_completed, 1);
+    }
+    return r;
+}
+
+static void tsleep_drop(weft_future *f)
+{
+    tsleep *t = (tsleep *)f;
+    weft_future_drop(&t->s.base);
+    /* What the drop left: IDLE (never armed, or cancelled: the wheel let
+     * go of it for good) or FIRED (the wheel took its waker; a wake may
+     * still be on its way). Never still armed. */
+    uint32_t st = atomic_load_acquire(&t->s.entry.state_);
+    if (st == WEFT__TIMER_ARMED)
+        atomic_fetch_add_relaxed(&v_armed_after_drop, 1);
+    if (st != WEFT__TIMER_FIRED)
+        atomic_store_release(&t->r->quiet, 1); /* pairs with tw_note */
+    if (atomic_fetch_add_acq_rel(&t->r->dropped, 1) != 0)
+        atomic_fetch_add_relaxed(&v_double_drop, 1);
+    atomic_fetch_add_relaxed(&n_dropped, 1);
+}
+
+static const weft_future_ops tsleep_ops = { "tsleep", 0, tsleep_poll, tsleep_drop, NULL };
+
+static void tsleep_init(tsleep *t, srec *r, weft_duration d)
+{
+    weft_future_init(&t->base, &tsleep_ops, WEFT_F_SEND);
+    weft_sleep_init(&t->s, d);
+    t->r = r;
+}
+
+static uint64_t rnd64(uint64_t *s)
+{
+    /* xorshift64*. */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+typedef struct storm_task {
+    weft_future base;
+    weft_co co;
+    uint64_t rng;
+    unsigned task;
+    unsigned i, y, ny, mode;
+    bool live; /* ts is initialised and not dropped */
+    tsleep ts;
+} storm_task;
+
+static void storm_drop_sleep(storm_task *t)
+{
+    if (t->live) {
+        t->live = false;
+        weft_future_drop(&t->ts.base);
+    }
+}
+
+static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    storm_task *t = (storm_task *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&t->co);
+    for (t->i = 0; t->i < STORM_PER_TASK; t->i++) {
+        /* Yield now and then so one turn never spends the coop budget
+         * (a budget self-wake would look like a second timer wake). */
+        if (t->i % 16 == 15)
+            WEFT_CO_YIELD(&t->co, cx);
+        {
+            uint64_t r = rnd64(&t->rng);
+            weft_duration d = r % 8 == 0 ? 0 : (weft_duration)(r >> 8) % (WEFT_MS(3) + 1);
+            tsleep_init(&t->ts, &g_srec[t->task * STORM_PER_TASK + t->i], d);
+            t->live = true;
+            t->mode = (unsigned)(r >> 40) % 4;
+            t->ny = (unsigned)(r >> 44) % 3;
+        }
+        if (t->mode == 0) {
+            atomic_fetch_add_relaxed(&n_before_poll, 1);
+            storm_drop_sleep(t);
+        } else if (t->mode == 1) {
+            /* Armed, then dropped now or after a few turns (it may fire
+             * meanwhile). */
+            atomic_fetch_add_relaxed(&n_while_armed, 1);
+            if (weft_future_poll(&t->ts.base, cx, NULL) == WEFT_PENDING)
+                for (t->y = 0; t->y < t->ny; t->y++)
+                    WEFT_CO_YIELD(&t->co, cx);
+            storm_drop_sleep(t);
+        } else if (t->mode == 2) {
+            t->live = false; /* WEFT_AWAIT owns it from here and drops it */
+            WEFT_AWAIT(&t->co, cx, &t->ts.base, NULL);
+        } else {
+            /* Fired (its waker woken), then dropped without a last poll. */
+            atomic_fetch_add_relaxed(&n_after_fire, 1);
+            if (weft_future_poll(&t->ts.base, cx, NULL) == WEFT_PENDING)
+                CO_WAIT_UNTIL(&t->co, atomic_load_acquire(&t->ts.r->wakes) > 0);
+            storm_drop_sleep(t);
+        }
+    }
+    WEFT_CO_RETURN(&t->co);
+    WEFT_CO_END(&t->co);
+}
+
+static void storm_task_drop(weft_future *f)
+{
+    storm_task *t = (storm_task *)f;
+    weft_co_drop(&t->co);
+    storm_drop_sleep(t);
+}
+
+static const weft_future_ops storm_task_ops = { "storm_task", 0, storm_task_poll,
+                                                storm_task_drop, NULL };
+
+static void test_many_sleeps_created_and_dropped_at_random(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x5eed7133ull;
+    const char *env = getenv("WEFT_TEST_SEED");
+    if (env)
+        seed = strtoull(env, NULL, 0);
+    print_message("seed %" PRIu64 "\n", seed);
+    g_srec = calloc(STORM_N, sizeof *g_srec);
+    assert_non_null(g_srec);
+    _Atomic long *ctrs[] = { &v_woken_after_cancel, &v_polled_after_drop, &v_armed_after_drop,
+                             &v_early, &v_double_fire, &v_double_drop, &n_before_poll,
+                             &n_while_armed, &n_after_fire, &n_completed, &n_dropped,
+                             &g_twakers_live };
+    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
+        atomic_store_relaxed(ctrs[i], 0);
+
+    static weft_join joins[STORM_TASKS];
+    for (unsigned k = 0; k < STORM_TASKS; k++) {
+        storm_task t;
+        memset(&t, 0, sizeof t);
+        weft_future_init(&t.base, &storm_task_ops, WEFT_F_SEND);
+        weft_co_init(&t.co);
+        t.task = k;
+        t.rng = (seed ^ ((uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull)) | 1;
+        assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, &joins[k]), 0);
+    }
+    for (unsigned k = 0; k < STORM_TASKS; k++) {
+        assert_int_equal(weft_block_on(g_rt, &joins[k].base, NULL, 0), 0);
+        assert_int_equal(joins[k].status, 0);
+    }
+    /* Wakes already taken out of the wheel may still be running. */
+    weft_instant give_up = weft_now() + WATCHDOG_NS;
+    while (atomic_load_acquire(&g_twakers_live) != 0) {
+        if (weft_now() > give_up)
+            fail_msg("seed %" PRIu64 ": %ld tracking wakers never released", seed,
+                     atomic_load_acquire(&g_twakers_live));
+        sched_yield();
+    }
+    long before = atomic_load_relaxed(&n_before_poll),
+         armed = atomic_load_relaxed(&n_while_armed),
+         fired = atomic_load_relaxed(&n_after_fire);
+    print_message("dropped: %ld before first poll, %ld armed, %ld after firing, "
+                  "%ld completed\n",
+                  before, armed, fired, atomic_load_relaxed(&n_completed));
+    assert_int_equal(atomic_load_relaxed(&n_dropped), STORM_N);
+    for (size_t i = 0; i < STORM_N; i++)
+        if (atomic_load_relaxed(&g_srec[i].dropped) != 1)
+            fail_msg("seed %" PRIu64 ": sleep %zu dropped %u times", seed, i,
+                     (unsigned)atomic_load_relaxed(&g_srec[i].dropped));
+    assert_int_equal(atomic_load_relaxed(&v_woken_after_cancel), 0);
+    assert_int_equal(atomic_load_relaxed(&v_polled_after_drop), 0);
+    assert_int_equal(atomic_load_relaxed(&v_armed_after_drop), 0);
+    assert_int_equal(atomic_load_relaxed(&v_early), 0);
+    assert_int_equal(atomic_load_relaxed(&v_double_fire), 0);
+    assert_int_equal(atomic_load_relaxed(&v_double_drop), 0);
+    assert_true(before > 0 && armed > 0 && fired > 0);
+    assert_int_equal(wheel_armed(), 0);
+    free(g_srec);
+    g_srec = NULL;
+}
+
+/* ==== shutdown =========================================================== */
+
+/* Tasks waiting an hour on a sleep, a timeout or an interval's second tick.
+ * Shutdown must return (the driver's hour-long futex wait is cut short),
+ * drop every future once, and leave no timer or allocation behind. */
+#define SHUT_TASKS 30
+
+static _Atomic long g_shut_armed;
+static _Atomic int g_shut_drops[SHUT_TASKS];
+static _Atomic int g_shut_sleep_drops[SHUT_TASKS];
+static counters g_shut_inner[SHUT_TASKS];
+
+/* A sleep that counts its first PENDING and its drop. */
+typedef struct hour_sleep {
+    weft_future base;
+    weft_sleep s;
+    int id;
+    bool counted;
+} hour_sleep;
+
+static weft_poll hour_sleep_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    hour_sleep *h = (hour_sleep *)f;
+    weft_poll r = weft_future_poll(&h->s.base, cx, out);
+    if (r == WEFT_PENDING && !h->counted) {
+        h->counted = true;
+        atomic_fetch_add_acq_rel(&g_shut_armed, 1);
+    }
+    return r;
+}
+
+static void hour_sleep_drop(weft_future *f)
+{
+    hour_sleep *h = (hour_sleep *)f;
+    weft_future_drop(&h->s.base);
+    atomic_fetch_add_acq_rel(&g_shut_sleep_drops[h->id], 1);
+}
+
+static const weft_future_ops hour_sleep_ops = { "hour_sleep", 0, hour_sleep_poll,
+                                                hour_sleep_drop, NULL };
+
+typedef struct hour_task {
+    weft_future base;
+    weft_co co;
+    int id;
+    bool iv_live;
+    hour_sleep hs;
+    timed_never tn;
+    weft_interval iv;
+    weft_instant item;
+    weft_next rc;
+    int out;
+} hour_task;
+
+static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    hour_task *t = (hour_task *)f;
+    (void)out;
+    WEFT_CO_BEGIN(&t->co);
+    if (t->id % 3 == 0) {
+        weft_future_init(&t->hs.base, &hour_sleep_ops, WEFT_F_SEND);
+        weft_sleep_init(&t->hs.s, WEFT_SEC(3600));
+        t->hs.id = t->id;
+        t->hs.counted = false;
+        WEFT_AWAIT(&t->co, cx, &t->hs.base, NULL);
+    } else if (t->id % 3 == 1) {
+        never_init(&t->tn.inner, &g_shut_inner[t->id], WEFT_F_SEND);
+        if (weft_timeout_init(&t->tn.t, &t->tn.inner.base, WEFT_SEC(3600)) != 0)
+            WEFT_CO_RETURN(&t->co);
+        /* One poll by hand to count it as armed, then await it. */
+        if (weft_future_poll(&t->tn.t.base, cx, &t->out) == WEFT_PENDING) {
+            atomic_fetch_add_acq_rel(&g_shut_armed, 1);
+            WEFT_AWAIT(&t->co, cx, &t->tn.t.base, &t->out);
+        } else {
+            weft_future_drop(&t->tn.t.base);
+        }
+    } else {
+        if (weft_interval_init(&t->iv, WEFT_SEC(3600), WEFT_MISSED_DELAY) != 0)
+            WEFT_CO_RETURN(&t->co);
+        t->iv_live = true;
+        CO_NEXT(&t->co, cx, &t->iv.base, &t->item, t->rc); /* the immediate tick */
+        /* The next is an hour away: count it once its timer is armed. */
+        t->rc = weft_stream_poll_next(&t->iv.base, cx, &t->item);
+        if (t->rc == WEFT_NEXT_PENDING) {
+            atomic_fetch_add_acq_rel(&g_shut_armed, 1);
+            CO_NEXT(&t->co, cx, &t->iv.base, &t->item, t->rc);
+        }
+    }
+    WEFT_CO_RETURN(&t->co);
+    WEFT_CO_END(&t->co);
+}
+
+static void hour_task_drop(weft_future *f)
+{
+    hour_task *t = (hour_task *)f;
+    weft_co_drop(&t->co);
+    if (t->iv_live)
+        weft_stream_drop(&t->iv.base);
+    atomic_fetch_add_acq_rel(&g_shut_drops[t->id], 1);
+}
+
+static const weft_future_ops hour_task_ops = { "hour_task", 0, hour_task_poll, hour_task_drop,
+                                               NULL };
+
+static void test_shutdown_with_pending_timers_drops_everything_once(void **state)
+{
+    (void)state;
+    atomic_store_relaxed(&g_shut_armed, 0);
+    for (int i = 0; i < SHUT_TASKS; i++) {
+        atomic_store_relaxed(&g_shut_drops[i], 0);
+        atomic_store_relaxed(&g_shut_sleep_drops[i], 0);
+        atomic_store_relaxed(&g_shut_inner[i].polls, 0);
+        atomic_store_relaxed(&g_shut_inner[i].drops, 0);
+    }
+    weft_join joins[SHUT_TASKS];
+    for (int i = 0; i < SHUT_TASKS; i++) {
+        hour_task t;
+        memset(&t, 0, sizeof t);
+        weft_future_init(&t.base, &hour_task_ops, WEFT_F_SEND);
+        weft_co_init(&t.co);
+        t.id = i;
+        assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, i % 2 ? &joins[i] : NULL), 0);
+    }
+    wait_for_count(&g_shut_armed, SHUT_TASKS);
+    assert_int_equal(wheel_armed(), SHUT_TASKS);
+
+    weft_rt_shutdown(g_rt);
+    g_rt = NULL;
+
+    for (int i = 0; i < SHUT_TASKS; i++) {
+        assert_int_equal(atomic_load_acquire(&g_shut_drops[i]), 1);
+        if (i % 3 == 0)
+            assert_int_equal(atomic_load_acquire(&g_shut_sleep_drops[i]), 1);
+        if (i % 3 == 1)
+            assert_int_equal(atomic_load_acquire(&g_shut_inner[i].drops), 1);
+    }
+    /* Join handles outlive the runtime and report the cancellation. */
+    weft_waker noop = weft_waker_noop();
+    for (int i = 1; i < SHUT_TASKS; i += 2) {
+        assert_true(weft_join_is_finished(&joins[i]));
+        assert_int_equal(poll_with(&joins[i].base, &noop, NULL), WEFT_READY);
+        assert_int_equal(joins[i].status, -ECANCELED);
+        weft_future_drop(&joins[i].base);
+    }
+}
+
+/* ==== who fires timers =================================================== */
+
+/* A task that naps 1 ms (so the worker driving the timers fires it and
+ * runs it: the wake lands in that worker's LIFO slot), then hogs its
+ * worker in one long poll until released — CPU-bound user code. It gives
+ * up after HOG_GIVE_UP only so a failure ends instead of hanging. */
+#define HOG_GIVE_UP WEFT_SEC(10)
+
+static _Atomic long g_hog_running;
+static _Atomic bool g_hog_release;
+
+typedef struct hog {
+    weft_future base;
+    weft_co co;
+    weft_sleep nap;
+} hog;
+
+static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    hog *h = (hog *)f;
+    WEFT_CO_BEGIN(&h->co);
+    weft_sleep_init(&h->nap, WEFT_MS(1));
+    WEFT_AWAIT(&h->co, cx, &h->nap.base, NULL);
+    atomic_store_release(&g_hog_running, 1);
+    {
+        weft_instant give_up = weft_now() + HOG_GIVE_UP;
+        int gave_up = 0;
+        while (!atomic_load_acquire(&g_hog_release)) {
+            if (weft_now() > give_up) {
+                gave_up = 1;
+                break;
+            }
+            sched_yield();
+        }
+        *(int *)out = gave_up;
+    }
+    WEFT_CO_RETURN(&h->co);
+    WEFT_CO_END(&h->co);
+}
+
+static void hog_drop(weft_future *f)
+{
+    weft_co_drop(&((hog *)f)->co);
+}
+
+static const weft_future_ops hog_ops = { "hog", sizeof(int), hog_poll, hog_drop, NULL };
+
+/* One worker is stuck in a long poll, the other is idle: a timer must
+ * still fire (the idle, parked worker is there to drive it), without
+ * waiting for the busy one to come back. This is a liveness check, not a
+ * latency bound: the hog is released only once the sleep completed, so a
+ * timer nobody drives would wait for the hog's give-up. */
+static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        atomic_store_relaxed(&g_hog_running, 0);
+        atomic_store_relaxed(&g_hog_release, false);
+        hog h;
+        weft_future_init(&h.base, &hog_ops, WEFT_F_SEND);
+        weft_co_init(&h.co);
+        weft_join j;
+        assert_int_equal(weft_spawn(g_rt, &h.base, sizeof h, &j), 0);
+        wait_for_count(&g_hog_running, 1);
+
+        weft_sleep s;
+        weft_sleep_init(&s, WEFT_MS(2));
+        assert_int_equal(weft_block_on(g_rt, &s.base, NULL, 0), 0);
+        atomic_store_release(&g_hog_release, true);
+
+        int gave_up = -1;
+        assert_int_equal(weft_block_on(g_rt, &j.base, &gave_up, sizeof gave_up), 0);
+        assert_int_equal(j.status, 0);
+        if (gave_up)
+            fail_msg("round %d: a 2 ms sleep did not fire while one worker was idle; it "
+                     "waited for the busy worker's poll to end (10 s)", round);
+    }
+}
+
+/* ==== misuse ============================================================= */
+
+static void test_sleep_polled_outside_runtime_reports_misuse(void **state)
+{
+    (void)state;
+    weft_waker noop = weft_waker_noop();
+    assert_null(weft_rt_current());
+    weft_sleep s;
+    weft_sleep_init(&s, WEFT_SEC(3600));
+    g_misuse_expected = 2;
+    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
+    assert_true(misuse_reported(1, "weft_sleep"));
+    /* It stays pending (and reports again): nothing was armed anywhere. */
+    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
+    assert_true(misuse_reported(2, "weft_sleep"));
+    assert_int_equal(atomic_load_relaxed(&s.entry.state_), WEFT__TIMER_IDLE);
+    assert_int_equal(wheel_armed(), 0);
+    weft_future_drop(&s.base);
+#ifdef NDEBUG
+    g_misuse_expected = 0;
+#endif
+}
+
+int main(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_sleep_completes_no_earlier_than_its_deadline),
+        T(test_sleeps_complete_in_deadline_order),
+        T(test_sleep_until_past_is_ready_on_first_poll),
+        T(test_sleep_dropped_before_first_poll_never_arms),
+        T(test_sleep_dropped_while_armed_is_never_woken),
+        T(test_sleep_dropped_after_firing),
+        T(test_sleep_memory_may_be_freed_after_drop),
+        T(test_sleep_reset_rearms),
+        T(test_timeout_inner_first_copies_output),
+        T(test_timeout_expires_drops_inner_once_and_zeroes_output),
+        T(test_timeout_inner_ready_at_once_wins_past_deadline),
+        T(test_timeout_past_deadline_with_pending_inner_times_out_at_once),
+        T(test_timeout_of_non_send_inner_is_not_send),
+        T(test_timeout_dropped_while_pending_drops_inner_and_disarms),
+        T(test_timeout_init_rejects_bad_arguments),
+        T(test_interval_first_tick_immediate_then_period_apart),
+        T(test_interval_missed_ticks_burst_fires_them_back_to_back),
+        T(test_interval_missed_ticks_delay_restarts_from_now),
+        T(test_interval_missed_ticks_skip_stays_on_the_grid),
+        T(test_interval_init_rejects_bad_arguments),
+        T(test_interval_dropped_while_armed_is_never_woken),
+        T(test_many_sleeps_created_and_dropped_at_random),
+        T(test_shutdown_with_pending_timers_drops_everything_once),
+        T(test_sleep_polled_outside_runtime_reports_misuse),
+        T(test_sleep_fires_while_the_driving_worker_is_busy),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
