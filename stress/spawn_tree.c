@@ -40,16 +40,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft/weft.h"
 
+#include "stress_common.h"
+
 /* ---- options, failure ------------------------------------------------------ */
 
-static unsigned opt_threads = 2;
-static uint64_t opt_iters = 0;
-static uint64_t opt_seed;
-static double opt_seconds = 3.0;
+static stress_options opt;
 static _Atomic unsigned g_round; /* for failure messages */
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
@@ -61,8 +59,8 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
     va_end(ap);
     fprintf(stderr, "stress_spawn_tree: FAIL seed=%" PRIu64 " round=%u: %s\n"
                     "replay: stress_spawn_tree --threads %u --seed %" PRIu64 "\n",
-            opt_seed, atomic_load_explicit(&g_round, memory_order_relaxed), msg,
-            opt_threads, opt_seed);
+            opt.seed, atomic_load_explicit(&g_round, memory_order_relaxed), msg,
+            opt.threads, opt.seed);
     fflush(stderr);
     abort();
 }
@@ -80,15 +78,6 @@ static void misuse_is_fatal(const char *msg, void *arg)
 }
 
 /* ---- PRNG ---------------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t x)
-{
-    /* splitmix64's finaliser: derives independent seeds from related ones. */
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 static uint32_t rnd(uint64_t *s)
 {
@@ -667,23 +656,10 @@ static void node_drop(weft_future *f)
 
 /* ---- watchdog -------------------------------------------------------------------------- */
 
-static pthread_mutex_t g_wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_wd_cond;
-static bool g_wd_done;
-
-static void *watchdog_main(void *arg)
+/* Reported through die(), so a hang names the seed and round to replay. */
+static void report_hang(double limit_s)
 {
-    (void)arg;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(opt_seconds * 10.0) + 30;
-    pthread_mutex_lock(&g_wd_lock);
-    while (!g_wd_done) {
-        if (pthread_cond_timedwait(&g_wd_cond, &g_wd_lock, &deadline) == ETIMEDOUT && !g_wd_done)
-            die("watchdog: no progress after %.0f s (hang)", opt_seconds * 10.0 + 30.0);
-    }
-    pthread_mutex_unlock(&g_wd_lock);
-    return NULL;
+    die("watchdog: no progress after %.0f s (hang)", limit_s);
 }
 
 /* ---- a round ----------------------------------------------------------------------------- */
@@ -742,7 +718,7 @@ static void run_round(uint64_t seed, totals *tot)
                "pthread_create");
 
     weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = opt_threads;
+    o.workers = opt.threads;
     o.thread_name_prefix = "stress-w";
     weft_rt *rt = NULL;
     int rc = weft_rt_new(&rt, &o);
@@ -844,86 +820,29 @@ static void run_round(uint64_t seed, totals *tot)
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: stress_spawn_tree [--threads N] [--iters N] [--seed S] "
-                    "[--seconds T]\n");
-    exit(2);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv)
 {
-    bool have_seed = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        char *end;
-        if (strcmp(a, "--threads") == 0) {
-            unsigned long n = strtoul(v, &end, 10);
-            if (*end || n == 0 || n > WEFT_RT_MAX_WORKERS)
-                usage();
-            opt_threads = (unsigned)n;
-        } else if (strcmp(a, "--iters") == 0) {
-            opt_iters = strtoull(v, &end, 10);
-            if (*end)
-                usage();
-        } else if (strcmp(a, "--seed") == 0) {
-            opt_seed = strtoull(v, &end, 0);
-            if (*end)
-                usage();
-            have_seed = true;
-        } else if (strcmp(a, "--seconds") == 0) {
-            opt_seconds = strtod(v, &end);
-            if (*end || opt_seconds < 0)
-                usage();
-        } else {
-            usage();
-        }
-    }
-    if (!have_seed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        opt_seed = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
-    }
-    printf("seed=%" PRIu64 "\n", opt_seed);
-    fflush(stdout);
+    stress_parse_options(argc, argv, "stress_spawn_tree", &opt);
 
     weft_set_misuse_handler(misuse_is_fatal, NULL);
     pthread_mutex_init(&g_rs.lock, NULL);
     pthread_cond_init(&g_rs.cond, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g_wd_cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_t wd;
-    ENSURE(pthread_create(&wd, NULL, watchdog_main, NULL) == 0, "pthread_create");
+    /* The documented limit: seconds * 10 + 30 s. */
+    stress_watchdog wd;
+    ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
+           "pthread_create");
 
     totals tot;
     memset(&tot, 0, sizeof tot);
     double start = now_s();
-    for (uint64_t r = 0; opt_iters == 0 || r < opt_iters; r++) {
-        if (r > 0 && now_s() - start >= opt_seconds)
+    for (uint64_t r = 0; opt.iters == 0 || r < opt.iters; r++) {
+        if (r > 0 && now_s() - start >= opt.seconds)
             break;
         atomic_store_explicit(&g_round, (unsigned)r, memory_order_relaxed);
-        run_round(mix64(opt_seed + r), &tot);
+        run_round(mix64(opt.seed + r), &tot);
     }
 
-    pthread_mutex_lock(&g_wd_lock);
-    g_wd_done = true;
-    pthread_cond_signal(&g_wd_cond);
-    pthread_mutex_unlock(&g_wd_lock);
-    pthread_join(wd, NULL);
-    pthread_cond_destroy(&g_wd_cond);
+    stress_watchdog_stop(&wd);
     pthread_cond_destroy(&g_rs.cond);
     pthread_mutex_destroy(&g_rs.lock);
 
@@ -932,7 +851,7 @@ int main(int argc, char **argv)
            " refused=%" PRIu64 " local=%" PRIu64 " stuck=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
            " (task+foreign) detached=%" PRIu64 " foreign_waits=%" PRIu64
            " joins=%" PRIu64 " ok/%" PRIu64 " cancelled in %.1f s\n",
-           opt_seed, opt_threads, tot.rounds, tot.shutdown_rounds, tot.nodes, tot.completed,
+           opt.seed, opt.threads, tot.rounds, tot.shutdown_rounds, tot.nodes, tot.completed,
            tot.cancelled, tot.failed_spawns, tot.local, tot.stuck, tot.aborts_task, tot.aborts_foreign,
            tot.detached, tot.foreign_waits, tot.joins_ok, tot.joins_cancelled,
            now_s() - start);
