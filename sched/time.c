@@ -230,10 +230,14 @@ static void sleep_drop(weft_future *f)
 
 static weft_poll timeout_poll(weft_future *f, weft_cx *cx, void *out);
 static void timeout_drop(weft_future *f);
+static weft_future *timeout_inner(const weft_timeout *t)
+{
+    return (weft_future *)((char *)t + t->inner_off_);
+}
+
 static size_t timeout_out_size(const weft_future *f)
 {
-    const weft_timeout *t = (const weft_timeout *)f;
-    return t->inner ? weft_future_out_size(t->inner) : 0;
+    return weft_future_out_size(timeout_inner((const weft_timeout *)f));
 }
 
 static const weft_future_ops timeout_ops = {
@@ -245,7 +249,7 @@ int weft_timeout_at_init(weft_timeout *t, weft_future *inner, weft_instant deadl
     if (!t || !inner || !inner->ops || !inner->ops->poll)
         return -EINVAL;
     weft_future_init(&t->base, &timeout_ops, inner->flags & WEFT_F_SEND);
-    t->inner = inner;
+    t->inner_off_ = (char *)inner - (char *)t;
     t->status = 0;
     t->inner_done = false;
     weft_sleep_until_init(&t->sleep, deadline);
@@ -263,7 +267,7 @@ static void timeout_finish(weft_timeout *t)
 {
     if (!t->inner_done) {
         t->inner_done = true;
-        weft_future_drop(t->inner);
+        weft_future_drop(timeout_inner(t));
     }
     sleep_drop(&t->sleep.base);
 }
@@ -271,10 +275,11 @@ static void timeout_finish(weft_timeout *t)
 static weft_poll timeout_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_timeout *t = (weft_timeout *)f;
-    size_t out_size = weft_future_out_size(t->inner);
+    weft_future *inner = timeout_inner(t);
+    size_t out_size = weft_future_out_size(inner);
     /* The inner future first: ready in the same tick as the deadline, it
      * wins. */
-    if (weft_future_poll(t->inner, cx, out) == WEFT_READY) {
+    if (weft_future_poll(inner, cx, out) == WEFT_READY) {
         t->status = 0;
         timeout_finish(t);
         return WEFT_READY;

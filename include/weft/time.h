@@ -70,13 +70,15 @@ WEFT_API void weft_sleep_reset(weft_sleep *s, weft_instant deadline);
  * if the deadline passed first — the inner future was then dropped and the
  * output bytes are zero. The inner future is polled before the timer, so
  * an inner that is ready in the same tick as the deadline wins.
- * The timeout owns `inner` from init on (it drops it exactly once); `inner`
- * must stay where it is (e.g. beside the timeout in the same pinned
- * struct). Send when `inner` is. Cancel safety: dropping a pending timeout
- * drops `inner`; what is lost is what `inner` would lose. */
+ * The timeout owns `inner` from init on (it drops it exactly once). It
+ * finds `inner` by its offset from the timeout, so the two may be moved
+ * (memcpy'd, e.g. by weft_spawn) together before the first poll — keep
+ * them in one struct — but never one without the other. Send when `inner`
+ * is. Cancel safety: dropping a pending timeout drops `inner`; what is
+ * lost is what `inner` would lose. */
 typedef struct weft_timeout {
     weft_future base;
-    weft_future *inner;
+    ptrdiff_t inner_off_;   /* inner's address minus the timeout's */
     int status;
     bool inner_done;
     weft_sleep sleep;

@@ -898,8 +898,9 @@ static void test_sleep_reset_rearms(void **state)
 
 /* ==== timeout ============================================================ */
 
-/* A timeout and its inner future side by side in one pinned struct,
- * initialised in place (the timeout keeps a pointer to its inner). */
+/* A timeout and its inner future side by side in one struct (the timeout
+ * finds its inner by offset, so the pair may move together before the
+ * first poll). */
 typedef struct timed_countdown {
     weft_timeout t;
     countdown inner;
@@ -926,6 +927,27 @@ static void test_timeout_inner_first_copies_output(void **state)
     assert_int_equal(atomic_load_acquire(&n.drops), 1);
     /* The hour-long timer went with it. */
     assert_int_equal(wheel_armed(), 0);
+}
+
+/* Initialised on this stack frame, then copied into a task by weft_spawn:
+ * the task's timeout must drive the task's copy of the inner future, not
+ * the original left behind here (which is scribbled over to catch that). */
+static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **state)
+{
+    (void)state;
+    counters n = { 0, 0 };
+    timed_countdown tc;
+    countdown_init(&tc.inner, 2, 5151, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
+    weft_join j;
+    assert_int_equal(weft_spawn(g_rt, &tc.t.base, sizeof tc, &j), 0);
+    memset(&tc.inner, 0xa5, sizeof tc.inner);
+    int out = -1;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(out, 5151);
+    assert_int_equal(atomic_load_acquire(&n.polls), 3);
+    assert_int_equal(atomic_load_acquire(&n.drops), 1);
 }
 
 static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state)
@@ -1942,6 +1964,7 @@ int main(void)
         T(test_sleep_memory_may_be_freed_after_drop),
         T(test_sleep_reset_rearms),
         T(test_timeout_inner_first_copies_output),
+        T(test_timeout_spawned_together_with_its_inner_uses_the_copy),
         T(test_timeout_expires_drops_inner_once_and_zeroes_output),
         T(test_timeout_inner_ready_at_once_wins_past_deadline),
         T(test_timeout_past_deadline_with_pending_inner_times_out_at_once),
