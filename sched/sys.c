@@ -51,9 +51,20 @@ uint64_t weft__sys_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Calls left before an injected failure (0: none armed). Written by tests
+ * before runtimes start; read by weft_rt_new's thread. */
+static unsigned g_fail_thread_start_in;
+
+void weft__sys_fail_thread_start_at(unsigned n)
+{
+    g_fail_thread_start_in = n;
+}
+
 int weft__sys_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
                            size_t stack_size, const char *name)
 {
+    if (g_fail_thread_start_in > 0 && --g_fail_thread_start_in == 0)
+        return -EAGAIN;
     pthread_attr_t attr;
     int rc = pthread_attr_init(&attr);
     if (rc != 0)

@@ -29,6 +29,11 @@ uint64_t weft__sys_now_ns(void);
 int weft__sys_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
                            size_t stack_size, const char *name);
 
+/* Fault injection for tests: make the `n`-th following call of
+ * weft__sys_thread_start fail with -EAGAIN (0: never). Not thread-safe;
+ * set it while no runtime is starting. */
+void weft__sys_fail_thread_start_at(unsigned n);
+
 /* Print "weft: fatal: <msg> at file:line" and abort. For failures that
  * cannot happen on a working system (a mutex that fails to lock). */
 _Noreturn void weft__die(const char *file, int line, const char *msg);
