@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,11 +56,16 @@ static void test_futex_wait_timeout_expires(void **state)
 typedef struct named {
     char name[32];
     size_t stack;
+    /* The name is set by the starting thread after pthread_create: read it
+     * only once weft__sys_thread_start has returned. */
+    _Atomic int started;
 } named;
 
 static void *record_self(void *arg)
 {
     named *n = arg;
+    while (!atomic_load_explicit(&n->started, memory_order_acquire))
+        sched_yield();
     pthread_getname_np(pthread_self(), n->name, sizeof n->name);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
@@ -78,6 +84,7 @@ static void test_thread_start_sets_name_and_stack_size(void **state)
     assert_int_equal(weft__sys_thread_start(&t, record_self, &n, 1u << 20,
                                             "a-name-longer-than-fifteen"),
                      0);
+    atomic_store_explicit(&n.started, 1, memory_order_release);
     assert_int_equal(pthread_join(t, NULL), 0);
     /* The kernel keeps 15 bytes of a thread name. */
     assert_string_equal(n.name, "a-name-longer-t");
@@ -88,6 +95,8 @@ static void test_injected_thread_failure_hits_the_nth_start(void **state)
 {
     (void)state;
     named n;
+    memset(&n, 0, sizeof n);
+    atomic_store(&n.started, 1); /* these threads need not wait */
     pthread_t t;
     weft__sys_fail_thread_start_at(2);
     assert_int_equal(weft__sys_thread_start(&t, record_self, &n, 0, NULL), 0);
