@@ -84,6 +84,12 @@ struct weft_rt {
 
 #define WEFT__RT_LIVE_BIAS ((int64_t)1 << 62)
 
+/* The worker owning a local task, or NULL for a Send task. */
+static inline struct weft__worker *weft__task_owner(const struct weft__task *t)
+{
+    return t->owner_plus1 ? &t->rt->workers[t->owner_plus1 - 1u] : NULL;
+}
+
 /* Thread-local scheduler context. */
 struct weft__worker *weft__sched_current_worker(void);
 void weft__sched_set_current_rt(struct weft_rt *rt);

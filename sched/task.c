@@ -35,13 +35,11 @@ struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
         return NULL;
     cds_wfcq_node_init(&t->qnode);
     t->rt = rt;
-    t->owner = owner;
+    t->owner_plus1 = owner ? (uint16_t)(owner->index + 1u) : 0;
     t->join_waker.ops = NULL;
     t->join_waker.data = NULL;
     t->out_size = (uint32_t)out_size;
-    t->block_size = block_size;
-    t->reserved_ = 0;
-    t->status = 0;
+    t->block_units = block_size <= WEFT__SLAB_MAX ? (uint16_t)(block_size / WEFT__SLAB_GRAIN) : 0;
     memset(t->data, 0, out_room);
     memcpy(weft__task_future(t), fut, fut_size);
     /* Relaxed: the task is published to other threads by the queue push
@@ -54,7 +52,8 @@ struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
 static void task_dealloc(struct weft__task *t)
 {
     struct weft_rt *rt = t->rt;
-    weft__slab_free(&rt->slab, t, t->block_size);
+    weft__slab_free(&rt->slab, t,
+                    t->block_units ? (uint32_t)t->block_units * WEFT__SLAB_GRAIN : UINT32_MAX);
     weft__rt_task_freed(rt); /* may free the runtime: last */
 }
 
@@ -283,11 +282,11 @@ static void task_waker_drop(void *data)
  * holds RUNNING. */
 static void task_complete(struct weft__task *t, int status)
 {
-    t->status = status;
     uint64_t s = atomic_load_relaxed(&t->state);
     uint64_t next;
     do {
-        next = (s & ~(uint64_t)WEFT_T_RUNNING) | WEFT_T_COMPLETE;
+        next = (s & ~(uint64_t)WEFT_T_RUNNING) | WEFT_T_COMPLETE |
+               (status ? WEFT_T_OUT_CANCELLED : 0u);
         /* AcqRel: release publishes output and status to the joiner (pairs
          * with the acquire load in join_poll); acquire sees the join waker
          * the joiner stored before setting JOIN_WAKER. */
@@ -446,7 +445,8 @@ static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out)
 ready:
     if (t->out_size && out)
         memcpy(out, weft__task_output(t), t->out_size);
-    j->status = t->status;
+    /* Relaxed: COMPLETE was already acquired above; the bit came with it. */
+    j->status = (atomic_load_relaxed(&t->state) & WEFT_T_OUT_CANCELLED) ? -ECANCELED : 0;
     return WEFT_READY;
 }
 

@@ -8,7 +8,9 @@
  *   CANCELLED      drop the future at the next scheduling point
  *   JOIN_INTEREST  a join handle exists
  *   JOIN_WAKER     join_waker is set and owned by the completing side
- *   bits 6..63     reference count
+ *   OUT_CANCELLED  set with COMPLETE when the task was cancelled (the join
+ *                  status is -ECANCELED, else 0)
+ *   bits 7..63     reference count
  * References are held by: the task itself until it completes (the "live"
  * reference: an idle task nobody can wake still exists, and shutdown finds
  * it by scanning the slabs), the queue entry (or the worker running it),
@@ -20,6 +22,7 @@
 #define WEFT_SCHED_TASK_H
 
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
@@ -32,7 +35,8 @@
 #define WEFT_T_CANCELLED 0x08u
 #define WEFT_T_JOIN_INTEREST 0x10u
 #define WEFT_T_JOIN_WAKER 0x20u
-#define WEFT_T_REF_SHIFT 6
+#define WEFT_T_OUT_CANCELLED 0x40u /* with COMPLETE: status is -ECANCELED */
+#define WEFT_T_REF_SHIFT 7
 #define WEFT_T_REF_ONE ((uint64_t)1 << WEFT_T_REF_SHIFT)
 #define WEFT_T_FLAG_MASK (WEFT_T_REF_ONE - 1)
 
@@ -44,18 +48,21 @@ struct weft__task {
     /* Link for the injector / an inbox; one queue at a time. */
     struct cds_wfcq_node qnode;
     struct weft_rt *rt;
-    /* Local tasks: the worker that owns them. NULL for Send tasks.
-     * Written at spawn, read-only afterwards. */
-    struct weft__worker *owner;
     /* Join handle's waker; ownership follows the JOIN_WAKER bit. */
     weft_waker join_waker;
-    uint32_t out_size;   /* output bytes, fixed at spawn */
-    uint32_t block_size; /* bytes of this allocation (for the slab) */
-    int32_t status;      /* 0 or -ECANCELED; published by COMPLETE */
-    uint32_t reserved_;
-    /* Output slot (out_size rounded up to 16), then the future. */
+    uint32_t out_size;    /* output bytes, fixed at spawn */
+    /* Local tasks: index + 1 of the worker that owns them; 0 for Send
+     * tasks. Written at spawn, read-only afterwards. */
+    uint16_t owner_plus1;
+    /* Size of this allocation in WEFT__SLAB_GRAIN units (for the slab);
+     * 0 for a large block. */
+    uint16_t block_units;
+    /* Output slot (out_size rounded up to 16), then the future. The header
+     * is 48 bytes: per-task memory is a headline number. */
     alignas(16) unsigned char data[];
 };
+
+_Static_assert(offsetof(struct weft__task, data) == 48, "task header is 48 bytes");
 
 static inline void *weft__task_output(struct weft__task *t)
 {

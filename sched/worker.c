@@ -366,7 +366,7 @@ void weft__sched_schedule(struct weft__task *t)
 {
     struct weft_rt *rt = t->rt;
     struct weft__worker *w = worker_of(rt);
-    struct weft__worker *owner = t->owner; /* read before the task is queued */
+    struct weft__worker *owner = weft__task_owner(t); /* before it is queued */
     if (owner == w && owner) {
         /* Our own local task: we are running, so we will see it. */
         weft__inbox_push(&owner->inbox, t);
@@ -388,8 +388,9 @@ void weft__sched_schedule(struct weft__task *t)
 void weft__sched_requeue(struct weft__task *t)
 {
     struct weft__worker *w = tl_worker;
-    if (t->owner) {
-        weft__inbox_push(&t->owner->inbox, t);
+    struct weft__worker *owner = weft__task_owner(t);
+    if (owner) {
+        weft__inbox_push(&owner->inbox, t);
         return;
     }
     push_ring(w, t);
@@ -490,11 +491,12 @@ static struct weft__task *steal_work(struct weft__worker *w)
 static void run_task(struct weft__worker *w, struct weft__task *t)
 {
 #ifndef NDEBUG
-    if (t->owner && t->owner != w) {
+    struct weft__worker *owner = weft__task_owner(t);
+    if (owner && owner != w) {
         WEFT_MISUSE("local task '%s' reached worker %u but belongs to worker %u",
-                    weft__task_future(t)->ops->name, w->index, t->owner->index);
-        weft__inbox_push(&t->owner->inbox, t);
-        notify_worker(w->rt, t->owner);
+                    weft__task_future(t)->ops->name, w->index, owner->index);
+        weft__inbox_push(&owner->inbox, t);
+        notify_worker(w->rt, owner);
         return;
     }
 #endif

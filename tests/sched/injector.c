@@ -245,7 +245,7 @@ static void mp_see(struct mp_arg *a, struct weft__task *t)
         return;
     }
     size_t i = (size_t)(t - m->tasks);
-    if (t->status != (int32_t)i)
+    if (t->out_size != (uint32_t)i)
         atomic_fetch_add(&m->bad_payload, 1);
     if (atomic_fetch_add_explicit(&m->seen[i], 1, memory_order_relaxed) != 0)
         atomic_fetch_add(&m->duplicates, 1);
@@ -260,7 +260,7 @@ static void *mp_injector_producer(void *arg)
     struct mp_arg *a = arg;
     struct mp *m = a->m;
     for (size_t i = a->id * (size_t)PER_PRODUCER; i < (a->id + 1) * (size_t)PER_PRODUCER; i++) {
-        m->tasks[i].status = (int32_t)i;
+        m->tasks[i].out_size = (uint32_t)i;
         weft__injector_push(m->inj, &m->tasks[i]);
     }
     /* Release: a consumer that sees every producer done also sees every
@@ -308,7 +308,7 @@ static void *mp_inbox_producer(void *arg)
     struct mp_arg *a = arg;
     struct mp *m = a->m;
     for (size_t i = a->id * (size_t)PER_PRODUCER; i < (a->id + 1) * (size_t)PER_PRODUCER; i++) {
-        m->tasks[i].status = (int32_t)i;
+        m->tasks[i].out_size = (uint32_t)i;
         weft__inbox_push(m->inbox, &m->tasks[i]);
     }
     /* Release: pairs with the consumer's acquire load. */

@@ -632,7 +632,7 @@ static void conc_see(struct conc *c, struct weft__task *t)
     }
     /* The owner wrote the round into the task before queueing it: every
      * queue path must publish that write (TSan checks the hand-off). */
-    if (t->status != c->round)
+    if (t->out_size != (uint32_t)c->round)
         atomic_fetch_add(&c->stale, 1);
     if (atomic_fetch_add_explicit(&c->seen[t - c->tasks], 1, memory_order_relaxed) != 0)
         atomic_fetch_add(&c->duplicates, 1);
@@ -651,7 +651,7 @@ static void *conc_owner(void *arg)
          * now and then take from the injector as a worker does. */
         size_t burst = (x & 63) == 0 ? CAP + HALF + (size_t)((x >> 8) % CAP) : 1;
         for (size_t i = 0; i < burst && next < c->ntasks; i++, next++) {
-            c->tasks[next].status = c->round;
+            c->tasks[next].out_size = (uint32_t)c->round;
             weft__ring_push_owner(r, &c->tasks[next], &c->q->inj);
         }
         if ((x >> 20) % 4 == 0) {
@@ -765,7 +765,7 @@ static void *relay_owner(void *arg)
             sched_yield();
             continue;
         }
-        c->tasks[next].status = c->round;
+        c->tasks[next].out_size = (uint32_t)c->round;
         weft__ring_push_owner(a, &c->tasks[next], &c->q->inj);
         next++;
     }
