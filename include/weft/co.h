@@ -45,6 +45,7 @@ typedef struct weft_co {
 
 #define WEFT_CO_INIT { 0, NULL }
 
+/* Start a coroutine at its beginning (before its first poll). */
 static inline void weft_co_init(weft_co *co)
 {
     co->line = 0;

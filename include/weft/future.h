@@ -179,6 +179,9 @@ struct weft_future {
 
 #define WEFT_FUTURE_INIT(ops_ptr, flags_) { (ops_ptr), (flags_), 0 }
 
+/* Initialise a future header (the first member of a future struct) with
+ * its ops and WEFT_F_* flags (bits outside WEFT_F_USER_MASK are ignored).
+ * The caller owns the future; it may be moved until its first poll. */
 static inline void weft_future_init(weft_future *f, const weft_future_ops *ops,
                                     uint32_t flags)
 {
@@ -195,7 +198,8 @@ static inline void weft_future_init(weft_future *f, const weft_future_ops *ops,
 WEFT_API weft_poll weft_future_poll(weft_future *f, weft_cx *cx, void *out);
 
 /* Drop (cancel or destroy) `f`: calls ops->drop if set. Exactly once per
- * future. */
+ * future, by the thread that owns it (the one that would poll it), never
+ * concurrently with a poll. */
 static inline void weft_future_drop(weft_future *f)
 {
     if (f->ops->drop)
@@ -209,6 +213,7 @@ static inline size_t weft_future_out_size(const weft_future *f)
                                                     : f->ops->out_size;
 }
 
+/* True when `f` carries WEFT_F_SEND (may be polled on any worker). */
 static inline bool weft_future_is_send(const weft_future *f)
 {
     return (f->flags & WEFT_F_SEND) != 0;
@@ -224,6 +229,7 @@ typedef struct weft_yield {
     bool yielded;
 } weft_yield;
 
+/* Initialise `y` (caller-owned; drop it like any future). Any thread. */
 WEFT_API void weft_yield_init(weft_yield *y);
 
 /* A future that is READY at once with a copy of `value` (at most 64
@@ -255,6 +261,7 @@ typedef struct weft_atomic_waker {
 
 #define WEFT_ATOMIC_WAKER_INIT { 0, WEFT_WAKER_EMPTY }
 
+/* Initialise an empty atomic waker (or use WEFT_ATOMIC_WAKER_INIT). */
 WEFT_API void weft_atomic_waker_init(weft_atomic_waker *aw);
 /* Store a clone of `w` (unless the stored one already wakes the same
  * target). If a wake races with this call, `w` is woken. */

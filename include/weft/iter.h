@@ -45,6 +45,7 @@ struct weft_stream {
     uint32_t pin_tag_;
 };
 
+/* Initialise a stream header, as weft_future_init does for futures. */
 static inline void weft_stream_init(weft_stream *s, const weft_stream_ops *ops,
                                     uint32_t flags)
 {
@@ -57,6 +58,7 @@ static inline void weft_stream_init(weft_stream *s, const weft_stream_ops *ops,
  * first poll, or polled after DONE, by name (and return PENDING). */
 WEFT_API weft_next weft_stream_poll_next(weft_stream *s, weft_cx *cx, void *item);
 
+/* Drop `s` (calls ops->drop if set): exactly once, by its owner. */
 static inline void weft_stream_drop(weft_stream *s)
 {
     if (s->ops->drop)
