@@ -50,51 +50,6 @@
 static stress_options opt;
 static _Atomic unsigned g_round; /* for failure messages */
 
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "stress_spawn_tree: FAIL seed=%" PRIu64 " round=%u: %s\n"
-                    "replay: stress_spawn_tree --threads %u --seed %" PRIu64 "\n",
-            opt.seed, atomic_load_explicit(&g_round, memory_order_relaxed), msg,
-            opt.threads, opt.seed);
-    fflush(stderr);
-    abort();
-}
-
-#define ENSURE(cond, ...)                                                     \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            die(__VA_ARGS__);                                                 \
-    } while (0)
-
-static void misuse_is_fatal(const char *msg, void *arg)
-{
-    (void)arg;
-    die("weft reported misuse: %s", msg);
-}
-
-/* ---- PRNG ---------------------------------------------------------------------- */
-
-static uint32_t rnd(uint64_t *s)
-{
-    /* xorshift64*: small state that fits in a task. */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static uint64_t rng_from(uint64_t seed)
-{
-    uint64_t s = mix64(seed);
-    return s ? s : 1;
-}
 
 /* What a node with seed `seed` outputs. */
 static uint64_t expected_output(uint64_t seed)
@@ -200,7 +155,7 @@ static void mailbox_put(mailbox *m, void *item)
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 64;
         void **items = realloc(m->items, cap * sizeof *items);
-        ENSURE(items, "out of memory");
+        STRESS_ENSURE(items, "out of memory");
         m->items = items;
         m->cap = cap;
     }
@@ -217,7 +172,7 @@ static void *mailbox_take(mailbox *m, uint64_t *rng)
         pthread_cond_wait(&m->cond, &m->lock);
     void *item = NULL;
     if (m->n > 0) {
-        size_t i = rnd(rng) % m->n;
+        size_t i = stress_rnd(rng) % m->n;
         item = m->items[i];
         m->items[i] = m->items[--m->n];
     }
@@ -253,7 +208,7 @@ static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_dro
 static thread_waker *tw_new(void)
 {
     thread_waker *t = malloc(sizeof *t);
-    ENSURE(t, "out of memory");
+    STRESS_ENSURE(t, "out of memory");
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     t->woken = false;
@@ -328,16 +283,16 @@ static void check_join_result(const char *who, uint32_t id, uint64_t seed, int s
 {
     bool done = atomic_load_explicit(&g_rs.completed[id], memory_order_acquire);
     if (status == 0) {
-        ENSURE(done, "%s: join of node %u says 0 but its future never finished", who, id);
-        ENSURE(out == expected_output(seed),
+        STRESS_ENSURE(done, "%s: join of node %u says 0 but its future never finished", who, id);
+        STRESS_ENSURE(out == expected_output(seed),
                "%s: join of node %u: output %" PRIx64 ", expected %" PRIx64, who, id, out,
                expected_output(seed));
         count(&g_rs.n_joins_ok);
     } else {
-        ENSURE(status == -ECANCELED, "%s: join of node %u: status %d", who, id, status);
-        ENSURE(!done, "%s: join of node %u says cancelled but its future finished", who, id);
-        ENSURE(out == 0, "%s: cancelled join of node %u has output %" PRIx64, who, id, out);
-        ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
+        STRESS_ENSURE(status == -ECANCELED, "%s: join of node %u: status %d", who, id, status);
+        STRESS_ENSURE(!done, "%s: join of node %u says cancelled but its future finished", who, id);
+        STRESS_ENSURE(out == 0, "%s: cancelled join of node %u has output %" PRIx64, who, id, out);
+        STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
                    shutting_down(),
                "%s: node %u cancelled without abort or shutdown", who, id);
         count(&g_rs.n_joins_cancelled);
@@ -358,18 +313,18 @@ typedef struct join_box {
  * the watchdog reports). */
 static void check_stuck_join(const char *who, uint32_t id, int status)
 {
-    ENSURE(status == -ECANCELED, "%s: stuck node %u was aborted but its join says %d", who,
+    STRESS_ENSURE(status == -ECANCELED, "%s: stuck node %u was aborted but its join says %d", who,
            id, status);
 }
 
 static void *joiner_main(void *arg)
 {
-    uint64_t rng = rng_from((uintptr_t)arg ^ g_rs.seed);
+    uint64_t rng = stress_rng_from((uintptr_t)arg ^ g_rs.seed);
     join_box *b;
     while ((b = mailbox_take(&g_joins, &rng))) {
         /* The abort decision belongs to the child, so it replays. */
-        uint64_t r = rng_from(b->seed ^ 0xab);
-        if (rnd(&r) % 2 == 0 || b->stuck) {
+        uint64_t r = stress_rng_from(b->seed ^ 0xab);
+        if (stress_rnd(&r) % 2 == 0 || b->stuck) {
             atomic_store_explicit(&g_rs.aborted[b->id], 1, memory_order_release);
             weft_join_abort(&b->j);
             count(&g_rs.n_aborts_foreign);
@@ -387,11 +342,11 @@ static void *joiner_main(void *arg)
 
 static void *waker_main(void *arg)
 {
-    uint64_t rng = rng_from((uintptr_t)arg ^ g_rs.seed ^ 0x77);
+    uint64_t rng = stress_rng_from((uintptr_t)arg ^ g_rs.seed ^ 0x77);
     weft_waker *w;
     while ((w = mailbox_take(&g_wakes, &rng))) {
         /* Widen the window between a task's PENDING and its wake. */
-        for (unsigned i = rnd(&rng) % 3; i > 0; i--)
+        for (unsigned i = stress_rnd(&rng) % 3; i > 0; i--)
             sched_yield();
         weft_waker_wake(w);
         free(w);
@@ -416,7 +371,7 @@ static weft_poll foreign_wait_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_READY;
     fw->armed = true;
     weft_waker *w = malloc(sizeof *w);
-    ENSURE(w, "out of memory");
+    STRESS_ENSURE(w, "out of memory");
     *w = weft_waker_clone(cx->waker);
     mailbox_put(fw->to, w);
     return WEFT_PENDING;
@@ -464,7 +419,7 @@ static void node_init(node *n, uint32_t id, int depth, uint64_t seed, bool local
     n->owner = local ? weft_worker_index() : -1;
     n->stuck = stuck;
     n->seed = seed;
-    n->rng = rng_from(seed);
+    n->rng = stress_rng_from(seed);
     n->nkids = n->k = n->n = n->y = 0;
     n->awaiting_kid = -1;
     n->out = 0;
@@ -479,13 +434,13 @@ static void node_init(node *n, uint32_t id, int depth, uint64_t seed, bool local
 static uint32_t alloc_id(void)
 {
     uint32_t id = atomic_fetch_add_explicit(&g_rs.allocated, 1, memory_order_relaxed);
-    ENSURE(id < MAX_NODES, "more than %u nodes in a round", MAX_NODES);
+    STRESS_ENSURE(id < MAX_NODES, "more than %u nodes in a round", MAX_NODES);
     return id;
 }
 
 static void spawn_kid(node *s, int k)
 {
-    uint32_t r = rnd(&s->rng);
+    uint32_t r = stress_rnd(&s->rng);
     unsigned m = r % 10;
     enum kid_mode mode = m < 4   ? KID_JOIN
                          : m == 4 ? KID_ABORT
@@ -518,7 +473,7 @@ static void spawn_kid(node *s, int k)
         break;
     case KID_FOREIGN:
         box = malloc(sizeof *box);
-        ENSURE(box, "out of memory");
+        STRESS_ENSURE(box, "out of memory");
         box->id = id;
         box->seed = s->kid_seed[k];
         box->stuck = stuck;
@@ -529,7 +484,7 @@ static void spawn_kid(node *s, int k)
                    : weft_spawn(NULL, &kid.base, sizeof kid, j);
     if (rc != 0) {
         /* Only a runtime that is stopping may refuse. */
-        ENSURE(rc == -ECANCELED && shutting_down(), "spawn of node %u: %s", id,
+        STRESS_ENSURE(rc == -ECANCELED && shutting_down(), "spawn of node %u: %s", id,
                weft_strerror(rc));
         atomic_store_explicit(&g_rs.spawn_failed[id], 1, memory_order_relaxed);
         count(&g_rs.n_failed_spawns);
@@ -563,7 +518,7 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
 {
     node *s = (node *)f;
     if (s->owner >= 0)
-        ENSURE(weft_worker_index() == s->owner, "local node %u polled on worker %d, owner %d",
+        STRESS_ENSURE(weft_worker_index() == s->owner, "local node %u polled on worker %d, owner %d",
                s->id, weft_worker_index(), s->owner);
     WEFT_CO_BEGIN(&s->co);
     if (s->stuck) {
@@ -572,11 +527,11 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
         s->fw.forever = true;
         s->fw.armed = false;
         WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
-        die("stuck node %u finished", s->id);
+        stress_die("stuck node %u finished", s->id);
     }
-    for (s->n = (int)(rnd(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
+    for (s->n = (int)(stress_rnd(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
         WEFT_CO_YIELD(&s->co, cx);
-    if (rnd(&s->rng) % 5 == 0) {
+    if (stress_rnd(&s->rng) % 5 == 0) {
         weft_future_init(&s->fw.base, &foreign_wait_ops, WEFT_F_SEND);
         s->fw.to = &g_wakes;
         s->fw.forever = false;
@@ -587,18 +542,18 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
     if ((unsigned)s->depth >= g_rs.max_depth)
         s->nkids = 0;
     else if (g_rs.bushy)
-        s->nkids = (int)(g_rs.max_fanout - rnd(&s->rng) % (g_rs.max_fanout / 2 + 1));
+        s->nkids = (int)(g_rs.max_fanout - stress_rnd(&s->rng) % (g_rs.max_fanout / 2 + 1));
     else
-        s->nkids = (int)(rnd(&s->rng) % (g_rs.max_fanout + 1));
+        s->nkids = (int)(stress_rnd(&s->rng) % (g_rs.max_fanout + 1));
     for (s->k = 0; s->k < s->nkids; s->k++) {
         spawn_kid(s, s->k);
-        if (rnd(&s->rng) % 4 == 0)
+        if (stress_rnd(&s->rng) % 4 == 0)
             WEFT_CO_YIELD(&s->co, cx);
     }
     for (s->k = 0; s->k < s->nkids; s->k++) {
         if ((s->mode[s->k] == KID_ABORT || s->mode[s->k] == KID_STUCK) &&
             s->jstate[s->k] == JS_LIVE) {
-            if (rnd(&s->rng) % 2 == 0)
+            if (stress_rnd(&s->rng) % 2 == 0)
                 WEFT_CO_YIELD(&s->co, cx);
             atomic_store_explicit(&g_rs.aborted[s->kid_id[s->k]], 1, memory_order_release);
             weft_join_abort(&s->joins[s->k]);
@@ -644,7 +599,7 @@ static void node_drop(weft_future *f)
         }
     }
     uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[s->id], 1, memory_order_relaxed);
-    ENSURE(prev == 0, "node %u dropped twice", s->id);
+    STRESS_ENSURE(prev == 0, "node %u dropped twice", s->id);
     if (atomic_load_explicit(&g_rs.completed[s->id], memory_order_relaxed))
         count(&g_rs.n_completed);
     else
@@ -656,10 +611,10 @@ static void node_drop(weft_future *f)
 
 /* ---- watchdog -------------------------------------------------------------------------- */
 
-/* Reported through die(), so a hang names the seed and round to replay. */
+/* Reported through stress_die(), so a hang names the seed and round to replay. */
 static void report_hang(double limit_s)
 {
-    die("watchdog: no progress after %.0f s (hang)", limit_s);
+    stress_die("watchdog: no progress after %.0f s (hang)", limit_s);
 }
 
 /* ---- a round ----------------------------------------------------------------------------- */
@@ -673,11 +628,11 @@ typedef struct totals {
 static void round_reset(uint64_t seed)
 {
     g_rs.seed = seed;
-    uint64_t r = rng_from(seed);
-    g_rs.max_depth = 2 + rnd(&r) % (MAX_DEPTH - 1);
-    g_rs.max_fanout = 1 + rnd(&r) % MAX_FANOUT;
-    g_rs.bushy = rnd(&r) % 2 == 0;
-    g_rs.shutdown_mid = rnd(&r) % 3 == 0;
+    uint64_t r = stress_rng_from(seed);
+    g_rs.max_depth = 2 + stress_rnd(&r) % (MAX_DEPTH - 1);
+    g_rs.max_fanout = 1 + stress_rnd(&r) % MAX_FANOUT;
+    g_rs.bushy = stress_rnd(&r) % 2 == 0;
+    g_rs.shutdown_mid = stress_rnd(&r) % 3 == 0;
     atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.allocated, 0, memory_order_relaxed);
     for (unsigned i = 0; i < MAX_NODES; i++) {
@@ -711,10 +666,10 @@ static void run_round(uint64_t seed, totals *tot)
     mailbox_init(&g_stuck);
     pthread_t wakers[WAKER_THREADS], joiners[JOINER_THREADS];
     for (uintptr_t i = 0; i < WAKER_THREADS; i++)
-        ENSURE(pthread_create(&wakers[i], NULL, waker_main, (void *)(i + 1)) == 0,
+        STRESS_ENSURE(pthread_create(&wakers[i], NULL, waker_main, (void *)(i + 1)) == 0,
                "pthread_create");
     for (uintptr_t i = 0; i < JOINER_THREADS; i++)
-        ENSURE(pthread_create(&joiners[i], NULL, joiner_main, (void *)(i + 101)) == 0,
+        STRESS_ENSURE(pthread_create(&joiners[i], NULL, joiner_main, (void *)(i + 101)) == 0,
                "pthread_create");
 
     weft_rt_options o = WEFT_RT_OPTIONS_INIT;
@@ -722,21 +677,21 @@ static void run_round(uint64_t seed, totals *tot)
     o.thread_name_prefix = "stress-w";
     weft_rt *rt = NULL;
     int rc = weft_rt_new(&rt, &o);
-    ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+    STRESS_ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
 
     node root;
     uint64_t root_seed = mix64(seed ^ 0x5eed);
     node_init(&root, alloc_id(), 0, root_seed, false, false);
     weft_join root_join;
     rc = weft_spawn(rt, &root.base, sizeof root, &root_join);
-    ENSURE(rc == 0, "spawn of the root: %s", weft_strerror(rc));
+    STRESS_ENSURE(rc == 0, "spawn of the root: %s", weft_strerror(rc));
     progress_add(1, 0, false);
 
     pthread_mutex_lock(&g_rs.lock);
     if (g_rs.shutdown_mid) {
         /* Shut down once the tree has grown a little (or is already gone). */
-        uint64_t r = rng_from(seed ^ 0x51);
-        uint64_t grown = 1 + rnd(&r) % 256;
+        uint64_t r = stress_rng_from(seed ^ 0x51);
+        uint64_t grown = 1 + stress_rnd(&r) % 256;
         while (g_rs.spawned < grown && !g_rs.root_dropped)
             pthread_cond_wait(&g_rs.cond, &g_rs.lock);
     } else {
@@ -756,11 +711,11 @@ static void run_round(uint64_t seed, totals *tot)
     pthread_mutex_lock(&g_rs.lock);
     uint64_t dropped = g_rs.dropped, spawned = g_rs.spawned;
     pthread_mutex_unlock(&g_rs.lock);
-    ENSURE(dropped == allocated, "%" PRIu64 " drops for %u nodes after shutdown", dropped,
+    STRESS_ENSURE(dropped == allocated, "%" PRIu64 " drops for %u nodes after shutdown", dropped,
            allocated);
 
     /* The root's handle outlives the runtime. */
-    ENSURE(weft_join_is_finished(&root_join), "root join not finished after shutdown");
+    STRESS_ENSURE(weft_join_is_finished(&root_join), "root join not finished after shutdown");
     uint64_t out = 0;
     poll_to_completion(&root_join.base, &out);
     check_join_result("main", 0, root_seed, root_join.status, out);
@@ -787,20 +742,20 @@ static void run_round(uint64_t seed, totals *tot)
 
     uint64_t completed = load(&g_rs.n_completed), cancelled = load(&g_rs.n_cancelled),
              failed = load(&g_rs.n_failed_spawns);
-    ENSURE(spawned + failed == allocated, "spawned %" PRIu64 " + refused %" PRIu64
+    STRESS_ENSURE(spawned + failed == allocated, "spawned %" PRIu64 " + refused %" PRIu64
            " != %u nodes", spawned, failed, allocated);
-    ENSURE(completed + cancelled == allocated,
+    STRESS_ENSURE(completed + cancelled == allocated,
            "completed %" PRIu64 " + cancelled %" PRIu64 " != %u nodes", completed, cancelled,
            allocated);
     for (uint32_t id = 0; id < allocated; id++) {
-        ENSURE(atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed) == 1,
+        STRESS_ENSURE(atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed) == 1,
                "node %u dropped %u times", id,
                (unsigned)atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed));
         if (!g_rs.shutdown_mid && !atomic_load_explicit(&g_rs.completed[id], memory_order_relaxed))
-            ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_relaxed),
+            STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_relaxed),
                    "node %u cancelled, but nobody aborted it and no shutdown", id);
     }
-    ENSURE(g_rs.shutdown_mid || failed == 0, "spawn refused without shutdown");
+    STRESS_ENSURE(g_rs.shutdown_mid || failed == 0, "spawn refused without shutdown");
 
     tot->rounds++;
     tot->shutdown_rounds += g_rs.shutdown_mid;
@@ -823,13 +778,14 @@ static void run_round(uint64_t seed, totals *tot)
 int main(int argc, char **argv)
 {
     stress_parse_options(argc, argv, "stress_spawn_tree", &opt);
+    stress_failure_context("stress_spawn_tree", &opt, &g_round);
 
-    weft_set_misuse_handler(misuse_is_fatal, NULL);
+    weft_set_misuse_handler(stress_misuse_is_fatal, NULL);
     pthread_mutex_init(&g_rs.lock, NULL);
     pthread_cond_init(&g_rs.cond, NULL);
     /* The documented limit: seconds * 10 + 30 s. */
     stress_watchdog wd;
-    ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
+    STRESS_ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
            "pthread_create");
 
     totals tot;

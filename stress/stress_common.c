@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,4 +125,39 @@ void stress_watchdog_stop(stress_watchdog *wd)
     pthread_join(wd->thread, NULL);
     pthread_cond_destroy(&wd->cond);
     pthread_mutex_destroy(&wd->lock);
+}
+
+static const char *g_program = "stress";
+static const stress_options *g_opt;
+static _Atomic unsigned *g_round;
+
+void stress_failure_context(const char *program, const stress_options *opt,
+                            _Atomic unsigned *round)
+{
+    g_program = program;
+    g_opt = opt;
+    g_round = round;
+}
+
+void stress_die(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    uint64_t seed = g_opt ? g_opt->seed : 0;
+    unsigned threads = g_opt ? g_opt->threads : 0;
+    unsigned round = g_round ? atomic_load_explicit(g_round, memory_order_relaxed) : 0;
+    fprintf(stderr, "%s: FAIL seed=%" PRIu64 " round=%u: %s\n"
+                    "replay: %s --threads %u --seed %" PRIu64 "\n",
+            g_program, seed, round, msg, g_program, threads, seed);
+    fflush(stderr);
+    abort();
+}
+
+void stress_misuse_is_fatal(const char *msg, void *arg)
+{
+    (void)arg;
+    stress_die("weft reported misuse: %s", msg);
 }

@@ -1,11 +1,11 @@
-/* What every stress program shares: the command line, the run's seed, a
- * monotonic clock reading and the hang watchdog. Each program keeps its own
- * failure reporting (die/ENSURE), because a failure message names the
- * program and the round it was in. */
+/* What every stress program shares: the command line, the run's seed,
+ * failure reports that say how to replay, a per-task PRNG, a monotonic
+ * clock reading and the hang watchdog. */
 #ifndef WEFT_STRESS_COMMON_H
 #define WEFT_STRESS_COMMON_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -24,6 +24,25 @@ typedef struct stress_options {
  * survives an abort) because that is what a failed run is replayed from. */
 void stress_parse_options(int argc, char **argv, const char *program, stress_options *opt);
 
+/* Failure reports name the program, the seed and the round in progress
+ * (`*round`, kept up to date by the program), and print the command that
+ * replays the run. Call once, right after stress_parse_options. */
+void stress_failure_context(const char *program, const stress_options *opt,
+                            _Atomic unsigned *round);
+
+/* Report a failed invariant (printf-style) with the replay line; abort. */
+__attribute__((format(printf, 1, 2), noreturn)) void stress_die(const char *fmt, ...);
+
+#define STRESS_ENSURE(cond, ...)                                              \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            stress_die(__VA_ARGS__);                                          \
+    } while (0)
+
+/* A weft misuse handler that fails the run: weft must never see misuse
+ * from a correct program. */
+void stress_misuse_is_fatal(const char *msg, void *arg);
+
 /* splitmix64's finaliser: derives independent seeds from related ones.
  * Inline because tasks call it on their hot path. */
 static inline uint64_t mix64(uint64_t x)
@@ -32,6 +51,25 @@ static inline uint64_t mix64(uint64_t x)
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
+}
+
+/* xorshift64*: a PRNG whose state (8 bytes) fits in a task, so each
+ * task's decisions replay from its seed whatever the interleaving. */
+static inline uint32_t stress_rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* A PRNG state for `seed` (never 0, which xorshift cannot leave). */
+static inline uint64_t stress_rng_from(uint64_t seed)
+{
+    uint64_t s = mix64(seed);
+    return s ? s : 1;
 }
 
 /* Seconds on the monotonic clock, for the time box. */

@@ -64,69 +64,24 @@
 static stress_options opt;
 static _Atomic unsigned g_round; /* for failure messages */
 
-__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "stress_timer_race: FAIL seed=%" PRIu64 " round=%u: %s\n"
-                    "replay: stress_timer_race --threads %u --seed %" PRIu64 "\n",
-            opt.seed, atomic_load_explicit(&g_round, memory_order_relaxed), msg,
-            opt.threads, opt.seed);
-    fflush(stderr);
-    abort();
-}
-
-#define ENSURE(cond, ...)                                                     \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            die(__VA_ARGS__);                                                 \
-    } while (0)
-
-static void misuse_is_fatal(const char *msg, void *arg)
-{
-    (void)arg;
-    die("weft reported misuse: %s", msg);
-}
-
-/* ---- PRNG --------------------------------------------------------------- */
-
-static uint32_t rnd(uint64_t *s)
-{
-    /* xorshift64*: small state that fits in a task. */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static uint64_t rng_from(uint64_t seed)
-{
-    uint64_t s = mix64(seed);
-    return s ? s : 1;
-}
 
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
 static weft_duration random_duration(uint64_t *r)
 {
-    if (rnd(r) % 10 == 0)
+    if (stress_rnd(r) % 10 == 0)
         return 0;
-    return (weft_duration)rnd(r) % (WEFT_MS(3) + 1);
+    return (weft_duration)stress_rnd(r) % (WEFT_MS(3) + 1);
 }
 
 /* A yield loop's length, from nothing to long enough to lose to any
  * sleep. */
 static unsigned random_yields(uint64_t *r)
 {
-    switch (rnd(r) % 4) {
-    case 0: return rnd(r) % 4;
-    case 1: return rnd(r) % 100;
-    case 2: return rnd(r) % 2000;
-    default: return rnd(r) % 20000;
+    switch (stress_rnd(r) % 4) {
+    case 0: return stress_rnd(r) % 4;
+    case 1: return stress_rnd(r) % 100;
+    case 2: return stress_rnd(r) % 2000;
+    default: return stress_rnd(r) % 20000;
     }
 }
 
@@ -194,14 +149,14 @@ static void progress_add(unsigned dropped, uint64_t races)
 static uint32_t new_id(void)
 {
     uint32_t id = atomic_fetch_add_explicit(&g_rs.ids, 1, memory_order_relaxed);
-    ENSURE(id < MAX_IDS, "more than %u sub-futures in a round", (unsigned)MAX_IDS);
+    STRESS_ENSURE(id < MAX_IDS, "more than %u sub-futures in a round", (unsigned)MAX_IDS);
     return id;
 }
 
 static void note_drop(uint32_t id, const char *what)
 {
     uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[id], 1, memory_order_acq_rel);
-    ENSURE(prev == 0, "%s %u dropped twice", what, id);
+    STRESS_ENSURE(prev == 0, "%s %u dropped twice", what, id);
 }
 
 static bool dropped_once(uint32_t id)
@@ -303,16 +258,16 @@ static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
     if (weft_future_poll(&c->t.base, cx, &v) == WEFT_PENDING)
         return WEFT_PENDING;
     /* Whichever way it ended, the inner future is gone, exactly once. */
-    ENSURE(dropped_once(c->inner.id), "timeout %u finished without dropping its inner %u once",
+    STRESS_ENSURE(dropped_once(c->inner.id), "timeout %u finished without dropping its inner %u once",
            c->id, c->inner.id);
     if (c->t.status == 0) {
-        ENSURE(v == c->inner.value, "timeout %u: output %08x, inner's %08x", c->id, v,
+        STRESS_ENSURE(v == c->inner.value, "timeout %u: output %08x, inner's %08x", c->id, v,
                c->inner.value);
         count(&g_rs.tmo_ok);
     } else {
-        ENSURE(c->t.status == -ETIMEDOUT, "timeout %u: status %d", c->id, c->t.status);
-        ENSURE(v == 0, "timeout %u timed out with output %08x", c->id, v);
-        ENSURE(weft_now() >= c->t.sleep.deadline, "timeout %u expired before its deadline",
+        STRESS_ENSURE(c->t.status == -ETIMEDOUT, "timeout %u: status %d", c->id, c->t.status);
+        STRESS_ENSURE(v == 0, "timeout %u timed out with output %08x", c->id, v);
+        STRESS_ENSURE(weft_now() >= c->t.sleep.deadline, "timeout %u expired before its deadline",
                c->id);
         count(&g_rs.tmo_expired);
     }
@@ -324,7 +279,7 @@ static void ctimeout_drop(weft_future *f)
 {
     ctimeout *c = (ctimeout *)f;
     weft_future_drop(&c->t.base);
-    ENSURE(dropped_once(c->inner.id), "dropped timeout %u left its inner %u dropped %u times",
+    STRESS_ENSURE(dropped_once(c->inner.id), "dropped timeout %u left its inner %u dropped %u times",
            c->id, c->inner.id,
            (unsigned)atomic_load_explicit(&g_rs.drops[c->inner.id], memory_order_relaxed));
     note_drop(c->id, "timeout");
@@ -339,7 +294,7 @@ static void ctimeout_init(ctimeout *c, weft_duration d, unsigned yields)
     c->id = new_id();
     yloop_init(&c->inner, yields);
     if (weft_timeout_init(&c->t, &c->inner.base, d) != 0)
-        die("weft_timeout_init refused a valid inner future");
+        stress_die("weft_timeout_init refused a valid inner future");
 }
 
 /* ---- the racer ---------------------------------------------------------- */
@@ -386,14 +341,14 @@ static bool race_turn(racer *s, weft_cx *cx)
         bool sleep_first = ((s->turn + k) & 1u) == 0;
         if (sleep_first) {
             if (weft_future_poll(&s->cs.base, cx, NULL) == WEFT_READY) {
-                ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u won before its deadline",
+                STRESS_ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u won before its deadline",
                        s->cs.id);
                 count(&g_rs.sleep_wins);
                 break;
             }
         } else {
             if (weft_future_poll(&s->yl.base, cx, &s->scratch) == WEFT_READY) {
-                ENSURE(s->scratch == s->yl.value, "yield loop %u: wrong output", s->yl.id);
+                STRESS_ENSURE(s->scratch == s->yl.value, "yield loop %u: wrong output", s->yl.id);
                 count(&g_rs.loop_wins);
                 break;
             }
@@ -416,20 +371,20 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
     racer *s = (racer *)f;
     WEFT_CO_BEGIN(&s->co);
     for (s->r = 0; s->r < s->nraces; s->r++) {
-        if (s->aborter && rnd(&s->rng) % 3 == 0) {
+        if (s->aborter && stress_rnd(&s->rng) % 3 == 0) {
             unsigned n = atomic_load_explicit(&g_rs.published, memory_order_acquire);
             if (n > 0)
-                abort_racer(rnd(&s->rng) % n, &g_rs.aborts_task);
+                abort_racer(stress_rnd(&s->rng) % n, &g_rs.aborts_task);
         }
         count(&g_rs.races_started);
-        s->kind = rnd(&s->rng) % 6;
+        s->kind = stress_rnd(&s->rng) % 6;
         if (s->kind >= 2) {
             s->race = RACE_SLEEP_LOOP;
             csleep_init(&s->cs, random_duration(&s->rng));
             s->sleep_live = true;
             yloop_init(&s->yl, random_yields(&s->rng));
             s->loop_live = true;
-            s->turn = rnd(&s->rng) & 1u;
+            s->turn = stress_rnd(&s->rng) & 1u;
             /* Pending turns: the sleep holds our waker, the loop woke us. */
             while (!race_turn(s, cx))
                 CO_SUSPEND(&s->co);
@@ -439,7 +394,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
             s->race = RACE_SLEEP;
             csleep_init(&s->cs, random_duration(&s->rng));
             WEFT_AWAIT(&s->co, cx, &s->cs.base, NULL);
-            ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u completed before its deadline",
+            STRESS_ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u completed before its deadline",
                    s->cs.id);
             count(&g_rs.sleeps_alone);
         } else {
@@ -473,7 +428,7 @@ static void racer_drop(weft_future *f)
         racer_end_race(s);
     }
     uint8_t prev = atomic_fetch_add_explicit(&g_rs.racer_drops[s->idx], 1, memory_order_acq_rel);
-    ENSURE(prev == 0, "racer %u dropped twice", s->idx);
+    STRESS_ENSURE(prev == 0, "racer %u dropped twice", s->idx);
     if (atomic_load_explicit(&g_rs.racer_done[s->idx], memory_order_acquire))
         count(&g_rs.racers_completed);
     else
@@ -490,9 +445,9 @@ static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
     weft_future_init(&s->base, &racer_ops, WEFT_F_SEND);
     weft_co_init(&s->co);
     s->idx = idx;
-    s->rng = rng_from(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
-    s->nraces = 1 + rnd(&s->rng) % MAX_RACES;
-    s->aborter = rnd(&s->rng) % 5 == 0;
+    s->rng = stress_rng_from(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
+    s->nraces = 1 + stress_rnd(&s->rng) % MAX_RACES;
+    s->aborter = stress_rnd(&s->rng) % 5 == 0;
     s->race = RACE_NONE;
 }
 
@@ -500,28 +455,28 @@ static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
 
 static void *aborter_main(void *arg)
 {
-    uint64_t rng = rng_from(g_rs.seed ^ (uintptr_t)arg);
-    unsigned n = rnd(&rng) % 5;
+    uint64_t rng = stress_rng_from(g_rs.seed ^ (uintptr_t)arg);
+    unsigned n = stress_rnd(&rng) % 5;
     for (unsigned i = 0; i < n; i++) {
         /* A random moment: a random number of scheduler yields. */
-        for (unsigned k = rnd(&rng) % 3000; k > 0; k--) {
+        for (unsigned k = stress_rnd(&rng) % 3000; k > 0; k--) {
             if (atomic_load_explicit(&g_rs.over, memory_order_acquire))
                 return NULL;
             sched_yield();
         }
         unsigned published = atomic_load_explicit(&g_rs.published, memory_order_acquire);
         if (published > 0)
-            abort_racer(rnd(&rng) % published, &g_rs.aborts_foreign);
+            abort_racer(stress_rnd(&rng) % published, &g_rs.aborts_foreign);
     }
     return NULL;
 }
 
 /* ---- watchdog ----------------------------------------------------------- */
 
-/* Reported through die(), so a hang names the seed and round to replay. */
+/* Reported through stress_die(), so a hang names the seed and round to replay. */
 static void report_hang(double limit_s)
 {
-    die("watchdog: run exceeded %.0f s (hang)", limit_s);
+    stress_die("watchdog: run exceeded %.0f s (hang)", limit_s);
 }
 
 /* ---- a round ------------------------------------------------------------ */
@@ -535,9 +490,9 @@ typedef struct totals {
 static void round_reset(uint64_t seed)
 {
     g_rs.seed = seed;
-    uint64_t r = rng_from(seed);
-    g_rs.nracers = 8 + rnd(&r) % (MAX_RACERS - 7);
-    g_rs.shutdown_mid = rnd(&r) % 4 == 0;
+    uint64_t r = stress_rng_from(seed);
+    g_rs.nracers = 8 + stress_rnd(&r) % (MAX_RACERS - 7);
+    g_rs.shutdown_mid = stress_rnd(&r) % 4 == 0;
     atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.over, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.published, 0, memory_order_relaxed);
@@ -569,11 +524,11 @@ static void run_round(uint64_t seed, totals *tot)
     o.thread_name_prefix = "stress-w";
     weft_rt *rt = NULL;
     int rc = weft_rt_new(&rt, &o);
-    ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+    STRESS_ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
 
     pthread_t aborters[ABORT_THREADS];
     for (uintptr_t i = 0; i < ABORT_THREADS; i++)
-        ENSURE(pthread_create(&aborters[i], NULL, aborter_main, (void *)(i + 1)) == 0,
+        STRESS_ENSURE(pthread_create(&aborters[i], NULL, aborter_main, (void *)(i + 1)) == 0,
                "pthread_create");
 
     for (unsigned i = 0; i < g_rs.nracers; i++) {
@@ -581,7 +536,7 @@ static void run_round(uint64_t seed, totals *tot)
         racer_init(&s, i, seed);
         g_rs.nraces[i] = s.nraces;
         rc = weft_spawn(rt, &s.base, sizeof s, &g_rs.joins[i]);
-        ENSURE(rc == 0, "spawn of racer %u: %s", i, weft_strerror(rc));
+        STRESS_ENSURE(rc == 0, "spawn of racer %u: %s", i, weft_strerror(rc));
         /* Release: the join handle is initialised before anyone aborts
          * through it (pairs with the acquire loads of `published`). */
         atomic_store_explicit(&g_rs.published, i + 1, memory_order_release);
@@ -590,8 +545,8 @@ static void run_round(uint64_t seed, totals *tot)
     pthread_mutex_lock(&g_rs.lock);
     if (g_rs.shutdown_mid) {
         /* Shut down once some races have ended, with timers in flight. */
-        uint64_t r = rng_from(seed ^ 0x51);
-        uint64_t ended = 1 + rnd(&r) % (2 * g_rs.nracers);
+        uint64_t r = stress_rng_from(seed ^ 0x51);
+        uint64_t ended = 1 + stress_rnd(&r) % (2 * g_rs.nracers);
         while (g_rs.races_ended < ended && g_rs.dropped < g_rs.nracers)
             pthread_cond_wait(&g_rs.cond, &g_rs.lock);
     } else {
@@ -612,33 +567,33 @@ static void run_round(uint64_t seed, totals *tot)
     pthread_mutex_lock(&g_rs.lock);
     unsigned dropped = g_rs.dropped;
     pthread_mutex_unlock(&g_rs.lock);
-    ENSURE(dropped == g_rs.nracers, "%u of %u racers dropped after shutdown", dropped,
+    STRESS_ENSURE(dropped == g_rs.nracers, "%u of %u racers dropped after shutdown", dropped,
            g_rs.nracers);
     uint32_t ids = atomic_load_explicit(&g_rs.ids, memory_order_acquire);
     for (uint32_t id = 0; id < ids; id++)
-        ENSURE(dropped_once(id), "sub-future %u dropped %u times", id,
+        STRESS_ENSURE(dropped_once(id), "sub-future %u dropped %u times", id,
                (unsigned)atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed));
 
     /* Join handles outlive the runtime; each agrees with its racer. */
     weft_waker noop = weft_waker_noop();
     for (unsigned i = 0; i < g_rs.nracers; i++) {
         weft_join *j = &g_rs.joins[i];
-        ENSURE(weft_join_is_finished(j), "join of racer %u not finished after shutdown", i);
+        STRESS_ENSURE(weft_join_is_finished(j), "join of racer %u not finished after shutdown", i);
         weft_cx cx;
         weft_cx_init(&cx, &noop);
         uint64_t out = 0;
-        ENSURE(weft_future_poll(&j->base, &cx, &out) == WEFT_READY,
+        STRESS_ENSURE(weft_future_poll(&j->base, &cx, &out) == WEFT_READY,
                "finished join of racer %u pending", i);
         bool done = atomic_load_explicit(&g_rs.racer_done[i], memory_order_acquire);
         if (j->status == 0) {
-            ENSURE(done, "join of racer %u says 0 but it never finished", i);
-            ENSURE(out == g_rs.nraces[i], "racer %u output %" PRIu64 ", expected %u", i, out,
+            STRESS_ENSURE(done, "join of racer %u says 0 but it never finished", i);
+            STRESS_ENSURE(out == g_rs.nraces[i], "racer %u output %" PRIu64 ", expected %u", i, out,
                    g_rs.nraces[i]);
         } else {
-            ENSURE(j->status == -ECANCELED, "join of racer %u: status %d", i, j->status);
-            ENSURE(!done, "join of racer %u says cancelled but it finished", i);
-            ENSURE(out == 0, "cancelled racer %u has output %" PRIu64, i, out);
-            ENSURE(atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) ||
+            STRESS_ENSURE(j->status == -ECANCELED, "join of racer %u: status %d", i, j->status);
+            STRESS_ENSURE(!done, "join of racer %u says cancelled but it finished", i);
+            STRESS_ENSURE(out == 0, "cancelled racer %u has output %" PRIu64, i, out);
+            STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) ||
                        g_rs.shutdown_mid,
                    "racer %u cancelled without abort or shutdown", i);
         }
@@ -649,13 +604,13 @@ static void run_round(uint64_t seed, totals *tot)
              lw = load(&g_rs.loop_wins), tok = load(&g_rs.tmo_ok),
              tex = load(&g_rs.tmo_expired), sa = load(&g_rs.sleeps_alone),
              cut = load(&g_rs.cut_short);
-    ENSURE(started == sw + lw + tok + tex + sa + cut,
+    STRESS_ENSURE(started == sw + lw + tok + tex + sa + cut,
            "races: %" PRIu64 " started != %" PRIu64 " sleep wins + %" PRIu64
            " loop wins + %" PRIu64 " timeouts ok + %" PRIu64 " expired + %" PRIu64
            " lone sleeps + %" PRIu64 " cut short",
            started, sw, lw, tok, tex, sa, cut);
     uint64_t comp = load(&g_rs.racers_completed), canc = load(&g_rs.racers_cancelled);
-    ENSURE(comp + canc == g_rs.nracers, "racers: %" PRIu64 " completed + %" PRIu64
+    STRESS_ENSURE(comp + canc == g_rs.nracers, "racers: %" PRIu64 " completed + %" PRIu64
            " cancelled != %u spawned", comp, canc, g_rs.nracers);
 
     tot->rounds++;
@@ -680,13 +635,14 @@ static void run_round(uint64_t seed, totals *tot)
 int main(int argc, char **argv)
 {
     stress_parse_options(argc, argv, "stress_timer_race", &opt);
+    stress_failure_context("stress_timer_race", &opt, &g_round);
 
-    weft_set_misuse_handler(misuse_is_fatal, NULL);
+    weft_set_misuse_handler(stress_misuse_is_fatal, NULL);
     pthread_mutex_init(&g_rs.lock, NULL);
     pthread_cond_init(&g_rs.cond, NULL);
     /* The documented limit: seconds * 10 + 30 s. */
     stress_watchdog wd;
-    ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
+    STRESS_ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
            "pthread_create");
 
     totals tot;
