@@ -15,6 +15,7 @@
 
 #include "weft/weft.h"
 #include "sys.h"
+#include "support/counting_alloc.h"
 
 static void test_clock_is_monotonic_and_matches_weft_now(void **state)
 {
@@ -109,24 +110,6 @@ static void test_injected_thread_failure_hits_the_nth_start(void **state)
 
 /* Counting allocator: weft_rt_new must free everything it allocated when a
  * worker thread fails to start, whichever one it is. */
-static _Atomic long g_live;
-
-static void *count_alloc(size_t size, void *ctx)
-{
-    (void)ctx;
-    void *p = malloc(size);
-    if (p)
-        atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
-    return p;
-}
-
-static void count_free(void *p, void *ctx)
-{
-    (void)ctx;
-    if (p)
-        atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
-    free(p);
-}
 
 static void test_rt_new_unwinds_when_any_worker_fails_to_start(void **state)
 {
@@ -140,7 +123,8 @@ static void test_rt_new_unwinds_when_any_worker_fails_to_start(void **state)
         weft__sys_fail_thread_start_at(k);
         assert_int_equal(weft_rt_new(&rt, &o), -EAGAIN);
         assert_null(rt);
-        assert_int_equal(atomic_load(&g_live), 0);
+        assert_int_equal(atomic_load(&g_live_allocs), 0);
+        assert_int_equal(atomic_load(&g_free_underflow), 0);
     }
     /* And with no failure armed, the same runtime starts and stops. */
     weft__sys_fail_thread_start_at(0);
@@ -149,7 +133,7 @@ static void test_rt_new_unwinds_when_any_worker_fails_to_start(void **state)
     o.workers = 4;
     assert_int_equal(weft_rt_new(&rt, &o), 0);
     weft_rt_shutdown(rt);
-    assert_int_equal(atomic_load(&g_live), 0);
+    assert_int_equal(atomic_load(&g_live_allocs), 0);
     assert_int_equal(weft_set_allocator(NULL), 0);
 }
 

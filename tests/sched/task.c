@@ -29,36 +29,7 @@
 #include "weft/weft.h"
 #include "atomic.h"
 #include "task.h"
-
-/* ---- counting allocator ------------------------------------------------------ */
-
-/* Allocations made through weft's hook and not yet freed, from any thread. */
-static _Atomic long g_live_allocs;
-static _Atomic int g_free_underflow;
-
-static void *count_alloc(size_t size, void *ctx)
-{
-    (void)ctx;
-    void *p = malloc(size);
-    if (p) {
-        /* Relaxed: counters; the test reads them after shutdown joined every
-         * worker and after its own handles were dropped. */
-        atomic_fetch_add_relaxed(&g_live_allocs, 1);
-    }
-    return p;
-}
-
-static void count_free(void *p, void *ctx)
-{
-    (void)ctx;
-    if (!p)
-        return;
-    /* A free without a matching allocation (a double free that malloc did
-     * not catch) drives the count below zero. */
-    if (atomic_fetch_sub_acq_rel(&g_live_allocs, 1) <= 0)
-        atomic_store_relaxed(&g_free_underflow, 1);
-    free(p);
-}
+#include "support/counting_alloc.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
 

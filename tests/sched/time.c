@@ -38,29 +38,7 @@
 #include "atomic.h"
 #include "runtime.h"
 #include "timer.h"
-
-/* ---- counting allocator ------------------------------------------------- */
-
-static _Atomic long g_live_allocs;
-
-static void *count_alloc(size_t size, void *ctx)
-{
-    (void)ctx;
-    void *p = malloc(size);
-    /* Relaxed: a counter read after shutdown joined the workers. */
-    if (p)
-        atomic_fetch_add_relaxed(&g_live_allocs, 1);
-    return p;
-}
-
-static void count_free(void *p, void *ctx)
-{
-    (void)ctx;
-    if (p) {
-        atomic_fetch_sub_acq_rel(&g_live_allocs, 1);
-        free(p);
-    }
-}
+#include "support/counting_alloc.h"
 
 /* ---- misuse reports ----------------------------------------------------- */
 
