@@ -28,36 +28,10 @@
 #include "weft/weft.h"
 #include "atomic.h"
 #include "support/counting_alloc.h"
+#include "support/misuse_capture.h"
 
 /* ---- misuse reports (may come from a worker thread) ---------------------------- */
 
-static pthread_mutex_t g_misuse_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_misuse_count;
-static char g_misuse_msg[512];
-
-static void record_misuse(const char *msg, void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&g_misuse_lock);
-    g_misuse_count++;
-    snprintf(g_misuse_msg, sizeof g_misuse_msg, "%s", msg);
-    pthread_mutex_unlock(&g_misuse_lock);
-}
-
-/* True when debug builds reported exactly `n` misuses so far, the last
- * naming `name`. Release builds report nothing. */
-static bool misuse_reported(int n, const char *name)
-{
-    pthread_mutex_lock(&g_misuse_lock);
-#ifdef NDEBUG
-    (void)n, (void)name;
-    bool ok = g_misuse_count == 0;
-#else
-    bool ok = g_misuse_count == n && strstr(g_misuse_msg, name) != NULL;
-#endif
-    pthread_mutex_unlock(&g_misuse_lock);
-    return ok;
-}
 
 /* ---- fixture ------------------------------------------------------------------------ */
 

@@ -16,6 +16,7 @@
 
 #include "weft/weft.h"
 #include "atomic.h"
+#include "support/misuse_capture.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -103,22 +104,10 @@ static long cw_outstanding(counting_waker *c)
            atomic_load_relaxed(&c->drops);
 }
 
-/* Misuse reports, recorded instead of printed. */
-static int g_misuse_count;
-static char g_misuse_msg[512];
-
-static void record_misuse(const char *msg, void *arg)
-{
-    (void)arg;
-    g_misuse_count++;
-    snprintf(g_misuse_msg, sizeof g_misuse_msg, "%s", msg);
-}
-
 static int misuse_setup(void **state)
 {
     (void)state;
-    g_misuse_count = 0;
-    g_misuse_msg[0] = '\0';
+    misuse_reset();
     weft_set_misuse_handler(record_misuse, NULL);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include "weft/weft.h"
 #include "atomic.h"
 #include "task.h"
+#include "support/misuse_capture.h"
 
 /* ---- failures seen off the test thread ------------------------------------ */
 
@@ -56,41 +57,11 @@ static void assert_no_async_failures(void)
 
 /* ---- misuse reports ------------------------------------------------------------ */
 
-static pthread_mutex_t g_misuse_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned g_misuse_count;
-static char g_misuse_last[256];
-
-static void capture_misuse(const char *msg, void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&g_misuse_lock);
-    g_misuse_count++;
-    snprintf(g_misuse_last, sizeof g_misuse_last, "%s", msg);
-    pthread_mutex_unlock(&g_misuse_lock);
-}
-
-static unsigned misuse_count(void)
-{
-    pthread_mutex_lock(&g_misuse_lock);
-    unsigned n = g_misuse_count;
-    pthread_mutex_unlock(&g_misuse_lock);
-    return n;
-}
-
-#ifndef NDEBUG /* release builds of weft report nothing to check */
-static bool misuse_last_contains(const char *needle)
-{
-    pthread_mutex_lock(&g_misuse_lock);
-    bool found = strstr(g_misuse_last, needle) != NULL;
-    pthread_mutex_unlock(&g_misuse_lock);
-    return found;
-}
-#endif
 
 static void print_last_misuse(void)
 {
     pthread_mutex_lock(&g_misuse_lock);
-    print_message("last misuse report: %s\n", g_misuse_last);
+    print_message("last misuse report: %s\n", g_misuse_msg);
     pthread_mutex_unlock(&g_misuse_lock);
 }
 
@@ -195,7 +166,7 @@ static const weft_future_ops deadlk_probe_ops = {
 static int group_setup(void **state)
 {
     (void)state;
-    weft_set_misuse_handler(capture_misuse, NULL);
+    weft_set_misuse_handler(record_misuse, NULL);
     return 0;
 }
 
@@ -423,7 +394,7 @@ static void run_tree(unsigned workers)
     const uint64_t nodes = ((uint64_t)1 << (TREE_DEPTH + 1)) - 1;
     atomic_store_relaxed(&g_tree_drops, 0);
     atomic_store_relaxed(&g_tree_polls, 0);
-    unsigned misuse_before = misuse_count();
+    int misuse_before = misuse_count();
     weft_rt *rt = rt_start(workers);
     tree_node root;
     tree_node_init(&root, 0, false);
@@ -491,7 +462,7 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
     (void)state;
     atomic_store_relaxed(&g_deadlk_polls, 0);
     atomic_store_relaxed(&g_deadlk_drops, 0);
-    unsigned misuse_before = misuse_count();
+    int misuse_before = misuse_count();
     weft_rt *rt = rt_start(2);
     block_on_caller c;
     weft_future_init(&c.base, &block_on_caller_ops, WEFT_F_SEND);
@@ -697,7 +668,7 @@ static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
     weft_rt *rt = rt_start(2);
 
     /* From a foreign thread, with an explicit runtime. */
-    unsigned misuse_before = misuse_count();
+    int misuse_before = misuse_count();
     probe p;
     not_send_probe_init(&p);
     weft_join j;
@@ -738,7 +709,7 @@ static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
     atomic_store_relaxed(&g_ns_polls, 0);
     atomic_store_relaxed(&g_ns_drops, 0);
     weft_rt *rt = rt_start(1);
-    unsigned misuse_before = misuse_count();
+    int misuse_before = misuse_count();
     probe p;
     not_send_probe_init(&p);
     weft_join j;
@@ -1002,7 +973,7 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
     }
     atomic_store_relaxed(&g_locals_done, 0);
     gate_init(&g_pressure_dropped);
-    unsigned misuse_before = misuse_count();
+    int misuse_before = misuse_count();
 
     weft_rt *rt = rt_start(STEAL_WORKERS);
     steal_root root;
@@ -1210,7 +1181,7 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     g_handoff_polls = 0;
     g_handoff_off_owner = 0;
     atomic_store_relaxed(&g_handoff_stop, false);
-    unsigned misuse_before = misuse_count();
+    int misuse_before = misuse_count();
     weft_rt *rt = rt_start(HANDOFF_WORKERS);
 
     weft_join busy[HANDOFF_SPINNERS];
