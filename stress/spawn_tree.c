@@ -775,6 +775,11 @@ static void run_round(uint64_t seed, totals *tot)
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
+static void run_round_fn(uint64_t seed, void *tot)
+{
+    run_round(seed, tot);
+}
+
 int main(int argc, char **argv)
 {
     stress_parse_options(argc, argv, "stress_spawn_tree", &opt);
@@ -791,12 +796,7 @@ int main(int argc, char **argv)
     totals tot;
     memset(&tot, 0, sizeof tot);
     double start = now_s();
-    for (uint64_t r = 0; opt.iters == 0 || r < opt.iters; r++) {
-        if (r > 0 && now_s() - start >= opt.seconds)
-            break;
-        atomic_store_explicit(&g_round, (unsigned)r, memory_order_relaxed);
-        run_round(mix64(opt.seed + r), &tot);
-    }
+    stress_run_rounds(&opt, &g_round, run_round_fn, &tot);
 
     stress_watchdog_stop(&wd);
     pthread_cond_destroy(&g_rs.cond);

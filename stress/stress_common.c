@@ -161,3 +161,16 @@ void stress_misuse_is_fatal(const char *msg, void *arg)
     (void)arg;
     stress_die("weft reported misuse: %s", msg);
 }
+
+void stress_run_rounds(const stress_options *opt, _Atomic unsigned *round,
+                       stress_round_fn *fn, void *ctx)
+{
+    double start = now_s();
+    for (uint64_t r = 0; opt->iters == 0 || r < opt->iters; r++) {
+        if (r > 0 && now_s() - start >= opt->seconds)
+            break;
+        /* Relaxed: only read for failure messages. */
+        atomic_store_explicit(round, (unsigned)r, memory_order_relaxed);
+        fn(mix64(opt->seed + r), ctx);
+    }
+}

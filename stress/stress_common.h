@@ -72,6 +72,14 @@ static inline uint64_t stress_rng_from(uint64_t seed)
     return s ? s : 1;
 }
 
+/* Run rounds until `opt->iters` rounds (0: no limit) or the time box of
+ * `opt->seconds` is used up (at least one round always runs). Round r
+ * gets the seed mix64(opt->seed + r), so a run replays from its seed, and
+ * `*round` tracks r for failure reports. */
+typedef void stress_round_fn(uint64_t round_seed, void *ctx);
+void stress_run_rounds(const stress_options *opt, _Atomic unsigned *round,
+                       stress_round_fn *fn, void *ctx);
+
 /* Seconds on the monotonic clock, for the time box. */
 double now_s(void);
 
