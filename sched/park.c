@@ -40,6 +40,7 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
         return true;
     }
     uint32_t expect = P_EMPTY;
+    /* As in weft__park: acquire on failure sees the token's unparker. */
     if (!atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
         atomic_swap_acquire(&p->state, P_EMPTY); /* token, as in park */
         return true;

@@ -60,6 +60,8 @@ static bool push_overflow(weft__ring *r, struct weft__task *t, uint32_t real,
     struct cds_wfcq_tail bt;
     __cds_wfcq_init(&bh, &bt);
     for (uint32_t i = 0; i < n; i++) {
+        /* Relaxed: this thread wrote these slots; the CAS above keeps
+         * thieves off them. */
         struct weft__task *x = atomic_load_relaxed(&r->slots[(real + i) & WEFT_RING_MASK]);
         cds_wfcq_node_init(&x->qnode);
         cds_wfcq_enqueue(&bh, &bt, &x->qnode);
@@ -101,6 +103,7 @@ bool weft__ring_push_owner(weft__ring *r, struct weft__task *t,
 
 struct weft__task *weft__ring_pop_owner(weft__ring *r)
 {
+    /* Acquire: pairs with a thief's release of its claim, like push. */
     uint64_t h = atomic_load_acquire(&r->head);
     /* Relaxed: only this thread writes tail. */
     uint32_t tail = atomic_load_relaxed(&r->tail);
@@ -149,6 +152,9 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
             break;
         }
     }
+    /* Relaxed copies: the acquire load of src->tail ordered the source
+     * slots, our claim keeps the owner off them, and dst's slots are ours
+     * until the release store of dst->tail below publishes them. */
     for (uint32_t i = 0; i < n; i++) {
         struct weft__task *t = atomic_load_relaxed(&src->slots[(first + i) & WEFT_RING_MASK]);
         atomic_store_relaxed(&dst->slots[(dst_tail + i) & WEFT_RING_MASK], t);
@@ -174,6 +180,8 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
 
 unsigned weft__ring_len(weft__ring *r)
 {
+    /* Acquire both, head first: a snapshot; head is read before tail, so
+     * the owner never sees a negative length. */
     uint64_t h = atomic_load_acquire(&r->head);
     uint32_t tail = atomic_load_acquire(&r->tail);
     return tail - head_real(h);

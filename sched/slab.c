@@ -296,6 +296,10 @@ void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t))
     for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
         for (uint32_t i = 0; i < c->nblocks; i++) {
             void *p = c->blocks + (size_t)i * c->block_size;
+            /* Acquire: the scan runs after the workers were joined
+             * (pthread_join orders their writes); a block freed meanwhile
+             * by another thread reads 0 after its last reference was
+             * dropped (acq_rel), and the callee re-reads with acquire. */
             if (atomic_load_acquire((_Atomic uint64_t *)p) != 0)
                 fn(p);
         }
@@ -308,6 +312,7 @@ void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t))
         struct weft__slab_large *l = s->large;
         struct weft__task *pick = NULL;
         for (; l; l = l->next) {
+            /* Acquire: as for chunk blocks above. */
             uint64_t st = atomic_load_acquire((_Atomic uint64_t *)l->block);
             if (st != 0 && !(st & WEFT_T_COMPLETE)) {
                 pick = (struct weft__task *)l->block;

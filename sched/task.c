@@ -141,6 +141,7 @@ static enum wake_action transition_notify_by_ref(struct weft__task *t)
             next = (s | WEFT_T_NOTIFIED) + WEFT_T_REF_ONE;
             a = WAKE_SUBMIT;
         }
+        /* AcqRel: as in transition_notify_by_val. */
         if (atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
@@ -164,6 +165,7 @@ static enum wake_action transition_cancel(struct weft__task *t)
             next = (s | WEFT_T_NOTIFIED | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
             a = WAKE_SUBMIT;
         }
+        /* AcqRel: orders the abort before the poll that drops the future. */
         if (atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
@@ -457,6 +459,7 @@ static void join_drop(weft_future *f)
     if (!t)
         return;
     j->task = NULL;
+    /* Relaxed: a first guess; the CAS below acquires. */
     uint64_t s = atomic_load_relaxed(&t->state);
     uint64_t next;
     do {

@@ -65,6 +65,7 @@ static void timer_cancel(weft_timer_entry *e)
     weft__wheel *w = e->wheel_;
     weft_waker waker = WEFT_WAKER_EMPTY;
     weft__spin_lock(&w->lock);
+    /* Relaxed under the lock: every state change happens under it. */
     if (atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED) {
         weft__wheel_remove(w, e);
         waker = e->waker_;
@@ -84,7 +85,7 @@ static bool timer_update_waker(weft_timer_entry *e, const weft_waker *waker)
     weft_waker old = WEFT_WAKER_EMPTY;
     bool armed;
     weft__spin_lock(&w->lock);
-    armed = atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED;
+    armed = atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED; /* under lock */
     if (armed && !weft_waker_will_wake(&e->waker_, waker)) {
         old = e->waker_;
         e->waker_ = weft_waker_clone(waker);

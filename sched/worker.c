@@ -129,6 +129,8 @@ static void wake_searcher(struct weft_rt *rt)
     if ((s & SEARCHING_MASK) != 0 || (s >> 16) >= rt->nworkers)
         return;
     pthread_mutex_lock(&rt->sleep_lock);
+    /* Relaxed: re-read under sleep_lock, which every sleeper-list change
+     * holds; the seq_cst RMWs below keep the idle_state total order. */
     s = atomic_load_relaxed(&rt->idle_state);
     struct weft__worker *w = NULL;
     if ((s & SEARCHING_MASK) == 0 && rt->nsleepers > 0) {
@@ -171,8 +173,11 @@ static void take_off_sleepers(struct weft_rt *rt, struct weft__worker *w)
             break;
         }
     }
+    /* Relaxed: `sleeping` changes under sleep_lock; lock-free readers only
+     * use it as a hint before taking the lock. */
     atomic_store_relaxed(&w->sleeping, false);
     w->wake_searching = false;
+    /* SeqCst RMW: part of the idle_state total order (see the top). */
     atomic_fetch_add_seq_cst(&rt->idle_state, UNPARKED_ONE);
 }
 
@@ -204,7 +209,7 @@ static void notify_worker(struct weft_rt *rt, struct weft__worker *w)
     if (!atomic_load_relaxed(&w->sleeping))
         return;
     pthread_mutex_lock(&rt->sleep_lock);
-    bool wake = atomic_load_relaxed(&w->sleeping);
+    bool wake = atomic_load_relaxed(&w->sleeping); /* under sleep_lock */
     if (wake) {
         take_off_sleepers(rt, w);
     }
@@ -218,6 +223,8 @@ static bool transition_to_searching(struct weft__worker *w)
     struct weft_rt *rt = w->rt;
     if (w->searching)
         return true;
+    /* Relaxed: a limit, not a guarantee; a concurrent transition may
+     * overshoot it by one, which only costs an extra searcher. */
     uint32_t s = atomic_load_relaxed(&rt->idle_state);
     /* At most half the workers search at once, so a burst of idleness
      * does not turn every worker into a thief hammering the same queues. */
@@ -233,6 +240,7 @@ static void transition_from_searching(struct weft__worker *w)
     if (!w->searching)
         return;
     w->searching = false;
+    /* SeqCst RMW: part of the idle_state total order (see the top). */
     uint32_t prev = atomic_fetch_sub_seq_cst(&w->rt->idle_state, 1);
     if ((prev & SEARCHING_MASK) == 1)
         notify_parked(w->rt); /* the last searcher found work: fan out */
@@ -255,7 +263,9 @@ static void park_worker(struct weft__worker *w)
     w->searching = false;
     pthread_mutex_lock(&rt->sleep_lock);
     rt->sleepers[rt->nsleepers++] = w->index;
+    /* Relaxed: ordered before the inbox re-read by the fence below. */
     atomic_store_relaxed(&w->sleeping, true);
+    /* SeqCst RMW: part of the idle_state total order (see the top). */
     uint32_t prev = atomic_fetch_sub_seq_cst(&rt->idle_state,
                                              UNPARKED_ONE + (was_searching ? 1u : 0u));
     pthread_mutex_unlock(&rt->sleep_lock);
@@ -284,6 +294,7 @@ static void park_worker(struct weft__worker *w)
     }
     bool searching = w->wake_searching;
     pthread_mutex_unlock(&rt->sleep_lock);
+    /* Relaxed: stopping only ends the loop, which re-reads it (acquire). */
     w->searching = searching && !atomic_load_relaxed(&rt->stopping);
 }
 
@@ -400,6 +411,8 @@ void weft__sched_requeue(struct weft__task *t)
 static struct weft__task *pull_injector(struct weft__worker *w)
 {
     struct weft_rt *rt = w->rt;
+    /* Acquire head as the ring's owner does; relaxed tail: only we write
+     * it. A thief's claim only frees room, so this is a safe bound. */
     uint64_t h = atomic_load_acquire(&w->ring.head);
     uint32_t used = atomic_load_relaxed(&w->ring.tail) - (uint32_t)(h >> 32);
     unsigned room = WEFT_RING_CAP - used;
@@ -518,7 +531,7 @@ static struct weft__task *search_then_spin(struct weft__worker *w)
     for (unsigned round = 0; !t && w->searching && round < SPIN_ROUNDS; round++) {
         for (unsigned i = 0; i < (16u << (round / 2)); i++)
             weft__cpu_relax();
-        if (atomic_load_relaxed(&w->rt->stopping))
+        if (atomic_load_relaxed(&w->rt->stopping)) /* a hint; the loop re-checks */
             break;
         if (!(t = next_local_task(w)))
             t = steal_work(w);
@@ -558,6 +571,7 @@ static void *worker_main(void *arg)
 static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_size,
                       weft_join *join, struct weft__worker *owner)
 {
+    /* Acquire: pairs with shutdown's release store of stopping. */
     if (atomic_load_acquire(&rt->stopping))
         return -ECANCELED;
     uint64_t flags = WEFT_T_NOTIFIED | (join ? WEFT_T_JOIN_INTEREST : 0);
@@ -762,6 +776,8 @@ int weft_rt_stats(weft_rt *rt, weft_worker_stats *out, unsigned *n)
     for (unsigned i = 0; i < m; i++) {
         struct weft__worker *w = &rt->workers[i];
         weft_worker_stats *s = &out[i];
+        /* Relaxed: each counter is a sample (see struct
+         * weft__worker_counters). */
         s->polls = atomic_load_relaxed(&w->ctr.polls);
         s->steals = atomic_load_relaxed(&w->ctr.steals);
         s->steal_ops = atomic_load_relaxed(&w->ctr.steal_ops);
