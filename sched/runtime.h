@@ -110,7 +110,5 @@ size_t weft__timer_fire_due(struct weft_rt *rt);
 uint64_t weft__timer_driver_begin(struct weft_rt *rt, struct weft__worker *me);
 void weft__timer_driver_end(struct weft_rt *rt, struct weft__worker *me);
 
-/* join.c / task.c */
-void weft__join_init(weft_join *j, struct weft__task *t);
 
 #endif

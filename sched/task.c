@@ -57,12 +57,6 @@ static void task_dealloc(struct weft__task *t)
     weft__rt_task_freed(rt); /* may free the runtime: last */
 }
 
-void weft__task_discard(struct weft__task *t)
-{
-    /* The future is the caller's copy: it still owns (and drops) it. */
-    task_dealloc(t);
-}
-
 static void ref_inc(struct weft__task *t)
 {
     /* Relaxed: the caller already holds a reference, so the task cannot be

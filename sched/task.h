@@ -38,7 +38,6 @@
 #define WEFT_T_OUT_CANCELLED 0x40u /* with COMPLETE: status is -ECANCELED */
 #define WEFT_T_REF_SHIFT 7
 #define WEFT_T_REF_ONE ((uint64_t)1 << WEFT_T_REF_SHIFT)
-#define WEFT_T_FLAG_MASK (WEFT_T_REF_ONE - 1)
 
 struct weft__worker;
 
@@ -85,9 +84,6 @@ static inline struct weft__task *weft__task_of_qnode(struct cds_wfcq_node *n)
 struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
                                   size_t fut_size, struct weft__worker *owner,
                                   uint64_t flags, unsigned refs);
-
-/* Free a task that was never scheduled (spawn failed after allocation). */
-void weft__task_discard(struct weft__task *t);
 
 /* Runtime accounting (worker.c): after a task's block is freed. */
 void weft__rt_task_freed(struct weft_rt *rt);
