@@ -12,13 +12,18 @@
  * Worker loop: every 61st tick the injector (then the inbox) is checked
  * first so remote work is never starved; otherwise LIFO (at most 3 times
  * in a row), ring, inbox, a batch from the injector. Out of work, the
- * worker becomes a searcher (at most half the workers search at once) and
- * steals half of a random victim's ring; failing that it parks.
+ * worker fires due timers, then becomes a searcher (at most half the
+ * workers search at once) and steals half of a random victim's ring; a
+ * searcher that finds nothing spins for a few tens of microseconds before
+ * it parks (a futex sleep/wake per task costs far more). One parked worker
+ * drives the timers with a futex timeout (time.c).
  *
  * Idle protocol (no lost wakeups). idle_state = (unparked << 16) |
  * searching. A producer that made work available publishes it (queue
  * push), executes a seq_cst fence, then reads idle_state: if nobody is
- * searching and some worker sleeps, it wakes one as a searcher. A worker
+ * searching and some worker sleeps, it wakes one as a searcher. (A worker
+ * pushing to its own ring skips the fence: it runs that ring before it can
+ * sleep, so a missed wake costs parallelism, never progress.) A worker
  * going to sleep decrements idle_state (seq_cst RMW) and, if it was the
  * last searcher, executes a seq_cst fence and re-reads every queue. By the
  * fences' total order, either the producer sees the decrement (and wakes a
@@ -40,7 +45,9 @@
  * worker's own counter, or on remote_live when that happens off the
  * runtime's workers. remote_live starts with a large bias; shutdown adds
  * the workers' counts and removes the bias; whoever brings it to zero
- * frees the runtime. */
+ * frees the runtime. A thread off the workers that queues a task holds a
+ * task reference until it has finished notifying, so neither the task nor
+ * the runtime can be freed under it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
