@@ -2,10 +2,10 @@
  * thread. The future is polled in place; between polls the thread parks on
  * a futex. The waker is a small heap object with a reference count, because
  * a clone of it may outlive this call (a channel may keep it). */
-#include "runtime.h"
-#include "alloc.h"
-#include "future_internal.h"
-#include "park.h"
+#include "sched/runtime.h"
+#include "core/alloc.h"
+#include "core/future.h"
+#include "core/park.h"
 
 typedef struct block_waker {
     weft__parker parker;
@@ -23,7 +23,7 @@ static weft_waker bw_clone(const void *data)
 {
     block_waker *b = (block_waker *)data;
     /* Relaxed: taken from an existing reference (see task ref_inc). */
-    atomic_fetch_add_relaxed(&b->refs, 1);
+    weft_atomic_fetch_add_relaxed(&b->refs, 1);
     weft_waker w = { &bw_ops, b };
     return w;
 }
@@ -32,7 +32,7 @@ static void bw_drop(void *data)
 {
     block_waker *b = data;
     /* AcqRel: the last holder sees all others' accesses before freeing. */
-    if (atomic_fetch_sub_acq_rel(&b->refs, 1) == 1)
+    if (weft_atomic_fetch_sub_acq_rel(&b->refs, 1) == 1)
         weft__free(b);
 }
 
@@ -52,7 +52,7 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
     int rc = weft__future_check_fresh(fut, "weft_block_on");
     if (rc || !rt)
         return rc ? rc : -EINVAL;
-    if (weft__sched_current_worker()) {
+    if (weft__worker_current()) {
         WEFT_MISUSE("weft_block_on of '%s' on a worker thread would block it",
                     fut->ops->name);
         return -EDEADLK;
@@ -63,11 +63,13 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
     if (!b)
         return -ENOMEM;
     weft__parker_init(&b->parker);
-    atomic_init(&b->refs, 1);
+    weft_atomic_init(&b->refs, 1);
     weft_waker w = { &bw_ops, b };
 
-    weft_rt *saved = weft_rt_current();
-    weft__sched_set_current_rt(rt);
+    /* `rt` is the current runtime while the future runs (its timers arm
+     * in rt's driver, weft_spawn(NULL, ...) spawns on rt). */
+    struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
+    weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
     for (;;) {
         weft_cx cx;
         weft_cx_init(&cx, &w);
@@ -75,7 +77,8 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
             break;
         weft__park(&b->parker);
     }
-    weft__sched_set_current_rt(saved);
+    weft__timers_enter(saved_timers);
+    weft__sched_enter(saved_sched);
     weft_future_drop(fut);
     bw_drop(b);
     return 0;

@@ -13,9 +13,8 @@
  * so TSan builds call liburcu's out-of-line functions (no _LGPL_SOURCE) and
  * annotate the hand-off here: release on the node before enqueue, acquire
  * after dequeue — the same happens-before the queue provides. */
-#include "injector.h"
-#include "task.h"
-#include "sys.h"
+#include "sched/injector.h"
+#include "core/errors.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define WEFT_TSAN 1
@@ -37,8 +36,9 @@
 void weft__injector_init(weft__injector *q)
 {
     __cds_wfcq_init(&q->head, &q->tail);
-    if (pthread_mutex_init(&q->lock, NULL) != 0)
-        WEFT_DIE("pthread_mutex_init");
+    int rc = pthread_mutex_init(&q->lock, NULL);
+    if (rc != 0)
+        WEFT_DIE_RC("pthread_mutex_init", rc);
 }
 
 void weft__injector_fini(weft__injector *q)
@@ -46,11 +46,11 @@ void weft__injector_fini(weft__injector *q)
     pthread_mutex_destroy(&q->lock);
 }
 
-void weft__injector_push(weft__injector *q, struct weft__task *t)
+void weft__injector_push(weft__injector *q, struct cds_wfcq_node *n)
 {
-    cds_wfcq_node_init(&t->qnode);
-    HANDOFF_RELEASE(&t->qnode);
-    cds_wfcq_enqueue(&q->head, &q->tail, &t->qnode);
+    cds_wfcq_node_init(n);
+    HANDOFF_RELEASE(n);
+    cds_wfcq_enqueue(&q->head, &q->tail, n);
 }
 
 void weft__injector_push_batch(weft__injector *q, struct __cds_wfcq_head *bh,
@@ -64,30 +64,30 @@ void weft__injector_push_batch(weft__injector *q, struct __cds_wfcq_head *bh,
     /* The private batch has no concurrent enqueuer, so this cannot block. */
     if (__cds_wfcq_splice_nonblocking(&q->head, &q->tail, bh, bt) ==
         CDS_WFCQ_RET_WOULDBLOCK)
-        WEFT_DIE("private batch splice would block");
+        WEFT_DIE_RC("private batch splice would block", 0);
 }
 
-static struct weft__task *pop_locked(struct __cds_wfcq_head *h,
-                                     struct cds_wfcq_tail *tl)
+static struct cds_wfcq_node *pop_locked(struct __cds_wfcq_head *h,
+                                        struct cds_wfcq_tail *tl)
 {
     struct cds_wfcq_node *n = __cds_wfcq_dequeue_nonblocking(h, tl);
     if (!n || n == CDS_WFCQ_WOULDBLOCK)
         return NULL;
     HANDOFF_ACQUIRE(n);
-    return weft__task_of_qnode(n);
+    return n;
 }
 
-struct weft__task *weft__injector_pop(weft__injector *q)
+struct cds_wfcq_node *weft__injector_pop(weft__injector *q)
 {
     if (cds_wfcq_empty(&q->head, &q->tail))
         return NULL;
     pthread_mutex_lock(&q->lock);
-    struct weft__task *t = pop_locked(&q->head, &q->tail);
+    struct cds_wfcq_node *n = pop_locked(&q->head, &q->tail);
     pthread_mutex_unlock(&q->lock);
-    return t;
+    return n;
 }
 
-unsigned weft__injector_pop_batch(weft__injector *q, struct weft__task **out,
+unsigned weft__injector_pop_batch(weft__injector *q, struct cds_wfcq_node **out,
                                   unsigned max)
 {
     if (max == 0 || cds_wfcq_empty(&q->head, &q->tail))
@@ -95,10 +95,10 @@ unsigned weft__injector_pop_batch(weft__injector *q, struct weft__task **out,
     unsigned n = 0;
     pthread_mutex_lock(&q->lock);
     while (n < max) {
-        struct weft__task *t = pop_locked(&q->head, &q->tail);
-        if (!t)
+        struct cds_wfcq_node *node = pop_locked(&q->head, &q->tail);
+        if (!node)
             break;
-        out[n++] = t;
+        out[n++] = node;
     }
     pthread_mutex_unlock(&q->lock);
     return n;
@@ -116,14 +116,14 @@ void weft__inbox_init(weft__inbox *q)
     __cds_wfcq_init(&q->head, &q->tail);
 }
 
-void weft__inbox_push(weft__inbox *q, struct weft__task *t)
+void weft__inbox_push(weft__inbox *q, struct cds_wfcq_node *n)
 {
-    cds_wfcq_node_init(&t->qnode);
-    HANDOFF_RELEASE(&t->qnode);
-    cds_wfcq_enqueue(&q->head, &q->tail, &t->qnode);
+    cds_wfcq_node_init(n);
+    HANDOFF_RELEASE(n);
+    cds_wfcq_enqueue(&q->head, &q->tail, n);
 }
 
-struct weft__task *weft__inbox_pop(weft__inbox *q)
+struct cds_wfcq_node *weft__inbox_pop(weft__inbox *q)
 {
     if (cds_wfcq_empty(&q->head, &q->tail))
         return NULL;

@@ -8,7 +8,8 @@
  *  - push (owner): room when tail - steal < CAP: write the slot, then
  *    publish with a release store of tail. When full and no steal is in
  *    flight, claim CAP/2 tasks by advancing both halves of head with one
- *    CAS and move them (plus the new task) to the injector as one batch.
+ *    CAS and hand them (plus the new task) back to the caller, which moves
+ *    them to the global queue as one batch.
  *  - pop (owner): CAS head.real forward (and head.steal with it when no
  *    steal is in flight).
  *  - steal (thief): one thief at a time per ring (steal != real means busy).
@@ -23,9 +24,10 @@
  * Concurrency: push/pop (owner only) | steal_into (any number of thieves,
  * at most one makes progress at a time); len from anyone.
  * No memory is allocated here. */
-#include "ring.h"
-#include "injector.h"
-#include "task.h"
+#include "sched/ring.h"
+#include "core/errors.h"
+
+#include <stddef.h>
 
 static inline uint64_t pack(uint32_t steal, uint32_t real)
 {
@@ -37,76 +39,69 @@ static inline uint32_t head_real(uint64_t h) { return (uint32_t)h; }
 
 void weft__ring_init(weft__ring *r)
 {
-    atomic_init(&r->head, 0);
-    atomic_init(&r->tail, 0);
+    weft_atomic_init(&r->head, 0);
+    weft_atomic_init(&r->tail, 0);
     for (unsigned i = 0; i < WEFT_RING_CAP; i++)
-        atomic_init(&r->slots[i], NULL);
+        weft_atomic_init(&r->slots[i], NULL);
 }
 
-/* Move CAP/2 tasks from the head plus `t` to the injector. Returns false
- * if a thief moved head first (the caller retries the push). */
-static bool push_overflow(weft__ring *r, struct weft__task *t, uint32_t real,
-                          uint32_t tail, weft__injector *inj)
+/* Claim CAP/2 tasks from the head and copy them, plus `t`, to `spill`.
+ * Returns 0 if a thief moved head first (the caller retries the push). */
+static unsigned claim_half(weft__ring *r, struct weft__task *t, uint32_t real,
+                           struct weft__task **spill)
 {
     const uint32_t n = WEFT_RING_CAP / 2;
     uint64_t expect = pack(real, real);
-    (void)tail;
-    /* Acquire/release not needed for the slots (we are their writer); the
-     * CAS only has to exclude thieves claiming the same range. AcqRel keeps
-     * it uniform with the other head CASes. */
-    if (!atomic_cas_strong_acq_rel(&r->head, &expect, pack(real + n, real + n)))
-        return false;
-    struct __cds_wfcq_head bh;
-    struct cds_wfcq_tail bt;
-    __cds_wfcq_init(&bh, &bt);
+    /* Relaxed: the slots are ours (we wrote them) and the CAS only has to
+     * exclude thieves claiming the same range, which atomicity alone
+     * does; a failure means a thief got there first and we retry. */
+    if (!weft_atomic_cas_strong_relaxed(&r->head, &expect, pack(real + n, real + n)))
+        return 0;
     for (uint32_t i = 0; i < n; i++) {
         /* Relaxed: this thread wrote these slots; the CAS above keeps
          * thieves off them. */
-        struct weft__task *x = atomic_load_relaxed(&r->slots[(real + i) & WEFT_RING_MASK]);
-        cds_wfcq_node_init(&x->qnode);
-        cds_wfcq_enqueue(&bh, &bt, &x->qnode);
+        spill[i] = weft_atomic_load_relaxed(&r->slots[(real + i) & WEFT_RING_MASK]);
     }
-    cds_wfcq_node_init(&t->qnode);
-    cds_wfcq_enqueue(&bh, &bt, &t->qnode);
-    weft__injector_push_batch(inj, &bh, &bt);
-    return true;
+    spill[n] = t;
+    return n + 1;
 }
 
-bool weft__ring_push_owner(weft__ring *r, struct weft__task *t,
-                           weft__injector *overflow)
+unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
+                               struct weft__task **spill)
 {
     /* Relaxed: only this thread writes tail. */
-    uint32_t tail = atomic_load_relaxed(&r->tail);
+    uint32_t tail = weft_atomic_load_relaxed(&r->tail);
     for (;;) {
         /* Acquire: a thief's release of its claim (the CAS that moves
          * steal up) happens-before we overwrite the slots it copied. */
-        uint64_t h = atomic_load_acquire(&r->head);
+        uint64_t h = weft_atomic_load_acquire(&r->head);
         uint32_t steal = head_steal(h), real = head_real(h);
+        WEFT_ASSERT(tail - steal <= WEFT_RING_CAP); /* length bound */
         if (tail - steal < WEFT_RING_CAP) {
-            atomic_store_relaxed(&r->slots[tail & WEFT_RING_MASK], t);
+            weft_atomic_store_relaxed(&r->slots[tail & WEFT_RING_MASK], t);
             /* Release: publish the slot (and the task's fields) to thieves
              * (pairs with the acquire load of tail in steal_into). */
-            atomic_store_release(&r->tail, tail + 1);
-            return false;
+            weft_atomic_store_release(&r->tail, tail + 1);
+            return 0;
         }
         if (steal != real) {
             /* A thief is copying: it is about to make room, but we cannot
-             * move half now. Send just this task to the injector. */
-            cds_wfcq_node_init(&t->qnode);
-            weft__injector_push(overflow, t);
-            return true;
+             * take half now. Spill just this task. */
+            spill[0] = t;
+            return 1;
         }
-        if (push_overflow(r, t, real, tail, overflow))
-            return true;
+        unsigned n = claim_half(r, t, real, spill);
+        if (n)
+            return n;
     }
 }
 
 struct weft__task *weft__ring_pop_owner(weft__ring *r)
 {
     /* Acquire: pairs with a thief's release of its claim, like push. */
-    uint64_t h = atomic_load_acquire(&r->head);
+    uint64_t h = weft_atomic_load_acquire(&r->head);
     /* Relaxed: only this thread writes tail. */
-    uint32_t tail = atomic_load_relaxed(&r->tail);
+    uint32_t tail = weft_atomic_load_relaxed(&r->tail);
     for (;;) {
         uint32_t steal = head_steal(h), real = head_real(h);
         if (real == tail)
@@ -115,8 +110,8 @@ struct weft__task *weft__ring_pop_owner(weft__ring *r)
         uint32_t next_steal = steal == real ? next_real : steal;
         /* AcqRel: excludes thieves claiming the same slot; on failure the
          * acquire reloads their claim. */
-        if (atomic_cas_weak_acq_rel(&r->head, &h, pack(next_steal, next_real)))
-            return atomic_load_relaxed(&r->slots[real & WEFT_RING_MASK]);
+        if (weft_atomic_cas_weak_acq_rel(&r->head, &h, pack(next_steal, next_real)))
+            return weft_atomic_load_relaxed(&r->slots[real & WEFT_RING_MASK]);
     }
 }
 
@@ -125,12 +120,12 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
 {
     *stolen = 0;
     /* Relaxed: dst is ours; only we write its tail. */
-    uint32_t dst_tail = atomic_load_relaxed(&dst->tail);
-    uint32_t dst_steal = head_steal(atomic_load_acquire(&dst->head));
+    uint32_t dst_tail = weft_atomic_load_relaxed(&dst->tail);
+    uint32_t dst_steal = head_steal(weft_atomic_load_acquire(&dst->head));
     if (dst_tail - dst_steal > WEFT_RING_CAP / 2)
         return NULL; /* no room for half of another ring */
 
-    uint64_t h = atomic_load_acquire(&src->head);
+    uint64_t h = weft_atomic_load_acquire(&src->head);
     uint32_t first, n;
     for (;;) {
         uint32_t steal = head_steal(h), real = head_real(h);
@@ -138,7 +133,7 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
             return NULL; /* another thief is at work */
         /* Acquire: pairs with the owner's release store of tail, so the
          * slots up to it (and the tasks they point to) are visible. */
-        uint32_t src_tail = atomic_load_acquire(&src->tail);
+        uint32_t src_tail = weft_atomic_load_acquire(&src->tail);
         n = src_tail - real;
         n -= n / 2;
         if (n == 0)
@@ -147,7 +142,7 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
             n = WEFT_RING_CAP / 2;
         /* AcqRel: claims [real, real+n) against the owner's pops and
          * other thieves. */
-        if (atomic_cas_weak_acq_rel(&src->head, &h, pack(steal, real + n))) {
+        if (weft_atomic_cas_weak_acq_rel(&src->head, &h, pack(steal, real + n))) {
             first = real;
             break;
         }
@@ -156,24 +151,24 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
      * slots, our claim keeps the owner off them, and dst's slots are ours
      * until the release store of dst->tail below publishes them. */
     for (uint32_t i = 0; i < n; i++) {
-        struct weft__task *t = atomic_load_relaxed(&src->slots[(first + i) & WEFT_RING_MASK]);
-        atomic_store_relaxed(&dst->slots[(dst_tail + i) & WEFT_RING_MASK], t);
+        struct weft__task *t = weft_atomic_load_relaxed(&src->slots[(first + i) & WEFT_RING_MASK]);
+        weft_atomic_store_relaxed(&dst->slots[(dst_tail + i) & WEFT_RING_MASK], t);
     }
     /* Release the claim: steal catches up with real (which the owner may
      * have advanced meanwhile). Release: our slot reads happen-before the
      * owner reuses the slots (pairs with the acquire load in push). */
-    h = atomic_load_acquire(&src->head);
+    h = weft_atomic_load_acquire(&src->head);
     for (;;) {
         uint32_t real = head_real(h);
-        if (atomic_cas_weak_acq_rel(&src->head, &h, pack(real, real)))
+        if (weft_atomic_cas_weak_acq_rel(&src->head, &h, pack(real, real)))
             break;
     }
     *stolen = n;
     n--;
-    struct weft__task *ret = atomic_load_relaxed(&dst->slots[(dst_tail + n) & WEFT_RING_MASK]);
+    struct weft__task *ret = weft_atomic_load_relaxed(&dst->slots[(dst_tail + n) & WEFT_RING_MASK]);
     if (n > 0) {
         /* Release: publish the copied slots to thieves of dst. */
-        atomic_store_release(&dst->tail, dst_tail + n);
+        weft_atomic_store_release(&dst->tail, dst_tail + n);
     }
     return ret;
 }
@@ -182,7 +177,7 @@ unsigned weft__ring_len(weft__ring *r)
 {
     /* Acquire both, head first: a snapshot; head is read before tail, so
      * the owner never sees a negative length. */
-    uint64_t h = atomic_load_acquire(&r->head);
-    uint32_t tail = atomic_load_acquire(&r->tail);
+    uint64_t h = weft_atomic_load_acquire(&r->head);
+    uint32_t tail = weft_atomic_load_acquire(&r->tail);
     return tail - head_real(h);
 }

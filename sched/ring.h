@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "atomic.h"
+#include "core/atomic.h"
 
 #ifdef WEFT_SMALL_QUEUES
 #define WEFT_RING_CAP 4u
@@ -35,10 +35,16 @@ typedef struct weft__ring {
 
 void weft__ring_init(weft__ring *r);
 
-/* Owner: push `t` at the tail. When full, move half the ring plus `t` to
- * the injector in one batch; returns true then (an overflow). */
-bool weft__ring_push_owner(weft__ring *r, struct weft__task *t,
-                           struct weft__injector *overflow);
+/* Room the caller of weft__ring_push_owner provides for spilled tasks. */
+#define WEFT_RING_SPILL (WEFT_RING_CAP / 2u + 1u)
+
+/* Owner: push `t` at the tail and return 0. When the ring is full, take
+ * half of it from the head instead and return how many tasks (that half
+ * plus `t`, or just `t` while a thief holds a claim) were written to
+ * `spill` (room for WEFT_RING_SPILL): the caller queues them elsewhere (an
+ * overflow). The ring itself never queues anywhere else. */
+unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
+                               struct weft__task **spill);
 
 /* Owner: pop from the head, or NULL when empty. */
 struct weft__task *weft__ring_pop_owner(weft__ring *r);

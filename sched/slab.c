@@ -12,11 +12,9 @@
  * Free-block layout: word 0 is the task state word and reads 0 (stored
  * atomically: a shutdown scan reads it); word 1 links blocks of a list;
  * word 2 links batches. Chunks are zeroed, so uncarved blocks read 0 too. */
-#include "slab.h"
-#include "alloc.h"
-#include "atomic.h"
-#include "sys.h"
-#include "task.h"
+#include "sched/slab.h"
+#include "core/alloc.h"
+#include "core/atomic.h"
 
 #include <string.h>
 
@@ -52,7 +50,7 @@ static inline void mark_free(void *p)
 {
     /* Relaxed: the reference count already reached zero with acq_rel; the
      * shutdown scan only needs to read 0 or a live state atomically. */
-    atomic_store_relaxed((_Atomic uint64_t *)p, 0);
+    weft_atomic_store_relaxed((_Atomic uint64_t *)p, 0);
 }
 
 void weft__slab_init(struct weft__slab *s)
@@ -287,7 +285,17 @@ void weft__slab_free(struct weft__slab *s, void *p, uint32_t block_size)
         shared_free(s, cls, p);
 }
 
-void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t))
+static bool wanted(void *block, uint64_t skip)
+{
+    /* Acquire: the scan runs after the scheduler's threads were joined
+     * (pthread_join orders their writes); a block freed meanwhile by
+     * another thread reads 0 after its last reference was dropped
+     * (acq_rel), and the callee re-reads with acquire. */
+    uint64_t word = weft_atomic_load_acquire((_Atomic uint64_t *)block);
+    return word != 0 && !(word & skip);
+}
+
+void weft__slab_scan(struct weft__slab *s, uint64_t skip, void (*fn)(void *block))
 {
     /* The chunk list only grows on allocation, which cannot run now. */
     weft__spin_lock(&s->lock);
@@ -296,26 +304,20 @@ void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t))
     for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
         for (uint32_t i = 0; i < c->nblocks; i++) {
             void *p = c->blocks + (size_t)i * c->block_size;
-            /* Acquire: the scan runs after the workers were joined
-             * (pthread_join orders their writes); a block freed meanwhile
-             * by another thread reads 0 after its last reference was
-             * dropped (acq_rel), and the callee re-reads with acquire. */
-            if (atomic_load_acquire((_Atomic uint64_t *)p) != 0)
+            if (wanted(p, skip))
                 fn(p);
         }
     }
-    /* Large tasks: fn may free any of them, so restart after each call
-     * from the list head, skipping those already visited (their state is
-     * COMPLETE afterwards, which fn ignores). */
+    /* Large blocks: fn may free any of them, so restart after each call
+     * from the list head; those already visited are skipped (fn left them
+     * free or with a `skip` bit). */
     for (;;) {
         weft__spin_lock(&s->lock);
         struct weft__slab_large *l = s->large;
-        struct weft__task *pick = NULL;
+        void *pick = NULL;
         for (; l; l = l->next) {
-            /* Acquire: as for chunk blocks above. */
-            uint64_t st = atomic_load_acquire((_Atomic uint64_t *)l->block);
-            if (st != 0 && !(st & WEFT_T_COMPLETE)) {
-                pick = (struct weft__task *)l->block;
+            if (wanted(l->block, skip)) {
+                pick = l->block;
                 break;
             }
         }

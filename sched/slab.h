@@ -1,9 +1,12 @@
-/* Private: task memory. Every task block comes from its runtime's slabs,
+/* Private: task memory. Every task block comes from its scheduler's slabs,
  * which doubles as the registry of live tasks: shutdown scans the slabs
  * for tasks that have not completed (including idle ones that sit in no
  * queue) instead of keeping a list that every spawn and completion would
- * have to lock. A free block has state word 0; a live task never does (it
- * holds at least one reference until it is freed). */
+ * have to lock.
+ * The contract with the blocks' user: a block's first word is an
+ * _Atomic uint64_t that is 0 while the block is free and never 0 while it
+ * is in use (a task's state word: a live task holds at least one
+ * reference until it is freed). The slab knows nothing else of tasks. */
 #ifndef WEFT_SCHED_SLAB_H
 #define WEFT_SCHED_SLAB_H
 
@@ -12,9 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "spinlock.h"
-
-struct weft__task;
+#include "core/spinlock.h"
 
 /* Size classes of 16 bytes up to 512 (a task costs its size rounded to 16:
  * per-task memory is a headline number). Larger tasks are allocated one by
@@ -67,8 +68,10 @@ void weft__slab_cache_init(struct weft__slab_cache *c, struct weft__slab *s);
 /* Give a cache's blocks back to its slab (after its thread stopped). */
 void weft__slab_cache_flush(struct weft__slab_cache *c);
 
-/* Call `fn` for every block whose state word is not 0 (live tasks). No
- * allocation may run concurrently; frees may (fn itself may free tasks). */
-void weft__slab_scan(struct weft__slab *s, void (*fn)(struct weft__task *t));
+/* Call `fn` for every block whose first word is neither 0 (free) nor has
+ * a bit of `skip` set. `fn` must leave the block free or with a `skip`
+ * bit set (a task it cancelled is COMPLETE). No allocation may run
+ * concurrently; frees may (fn itself may free blocks). */
+void weft__slab_scan(struct weft__slab *s, uint64_t skip, void (*fn)(void *block));
 
 #endif

@@ -1,4 +1,6 @@
-/* Tasks: the state machine, task wakers, join handles.
+/* Tasks: the state machine, task wakers, running and cancelling. Join
+ * handles are in join.c; the scheduler is reached only through the seam
+ * (seam.h).
  *
  * Every transition of the state word is one CAS loop (or one RMW) computing
  * the next state from the current one; the comments on each say what the
@@ -6,10 +8,8 @@
  * what this side wrote (output, status, the join waker) and acquire sees
  * the other side's — except ref_inc (relaxed: a new reference is only ever
  * made from an existing one, like Arc::clone). */
-#include "task.h"
-#include "runtime.h"
-#include "alloc.h"
-#include "sys.h"
+#include "sched/task.h"
+#include "core/errors.h"
 
 #include <string.h>
 
@@ -20,8 +20,8 @@ static inline uint64_t ref_count(uint64_t s)
 
 /* ---- allocation ------------------------------------------------------------ */
 
-struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
-                                  size_t fut_size, struct weft__worker *owner,
+struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
+                                  size_t fut_size, unsigned owner_plus1,
                                   uint64_t flags, unsigned refs)
 {
     size_t out_size = weft_future_out_size(fut);
@@ -30,12 +30,12 @@ struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
     size_t out_room = (out_size + 15u) & ~(size_t)15u;
     size_t size = sizeof(struct weft__task) + out_room + fut_size;
     uint32_t block_size;
-    struct weft__task *t = weft__slab_alloc(&rt->slab, size, &block_size);
+    struct weft__task *t = weft__slab_alloc(&s->slab, size, &block_size);
     if (!t)
         return NULL;
     cds_wfcq_node_init(&t->qnode);
-    t->rt = rt;
-    t->owner_plus1 = owner ? (uint16_t)(owner->index + 1u) : 0;
+    t->sched = s;
+    t->owner_plus1 = (uint16_t)owner_plus1;
     t->join_waker.ops = NULL;
     t->join_waker.data = NULL;
     t->out_size = (uint32_t)out_size;
@@ -45,23 +45,28 @@ struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
     /* Relaxed: the task is published to other threads by the queue push
      * (release) that follows; the store is atomic because the shutdown scan
      * reads state words of blocks. */
-    atomic_store_relaxed(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
+    weft_atomic_store_relaxed(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
     return t;
 }
 
 static void task_dealloc(struct weft__task *t)
 {
-    struct weft_rt *rt = t->rt;
-    weft__slab_free(&rt->slab, t,
+    struct weft__sched *s = t->sched;
+    weft__slab_free(&s->slab, t,
                     t->block_units ? (uint32_t)t->block_units * WEFT__SLAB_GRAIN : UINT32_MAX);
-    weft__rt_task_freed(rt); /* may free the runtime: last */
+    s->ops->task_freed(s); /* may free the scheduler: last */
+}
+
+static void schedule(struct weft__task *t)
+{
+    t->sched->ops->schedule(t->sched, t);
 }
 
 static void ref_inc(struct weft__task *t)
 {
     /* Relaxed: the caller already holds a reference, so the task cannot be
      * freed concurrently; nothing is published by taking a reference. */
-    atomic_fetch_add_relaxed(&t->state, WEFT_T_REF_ONE);
+    weft_atomic_fetch_add_relaxed(&t->state, WEFT_T_REF_ONE);
 }
 
 /* Drop `n` references; frees the task when they were the last. */
@@ -69,7 +74,8 @@ static void ref_dec_n(struct weft__task *t, unsigned n)
 {
     /* AcqRel: release orders this holder's accesses before the free;
      * acquire makes the freeing thread see every other holder's. */
-    uint64_t prev = atomic_fetch_sub_acq_rel(&t->state, (uint64_t)n * WEFT_T_REF_ONE);
+    uint64_t prev = weft_atomic_fetch_sub_acq_rel(&t->state, (uint64_t)n * WEFT_T_REF_ONE);
+    WEFT_ASSERT(ref_count(prev) >= n); /* a count never goes below zero */
     if (ref_count(prev) == n)
         task_dealloc(t);
 }
@@ -92,7 +98,7 @@ enum wake_action { WAKE_NONE, WAKE_SUBMIT, WAKE_DEALLOC };
  * reference when the task gets queued, else it is dropped. */
 static enum wake_action transition_notify_by_val(struct weft__task *t)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
     for (;;) {
         uint64_t next;
         enum wake_action a;
@@ -110,7 +116,7 @@ static enum wake_action transition_notify_by_val(struct weft__task *t)
         }
         /* AcqRel: release orders the waker's prior writes (e.g. a channel
          * slot) before the poll that follows the queue hand-off. */
-        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
 }
@@ -119,7 +125,7 @@ static enum wake_action transition_notify_by_val(struct weft__task *t)
  * queued. */
 static enum wake_action transition_notify_by_ref(struct weft__task *t)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
     for (;;) {
         uint64_t next;
         enum wake_action a;
@@ -136,7 +142,7 @@ static enum wake_action transition_notify_by_ref(struct weft__task *t)
             a = WAKE_SUBMIT;
         }
         /* AcqRel: as in transition_notify_by_val. */
-        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
 }
@@ -145,7 +151,7 @@ static enum wake_action transition_notify_by_ref(struct weft__task *t)
  * a worker drops its future at once. */
 static enum wake_action transition_cancel(struct weft__task *t)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
     for (;;) {
         uint64_t next;
         enum wake_action a = WAKE_NONE;
@@ -160,7 +166,7 @@ static enum wake_action transition_cancel(struct weft__task *t)
             a = WAKE_SUBMIT;
         }
         /* AcqRel: orders the abort before the poll that drops the future. */
-        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
 }
@@ -171,7 +177,7 @@ enum run_action { RUN_POLL, RUN_CANCEL, RUN_SKIP };
  * running reference), or drop the stale entry's reference. */
 static enum run_action transition_to_running(struct weft__task *t)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
     for (;;) {
         if (s & (WEFT_T_RUNNING | WEFT_T_COMPLETE)) {
             /* Only at shutdown, which took the task out from under its
@@ -183,7 +189,7 @@ static enum run_action transition_to_running(struct weft__task *t)
         /* Acquire: see everything the waker published before queueing and
          * the previous poll's writes to the future (pairs with the release
          * in transition_to_idle and the wake transitions). */
-        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             return (s & WEFT_T_CANCELLED) ? RUN_CANCEL : RUN_POLL;
     }
 }
@@ -196,7 +202,7 @@ enum idle_action { IDLE_DONE, IDLE_REQUEUE, IDLE_CANCEL };
  * live reference keeps the count above zero). */
 static enum idle_action transition_to_idle(struct weft__task *t, bool self_woken)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
     for (;;) {
         if (s & WEFT_T_CANCELLED)
             return IDLE_CANCEL;
@@ -210,7 +216,7 @@ static enum idle_action transition_to_idle(struct weft__task *t, bool self_woken
         }
         /* Release: the poll's writes to the future happen-before the next
          * poll on whichever worker (pairs with transition_to_running). */
-        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
 }
@@ -239,7 +245,7 @@ static void task_waker_wake(void *data)
     struct weft__task *t = data;
     switch (transition_notify_by_val(t)) {
     case WAKE_SUBMIT:
-        weft__sched_schedule(t);
+        schedule(t);
         break;
     case WAKE_DEALLOC:
         task_dealloc(t);
@@ -263,7 +269,7 @@ static void task_waker_wake_by_ref(const void *data)
         return;
     }
     if (transition_notify_by_ref(t) == WAKE_SUBMIT)
-        weft__sched_schedule(t);
+        schedule(t);
 }
 
 static void task_waker_drop(void *data)
@@ -278,7 +284,7 @@ static void task_waker_drop(void *data)
  * holds RUNNING. */
 static void task_complete(struct weft__task *t, int status)
 {
-    uint64_t s = atomic_load_relaxed(&t->state);
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
     uint64_t next;
     do {
         next = (s & ~(uint64_t)WEFT_T_RUNNING) | WEFT_T_COMPLETE |
@@ -286,13 +292,13 @@ static void task_complete(struct weft__task *t, int status)
         /* AcqRel: release publishes output and status to the joiner (pairs
          * with the acquire load in join_poll); acquire sees the join waker
          * the joiner stored before setting JOIN_WAKER. */
-    } while (!atomic_cas_weak_acq_rel(&t->state, &s, next));
+    } while (!weft_atomic_cas_weak_acq_rel(&t->state, &s, next));
 
     if ((s & WEFT_T_JOIN_INTEREST) && (s & WEFT_T_JOIN_WAKER)) {
         weft_waker_wake_by_ref(&t->join_waker);
         /* Hand the waker field back; if the handle was dropped meanwhile,
          * it left the field to us. */
-        uint64_t after = atomic_fetch_and_acq_rel(&t->state, ~(uint64_t)WEFT_T_JOIN_WAKER);
+        uint64_t after = weft_atomic_fetch_and_acq_rel(&t->state, ~(uint64_t)WEFT_T_JOIN_WAKER);
         if (!(after & WEFT_T_JOIN_INTEREST))
             weft_waker_drop(&t->join_waker);
     }
@@ -335,7 +341,7 @@ void weft__task_run(struct weft__task *t)
     case IDLE_DONE:
         return;
     case IDLE_REQUEUE:
-        weft__sched_requeue(t);
+        t->sched->ops->requeue(t->sched, t);
         return;
     case IDLE_CANCEL:
         task_cancel_now(t);
@@ -343,10 +349,11 @@ void weft__task_run(struct weft__task *t)
     }
 }
 
-void weft__task_shutdown(struct weft__task *t)
+void weft__task_shutdown(void *block)
 {
+    struct weft__task *t = block;
     /* Acquire: a block the scan reports may have just been freed. */
-    uint64_t s = atomic_load_acquire(&t->state);
+    uint64_t s = weft_atomic_load_acquire(&t->state);
     for (;;) {
         if (s == 0 || (s & WEFT_T_COMPLETE))
             return; /* freed, or done and held by a join handle or waker */
@@ -357,136 +364,14 @@ void weft__task_shutdown(struct weft__task *t)
         /* Take RUNNING plus a running reference (task_complete drops
          * running + live). */
         uint64_t next = (s | WEFT_T_RUNNING | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
-        if (atomic_cas_weak_acq_rel(&t->state, &s, next))
+        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             break;
     }
     task_cancel_now(t);
 }
 
-/* ---- join handles ---------------------------------------------------------------- */
-
-static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out);
-static void join_drop(weft_future *f);
-static size_t join_out_size(const weft_future *f)
+void weft__task_abort(struct weft__task *t)
 {
-    const weft_join *j = (const weft_join *)f;
-    return j->task ? j->task->out_size : 0;
-}
-
-const weft_future_ops weft__join_ops = {
-    "weft_join", WEFT_OUT_SIZE_VARIES, join_poll, join_drop, join_out_size,
-};
-
-void weft__join_init(weft_join *j, struct weft__task *t)
-{
-    weft_future_init(&j->base, &weft__join_ops, WEFT_F_SEND);
-    j->task = t;
-    j->status = 0;
-}
-
-/* Store a clone of `w` as the join waker and set JOIN_WAKER. The field is
- * ours (JOIN_WAKER is clear). Returns false if the task completed first. */
-static bool join_set_waker(struct weft__task *t, const weft_waker *w)
-{
-    t->join_waker = weft_waker_clone(w);
-    /* Acquire: if the task completed, the output is read next (pairs with
-     * the release in task_complete); the CAS below acquires on failure. */
-    uint64_t s = atomic_load_acquire(&t->state);
-    for (;;) {
-        if (s & WEFT_T_COMPLETE) {
-            weft_waker_drop(&t->join_waker);
-            return false;
-        }
-        /* Release: the completer's acquire sees the waker we wrote. */
-        if (atomic_cas_weak_acq_rel(&t->state, &s, s | WEFT_T_JOIN_WAKER))
-            return true;
-    }
-}
-
-static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    weft_join *j = (weft_join *)f;
-    struct weft__task *t = j->task;
-    if (!t) {
-        WEFT_MISUSE("join handle polled after it was detached");
-        return WEFT_PENDING;
-    }
-    /* Acquire: pairs with the release in task_complete (output, status). */
-    uint64_t s = atomic_load_acquire(&t->state);
-    if (!(s & WEFT_T_COMPLETE)) {
-        if (!weft_coop_proceed(cx))
-            return WEFT_PENDING;
-        if (!(s & WEFT_T_JOIN_WAKER)) {
-            if (join_set_waker(t, cx->waker))
-                return WEFT_PENDING;
-        } else {
-            if (weft_waker_will_wake(&t->join_waker, cx->waker))
-                return WEFT_PENDING;
-            /* Take the field back to replace it. */
-            for (;;) {
-                if (s & WEFT_T_COMPLETE)
-                    goto ready;
-                /* Acquire: the completer is done reading the field when it
-                 * is not COMPLETE yet — we own it after this CAS. */
-                if (atomic_cas_weak_acq_rel(&t->state, &s, s & ~(uint64_t)WEFT_T_JOIN_WAKER))
-                    break;
-            }
-            weft_waker_drop(&t->join_waker);
-            if (join_set_waker(t, cx->waker))
-                return WEFT_PENDING;
-        }
-        /* Completed meanwhile: the acquire load or failed CAS that saw
-         * COMPLETE ordered the output before us. */
-    }
-ready:
-    if (t->out_size && out)
-        memcpy(out, weft__task_output(t), t->out_size);
-    /* Relaxed: COMPLETE was already acquired above; the bit came with it. */
-    j->status = (atomic_load_relaxed(&t->state) & WEFT_T_OUT_CANCELLED) ? -ECANCELED : 0;
-    return WEFT_READY;
-}
-
-static void join_drop(weft_future *f)
-{
-    weft_join *j = (weft_join *)f;
-    struct weft__task *t = j->task;
-    if (!t)
-        return;
-    j->task = NULL;
-    /* Relaxed: a first guess; the CAS below acquires. */
-    uint64_t s = atomic_load_relaxed(&t->state);
-    uint64_t next;
-    do {
-        next = s & ~(uint64_t)WEFT_T_JOIN_INTEREST;
-        if (!(s & WEFT_T_COMPLETE))
-            next &= ~(uint64_t)WEFT_T_JOIN_WAKER; /* take the field back */
-        /* AcqRel: acquire sees the completer's hand-back of the field. */
-    } while (!atomic_cas_weak_acq_rel(&t->state, &s, next));
-    /* JOIN_WAKER clear: the field is ours (possibly empty). Still set
-     * (COMPLETE): the completer is using it and drops it. */
-    if (!(next & WEFT_T_JOIN_WAKER))
-        weft_waker_drop(&t->join_waker);
-    ref_dec_n(t, 1);
-}
-
-void weft_join_detach(weft_join *j)
-{
-    if (j)
-        join_drop(&j->base);
-}
-
-void weft_join_abort(const weft_join *j)
-{
-    if (!j || !j->task)
-        return;
-    if (transition_cancel(j->task) == WAKE_SUBMIT)
-        weft__sched_schedule(j->task);
-}
-
-bool weft_join_is_finished(const weft_join *j)
-{
-    if (!j || !j->task)
-        return false;
-    /* Acquire: a true answer lets the caller rely on the completion. */
-    return (atomic_load_acquire(&j->task->state) & WEFT_T_COMPLETE) != 0;
+    if (transition_cancel(t) == WAKE_SUBMIT)
+        schedule(t);
 }

@@ -27,7 +27,8 @@
 #include <urcu/wfcqueue.h>
 
 #include "weft/rt.h"
-#include "atomic.h"
+#include "core/atomic.h"
+#include "sched/seam.h"
 
 #define WEFT_T_RUNNING 0x01u
 #define WEFT_T_COMPLETE 0x02u
@@ -39,19 +40,19 @@
 #define WEFT_T_REF_SHIFT 7
 #define WEFT_T_REF_ONE ((uint64_t)1 << WEFT_T_REF_SHIFT)
 
-struct weft__worker;
-
 struct weft__task {
     /* Written by every thread that transitions the task. */
     _Atomic uint64_t state;
     /* Link for the injector / an inbox; one queue at a time. */
     struct cds_wfcq_node qnode;
-    struct weft_rt *rt;
+    /* The scheduler that runs the task (see seam.h). */
+    struct weft__sched *sched;
     /* Join handle's waker; ownership follows the JOIN_WAKER bit. */
     weft_waker join_waker;
     uint32_t out_size;    /* output bytes, fixed at spawn */
     /* Local tasks: index + 1 of the worker that owns them; 0 for Send
-     * tasks. Written at spawn, read-only afterwards. */
+     * tasks. Written at spawn, read-only afterwards; only the scheduler
+     * reads it. */
     uint16_t owner_plus1;
     /* Size of this allocation in WEFT__SLAB_GRAIN units (for the slab);
      * 0 for a large block. */
@@ -78,36 +79,33 @@ static inline struct weft__task *weft__task_of_qnode(struct cds_wfcq_node *n)
     return (struct weft__task *)((char *)n - offsetof(struct weft__task, qnode));
 }
 
-/* Allocate and initialise a task holding a copy of `fut` with `refs`
- * references and `flags` (NOTIFIED, JOIN_INTEREST). Returns NULL on
- * allocation failure. */
-struct weft__task *weft__task_new(struct weft_rt *rt, const weft_future *fut,
-                                  size_t fut_size, struct weft__worker *owner,
+/* Allocate a task of scheduler `s` holding a copy of `fut`, with `refs`
+ * references and `flags` (NOTIFIED, JOIN_INTEREST). `owner_plus1` is the
+ * owning worker's index + 1 for a local task, 0 for a Send one. Returns
+ * NULL on allocation failure. Nothing is scheduled. */
+struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
+                                  size_t fut_size, unsigned owner_plus1,
                                   uint64_t flags, unsigned refs);
 
-/* Runtime accounting (worker.c): after a task's block is freed. */
-void weft__rt_task_freed(struct weft_rt *rt);
-void weft__join_init(weft_join *j, struct weft__task *t);
-
 /* Run one scheduling turn of a task popped from a queue (consumes the
- * queue's reference). Worker threads only. */
+ * queue's reference): poll it, or drop its future if it was aborted. The
+ * thread the scheduler runs tasks on. */
 void weft__task_run(struct weft__task *t);
 
-/* Take / drop one reference. A reference also keeps the task's runtime
- * alive (the runtime's memory goes with its last task). */
+/* Take / drop one reference. Dropping the last frees the task, and
+ * through the seam possibly its scheduler. */
 void weft__task_hold(struct weft__task *t);
 void weft__task_drop_ref(struct weft__task *t);
 
-/* Shutdown (workers stopped): cancel the task now unless it is already
- * complete or freed (state 0). */
-void weft__task_shutdown(struct weft__task *t);
+/* Abort: mark the task cancelled and, if it is idle, queue it so its
+ * future is dropped at once. No effect once complete. Any thread. */
+void weft__task_abort(struct weft__task *t);
 
-/* Scheduler side (worker.c). */
-/* Queue a task that was just notified; consumes the queue reference. */
-void weft__sched_schedule(struct weft__task *t);
-/* Requeue a task that was woken while it ran (at the back). Worker only. */
-void weft__sched_requeue(struct weft__task *t);
-/* The calling thread's worker, or NULL. */
-struct weft__worker *weft__sched_current_worker(void);
+/* Shutdown (the scheduler's threads stopped): cancel the task now unless
+ * it is already complete or its block is free (state 0). */
+void weft__task_shutdown(void *block);
+
+/* The join handle of a task just spawned with JOIN_INTEREST (join.c). */
+void weft__join_init(weft_join *j, struct weft__task *t);
 
 #endif

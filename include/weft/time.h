@@ -36,8 +36,8 @@ WEFT_API weft_instant weft_now(void);
  * its fields are weft's. */
 typedef struct weft_timer_entry {
     struct weft_timer_entry *prev, *next;
-    void *wheel_;                /* the wheel it is registered in */
-    weft_waker waker_;           /* guarded by the wheel's lock */
+    void *driver_;               /* the timer driver it is armed in */
+    weft_waker waker_;           /* guarded by the driver's lock */
     uint64_t when_;              /* deadline in wheel ticks (ms) */
     WEFT_ATOMIC(uint32_t) state_; /* idle / armed / fired */
     uint8_t level_, slot_;

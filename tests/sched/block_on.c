@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "weft/weft.h"
-#include "atomic.h"
+#include "core/atomic.h"
 #include "support/counting_alloc.h"
 #include "support/misuse_capture.h"
 
@@ -40,7 +40,7 @@ static weft_rt *g_rt;
 static int setup(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_live_allocs, 0);
+    weft_atomic_store_relaxed(&g_live_allocs, 0);
     g_misuse_count = 0;
     g_misuse_msg[0] = '\0';
     weft_set_misuse_handler(record_misuse, NULL);
@@ -58,7 +58,7 @@ static int teardown(void **state)
     int rc = 0;
     weft_rt_shutdown(g_rt);
     g_rt = NULL;
-    long live = atomic_load_acquire(&g_live_allocs);
+    long live = weft_atomic_load_acquire(&g_live_allocs);
     if (live != 0) {
         print_error("%ld allocation(s) not freed after shutdown\n", live);
         rc = -1;
@@ -99,9 +99,9 @@ typedef struct countdown {
 static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
 {
     countdown *c = (countdown *)f;
-    atomic_fetch_add_relaxed(&c->n->polls, 1);
-    atomic_store_relaxed(&c->n->seen_rt, weft_rt_current());
-    atomic_store_relaxed(&c->n->seen_worker, weft_worker_index());
+    weft_atomic_fetch_add_relaxed(&c->n->polls, 1);
+    weft_atomic_store_relaxed(&c->n->seen_rt, weft_rt_current());
+    weft_atomic_store_relaxed(&c->n->seen_worker, weft_worker_index());
     if (c->pending > 0) {
         c->pending--;
         weft_waker_wake_by_ref(cx->waker);
@@ -115,7 +115,7 @@ static void countdown_drop(weft_future *f)
 {
     /* Relaxed: read by the test on the thread that dropped, or after a
      * join that orders it. */
-    atomic_fetch_add_relaxed(&((countdown *)f)->n->drops, 1);
+    weft_atomic_fetch_add_relaxed(&((countdown *)f)->n->drops, 1);
 }
 
 static const weft_future_ops countdown_ops = {
@@ -133,10 +133,10 @@ static void countdown_init(countdown *c, int pending, int value, counts *n,
 
 static void counts_init(counts *n)
 {
-    atomic_init(&n->polls, 0);
-    atomic_init(&n->drops, 0);
-    atomic_init(&n->seen_rt, NULL);
-    atomic_init(&n->seen_worker, -2);
+    weft_atomic_init(&n->polls, 0);
+    weft_atomic_init(&n->drops, 0);
+    weft_atomic_init(&n->seen_rt, NULL);
+    weft_atomic_init(&n->seen_worker, -2);
 }
 
 /* ---- output ---------------------------------------------------------------------------- */
@@ -157,8 +157,8 @@ static void test_block_on_returns_the_output_and_drops_once(void **state)
     out = 0;
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
     assert_int_equal(out, 77);
-    assert_int_equal(atomic_load_relaxed(&n.polls), 6);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 6);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 
     /* No output: `out` may be NULL. */
     weft_yield y;
@@ -213,8 +213,8 @@ static void test_block_on_inside_a_task_returns_edeadlk(void **state)
     assert_int_equal(j.status, 0);
     assert_int_equal(rc, -EDEADLK);
     /* Refused before polling; dropped once, by its owner. */
-    assert_int_equal(atomic_load_relaxed(&n.polls), 0);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
     assert_true(misuse_reported(1, "test_inner_of_block_on"));
 }
 
@@ -238,8 +238,8 @@ static void test_block_on_rejects_bad_arguments(void **state)
     weft_future no_ops = { NULL, WEFT_F_SEND, 0 };
     assert_int_equal(weft_block_on(g_rt, &no_ops, NULL, 0), -EINVAL);
     /* Refused: never polled, never dropped; the caller still owns it. */
-    assert_int_equal(atomic_load_relaxed(&n.polls), 0);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
 
     /* Already polled (pinned somewhere else's state machine): refused too. */
     countdown_init(&c, 3, 1, &n, WEFT_F_SEND);
@@ -248,11 +248,11 @@ static void test_block_on_rejects_bad_arguments(void **state)
     weft_cx_init(&cx, &w);
     assert_int_equal(weft_future_poll(&c.base, &cx, &out), WEFT_PENDING);
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), -EINVAL);
-    assert_int_equal(atomic_load_relaxed(&n.polls), 1);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
     assert_true(misuse_reported(1, "test_countdown"));
     weft_future_drop(&c.base);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 }
 
 /* Ops that claim a per-instance output size but give no way to ask for it:
@@ -328,16 +328,16 @@ static weft_poll remote_poll(weft_future *f, weft_cx *cx, void *out)
     remote_fut *rf = (remote_fut *)f;
     remote *r = rf->r;
     /* Acquire: pairs with the helper's release of `fired`. */
-    int fired = atomic_load_acquire(&r->fired);
+    int fired = weft_atomic_load_acquire(&r->fired);
     if (fired == r->rounds) {
         *(int *)out = fired;
         return WEFT_READY;
     }
-    if (fired == atomic_load_relaxed(&r->asked)) {
+    if (fired == weft_atomic_load_relaxed(&r->asked)) {
         /* The previous request was answered (or none was made): ask. The
          * helper owns the stash until it answers. */
         r->stash = weft_waker_clone(cx->waker);
-        atomic_store_release(&r->asked, fired + 1);
+        weft_atomic_store_release(&r->asked, fired + 1);
     }
     return WEFT_PENDING;
 }
@@ -367,7 +367,7 @@ static void *remote_helper(void *arg)
     for (int i = 1; i <= r->rounds; i++) {
         uint64_t start = now_ns();
         /* Acquire: the stash written before `asked` is visible. */
-        while (atomic_load_acquire(&r->asked) < i) {
+        while (weft_atomic_load_acquire(&r->asked) < i) {
             sched_yield();
             if (now_ns() - start > WATCHDOG_NS)
                 goto fail;
@@ -386,21 +386,21 @@ static void *remote_helper(void *arg)
         weft_waker w = r->stash;
         r->stash.ops = NULL;
         /* Release: pairs with the acquire in remote_poll. */
-        atomic_store_release(&r->fired, i);
+        weft_atomic_store_release(&r->fired, i);
         weft_waker_wake(&w);
     }
     return NULL;
 fail:
-    atomic_store_relaxed(&r->failed, 1);
+    weft_atomic_store_relaxed(&r->failed, 1);
     return NULL;
 }
 
 static void run_remote(int rounds, bool wait_parked)
 {
     remote r;
-    atomic_init(&r.asked, 0);
-    atomic_init(&r.fired, 0);
-    atomic_init(&r.failed, 0);
+    weft_atomic_init(&r.asked, 0);
+    weft_atomic_init(&r.fired, 0);
+    weft_atomic_init(&r.failed, 0);
     r.rounds = rounds;
     r.wait_parked = wait_parked;
     r.poller_tid = (pid_t)syscall(SYS_gettid);
@@ -416,7 +416,7 @@ static void run_remote(int rounds, bool wait_parked)
     int rc = weft_block_on(g_rt, &f.base, &out, sizeof out);
     assert_int_equal(pthread_join(helper, NULL), 0);
     assert_int_equal(rc, 0);
-    assert_int_equal(atomic_load_relaxed(&r.failed), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&r.failed), 0);
     assert_int_equal(out, rounds);
 }
 
@@ -442,14 +442,14 @@ static void test_block_on_runs_a_non_send_future(void **state)
     assert_false(weft_future_is_send(&c.base));
     /* Not spawnable... */
     assert_int_equal(weft_spawn(g_rt, &c.base, sizeof c, NULL), -EPERM);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
     /* ...but fine to run here: it never leaves this thread. */
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
     assert_int_equal(out, 5);
-    assert_int_equal(atomic_load_relaxed(&n.polls), 3);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
-    assert_int_equal(atomic_load_relaxed(&n.seen_worker), -1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 3);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.seen_worker), -1);
 }
 
 /* Polled by block_on on rt A: records the current runtime, then block_ons
@@ -490,8 +490,8 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
     countdown_init(&c, 1, 3, &n, WEFT_F_SEND);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
-    assert_ptr_equal(atomic_load_relaxed(&n.seen_rt), g_rt);
-    assert_int_equal(atomic_load_relaxed(&n.seen_worker), -1);
+    assert_ptr_equal(weft_atomic_load_relaxed(&n.seen_rt), g_rt);
+    assert_int_equal(weft_atomic_load_relaxed(&n.seen_worker), -1);
     assert_null(weft_rt_current()); /* restored */
 
     /* Nested on another runtime: each level sees its own, and the outer
@@ -511,7 +511,7 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
     assert_int_equal(s.child_rc, 0);
     assert_int_equal(out, 9);
     assert_ptr_equal(s.before, g_rt);
-    assert_ptr_equal(atomic_load_relaxed(&cn.seen_rt), other);
+    assert_ptr_equal(weft_atomic_load_relaxed(&cn.seen_rt), other);
     assert_ptr_equal(s.after, g_rt);
     assert_null(weft_rt_current());
     weft_rt_shutdown(other);
@@ -568,9 +568,9 @@ static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state
     assert_int_equal(s.rc, 0);
     assert_int_equal(out, 42);
     /* The child ran on a worker of the current runtime. */
-    assert_ptr_equal(atomic_load_relaxed(&n.seen_rt), g_rt);
-    assert_true(atomic_load_relaxed(&n.seen_worker) >= 0);
-    assert_int_equal(atomic_load_relaxed(&n.drops), 1);
+    assert_ptr_equal(weft_atomic_load_relaxed(&n.seen_rt), g_rt);
+    assert_true(weft_atomic_load_relaxed(&n.seen_worker) >= 0);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 }
 
 /* ---- the waker outlives the call --------------------------------------------------------- */
@@ -614,16 +614,16 @@ static void test_block_on_waker_may_outlive_the_call(void **state)
     weft_future_init(&k.base, &keeper_ops, 0);
     k.keep = &kept;
     k.polls = 0;
-    long before = atomic_load_relaxed(&g_live_allocs);
+    long before = weft_atomic_load_relaxed(&g_live_allocs);
     assert_int_equal(weft_block_on(g_rt, &k.base, NULL, 0), 0);
     assert_non_null(kept.ops);
     /* The clone keeps block_on's waker allocated... */
-    assert_int_equal(atomic_load_relaxed(&g_live_allocs), before + 1);
+    assert_int_equal(weft_atomic_load_relaxed(&g_live_allocs), before + 1);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, late_wake, &kept), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
     /* ...until its last reference goes, from another thread. */
-    assert_int_equal(atomic_load_acquire(&g_live_allocs), before);
+    assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), before);
 }
 
 int main(void)

@@ -16,10 +16,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "injector.h"
-#include "task.h"
+#include "sched/injector.h"
+#include "sched/task.h"
 
 #define NTASKS 64
+
+/* The queues carry intrusive nodes; the tests queue fake tasks by their
+ * qnode, as the scheduler does. */
+static void inj_push(weft__injector *q, struct weft__task *t)
+{
+    weft__injector_push(q, &t->qnode);
+}
+
+static struct weft__task *task_of(struct cds_wfcq_node *n)
+{
+    return n ? weft__task_of_qnode(n) : NULL;
+}
+
+static struct weft__task *inj_pop(weft__injector *q)
+{
+    return task_of(weft__injector_pop(q));
+}
+
+static unsigned inj_pop_batch(weft__injector *q, struct weft__task **out, unsigned max)
+{
+    struct cds_wfcq_node *nodes[NTASKS];
+    assert_true(max <= NTASKS);
+    unsigned n = weft__injector_pop_batch(q, nodes, max);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = task_of(nodes[i]);
+    return n;
+}
+
+static void inbox_push(weft__inbox *q, struct weft__task *t)
+{
+    weft__inbox_push(q, &t->qnode);
+}
+
+static struct weft__task *inbox_pop(weft__inbox *q)
+{
+    return task_of(weft__inbox_pop(q));
+}
 
 struct fixture {
     weft__injector *inj;
@@ -84,36 +121,36 @@ static void test_injector_new_queue_is_empty(void **state)
     struct fixture *f = *state;
     struct weft__task *out[4];
     assert_true(weft__injector_is_empty(f->inj));
-    assert_null(weft__injector_pop(f->inj));
-    assert_int_equal(weft__injector_pop_batch(f->inj, out, 4), 0);
+    assert_null(inj_pop(f->inj));
+    assert_int_equal(inj_pop_batch(f->inj, out, 4), 0);
 }
 
 static void test_injector_pop_returns_fifo_order(void **state)
 {
     struct fixture *f = *state;
     for (size_t i = 0; i < 10; i++)
-        weft__injector_push(f->inj, &f->tasks[i]);
+        inj_push(f->inj, &f->tasks[i]);
     for (size_t i = 0; i < 10; i++)
-        assert_int_equal(index_of(f, weft__injector_pop(f->inj)), i);
-    assert_null(weft__injector_pop(f->inj));
+        assert_int_equal(index_of(f, inj_pop(f->inj)), i);
+    assert_null(inj_pop(f->inj));
 
     /* Reusable once drained, and a popped task can be queued again. */
-    weft__injector_push(f->inj, &f->tasks[3]);
-    weft__injector_push(f->inj, &f->tasks[0]);
-    assert_int_equal(index_of(f, weft__injector_pop(f->inj)), 3);
-    assert_int_equal(index_of(f, weft__injector_pop(f->inj)), 0);
-    assert_null(weft__injector_pop(f->inj));
+    inj_push(f->inj, &f->tasks[3]);
+    inj_push(f->inj, &f->tasks[0]);
+    assert_int_equal(index_of(f, inj_pop(f->inj)), 3);
+    assert_int_equal(index_of(f, inj_pop(f->inj)), 0);
+    assert_null(inj_pop(f->inj));
 }
 
 static void test_injector_is_empty_tracks_contents(void **state)
 {
     struct fixture *f = *state;
-    weft__injector_push(f->inj, &f->tasks[0]);
+    inj_push(f->inj, &f->tasks[0]);
     assert_false(weft__injector_is_empty(f->inj));
-    weft__injector_push(f->inj, &f->tasks[1]);
-    assert_non_null(weft__injector_pop(f->inj));
+    inj_push(f->inj, &f->tasks[1]);
+    assert_non_null(inj_pop(f->inj));
     assert_false(weft__injector_is_empty(f->inj));
-    assert_non_null(weft__injector_pop(f->inj));
+    assert_non_null(inj_pop(f->inj));
     assert_true(weft__injector_is_empty(f->inj));
 }
 
@@ -122,25 +159,25 @@ static void test_injector_pop_batch_takes_at_most_max_in_order(void **state)
     struct fixture *f = *state;
     struct weft__task *out[NTASKS];
     for (size_t i = 0; i < 10; i++)
-        weft__injector_push(f->inj, &f->tasks[i]);
+        inj_push(f->inj, &f->tasks[i]);
 
     /* max = 0 takes nothing and leaves the queue alone. */
-    assert_int_equal(weft__injector_pop_batch(f->inj, out, 0), 0);
+    assert_int_equal(inj_pop_batch(f->inj, out, 0), 0);
     assert_false(weft__injector_is_empty(f->inj));
 
     /* Sentinel after the batch: nothing is written past `max`. */
     out[4] = NULL;
-    assert_int_equal(weft__injector_pop_batch(f->inj, out, 4), 4);
+    assert_int_equal(inj_pop_batch(f->inj, out, 4), 4);
     for (size_t i = 0; i < 4; i++)
         assert_int_equal(index_of(f, out[i]), i);
     assert_null(out[4]);
 
     /* Asking for more than there is returns the rest. */
-    assert_int_equal(weft__injector_pop_batch(f->inj, out, NTASKS), 6);
+    assert_int_equal(inj_pop_batch(f->inj, out, NTASKS), 6);
     for (size_t i = 0; i < 6; i++)
         assert_int_equal(index_of(f, out[i]), 4 + i);
     assert_true(weft__injector_is_empty(f->inj));
-    assert_int_equal(weft__injector_pop_batch(f->inj, out, NTASKS), 0);
+    assert_int_equal(inj_pop_batch(f->inj, out, NTASKS), 0);
 }
 
 /* A batch lands as one run after what was queued before it and ahead of
@@ -156,13 +193,13 @@ static void test_injector_push_batch_keeps_order(void **state)
         cds_wfcq_node_init(&f->tasks[i].qnode);
         cds_wfcq_enqueue(&bh, &bt, &f->tasks[i].qnode);
     }
-    weft__injector_push(f->inj, &f->tasks[0]);
+    inj_push(f->inj, &f->tasks[0]);
     weft__injector_push_batch(f->inj, &bh, &bt);
     assert_true(cds_wfcq_empty(&bh, &bt));
-    weft__injector_push(f->inj, &f->tasks[6]);
+    inj_push(f->inj, &f->tasks[6]);
 
     for (size_t i = 0; i <= 6; i++)
-        assert_int_equal(index_of(f, weft__injector_pop(f->inj)), i);
+        assert_int_equal(index_of(f, inj_pop(f->inj)), i);
     assert_true(weft__injector_is_empty(f->inj));
 
     /* A batch into an empty injector, then an empty batch (a no-op). */
@@ -174,7 +211,7 @@ static void test_injector_push_batch_keeps_order(void **state)
     weft__injector_push_batch(f->inj, &bh, &bt);
     weft__injector_push_batch(f->inj, &bh, &bt);
     struct weft__task *out[8];
-    assert_int_equal(weft__injector_pop_batch(f->inj, out, 8), 3);
+    assert_int_equal(inj_pop_batch(f->inj, out, 8), 3);
     for (size_t i = 0; i < 3; i++)
         assert_int_equal(index_of(f, out[i]), 10 + i);
     assert_true(weft__injector_is_empty(f->inj));
@@ -186,14 +223,14 @@ static void test_inbox_pop_returns_fifo_order(void **state)
 {
     struct fixture *f = *state;
     assert_true(weft__inbox_is_empty(f->inbox));
-    assert_null(weft__inbox_pop(f->inbox));
+    assert_null(inbox_pop(f->inbox));
     for (size_t i = 0; i < 10; i++)
-        weft__inbox_push(f->inbox, &f->tasks[i]);
+        inbox_push(f->inbox, &f->tasks[i]);
     assert_false(weft__inbox_is_empty(f->inbox));
     for (size_t i = 0; i < 10; i++)
-        assert_int_equal(index_of(f, weft__inbox_pop(f->inbox)), i);
+        assert_int_equal(index_of(f, inbox_pop(f->inbox)), i);
     assert_true(weft__inbox_is_empty(f->inbox));
-    assert_null(weft__inbox_pop(f->inbox));
+    assert_null(inbox_pop(f->inbox));
 }
 
 /* ---- concurrency ---------------------------------------------------------- */
@@ -261,7 +298,7 @@ static void *mp_injector_producer(void *arg)
     struct mp *m = a->m;
     for (size_t i = a->id * (size_t)PER_PRODUCER; i < (a->id + 1) * (size_t)PER_PRODUCER; i++) {
         m->tasks[i].out_size = (uint32_t)i;
-        weft__injector_push(m->inj, &m->tasks[i]);
+        inj_push(m->inj, &m->tasks[i]);
     }
     /* Release: a consumer that sees every producer done also sees every
      * push complete (pairs with the acquire load in the consumers). */
@@ -283,12 +320,12 @@ static void *mp_injector_consumer(void *arg)
         bool found = false;
         if (a->id == 0) {
             struct weft__task *buf[16];
-            unsigned n = weft__injector_pop_batch(m->inj, buf, 16);
+            unsigned n = inj_pop_batch(m->inj, buf, 16);
             for (unsigned i = 0; i < n; i++)
                 mp_see(a, buf[i]);
             found = n > 0;
         } else {
-            struct weft__task *t = weft__injector_pop(m->inj);
+            struct weft__task *t = inj_pop(m->inj);
             if (t) {
                 mp_see(a, t);
                 found = true;
@@ -309,7 +346,7 @@ static void *mp_inbox_producer(void *arg)
     struct mp *m = a->m;
     for (size_t i = a->id * (size_t)PER_PRODUCER; i < (a->id + 1) * (size_t)PER_PRODUCER; i++) {
         m->tasks[i].out_size = (uint32_t)i;
-        weft__inbox_push(m->inbox, &m->tasks[i]);
+        inbox_push(m->inbox, &m->tasks[i]);
     }
     /* Release: pairs with the consumer's acquire load. */
     atomic_fetch_add_explicit(&m->producers_done, 1, memory_order_release);
@@ -325,7 +362,7 @@ static void *mp_inbox_consumer(void *arg)
     for (;;) {
         bool done = atomic_load_explicit(&m->producers_done, memory_order_acquire) ==
                     m->producers;
-        struct weft__task *t = weft__inbox_pop(m->inbox);
+        struct weft__task *t = inbox_pop(m->inbox);
         if (t) {
             mp_see(a, t);
             continue;

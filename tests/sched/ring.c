@@ -18,12 +18,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "injector.h"
-#include "ring.h"
-#include "task.h"
+#include "sched/injector.h"
+#include "sched/ring.h"
+#include "sched/task.h"
 
 #define CAP WEFT_RING_CAP
 #define HALF (WEFT_RING_CAP / 2u)
+
+/* The ring hands an overflow back to its owner, and the scheduler moves it
+ * to the injector as a batch; these helpers keep that pairing, so the cases
+ * below check where every task ends up. */
+static bool push_or_spill(weft__ring *r, struct weft__task *t, weft__injector *inj)
+{
+    struct weft__task *spill[WEFT_RING_SPILL];
+    unsigned n = weft__ring_push_owner(r, t, spill);
+    assert_true(n <= WEFT_RING_SPILL);
+    assert_true(n == 0 || spill[n - 1] == t); /* the new task comes last */
+    for (unsigned i = 0; i < n; i++)
+        weft__injector_push(inj, &spill[i]->qnode);
+    return n > 0;
+}
+
+static struct weft__task *inj_pop(weft__injector *q)
+{
+    struct cds_wfcq_node *n = weft__injector_pop(q);
+    return n ? weft__task_of_qnode(n) : NULL;
+}
+
+static unsigned inj_pop_batch(weft__injector *q, struct weft__task **out, unsigned max)
+{
+    struct cds_wfcq_node *nodes[64];
+    assert_true(max <= 64);
+    unsigned n = weft__injector_pop_batch(q, nodes, max);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = weft__task_of_qnode(nodes[i]);
+    return n;
+}
 
 /* Ring positions every single-threaded case runs from: the start, a slot
  * index that is not a multiple of the capacity, and just before the u32
@@ -118,7 +148,7 @@ static void push_range(struct fixture *f, weft__ring *r, size_t from, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned before = weft__ring_len(r);
-        assert_false(weft__ring_push_owner(r, &f->tasks[from + i], &f->q->inj));
+        assert_false(push_or_spill(r, &f->tasks[from + i], &f->q->inj));
         assert_int_equal(weft__ring_len(r), before + 1);
     }
 }
@@ -146,7 +176,7 @@ static void expect_pops(struct fixture *f, weft__ring *r, size_t from, size_t n)
 static void expect_injector_empty(struct fixture *f)
 {
     assert_true(weft__injector_is_empty(&f->q->inj));
-    assert_null(weft__injector_pop(&f->q->inj));
+    assert_null(inj_pop(&f->q->inj));
 }
 
 /* ---- owner push / pop ---------------------------------------------------- */
@@ -231,7 +261,7 @@ static void test_ring_wraps_around_many_times_capacity(void **state)
         rng = rng * 1103515245u + 12345u;
         unsigned depth = 1 + (rng >> 16) % CAP;
         while (next_push - next_pop < depth) {
-            assert_false(weft__ring_push_owner(r, &f->tasks[next_push % pool], &f->q->inj));
+            assert_false(push_or_spill(r, &f->tasks[next_push % pool], &f->q->inj));
             next_push++;
         }
         assert_int_equal(weft__ring_len(r), next_push - next_pop);
@@ -264,7 +294,7 @@ static void test_ring_survives_u32_index_wrap(void **state)
     size_t next_push = 0, next_pop = 0;
     while (next_push < 8 * CAP) {
         while (next_push - next_pop < CAP) {
-            assert_false(weft__ring_push_owner(r, &f->tasks[next_push % pool], &f->q->inj));
+            assert_false(push_or_spill(r, &f->tasks[next_push % pool], &f->q->inj));
             next_push++;
             assert_int_equal(weft__ring_len(r), next_push - next_pop);
         }
@@ -288,10 +318,10 @@ static void test_ring_survives_u32_index_wrap(void **state)
     assert_int_equal(stolen, HALF);
     assert_true(index_of(f, t) < HALF);
     push_range(f, r, CAP, HALF);
-    assert_true(weft__ring_push_owner(r, &f->tasks[CAP + HALF], &f->q->inj));
+    assert_true(push_or_spill(r, &f->tasks[CAP + HALF], &f->q->inj));
     for (size_t i = 0; i < HALF; i++)
-        assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), HALF + i);
-    assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), CAP + HALF);
+        assert_int_equal(index_of(f, inj_pop(&f->q->inj)), HALF + i);
+    assert_int_equal(index_of(f, inj_pop(&f->q->inj)), CAP + HALF);
     expect_injector_empty(f);
     expect_pops(f, r, CAP, HALF);
 }
@@ -307,12 +337,12 @@ static void test_ring_push_when_full_moves_half_and_new_task_to_injector(void **
         expect_injector_empty(f);
 
         /* One push past capacity: reported as an overflow. */
-        assert_true(weft__ring_push_owner(&f->q->src, &f->tasks[CAP], &f->q->inj));
+        assert_true(push_or_spill(&f->q->src, &f->tasks[CAP], &f->q->inj));
 
         /* The injector got the oldest half, in order, then the new task. */
         for (size_t i = 0; i < HALF; i++)
-            assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), i);
-        assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), CAP);
+            assert_int_equal(index_of(f, inj_pop(&f->q->inj)), i);
+        assert_int_equal(index_of(f, inj_pop(&f->q->inj)), CAP);
         expect_injector_empty(f);
 
         /* The ring kept the newest half. */
@@ -327,12 +357,12 @@ static void test_ring_overflow_repeats_each_time_ring_fills(void **state)
     for (size_t s = 0; s < NSTARTS; s++) {
         ring_reset_at(&f->q->src, starts[s]);
         push_range(f, &f->q->src, 0, CAP);
-        assert_true(weft__ring_push_owner(&f->q->src, &f->tasks[CAP], &f->q->inj));
+        assert_true(push_or_spill(&f->q->src, &f->tasks[CAP], &f->q->inj));
         /* The overflow freed exactly HALF slots... */
         push_range(f, &f->q->src, CAP + 1, HALF);
         assert_int_equal(weft__ring_len(&f->q->src), CAP);
         /* ...and the next push overflows again with the ring's oldest half. */
-        assert_true(weft__ring_push_owner(&f->q->src, &f->tasks[CAP + 1 + HALF], &f->q->inj));
+        assert_true(push_or_spill(&f->q->src, &f->tasks[CAP + 1 + HALF], &f->q->inj));
 
         size_t want[2 * HALF + 2], n = 0;
         for (size_t i = 0; i < HALF; i++)
@@ -342,7 +372,7 @@ static void test_ring_overflow_repeats_each_time_ring_fills(void **state)
             want[n++] = i;          /* second: the rest of the first fill */
         want[n++] = CAP + 1 + HALF;
         for (size_t i = 0; i < n; i++)
-            assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), want[i]);
+            assert_int_equal(index_of(f, inj_pop(&f->q->inj)), want[i]);
         expect_injector_empty(f);
         expect_pops(f, &f->q->src, CAP + 1, HALF);
     }
@@ -364,8 +394,8 @@ static void test_ring_push_during_steal_sends_only_new_task_to_injector(void **s
         atomic_store(&r->head, ((uint64_t)base << 32) | (uint32_t)(base + HALF));
         assert_int_equal(weft__ring_len(r), CAP - HALF);
 
-        assert_true(weft__ring_push_owner(r, &f->tasks[CAP], &f->q->inj));
-        assert_int_equal(index_of(f, weft__injector_pop(&f->q->inj)), CAP);
+        assert_true(push_or_spill(r, &f->tasks[CAP], &f->q->inj));
+        assert_int_equal(index_of(f, inj_pop(&f->q->inj)), CAP);
         expect_injector_empty(f);
         assert_int_equal(weft__ring_len(r), CAP - HALF);
 
@@ -652,7 +682,7 @@ static void *conc_owner(void *arg)
         size_t burst = (x & 63) == 0 ? CAP + HALF + (size_t)((x >> 8) % CAP) : 1;
         for (size_t i = 0; i < burst && next < c->ntasks; i++, next++) {
             c->tasks[next].out_size = (uint32_t)c->round;
-            weft__ring_push_owner(r, &c->tasks[next], &c->q->inj);
+            push_or_spill(r, &c->tasks[next], &c->q->inj);
         }
         if ((x >> 20) % 4 == 0) {
             struct weft__task *t = weft__ring_pop_owner(r);
@@ -661,7 +691,7 @@ static void *conc_owner(void *arg)
         }
         if ((x >> 24) % 61 == 0) {
             struct weft__task *buf[4];
-            unsigned n = weft__injector_pop_batch(&c->q->inj, buf, 4);
+            unsigned n = inj_pop_batch(&c->q->inj, buf, 4);
             for (unsigned i = 0; i < n; i++)
                 conc_see(c, buf[i]);
         }
@@ -693,7 +723,7 @@ static void *conc_thief(void *arg)
             found = true;
         }
         struct weft__task *buf[8];
-        unsigned n = weft__injector_pop_batch(&c->q->inj, buf, 8);
+        unsigned n = inj_pop_batch(&c->q->inj, buf, 8);
         for (unsigned i = 0; i < n; i++)
             conc_see(c, buf[i]);
         found |= n > 0;
@@ -766,7 +796,7 @@ static void *relay_owner(void *arg)
             continue;
         }
         c->tasks[next].out_size = (uint32_t)c->round;
-        weft__ring_push_owner(a, &c->tasks[next], &c->q->inj);
+        push_or_spill(a, &c->tasks[next], &c->q->inj);
         next++;
     }
     /* Release: pairs with the relay's acquire load. */
@@ -787,7 +817,7 @@ static void *relay_middle(void *arg)
             conc_see(c, t);
             continue;
         }
-        if ((t = weft__injector_pop(&c->q->inj)) != NULL) {
+        if ((t = inj_pop(&c->q->inj)) != NULL) {
             conc_see(c, t);
             continue;
         }

@@ -27,8 +27,8 @@
 #include <time.h>
 
 #include "weft/weft.h"
-#include "atomic.h"
-#include "task.h"
+#include "core/atomic.h"
+#include "sched/task.h"
 #include "support/counting_alloc.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
@@ -95,14 +95,14 @@ typedef struct probe_fut {
 static void probe_reset(probe *p, enum probe_mode mode)
 {
     p->mode = mode;
-    atomic_init(&p->polls, 0);
-    atomic_init(&p->drops, 0);
-    atomic_init(&p->started, 0);
-    atomic_init(&p->release, 0);
-    atomic_init(&p->completed, 0);
-    atomic_init(&p->in_poll, 0);
-    atomic_init(&p->overlap, 0);
-    atomic_init(&p->drop_on_worker, 0);
+    weft_atomic_init(&p->polls, 0);
+    weft_atomic_init(&p->drops, 0);
+    weft_atomic_init(&p->started, 0);
+    weft_atomic_init(&p->release, 0);
+    weft_atomic_init(&p->completed, 0);
+    weft_atomic_init(&p->in_poll, 0);
+    weft_atomic_init(&p->overlap, 0);
+    weft_atomic_init(&p->drop_on_worker, 0);
     p->stash.ops = NULL;
     p->stash.data = NULL;
 }
@@ -110,7 +110,7 @@ static void probe_reset(probe *p, enum probe_mode mode)
 static void spin_released(probe *p)
 {
     /* Acquire: pairs with the test's release store. */
-    while (!atomic_load_acquire(&p->release))
+    while (!weft_atomic_load_acquire(&p->release))
         sched_yield();
 }
 
@@ -118,9 +118,9 @@ static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
 {
     probe_fut *pf = (probe_fut *)f;
     probe *p = pf->p;
-    if (atomic_swap_acq_rel(&p->in_poll, 1))
-        atomic_store_relaxed(&p->overlap, 1);
-    int n = atomic_fetch_add_acq_rel(&p->polls, 1) + 1;
+    if (weft_atomic_swap_acq_rel(&p->in_poll, 1))
+        weft_atomic_store_relaxed(&p->overlap, 1);
+    int n = weft_atomic_fetch_add_acq_rel(&p->polls, 1) + 1;
     weft_poll r = WEFT_READY;
     switch (p->mode) {
     case M_READY:
@@ -128,7 +128,7 @@ static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
     case M_GATE:
     case M_GATE_PENDING:
         /* Release: the test sees this poll under way. */
-        atomic_store_release(&p->started, 1);
+        weft_atomic_store_release(&p->started, 1);
         spin_released(p);
         if (p->mode == M_GATE_PENDING)
             r = WEFT_PENDING;
@@ -137,34 +137,34 @@ static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
         if (n == 1) {
             p->stash = weft_waker_clone(cx->waker);
             /* Release: publishes the stash to the test thread. */
-            atomic_store_release(&p->started, 1);
+            weft_atomic_store_release(&p->started, 1);
         }
-        r = atomic_load_acquire(&p->release) ? WEFT_READY : WEFT_PENDING;
+        r = weft_atomic_load_acquire(&p->release) ? WEFT_READY : WEFT_PENDING;
         break;
     case M_STASH_READY:
         p->stash = weft_waker_clone(cx->waker);
-        atomic_store_release(&p->started, 1);
+        weft_atomic_store_release(&p->started, 1);
         break;
     }
     if (r == WEFT_READY) {
         *(int *)out = pf->value;
-        atomic_store_release(&p->completed, 1);
+        weft_atomic_store_release(&p->completed, 1);
     }
     /* Release: the next poll or the drop, on whichever worker, sees this
      * poll finished. */
-    atomic_store_release(&p->in_poll, 0);
+    weft_atomic_store_release(&p->in_poll, 0);
     return r;
 }
 
 static void probe_drop(weft_future *f)
 {
     probe *p = ((probe_fut *)f)->p;
-    if (atomic_load_acquire(&p->in_poll))
-        atomic_store_relaxed(&p->overlap, 1);
+    if (weft_atomic_load_acquire(&p->in_poll))
+        weft_atomic_store_relaxed(&p->overlap, 1);
     if (weft_worker_index() >= 0)
-        atomic_store_relaxed(&p->drop_on_worker, 1);
+        weft_atomic_store_relaxed(&p->drop_on_worker, 1);
     /* Release: the test reads the other fields after seeing the drop. */
-    atomic_fetch_add_acq_rel(&p->drops, 1);
+    weft_atomic_fetch_add_acq_rel(&p->drops, 1);
 }
 
 static const weft_future_ops probe_ops = {
@@ -188,8 +188,8 @@ static void release_gates(void *arg);
 
 static int setup(void **state)
 {
-    atomic_store_relaxed(&g_live_allocs, 0);
-    atomic_store_relaxed(&g_free_underflow, 0);
+    weft_atomic_store_relaxed(&g_live_allocs, 0);
+    weft_atomic_store_relaxed(&g_free_underflow, 0);
     weft_allocator a = { count_alloc, count_free, NULL };
     if (weft_set_allocator(&a) != 0)
         return -1;
@@ -219,13 +219,13 @@ static int teardown(void **state)
         release_probe(&c->p[i]);
     release_gates(c);
     weft_rt_shutdown(c->rt);
-    long live = atomic_load_acquire(&g_live_allocs);
+    long live = weft_atomic_load_acquire(&g_live_allocs);
     if (live != 0) {
         print_error("%ld allocation(s) not freed after shutdown (a reference "
                     "was leaked)\n", live);
         rc = -1;
     }
-    if (atomic_load_relaxed(&g_free_underflow)) {
+    if (weft_atomic_load_relaxed(&g_free_underflow)) {
         print_error("more frees than allocations (a reference was dropped "
                     "twice)\n");
         rc = -1;
@@ -265,14 +265,14 @@ static void occupy_workers(ctx *c)
 {
     for (int i = 0; i < 2; i++) {
         spawn_probe(c, &c->gate[i], M_GATE, 100 + i, &c->gate_join[i]);
-        WAIT_UNTIL(atomic_load_acquire(&c->gate[i].started));
+        WAIT_UNTIL(weft_atomic_load_acquire(&c->gate[i].started));
     }
 }
 
 static void release_probe(void *arg)
 {
     /* Release: pairs with the acquire in spin_released / probe_poll. */
-    atomic_store_release(&((probe *)arg)->release, 1);
+    weft_atomic_store_release(&((probe *)arg)->release, 1);
 }
 
 static void release_gates(void *arg)
@@ -295,7 +295,7 @@ static void join_gates(ctx *c)
  * can bring it back. Read from the state word (internal header). */
 static bool task_is_idle(const weft_join *j)
 {
-    uint64_t s = atomic_load_acquire(&j->task->state);
+    uint64_t s = weft_atomic_load_acquire(&j->task->state);
     return (s & (WEFT_T_RUNNING | WEFT_T_NOTIFIED | WEFT_T_COMPLETE)) == 0;
 }
 
@@ -363,9 +363,9 @@ static int join_then_block(ctx *c, weft_join *j, void (*action)(void *), void *a
 
 static void assert_probe_clean(probe *p)
 {
-    assert_int_equal(atomic_load_acquire(&p->drops), 1);
-    assert_int_equal(atomic_load_relaxed(&p->overlap), 0);
-    assert_int_equal(atomic_load_relaxed(&p->drop_on_worker), 1);
+    assert_int_equal(weft_atomic_load_acquire(&p->drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&p->overlap), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&p->drop_on_worker), 1);
 }
 
 /* ---- join returns the output ------------------------------------------------------ */
@@ -406,7 +406,7 @@ static void test_join_returns_the_output(void **state)
     spawn_probe(c, &c->p[0], M_READY, 42, &c->join[0]);
     assert_int_equal(join_int(c, &c->join[0], &st), 42);
     assert_int_equal(st, 0);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
 
     /* A multi-word output is copied whole. */
@@ -502,7 +502,7 @@ static void test_join_before_first_poll(void **state)
     int st = -1;
     assert_int_equal(join_then_block(c, &c->join[0], release_gates, c, &st), 5);
     assert_int_equal(st, 0);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
     join_gates(c);
 }
@@ -515,11 +515,11 @@ static void test_abort_before_first_poll_never_polls(void **state)
     weft_join_abort(&c->join[0]);
     weft_join_abort(&c->join[0]); /* idempotent */
     release_gates(c);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
     int st = 0;
     assert_int_equal(join_int(c, &c->join[0], &st), 0); /* output zeroed */
     assert_int_equal(st, -ECANCELED);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     assert_probe_clean(&c->p[0]);
     join_gates(c);
 }
@@ -533,12 +533,12 @@ static void test_detach_before_first_poll_still_runs(void **state)
     assert_null(c->join[0].task);
     /* Spawned without a handle at all: detached from the start. */
     spawn_probe(c, &c->p[1], M_READY, 6, NULL);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     release_gates(c);
     for (int i = 0; i < 2; i++) {
-        WAIT_UNTIL(atomic_load_acquire(&c->p[i].drops) == 1);
-        assert_int_equal(atomic_load_relaxed(&c->p[i].completed), 1);
-        assert_int_equal(atomic_load_relaxed(&c->p[i].polls), 1);
+        WAIT_UNTIL(weft_atomic_load_acquire(&c->p[i].drops) == 1);
+        assert_int_equal(weft_atomic_load_relaxed(&c->p[i].completed), 1);
+        assert_int_equal(weft_atomic_load_relaxed(&c->p[i].polls), 1);
         assert_probe_clean(&c->p[i]);
     }
     join_gates(c);
@@ -550,7 +550,7 @@ static void test_join_while_running(void **state)
 {
     ctx *c = *state;
     spawn_probe(c, &c->p[0], M_GATE, 9, &c->join[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].started));
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
     int st = -1;
     assert_int_equal(join_then_block(c, &c->join[0], release_probe, &c->p[0], &st), 9);
     assert_int_equal(st, 0);
@@ -561,19 +561,19 @@ static void test_abort_while_running_takes_effect_after_the_poll(void **state)
 {
     ctx *c = *state;
     spawn_probe(c, &c->p[0], M_GATE_PENDING, 9, &c->join[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].started));
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
     weft_join_abort(&c->join[0]);
     /* The poll is still inside the future: it must not be dropped under it
      * (probe_drop records an overlap if it is). */
-    assert_int_equal(atomic_load_acquire(&c->p[0].drops), 0);
+    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 0);
     assert_false(weft_join_is_finished(&c->join[0]));
     release_probe(&c->p[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
     int st = 0;
     assert_int_equal(join_int(c, &c->join[0], &st), 0);
     assert_int_equal(st, -ECANCELED);
     /* Dropped after that poll returned PENDING, without another poll. */
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -581,7 +581,7 @@ static void test_abort_while_running_loses_to_a_poll_that_completes(void **state
 {
     ctx *c = *state;
     spawn_probe(c, &c->p[0], M_GATE, 13, &c->join[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].started));
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
     weft_join_abort(&c->join[0]);
     release_probe(&c->p[0]);
     /* The poll in progress finished the task: the output stands. */
@@ -595,11 +595,11 @@ static void test_detach_while_running_still_completes(void **state)
 {
     ctx *c = *state;
     spawn_probe(c, &c->p[0], M_GATE, 9, &c->join[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].started));
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
     weft_join_detach(&c->join[0]);
     release_probe(&c->p[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].completed), 1);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -608,7 +608,7 @@ static void test_detach_while_running_still_completes(void **state)
 static void spawn_idle(ctx *c, probe *p, int value, weft_join *j)
 {
     spawn_probe(c, p, M_IDLE, value, j);
-    WAIT_UNTIL(atomic_load_acquire(&p->started));
+    WAIT_UNTIL(weft_atomic_load_acquire(&p->started));
     if (j)
         WAIT_UNTIL(task_is_idle(j));
 }
@@ -620,7 +620,7 @@ static void test_join_while_idle(void **state)
     int st = -1;
     assert_int_equal(join_then_block(c, &c->join[0], release_and_wake, &c->p[0], &st), 11);
     assert_int_equal(st, 0);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
     weft_waker_drop(&c->p[0].stash);
 }
@@ -631,9 +631,9 @@ static void test_abort_while_idle_drops_future_promptly_on_a_worker(void **state
     spawn_idle(c, &c->p[0], 11, &c->join[0]);
     weft_join_abort(&c->join[0]);
     /* Nothing but the abort can bring the task back to a worker. */
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
     assert_probe_clean(&c->p[0]);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     /* The drop comes first, then the completion is published. */
     WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
     int st = 0;
@@ -642,7 +642,7 @@ static void test_abort_while_idle_drops_future_promptly_on_a_worker(void **state
     /* The stashed waker outlived the task's future: waking it does nothing. */
     weft_waker_wake_by_ref(&c->p[0].stash);
     weft_waker_wake(&c->p[0].stash);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
 }
 
 static void test_detach_while_idle_then_wake_completes(void **state)
@@ -654,9 +654,9 @@ static void test_detach_while_idle_then_wake_completes(void **state)
     /* By value: the stash's reference becomes the queue's; the task then
      * holds the last references itself and frees itself at completion. */
     weft_waker_wake(&c->p[0].stash);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].completed), 1);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 2);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -714,7 +714,7 @@ static void test_wake_after_completion_is_a_noop(void **state)
      * no-ops, and waking by value frees the task. */
     weft_waker_wake_by_ref(&c->p[0].stash);
     weft_waker_wake(&c->p[0].stash);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -728,33 +728,33 @@ typedef struct counting_waker {
 static weft_waker cw_clone(const void *data);
 static void cw_wake(void *data)
 {
-    atomic_fetch_add_acq_rel(&((counting_waker *)data)->wakes, 1);
+    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->wakes, 1);
 }
 static void cw_wake_by_ref(const void *data)
 {
-    atomic_fetch_add_acq_rel(&((counting_waker *)data)->wake_by_refs, 1);
+    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->wake_by_refs, 1);
 }
 static void cw_drop(void *data)
 {
-    atomic_fetch_add_acq_rel(&((counting_waker *)data)->drops, 1);
+    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->drops, 1);
 }
 static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
 static weft_waker cw_clone(const void *data)
 {
-    atomic_fetch_add_acq_rel(&((counting_waker *)data)->clones, 1);
+    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->clones, 1);
     weft_waker w = { &cw_ops, (void *)data };
     return w;
 }
 
 static long cw_outstanding(counting_waker *c)
 {
-    return atomic_load_acquire(&c->clones) - atomic_load_acquire(&c->wakes) -
-           atomic_load_acquire(&c->drops);
+    return weft_atomic_load_acquire(&c->clones) - weft_atomic_load_acquire(&c->wakes) -
+           weft_atomic_load_acquire(&c->drops);
 }
 
 static long cw_woken(counting_waker *c)
 {
-    return atomic_load_acquire(&c->wakes) + atomic_load_acquire(&c->wake_by_refs);
+    return weft_atomic_load_acquire(&c->wakes) + weft_atomic_load_acquire(&c->wake_by_refs);
 }
 
 static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void **state)
@@ -769,7 +769,7 @@ static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void 
     weft_cx_init(&cx, &wa);
     assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
     assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(atomic_load_acquire(&a.clones), 1); /* same waker: kept */
+    assert_int_equal(weft_atomic_load_acquire(&a.clones), 1); /* same waker: kept */
     weft_cx_init(&cx, &wb);
     assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
     assert_int_equal(cw_outstanding(&a), 0); /* replaced: released */
@@ -780,8 +780,8 @@ static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void 
     assert_int_equal(cw_outstanding(&b), 0);
     assert_int_equal(cw_woken(&a) + cw_woken(&b), 0);
     release_and_wake(&c->p[0]);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].completed), 1);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
     assert_int_equal(cw_woken(&b), 0);
     weft_waker_drop(&c->p[0].stash);
 }
@@ -801,7 +801,7 @@ static void test_join_waker_is_woken_once_at_completion(void **state)
     assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
     assert_int_equal(out, 17);
     assert_int_equal(c->join[0].status, 0);
-    WAIT_UNTIL(atomic_load_acquire(&c->p[0].drops) == 1);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
     weft_future_drop(&c->join[0].base);
     assert_int_equal(cw_woken(&a), 1);
     WAIT_UNTIL(cw_outstanding(&a) == 0); /* the completer lets go of it */
@@ -818,9 +818,9 @@ static void test_handles_and_wakers_outlive_shutdown(void **state)
     weft_rt_shutdown(c->rt);
     c->rt = NULL; /* teardown's shutdown is a no-op now */
     /* Shutdown cancelled both idle tasks: futures dropped, joins finished. */
-    assert_int_equal(atomic_load_acquire(&c->p[0].drops), 1);
-    assert_int_equal(atomic_load_acquire(&c->p[1].drops), 1);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].overlap), 0);
+    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&c->p[1].drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
     assert_true(weft_join_is_finished(&c->join[0]));
     weft_waker nw = weft_waker_noop();
     weft_cx cx;
@@ -862,7 +862,7 @@ static weft_poll yielder_poll(weft_future *f, weft_cx *cx, void *out)
 static void yielder_drop(weft_future *f)
 {
     yielder *y = (yielder *)f;
-    atomic_fetch_add_acq_rel(&y->drops[y->id], 1);
+    weft_atomic_fetch_add_acq_rel(&y->drops[y->id], 1);
 }
 
 static const weft_future_ops yielder_ops = {
@@ -879,7 +879,7 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
     assert_non_null(drops);
     assert_non_null(joins);
     for (int i = 0; i < MIXED_TASKS; i++)
-        atomic_init(&drops[i], 0);
+        weft_atomic_init(&drops[i], 0);
     uint32_t rng = 0xc0ffeeu;
     for (int i = 0; i < MIXED_TASKS; i++) {
         rng = rng * 1664525u + 1013904223u;
@@ -915,8 +915,8 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
         }
     }
     for (int i = 0; i < MIXED_TASKS; i++) {
-        WAIT_UNTIL(atomic_load_acquire(&drops[i]) >= 1);
-        assert_int_equal(atomic_load_acquire(&drops[i]), 1);
+        WAIT_UNTIL(weft_atomic_load_acquire(&drops[i]) >= 1);
+        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
     }
     free(joins);
     free(drops);
@@ -936,7 +936,7 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
     assert_non_null(drops);
     assert_non_null(joins);
     for (int i = 0; i < SHUTDOWN_TASKS; i++)
-        atomic_init(&drops[i], 0);
+        weft_atomic_init(&drops[i], 0);
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
         yielder y;
@@ -954,7 +954,7 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
     weft_cx_init(&cx, &nw);
     int cancelled = 0;
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
-        assert_int_equal(atomic_load_acquire(&drops[i]), 1);
+        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
         assert_true(weft_join_is_finished(&joins[i]));
         int out = -1;
         assert_int_equal(weft_future_poll(&joins[i].base, &cx, &out), WEFT_READY);
@@ -967,8 +967,8 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
         }
         weft_future_drop(&joins[i].base);
     }
-    assert_int_equal(atomic_load_acquire(&c->p[0].drops), 1);
-    assert_int_equal(atomic_load_relaxed(&c->p[0].overlap), 0);
+    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
     int out = -1;
     assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
     assert_int_equal(c->join[0].status, -ECANCELED);
@@ -994,7 +994,7 @@ static void *waker_loop_main(void *arg)
 {
     waker_loop *l = arg;
     /* Acquire: pairs with the test's release of `stop`. */
-    for (long n = 0; !atomic_load_acquire(&l->stop); n++) {
+    for (long n = 0; !weft_atomic_load_acquire(&l->stop); n++) {
         weft_waker w;
         switch (n % 3) {
         case 0:
@@ -1009,7 +1009,7 @@ static void *waker_loop_main(void *arg)
             weft_waker_drop(&w);
             break;
         }
-        atomic_fetch_add_release(&l->ops, 1);
+        weft_atomic_fetch_add_release(&l->ops, 1);
     }
     return NULL;
 }
@@ -1026,20 +1026,20 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
         spawn_idle(c, &c->p[0], 1, &c->join[0]);
         waker_loop l;
         l.w = &c->p[0].stash;
-        atomic_init(&l.ops, 0);
-        atomic_init(&l.stop, 0);
+        weft_atomic_init(&l.ops, 0);
+        weft_atomic_init(&l.stop, 0);
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, waker_loop_main, &l), 0);
-        WAIT_UNTIL(atomic_load_acquire(&l.ops) >= 300);
+        WAIT_UNTIL(weft_atomic_load_acquire(&l.ops) >= 300);
         weft_rt_shutdown(c->rt);
         c->rt = NULL;
-        long after = atomic_load_acquire(&l.ops);
-        WAIT_UNTIL(atomic_load_acquire(&l.ops) >= after + 300);
-        atomic_store_release(&l.stop, 1);
+        long after = weft_atomic_load_acquire(&l.ops);
+        WAIT_UNTIL(weft_atomic_load_acquire(&l.ops) >= after + 300);
+        weft_atomic_store_release(&l.stop, 1);
         assert_int_equal(pthread_join(th, NULL), 0);
 
-        assert_int_equal(atomic_load_acquire(&c->p[0].drops), 1);
-        assert_int_equal(atomic_load_relaxed(&c->p[0].overlap), 0);
+        assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
+        assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
         weft_waker nw = weft_waker_noop();
         weft_cx cx;
         weft_cx_init(&cx, &nw);
@@ -1049,7 +1049,7 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
         weft_future_drop(&c->join[0].base);
         weft_waker_drop(&c->p[0].stash);
         /* Everything of this runtime is gone once its last task is. */
-        assert_int_equal(atomic_load_acquire(&g_live_allocs), 0);
+        assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), 0);
     }
 }
 
@@ -1095,24 +1095,24 @@ typedef struct storm_fut {
 static weft_poll storm_poll(weft_future *f, weft_cx *cx, void *out)
 {
     storm *s = ((storm_fut *)f)->s;
-    if (atomic_swap_acq_rel(&s->in_poll, 1))
-        atomic_store_relaxed(&s->overlap, 1);
-    long polls = atomic_fetch_add_relaxed(&s->polls, 1) + 1;
+    if (weft_atomic_swap_acq_rel(&s->in_poll, 1))
+        weft_atomic_store_relaxed(&s->overlap, 1);
+    long polls = weft_atomic_fetch_add_relaxed(&s->polls, 1) + 1;
     /* Relaxed: only polls of this task touch `started` before the release
      * below, and polls are ordered by the task's state word. */
-    if (!atomic_load_relaxed(&s->started)) {
+    if (!weft_atomic_load_relaxed(&s->started)) {
         s->stash = weft_waker_clone(cx->waker);
-        atomic_store_release(&s->started, 1);
+        weft_atomic_store_release(&s->started, 1);
     }
     weft_atomic_waker_register(&s->aw, cx->waker);
     /* SeqCst: with the threads' seq_cst increments — a wake this read does
      * not see was issued after it, so it must cause another poll. */
-    long seen = atomic_load_seq_cst(&s->issued);
+    long seen = weft_atomic_load_seq_cst(&s->issued);
     for (int i = 0; i < 64; i++) /* widen the window for wakes while running */
         weft__cpu_relax();
     /* Release: the test thread reads `seen` and then the rest. */
-    atomic_store_release(&s->seen, seen);
-    atomic_store_release(&s->in_poll, 0);
+    weft_atomic_store_release(&s->seen, seen);
+    weft_atomic_store_release(&s->in_poll, 0);
     if (seen == s->total) {
         *(long *)out = polls;
         return WEFT_READY;
@@ -1123,7 +1123,7 @@ static weft_poll storm_poll(weft_future *f, weft_cx *cx, void *out)
 static void storm_drop(weft_future *f)
 {
     storm *s = ((storm_fut *)f)->s;
-    atomic_fetch_add_acq_rel(&s->drops, 1);
+    weft_atomic_fetch_add_acq_rel(&s->drops, 1);
 }
 
 static const weft_future_ops storm_ops = { "test_storm", sizeof(long), storm_poll,
@@ -1144,7 +1144,7 @@ static void *storm_main(void *arg)
         if (n % STORM_WAVE == 0) {
             long w = n / STORM_WAVE + 1;
             /* Acquire: pairs with the test thread's release of the wave. */
-            while (atomic_load_acquire(&s->wave) < w)
+            while (weft_atomic_load_acquire(&s->wave) < w)
                 sched_yield();
         }
         /* A random pause so the threads' operations interleave differently
@@ -1174,7 +1174,7 @@ static void *storm_main(void *arg)
         }
         if (n % STORM_WAVE == STORM_WAVE - 1)
             /* Release: this wave's wakes happen-before the test's check. */
-            atomic_fetch_add_acq_rel(&s->finished, 1);
+            weft_atomic_fetch_add_acq_rel(&s->finished, 1);
     }
     return NULL;
 }
@@ -1195,7 +1195,7 @@ static void test_wake_storm_loses_no_wakeup_and_never_polls_concurrently(void **
     f.s = s;
     weft_join j;
     assert_int_equal(weft_spawn(c->rt, &f.base, sizeof f, &j), 0);
-    WAIT_UNTIL(atomic_load_acquire(&s->started));
+    WAIT_UNTIL(weft_atomic_load_acquire(&s->started));
 
     storm_thread th[STORM_THREADS];
     for (int i = 0; i < STORM_THREADS; i++) {
@@ -1205,33 +1205,33 @@ static void test_wake_storm_loses_no_wakeup_and_never_polls_concurrently(void **
     }
     const long waves = STORM_ITERS / STORM_WAVE;
     for (long w = 1; w <= waves; w++) {
-        atomic_store_release(&s->wave, w);
-        WAIT_UNTIL(atomic_load_acquire(&s->finished) == w * STORM_THREADS);
+        weft_atomic_store_release(&s->wave, w);
+        WAIT_UNTIL(weft_atomic_load_acquire(&s->finished) == w * STORM_THREADS);
         /* Every wake of this wave has been issued: a poll must see them. */
-        long issued = atomic_load_relaxed(&s->issued);
+        long issued = weft_atomic_load_relaxed(&s->issued);
         uint64_t start = now_ns();
         unsigned long spins = 0;
-        while (atomic_load_acquire(&s->seen) < issued) {
+        while (weft_atomic_load_acquire(&s->seen) < issued) {
             sched_yield();
             if ((++spins & 255u) == 0 && now_ns() - start > WATCHDOG_NS) {
                 /* Let the threads finish so the test can fail cleanly. */
-                atomic_store_release(&s->wave, waves);
+                weft_atomic_store_release(&s->wave, waves);
                 fail_msg("wave %ld: wakes up to #%ld issued, but the task was "
                          "last polled having seen #%ld (lost wakeup)", w, issued,
-                         (long)atomic_load_acquire(&s->seen));
+                         (long)weft_atomic_load_acquire(&s->seen));
             }
         }
     }
     for (int i = 0; i < STORM_THREADS; i++)
         assert_int_equal(pthread_join(th[i].thread, NULL), 0);
-    assert_int_equal(atomic_load_relaxed(&s->issued), s->total);
+    assert_int_equal(weft_atomic_load_relaxed(&s->issued), s->total);
 
     long polls = 0;
     assert_int_equal(weft_block_on(c->rt, &j.base, &polls, sizeof polls), 0);
     assert_int_equal(j.status, 0);
     assert_true(polls >= waves);
-    assert_int_equal(atomic_load_relaxed(&s->overlap), 0);
-    assert_int_equal(atomic_load_acquire(&s->drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->overlap), 0);
+    assert_int_equal(weft_atomic_load_acquire(&s->drops), 1);
     print_message("    %ld wakes in %ld waves, %ld polls\n", s->total, waves, polls);
     weft_atomic_waker_fini(&s->aw);
     weft_waker_drop(&s->stash);

@@ -21,8 +21,8 @@
 #include <cmocka.h>
 
 #include "weft/weft.h"
-#include "atomic.h"
-#include "task.h"
+#include "core/atomic.h"
+#include "sched/task.h"
 #include "support/misuse_capture.h"
 
 /* ---- failures seen off the test thread ------------------------------------ */
@@ -34,7 +34,7 @@ static void async_fail(int line, const char *what)
 {
     /* AcqRel: only the first failure writes the message; the test thread
      * reads it after joining every thread that could fail. */
-    if (atomic_fetch_add_acq_rel(&g_async_failures, 1) == 0)
+    if (weft_atomic_fetch_add_acq_rel(&g_async_failures, 1) == 0)
         snprintf(g_first_failure, sizeof g_first_failure, "line %d: %s", line, what);
 }
 
@@ -47,7 +47,7 @@ static void async_fail(int line, const char *what)
 static void assert_no_async_failures(void)
 {
     /* Reset, so one failing test does not fail the ones after it. */
-    unsigned n = atomic_swap_acq_rel(&g_async_failures, 0);
+    unsigned n = weft_atomic_swap_acq_rel(&g_async_failures, 0);
     if (n != 0) {
         print_error("%u check(s) failed off the test thread; first at %s\n", n,
                     g_first_failure);
@@ -145,7 +145,7 @@ static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
     probe *p = (probe *)f;
     /* Relaxed: a counter read after the runtime is shut down or the probe
      * is known to be unused. */
-    atomic_fetch_add_relaxed(p->polls, 1);
+    weft_atomic_fetch_add_relaxed(p->polls, 1);
     *(uint64_t *)out = 42;
     return WEFT_READY;
 }
@@ -153,7 +153,7 @@ static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
 static void probe_drop(weft_future *f)
 {
     probe *p = (probe *)f;
-    atomic_fetch_add_relaxed(p->drops, 1);
+    weft_atomic_fetch_add_relaxed(p->drops, 1);
 }
 
 static const weft_future_ops not_send_probe_ops = {
@@ -203,7 +203,7 @@ static weft_poll count_poll(weft_future *f, weft_cx *cx, void *out)
 {
     (void)cx;
     count_fut *c = (count_fut *)f;
-    atomic_fetch_add_relaxed(&g_runs[c->id], 1);
+    weft_atomic_fetch_add_relaxed(&g_runs[c->id], 1);
     *(uint64_t *)out = count_expected(c->id);
     return WEFT_READY;
 }
@@ -211,7 +211,7 @@ static weft_poll count_poll(weft_future *f, weft_cx *cx, void *out)
 static void count_drop(weft_future *f)
 {
     count_fut *c = (count_fut *)f;
-    atomic_fetch_add_relaxed(&g_drops[c->id], 1);
+    weft_atomic_fetch_add_relaxed(&g_drops[c->id], 1);
     /* The gate's mutex orders the counter update before the test thread
      * reads it. */
     gate_add(&g_dropped, 1);
@@ -286,10 +286,10 @@ static void test_spawn_from_four_foreign_threads_runs_each_task_once(void **stat
 
     assert_no_async_failures();
     for (uint32_t id = 0; id < total; id++) {
-        if (atomic_load_relaxed(&g_runs[id]) != 1 || atomic_load_relaxed(&g_drops[id]) != 1) {
+        if (weft_atomic_load_relaxed(&g_runs[id]) != 1 || weft_atomic_load_relaxed(&g_drops[id]) != 1) {
             print_error("task %u: %u finishing polls, %u drops\n", id,
-                        (unsigned)atomic_load_relaxed(&g_runs[id]),
-                        (unsigned)atomic_load_relaxed(&g_drops[id]));
+                        (unsigned)weft_atomic_load_relaxed(&g_runs[id]),
+                        (unsigned)weft_atomic_load_relaxed(&g_drops[id]));
             fail();
         }
     }
@@ -345,7 +345,7 @@ static void tree_node_init(tree_node *n, int depth, bool local)
 static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
 {
     tree_node *n = (tree_node *)f;
-    atomic_fetch_add_relaxed(&g_tree_polls, 1);
+    weft_atomic_fetch_add_relaxed(&g_tree_polls, 1);
     if (n->owner >= 0)
         CHECK(weft_worker_index() == n->owner);
     WEFT_CO_BEGIN(&n->co);
@@ -386,14 +386,14 @@ static void tree_drop(weft_future *f)
     }
     for (int i = n->joined; i < n->nspawned; i++)
         weft_future_drop(&n->joins[i].base);
-    atomic_fetch_add_relaxed(&g_tree_drops, 1);
+    weft_atomic_fetch_add_relaxed(&g_tree_drops, 1);
 }
 
 static void run_tree(unsigned workers)
 {
     const uint64_t nodes = ((uint64_t)1 << (TREE_DEPTH + 1)) - 1;
-    atomic_store_relaxed(&g_tree_drops, 0);
-    atomic_store_relaxed(&g_tree_polls, 0);
+    weft_atomic_store_relaxed(&g_tree_drops, 0);
+    weft_atomic_store_relaxed(&g_tree_polls, 0);
     int misuse_before = misuse_count();
     weft_rt *rt = rt_start(workers);
     tree_node root;
@@ -403,8 +403,8 @@ static void run_tree(unsigned workers)
     assert_int_equal(weft_block_on(rt, &root.base, &out, sizeof out), 0);
     assert_int_equal(out, nodes);
     weft_rt_shutdown(rt);
-    assert_int_equal(atomic_load_relaxed(&g_tree_drops), nodes);
-    assert_true(atomic_load_relaxed(&g_tree_polls) >= nodes);
+    assert_int_equal(weft_atomic_load_relaxed(&g_tree_drops), nodes);
+    assert_true(weft_atomic_load_relaxed(&g_tree_polls) >= nodes);
     assert_no_async_failures();
     /* Debug builds refuse to poll a local node off its owner and report
      * it instead; release builds would fail the owner check above. */
@@ -460,8 +460,8 @@ static const weft_future_ops block_on_caller_ops = {
 static void test_block_on_from_worker_fails_with_edeadlk(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_deadlk_polls, 0);
-    atomic_store_relaxed(&g_deadlk_drops, 0);
+    weft_atomic_store_relaxed(&g_deadlk_polls, 0);
+    weft_atomic_store_relaxed(&g_deadlk_drops, 0);
     int misuse_before = misuse_count();
     weft_rt *rt = rt_start(2);
     block_on_caller c;
@@ -473,8 +473,8 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
     assert_int_equal(rc, -EDEADLK);
     weft_rt_shutdown(rt);
     /* The refused future never ran and was dropped once, by its owner. */
-    assert_int_equal(atomic_load_relaxed(&g_deadlk_polls), 0);
-    assert_int_equal(atomic_load_relaxed(&g_deadlk_drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk_polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk_drops), 1);
 #ifndef NDEBUG
     assert_true(misuse_count() > misuse_before);
     assert_true(misuse_last_contains("deadlk_probe"));
@@ -520,7 +520,7 @@ static void idle_drop(weft_future *f)
 {
     idle_fut *s = (idle_fut *)f;
     weft_waker_drop(&s->waker);
-    atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
+    weft_atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
 }
 
 static const weft_future_ops idle_ops = {
@@ -549,7 +549,7 @@ static void spin_drop(weft_future *f)
 {
     spin_fut *s = (spin_fut *)f;
     weft_co_drop(&s->co);
-    atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
+    weft_atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
 }
 
 static const weft_future_ops spin_ops = {
@@ -560,7 +560,7 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
 {
     (void)state;
     for (unsigned i = 0; i < SHUT_TOTAL; i++)
-        atomic_store_relaxed(&g_shut_drops[i], 0);
+        weft_atomic_store_relaxed(&g_shut_drops[i], 0);
     gate_init(&g_shut_started);
     weft_rt *rt = rt_start(2);
 
@@ -592,9 +592,9 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
     weft_rt_shutdown(rt);
 
     for (unsigned i = 0; i < SHUT_TOTAL; i++) {
-        if (atomic_load_relaxed(&g_shut_drops[i]) != 1) {
+        if (weft_atomic_load_relaxed(&g_shut_drops[i]) != 1) {
             print_error("future %u dropped %u times\n", i,
-                        (unsigned)atomic_load_relaxed(&g_shut_drops[i]));
+                        (unsigned)weft_atomic_load_relaxed(&g_shut_drops[i]));
             fail();
         }
     }
@@ -663,8 +663,8 @@ static const weft_future_ops ns_spawner_ops = {
 static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_ns_polls, 0);
-    atomic_store_relaxed(&g_ns_drops, 0);
+    weft_atomic_store_relaxed(&g_ns_polls, 0);
+    weft_atomic_store_relaxed(&g_ns_drops, 0);
     weft_rt *rt = rt_start(2);
 
     /* From a foreign thread, with an explicit runtime. */
@@ -697,17 +697,17 @@ static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
     /* Shutdown drops every future the runtime owns: had either spawn taken
      * its probe, the probe would have been polled or dropped by now. */
     weft_rt_shutdown(rt);
-    assert_int_equal(atomic_load_relaxed(&g_ns_polls), 0);
-    assert_int_equal(atomic_load_relaxed(&g_ns_drops), 1); /* the worker's copy */
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns_polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 1); /* the worker's copy */
     weft_future_drop(&p.base); /* ours: we still own it */
-    assert_int_equal(atomic_load_relaxed(&g_ns_drops), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 2);
 }
 
 static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_ns_polls, 0);
-    atomic_store_relaxed(&g_ns_drops, 0);
+    weft_atomic_store_relaxed(&g_ns_polls, 0);
+    weft_atomic_store_relaxed(&g_ns_drops, 0);
     weft_rt *rt = rt_start(1);
     int misuse_before = misuse_count();
     probe p;
@@ -726,11 +726,11 @@ static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
     (void)misuse_before;
 #endif
     weft_rt_shutdown(rt);
-    assert_int_equal(atomic_load_relaxed(&g_ns_polls), 0);
-    assert_int_equal(atomic_load_relaxed(&g_ns_drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns_polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 0);
     weft_future_drop(&p.base);
     weft_future_drop(&q.base);
-    assert_int_equal(atomic_load_relaxed(&g_ns_drops), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 2);
 }
 
 /* ================================================================================
@@ -805,7 +805,7 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
         }
     }
     /* Release: the pinger's acquire load sees that this task is done. */
-    atomic_fetch_add_acq_rel(&g_locals_done, 1);
+    weft_atomic_fetch_add_acq_rel(&g_locals_done, 1);
     *(uint64_t *)out = (uint64_t)s->i;
     WEFT_CO_RETURN(&s->co);
     WEFT_CO_END(&s->co);
@@ -831,7 +831,7 @@ static weft_poll pinger_poll(weft_future *f, weft_cx *cx, void *out)
     (void)out;
     WEFT_CO_BEGIN(&s->co);
     /* Acquire: pairs with the local tasks' final increment. */
-    while (atomic_load_acquire(&g_locals_done) < LOCAL_TASKS) {
+    while (weft_atomic_load_acquire(&g_locals_done) < LOCAL_TASKS) {
         for (int k = 0; k < LOCAL_TASKS; k++)
             weft_atomic_waker_wake(&g_local_wakers[k]);
         WEFT_CO_YIELD(&s->co, cx);
@@ -971,7 +971,7 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
         g_local_bad_index[k] = -2;
         weft_atomic_waker_init(&g_local_wakers[k]);
     }
-    atomic_store_relaxed(&g_locals_done, 0);
+    weft_atomic_store_relaxed(&g_locals_done, 0);
     gate_init(&g_pressure_dropped);
     int misuse_before = misuse_count();
 
@@ -1150,7 +1150,7 @@ static weft_poll busy_poll(weft_future *f, weft_cx *cx, void *out)
     (void)out;
     WEFT_CO_BEGIN(&s->co);
     /* Acquire: pairs with the test thread's release store. */
-    while (!atomic_load_acquire(&g_handoff_stop))
+    while (!weft_atomic_load_acquire(&g_handoff_stop))
         WEFT_CO_YIELD(&s->co, cx);
     WEFT_CO_RETURN(&s->co);
     WEFT_CO_END(&s->co);
@@ -1171,7 +1171,7 @@ static void wait_until_task_not_running(const weft_waker *w)
 {
     struct weft__task *t = w->data;
     /* Acquire: a plain observation; the wake's own CAS does the ordering. */
-    while (atomic_load_acquire(&t->state) & WEFT_T_RUNNING)
+    while (weft_atomic_load_acquire(&t->state) & WEFT_T_RUNNING)
         sched_yield();
 }
 
@@ -1180,7 +1180,7 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     (void)state;
     g_handoff_polls = 0;
     g_handoff_off_owner = 0;
-    atomic_store_relaxed(&g_handoff_stop, false);
+    weft_atomic_store_relaxed(&g_handoff_stop, false);
     int misuse_before = misuse_count();
     weft_rt *rt = rt_start(HANDOFF_WORKERS);
 
@@ -1211,7 +1211,7 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     int rounds = 0;
     assert_int_equal(join_blocking(rt, &rj, &rounds, sizeof rounds), 0);
     /* Release: pairs with the busy tasks' acquire load. */
-    atomic_store_release(&g_handoff_stop, true);
+    weft_atomic_store_release(&g_handoff_stop, true);
     for (int i = 0; i < HANDOFF_SPINNERS; i++)
         assert_int_equal(join_blocking(rt, &busy[i], NULL, 0), 0);
     weft_rt_shutdown(rt);
@@ -1245,13 +1245,13 @@ static weft_poll stats_child_poll(weft_future *f, weft_cx *cx, void *out)
     (void)f;
     (void)cx;
     (void)out;
-    atomic_fetch_add_relaxed(&g_stats_polls, 1);
+    weft_atomic_fetch_add_relaxed(&g_stats_polls, 1);
     int expect = -1;
     atomic_compare_exchange_strong_explicit(&g_stats_first_child_worker, &expect,
                                             weft_worker_index(), memory_order_relaxed,
                                             memory_order_relaxed);
     /* Release: pairs with the spinning root's acquire load. */
-    atomic_store_release(&g_stats_child_ran, true);
+    weft_atomic_store_release(&g_stats_child_ran, true);
     return WEFT_READY;
 }
 
@@ -1278,7 +1278,7 @@ static weft_poll stats_root_poll(weft_future *f, weft_cx *cx, void *out)
 {
     (void)f;
     (void)cx;
-    atomic_fetch_add_relaxed(&g_stats_polls, 1);
+    weft_atomic_fetch_add_relaxed(&g_stats_polls, 1);
     for (int i = 0; i < 2; i++) {
         stats_child c;
         weft_future_init(&c.base, &stats_child_ops, WEFT_F_SEND);
@@ -1287,7 +1287,7 @@ static weft_poll stats_root_poll(weft_future *f, weft_cx *cx, void *out)
     }
     gate_add(&g_stats_ring_ready, 1);
     /* Acquire: pairs with the child's release store. */
-    while (!atomic_load_acquire(&g_stats_child_ran))
+    while (!weft_atomic_load_acquire(&g_stats_child_ran))
         sched_yield();
     *(int *)out = weft_worker_index();
     return WEFT_READY;
@@ -1310,9 +1310,9 @@ static const weft_future_ops noop_ops = { "noop", 0, noop_poll, NULL, NULL };
 static void test_stats_report_per_worker_counters(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_stats_polls, 0);
-    atomic_store_relaxed(&g_stats_child_ran, false);
-    atomic_store_relaxed(&g_stats_first_child_worker, -1);
+    weft_atomic_store_relaxed(&g_stats_polls, 0);
+    weft_atomic_store_relaxed(&g_stats_child_ran, false);
+    weft_atomic_store_relaxed(&g_stats_first_child_worker, -1);
     gate_init(&g_stats_ring_ready);
     weft_rt *rt = rt_start(2);
 
@@ -1349,11 +1349,11 @@ static void test_stats_report_per_worker_counters(void **state)
     /* Each join above acquired its task's completion, which the worker's
      * poll counter update precedes: the sum is at least what we ran. */
     assert_true(polls >= 1 + STATS_TASKS);
-    assert_true(polls >= atomic_load_relaxed(&g_stats_polls) - 1);
+    assert_true(polls >= weft_atomic_load_relaxed(&g_stats_polls) - 1);
     /* Unused slots are left alone. */
     assert_int_equal(st[2].polls, UINT64_MAX);
 
-    int thief = atomic_load_relaxed(&g_stats_first_child_worker);
+    int thief = weft_atomic_load_relaxed(&g_stats_first_child_worker);
     assert_true(root_worker == 0 || root_worker == 1);
     assert_int_equal(thief, 1 - root_worker);
     assert_true(st[thief].steals >= 1);

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "atomic.h"
+#include "core/atomic.h"
 
 /* ---- a counting, failure-injecting allocator -------------------------------------- */
 
@@ -33,14 +33,14 @@ static void *counter_alloc(size_t size, void *ctx)
     counter *c = ctx;
     /* Relaxed throughout: counters read by the test thread after the
      * runtime's threads were joined (pthread_join orders them). */
-    long n = atomic_fetch_add_relaxed(&c->requests, 1) + 1;
+    long n = weft_atomic_fetch_add_relaxed(&c->requests, 1) + 1;
     if (n == c->fail_at) {
-        atomic_store_relaxed(&c->failed, 1);
+        weft_atomic_store_relaxed(&c->failed, 1);
         return NULL;
     }
     void *p = malloc(size);
     if (p)
-        atomic_fetch_add_relaxed(&c->live, 1);
+        weft_atomic_fetch_add_relaxed(&c->live, 1);
     return p;
 }
 
@@ -49,19 +49,19 @@ static void counter_free(void *p, void *ctx)
     counter *c = ctx;
     if (!p)
         return;
-    if (atomic_fetch_sub_acq_rel(&c->live, 1) <= 0)
-        atomic_fetch_add_relaxed(&c->underflow, 1);
-    atomic_fetch_add_relaxed(&c->frees, 1);
+    if (weft_atomic_fetch_sub_acq_rel(&c->live, 1) <= 0)
+        weft_atomic_fetch_add_relaxed(&c->underflow, 1);
+    weft_atomic_fetch_add_relaxed(&c->frees, 1);
     free(p);
 }
 
 static void counter_init(counter *c, long fail_at)
 {
-    atomic_init(&c->requests, 0);
-    atomic_init(&c->live, 0);
-    atomic_init(&c->frees, 0);
-    atomic_init(&c->underflow, 0);
-    atomic_init(&c->failed, 0);
+    weft_atomic_init(&c->requests, 0);
+    weft_atomic_init(&c->live, 0);
+    weft_atomic_init(&c->frees, 0);
+    weft_atomic_init(&c->underflow, 0);
+    weft_atomic_init(&c->failed, 0);
     c->fail_at = fail_at;
 }
 
@@ -105,7 +105,7 @@ static void job_drop(weft_future *f)
 {
     job *j = (job *)f;
     /* AcqRel: the test reads the counts after shutdown joined the workers. */
-    atomic_fetch_add_acq_rel(&j->drops[j->id], 1);
+    weft_atomic_fetch_add_acq_rel(&j->drops[j->id], 1);
 }
 
 static const weft_future_ops job_ops = { "test_job", sizeof(int), job_poll, job_drop, NULL };
@@ -199,16 +199,16 @@ static void test_set_allocator_rejects_half_null_allocators(void **state)
     weft_rt_options o = WEFT_RT_OPTIONS_INIT;
     o.workers = 1;
     assert_int_equal(weft_rt_new(&rt, &o), 0);
-    assert_true(atomic_load_relaxed(&c.requests) > 0);
+    assert_true(weft_atomic_load_relaxed(&c.requests) > 0);
     weft_rt_shutdown(rt);
-    assert_int_equal(atomic_load_relaxed(&c.live), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&c.live), 0);
 
     /* NULL restores malloc/free. */
     assert_int_equal(weft_set_allocator(NULL), 0);
-    long before = atomic_load_relaxed(&c.requests);
+    long before = weft_atomic_load_relaxed(&c.requests);
     assert_int_equal(weft_rt_new(&rt, &o), 0);
     weft_rt_shutdown(rt);
-    assert_int_equal(atomic_load_relaxed(&c.requests), before);
+    assert_int_equal(weft_atomic_load_relaxed(&c.requests), before);
 }
 
 static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
@@ -217,7 +217,7 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
     enum { JOBS = 64, FANS = 4, FANOUT = 16 };
     static _Atomic int drops[JOBS + FANS * FANOUT];
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
-        atomic_init(&drops[i], 0);
+        weft_atomic_init(&drops[i], 0);
     counter c;
     counter_init(&c, 0);
     install(&c);
@@ -263,11 +263,11 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
     }
     weft_rt_shutdown(rt);
 
-    assert_true(atomic_load_relaxed(&c.requests) > JOBS / 3);
-    assert_int_equal(atomic_load_relaxed(&c.live), 0);
-    assert_int_equal(atomic_load_relaxed(&c.underflow), 0);
+    assert_true(weft_atomic_load_relaxed(&c.requests) > JOBS / 3);
+    assert_int_equal(weft_atomic_load_relaxed(&c.live), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&c.underflow), 0);
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
-        assert_int_equal(atomic_load_acquire(&drops[i]), 1);
+        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
     assert_int_equal(weft_set_allocator(NULL), 0);
 }
 
@@ -285,7 +285,7 @@ static bool sweep_once(long fail_at)
 {
     static _Atomic int drops[SWEEP_TASKS];
     for (int i = 0; i < SWEEP_TASKS; i++)
-        atomic_init(&drops[i], 0);
+        weft_atomic_init(&drops[i], 0);
     counter c;
     counter_init(&c, fail_at);
     install(&c);
@@ -296,11 +296,11 @@ static bool sweep_once(long fail_at)
     int rc = weft_rt_new(&rt, &o);
     if (rc != 0) {
         /* Only the injected failure may stop it, and cleanly. */
-        if (rc != -ENOMEM || !atomic_load_relaxed(&c.failed))
+        if (rc != -ENOMEM || !weft_atomic_load_relaxed(&c.failed))
             fail_msg("fail_at %ld: weft_rt_new returned %d (%s)", fail_at, rc,
                      weft_strerror(rc));
         assert_null(rt);
-        assert_int_equal(atomic_load_relaxed(&c.live), 0);
+        assert_int_equal(weft_atomic_load_relaxed(&c.live), 0);
         g_sweep_rt_enomem++;
         assert_int_equal(weft_set_allocator(NULL), 0);
         return true;
@@ -340,17 +340,17 @@ static bool sweep_once(long fail_at)
     }
     weft_rt_shutdown(rt);
 
-    bool hit = atomic_load_relaxed(&c.failed) != 0;
+    bool hit = weft_atomic_load_relaxed(&c.failed) != 0;
     /* One failure in, one -ENOMEM out (when the scenario reached it). */
     assert_true(enomem_spawns + enomem_joins <= 1);
     if (enomem_spawns + enomem_joins == 1)
         assert_true(hit);
-    if (atomic_load_relaxed(&c.live) != 0)
+    if (weft_atomic_load_relaxed(&c.live) != 0)
         fail_msg("fail_at %ld: %ld allocation(s) leaked", fail_at,
-                 (long)atomic_load_relaxed(&c.live));
-    assert_int_equal(atomic_load_relaxed(&c.underflow), 0);
+                 (long)weft_atomic_load_relaxed(&c.live));
+    assert_int_equal(weft_atomic_load_relaxed(&c.underflow), 0);
     for (int i = 0; i < SWEEP_TASKS; i++) {
-        int d = atomic_load_acquire(&drops[i]);
+        int d = weft_atomic_load_acquire(&drops[i]);
         if (d != 1)
             fail_msg("fail_at %ld: future %d dropped %d times", fail_at, i, d);
     }

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "timer.h"
+#include "time/wheel.h"
 
 #define MS 1000000ull        /* nanoseconds per tick */
 #define SPAN WEFT__WHEEL_MAX /* ticks the six levels cover */

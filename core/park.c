@@ -3,31 +3,31 @@
  * token. unpark: swap to NOTIFIED; wake the futex only if it was PARKED.
  * The swap (release) pairs with park's acquire, so whatever the unparker
  * wrote before unpark is visible after park returns. */
-#include "park.h"
-#include "atomic.h"
-#include "sys.h"
+#include "core/park.h"
+#include "core/atomic.h"
+#include "core/sys.h"
 
 enum { P_EMPTY = 0, P_PARKED = 1, P_NOTIFIED = 2 };
 
 void weft__parker_init(weft__parker *p)
 {
-    atomic_init(&p->state, P_EMPTY);
+    weft_atomic_init(&p->state, P_EMPTY);
 }
 
 void weft__park(weft__parker *p)
 {
     uint32_t expect = P_EMPTY;
     /* Acquire on failure: the token's unparker published before it. */
-    if (!atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
+    if (!weft_atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
         /* NOTIFIED: consume the token. Acquire pairs with unpark's swap. */
-        atomic_swap_acquire(&p->state, P_EMPTY);
+        weft_atomic_swap_acquire(&p->state, P_EMPTY);
         return;
     }
     for (;;) {
         weft__futex_wait(&p->state, P_PARKED);
         /* Acquire: pairs with the release swap in unpark. */
         expect = P_NOTIFIED;
-        if (atomic_cas_strong_acquire(&p->state, &expect, P_EMPTY))
+        if (weft_atomic_cas_strong_acquire(&p->state, &expect, P_EMPTY))
             return;
         /* Spurious wake or EINTR: still PARKED. */
     }
@@ -41,8 +41,8 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
     }
     uint32_t expect = P_EMPTY;
     /* As in weft__park: acquire on failure sees the token's unparker. */
-    if (!atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
-        atomic_swap_acquire(&p->state, P_EMPTY); /* token, as in park */
+    if (!weft_atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
+        weft_atomic_swap_acquire(&p->state, P_EMPTY); /* token, as in park */
         return true;
     }
     uint64_t end = weft__sys_now_ns() + timeout_ns;
@@ -52,15 +52,15 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
             weft__futex_wait_timeout(&p->state, P_PARKED, end - now);
         expect = P_NOTIFIED;
         /* Acquire: pairs with the release swap in unpark. */
-        if (atomic_cas_strong_acquire(&p->state, &expect, P_EMPTY))
+        if (weft_atomic_cas_strong_acquire(&p->state, &expect, P_EMPTY))
             return true;
         if (weft__sys_now_ns() >= end) {
             /* Leave PARKED; an unpark racing with this exchange leaves
              * NOTIFIED, which we then take as a token. */
             expect = P_PARKED;
-            if (atomic_cas_strong_acq_rel(&p->state, &expect, P_EMPTY))
+            if (weft_atomic_cas_strong_acq_rel(&p->state, &expect, P_EMPTY))
                 return false;
-            atomic_swap_acquire(&p->state, P_EMPTY);
+            weft_atomic_swap_acquire(&p->state, P_EMPTY);
             return true;
         }
     }
@@ -69,7 +69,7 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
 void weft__unpark(weft__parker *p)
 {
     /* Release: publish the unparker's writes to the parked thread. */
-    uint32_t prev = atomic_swap_acq_rel(&p->state, P_NOTIFIED);
+    uint32_t prev = weft_atomic_swap_acq_rel(&p->state, P_NOTIFIED);
     if (prev == P_PARKED)
         weft__futex_wake(&p->state, 1);
 }

@@ -1,13 +1,14 @@
-/* Private: the hierarchical timer wheel (one per runtime). */
-#ifndef WEFT_SCHED_TIMER_H
-#define WEFT_SCHED_TIMER_H
+/* Private: the hierarchical timer wheel, as a pure data structure: no lock,
+ * no clock, `now` is an argument (time/driver.c owns one per runtime and
+ * locks it). */
+#ifndef WEFT_TIME_WHEEL_H
+#define WEFT_TIME_WHEEL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "weft/time.h"
-#include "atomic.h"
-#include "spinlock.h"
+#include "core/atomic.h"
 
 #define WEFT__WHEEL_LEVELS 6u
 #define WEFT__WHEEL_SLOTS 64u
@@ -18,17 +19,14 @@
 
 /* Entry states (weft_timer_entry.state_). ARMED: linked in the wheel (or
  * its pending list), waker owned by the wheel. FIRED: unlinked by the
- * wheel, which took the waker. Transitions under the wheel's lock;
+ * wheel, which took the waker. Transitions under the driver's lock;
  * readers outside it use acquire loads. */
 enum { WEFT__TIMER_IDLE = 0, WEFT__TIMER_ARMED = 1, WEFT__TIMER_FIRED = 2 };
 #define WEFT__TIMER_PENDING_LEVEL 0xffu
 
-struct weft__worker;
-
 typedef struct weft__wheel {
-    weft__spinlock lock;
     /* Wheel time in ms ticks since `origin_ns`; the wheel has processed
-     * everything up to it. Under lock. */
+     * everything up to it. */
     uint64_t elapsed;
     uint64_t origin_ns;
     /* Earliest tick at which something is due (WEFT__WHEEL_NONE: nothing
@@ -36,11 +34,7 @@ typedef struct weft__wheel {
      * nothing is due (relaxed: a stale value only delays or repeats a
      * check, and the locked path re-reads). */
     _Atomic uint64_t next_due;
-    /* A parked worker sleeping until driver_deadline to fire timers (NULL:
-     * none). Under lock. */
-    struct weft__worker *driver;
-    uint64_t driver_deadline;
-    size_t armed;
+    size_t armed; /* entries linked in the wheel or its pending list */
     uint64_t occupied[WEFT__WHEEL_LEVELS];
     weft_timer_entry *slots[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
     weft_timer_entry *pending; /* due, not yet handed out */
@@ -48,7 +42,7 @@ typedef struct weft__wheel {
 
 void weft__wheel_init(weft__wheel *w, uint64_t origin_ns);
 
-/* ---- the pure wheel (caller holds the lock; `now` in ticks) ---- */
+/* ---- the wheel (the caller serialises calls; `now` in ticks) ---- */
 
 /* Arm `e` (when_ > elapsed). */
 void weft__wheel_insert(weft__wheel *w, weft_timer_entry *e);

@@ -1,8 +1,8 @@
 /* Private: the operating-system layer. Every futex, thread, clock and CPU
  * query weft makes goes through here, so a port or a test substitute has
  * one place to change. */
-#ifndef WEFT_SCHED_SYS_H
-#define WEFT_SCHED_SYS_H
+#ifndef WEFT_CORE_SYS_H
+#define WEFT_CORE_SYS_H
 
 #include <stdint.h>
 #include <stddef.h>
@@ -34,9 +34,5 @@ int weft__sys_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
  * set it while no runtime is starting. */
 void weft__sys_fail_thread_start_at(unsigned n);
 
-/* Print "weft: fatal: <msg> at file:line" and abort. For failures that
- * cannot happen on a working system (a mutex that fails to lock). */
-_Noreturn void weft__die(const char *file, int line, const char *msg);
-#define WEFT_DIE(msg) weft__die(__FILE__, __LINE__, (msg))
 
 #endif

@@ -2,13 +2,13 @@
  * instructions (slab free lists and batches), where a pthread
  * mutex's two atomic RMWs and call overhead dominate. After a short spin
  * it yields the CPU, so a preempted holder does not burn a core. */
-#ifndef WEFT_SCHED_SPINLOCK_H
-#define WEFT_SCHED_SPINLOCK_H
+#ifndef WEFT_CORE_SPINLOCK_H
+#define WEFT_CORE_SPINLOCK_H
 
 #include <sched.h>
 #include <stdint.h>
 
-#include "atomic.h"
+#include "core/atomic.h"
 
 typedef struct weft__spinlock {
     _Atomic uint32_t held; /* 0 free, 1 held; any thread */
@@ -16,16 +16,16 @@ typedef struct weft__spinlock {
 
 static inline void weft__spin_init(weft__spinlock *l)
 {
-    atomic_init(&l->held, 0);
+    weft_atomic_init(&l->held, 0);
 }
 
 static inline void weft__spin_lock(weft__spinlock *l)
 {
     /* Acquire: the critical section sees the previous holder's writes
      * (pairs with the release in weft__spin_unlock). */
-    while (atomic_swap_acquire(&l->held, 1u) != 0) {
+    while (weft_atomic_swap_acquire(&l->held, 1u) != 0) {
         unsigned spins = 0;
-        while (atomic_load_relaxed(&l->held) != 0) {
+        while (weft_atomic_load_relaxed(&l->held) != 0) {
             if (++spins < 64)
                 weft__cpu_relax();
             else
@@ -37,7 +37,7 @@ static inline void weft__spin_lock(weft__spinlock *l)
 static inline void weft__spin_unlock(weft__spinlock *l)
 {
     /* Release: publish the critical section to the next holder. */
-    atomic_store_release(&l->held, 0u);
+    weft_atomic_store_release(&l->held, 0u);
 }
 
 #endif

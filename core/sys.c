@@ -2,7 +2,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "sys.h"
+#include "core/sys.h"
+#include "core/errors.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -90,8 +91,3 @@ int weft__sys_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
     return 0;
 }
 
-_Noreturn void weft__die(const char *file, int line, const char *msg)
-{
-    fprintf(stderr, "weft: fatal: %s at %s:%d\n", msg, file, line);
-    abort();
-}

@@ -35,9 +35,9 @@
 #include <unistd.h>
 
 #include "weft/weft.h"
-#include "atomic.h"
-#include "runtime.h"
-#include "timer.h"
+#include "core/atomic.h"
+#include "sched/runtime.h"
+#include "time/driver.h"
 #include "support/counting_alloc.h"
 #include "support/misuse_capture.h"
 
@@ -67,7 +67,7 @@ static weft_rt *g_rt;
 static int setup(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_live_allocs, 0);
+    weft_atomic_store_relaxed(&g_live_allocs, 0);
     g_misuse_count = 0;
     g_misuse_expected = 0;
     g_misuse_msg[0] = '\0';
@@ -88,7 +88,7 @@ static int teardown(void **state)
     weft_rt_shutdown(g_rt); /* NULL when the test shut it down itself */
     g_rt = NULL;
     alarm(0);
-    long live = atomic_load_acquire(&g_live_allocs);
+    long live = weft_atomic_load_acquire(&g_live_allocs);
     if (live != 0) {
         print_error("%ld allocation(s) not freed after shutdown\n", live);
         rc = -1;
@@ -114,10 +114,10 @@ static int teardown(void **state)
 static void wait_for_count(_Atomic long *flag, long want)
 {
     weft_instant give_up = weft_now() + WATCHDOG_NS;
-    while (atomic_load_acquire(flag) < want) {
+    while (weft_atomic_load_acquire(flag) < want) {
         if (weft_now() > give_up)
             fail_msg("watchdog: count stuck at %ld, waiting for %ld",
-                     atomic_load_acquire(flag), want);
+                     weft_atomic_load_acquire(flag), want);
         sched_yield();
     }
 }
@@ -125,10 +125,10 @@ static void wait_for_count(_Atomic long *flag, long want)
 /* Timers armed in the runtime's wheel right now. */
 static size_t wheel_armed(void)
 {
-    weft__wheel *w = &g_rt->wheel;
-    weft__spin_lock(&w->lock);
-    size_t n = w->armed;
-    weft__spin_unlock(&w->lock);
+    weft__timers *t = &g_rt->pool.timers;
+    weft__spin_lock(&t->lock);
+    size_t n = t->wheel.armed;
+    weft__spin_unlock(&t->lock);
     return n;
 }
 
@@ -190,16 +190,16 @@ static weft_waker probe_clone(const void *data)
 {
     probe *p = (probe *)data;
     /* Relaxed: a counter, checked after the events that settle it. */
-    atomic_fetch_add_relaxed(&p->clones, 1);
+    weft_atomic_fetch_add_relaxed(&p->clones, 1);
     weft_waker w = { &probe_ops, p };
     return w;
 }
 
 static void probe_note(probe *p)
 {
-    atomic_fetch_add_acq_rel(&p->wakes, 1);
-    if (atomic_load_acquire(&p->forbid))
-        atomic_fetch_add_acq_rel(&p->bad_wakes, 1);
+    weft_atomic_fetch_add_acq_rel(&p->wakes, 1);
+    if (weft_atomic_load_acquire(&p->forbid))
+        weft_atomic_fetch_add_acq_rel(&p->bad_wakes, 1);
     weft_waker_wake_by_ref(&p->target);
 }
 
@@ -219,7 +219,7 @@ static void probe_wake(void *data)
 static void probe_drop(void *data)
 {
     probe *p = data;
-    atomic_fetch_sub_acq_rel(&p->clones, 1);
+    weft_atomic_fetch_sub_acq_rel(&p->clones, 1);
 }
 
 static probe g_probe;
@@ -227,10 +227,10 @@ static probe g_probe;
 /* Reset the probe to forward to a clone of `target`. */
 static weft_waker probe_start(probe *p, const weft_waker *target)
 {
-    atomic_store_relaxed(&p->clones, 0);
-    atomic_store_relaxed(&p->wakes, 0);
-    atomic_store_relaxed(&p->forbid, false);
-    atomic_store_relaxed(&p->bad_wakes, 0);
+    weft_atomic_store_relaxed(&p->clones, 0);
+    weft_atomic_store_relaxed(&p->wakes, 0);
+    weft_atomic_store_relaxed(&p->forbid, false);
+    weft_atomic_store_relaxed(&p->bad_wakes, 0);
     p->target = weft_waker_clone(target);
     weft_waker w = { &probe_ops, p };
     return w;
@@ -243,12 +243,12 @@ static void probe_stop(probe *p)
 
 static int probe_clones(probe *p)
 {
-    return atomic_load_acquire(&p->clones);
+    return weft_atomic_load_acquire(&p->clones);
 }
 
 static int probe_wakes(probe *p)
 {
-    return atomic_load_acquire(&p->wakes);
+    return weft_atomic_load_acquire(&p->wakes);
 }
 
 /* Poll `f` with the probe as its waker. */
@@ -295,13 +295,13 @@ typedef struct never {
 static weft_poll never_poll(weft_future *f, weft_cx *cx, void *out)
 {
     (void)cx, (void)out;
-    atomic_fetch_add_relaxed(&((never *)f)->n->polls, 1);
+    weft_atomic_fetch_add_relaxed(&((never *)f)->n->polls, 1);
     return WEFT_PENDING;
 }
 
 static void never_drop(weft_future *f)
 {
-    atomic_fetch_add_acq_rel(&((never *)f)->n->drops, 1);
+    weft_atomic_fetch_add_acq_rel(&((never *)f)->n->drops, 1);
 }
 
 static const weft_future_ops never_ops = { "never", sizeof(int), never_poll, never_drop, NULL };
@@ -323,7 +323,7 @@ typedef struct countdown {
 static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
 {
     countdown *c = (countdown *)f;
-    atomic_fetch_add_relaxed(&c->n->polls, 1);
+    weft_atomic_fetch_add_relaxed(&c->n->polls, 1);
     if (c->pending > 0) {
         c->pending--;
         weft_waker_wake_by_ref(cx->waker);
@@ -335,7 +335,7 @@ static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
 
 static void countdown_drop(weft_future *f)
 {
-    atomic_fetch_add_acq_rel(&((countdown *)f)->n->drops, 1);
+    weft_atomic_fetch_add_acq_rel(&((countdown *)f)->n->drops, 1);
 }
 
 static const weft_future_ops countdown_ops = { "countdown", sizeof(int), countdown_poll,
@@ -505,7 +505,7 @@ static weft_poll orderer_poll(weft_future *f, weft_cx *cx, void *out)
                     o->inversions++;
                 o->done[k] = true;
                 o->woke[k] = now;
-                o->seq[k] = atomic_fetch_add_relaxed(&g_order_counter, 1);
+                o->seq[k] = weft_atomic_fetch_add_relaxed(&g_order_counter, 1);
                 o->left--;
             }
         }
@@ -529,7 +529,7 @@ static const weft_future_ops orderer_ops = { "orderer", 0, orderer_poll, orderer
 static void test_sleeps_complete_in_deadline_order(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_order_counter, 0);
+    weft_atomic_store_relaxed(&g_order_counter, 0);
     orderer o;
     weft_future_init(&o.base, &orderer_ops, 0);
     weft_co_init(&o.co);
@@ -627,14 +627,14 @@ static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
     /* A timer never fires before its deadline, so a drop that returned
      * before it certainly cancelled an armed timer. */
     d->in_time = weft_now() < d->deadline;
-    d->state_after_drop = atomic_load_acquire(&d->s.entry.state_);
+    d->state_after_drop = weft_atomic_load_acquire(&d->s.entry.state_);
     d->armed_after_drop = wheel_armed();
     d->clones_after_drop = probe_clones(&g_probe);
     /* From here on no wake may reach the probe: cancelled means silent.
      * (After firing, the one wake has already been counted. Dropped late,
      * the timer may have fired first and its wake be on its way.) */
     if (d->when != DROP_WHILE_ARMED || d->in_time)
-        atomic_store_release(&g_probe.forbid, true);
+        weft_atomic_store_release(&g_probe.forbid, true);
     weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
     WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
     probe_stop(&g_probe);
@@ -656,7 +656,7 @@ static void run_dropper(dropper *d, int when)
     weft_co_init(&d->co);
     d->when = when;
     assert_int_equal(weft_block_on(g_rt, &d->base, NULL, 0), 0);
-    assert_int_equal(atomic_load_acquire(&g_probe.bad_wakes), 0);
+    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
     assert_int_equal(probe_clones(&g_probe), 0);
     assert_int_equal(wheel_armed(), 0);
     assert_true(weft_now() >= d->deadline + WEFT_MS(2));
@@ -875,8 +875,8 @@ static void test_timeout_inner_first_copies_output(void **state)
     assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
     assert_int_equal(tc.t.status, 0);
     assert_int_equal(out, 4242);
-    assert_int_equal(atomic_load_acquire(&n.polls), 4);
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), 4);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
     /* The hour-long timer went with it. */
     assert_int_equal(wheel_armed(), 0);
 }
@@ -898,8 +898,8 @@ static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **st
     assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
     assert_int_equal(j.status, 0);
     assert_int_equal(out, 5151);
-    assert_int_equal(atomic_load_acquire(&n.polls), 3);
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), 3);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
 }
 
 static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state)
@@ -915,9 +915,9 @@ static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state
     assert_true(weft_now() >= deadline);
     assert_int_equal(tn.t.status, -ETIMEDOUT);
     assert_int_equal(out, 0);
-    assert_true(atomic_load_acquire(&n.polls) >= 1);
+    assert_true(weft_atomic_load_acquire(&n.polls) >= 1);
     /* Once at expiry, not again when block_on dropped the timeout. */
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
     assert_int_equal(wheel_armed(), 0);
 }
 
@@ -934,7 +934,7 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
     assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
     assert_int_equal(tc.t.status, 0);
     assert_int_equal(out, 77);
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
 
     /* Same with weft_ready as the inner future and a deadline of 0. */
     weft_ready rd;
@@ -962,10 +962,10 @@ static void test_timeout_past_deadline_with_pending_inner_times_out_at_once(void
     assert_int_equal(poll_with(&tn.t.base, &noop, &out), WEFT_READY);
     assert_int_equal(tn.t.status, -ETIMEDOUT);
     assert_int_equal(out, 0);
-    assert_int_equal(atomic_load_acquire(&n.polls), 1);
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
     weft_future_drop(&tn.t.base);
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
     assert_true(misuse_reported(0, ""));
 }
 
@@ -1016,10 +1016,10 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
     assert_int_equal(weft_spawn(g_rt, &tc.t.base, sizeof tc, NULL), -EPERM);
     assert_true(misuse_reported(1, "weft_timeout"));
     /* Still ours: nothing was spawned, nothing dropped. */
-    assert_int_equal(atomic_load_acquire(&n.drops), 0);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
     weft_future_drop(&tc.t.base);
-    assert_int_equal(atomic_load_acquire(&n.drops), 1);
-    assert_int_equal(atomic_load_acquire(&n.polls), 0);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), 0);
 
     /* A Send inner makes a Send timeout, which runs on a worker. */
     countdown_init(&tc.inner, 0, 1, &n, WEFT_F_SEND);
@@ -1039,7 +1039,7 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
     assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
     assert_int_equal(j.status, 0);
     assert_int_equal(out, 31);
-    assert_int_equal(atomic_load_acquire(&m.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&m.drops), 1);
     assert_int_equal(wheel_armed(), 0);
 }
 
@@ -1067,7 +1067,7 @@ static weft_poll timeout_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     for (int i = 0; i < RETRIES; i++) {
         /* A retry (deadline passed before the first poll: it timed out at
          * once) starts over with a fresh inner future. */
-        atomic_store_relaxed(&d->n.drops, 0);
+        weft_atomic_store_relaxed(&d->n.drops, 0);
         never_init(&d->tn.inner, &d->n, WEFT_F_SEND);
         if (weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)) != 0)
             WEFT_CO_RETURN(&d->co);
@@ -1082,9 +1082,9 @@ static weft_poll timeout_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     d->in_time = weft_now() < d->tn.t.sleep.deadline;
     d->armed_after = wheel_armed();
     d->clones_after = probe_clones(&g_probe);
-    d->drops_after = atomic_load_acquire(&d->n.drops);
+    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
     if (d->in_time) /* else the timer may have fired first */
-        atomic_store_release(&g_probe.forbid, true);
+        weft_atomic_store_release(&g_probe.forbid, true);
     weft_sleep_until_init(&d->guard, d->tn.t.sleep.deadline + WEFT_MS(2));
     WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
     probe_stop(&g_probe);
@@ -1110,8 +1110,8 @@ static void test_timeout_dropped_while_pending_drops_inner_and_disarms(void **st
     assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
     assert_int_equal(d.first, WEFT_PENDING);
     assert_int_equal(d.drops_after, 1);
-    assert_int_equal(atomic_load_acquire(&d.n.drops), 1);
-    assert_int_equal(atomic_load_acquire(&g_probe.bad_wakes), 0);
+    assert_int_equal(weft_atomic_load_acquire(&d.n.drops), 1);
+    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
     if (!d.in_time)
         skip(); /* descheduled past the deadline: the timer may have fired */
     assert_int_equal(d.armed_before, 1);
@@ -1315,7 +1315,7 @@ static weft_poll interval_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     d->armed_after = wheel_armed();
     d->clones_after = probe_clones(&g_probe);
     if (d->in_time) /* else the timer may have fired first */
-        atomic_store_release(&g_probe.forbid, true);
+        weft_atomic_store_release(&g_probe.forbid, true);
     weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
     WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
     probe_stop(&g_probe);
@@ -1342,7 +1342,7 @@ static void test_interval_dropped_while_armed_is_never_woken(void **state)
     assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
     assert_int_equal(d.r0, WEFT_NEXT_ITEM);
     assert_int_equal(d.r1, WEFT_NEXT_PENDING);
-    assert_int_equal(atomic_load_acquire(&g_probe.bad_wakes), 0);
+    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
     if (!d.in_time)
         skip(); /* descheduled past the deadline: the timer may have fired */
     assert_int_equal(d.armed_before, 1);
@@ -1397,10 +1397,10 @@ static twaker *tw_new(srec *r, const weft_waker *task)
     twaker *t = malloc(sizeof *t);
     if (!t)
         abort();
-    atomic_init(&t->refs, 1);
+    weft_atomic_init(&t->refs, 1);
     t->r = r;
     t->task = weft_waker_clone(task);
-    atomic_fetch_add_relaxed(&g_twakers_live, 1);
+    weft_atomic_fetch_add_relaxed(&g_twakers_live, 1);
     return t;
 }
 
@@ -1408,7 +1408,7 @@ static weft_waker tw_clone(const void *data)
 {
     twaker *t = (twaker *)data;
     /* Relaxed: a new reference is made from an existing one. */
-    atomic_fetch_add_relaxed(&t->refs, 1);
+    weft_atomic_fetch_add_relaxed(&t->refs, 1);
     weft_waker w = { &tw_ops, t };
     return w;
 }
@@ -1416,21 +1416,21 @@ static weft_waker tw_clone(const void *data)
 static void tw_release(twaker *t)
 {
     /* AcqRel: the last holder sees every other holder's use first. */
-    if (atomic_fetch_sub_acq_rel(&t->refs, 1) == 1) {
+    if (weft_atomic_fetch_sub_acq_rel(&t->refs, 1) == 1) {
         weft_waker_drop(&t->task);
         free(t);
-        atomic_fetch_sub_acq_rel(&g_twakers_live, 1);
+        weft_atomic_fetch_sub_acq_rel(&g_twakers_live, 1);
     }
 }
 
 static void tw_note(twaker *t)
 {
     srec *r = t->r;
-    if (atomic_fetch_add_acq_rel(&r->wakes, 1) >= 1)
-        atomic_fetch_add_relaxed(&v_double_fire, 1);
+    if (weft_atomic_fetch_add_acq_rel(&r->wakes, 1) >= 1)
+        weft_atomic_fetch_add_relaxed(&v_double_fire, 1);
     /* Acquire: pairs with the release store of `quiet` after the drop. */
-    if (atomic_load_acquire(&r->quiet))
-        atomic_fetch_add_relaxed(&v_woken_after_cancel, 1);
+    if (weft_atomic_load_acquire(&r->quiet))
+        weft_atomic_fetch_add_relaxed(&v_woken_after_cancel, 1);
     weft_waker_wake_by_ref(&t->task);
 }
 
@@ -1461,8 +1461,8 @@ static weft_poll tsleep_poll(weft_future *f, weft_cx *cx, void *out)
 {
     tsleep *t = (tsleep *)f;
     (void)out;
-    if (atomic_load_acquire(&t->r->dropped))
-        atomic_fetch_add_relaxed(&v_polled_after_drop, 1);
+    if (weft_atomic_load_acquire(&t->r->dropped))
+        weft_atomic_fetch_add_relaxed(&v_polled_after_drop, 1);
     twaker *tw = tw_new(t->r, cx->waker);
     weft_waker w = { &tw_ops, tw };
     weft_cx inner;
@@ -1474,8 +1474,8 @@ static weft_poll tsleep_poll(weft_future *f, weft_cx *cx, void *out)
     tw_release(tw); /* the wheel holds its own clone if it armed */
     if (r == WEFT_READY) {
         if (weft_now() < t->s.deadline)
-            atomic_fetch_add_relaxed(&v_early, 1);
-        atomic_fetch_add_relaxed(&n_completed, 1);
+            weft_atomic_fetch_add_relaxed(&v_early, 1);
+        weft_atomic_fetch_add_relaxed(&n_completed, 1);
     }
     return r;
 }
@@ -1487,14 +1487,14 @@ static void tsleep_drop(weft_future *f)
     /* What the drop left: IDLE (never armed, or cancelled: the wheel let
      * go of it for good) or FIRED (the wheel took its waker; a wake may
      * still be on its way). Never still armed. */
-    uint32_t st = atomic_load_acquire(&t->s.entry.state_);
+    uint32_t st = weft_atomic_load_acquire(&t->s.entry.state_);
     if (st == WEFT__TIMER_ARMED)
-        atomic_fetch_add_relaxed(&v_armed_after_drop, 1);
+        weft_atomic_fetch_add_relaxed(&v_armed_after_drop, 1);
     if (st != WEFT__TIMER_FIRED)
-        atomic_store_release(&t->r->quiet, 1); /* pairs with tw_note */
-    if (atomic_fetch_add_acq_rel(&t->r->dropped, 1) != 0)
-        atomic_fetch_add_relaxed(&v_double_drop, 1);
-    atomic_fetch_add_relaxed(&n_dropped, 1);
+        weft_atomic_store_release(&t->r->quiet, 1); /* pairs with tw_note */
+    if (weft_atomic_fetch_add_acq_rel(&t->r->dropped, 1) != 0)
+        weft_atomic_fetch_add_relaxed(&v_double_drop, 1);
+    weft_atomic_fetch_add_relaxed(&n_dropped, 1);
 }
 
 static const weft_future_ops tsleep_ops = { "tsleep", 0, tsleep_poll, tsleep_drop, NULL };
@@ -1554,12 +1554,12 @@ static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
             t->ny = (unsigned)(r >> 44) % 3;
         }
         if (t->mode == 0) {
-            atomic_fetch_add_relaxed(&n_before_poll, 1);
+            weft_atomic_fetch_add_relaxed(&n_before_poll, 1);
             storm_drop_sleep(t);
         } else if (t->mode == 1) {
             /* Armed, then dropped now or after a few turns (it may fire
              * meanwhile). */
-            atomic_fetch_add_relaxed(&n_while_armed, 1);
+            weft_atomic_fetch_add_relaxed(&n_while_armed, 1);
             if (weft_future_poll(&t->ts.base, cx, NULL) == WEFT_PENDING)
                 for (t->y = 0; t->y < t->ny; t->y++)
                     WEFT_CO_YIELD(&t->co, cx);
@@ -1569,9 +1569,9 @@ static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
             WEFT_AWAIT(&t->co, cx, &t->ts.base, NULL);
         } else {
             /* Fired (its waker woken), then dropped without a last poll. */
-            atomic_fetch_add_relaxed(&n_after_fire, 1);
+            weft_atomic_fetch_add_relaxed(&n_after_fire, 1);
             if (weft_future_poll(&t->ts.base, cx, NULL) == WEFT_PENDING)
-                CO_WAIT_UNTIL(&t->co, atomic_load_acquire(&t->ts.r->wakes) > 0);
+                CO_WAIT_UNTIL(&t->co, weft_atomic_load_acquire(&t->ts.r->wakes) > 0);
             storm_drop_sleep(t);
         }
     }
@@ -1604,7 +1604,7 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
                              &n_while_armed, &n_after_fire, &n_completed, &n_dropped,
                              &g_twakers_live };
     for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
-        atomic_store_relaxed(ctrs[i], 0);
+        weft_atomic_store_relaxed(ctrs[i], 0);
 
     static weft_join joins[STORM_TASKS];
     for (unsigned k = 0; k < STORM_TASKS; k++) {
@@ -1622,29 +1622,29 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
     }
     /* Wakes already taken out of the wheel may still be running. */
     weft_instant give_up = weft_now() + WATCHDOG_NS;
-    while (atomic_load_acquire(&g_twakers_live) != 0) {
+    while (weft_atomic_load_acquire(&g_twakers_live) != 0) {
         if (weft_now() > give_up)
             fail_msg("seed %" PRIu64 ": %ld tracking wakers never released", seed,
-                     atomic_load_acquire(&g_twakers_live));
+                     weft_atomic_load_acquire(&g_twakers_live));
         sched_yield();
     }
-    long before = atomic_load_relaxed(&n_before_poll),
-         armed = atomic_load_relaxed(&n_while_armed),
-         fired = atomic_load_relaxed(&n_after_fire);
+    long before = weft_atomic_load_relaxed(&n_before_poll),
+         armed = weft_atomic_load_relaxed(&n_while_armed),
+         fired = weft_atomic_load_relaxed(&n_after_fire);
     print_message("dropped: %ld before first poll, %ld armed, %ld after firing, "
                   "%ld completed\n",
-                  before, armed, fired, atomic_load_relaxed(&n_completed));
-    assert_int_equal(atomic_load_relaxed(&n_dropped), STORM_N);
+                  before, armed, fired, weft_atomic_load_relaxed(&n_completed));
+    assert_int_equal(weft_atomic_load_relaxed(&n_dropped), STORM_N);
     for (size_t i = 0; i < STORM_N; i++)
-        if (atomic_load_relaxed(&g_srec[i].dropped) != 1)
+        if (weft_atomic_load_relaxed(&g_srec[i].dropped) != 1)
             fail_msg("seed %" PRIu64 ": sleep %zu dropped %u times", seed, i,
-                     (unsigned)atomic_load_relaxed(&g_srec[i].dropped));
-    assert_int_equal(atomic_load_relaxed(&v_woken_after_cancel), 0);
-    assert_int_equal(atomic_load_relaxed(&v_polled_after_drop), 0);
-    assert_int_equal(atomic_load_relaxed(&v_armed_after_drop), 0);
-    assert_int_equal(atomic_load_relaxed(&v_early), 0);
-    assert_int_equal(atomic_load_relaxed(&v_double_fire), 0);
-    assert_int_equal(atomic_load_relaxed(&v_double_drop), 0);
+                     (unsigned)weft_atomic_load_relaxed(&g_srec[i].dropped));
+    assert_int_equal(weft_atomic_load_relaxed(&v_woken_after_cancel), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&v_polled_after_drop), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&v_armed_after_drop), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&v_early), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&v_double_fire), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&v_double_drop), 0);
     assert_true(before > 0 && armed > 0 && fired > 0);
     assert_int_equal(wheel_armed(), 0);
     free(g_srec);
@@ -1677,7 +1677,7 @@ static weft_poll hour_sleep_poll(weft_future *f, weft_cx *cx, void *out)
     weft_poll r = weft_future_poll(&h->s.base, cx, out);
     if (r == WEFT_PENDING && !h->counted) {
         h->counted = true;
-        atomic_fetch_add_acq_rel(&g_shut_armed, 1);
+        weft_atomic_fetch_add_acq_rel(&g_shut_armed, 1);
     }
     return r;
 }
@@ -1686,7 +1686,7 @@ static void hour_sleep_drop(weft_future *f)
 {
     hour_sleep *h = (hour_sleep *)f;
     weft_future_drop(&h->s.base);
-    atomic_fetch_add_acq_rel(&g_shut_sleep_drops[h->id], 1);
+    weft_atomic_fetch_add_acq_rel(&g_shut_sleep_drops[h->id], 1);
 }
 
 static const weft_future_ops hour_sleep_ops = { "hour_sleep", 0, hour_sleep_poll,
@@ -1722,7 +1722,7 @@ static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
             WEFT_CO_RETURN(&t->co);
         /* One poll by hand to count it as armed, then await it. */
         if (weft_future_poll(&t->tn.t.base, cx, &t->out) == WEFT_PENDING) {
-            atomic_fetch_add_acq_rel(&g_shut_armed, 1);
+            weft_atomic_fetch_add_acq_rel(&g_shut_armed, 1);
             WEFT_AWAIT(&t->co, cx, &t->tn.t.base, &t->out);
         } else {
             weft_future_drop(&t->tn.t.base);
@@ -1735,7 +1735,7 @@ static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
         /* The next is an hour away: count it once its timer is armed. */
         t->rc = weft_stream_poll_next(&t->iv.base, cx, &t->item);
         if (t->rc == WEFT_NEXT_PENDING) {
-            atomic_fetch_add_acq_rel(&g_shut_armed, 1);
+            weft_atomic_fetch_add_acq_rel(&g_shut_armed, 1);
             CO_NEXT(&t->co, cx, &t->iv.base, &t->item, t->rc);
         }
     }
@@ -1749,7 +1749,7 @@ static void hour_task_drop(weft_future *f)
     weft_co_drop(&t->co);
     if (t->iv_live)
         weft_stream_drop(&t->iv.base);
-    atomic_fetch_add_acq_rel(&g_shut_drops[t->id], 1);
+    weft_atomic_fetch_add_acq_rel(&g_shut_drops[t->id], 1);
 }
 
 static const weft_future_ops hour_task_ops = { "hour_task", 0, hour_task_poll, hour_task_drop,
@@ -1758,12 +1758,12 @@ static const weft_future_ops hour_task_ops = { "hour_task", 0, hour_task_poll, h
 static void test_shutdown_with_pending_timers_drops_everything_once(void **state)
 {
     (void)state;
-    atomic_store_relaxed(&g_shut_armed, 0);
+    weft_atomic_store_relaxed(&g_shut_armed, 0);
     for (int i = 0; i < SHUT_TASKS; i++) {
-        atomic_store_relaxed(&g_shut_drops[i], 0);
-        atomic_store_relaxed(&g_shut_sleep_drops[i], 0);
-        atomic_store_relaxed(&g_shut_inner[i].polls, 0);
-        atomic_store_relaxed(&g_shut_inner[i].drops, 0);
+        weft_atomic_store_relaxed(&g_shut_drops[i], 0);
+        weft_atomic_store_relaxed(&g_shut_sleep_drops[i], 0);
+        weft_atomic_store_relaxed(&g_shut_inner[i].polls, 0);
+        weft_atomic_store_relaxed(&g_shut_inner[i].drops, 0);
     }
     weft_join joins[SHUT_TASKS];
     for (int i = 0; i < SHUT_TASKS; i++) {
@@ -1781,11 +1781,11 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
     g_rt = NULL;
 
     for (int i = 0; i < SHUT_TASKS; i++) {
-        assert_int_equal(atomic_load_acquire(&g_shut_drops[i]), 1);
+        assert_int_equal(weft_atomic_load_acquire(&g_shut_drops[i]), 1);
         if (i % 3 == 0)
-            assert_int_equal(atomic_load_acquire(&g_shut_sleep_drops[i]), 1);
+            assert_int_equal(weft_atomic_load_acquire(&g_shut_sleep_drops[i]), 1);
         if (i % 3 == 1)
-            assert_int_equal(atomic_load_acquire(&g_shut_inner[i].drops), 1);
+            assert_int_equal(weft_atomic_load_acquire(&g_shut_inner[i].drops), 1);
     }
     /* Join handles outlive the runtime and report the cancellation. */
     weft_waker noop = weft_waker_noop();
@@ -1820,11 +1820,11 @@ static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_BEGIN(&h->co);
     weft_sleep_init(&h->nap, WEFT_MS(1));
     WEFT_AWAIT(&h->co, cx, &h->nap.base, NULL);
-    atomic_store_release(&g_hog_running, 1);
+    weft_atomic_store_release(&g_hog_running, 1);
     {
         weft_instant give_up = weft_now() + HOG_GIVE_UP;
         int gave_up = 0;
-        while (!atomic_load_acquire(&g_hog_release)) {
+        while (!weft_atomic_load_acquire(&g_hog_release)) {
             if (weft_now() > give_up) {
                 gave_up = 1;
                 break;
@@ -1853,8 +1853,8 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
 {
     (void)state;
     for (int round = 0; round < 3; round++) {
-        atomic_store_relaxed(&g_hog_running, 0);
-        atomic_store_relaxed(&g_hog_release, false);
+        weft_atomic_store_relaxed(&g_hog_running, 0);
+        weft_atomic_store_relaxed(&g_hog_release, false);
         hog h;
         weft_future_init(&h.base, &hog_ops, WEFT_F_SEND);
         weft_co_init(&h.co);
@@ -1865,7 +1865,7 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
         weft_sleep s;
         weft_sleep_init(&s, WEFT_MS(2));
         assert_int_equal(weft_block_on(g_rt, &s.base, NULL, 0), 0);
-        atomic_store_release(&g_hog_release, true);
+        weft_atomic_store_release(&g_hog_release, true);
 
         int gave_up = -1;
         assert_int_equal(weft_block_on(g_rt, &j.base, &gave_up, sizeof gave_up), 0);
@@ -1891,7 +1891,7 @@ static void test_sleep_polled_outside_runtime_reports_misuse(void **state)
     /* It stays pending (and reports again): nothing was armed anywhere. */
     assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
     assert_true(misuse_reported(2, "weft_sleep"));
-    assert_int_equal(atomic_load_relaxed(&s.entry.state_), WEFT__TIMER_IDLE);
+    assert_int_equal(weft_atomic_load_relaxed(&s.entry.state_), WEFT__TIMER_IDLE);
     assert_int_equal(wheel_armed(), 0);
     weft_future_drop(&s.base);
 #ifdef NDEBUG

@@ -1,61 +1,11 @@
-/* The allocator hook, weft_strerror and misuse reporting. */
+/* Error strings, misuse reports and fatal errors (see errors.h). */
 #include "weft/common.h"
-#include "alloc.h"
+#include "core/errors.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *default_alloc(size_t size, void *ctx)
-{
-    (void)ctx;
-    return malloc(size);
-}
-
-static void default_free(void *p, void *ctx)
-{
-    (void)ctx;
-    free(p);
-}
-
-/* Set before runtimes start and read by every thread afterwards: the
- * happens-before comes from pthread_create / the caller's own ordering, as
- * documented on weft_set_allocator. */
-static weft_allocator g_alloc = { default_alloc, default_free, NULL };
-
-int weft_set_allocator(const weft_allocator *a)
-{
-    if (!a) {
-        g_alloc.alloc = default_alloc;
-        g_alloc.free = default_free;
-        g_alloc.ctx = NULL;
-        return 0;
-    }
-    if (!a->alloc || !a->free)
-        return -EINVAL;
-    g_alloc = *a;
-    return 0;
-}
-
-void *weft__alloc(size_t size)
-{
-    return g_alloc.alloc(size, g_alloc.ctx);
-}
-
-void *weft__calloc(size_t size)
-{
-    void *p = g_alloc.alloc(size, g_alloc.ctx);
-    if (p)
-        memset(p, 0, size);
-    return p;
-}
-
-void weft__free(void *p)
-{
-    if (p)
-        g_alloc.free(p, g_alloc.ctx);
-}
 
 const char *weft_strerror(int err)
 {
@@ -88,7 +38,7 @@ void weft_set_misuse_handler(weft_misuse_fn *fn, void *arg)
     g_misuse_arg = fn ? arg : NULL;
 }
 
-#ifndef NDEBUG
+#if WEFT_DEBUG_LEVEL >= 1
 void weft__misuse(const char *fmt, ...)
 {
     char buf[256];
@@ -99,3 +49,13 @@ void weft__misuse(const char *fmt, ...)
     g_misuse(buf, g_misuse_arg);
 }
 #endif
+
+_Noreturn void weft__die(const char *file, int line, const char *msg, int err)
+{
+    if (err)
+        fprintf(stderr, "weft: fatal: %s: %s (errno %d) at %s:%d\n", msg, strerror(err),
+                err, file, line);
+    else
+        fprintf(stderr, "weft: fatal: %s at %s:%d\n", msg, file, line);
+    abort();
+}

@@ -20,19 +20,18 @@
  *
  * Removal is O(1): entries are in doubly linked lists and know their
  * level and slot. Invariant: an armed entry's when_ > elapsed, except on
- * the pending list. Concurrency: everything here runs under the wheel's
- * lock; see time.c for who takes it. */
-#include "timer.h"
+ * the pending list. Concurrency: none here; time/driver.c calls these
+ * under its lock. */
+#include "time/wheel.h"
+#include "core/errors.h"
 
 #include <string.h>
 
 void weft__wheel_init(weft__wheel *w, uint64_t origin_ns)
 {
     memset(w, 0, sizeof *w);
-    weft__spin_init(&w->lock);
     w->origin_ns = origin_ns;
-    w->driver_deadline = WEFT__WHEEL_NONE;
-    atomic_init(&w->next_due, WEFT__WHEEL_NONE);
+    weft_atomic_init(&w->next_due, WEFT__WHEEL_NONE);
 }
 
 uint64_t weft__wheel_tick_ceil(const weft__wheel *w, weft_instant t)
@@ -196,8 +195,8 @@ size_t weft__wheel_poll(weft__wheel *w, uint64_t now, weft_waker *out, size_t ma
             e->waker_.ops = NULL;
             e->waker_.data = NULL;
             /* Release: the entry's owner may reuse or free it once it
-             * reads FIRED (pairs with the acquire loads in time.c). */
-            atomic_store_release(&e->state_, WEFT__TIMER_FIRED);
+             * reads FIRED (pairs with the acquire loads in time/driver.c). */
+            weft_atomic_store_release(&e->state_, WEFT__TIMER_FIRED);
         }
         if (n == max)
             break;
@@ -211,6 +210,6 @@ size_t weft__wheel_poll(weft__wheel *w, uint64_t now, weft_waker *out, size_t ma
         process_slot(w, level, slot, deadline);
     }
     /* Relaxed: see next_due in timer.h. */
-    atomic_store_relaxed(&w->next_due, weft__wheel_next_due(w));
+    weft_atomic_store_relaxed(&w->next_due, weft__wheel_next_due(w));
     return n;
 }

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "sys.h"
+#include "core/sys.h"
 #include "support/counting_alloc.h"
 
 static void test_clock_is_monotonic_and_matches_weft_now(void **state)

@@ -18,8 +18,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "park.h"
+#include "core/atomic.h"
+#include "core/park.h"
 
 /* The state word's value while the owner sleeps (park.c: EMPTY 0,
  * PARKED 1, NOTIFIED 2). Watching it lets a test unpark only once the
@@ -70,7 +70,7 @@ static void test_park_wakes_on_unpark_from_other_thread(void **state)
     (void)state;
     struct wake_arg w = { .payload = 0 };
     weft__parker_init(&w.p);
-    atomic_init(&w.about_to_park, false);
+    weft_atomic_init(&w.about_to_park, false);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, unpark_when_parked, &w), 0);
     /* Release: the parker's init happens-before the other thread uses it. */
@@ -153,7 +153,7 @@ static void test_park_no_lost_wakeup_with_many_unparkers(void **state)
     (void)state;
     struct many m;
     weft__parker_init(&m.p);
-    atomic_init(&m.work, 0);
+    weft_atomic_init(&m.work, 0);
     pthread_t th[WAKERS];
     for (unsigned i = 0; i < WAKERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, waker, &m), 0);
@@ -232,9 +232,9 @@ static void test_park_stays_parked_when_a_signal_interrupts_the_wait(void **stat
     struct signal_arg s;
     weft__parker_init(&s.p);
     s.parked_thread = pthread_self();
-    atomic_init(&s.announced, 0);
-    atomic_init(&s.unparked, 0);
-    atomic_init(&s.stop, false);
+    weft_atomic_init(&s.announced, 0);
+    weft_atomic_init(&s.unparked, 0);
+    weft_atomic_init(&s.stop, false);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, signal_then_unpark, &s), 0);
     unsigned early = 0;
@@ -291,7 +291,7 @@ static void test_park_timeout_wakes_on_unpark_from_other_thread(void **state)
     (void)state;
     struct wake_arg w = { .payload = 0 };
     weft__parker_init(&w.p);
-    atomic_init(&w.about_to_park, false);
+    weft_atomic_init(&w.about_to_park, false);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, unpark_when_parked, &w), 0);
     atomic_store_explicit(&w.about_to_park, true, memory_order_release);
@@ -342,8 +342,8 @@ static void test_park_timeout_racing_unpark_never_loses_or_duplicates_token(void
     (void)state;
     struct race_arg r;
     weft__parker_init(&r.p);
-    atomic_init(&r.go, 0);
-    atomic_init(&r.done, 0);
+    weft_atomic_init(&r.go, 0);
+    weft_atomic_init(&r.done, 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, unpark_each_round, &r), 0);
     unsigned lost = 0, duplicated = 0;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "atomic.h"
+#include "core/atomic.h"
 #include "support/misuse_capture.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -51,7 +51,7 @@ static weft_waker cw_clone(const void *data)
     for (unsigned i = 0; i < c->clone_spin; i++)
         weft__cpu_relax();
     /* Relaxed: a statistic read after a handshake that orders it. */
-    atomic_fetch_add_relaxed(&c->clones, 1);
+    weft_atomic_fetch_add_relaxed(&c->clones, 1);
     weft_waker w = { &cw_ops, c };
     return w;
 }
@@ -59,31 +59,31 @@ static weft_waker cw_clone(const void *data)
 static void cw_wake(void *data)
 {
     counting_waker *c = data;
-    atomic_store_relaxed(&c->last_waker, tl_thread_id);
-    atomic_fetch_add_relaxed(&c->wakes, 1);
+    weft_atomic_store_relaxed(&c->last_waker, tl_thread_id);
+    weft_atomic_fetch_add_relaxed(&c->wakes, 1);
 }
 
 static void cw_wake_by_ref(const void *data)
 {
     counting_waker *c = (counting_waker *)data;
-    atomic_store_relaxed(&c->last_waker, tl_thread_id);
-    atomic_fetch_add_relaxed(&c->wake_by_refs, 1);
+    weft_atomic_store_relaxed(&c->last_waker, tl_thread_id);
+    weft_atomic_fetch_add_relaxed(&c->wake_by_refs, 1);
 }
 
 static void cw_drop(void *data)
 {
     counting_waker *c = data;
-    atomic_fetch_add_relaxed(&c->drops, 1);
+    weft_atomic_fetch_add_relaxed(&c->drops, 1);
 }
 
 static void cw_init(counting_waker *c)
 {
-    atomic_init(&c->clones, 0);
-    atomic_init(&c->wakes, 0);
-    atomic_init(&c->wake_by_refs, 0);
-    atomic_init(&c->drops, 0);
+    weft_atomic_init(&c->clones, 0);
+    weft_atomic_init(&c->wakes, 0);
+    weft_atomic_init(&c->wake_by_refs, 0);
+    weft_atomic_init(&c->drops, 0);
     c->clone_spin = 0;
-    atomic_init(&c->last_waker, 0);
+    weft_atomic_init(&c->last_waker, 0);
 }
 
 static weft_waker cw_waker(counting_waker *c)
@@ -94,14 +94,14 @@ static weft_waker cw_waker(counting_waker *c)
 
 static long cw_woken(counting_waker *c)
 {
-    return atomic_load_relaxed(&c->wakes) + atomic_load_relaxed(&c->wake_by_refs);
+    return weft_atomic_load_relaxed(&c->wakes) + weft_atomic_load_relaxed(&c->wake_by_refs);
 }
 
 /* Clones not yet given back by a wake or a drop. */
 static long cw_outstanding(counting_waker *c)
 {
-    return atomic_load_relaxed(&c->clones) - atomic_load_relaxed(&c->wakes) -
-           atomic_load_relaxed(&c->drops);
+    return weft_atomic_load_relaxed(&c->clones) - weft_atomic_load_relaxed(&c->wakes) -
+           weft_atomic_load_relaxed(&c->drops);
 }
 
 static int misuse_setup(void **state)
@@ -171,7 +171,7 @@ static void spin_until_eq(_Atomic long *flag, long want)
     unsigned n = 0;
     /* Acquire: pairs with the release store of the other side, so what it
      * wrote before the store is visible after the loop. */
-    while (atomic_load_acquire(flag) != want) {
+    while (weft_atomic_load_acquire(flag) != want) {
         if (++n % 64 == 0)
             sched_yield();
         else
@@ -405,7 +405,7 @@ static void test_atomic_waker_register_then_wake_wakes_once(void **state)
     weft_atomic_waker_init(&aw);
 
     weft_atomic_waker_register(&aw, &w);
-    assert_int_equal(atomic_load_relaxed(&c.clones), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c.clones), 1);
     assert_int_equal(cw_woken(&c), 0);
     weft_atomic_waker_wake(&aw);
     assert_int_equal(cw_woken(&c), 1);
@@ -448,13 +448,13 @@ static void test_atomic_waker_reregister_same_waker_does_not_clone_again(void **
 
     for (int i = 0; i < 5; i++)
         weft_atomic_waker_register(&aw, &wa);
-    assert_int_equal(atomic_load_relaxed(&a.clones), 1);
-    assert_int_equal(atomic_load_relaxed(&a.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&a.clones), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&a.drops), 0);
 
     /* A different waker replaces the stored one: the old clone is dropped. */
     weft_atomic_waker_register(&aw, &wb);
-    assert_int_equal(atomic_load_relaxed(&a.drops), 1);
-    assert_int_equal(atomic_load_relaxed(&b.clones), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&a.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&b.clones), 1);
     weft_atomic_waker_wake(&aw);
     assert_int_equal(cw_woken(&a), 0);
     assert_int_equal(cw_woken(&b), 1);
@@ -485,7 +485,7 @@ static void test_atomic_waker_take_hands_over_without_waking(void **state)
     assert_int_equal(cw_woken(&c), 0);
     /* The caller owns the taken waker. */
     weft_waker_wake(&taken);
-    assert_int_equal(atomic_load_relaxed(&c.wakes), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c.wakes), 1);
     weft_atomic_waker_fini(&aw);
     assert_int_equal(cw_outstanding(&c), 0);
 }
@@ -501,7 +501,7 @@ static void test_atomic_waker_fini_drops_the_registered_waker(void **state)
     weft_atomic_waker_register(&aw, &w);
     assert_int_equal(cw_outstanding(&c), 1);
     weft_atomic_waker_fini(&aw);
-    assert_int_equal(atomic_load_relaxed(&c.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c.drops), 1);
     assert_int_equal(cw_woken(&c), 0);
     assert_int_equal(cw_outstanding(&c), 0);
 
@@ -561,14 +561,14 @@ static void *race_producer(void *arg)
         short_spin(&rng);
         /* SeqCst: the data store, the `registered` load below and the
          * consumer's accesses form one order, which the assertions use. */
-        atomic_store_seq_cst(&r->data, round);
-        bool after_register = atomic_load_seq_cst(&r->registered) == round;
+        weft_atomic_store_seq_cst(&r->data, round);
+        bool after_register = weft_atomic_load_seq_cst(&r->registered) == round;
         weft_atomic_waker_wake(&r->aw);
         if (after_register)
-            atomic_store_relaxed(&r->saw_registered, round);
+            weft_atomic_store_relaxed(&r->saw_registered, round);
         /* Release: the wake's effects and saw_registered are visible to the
          * consumer once it sees pdone (pairs with spin_until_eq). */
-        atomic_store_release(&r->pdone, round);
+        weft_atomic_store_release(&r->pdone, round);
     }
     return NULL;
 }
@@ -582,11 +582,11 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
     cw_init(&r->wk[1]);
     r->wk[0].clone_spin = 64;
     r->wk[1].clone_spin = 64;
-    atomic_init(&r->go, 0);
-    atomic_init(&r->pdone, 0);
-    atomic_init(&r->data, 0);
-    atomic_init(&r->registered, 0);
-    atomic_init(&r->saw_registered, 0);
+    weft_atomic_init(&r->go, 0);
+    weft_atomic_init(&r->pdone, 0);
+    weft_atomic_init(&r->data, 0);
+    weft_atomic_init(&r->registered, 0);
+    weft_atomic_init(&r->saw_registered, 0);
 
     pthread_t producer;
     assert_int_equal(pthread_create(&producer, NULL, race_producer, r), 0);
@@ -599,16 +599,16 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
         long before = cw_woken(c);
         /* Release: the previous round's checks are done before the producer
          * starts the next wake. */
-        atomic_store_release(&r->go, round);
+        weft_atomic_store_release(&r->go, round);
         short_spin(&rng);
         weft_atomic_waker_register(&r->aw, &w);
-        atomic_store_seq_cst(&r->registered, round);
-        long seen = atomic_load_seq_cst(&r->data);
+        weft_atomic_store_seq_cst(&r->registered, round);
+        long seen = weft_atomic_load_seq_cst(&r->data);
         spin_until_eq(&r->pdone, round);
 
         long woke = cw_woken(c) - before;
         bool stored = r->aw.waker.data == c;
-        bool wake_after = atomic_load_relaxed(&r->saw_registered) == round;
+        bool wake_after = weft_atomic_load_relaxed(&r->saw_registered) == round;
         if (woke > 1)
             fail_msg("round %ld: one wake woke the waker %ld times", round, woke);
         if (wake_after && woke != 1)
@@ -622,7 +622,7 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
                      stored ? "woken and still registered"
                             : "neither woken nor registered (wake lost)");
         if (woke == 1) {
-            if (atomic_load_relaxed(&c->last_waker) == 1)
+            if (weft_atomic_load_relaxed(&c->last_waker) == 1)
                 woken_by_registerer++;
         } else {
             left_registered++;

@@ -1,8 +1,8 @@
 /* Private: a one-thread parker on a futex — park sleeps until unpark; an
  * unpark that comes first makes the next park return at once (a token, so
  * no wakeup is lost). */
-#ifndef WEFT_SCHED_PARK_H
-#define WEFT_SCHED_PARK_H
+#ifndef WEFT_CORE_PARK_H
+#define WEFT_CORE_PARK_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,12 +1,14 @@
-/* Private: weft's own bits in weft_future.flags / weft_stream.flags. */
-#ifndef WEFT_SCHED_FUTURE_INTERNAL_H
-#define WEFT_SCHED_FUTURE_INTERNAL_H
+/* Private: weft's own bits in weft_future.flags / weft_stream.flags, and
+ * the check every call that takes a caller's future (spawn, block_on)
+ * makes first. */
+#ifndef WEFT_CORE_FUTURE_H
+#define WEFT_CORE_FUTURE_H
 
 #define WEFT_F__POLLED 0x40000000u /* polled at least once: pinned */
 #define WEFT_F__DONE 0x80000000u   /* returned READY / DONE (debug builds) */
 
 #include "weft/future.h"
-#include "alloc.h"
+#include "core/errors.h"
 
 /* Check a future handed to weft (spawn, block_on) before it is copied or
  * polled: well-formed ops, and never polled (it would be pinned

@@ -1,0 +1,135 @@
+/* The future contract's runtime side: checked polling (debug builds report
+ * a future or stream moved after its first poll, or polled after it
+ * finished), and the ready-made leaf futures weft_yield and weft_ready. */
+#include "weft/future.h"
+#include "weft/iter.h"
+#include "core/errors.h"
+#include "core/future.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* ---- checked polling ------------------------------------------------------ */
+
+#if WEFT_DEBUG_LEVEL >= 1
+static uint32_t pin_tag_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uint32_t t = (uint32_t)(a ^ (a >> 32));
+    return t ? t : 1u;
+}
+#endif
+
+/* Returns false when the poll must be refused (misuse reported). */
+static bool check_pinned(uint32_t *flags, uint32_t *tag, const void *self,
+                         const char *kind, const char *name)
+{
+#if WEFT_DEBUG_LEVEL >= 1
+    if (*flags & WEFT_F__DONE) {
+        WEFT_MISUSE("%s '%s' polled after it finished", kind, name);
+        return false;
+    }
+    if (*flags & WEFT_F__POLLED) {
+        if (*tag != pin_tag_of(self)) {
+            WEFT_MISUSE("%s '%s' moved after its first poll (it is pinned)",
+                        kind, name);
+            return false;
+        }
+    } else {
+        *flags |= WEFT_F__POLLED;
+        *tag = pin_tag_of(self);
+    }
+#else
+    /* Release builds keep only the "pinned" bit (spawn refuses a future
+     * that was already polled). */
+    (void)tag, (void)self, (void)kind, (void)name;
+    *flags |= WEFT_F__POLLED;
+#endif
+    return true;
+}
+
+weft_poll weft_future_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    if (!check_pinned(&f->flags, &f->pin_tag_, f, "future", f->ops->name))
+        return WEFT_PENDING;
+    weft_poll r = f->ops->poll(f, cx, out);
+#if WEFT_DEBUG_LEVEL >= 1
+    if (r == WEFT_READY)
+        f->flags |= WEFT_F__DONE;
+#endif
+    return r;
+}
+
+weft_next weft_stream_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    if (!check_pinned(&s->flags, &s->pin_tag_, s, "stream", s->ops->name))
+        return WEFT_NEXT_PENDING;
+    weft_next r = s->ops->poll_next(s, cx, item);
+#if WEFT_DEBUG_LEVEL >= 1
+    if (r == WEFT_NEXT_DONE)
+        s->flags |= WEFT_F__DONE;
+#endif
+    return r;
+}
+
+void weft_stream_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
+{
+    if (s->ops->size_hint) {
+        s->ops->size_hint(s, lo, hi);
+    } else {
+        *lo = 0;
+        *hi = SIZE_MAX;
+    }
+}
+
+/* ---- yield and ready ------------------------------------------------------- */
+
+static weft_poll yield_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    weft_yield *y = (weft_yield *)f;
+    (void)out;
+    if (y->yielded)
+        return WEFT_READY;
+    y->yielded = true;
+    /* Waking while running marks the task NOTIFIED; the worker requeues it
+     * at the back of its queue after this poll returns. */
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops yield_ops = { "weft_yield", 0, yield_poll, NULL, NULL };
+
+void weft_yield_init(weft_yield *y)
+{
+    weft_future_init(&y->base, &yield_ops, WEFT_F_SEND);
+    y->yielded = false;
+}
+
+static weft_poll ready_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    weft_ready *r = (weft_ready *)f;
+    (void)cx;
+    if (r->size)
+        memcpy(out, r->value, r->size);
+    return WEFT_READY;
+}
+
+static size_t ready_out_size(const weft_future *f)
+{
+    return ((const weft_ready *)f)->size;
+}
+
+static const weft_future_ops ready_ops = {
+    "weft_ready", WEFT_OUT_SIZE_VARIES, ready_poll, NULL, ready_out_size,
+};
+
+int weft_ready_init(weft_ready *r, const void *value, size_t size)
+{
+    if (!r || size > WEFT_READY_MAX || (size > 0 && !value))
+        return -EINVAL;
+    weft_future_init(&r->base, &ready_ops, WEFT_F_SEND);
+    r->size = size;
+    if (size)
+        memcpy(r->value, value, size);
+    return 0;
+}

@@ -1,0 +1,219 @@
+/* The idle protocol: searching, sleeping and waking workers with no lost
+ * wakeups (the design of the tokio and Go schedulers' idle sets).
+ *
+ * state = (unparked << 16) | searching. A producer that made work
+ * available publishes it (queue push), executes a seq_cst fence, then
+ * reads `state`: if nobody is searching and some worker sleeps, it wakes
+ * one as a searcher. (A worker pushing to its own queue skips the fence:
+ * it runs that queue before it can sleep, so a missed wake costs
+ * parallelism, never progress.) A worker going to sleep decrements
+ * `state` (seq_cst RMW) and, if it was the last searcher, executes a
+ * seq_cst fence and re-reads every queue. By the fences' total order,
+ * either the producer sees the decrement (and wakes a sleeper) or the last
+ * searcher sees the work (and wakes someone, possibly itself).
+ * Non-searching workers may sleep without re-checking because a searcher
+ * exists, and the last searcher re-checks. A searcher that finds work and
+ * was the last one wakes another, so a burst fans out. At most half the
+ * workers search at once, so a burst of idleness does not turn every
+ * worker into a thief hammering the same queues.
+ * The same pattern covers local tasks: the waker pushes to the owner's
+ * inbox, fences, and reads the owner's `sleeping`; the owner sets
+ * `sleeping`, fences, and re-reads its inbox.
+ *
+ * TSan does not model fences, but no plain data depends on them here (only
+ * whether a sleeper is woken), so there is nothing for it to misreport;
+ * the no-lost-wakeup property is exercised by the stress programs and by
+ * the parks/wake-ups counting tests instead.
+ *
+ * Concurrency: notify*, wake_sleeper from any thread; start_search,
+ * stop_search, sleep_begin, sleep_end from worker i only. The sleeper list
+ * and each `sleeping`/`wake_searching` change under `lock`. */
+#include "sched/idle.h"
+#include "core/alloc.h"
+#include "core/errors.h"
+
+#include <string.h>
+
+#define UNPARKED_ONE (1u << 16)
+#define SEARCHING_MASK 0xffffu
+
+int weft__idle_init(weft__idle *idle, unsigned n)
+{
+    memset(idle, 0, sizeof *idle);
+    idle->nworkers = n;
+    idle->sleepers = weft__calloc(sizeof(unsigned) * n);
+    idle->slots_raw = weft__alloc(sizeof(struct weft__sleeper) * n + WEFT_CACHE_LINE);
+    if (!idle->sleepers || !idle->slots_raw) {
+        weft__free(idle->sleepers);
+        weft__free(idle->slots_raw);
+        return -ENOMEM;
+    }
+    uintptr_t a = ((uintptr_t)idle->slots_raw + WEFT_CACHE_LINE - 1) &
+                  ~(uintptr_t)(WEFT_CACHE_LINE - 1);
+    idle->slots = (struct weft__sleeper *)a;
+    for (unsigned i = 0; i < n; i++) {
+        weft__parker_init(&idle->slots[i].parker);
+        weft_atomic_init(&idle->slots[i].sleeping, false);
+        idle->slots[i].wake_searching = false;
+    }
+    int rc = pthread_mutex_init(&idle->lock, NULL);
+    if (rc != 0)
+        WEFT_DIE_RC("pthread_mutex_init", rc);
+    weft_atomic_init(&idle->state, n << 16); /* all unparked, none searching */
+    return 0;
+}
+
+void weft__idle_fini(weft__idle *idle)
+{
+    pthread_mutex_destroy(&idle->lock);
+    weft__free(idle->sleepers);
+    weft__free(idle->slots_raw);
+}
+
+/* Wake a sleeping worker as a searcher if nobody searches. */
+static void wake_searcher(weft__idle *idle)
+{
+    /* Relaxed: a hint; the decision is re-made under the lock. */
+    uint32_t s = weft_atomic_load_relaxed(&idle->state);
+    if ((s & SEARCHING_MASK) != 0 || (s >> 16) >= idle->nworkers)
+        return;
+    pthread_mutex_lock(&idle->lock);
+    /* Relaxed: re-read under the lock, which every sleeper-list change
+     * holds; the seq_cst RMWs below keep the state's total order. */
+    s = weft_atomic_load_relaxed(&idle->state);
+    struct weft__sleeper *w = NULL;
+    if ((s & SEARCHING_MASK) == 0 && idle->nsleepers > 0) {
+        w = &idle->slots[idle->sleepers[--idle->nsleepers]];
+        /* Relaxed: under the lock; lock-free readers use it as a hint. */
+        weft_atomic_store_relaxed(&w->sleeping, false);
+        w->wake_searching = true;
+        /* SeqCst RMW: part of the state's total order (see the top). */
+        weft_atomic_fetch_add_seq_cst(&idle->state, UNPARKED_ONE + 1);
+    }
+    pthread_mutex_unlock(&idle->lock);
+    if (w)
+        weft__unpark(&w->parker);
+}
+
+void weft__idle_notify(weft__idle *idle)
+{
+    /* SeqCst fence: orders the caller's queue push before the state read
+     * (Dekker with the fence in weft__idle_sleep_begin). */
+    weft_atomic_fence_seq_cst();
+    wake_searcher(idle);
+}
+
+void weft__idle_notify_local(weft__idle *idle)
+{
+    /* No fence: the pushing worker runs its own queue before it can
+     * sleep, so a wake missed here costs parallelism, never progress; it
+     * saves a full fence per spawn. */
+    wake_searcher(idle);
+}
+
+/* Remove worker `i` from the sleeper list and count it as unparked (not
+ * as a searcher). Caller holds the lock and saw it sleeping. */
+static void take_off_sleepers(weft__idle *idle, unsigned i)
+{
+    for (unsigned k = 0; k < idle->nsleepers; k++) {
+        if (idle->sleepers[k] == i) {
+            idle->sleepers[k] = idle->sleepers[--idle->nsleepers];
+            break;
+        }
+    }
+    /* Relaxed: `sleeping` changes under the lock; lock-free readers only
+     * use it as a hint before taking the lock. */
+    weft_atomic_store_relaxed(&idle->slots[i].sleeping, false);
+    idle->slots[i].wake_searching = false;
+    /* SeqCst RMW: part of the state's total order (see the top). */
+    weft_atomic_fetch_add_seq_cst(&idle->state, UNPARKED_ONE);
+}
+
+void weft__idle_wake_sleeper(weft__idle *idle)
+{
+    /* Relaxed: a hint; a sleeper that parks after this check takes over
+     * whatever it was woken for by itself (the timer driver role). */
+    uint32_t s = weft_atomic_load_relaxed(&idle->state);
+    if ((s >> 16) >= idle->nworkers)
+        return; /* nobody sleeps */
+    int i = -1;
+    pthread_mutex_lock(&idle->lock);
+    if (idle->nsleepers > 0) {
+        i = (int)idle->sleepers[idle->nsleepers - 1];
+        take_off_sleepers(idle, (unsigned)i);
+    }
+    pthread_mutex_unlock(&idle->lock);
+    if (i >= 0)
+        weft__unpark(&idle->slots[i].parker);
+}
+
+void weft__idle_notify_worker(weft__idle *idle, unsigned i)
+{
+    struct weft__sleeper *w = &idle->slots[i];
+    /* SeqCst fence: the inbox push before the `sleeping` read (pairs with
+     * the fence in weft__idle_sleep_begin between setting `sleeping` and
+     * the owner re-reading its inbox). */
+    weft_atomic_fence_seq_cst();
+    /* Relaxed: ordered by the fence above; re-read under the lock. */
+    if (!weft_atomic_load_relaxed(&w->sleeping))
+        return;
+    pthread_mutex_lock(&idle->lock);
+    bool wake = weft_atomic_load_relaxed(&w->sleeping); /* under the lock */
+    if (wake)
+        take_off_sleepers(idle, i);
+    pthread_mutex_unlock(&idle->lock);
+    if (wake)
+        weft__unpark(&w->parker);
+}
+
+bool weft__idle_start_search(weft__idle *idle)
+{
+    /* Relaxed: a limit, not a guarantee; a concurrent transition may
+     * overshoot it by one, which only costs an extra searcher. */
+    uint32_t s = weft_atomic_load_relaxed(&idle->state);
+    if (2u * (s & SEARCHING_MASK) >= idle->nworkers)
+        return false;
+    /* SeqCst RMW: part of the state's total order (see the top). */
+    weft_atomic_fetch_add_seq_cst(&idle->state, 1);
+    return true;
+}
+
+void weft__idle_stop_search(weft__idle *idle)
+{
+    /* SeqCst RMW: part of the state's total order (see the top). */
+    uint32_t prev = weft_atomic_fetch_sub_seq_cst(&idle->state, 1);
+    WEFT_ASSERT((prev & SEARCHING_MASK) > 0);
+    if ((prev & SEARCHING_MASK) == 1)
+        weft__idle_notify(idle); /* the last searcher found work: fan out */
+}
+
+bool weft__idle_sleep_begin(weft__idle *idle, unsigned i, bool was_searching)
+{
+    pthread_mutex_lock(&idle->lock);
+    idle->sleepers[idle->nsleepers++] = i;
+    WEFT_ASSERT(idle->nsleepers <= idle->nworkers);
+    /* Relaxed: ordered before the caller's queue re-reads by the fence
+     * below. */
+    weft_atomic_store_relaxed(&idle->slots[i].sleeping, true);
+    /* SeqCst RMW: part of the state's total order (see the top). */
+    uint32_t prev = weft_atomic_fetch_sub_seq_cst(&idle->state,
+                                                  UNPARKED_ONE + (was_searching ? 1u : 0u));
+    pthread_mutex_unlock(&idle->lock);
+    /* SeqCst fence: our state/sleeping writes before the caller's queue
+     * reads (pairs with the fences in notify / notify_worker). */
+    weft_atomic_fence_seq_cst();
+    return was_searching && (prev & SEARCHING_MASK) == 1;
+}
+
+bool weft__idle_sleep_end(weft__idle *idle, unsigned i)
+{
+    /* A waker that takes us off the sleeper list does so before unparking
+     * us; a timer deadline or a timer insert does not: leave it ourselves. */
+    pthread_mutex_lock(&idle->lock);
+    /* Relaxed: under the lock. */
+    if (weft_atomic_load_relaxed(&idle->slots[i].sleeping))
+        take_off_sleepers(idle, i);
+    bool searching = idle->slots[i].wake_searching;
+    pthread_mutex_unlock(&idle->lock);
+    return searching;
+}

@@ -1,0 +1,83 @@
+/* Private: the idle protocol — which workers are searching for work,
+ * which sleep, and who wakes whom, so that no wakeup is lost and an idle
+ * runtime does not spin. The workers' loop (worker.c) drives it; this file
+ * owns the counters, the sleeper list and each worker's parker, and knows
+ * nothing of queues or tasks. */
+#ifndef WEFT_SCHED_IDLE_H
+#define WEFT_SCHED_IDLE_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+
+#include "core/atomic.h"
+#include "core/park.h"
+
+/* One per worker, on its own cache line (wakers write it). */
+struct weft__sleeper {
+    alignas(WEFT_CACHE_LINE) weft__parker parker;
+    /* In the sleeper list. Changed under the idle lock; also read without
+     * it (after a seq_cst fence) by a targeted wake. */
+    _Atomic bool sleeping;
+    /* Set under the idle lock by whoever takes the worker off the list:
+     * whether it wakes as a searcher (counted in `state`). */
+    bool wake_searching;
+};
+
+typedef struct weft__idle {
+    /* (unparked << 16) | searching. Seq_cst RMWs by parking and waking
+     * workers and by notifiers; see idle.c for the protocol. */
+    alignas(WEFT_CACHE_LINE) _Atomic uint32_t state;
+    unsigned nworkers;
+    pthread_mutex_t lock; /* guards the sleeper list */
+    unsigned nsleepers;
+    unsigned *sleepers;   /* worker indices */
+    struct weft__sleeper *slots; /* nworkers, cache-line aligned */
+    void *slots_raw;
+} weft__idle;
+
+/* All `n` workers start unparked and not searching. Returns 0 or -ENOMEM.
+ * Pair with weft__idle_fini. */
+int weft__idle_init(weft__idle *idle, unsigned n);
+void weft__idle_fini(weft__idle *idle);
+
+/* Worker `i`'s parker (unpark it to stop the worker at shutdown). */
+static inline weft__parker *weft__idle_parker(weft__idle *idle, unsigned i)
+{
+    return &idle->slots[i].parker;
+}
+
+/* ---- producers: work was made available -------------------------------- */
+
+/* Where only other workers would find it (the global queue, a push from
+ * off the workers): seq_cst fence, then wake a sleeper as a searcher if
+ * nobody searches. Any thread. */
+void weft__idle_notify(weft__idle *idle);
+/* A worker pushed to its own queue: the same without the fence (see
+ * idle.c for why a missed wake costs parallelism only). */
+void weft__idle_notify_local(weft__idle *idle);
+/* Worker `i` (owner of a local task) has work in its inbox: fence, then
+ * wake it if it sleeps. Any thread. */
+void weft__idle_notify_worker(weft__idle *idle, unsigned i);
+/* Wake one sleeper, not as a searcher (it parks again, e.g. as the timer
+ * driver). Any thread. */
+void weft__idle_wake_sleeper(weft__idle *idle);
+
+/* ---- workers ------------------------------------------------------------ */
+
+/* Become a searcher; false when half the workers already search (the
+ * caller then does not steal). */
+bool weft__idle_start_search(weft__idle *idle);
+/* Stop searching (found work, or going to sleep through sleep_begin
+ * instead); the last searcher to find work wakes another. */
+void weft__idle_stop_search(weft__idle *idle);
+/* Worker `i` goes to sleep: list it as a sleeper and fence. Returns true
+ * when it was the last searcher: the caller must then re-check every
+ * queue and weft__idle_notify if any has work. The caller must also
+ * re-check its own inbox and notify itself (weft__idle_notify_worker). */
+bool weft__idle_sleep_begin(weft__idle *idle, unsigned i, bool was_searching);
+/* Worker `i` woke (unparked, timed out or spuriously): leave the list if
+ * still on it. Returns whether it woke as a searcher. */
+bool weft__idle_sleep_end(weft__idle *idle, unsigned i);
+
+#endif

@@ -1,0 +1,228 @@
+/* The runtime: construction, spawning, shutdown, statistics, and the
+ * accounting that decides when the runtime's memory can go.
+ *
+ * A weft_rt is a pool of workers (worker.c) wired into the seam (seam.h)
+ * with this file's lifetime accounting as its task_freed operation.
+ *
+ * Lifetime. The runtime struct outlives weft_rt_shutdown while tasks it
+ * allocated are still referenced (by join handles or wakers held
+ * elsewhere): every task counts toward `live` — on its allocating/freeing
+ * worker's own counter, or on remote_live when that happens off the
+ * runtime's workers. remote_live starts with a large bias; shutdown adds
+ * the workers' counts and removes the bias; whoever brings it to zero
+ * frees the runtime. */
+#include "sched/runtime.h"
+#include "sched/task.h"
+#include "core/alloc.h"
+#include "core/errors.h"
+#include "core/future.h"
+#include "core/sys.h"
+
+#include <string.h>
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static void rt_destroy(struct weft_rt *rt)
+{
+    weft__pool_fini(&rt->pool);
+    weft__free(rt->raw);
+}
+
+static void task_allocated(struct weft_rt *rt)
+{
+    struct weft__worker *w = weft__pool_worker(&rt->pool);
+    if (w)
+        w->live_tasks++;
+    else
+        /* Relaxed: a counter; the free that brings it to zero uses acq_rel. */
+        weft_atomic_fetch_add_relaxed(&rt->remote_live, 1);
+}
+
+static void task_freed(struct weft__sched *s)
+{
+    struct weft_rt *rt = weft__rt_of(s);
+    struct weft__worker *w = weft__pool_worker(&rt->pool);
+    if (w) {
+        w->live_tasks--;
+        return;
+    }
+    /* AcqRel: the thread reaching zero sees every other holder's accesses
+     * before it frees the runtime. */
+    if (weft_atomic_fetch_sub_acq_rel(&rt->remote_live, 1) == 1)
+        rt_destroy(rt);
+}
+
+/* The multi-thread flavour of the seam. */
+static const weft__sched_ops pool_ops = {
+    .schedule = weft__pool_schedule,
+    .requeue = weft__pool_requeue,
+    .task_freed = task_freed,
+};
+
+/* ---- the calling thread --------------------------------------------------------- */
+
+weft_rt *weft_rt_current(void)
+{
+    struct weft__sched *s = weft__sched_current();
+    return s ? weft__rt_of(s) : NULL;
+}
+
+int weft_worker_index(void)
+{
+    struct weft__worker *w = weft__worker_current();
+    return w ? (int)w->index : -1;
+}
+
+/* ---- spawning ------------------------------------------------------------------- */
+
+static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_size,
+                      weft_join *join, struct weft__worker *owner)
+{
+    if (weft__pool_stopping(&rt->pool))
+        return -ECANCELED;
+    uint64_t flags = WEFT_T_NOTIFIED | (join ? WEFT_T_JOIN_INTEREST : 0);
+    unsigned refs = 2u + (join ? 1u : 0u); /* live + queue (+ join) */
+    struct weft__task *t = weft__task_new(&rt->pool.sched, fut, fut_size,
+                                          owner ? owner->index + 1u : 0u, flags, refs);
+    if (!t)
+        return -ENOMEM;
+    task_allocated(rt);
+    if (join)
+        weft__join_init(join, t);
+    weft__pool_schedule(&rt->pool.sched, t);
+    return 0;
+}
+
+static int check_spawnable(const weft_future *fut, size_t fut_size)
+{
+    if (fut_size < sizeof(weft_future))
+        return -EINVAL;
+    return weft__future_check_fresh(fut, "spawn");
+}
+
+int weft_spawn(weft_rt *rt, const weft_future *fut, size_t fut_size, weft_join *join)
+{
+    int rc = check_spawnable(fut, fut_size);
+    if (rc)
+        return rc;
+    if (!rt)
+        rt = weft_rt_current();
+    if (!rt)
+        return -EINVAL;
+    if (!(fut->flags & WEFT_F_SEND)) {
+        WEFT_MISUSE("weft_spawn: future '%s' is not Send (WEFT_F_SEND); "
+                    "use weft_spawn_local", fut->ops->name);
+        return -EPERM;
+    }
+    return spawn_task(rt, fut, fut_size, join, NULL);
+}
+
+int weft_spawn_local(const weft_future *fut, size_t fut_size, weft_join *join)
+{
+    int rc = check_spawnable(fut, fut_size);
+    if (rc)
+        return rc;
+    struct weft__worker *w = weft__worker_current();
+    if (!w) {
+        WEFT_MISUSE("weft_spawn_local of '%s' from a thread that is not a worker",
+                    fut->ops->name);
+        return -EPERM;
+    }
+    return spawn_task(weft__rt_of(&w->pool->sched), fut, fut_size, join, w);
+}
+
+/* ---- construction and shutdown ---------------------------------------------------- */
+
+int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
+{
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (opts)
+        o = *opts;
+    if (o.workers > WEFT_RT_MAX_WORKERS)
+        return -EINVAL;
+    unsigned n = o.workers ? o.workers : weft__sys_cpu_count();
+    if (n > WEFT_RT_MAX_WORKERS)
+        n = WEFT_RT_MAX_WORKERS;
+    const char *prefix = o.thread_name_prefix ? o.thread_name_prefix : "weft-w";
+
+    /* Cache-line aligned: the struct has fields on lines of their own. */
+    void *raw = weft__alloc(sizeof(struct weft_rt) + WEFT_CACHE_LINE);
+    if (!raw)
+        return -ENOMEM;
+    uintptr_t a = ((uintptr_t)raw + WEFT_CACHE_LINE - 1) & ~(uintptr_t)(WEFT_CACHE_LINE - 1);
+    struct weft_rt *rt = (struct weft_rt *)a;
+    memset(rt, 0, sizeof *rt);
+    rt->raw = raw;
+    if (weft__pool_init(&rt->pool, n, &pool_ops) != 0) {
+        weft__free(raw);
+        return -ENOMEM;
+    }
+    weft_atomic_init(&rt->remote_live, WEFT__RT_LIVE_BIAS);
+    int rc = weft__pool_start(&rt->pool, prefix, o.stack_size);
+    if (rc != 0) {
+        rt_destroy(rt);
+        return rc == -ENOMEM || rc == -EINVAL ? rc : -EAGAIN;
+    }
+    *out = rt;
+    return 0;
+}
+
+void weft_rt_shutdown(weft_rt *rt)
+{
+    if (!rt)
+        return;
+    if (weft__worker_current()) {
+        WEFT_MISUSE("weft_rt_shutdown called from a worker thread (it would "
+                    "join itself); ignored");
+        return;
+    }
+    weft__pool_stop(&rt->pool);
+    /* Workers are gone: this thread now owns their queues. Cancel every
+     * task (futures dropped here, with this runtime current so their drops
+     * see it), then release the queue entries. Wakes from the
+     * cancellations land in the injector or inboxes (this is not a worker)
+     * and are released by the close; tasks are all complete afterwards, so
+     * later wakes do nothing. */
+    struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
+    weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
+    weft__slab_scan(&rt->pool.sched.slab, WEFT_T_COMPLETE, weft__task_shutdown);
+    weft__pool_close(&rt->pool);
+    weft__timers_enter(saved_timers);
+    weft__sched_enter(saved_sched);
+    int64_t worker_live = 0;
+    for (unsigned i = 0; i < rt->pool.nworkers; i++)
+        worker_live += rt->pool.workers[i].live_tasks;
+    /* Drop the bias, adding the workers' share: the runtime's memory goes
+     * when the last task (held by a join handle or waker) is freed. */
+    int64_t delta = worker_live - WEFT__RT_LIVE_BIAS;
+    if (weft_atomic_fetch_add_acq_rel(&rt->remote_live, delta) + delta == 0)
+        rt_destroy(rt);
+}
+
+/* ---- statistics ------------------------------------------------------------------ */
+
+int weft_rt_stats(weft_rt *rt, weft_worker_stats *out, unsigned *n)
+{
+    if (!rt || !n || (*n > 0 && !out))
+        return -EINVAL;
+    unsigned m = *n < rt->pool.nworkers ? *n : rt->pool.nworkers;
+    for (unsigned i = 0; i < m; i++) {
+        struct weft__worker *w = &rt->pool.workers[i];
+        weft_worker_stats *s = &out[i];
+        /* Relaxed: each counter is a sample (see struct
+         * weft__worker_counters). */
+        s->polls = weft_atomic_load_relaxed(&w->ctr.polls);
+        s->steals = weft_atomic_load_relaxed(&w->ctr.steals);
+        s->steal_ops = weft_atomic_load_relaxed(&w->ctr.steal_ops);
+        s->parks = weft_atomic_load_relaxed(&w->ctr.parks);
+        s->injector_pulls = weft_atomic_load_relaxed(&w->ctr.injector_pulls);
+        s->lifo_hits = weft_atomic_load_relaxed(&w->ctr.lifo_hits);
+        s->overflows = weft_atomic_load_relaxed(&w->ctr.overflows);
+        s->queue_depth = weft__ring_len(&w->ring);
+    }
+    *n = rt->pool.nworkers;
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* Private: the seam between tasks and the scheduler that runs them.
+ *
+ * A task (task.c, join.c) never calls a scheduler directly: it reaches the
+ * scheduler that spawned it through this table, held by the task. The
+ * multi-thread runtime (worker.c, wired up in runtime.c) implements it; a
+ * second flavour — the deterministic runtime, polling every task on one
+ * thread in a seeded order — implements the same three operations and
+ * runs the same tasks unchanged. The timer driver is the seam's other half
+ * (time/driver.h): a flavour hands its parked thread and a wake hook to it.
+ *
+ * Nothing below sched/ includes worker.h or runtime.h; this header is the
+ * only way up. */
+#ifndef WEFT_SCHED_SEAM_H
+#define WEFT_SCHED_SEAM_H
+
+#include "sched/slab.h"
+
+struct weft__task;
+struct weft__sched;
+
+typedef struct weft__sched_ops {
+    /* Queue `t`, which was just notified (spawned, woken or aborted while
+     * idle); consumes the queue reference. Any thread. */
+    void (*schedule)(struct weft__sched *s, struct weft__task *t);
+    /* Queue `t` again after a poll during which it was woken, behind what
+     * is already runnable (so yielding tasks take turns). Called by the
+     * thread that polled it. */
+    void (*requeue)(struct weft__sched *s, struct weft__task *t);
+    /* A task's memory went back to the slab. Lifetime accounting: the
+     * scheduler's memory goes with its last task, so this may free `s` and
+     * is the caller's last access to it. Any thread. */
+    void (*task_freed)(struct weft__sched *s);
+} weft__sched_ops;
+
+/* The part of a scheduler that tasks see. Embedded first in each
+ * flavour's own structure. */
+struct weft__sched {
+    const weft__sched_ops *ops;
+    struct weft__slab slab; /* task memory, and the registry of live tasks */
+};
+
+/* The scheduler the calling thread runs tasks for (a worker, or a thread
+ * inside weft_block_on), or NULL. */
+struct weft__sched *weft__sched_current(void);
+/* Make `s` the calling thread's scheduler; returns the previous one. */
+struct weft__sched *weft__sched_enter(struct weft__sched *s);
+
+#endif

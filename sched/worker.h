@@ -1,0 +1,102 @@
+/* Private: the multi-thread scheduler flavour — a pool of worker threads,
+ * each with a ring, a LIFO slot and an inbox, sharing a global queue (the
+ * injector), the idle protocol and a timer driver. runtime.c builds a
+ * weft_rt around one pool and wires the pool into the seam. */
+#ifndef WEFT_SCHED_WORKER_H
+#define WEFT_SCHED_WORKER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/atomic.h"
+#include "sched/idle.h"
+#include "sched/injector.h"
+#include "sched/ring.h"
+#include "sched/seam.h"
+#include "sched/slab.h"
+#include "time/driver.h"
+
+/* Counters: written by the owning worker only (relaxed load + store, no
+ * RMW), read by weft_rt_stats from any thread (relaxed: each value is a
+ * sample, not a synchronisation point). */
+struct weft__worker_counters {
+    _Atomic uint64_t polls, steals, steal_ops, parks, injector_pulls,
+        lifo_hits, overflows;
+};
+
+struct weft__worker {
+    /* ---- shared with other threads ---- */
+    weft__ring ring;   /* stolen from by other workers */
+    weft__inbox inbox; /* local tasks woken from anywhere */
+    alignas(WEFT_CACHE_LINE) struct weft__worker_counters ctr;
+
+    /* ---- owner thread only ---- */
+    alignas(WEFT_CACHE_LINE) struct weft__task *lifo;
+    unsigned lifo_streak;
+    uint32_t tick;
+    uint32_t rng;
+    bool searching;
+    unsigned index;
+    /* Tasks allocated minus tasks freed on this worker: the runtime's
+     * lifetime count, kept here so spawns pay no shared atomic
+     * (runtime.c). */
+    int64_t live_tasks;
+    struct weft__pool *pool;
+    pthread_t thread;
+    struct weft__slab_cache cache;
+    struct weft__task *spill[WEFT_RING_SPILL];
+    struct cds_wfcq_node *batch[WEFT_RING_CAP / 2];
+};
+
+struct weft__pool {
+    /* The seam: what tasks see (first, so a task's scheduler pointer is
+     * the pool's address). */
+    struct weft__sched sched;
+    unsigned nworkers;
+    struct weft__worker *workers;
+    void *workers_raw;
+    weft__injector injector;
+    weft__idle idle;
+
+    /* Set once by weft__pool_stop / weft__pool_close. `stopping` ends the
+     * workers' loops; `closed` tells remote schedulers the queues are
+     * being drained. */
+    alignas(WEFT_CACHE_LINE) _Atomic bool stopping;
+    _Atomic bool closed;
+    pthread_mutex_t drain_lock; /* serialises draining after close */
+
+    alignas(WEFT_CACHE_LINE) weft__timers timers;
+};
+
+/* Set up a pool of `n` workers (not started), its seam operations `ops`.
+ * Returns 0 or -ENOMEM (nothing left allocated). Pair with _fini. */
+int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops);
+void weft__pool_fini(struct weft__pool *p);
+/* Start the worker threads (named prefix + index). Returns 0, or a
+ * negative errno with no thread left running. */
+int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size);
+/* Stop the loops and join the threads. Afterwards the calling thread owns
+ * every queue. */
+void weft__pool_stop(struct weft__pool *p);
+/* After stop (and after every task was cancelled): close the queues and
+ * release every entry still in them. */
+void weft__pool_close(struct weft__pool *p);
+/* True once weft__pool_stop began (acquire). */
+bool weft__pool_stopping(struct weft__pool *p);
+
+/* The seam operations (seam.h) of this flavour. */
+void weft__pool_schedule(struct weft__sched *s, struct weft__task *t);
+void weft__pool_requeue(struct weft__sched *s, struct weft__task *t);
+
+/* The calling thread's worker, or NULL. */
+struct weft__worker *weft__worker_current(void);
+/* The calling thread's worker if it belongs to `p`, else NULL. */
+static inline struct weft__worker *weft__pool_worker(struct weft__pool *p)
+{
+    struct weft__worker *w = weft__worker_current();
+    return (w && w->pool == p) ? w : NULL;
+}
+
+#endif

@@ -1,0 +1,182 @@
+/* The timer driver: one wheel per runtime under a spinlock, fired by
+ * whichever worker gets to it.
+ *
+ * Who touches a timer entry: the task polling or dropping its future (the
+ * "owner"), and the driver (under its lock). The owner arms an entry under
+ * the lock (state IDLE -> ARMED, waker cloned into it); the driver fires it
+ * under the lock (ARMED -> FIRED, waker moved out, woken after unlock);
+ * the owner cancels under the lock (ARMED -> IDLE). Outside the lock the
+ * owner reads the state with acquire loads: FIRED means the driver is done
+ * with the entry for good.
+ *
+ * Who fires timers: there is no timer thread. One parked worker is the
+ * driver: it sleeps on its parker with a timeout at the next deadline, and
+ * an earlier new timer unparks it. When the driver leaves to run tasks with
+ * timers still armed, it asks the scheduler to wake another sleeper, which
+ * parks again as the driver. Busy workers fire due timers as they go
+ * (weft__timers_fire_due). Wakers are always woken after unlocking: waking
+ * may free a task, and never runs user code. */
+#include "time/driver.h"
+#include "core/errors.h"
+
+#include <string.h>
+
+static _Thread_local weft__timers *tl_timers;
+
+void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn *wake,
+                       void *wake_ctx)
+{
+    weft__spin_init(&t->lock);
+    weft__wheel_init(&t->wheel, origin_ns);
+    t->driver = NULL;
+    t->driver_deadline = WEFT__WHEEL_NONE;
+    t->wake_sleeper = wake;
+    t->wake_ctx = wake_ctx;
+}
+
+weft__timers *weft__timers_current(void)
+{
+    return tl_timers;
+}
+
+weft__timers *weft__timers_enter(weft__timers *t)
+{
+    weft__timers *prev = tl_timers;
+    tl_timers = t;
+    return prev;
+}
+
+/* ---- the futures' side ------------------------------------------------------ */
+
+bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadline,
+                      const weft_waker *waker)
+{
+    weft__wheel *w = &t->wheel;
+    weft__parker *unpark = NULL;
+    bool no_driver;
+    weft__spin_lock(&t->lock);
+    e->when_ = weft__wheel_tick_ceil(w, deadline);
+    if (e->when_ <= w->elapsed) {
+        weft__spin_unlock(&t->lock);
+        return false;
+    }
+    e->driver_ = t;
+    e->waker_ = weft_waker_clone(waker);
+    weft__wheel_insert(w, e);
+    /* Relaxed under the lock: readers outside it only act on FIRED. */
+    weft_atomic_store_relaxed(&e->state_, WEFT__TIMER_ARMED);
+    if (e->when_ < weft_atomic_load_relaxed(&w->next_due))
+        weft_atomic_store_relaxed(&w->next_due, e->when_);
+    if (t->driver && e->when_ < t->driver_deadline) {
+        /* The driver sleeps past this deadline: wake it to re-arm. */
+        unpark = t->driver;
+        t->driver_deadline = e->when_;
+    }
+    no_driver = !t->driver;
+    weft__spin_unlock(&t->lock);
+    if (unpark)
+        weft__unpark(unpark);
+    else if (no_driver)
+        t->wake_sleeper(t->wake_ctx); /* a sleeper parks again as the driver */
+    return true;
+}
+
+void weft__timer_cancel(weft_timer_entry *e)
+{
+    /* Acquire: pairs with the release store of FIRED in weft__wheel_poll. */
+    if (weft_atomic_load_acquire(&e->state_) != WEFT__TIMER_ARMED)
+        return;
+    weft__timers *t = e->driver_;
+    weft_waker waker = WEFT_WAKER_EMPTY;
+    weft__spin_lock(&t->lock);
+    /* Relaxed under the lock: every state change happens under it. */
+    if (weft_atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED) {
+        weft__wheel_remove(&t->wheel, e);
+        waker = e->waker_;
+        e->waker_.ops = NULL;
+        e->waker_.data = NULL;
+        weft_atomic_store_relaxed(&e->state_, WEFT__TIMER_IDLE);
+    }
+    weft__spin_unlock(&t->lock);
+    weft_waker_drop(&waker); /* outside the lock: may free a task */
+}
+
+bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker)
+{
+    weft__timers *t = e->driver_;
+    weft_waker old = WEFT_WAKER_EMPTY;
+    bool armed;
+    weft__spin_lock(&t->lock);
+    armed = weft_atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED; /* under lock */
+    if (armed && !weft_waker_will_wake(&e->waker_, waker)) {
+        old = e->waker_;
+        e->waker_ = weft_waker_clone(waker);
+    }
+    weft__spin_unlock(&t->lock);
+    weft_waker_drop(&old);
+    return armed;
+}
+
+/* ---- the scheduler's side ------------------------------------------------------ */
+
+#define FIRE_BATCH 32u
+
+size_t weft__timers_fire_due(weft__timers *t)
+{
+    weft__wheel *w = &t->wheel;
+    /* Relaxed: a stale value only delays this check to the next tick or
+     * makes us take the lock for nothing. */
+    uint64_t due = weft_atomic_load_relaxed(&w->next_due);
+    if (due == WEFT__WHEEL_NONE)
+        return 0;
+    uint64_t now = weft__wheel_tick_floor(w, weft_now());
+    if (now < due)
+        return 0;
+    size_t total = 0, n;
+    weft_waker batch[FIRE_BATCH];
+    do {
+        weft__spin_lock(&t->lock);
+        n = weft__wheel_poll(w, now, batch, FIRE_BATCH);
+        weft__spin_unlock(&t->lock);
+        for (size_t i = 0; i < n; i++)
+            weft_waker_wake(&batch[i]);
+        total += n;
+    } while (n == FIRE_BATCH);
+    return total;
+}
+
+uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me)
+{
+    weft__wheel *w = &t->wheel;
+    uint64_t timeout_ns = UINT64_MAX;
+    weft__spin_lock(&t->lock);
+    if (!t->driver) {
+        t->driver = me;
+        t->driver_deadline = weft__wheel_next_due(w);
+    }
+    bool driving = t->driver == me;
+    uint64_t deadline = t->driver_deadline;
+    weft__spin_unlock(&t->lock);
+    if (driving && deadline != WEFT__WHEEL_NONE) {
+        weft_instant at = weft__wheel_instant(w, deadline);
+        weft_instant now = weft_now();
+        timeout_ns = at > now ? at - now : 0;
+    }
+    return timeout_ns;
+}
+
+void weft__timers_driver_end(weft__timers *t, weft__parker *me)
+{
+    bool handoff = false;
+    weft__spin_lock(&t->lock);
+    if (t->driver == me) {
+        t->driver = NULL;
+        t->driver_deadline = WEFT__WHEEL_NONE;
+        handoff = t->wheel.armed > 0;
+    }
+    weft__spin_unlock(&t->lock);
+    /* We leave to run tasks, possibly for long: timers still armed need a
+     * parked driver, not our next tick. */
+    if (handoff)
+        t->wake_sleeper(t->wake_ctx);
+}

@@ -1,0 +1,67 @@
+/* Private: the timer driver of one runtime — its wheel under a lock, which
+ * parked worker (if any) sleeps until the next deadline to fire timers,
+ * and the operations the time futures use (arm, cancel, update a waker).
+ *
+ * The driver knows nothing of workers: the scheduler hands it a parker
+ * when a worker parks as the driver, and a hook to wake some sleeping
+ * worker when timers need a driver and none is parked. A second scheduler
+ * flavour (the deterministic runtime) drives the same structure. */
+#ifndef WEFT_TIME_DRIVER_H
+#define WEFT_TIME_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/time.h"
+#include "core/park.h"
+#include "core/spinlock.h"
+#include "time/wheel.h"
+
+/* Wake one sleeping worker so that it parks again as the driver. Any
+ * thread; called with no lock held. */
+typedef void weft__timers_wake_fn(void *ctx);
+
+typedef struct weft__timers {
+    weft__spinlock lock; /* guards everything below and every entry */
+    weft__wheel wheel;
+    /* The parker of the worker sleeping until driver_deadline to fire
+     * timers (NULL: none). */
+    weft__parker *driver;
+    uint64_t driver_deadline;
+    weft__timers_wake_fn *wake_sleeper;
+    void *wake_ctx;
+} weft__timers;
+
+void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn *wake,
+                       void *wake_ctx);
+
+/* The timers of the runtime the calling thread runs in (a worker, or a
+ * thread inside weft_block_on), or NULL. The scheduler sets it. */
+weft__timers *weft__timers_current(void);
+/* Make `t` the calling thread's timers; returns the previous ones. */
+weft__timers *weft__timers_enter(weft__timers *t);
+
+/* ---- the futures' side ---- */
+
+/* Arm entry `e` (idle) for `deadline` with a clone of `waker`. Returns
+ * false when the deadline has already passed for the wheel (nothing
+ * armed: the caller is ready). */
+bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadline,
+                      const weft_waker *waker);
+/* Disarm `e` if armed; afterwards the wheel no longer references it. */
+void weft__timer_cancel(weft_timer_entry *e);
+/* Replace an armed entry's waker if it would wake someone else. Returns
+ * false if the entry fired meanwhile. */
+bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
+
+/* ---- the scheduler's side ---- */
+
+/* Fire every timer due now; returns how many were fired. Any thread. */
+size_t weft__timers_fire_due(weft__timers *t);
+/* A worker about to park: become the driver if there is none. Returns how
+ * long to sleep (UINT64_MAX: until woken). Pair with _end after waking. */
+uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);
+void weft__timers_driver_end(weft__timers *t, weft__parker *me);
+
+#endif
