@@ -137,3 +137,85 @@ bool weft_join_is_finished(const weft_join *j)
     /* Acquire: a true answer lets the caller rely on the completion. */
     return (weft_atomic_load_acquire(&j->task->state) & WEFT_T_COMPLETE) != 0;
 }
+
+void weft_join_cancel(weft_join *j)
+{
+    if (!j || !j->task)
+        return;
+    weft__task_abort(j->task);
+    join_drop(&j->base);
+}
+
+/* ---- join_all ------------------------------------------------------------------ */
+
+static weft_poll join_all_poll(weft_future *f, weft_cx *cx, void *out);
+static void join_all_drop(weft_future *f);
+
+static const weft_future_ops join_all_ops = {
+    .name = "weft_join_all",
+    .out_size = 0,
+    .poll = join_all_poll,
+    .drop = join_all_drop,
+};
+
+int weft_join_all_init(weft_join_all *ja, weft_join *joins, size_t n, void *outs,
+                       size_t out_stride, unsigned flags)
+{
+    if (!ja || (n > 0 && !joins) || (flags & ~WEFT_JOIN_ALL_FAIL_FAST))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (joins[i].base.ops != &join_ops || !joins[i].task)
+            return -EINVAL; /* not a live join handle */
+        if (outs && weft_future_out_size(&joins[i].base) > out_stride)
+            return -EINVAL;
+    }
+    weft_future_init(&ja->base, &join_all_ops, WEFT_F_SEND);
+    ja->joins = joins;
+    ja->n = n;
+    ja->outs = outs;
+    ja->out_stride = out_stride;
+    ja->flags = flags;
+    ja->next = 0;
+    ja->failed = n;
+    ja->status = 0;
+    return 0;
+}
+
+void weft_join_all_abort(weft_join_all *ja)
+{
+    for (size_t i = ja->next; i < ja->n; i++)
+        weft_join_abort(&ja->joins[i]);
+}
+
+static weft_poll join_all_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    weft_join_all *ja = (weft_join_all *)f;
+    (void)out;
+    /* In array order: one registered waker at a time, so joining n tasks
+     * costs O(n) polls however they complete. */
+    while (ja->next < ja->n) {
+        size_t i = ja->next;
+        weft_join *j = &ja->joins[i];
+        /* A join handle given no buffer discards the output. */
+        void *dst = ja->outs ? ja->outs + i * ja->out_stride : NULL;
+        if (weft_future_poll(&j->base, cx, dst) == WEFT_PENDING)
+            return WEFT_PENDING;
+        int status = j->status;
+        join_drop(&j->base);
+        ja->next++;
+        if (status != 0 && ja->failed == ja->n) {
+            ja->failed = i;
+            ja->status = status;
+            if (ja->flags & WEFT_JOIN_ALL_FAIL_FAST)
+                weft_join_all_abort(ja);
+        }
+    }
+    return WEFT_READY;
+}
+
+static void join_all_drop(weft_future *f)
+{
+    weft_join_all *ja = (weft_join_all *)f;
+    while (ja->next < ja->n)
+        join_drop(&ja->joins[ja->next++].base);
+}

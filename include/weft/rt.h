@@ -87,6 +87,48 @@ typedef struct weft_join {
 WEFT_API WEFT_NODISCARD int weft_spawn(weft_rt *rt, const weft_future *fut,
                                        size_t fut_size, weft_join *join);
 
+/* Spawn, consuming `fut` either way: as weft_spawn, but on failure `fut`
+ * is dropped here (weft_future_drop) before the error is returned, so the
+ * caller never owns it afterwards — what a compound literal or a one-line
+ * spawn needs. The one exception is a `fut` too malformed to drop (NULL,
+ * no ops or no poll function: -EINVAL). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_spawn_or_drop(weft_rt *rt, weft_future *fut,
+                                               size_t fut_size, weft_join *join);
+
+/* Spawn the future `*fut_ptr` (a pointer to any future struct whose header
+ * member is `base`), taking its size from the struct, consuming it as
+ * weft_spawn_or_drop does. The future comes last so that a compound
+ * literal with several fields can be written in place:
+ *   WEFT_SPAWN(rt, &join, &(fetch){ WEFT_FN_INIT(fetch, WEFT_F_SEND), .id = 7 });
+ * `join` may be NULL (detached). Returns as weft_spawn. */
+#define WEFT_SPAWN(rt, join, ...)                                             \
+    weft_spawn_or_drop((rt), &(__VA_ARGS__)->base, sizeof *(__VA_ARGS__), (join))
+
+/* A plain function run as a leaf task: it reads its argument (the task's
+ * own copy) and writes `out_size` bytes of output to `out` (NULL when
+ * out_size is 0). It runs once, to completion, on a worker. */
+typedef void weft_task_fn(void *arg, void *out);
+
+/* Largest argument weft_spawn_fn copies into a task. */
+#define WEFT_SPAWN_FN_ARG_MAX 4096u
+
+/* Spawn `fn` as a leaf task on `rt` (NULL: the current runtime). `*arg`
+ * (sizeof *arg bytes, of any type; a function that needs no argument can
+ * be given `&(char){0}`) is copied into the task,
+ * so the caller's copy may go at once; `#fn` names the task in reports and
+ * dumps. The join handle's output is the `out_size` bytes `fn` writes.
+ * The task is Send: `fn` may run on any worker, so what `arg` points to
+ * must be safe to use from there. Returns as weft_spawn, plus -EINVAL when
+ * fn is NULL or the argument is larger than WEFT_SPAWN_FN_ARG_MAX.
+ * Cancel safety: an aborted task that has not run yet never calls `fn`;
+ * once started, `fn` runs to the end. Any thread. */
+#define weft_spawn_fn(rt, fn, arg, out_size, join)                            \
+    weft__spawn_fn((rt), (fn), #fn, (arg), WEFT__ARG_SIZE(arg), (out_size), (join))
+#define WEFT__ARG_SIZE(arg) sizeof(*(arg))
+WEFT_API WEFT_NODISCARD int weft__spawn_fn(weft_rt *rt, weft_task_fn *fn, const char *name,
+                                           const void *arg, size_t arg_size,
+                                           size_t out_size, weft_join *join);
+
 /* Spawn a local task: it is polled only on the calling worker (never
  * stolen), also when woken from other threads; `fut` need not be Send.
  * Returns as weft_spawn, plus -EPERM when the calling thread is not a
@@ -102,9 +144,55 @@ WEFT_API void weft_join_abort(const weft_join *join);
 /* Detach: same as dropping the handle (weft_future_drop). */
 WEFT_API void weft_join_detach(weft_join *join);
 
+/* Cancel: abort the task, then drop the handle (nothing is left to join;
+ * the task's future is dropped at its next scheduling point). `join` NULL
+ * or already dropped is a no-op. Any thread that owns the handle. */
+WEFT_API void weft_join_cancel(weft_join *join);
+
 /* True once the task has completed (or was cancelled); then polling the
  * handle returns READY. Any thread. */
 WEFT_API bool weft_join_is_finished(const weft_join *join);
+
+/* ---- join_all ------------------------------------------------------------ */
+
+/* Options of weft_join_all_init. */
+#define WEFT_JOIN_ALL_FAIL_FAST 0x1u /* on the first failed task, abort the rest */
+
+/* A future that waits for every handle in a caller's array. Handle i's
+ * output goes to `outs + i * out_stride` (outs NULL: outputs discarded).
+ * Handles are joined in array order; each is dropped once it completed.
+ * Output: none. When READY, `status` is 0 if every task succeeded, else
+ * the status of the first failed one in array order (-ECANCELED), and
+ * `failed` is its index (n when none failed). With WEFT_JOIN_ALL_FAIL_FAST
+ * the tasks after a failed one are aborted when it is joined, and still
+ * waited for (so nothing of the set is running once join_all is READY).
+ * The join_all owns the handles from init: drop it (or let it finish)
+ * instead of dropping them. Send.
+ * Cancel safety: dropping a pending join_all drops the handles it has not
+ * joined yet, which detaches their tasks (they keep running); call
+ * weft_join_all_abort first to stop them. Outputs already written stay. */
+typedef struct weft_join_all {
+    weft_future base;
+    weft_join *joins;
+    size_t n;
+    unsigned char *outs;
+    size_t out_stride;
+    unsigned flags;
+    size_t next;   /* handles before this one are joined and dropped */
+    size_t failed; /* index of the first failed task, or n */
+    int status;
+} weft_join_all;
+
+/* Returns 0, or -EINVAL (NULL ja, NULL joins with n > 0, unknown flags,
+ * an out_stride smaller than some handle's output while outs is set). On
+ * error the caller keeps the handles. */
+WEFT_API WEFT_NODISCARD int weft_join_all_init(weft_join_all *ja, weft_join *joins, size_t n,
+                                               void *outs, size_t out_stride,
+                                               unsigned flags);
+/* Abort every task the join_all has not joined yet; it still waits for
+ * them (their status is -ECANCELED unless they finished first). Any
+ * thread that owns `ja`, not concurrently with a poll. */
+WEFT_API void weft_join_all_abort(weft_join_all *ja);
 
 /* ---- block_on ------------------------------------------------------------ */
 

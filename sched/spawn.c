@@ -1,0 +1,68 @@
+/* The convenience spawns built on weft_spawn: the consuming spawn that
+ * compound literals and one-line spawns need (weft_spawn_or_drop,
+ * WEFT_SPAWN), and leaf tasks from plain functions (weft_spawn_fn). */
+#include "weft/rt.h"
+#include "core/alloc.h"
+#include "core/errors.h"
+
+#include <stdalign.h>
+#include <string.h>
+
+typedef struct fn_future {
+    weft_future base;
+    weft_task_fn *fn;
+    const char *name; /* #fn, for reports */
+    size_t out_size;
+    alignas(16) unsigned char arg[]; /* the task's own copy */
+} fn_future;
+
+static weft_poll fn_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    fn_future *ff = (fn_future *)f;
+    (void)cx;
+    ff->fn(ff->arg, ff->out_size ? out : NULL);
+    return WEFT_READY;
+}
+
+static size_t fn_out_size(const weft_future *f)
+{
+    return ((const fn_future *)f)->out_size;
+}
+
+static const weft_future_ops fn_ops = {
+    .name = "weft_spawn_fn",
+    .out_size = WEFT_OUT_SIZE_VARIES,
+    .poll = fn_poll,
+    .out_size_of = fn_out_size,
+};
+
+int weft__spawn_fn(weft_rt *rt, weft_task_fn *fn, const char *name, const void *arg,
+                   size_t arg_size, size_t out_size, weft_join *join)
+{
+    if (!fn || (arg_size && !arg) || arg_size > WEFT_SPAWN_FN_ARG_MAX)
+        return -EINVAL;
+    /* Built on the stack when small (the spawn copies it into the task). */
+    alignas(16) unsigned char small[sizeof(fn_future) + 256];
+    size_t size = sizeof(fn_future) + arg_size;
+    fn_future *ff = size <= sizeof small ? (fn_future *)small : weft__alloc(size);
+    if (!ff)
+        return -ENOMEM;
+    weft_future_init(&ff->base, &fn_ops, WEFT_F_SEND);
+    ff->fn = fn;
+    ff->name = name ? name : "weft_spawn_fn";
+    ff->out_size = out_size;
+    if (arg_size)
+        memcpy(ff->arg, arg, arg_size);
+    int rc = weft_spawn(rt, &ff->base, size, join);
+    if ((unsigned char *)ff != small)
+        weft__free(ff);
+    return rc;
+}
+
+int weft_spawn_or_drop(weft_rt *rt, weft_future *fut, size_t fut_size, weft_join *join)
+{
+    int rc = weft_spawn(rt, fut, fut_size, join);
+    if (rc != 0 && fut && fut->ops && fut->ops->poll)
+        weft_future_drop(fut);
+    return rc;
+}

@@ -1,0 +1,275 @@
+/* Unit tests for sched/join.c beyond the task state machine (which
+ * tests/sched/task.c covers through join handles): weft_join_cancel and
+ * weft_join_all. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "weft/weft.h"
+#include "support/counting_alloc.h"
+
+static weft_rt *g_rt;
+
+static int setup(void **state)
+{
+    (void)state;
+    atomic_store(&g_live_allocs, 0);
+    weft_allocator a = { count_alloc, count_free, NULL };
+    if (weft_set_allocator(&a) != 0)
+        return -1;
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 2;
+    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    weft_rt_shutdown(g_rt);
+    g_rt = NULL;
+    long live = atomic_load(&g_live_allocs);
+    if (weft_set_allocator(NULL) != 0 || live != 0) {
+        print_error("%ld allocation(s) not freed after shutdown\n", live);
+        return -1;
+    }
+    return 0;
+}
+
+/* A task that never finishes by itself and counts its drop. */
+typedef struct forever {
+    weft_future base;
+    atomic_int *drops;
+} forever;
+
+static weft_poll forever_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)f, (void)cx, (void)out;
+    return WEFT_PENDING; /* nobody will wake it: only an abort ends it */
+}
+
+static void forever_drop(weft_future *f)
+{
+    atomic_fetch_add(((forever *)f)->drops, 1);
+}
+
+static const weft_future_ops forever_ops = {
+    .name = "forever", .out_size = sizeof(int), .poll = forever_poll, .drop = forever_drop,
+};
+
+static void spawn_forever(weft_join *j, atomic_int *drops)
+{
+    assert_int_equal(WEFT_SPAWN(g_rt, j, &(forever){ WEFT_FUTURE_INIT(&forever_ops, WEFT_F_SEND),
+                                                      drops }),
+                     0);
+}
+
+static void square(void *arg, void *out)
+{
+    int i = *(int *)arg;
+    *(int *)out = i * i;
+}
+
+static void spawn_square(weft_join *j, int i)
+{
+    assert_int_equal(weft_spawn_fn(g_rt, square, &i, sizeof(int), j), 0);
+}
+
+/* Wait for drops made on a worker; fails (instead of hanging) if they do
+ * not come within 10 s. */
+static void wait_drops(atomic_int *drops, int want)
+{
+    weft_instant give_up = weft_now() + WEFT_SEC(10);
+    while (atomic_load(drops) < want && weft_now() < give_up)
+        sched_yield();
+    assert_int_equal(atomic_load(drops), want);
+}
+
+/* Run `f` to completion with a 10 s limit, so a join_all that would hang
+ * fails instead. Returns the timeout's status. */
+static int run_bounded(weft_future *f)
+{
+    typedef struct {
+        weft_timeout limit;
+    } bounded;
+    bounded b;
+    assert_int_equal(weft_timeout_init(&b.limit, f, WEFT_SEC(10)), 0);
+    assert_int_equal(weft_block_on(g_rt, &b.limit.base, NULL, 0), 0);
+    return b.limit.status;
+}
+
+/* ---- weft_join_cancel ---------------------------------------------------------- */
+
+static void test_join_cancel_aborts_the_task_and_drops_the_handle(void **state)
+{
+    (void)state;
+    atomic_int drops = 0;
+    weft_join j;
+    spawn_forever(&j, &drops);
+    weft_join_cancel(&j);
+    assert_null(j.task);  /* the handle is gone */
+    wait_drops(&drops, 1); /* and the task's future was dropped on a worker */
+    weft_join_cancel(&j); /* again: a no-op */
+    weft_join_cancel(NULL);
+}
+
+/* ---- weft_join_all --------------------------------------------------------------- */
+
+#define N 16
+
+static void test_join_all_writes_every_output_in_order(void **state)
+{
+    (void)state;
+    weft_join joins[N];
+    int outs[N];
+    for (int i = 0; i < N; i++)
+        spawn_square(&joins[i], i);
+    weft_join_all ja;
+    assert_int_equal(weft_join_all_init(&ja, joins, N, outs, sizeof outs[0], 0), 0);
+    assert_int_equal(weft_block_on(g_rt, &ja.base, NULL, 0), 0);
+    assert_int_equal(ja.status, 0);
+    assert_int_equal(ja.failed, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(outs[i], i * i);
+        assert_null(joins[i].task); /* every handle was dropped */
+    }
+}
+
+static void test_join_all_of_nothing_is_ready_at_once(void **state)
+{
+    (void)state;
+    weft_join_all ja;
+    assert_int_equal(weft_join_all_init(&ja, NULL, 0, NULL, 0, 0), 0);
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    assert_int_equal(weft_future_poll(&ja.base, &cx, NULL), WEFT_READY);
+    weft_future_drop(&ja.base);
+    assert_int_equal(ja.status, 0);
+}
+
+static void test_join_all_reports_the_first_failure_in_array_order(void **state)
+{
+    (void)state;
+    atomic_int drops = 0;
+    weft_join joins[5];
+    int outs[5] = { -1, -1, -1, -1, -1 };
+    spawn_square(&joins[0], 3);
+    spawn_forever(&joins[1], &drops);
+    spawn_square(&joins[2], 4);
+    spawn_forever(&joins[3], &drops);
+    spawn_square(&joins[4], 5);
+    weft_join_abort(&joins[3]); /* the later one fails first in time */
+    wait_drops(&drops, 1);
+    weft_join_abort(&joins[1]);
+    weft_join_all ja;
+    assert_int_equal(weft_join_all_init(&ja, joins, 5, outs, sizeof outs[0], 0), 0);
+    assert_int_equal(run_bounded(&ja.base), 0);
+    assert_int_equal(ja.status, -ECANCELED);
+    assert_int_equal(ja.failed, 1);
+    assert_int_equal(outs[0], 9);
+    assert_int_equal(outs[1], 0); /* a cancelled task's output reads zero */
+    assert_int_equal(outs[2], 16);
+    assert_int_equal(outs[4], 25); /* without fail-fast the rest completes */
+}
+
+static void test_join_all_fail_fast_aborts_the_rest_and_waits_for_them(void **state)
+{
+    (void)state;
+    atomic_int drops = 0;
+    weft_join joins[6];
+    spawn_square(&joins[0], 2);
+    for (int i = 1; i < 6; i++)
+        spawn_forever(&joins[i], &drops);
+    weft_join_abort(&joins[1]);
+    weft_join_all ja;
+    assert_int_equal(weft_join_all_init(&ja, joins, 6, NULL, 0, WEFT_JOIN_ALL_FAIL_FAST), 0);
+    /* Without fail-fast the tasks after 1 would never finish: the bound
+     * would expire. */
+    assert_int_equal(run_bounded(&ja.base), 0);
+    assert_int_equal(ja.status, -ECANCELED);
+    assert_int_equal(ja.failed, 1);
+    /* Every forever task was dropped before join_all completed. */
+    assert_int_equal(atomic_load(&drops), 5);
+}
+
+static void test_join_all_abort_stops_every_task_not_yet_joined(void **state)
+{
+    (void)state;
+    atomic_int drops = 0;
+    weft_join joins[4];
+    for (int i = 0; i < 4; i++)
+        spawn_forever(&joins[i], &drops);
+    weft_join_all ja;
+    assert_int_equal(weft_join_all_init(&ja, joins, 4, NULL, 0, 0), 0);
+    weft_join_all_abort(&ja);
+    assert_int_equal(run_bounded(&ja.base), 0);
+    assert_int_equal(ja.status, -ECANCELED);
+    assert_int_equal(ja.failed, 0);
+    assert_int_equal(atomic_load(&drops), 4);
+}
+
+static void test_dropping_a_pending_join_all_detaches_the_rest(void **state)
+{
+    (void)state;
+    atomic_int drops = 0;
+    weft_join joins[3];
+    for (int i = 0; i < 3; i++)
+        spawn_forever(&joins[i], &drops);
+    weft_join_all ja;
+    assert_int_equal(weft_join_all_init(&ja, joins, 3, NULL, 0, 0), 0);
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    weft_cx_init(&cx, &w);
+    assert_int_equal(weft_future_poll(&ja.base, &cx, NULL), WEFT_PENDING);
+    weft_future_drop(&ja.base);
+    for (int i = 0; i < 3; i++)
+        assert_null(joins[i].task); /* handles dropped */
+    assert_int_equal(atomic_load(&drops), 0); /* tasks still alive: detached */
+    /* Shutdown (teardown) cancels them; nothing leaks. */
+}
+
+static void test_join_all_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    atomic_int drops = 0;
+    weft_join joins[2];
+    spawn_square(&joins[0], 1);
+    spawn_forever(&joins[1], &drops);
+    weft_join_all ja;
+    int outs[2];
+    assert_int_equal(weft_join_all_init(NULL, joins, 2, NULL, 0, 0), -EINVAL);
+    assert_int_equal(weft_join_all_init(&ja, NULL, 2, NULL, 0, 0), -EINVAL);
+    assert_int_equal(weft_join_all_init(&ja, joins, 2, NULL, 0, 0x80u), -EINVAL);
+    /* Room for each output is checked against each handle. */
+    assert_int_equal(weft_join_all_init(&ja, joins, 2, outs, 2, 0), -EINVAL);
+    weft_future not_a_join = WEFT_FUTURE_INIT(&forever_ops, WEFT_F_SEND);
+    weft_join fake = { not_a_join, NULL, 0 };
+    assert_int_equal(weft_join_all_init(&ja, &fake, 1, NULL, 0, 0), -EINVAL);
+    /* The caller still owns the handles. */
+    weft_join_cancel(&joins[1]);
+    weft_future_drop(&joins[0].base);
+    wait_drops(&drops, 1);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_join_cancel_aborts_the_task_and_drops_the_handle),
+        T(test_join_all_writes_every_output_in_order),
+        T(test_join_all_of_nothing_is_ready_at_once),
+        T(test_join_all_reports_the_first_failure_in_array_order),
+        T(test_join_all_fail_fast_aborts_the_rest_and_waits_for_them),
+        T(test_join_all_abort_stops_every_task_not_yet_joined),
+        T(test_dropping_a_pending_join_all_detaches_the_rest),
+        T(test_join_all_init_rejects_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
