@@ -17,8 +17,8 @@ void weft__parker_init(weft__parker *p)
 void weft__park(weft__parker *p)
 {
     uint32_t expect = P_EMPTY;
-    /* Acquire on failure: the token's unparker published before it. */
-    if (!weft_atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
+    /* Acquire (on failure): the token's unparker published before it. */
+    if (!weft_atomic_cas_strong_acquire(&p->state, &expect, P_PARKED)) {
         /* NOTIFIED: consume the token. Acquire pairs with unpark's swap. */
         weft_atomic_swap_acquire(&p->state, P_EMPTY);
         return;
@@ -41,7 +41,7 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
     }
     uint32_t expect = P_EMPTY;
     /* As in weft__park: acquire on failure sees the token's unparker. */
-    if (!weft_atomic_cas_strong_acq_rel(&p->state, &expect, P_PARKED)) {
+    if (!weft_atomic_cas_strong_acquire(&p->state, &expect, P_PARKED)) {
         weft_atomic_swap_acquire(&p->state, P_EMPTY); /* token, as in park */
         return true;
     }
@@ -58,7 +58,9 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
             /* Leave PARKED; an unpark racing with this exchange leaves
              * NOTIFIED, which we then take as a token. */
             expect = P_PARKED;
-            if (weft_atomic_cas_strong_acq_rel(&p->state, &expect, P_EMPTY))
+            /* Relaxed: leaving PARKED publishes nothing; on failure the
+             * swap below acquires the token. */
+            if (weft_atomic_cas_strong_relaxed(&p->state, &expect, P_EMPTY))
                 return false;
             weft_atomic_swap_acquire(&p->state, P_EMPTY);
             return true;
@@ -68,8 +70,9 @@ bool weft__park_timeout(weft__parker *p, uint64_t timeout_ns)
 
 void weft__unpark(weft__parker *p)
 {
-    /* Release: publish the unparker's writes to the parked thread. */
-    uint32_t prev = weft_atomic_swap_acq_rel(&p->state, P_NOTIFIED);
+    /* Release: publish the unparker's writes to the parked thread (pairs
+     * with the acquires in park). */
+    uint32_t prev = weft_atomic_swap_release(&p->state, P_NOTIFIED);
     if (prev == P_PARKED)
         weft__futex_wake(&p->state, 1);
 }

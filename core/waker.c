@@ -72,7 +72,7 @@ void weft_atomic_waker_register(weft_atomic_waker *aw, const weft_waker *w)
             aw->waker.ops = NULL;
             aw->waker.data = NULL;
             /* Release: the emptied slot is visible to the next owner. */
-            weft_atomic_swap_acq_rel(&aw->state, AW_WAITING);
+            weft_atomic_swap_release(&aw->state, AW_WAITING);
             weft_waker_wake(&taken);
         }
     } else if (cur == AW_WAKING) {
@@ -86,9 +86,9 @@ void weft_atomic_waker_register(weft_atomic_waker *aw, const weft_waker *w)
 
 bool weft_atomic_waker_take(weft_atomic_waker *aw, weft_waker *out)
 {
-    /* AcqRel: acquire sees the slot written by register (pairs with its
-     * release CAS); the bit excludes other readers and the writer. */
-    uintptr_t prev = weft_atomic_fetch_or_acq_rel(&aw->state, AW_WAKING);
+    /* Acquire: see the slot written by register (pairs with its release
+     * CAS); the bit excludes other readers and the writer. */
+    uintptr_t prev = weft_atomic_fetch_or_acquire(&aw->state, AW_WAKING);
     if (prev != AW_WAITING)
         return false; /* a register or another wake owns the slot */
     *out = aw->waker;

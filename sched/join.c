@@ -46,7 +46,9 @@ static bool join_set_waker(struct weft__task *t, const weft_waker *w)
             weft_waker_drop(&t->join_waker);
             return false;
         }
-        /* Release: the completer's acquire sees the waker we wrote. */
+        /* AcqRel: release so that the completer's acquire sees the waker
+         * we wrote; acquire on failure, because a COMPLETE seen here is
+         * followed by reading the output. */
         if (weft_atomic_cas_weak_acq_rel(&t->state, &s, s | WEFT_T_JOIN_WAKER))
             return true;
     }
@@ -76,8 +78,10 @@ static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out)
                 if (s & WEFT_T_COMPLETE)
                     goto ready;
                 /* Acquire: the completer is done reading the field when it
-                 * is not COMPLETE yet — we own it after this CAS. */
-                if (weft_atomic_cas_weak_acq_rel(&t->state, &s, s & ~(uint64_t)WEFT_T_JOIN_WAKER))
+                 * is not COMPLETE yet — we own it after this CAS; on
+                 * failure, a COMPLETE seen is followed by reading the
+                 * output. Clearing the bit publishes nothing. */
+                if (weft_atomic_cas_weak_acquire(&t->state, &s, s & ~(uint64_t)WEFT_T_JOIN_WAKER))
                     break;
             }
             weft_waker_drop(&t->join_waker);
@@ -109,8 +113,11 @@ static void join_drop(weft_future *f)
         next = s & ~(uint64_t)WEFT_T_JOIN_INTEREST;
         if (!(s & WEFT_T_COMPLETE))
             next &= ~(uint64_t)WEFT_T_JOIN_WAKER; /* take the field back */
-        /* AcqRel: acquire sees the completer's hand-back of the field. */
-    } while (!weft_atomic_cas_weak_acq_rel(&t->state, &s, next));
+        /* Acquire: see the completer's hand-back of the field (pairs with
+         * the release in task_complete's fetch_and). Clearing the bits
+         * publishes nothing: the waker we may have stored was published
+         * by the release CAS that set JOIN_WAKER. */
+    } while (!weft_atomic_cas_weak_acquire(&t->state, &s, next));
     /* JOIN_WAKER clear: the field is ours (possibly empty). Still set
      * (COMPLETE): the completer is using it and drops it. */
     if (!(next & WEFT_T_JOIN_WAKER))

@@ -108,9 +108,11 @@ struct weft__task *weft__ring_pop_owner(weft__ring *r)
             return NULL;
         uint32_t next_real = real + 1;
         uint32_t next_steal = steal == real ? next_real : steal;
-        /* AcqRel: excludes thieves claiming the same slot; on failure the
-         * acquire reloads their claim. */
-        if (weft_atomic_cas_weak_acq_rel(&r->head, &h, pack(next_steal, next_real)))
+        /* Acquire: a thief's release of its claim (steal_into's final CAS)
+         * happens-before the owner goes on to reuse slots; on failure it
+         * reloads their claim. The CAS excludes thieves claiming the same
+         * slot; popping publishes nothing. */
+        if (weft_atomic_cas_weak_acquire(&r->head, &h, pack(next_steal, next_real)))
             return weft_atomic_load_relaxed(&r->slots[real & WEFT_RING_MASK]);
     }
 }
@@ -140,9 +142,11 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
             return NULL;
         if (n > WEFT_RING_CAP / 2)
             n = WEFT_RING_CAP / 2;
-        /* AcqRel: claims [real, real+n) against the owner's pops and
-         * other thieves. */
-        if (weft_atomic_cas_weak_acq_rel(&src->head, &h, pack(steal, real + n))) {
+        /* Acquire: claims [real, real+n) against the owner's pops and
+         * other thieves, and (with the acquire load of tail above) orders
+         * the slot reads below after the owner's writes. The claim
+         * publishes nothing. */
+        if (weft_atomic_cas_weak_acquire(&src->head, &h, pack(steal, real + n))) {
             first = real;
             break;
         }
@@ -160,7 +164,7 @@ struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
     h = weft_atomic_load_acquire(&src->head);
     for (;;) {
         uint32_t real = head_real(h);
-        if (weft_atomic_cas_weak_acq_rel(&src->head, &h, pack(real, real)))
+        if (weft_atomic_cas_weak_release(&src->head, &h, pack(real, real)))
             break;
     }
     *stolen = n;

@@ -115,7 +115,10 @@ static enum wake_action transition_notify_by_val(struct weft__task *t)
             a = WAKE_SUBMIT;
         }
         /* AcqRel: release orders the waker's prior writes (e.g. a channel
-         * slot) before the poll that follows the queue hand-off. */
+         * slot) before the poll that follows the queue hand-off (pairs
+         * with the acquire in transition_to_running); acquire because
+         * dropping the last reference here frees the task, which must see
+         * every other holder's accesses. */
         if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             return a;
     }
@@ -141,8 +144,10 @@ static enum wake_action transition_notify_by_ref(struct weft__task *t)
             next = (s | WEFT_T_NOTIFIED) + WEFT_T_REF_ONE;
             a = WAKE_SUBMIT;
         }
-        /* AcqRel: as in transition_notify_by_val. */
-        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
+        /* Release: orders the waker's prior writes before the poll that
+         * follows the queue hand-off (pairs with the acquire in
+         * transition_to_running). Nothing is freed here. */
+        if (weft_atomic_cas_weak_release(&t->state, &s, next))
             return a;
     }
 }
@@ -165,8 +170,9 @@ static enum wake_action transition_cancel(struct weft__task *t)
             next = (s | WEFT_T_NOTIFIED | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
             a = WAKE_SUBMIT;
         }
-        /* AcqRel: orders the abort before the poll that drops the future. */
-        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
+        /* Release: orders the abort before the poll that drops the future
+         * (pairs with the acquire in transition_to_running). */
+        if (weft_atomic_cas_weak_release(&t->state, &s, next))
             return a;
     }
 }
@@ -188,8 +194,9 @@ static enum run_action transition_to_running(struct weft__task *t)
         uint64_t next = (s | WEFT_T_RUNNING) & ~(uint64_t)WEFT_T_NOTIFIED;
         /* Acquire: see everything the waker published before queueing and
          * the previous poll's writes to the future (pairs with the release
-         * in transition_to_idle and the wake transitions). */
-        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
+         * in transition_to_idle and the wake transitions). Taking RUNNING
+         * publishes nothing. */
+        if (weft_atomic_cas_weak_acquire(&t->state, &s, next))
             return (s & WEFT_T_CANCELLED) ? RUN_CANCEL : RUN_POLL;
     }
 }
@@ -215,8 +222,10 @@ static enum idle_action transition_to_idle(struct weft__task *t, bool self_woken
             a = IDLE_DONE;
         }
         /* Release: the poll's writes to the future happen-before the next
-         * poll on whichever worker (pairs with transition_to_running). */
-        if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
+         * poll on whichever worker (pairs with transition_to_running). A
+         * wake's writes reach that poll too: this RMW continues the
+         * waker's release sequence. */
+        if (weft_atomic_cas_weak_release(&t->state, &s, next))
             return a;
     }
 }
@@ -297,7 +306,10 @@ static void task_complete(struct weft__task *t, int status)
     if ((s & WEFT_T_JOIN_INTEREST) && (s & WEFT_T_JOIN_WAKER)) {
         weft_waker_wake_by_ref(&t->join_waker);
         /* Hand the waker field back; if the handle was dropped meanwhile,
-         * it left the field to us. */
+         * it left the field to us. AcqRel: release ends our use of the
+         * field before the handle takes it back (pairs with the acquire
+         * CASes in join.c); acquire, because a field left to us is then
+         * ours to drop. */
         uint64_t after = weft_atomic_fetch_and_acq_rel(&t->state, ~(uint64_t)WEFT_T_JOIN_WAKER);
         if (!(after & WEFT_T_JOIN_INTEREST))
             weft_waker_drop(&t->join_waker);
@@ -362,7 +374,9 @@ void weft__task_shutdown(void *block)
             WEFT_DIE("task running during shutdown");
         }
         /* Take RUNNING plus a running reference (task_complete drops
-         * running + live). */
+         * running + live). AcqRel: acquire as for the load above; release
+         * keeps this transition ordered like every other one (shutdown
+         * runs once, off the hot path). */
         uint64_t next = (s | WEFT_T_RUNNING | WEFT_T_CANCELLED) + WEFT_T_REF_ONE;
         if (weft_atomic_cas_weak_acq_rel(&t->state, &s, next))
             break;
