@@ -86,6 +86,26 @@ static void list_unlink(weft_timer_entry **head, weft_timer_entry *e)
     e->prev = e->next = NULL;
 }
 
+#if WEFT_DEBUG_LEVEL >= 2
+/* Whole-wheel check, O(levels x slots): a slot's occupancy bit is set
+ * exactly when its list is non-empty, and each list's first entry says it
+ * sits there. (Walking every list would make a debug build's wheel O(n)
+ * per operation.) */
+static bool wheel_consistent(const weft__wheel *w)
+{
+    for (unsigned l = 0; l < WEFT__WHEEL_LEVELS; l++) {
+        for (unsigned s = 0; s < WEFT__WHEEL_SLOTS; s++) {
+            const weft_timer_entry *head = w->slots[l][s];
+            if ((((w->occupied[l] >> s) & 1u) != 0) != (head != NULL))
+                return false;
+            if (head && (head->level_ != l || head->slot_ != s || head->prev))
+                return false;
+        }
+    }
+    return !w->pending || w->pending->level_ == WEFT__TIMER_PENDING_LEVEL;
+}
+#endif
+
 static void place(weft__wheel *w, weft_timer_entry *e)
 {
     unsigned level = level_for(w->elapsed, e->when_);
@@ -100,6 +120,7 @@ void weft__wheel_insert(weft__wheel *w, weft_timer_entry *e)
 {
     place(w, e);
     w->armed++;
+    WEFT_ASSERT_EXPENSIVE(wheel_consistent(w));
 }
 
 void weft__wheel_remove(weft__wheel *w, weft_timer_entry *e)
@@ -112,7 +133,9 @@ void weft__wheel_remove(weft__wheel *w, weft_timer_entry *e)
         if (!*head)
             w->occupied[e->level_] &= ~((uint64_t)1 << e->slot_);
     }
+    WEFT_ASSERT(w->armed > 0);
     w->armed--;
+    WEFT_ASSERT_EXPENSIVE(wheel_consistent(w));
 }
 
 static inline uint64_t rotr64(uint64_t x, unsigned r)
@@ -209,7 +232,8 @@ size_t weft__wheel_poll(weft__wheel *w, uint64_t now, weft_waker *out, size_t ma
         }
         process_slot(w, level, slot, deadline);
     }
-    /* Relaxed: see next_due in timer.h. */
+    WEFT_ASSERT_EXPENSIVE(wheel_consistent(w));
+    /* Relaxed: see next_due in wheel.h. */
     weft_atomic_store_relaxed(&w->next_due, weft__wheel_next_due(w));
     return n;
 }
