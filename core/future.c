@@ -48,15 +48,24 @@ static bool check_pinned(uint32_t *flags, uint32_t *tag, const void *self,
     return true;
 }
 
+/* Debug builds remember that a future or stream finished, so a later poll
+ * is reported instead of run. */
+static inline void mark_finished(uint32_t *flags, bool finished)
+{
+#if WEFT_DEBUG_LEVEL >= 1
+    if (finished)
+        *flags |= WEFT_F__DONE;
+#else
+    (void)flags, (void)finished;
+#endif
+}
+
 weft_poll weft_future_poll(weft_future *f, weft_cx *cx, void *out)
 {
     if (!check_pinned(&f->flags, &f->pin_tag_, f, "future", f->ops->name))
         return WEFT_PENDING;
     weft_poll r = f->ops->poll(f, cx, out);
-#if WEFT_DEBUG_LEVEL >= 1
-    if (r == WEFT_READY)
-        f->flags |= WEFT_F__DONE;
-#endif
+    mark_finished(&f->flags, r == WEFT_READY);
     return r;
 }
 
@@ -65,10 +74,7 @@ weft_next weft_stream_poll_next(weft_stream *s, weft_cx *cx, void *item)
     if (!check_pinned(&s->flags, &s->pin_tag_, s, "stream", s->ops->name))
         return WEFT_NEXT_PENDING;
     weft_next r = s->ops->poll_next(s, cx, item);
-#if WEFT_DEBUG_LEVEL >= 1
-    if (r == WEFT_NEXT_DONE)
-        s->flags |= WEFT_F__DONE;
-#endif
+    mark_finished(&s->flags, r == WEFT_NEXT_DONE);
     return r;
 }
 
