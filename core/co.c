@@ -1,6 +1,7 @@
 /* Coroutine support: the out-of-line halves of the weft/co.h macros (misuse
  * reports for a coroutine resumed where it has no await point, an async fn
- * that fell off its end, a user-written drop that forgot the awaited child).
+ * that fell off its end, a user-written drop that forgot the awaited child)
+ * and weft_poll_fn, a future made from a poll function and a context.
  *
  * Nothing here touches shared state: every function runs on the thread
  * polling or dropping the coroutine it is handed. */
@@ -53,4 +54,37 @@ void weft__co_check_dropped(const weft_co *co, const char *name)
                     "'%s' still registered: call weft_co_drop(&self->co) in it",
                     name, co->awaiting->ops->name);
     (void)name;
+}
+
+/* ---- weft_poll_fn ------------------------------------------------------------ */
+
+static weft_poll poll_fn_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    weft_poll_fn *pf = (weft_poll_fn *)f;
+    return pf->fn(pf->ctx, cx, out);
+}
+
+static size_t poll_fn_out_size(const weft_future *f)
+{
+    return ((const weft_poll_fn *)f)->out_size;
+}
+
+static const weft_future_ops poll_fn_ops = {
+    .name = "weft_poll_fn",
+    .out_size = WEFT_OUT_SIZE_VARIES,
+    .poll = poll_fn_poll,
+    .drop = NULL, /* owns nothing; ctx is the caller's */
+    .out_size_of = poll_fn_out_size,
+};
+
+int weft_poll_fn_init(weft_poll_fn *pf, weft_poll_ctx_fn *fn, void *ctx,
+                      size_t out_size, uint32_t flags)
+{
+    if (!pf || !fn || out_size == WEFT_OUT_SIZE_VARIES)
+        return -EINVAL;
+    weft_future_init(&pf->base, &poll_fn_ops, flags);
+    pf->fn = fn;
+    pf->ctx = ctx;
+    pf->out_size = out_size;
+    return 0;
 }

@@ -1,4 +1,5 @@
-/* weft — futures without the glue: `async fn`s and stackless coroutines.
+/* weft — futures without the glue: `async fn`s, stackless coroutines, and
+ * futures made from a poll function.
  *
  * A future is a struct, a poll function, a drop function, an ops table and
  * an initialiser. WEFT_ASYNC_FN writes all of it but the struct, which stays
@@ -361,6 +362,43 @@ static inline weft_poll weft__co_finish(weft_co *co)
 
 #define WEFT__ASYNC_FN_BODY(T, OutPtr)                                        \
     static weft_poll T##_body(T *self, weft_cx *cx, OutPtr out)
+
+/* ---- weft_poll_fn: a future from a poll function and a context ----------- */
+
+/* The function a weft_poll_fn polls: like a future's poll, but handed the
+ * context pointer given at init instead of the future. Returns WEFT_READY
+ * after writing the future's out_size bytes to `out`, or WEFT_PENDING after
+ * arranging for `cx->waker` to be woken. */
+typedef weft_poll weft_poll_ctx_fn(void *ctx, weft_cx *cx, void *out);
+
+/* A future made inline from a poll function and a context pointer (Rust's
+ * futures::future::poll_fn): a step into the hand-written register without
+ * declaring a future type. Caller-owned; may be moved until its first poll;
+ * awaitable with WEFT_FN_AWAIT and spawnable with weft_spawn (size
+ * sizeof(weft_poll_fn)). Its ops name is "weft_poll_fn" and its output size
+ * is the `out_size` given at init (weft_future_out_size).
+ * Threads: `fn` runs on whichever thread polls the future, one poll at a
+ * time; pass WEFT_F_SEND only if `fn` and `ctx` may be used from any worker.
+ * Cancel safety: the future owns nothing, so dropping it loses nothing of
+ * its own and calls nothing; `ctx` stays the caller's, who must keep it
+ * valid until the future is dropped, and who undoes whatever `fn` left
+ * behind (a waker registered somewhere keeps a reference to its task, not
+ * to this future). */
+typedef struct weft_poll_fn {
+    weft_future base;
+    weft_poll_ctx_fn *fn;
+    void *ctx;
+    size_t out_size;
+} weft_poll_fn;
+
+/* Initialise `pf` to poll `fn(ctx, cx, out)` with an output of `out_size`
+ * bytes (0: none) and WEFT_F_* `flags` (bits outside WEFT_F_USER_MASK are
+ * ignored). Returns 0, or -EINVAL when `pf` or `fn` is NULL or `out_size`
+ * is WEFT_OUT_SIZE_VARIES (then `pf` is untouched and must not be polled or
+ * dropped). Any thread. Drop it like any future (weft_future_drop). */
+WEFT_API WEFT_NODISCARD int weft_poll_fn_init(weft_poll_fn *pf, weft_poll_ctx_fn *fn,
+                                              void *ctx, size_t out_size,
+                                              uint32_t flags);
 
 #ifdef __cplusplus
 }
