@@ -288,6 +288,9 @@ static inline weft_poll weft__co_finish(weft_co *co)
     .base = WEFT_FUTURE_INIT(&T##_ops, (uint32_t)(flags) & WEFT_F_USER_MASK), \
     .co = WEFT_CO_INIT
 
+/* The first statement of an async fn body: resume where the last poll
+ * stopped. A resume point that is no await of this body (an await inside a
+ * switch of your own) is reported by the future's name and refused. */
 #define WEFT_FN_BEGIN                                                         \
     (void)cx;                                                                 \
     (void)out;                                                                \
@@ -297,11 +300,16 @@ static inline weft_poll weft__co_finish(weft_co *co)
                                      __func__);                               \
     case 0:
 
+/* Await the future struct `*child` (header member `.base`, living in
+ * `*self`), writing its output to `dst` (NULL when it has none); drops it
+ * once READY. One await per source line. */
 #define WEFT_FN_AWAIT(child, dst)                                             \
     WEFT_AWAIT(&self->co, cx, &(child)->base, (dst))
 
+/* Give the worker to other tasks once (wake, PENDING), then continue. */
 #define WEFT_FN_YIELD WEFT_CO_YIELD(&self->co, cx)
 
+/* Finish an async fn that has an output: `*out = (value)`, READY. */
 #define WEFT_FN_RETURN(...)                                                   \
     do {                                                                      \
         _Static_assert(_Generic(out, void *: 0, default: 1),                  \
@@ -311,6 +319,7 @@ static inline weft_poll weft__co_finish(weft_co *co)
         return weft__co_finish(&self->co);                                    \
     } while (0)
 
+/* Finish an async fn without an output: READY. */
 #define WEFT_FN_RETURN_VOID                                                   \
     do {                                                                      \
         _Static_assert(_Generic(out, void *: 1, default: 0),                  \
