@@ -607,7 +607,6 @@ static void test_fib_with_two_join_handles_runs_and_cancels_without_leaks(void *
 
 /* ---- misuse caught at run time --------------------------------------------------------- */
 
-#ifndef NDEBUG
 /* Has an output but reaches WEFT_FN_END without WEFT_FN_RETURN. */
 typedef struct forgetful {
     weft_future base;
@@ -689,7 +688,8 @@ static const weft_future_ops old_switcher_ops = {
     .drop = old_switcher_drop,
 };
 
-/* A user drop that forgets weft_co_drop. */
+#ifndef NDEBUG
+/* A user drop that forgets weft_co_drop (reported in debug builds only). */
 typedef struct leaky {
     weft_future base;
     weft_co co;
@@ -820,6 +820,44 @@ static void test_user_drop_that_forgets_the_awaited_child_is_reported(void **sta
     weft_co_drop(&l.co);
     assert_int_equal(l.nc.drops, 1);
 #endif
+}
+
+/* The refusals do not depend on the report: release builds (NDEBUG, no
+ * misuse reports) refuse the same polls. */
+static void test_misused_coroutines_are_refused_in_every_build(void **state)
+{
+    (void)state;
+    hand h;
+    hand_init(&h);
+    int out = -1;
+
+    forgetful f = { WEFT_FN_INIT(forgetful, WEFT_F_SEND) };
+    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(f.ends, 1);
+    assert_int_equal(out, -1);
+    weft_future_drop(&f.base);
+
+    switcher s = { WEFT_FN_INIT(switcher, WEFT_F_SEND), .mode = 1, .got = -1 };
+    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(s.nc.polls, 1);
+    assert_int_equal(out, -1);
+    weft_future_drop(&s.base);
+    assert_int_equal(s.nc.drops, 1);
+
+    old_switcher o = { .base = WEFT_FUTURE_INIT(&old_switcher_ops, WEFT_F_SEND),
+                       .co = WEFT_CO_INIT, .mode = 1, .got = -1 };
+    assert_int_equal(weft_future_poll(&o.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(weft_future_poll(&o.base, &h.cx, &out), WEFT_PENDING);
+    assert_int_equal(o.nc.polls, 1);
+    assert_int_equal(out, -1);
+    weft_future_drop(&o.base);
+    assert_int_equal(o.nc.drops, 1);
+
+    /* Debug builds reported each refusal; release builds report nothing. */
+    assert_true(misuse_reported(4, "old_switcher_poll"));
 }
 
 /* ---- weft_poll_fn ---------------------------------------------------------------------- */
@@ -974,6 +1012,8 @@ int main(void)
             test_co_await_inside_a_user_switch_is_reported_on_resume_and_refused,
             misuse_setup, misuse_teardown),
         cmocka_unit_test_setup_teardown(test_user_drop_that_forgets_the_awaited_child_is_reported,
+                                        misuse_setup, misuse_teardown),
+        cmocka_unit_test_setup_teardown(test_misused_coroutines_are_refused_in_every_build,
                                         misuse_setup, misuse_teardown),
         cmocka_unit_test(test_poll_fn_awaited_inside_an_async_fn),
         cmocka_unit_test_setup_teardown(
