@@ -1,7 +1,26 @@
-/* weft — stackless coroutines: write an `async fn` as a poll function.
+/* weft — futures without the glue: `async fn`s, stackless coroutines, and
+ * futures made from a poll function.
  *
- * The coroutine's locals live in its future struct (pinned once polled),
- * never on the C stack, because the poll function returns at every await.
+ * A future is a struct, a poll function, a drop function, an ops table and
+ * an initialiser. WEFT_ASYNC_FN writes all of it but the struct, which stays
+ * yours and visible (debuggers, offsetof, pinning):
+ *
+ *   typedef struct answer { weft_future base; weft_co co; int n; } answer;
+ *
+ *   WEFT_ASYNC_FN(answer, int)        // answer_poll, answer_drop, answer_ops
+ *   {
+ *       WEFT_FN_BEGIN;
+ *       WEFT_FN_YIELD;                // let other tasks run once
+ *       WEFT_FN_RETURN(self->n);      // *out = self->n; READY
+ *       WEFT_FN_END;
+ *   }
+ *
+ *   answer a = { WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 42 };
+ *   rc = weft_spawn(rt, &a.base, sizeof a, &join);
+ *
+ * Below it sits the lower-level register, WEFT_CO_BEGIN / WEFT_AWAIT /
+ * WEFT_CO_YIELD / WEFT_CO_RETURN / WEFT_CO_END, for a poll function and
+ * ops table written by hand:
  *
  *   typedef struct fetch { weft_future base; weft_co co;
  *                          weft_yield y; int i; } fetch;
@@ -19,15 +38,20 @@
  *   }
  *   static void fetch_drop(weft_future *f) { weft_co_drop(&((fetch *)f)->co); }
  *
- * Rules: C locals (on the stack) do not survive an await — keep state in
- * the struct. Only one WEFT_AWAIT/WEFT_CO_YIELD per source line (the line
- * number is the resume point). Do not await inside a `switch` of your own.
- * The awaited child is dropped automatically once READY; if the coroutine
- * is dropped while waiting, weft_co_drop() drops the child it waits on.
- * Children that are alive but not being awaited (a second join handle
- * spawned before awaiting the first) are the coroutine's own to drop in
- * its drop function. Falling off WEFT_CO_END returns READY without writing
- * the output: end every path that has an output with WEFT_CO_RETURN.
+ * Rules for both registers. The coroutine's locals live in its future
+ * struct (pinned once polled), never on the C stack, because the poll
+ * function returns at every await: C locals do not survive an await. Only
+ * one await (WEFT_FN_AWAIT, WEFT_FN_YIELD, WEFT_AWAIT, WEFT_CO_YIELD) per
+ * source line: the line number is the resume point. Do not await inside a
+ * `switch` of your own: its `case` labels would capture the resume point.
+ * That compiles, so it is caught when the coroutine resumes: debug builds
+ * report it through the misuse handler (weft_set_misuse_handler) and every
+ * build refuses the poll (returns WEFT_PENDING and never finishes).
+ * Loops and `if` are fine. The awaited child is dropped automatically once
+ * READY; if the coroutine is dropped while waiting, weft_co_drop() drops
+ * the child it waits on. Children that are alive but not being awaited (a
+ * second join handle spawned before awaiting the first) are the
+ * coroutine's own to drop in its drop function.
  */
 #ifndef WEFT_CO_H
 #define WEFT_CO_H
@@ -38,22 +62,34 @@
 extern "C" {
 #endif
 
+/* ---- the coroutine state ---------------------------------------------------- */
+
+/* Where a coroutine resumes and what it waits on. Embedded in the future's
+ * struct (as the member `co` for WEFT_ASYNC_FN); owned and pinned with it. */
 typedef struct weft_co {
-    int line;               /* resume point; 0 = start, -1 = finished */
+    int line;               /* resume point: 0 = start, WEFT__CO_DONE =
+                               finished, WEFT__CO_FAILED = refused for good,
+                               else the line of an await */
     weft_future *awaiting;  /* child being awaited, dropped with us */
 } weft_co;
 
 #define WEFT_CO_INIT { 0, NULL }
 
-/* Start a coroutine at its beginning (before its first poll). */
+/* Resume points that are not lines (internal; not for direct use). */
+#define WEFT__CO_DONE (-1)
+#define WEFT__CO_FAILED (-2)
+
+/* Start a coroutine at its beginning (before its first poll). Any thread;
+ * the caller owns `co`. */
 static inline void weft_co_init(weft_co *co)
 {
     co->line = 0;
     co->awaiting = NULL;
 }
 
-/* Drop the child the coroutine is suspended on, if any. Call from the
- * coroutine future's drop. */
+/* Drop the child the coroutine is suspended on, if any, and forget it (a
+ * second call drops nothing). Call from the coroutine future's drop, on the
+ * thread that drops the coroutine. */
 static inline void weft_co_drop(weft_co *co)
 {
     if (co->awaiting) {
@@ -63,8 +99,54 @@ static inline void weft_co_drop(weft_co *co)
     }
 }
 
+/* ---- internal helpers the macros call (not for direct use) ------------------ */
+
+/* The coroutine switch's `default:`: `co->line` is no resume point of this
+ * coroutine. For a finished coroutine (polled again, which debug builds of
+ * weft_future_poll already refuse) returns WEFT_READY, as before. Otherwise
+ * debug builds report the misuse, naming the future `name` (NULL for the
+ * WEFT_CO_* register, which does not know it) and the function `func`, and
+ * it returns WEFT_PENDING: the poll is refused. */
+WEFT_API weft_poll weft__co_resume_fault(weft_co *co, const char *name,
+                                         const char *func);
+
+/* An async fn with an output reached WEFT_FN_END without WEFT_FN_RETURN:
+ * debug builds report it by `name`; the coroutine is marked refused for
+ * good (later polls report again) and WEFT_PENDING is returned. */
+WEFT_API weft_poll weft__co_fell_off(weft_co *co, const char *name);
+
+/* Debug builds: report a user-written drop of the async fn `name` that
+ * returned with its awaited child still registered (it did not call
+ * weft_co_drop). Nothing is dropped here: the child may have been released
+ * some other way. */
+WEFT_API void weft__co_check_dropped(const weft_co *co, const char *name);
+
+/* Mark `co` finished and return WEFT_READY. */
+static inline weft_poll weft__co_finish(weft_co *co)
+{
+    co->line = WEFT__CO_DONE;
+    return WEFT_READY;
+}
+
+/* ---- the lower-level register: a poll function written as a coroutine ------- */
+
+/* Marks the deliberate fall-through into an await's resume label, so
+ * -Wimplicit-fallthrough stays quiet in code using the macros (internal). */
+#if defined(__has_attribute)
+#if __has_attribute(__fallthrough__)
+#define WEFT__FALLTHROUGH __attribute__((__fallthrough__))
+#endif
+#endif
+#ifndef WEFT__FALLTHROUGH
+#define WEFT__FALLTHROUGH ((void)0)
+#endif
+
+/* Open the coroutine body inside a poll function (returning weft_poll).
+ * Resumes at the await where the last poll stopped. */
 #define WEFT_CO_BEGIN(co)                                                     \
     switch ((co)->line) {                                                     \
+    default:                                                                  \
+        return weft__co_resume_fault((co), NULL, __func__);                   \
     case 0:
 
 /* Await `child` (a weft_future * inside the coroutine's struct): suspend
@@ -73,7 +155,7 @@ static inline void weft_co_drop(weft_co *co)
     do {                                                                      \
         (co)->awaiting = (child);                                             \
         (co)->line = __LINE__;                                                \
-        /* fallthrough */                                                     \
+        WEFT__FALLTHROUGH;                                                    \
     case __LINE__:                                                            \
         if (weft_future_poll((co)->awaiting, (cx), (out)) == WEFT_PENDING)    \
             return WEFT_PENDING;                                              \
@@ -96,15 +178,236 @@ static inline void weft_co_drop(weft_co *co)
 /* Finish: the caller has written the output; returns WEFT_READY. */
 #define WEFT_CO_RETURN(co)                                                    \
     do {                                                                      \
-        (co)->line = -1;                                                      \
+        (co)->line = WEFT__CO_DONE;                                           \
         return WEFT_READY;                                                    \
     } while (0)
 
+/* Close the body. Falling off the end returns WEFT_READY without writing
+ * an output: in this register, end every path that has an output with
+ * WEFT_CO_RETURN (WEFT_ASYNC_FN checks this for you). */
 #define WEFT_CO_END(co)                                                       \
-    default:                                                                  \
-        break;                                                                \
     }                                                                         \
+    (co)->line = WEFT__CO_DONE;                                               \
     return WEFT_READY
+
+/* ---- async fn: the poll, drop and ops generated from a body ------------------ */
+
+/* WEFT_ASYNC_FN(T, Out) { WEFT_FN_BEGIN; ... WEFT_FN_END; }
+ *
+ * Defines, for the coroutine future struct `T` (declared by you, before
+ * this line, with `weft_future base;` as its first member and a
+ * `weft_co co;` member):
+ *   static weft_poll T_poll(weft_future *, weft_cx *, void *);
+ *   static void T_drop(weft_future *);   drops the awaited child, if any
+ *   static const weft_future_ops T_ops = { .name = "T",
+ *       .out_size = sizeof(Out), .poll = T_poll, .drop = T_drop };
+ * and opens the body, in which `T *self` (the future), `weft_cx *cx` (the
+ * poll's context) and `Out *out` (where the output goes) are in scope.
+ * `Out` must be a complete object type usable as `Out *` (typedef an
+ * array). Initialise instances with WEFT_FN_INIT(T, flags).
+ *
+ * The generated poll is called by whoever polls the future (a worker, or
+ * weft_block_on's thread), one poll at a time; everything in the body runs
+ * there. Cancel safety: dropping the future while suspended drops the child
+ * it awaits (once); anything else the struct owns needs
+ * WEFT_ASYNC_FN_WITH_DROP.
+ *
+ * In the body:
+ *   WEFT_FN_BEGIN;              first statement
+ *   WEFT_FN_AWAIT(&self->c, d); await child future `self->c` (any struct
+ *                               whose header member is `.base`), output
+ *                               to `d` (NULL: none); `c` is dropped once
+ *                               READY
+ *   WEFT_FN_YIELD;              let other tasks run once
+ *   WEFT_FN_RETURN(value);      `*out = (value)` and finish (READY); the
+ *                               value may be a compound literal with commas
+ *   WEFT_FN_END;                last statement
+ * Never `return` directly, and no top-level `break` (it leaves the
+ * coroutine's switch, which counts as falling off the end).
+ *
+ * Falling off the end (reaching WEFT_FN_END) of an async fn with an output
+ * is a bug, since the output was never written: debug builds report it by
+ * the future's name, and every build refuses the poll (WEFT_PENDING, for
+ * this and every later poll). WEFT_FN_RETURN_VOID in such a function does
+ * not compile, and WEFT_FN_RETURN(value) of a type not assignable to `Out`
+ * is a compile-time diagnostic. */
+#define WEFT_ASYNC_FN(T, Out)                                                 \
+    WEFT__ASYNC_FN_POLL(T, Out *)                                             \
+    WEFT__ASYNC_FN_DEFAULT_DROP(T)                                            \
+    WEFT__ASYNC_FN_OPS(T, sizeof(Out), T##_drop)                              \
+    WEFT__ASYNC_FN_BODY(T, Out *)
+
+/* An async fn with no output: `out` is a `void *` (NULL is fine) and
+ * out_size is 0. Finish with WEFT_FN_RETURN_VOID or by falling off the end
+ * (both return READY); WEFT_FN_RETURN(value) does not compile here. */
+#define WEFT_ASYNC_FN_VOID(T)                                                 \
+    WEFT__ASYNC_FN_POLL(T, void *)                                            \
+    WEFT__ASYNC_FN_DEFAULT_DROP(T)                                            \
+    WEFT__ASYNC_FN_OPS(T, 0, T##_drop)                                        \
+    WEFT__ASYNC_FN_BODY(T, void *)
+
+/* WEFT_ASYNC_FN with a drop you write, for a coroutine that owns more than
+ * the child it awaits (the second join handle of a fork-join, a buffer).
+ * Define, before or after the body:
+ *
+ *   static void T_drop(weft_future *f)
+ *   {
+ *       T *self = (T *)f;
+ *       ... release what the struct owns and is not being awaited ...
+ *       weft_co_drop(&self->co);      // drops the awaited child: required
+ *   }
+ *
+ * T_drop runs once, on the thread dropping the future, at any point between
+ * polls: before the first poll, while suspended at any await, or after
+ * READY (then co.awaiting is NULL). `self->co.awaiting` tells which child
+ * is being awaited; read it before weft_co_drop clears it. The ops table
+ * calls T_drop through a wrapper that, in debug builds, reports a T_drop
+ * that returned with the awaited child still registered. */
+#define WEFT_ASYNC_FN_WITH_DROP(T, Out)                                       \
+    WEFT__ASYNC_FN_POLL(T, Out *)                                             \
+    WEFT__ASYNC_FN_USER_DROP(T)                                               \
+    WEFT__ASYNC_FN_OPS(T, sizeof(Out), T##_drop_checked)                      \
+    WEFT__ASYNC_FN_BODY(T, Out *)
+
+/* WEFT_ASYNC_FN_VOID with a drop you write (see WEFT_ASYNC_FN_WITH_DROP). */
+#define WEFT_ASYNC_FN_VOID_WITH_DROP(T)                                       \
+    WEFT__ASYNC_FN_POLL(T, void *)                                            \
+    WEFT__ASYNC_FN_USER_DROP(T)                                               \
+    WEFT__ASYNC_FN_OPS(T, 0, T##_drop_checked)                                \
+    WEFT__ASYNC_FN_BODY(T, void *)
+
+/* Designated initialisers for the header members of an async fn's struct:
+ * `base` (ops T_ops, WEFT_F_* `flags` limited to WEFT_F_USER_MASK) and `co`
+ * (at its start). Usable wherever T_ops is visible (after WEFT_ASYNC_FN),
+ * in declarations, compound literals and static initialisers:
+ *   answer a = { WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 42 };
+ *   self->child = (answer){ WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 1 };
+ * Members not named are zero. The future may be moved until its first
+ * poll. */
+#define WEFT_FN_INIT(T, flags)                                                \
+    .base = WEFT_FUTURE_INIT(&T##_ops, (uint32_t)(flags) & WEFT_F_USER_MASK), \
+    .co = WEFT_CO_INIT
+
+/* The first statement of an async fn body: resume where the last poll
+ * stopped. A resume point that is no await of this body (an await inside a
+ * switch of your own) is reported by the future's name and refused. */
+#define WEFT_FN_BEGIN                                                         \
+    (void)cx;                                                                 \
+    (void)out;                                                                \
+    switch (self->co.line) {                                                  \
+    default:                                                                  \
+        return weft__co_resume_fault(&self->co, self->base.ops->name,         \
+                                     __func__);                               \
+    case 0:
+
+/* Await the future struct `*child` (header member `.base`, living in
+ * `*self`), writing its output to `dst` (NULL when it has none); drops it
+ * once READY. One await per source line. */
+#define WEFT_FN_AWAIT(child, dst)                                             \
+    WEFT_AWAIT(&self->co, cx, &(child)->base, (dst))
+
+/* Give the worker to other tasks once (wake, PENDING), then continue. */
+#define WEFT_FN_YIELD WEFT_CO_YIELD(&self->co, cx)
+
+/* Finish an async fn that has an output: `*out = (value)`, READY. */
+#define WEFT_FN_RETURN(...)                                                   \
+    do {                                                                      \
+        _Static_assert(_Generic(out, void *: 0, default: 1),                  \
+                       "WEFT_FN_RETURN(value) in an async fn without an "     \
+                       "output: use WEFT_FN_RETURN_VOID");                    \
+        *out = (__VA_ARGS__);                                                 \
+        return weft__co_finish(&self->co);                                    \
+    } while (0)
+
+/* Finish an async fn without an output: READY. */
+#define WEFT_FN_RETURN_VOID                                                   \
+    do {                                                                      \
+        _Static_assert(_Generic(out, void *: 1, default: 0),                  \
+                       "WEFT_FN_RETURN_VOID in an async fn with an output: "  \
+                       "use WEFT_FN_RETURN(value)");                          \
+        return weft__co_finish(&self->co);                                    \
+    } while (0)
+
+/* Falling off the end: READY for a void fn; a refused poll (and a debug
+ * report) for a fn with an output. _Generic tells them apart by the type
+ * of `out`. */
+#define WEFT_FN_END                                                           \
+    }                                                                         \
+    return _Generic(out, void *: weft__co_finish(&self->co),                  \
+                    default: weft__co_fell_off(&self->co,                     \
+                                               self->base.ops->name))
+
+/* Pieces of the above (not for direct use). */
+#define WEFT__ASYNC_FN_POLL(T, OutPtr)                                        \
+    static weft_poll T##_body(T *self, weft_cx *cx, OutPtr out);              \
+    static weft_poll T##_poll(weft_future *weft__f, weft_cx *weft__cx,        \
+                              void *weft__out)                                \
+    {                                                                         \
+        return T##_body((T *)weft__f, weft__cx, (OutPtr)weft__out);           \
+    }
+
+#define WEFT__ASYNC_FN_DEFAULT_DROP(T)                                        \
+    static void T##_drop(weft_future *weft__f)                                \
+    {                                                                         \
+        weft_co_drop(&((T *)weft__f)->co);                                    \
+    }
+
+#define WEFT__ASYNC_FN_USER_DROP(T)                                           \
+    static void T##_drop(weft_future *weft__f);                               \
+    static void T##_drop_checked(weft_future *weft__f)                        \
+    {                                                                         \
+        T##_drop(weft__f);                                                    \
+        weft__co_check_dropped(&((T *)weft__f)->co, weft__f->ops->name);      \
+    }
+
+#define WEFT__ASYNC_FN_OPS(T, out_size_, drop_)                               \
+    static const weft_future_ops T##_ops = {                                  \
+        .name = #T,                                                           \
+        .out_size = (out_size_),                                              \
+        .poll = T##_poll,                                                     \
+        .drop = drop_,                                                        \
+        .out_size_of = NULL,                                                  \
+    };
+
+#define WEFT__ASYNC_FN_BODY(T, OutPtr)                                        \
+    static weft_poll T##_body(T *self, weft_cx *cx, OutPtr out)
+
+/* ---- weft_poll_fn: a future from a poll function and a context ----------- */
+
+/* The function a weft_poll_fn polls: like a future's poll, but handed the
+ * context pointer given at init instead of the future. Returns WEFT_READY
+ * after writing the future's out_size bytes to `out`, or WEFT_PENDING after
+ * arranging for `cx->waker` to be woken. */
+typedef weft_poll weft_poll_ctx_fn(void *ctx, weft_cx *cx, void *out);
+
+/* A future made inline from a poll function and a context pointer (Rust's
+ * futures::future::poll_fn): a step into the hand-written register without
+ * declaring a future type. Caller-owned; may be moved until its first poll;
+ * awaitable with WEFT_FN_AWAIT and spawnable with weft_spawn (size
+ * sizeof(weft_poll_fn)). Its ops name is "weft_poll_fn" and its output size
+ * is the `out_size` given at init (weft_future_out_size).
+ * Threads: `fn` runs on whichever thread polls the future, one poll at a
+ * time; pass WEFT_F_SEND only if `fn` and `ctx` may be used from any worker.
+ * Cancel safety: the future owns nothing, so dropping it loses nothing of
+ * its own and calls nothing; `ctx` stays the caller's, who must keep it
+ * valid until the future is dropped, and who undoes whatever `fn` left
+ * behind (a waker registered somewhere keeps a reference to its task, not
+ * to this future). */
+typedef struct weft_poll_fn {
+    weft_future base;
+    weft_poll_ctx_fn *fn;
+    void *ctx;
+    size_t out_size;
+} weft_poll_fn;
+
+/* Initialise `pf` to poll `fn(ctx, cx, out)` with an output of `out_size`
+ * bytes (0: none) and WEFT_F_* `flags` (bits outside WEFT_F_USER_MASK are
+ * ignored). Returns 0, or -EINVAL when `pf` or `fn` is NULL or `out_size`
+ * is WEFT_OUT_SIZE_VARIES (then `pf` is untouched and must not be polled or
+ * dropped). Any thread. Drop it like any future (weft_future_drop). */
+WEFT_API WEFT_NODISCARD int weft_poll_fn_init(weft_poll_fn *pf, weft_poll_ctx_fn *fn,
+                                              void *ctx, size_t out_size,
+                                              uint32_t flags);
 
 #ifdef __cplusplus
 }

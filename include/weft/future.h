@@ -151,9 +151,10 @@ static inline bool weft_coop_proceed(weft_cx *cx)
 #define WEFT_F_SEND 0x1u /* may be polled on any worker (stolen, migrated) */
 #define WEFT_F_USER_MASK 0x0000ffffu /* bits 16..31 are weft's own */
 
-typedef weft_poll weft_poll_fn(weft_future *f, weft_cx *cx, void *out);
-typedef void weft_drop_fn(weft_future *f);
-typedef size_t weft_out_size_fn(const weft_future *f);
+/* The three functions of a future's ops table (see weft_future_ops). */
+typedef weft_poll weft_future_poll_fn(weft_future *f, weft_cx *cx, void *out);
+typedef void weft_future_drop_fn(weft_future *f);
+typedef size_t weft_future_out_size_fn(const weft_future *f);
 
 /* Output size of futures whose output size is fixed per instance rather
  * than per type (a join handle outputs whatever its task outputs). */
@@ -163,9 +164,9 @@ typedef struct weft_future_ops {
     const char *name;     /* for errors, stats and task dumps; never NULL */
     size_t out_size;      /* bytes written to `out` on READY (may be 0), or
                              WEFT_OUT_SIZE_VARIES with out_size_of set */
-    weft_poll_fn *poll;   /* required */
-    weft_drop_fn *drop;   /* NULL: nothing to free */
-    weft_out_size_fn *out_size_of; /* only with WEFT_OUT_SIZE_VARIES */
+    weft_future_poll_fn *poll; /* required */
+    weft_future_drop_fn *drop; /* NULL: nothing to free */
+    weft_future_out_size_fn *out_size_of; /* only with WEFT_OUT_SIZE_VARIES */
 } weft_future_ops;
 
 /* The first member of every future struct. Initialise with
