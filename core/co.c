@@ -7,6 +7,7 @@
  * polling or dropping the coroutine it is handed. */
 #include "weft/co.h"
 #include "core/errors.h"
+#include "core/future.h"
 
 /* ---- misuse in coroutines ---------------------------------------------------- */
 
@@ -52,7 +53,7 @@ void weft__co_check_dropped(const weft_co *co, const char *name)
     if (co->awaiting)
         WEFT_MISUSE("the drop of async fn '%s' returned with its awaited child "
                     "'%s' still registered: call weft_co_drop(&self->co) in it",
-                    name, co->awaiting->ops->name);
+                    name, weft__future_name(co->awaiting));
     (void)name;
 }
 

@@ -4,11 +4,23 @@
 #ifndef WEFT_CORE_FUTURE_H
 #define WEFT_CORE_FUTURE_H
 
+#define WEFT_F__NAMED 0x20000000u  /* a `const char *` name follows the header */
 #define WEFT_F__POLLED 0x40000000u /* polled at least once: pinned */
 #define WEFT_F__DONE 0x80000000u   /* returned READY / DONE (debug builds) */
 
 #include "weft/future.h"
 #include "core/errors.h"
+
+/* The name of `f` in reports and dumps: its own, when weft gave the
+ * instance one (a task made from a plain function is called after the
+ * function: WEFT_F__NAMED, the name stored right after the header), else
+ * its type's (ops->name). */
+static inline const char *weft__future_name(const weft_future *f)
+{
+    if (f->flags & WEFT_F__NAMED)
+        return *(const char *const *)(const void *)(f + 1);
+    return f->ops->name;
+}
 
 /* Check a future handed to weft (spawn, block_on) before it is copied or
  * polled: well-formed ops, and never polled (it would be pinned
@@ -22,7 +34,7 @@ static inline int weft__future_check_fresh(const weft_future *fut, const char *w
         return -EINVAL;
     if (fut->flags & WEFT_F__POLLED) {
         WEFT_MISUSE("%s of future '%s' that was already polled (it is pinned)",
-                    what, fut->ops->name);
+                    what, weft__future_name(fut));
         return -EINVAL;
     }
     return 0;

@@ -54,7 +54,7 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
         return rc ? rc : -EINVAL;
     if (weft__worker_current()) {
         WEFT_MISUSE("weft_block_on of '%s' on a worker thread would block it",
-                    fut->ops->name);
+                    weft__future_name(fut));
         return -EDEADLK;
     }
     if (weft_future_out_size(fut) != out_size || (out_size > 0 && !out))

@@ -111,7 +111,7 @@ int weft_spawn(weft_rt *rt, const weft_future *fut, size_t fut_size, weft_join *
         return -EINVAL;
     if (!(fut->flags & WEFT_F_SEND)) {
         WEFT_MISUSE("weft_spawn: future '%s' is not Send (WEFT_F_SEND); "
-                    "use weft_spawn_local", fut->ops->name);
+                    "use weft_spawn_local", weft__future_name(fut));
         return -EPERM;
     }
     return spawn_task(rt, fut, fut_size, join, NULL);
@@ -125,7 +125,7 @@ int weft_spawn_local(const weft_future *fut, size_t fut_size, weft_join *join)
     struct weft__worker *w = weft__worker_current();
     if (!w) {
         WEFT_MISUSE("weft_spawn_local of '%s' from a thread that is not a worker",
-                    fut->ops->name);
+                    weft__future_name(fut));
         return -EPERM;
     }
     return spawn_task(weft__rt_of(&w->pool->sched), fut, fut_size, join, w);

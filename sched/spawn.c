@@ -4,14 +4,15 @@
 #include "weft/rt.h"
 #include "core/alloc.h"
 #include "core/errors.h"
+#include "core/future.h"
 
 #include <stdalign.h>
 #include <string.h>
 
 typedef struct fn_future {
     weft_future base;
+    const char *name; /* #fn; right after the header (WEFT_F__NAMED) */
     weft_task_fn *fn;
-    const char *name; /* #fn, for reports */
     size_t out_size;
     alignas(16) unsigned char arg[]; /* the task's own copy */
 } fn_future;
@@ -36,6 +37,9 @@ static const weft_future_ops fn_ops = {
     .out_size_of = fn_out_size,
 };
 
+_Static_assert(offsetof(fn_future, name) == sizeof(weft_future),
+               "a named future's name follows its header");
+
 int weft__spawn_fn(weft_rt *rt, weft_task_fn *fn, const char *name, const void *arg,
                    size_t arg_size, size_t out_size, weft_join *join)
 {
@@ -48,6 +52,7 @@ int weft__spawn_fn(weft_rt *rt, weft_task_fn *fn, const char *name, const void *
     if (!ff)
         return -ENOMEM;
     weft_future_init(&ff->base, &fn_ops, WEFT_F_SEND);
+    ff->base.flags |= WEFT_F__NAMED;
     ff->fn = fn;
     ff->name = name ? name : "weft_spawn_fn";
     ff->out_size = out_size;

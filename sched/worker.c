@@ -34,6 +34,7 @@
 #include "sched/task.h"
 #include "core/alloc.h"
 #include "core/errors.h"
+#include "core/future.h"
 #include "core/sys.h"
 
 #include <stdio.h>
@@ -347,7 +348,7 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
     struct weft__worker *owner = task_owner(w->pool, t);
     if (owner && owner != w) {
         WEFT_MISUSE("local task '%s' reached worker %u but belongs to worker %u",
-                    weft__task_future(t)->ops->name, w->index, owner->index);
+                    weft__future_name(weft__task_future(t)), w->index, owner->index);
         inbox_push(owner, t);
         weft__idle_notify_worker(&w->pool->idle, owner->index);
         return;

@@ -57,7 +57,7 @@ static weft_poll sleep_poll(weft_future *f, weft_cx *cx, void *out)
     weft__timers *t = weft__timers_current();
     if (!t) {
         WEFT_MISUSE("'%s' first polled outside a runtime (no timer wheel)",
-                    f->ops->name);
+                    weft__future_name(f));
         return WEFT_PENDING;
     }
     if (!weft__timers_arm(t, &s->entry, s->deadline, cx->waker))

@@ -114,7 +114,8 @@ typedef void weft_task_fn(void *arg, void *out);
 
 /* Spawn `fn` as a leaf task on `rt` (NULL: the current runtime). `*arg`
  * (sizeof *arg bytes, of any type; a function that needs no argument can
- * be given `&(char){0}`) is copied into the task,
+ * be given `&(char){0}`; a compound literal with commas must be wrapped
+ * in parentheses, as for any macro argument) is copied into the task,
  * so the caller's copy may go at once; `#fn` names the task in reports and
  * dumps. The join handle's output is the `out_size` bytes `fn` writes.
  * The task is Send: `fn` may run on any worker, so what `arg` points to

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "weft/weft.h"
+#include "core/future.h"
+#include "sched/task.h"
 #include "support/counting_alloc.h"
 #include "support/misuse_capture.h"
 
@@ -149,6 +151,21 @@ static void test_spawn_fn_rejects_bad_arguments(void **state)
     assert_int_equal(weft__spawn_fn(g_rt, tick, "tick", NULL, 4, 0, &j), -EINVAL);
 }
 
+static void test_spawn_fn_task_is_named_after_the_function(void **state)
+{
+    (void)state;
+    weft_join j;
+    struct sum_arg arg = { 1, 1, 0 };
+    assert_int_equal(weft_spawn_fn(g_rt, add, &arg, sizeof(int), &j), 0);
+    /* The task's future reports the function's name (#fn), not the
+     * library type's; the handle keeps the task's memory alive. */
+    assert_string_equal(weft__future_name(weft__task_future(j.task)), "add");
+    assert_string_equal(weft__task_future(j.task)->ops->name, "weft_spawn_fn");
+    int sum = 0;
+    assert_int_equal(join(&j, &sum, sizeof sum), 0);
+    assert_int_equal(sum, 2);
+}
+
 /* ---- the consuming spawn ---------------------------------------------------------- */
 
 typedef struct counted {
@@ -222,6 +239,7 @@ int main(void)
         T(test_spawn_fn_copies_a_large_argument_whole),
         T(test_spawn_fn_without_output_or_join_runs_detached),
         T(test_spawn_fn_rejects_bad_arguments),
+        T(test_spawn_fn_task_is_named_after_the_function),
         T(test_spawn_macro_takes_a_compound_literal_and_its_size),
         T(test_spawn_or_drop_drops_the_future_when_spawn_fails),
         T(test_spawn_or_drop_leaves_a_malformed_future_alone),
