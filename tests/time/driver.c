@@ -1,0 +1,236 @@
+/* Unit tests for time/driver.c: the timer driver on its own, with no
+ * runtime — a parker standing for the worker that parks as the driver, a
+ * counting hook standing for the scheduler's "wake a sleeper", and a
+ * counting waker standing for the task a timer wakes. The driver's origin
+ * is put 10 s in the past, so deadlines between the origin and now are due
+ * at once without waiting and deadlines an hour ahead are never due. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "time/driver.h"
+
+static int g_wakes;   /* counting waker: wakes so far */
+static int g_live;    /* counting waker: clones not yet released */
+static int g_hooks;   /* "wake a sleeper" requests */
+
+static weft_waker cw_clone(const void *data);
+static void cw_wake(void *data) { (void)data; g_wakes++; g_live--; }
+static void cw_wake_by_ref(const void *data) { (void)data; g_wakes++; }
+static void cw_drop(void *data) { (void)data; g_live--; }
+static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
+static weft_waker cw_clone(const void *data)
+{
+    g_live++;
+    weft_waker w = { &cw_ops, (void *)data };
+    return w;
+}
+
+static void count_hook(void *ctx)
+{
+    (void)ctx;
+    g_hooks++;
+}
+
+struct fixture {
+    weft__timers t;
+    weft__parker driver;
+    weft_timer_entry e[4];
+    weft_instant origin;
+};
+
+static struct fixture *g_f;
+static const weft_waker g_waker = { &cw_ops, NULL };
+
+static int setup(void **state)
+{
+    (void)state;
+    g_f = aligned_alloc(WEFT_CACHE_LINE, sizeof *g_f);
+    if (!g_f)
+        return -1;
+    memset(g_f, 0, sizeof *g_f);
+    g_f->origin = weft_now() - WEFT_SEC(10);
+    weft__timers_init(&g_f->t, g_f->origin, count_hook, NULL);
+    weft__parker_init(&g_f->driver);
+    for (int i = 0; i < 4; i++)
+        atomic_init(&g_f->e[i].state_, WEFT__TIMER_IDLE);
+    g_wakes = g_live = g_hooks = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        weft__timer_cancel(&g_f->e[i]);
+    int live = g_live;
+    free(g_f);
+    if (live != 0) {
+        print_error("%d waker clone(s) not released\n", live);
+        return -1;
+    }
+    return 0;
+}
+
+static weft_instant due_now(void) { return g_f->origin + WEFT_SEC(5); }
+static weft_instant in_an_hour(void) { return weft_now() + WEFT_SEC(3600); }
+
+/* Did the driver's parker get unparked? (Takes the token.) */
+static bool driver_unparked(void)
+{
+    return weft__park_timeout(&g_f->driver, 0);
+}
+
+static void test_driver_arming_with_no_driver_asks_for_a_sleeper(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    assert_int_equal(g_hooks, 1); /* someone must park as the driver */
+    assert_int_equal(g_live, 1);  /* the entry holds a clone */
+}
+
+static void test_driver_parks_until_the_next_deadline(void **state)
+{
+    (void)state;
+    assert_int_equal(weft__timers_driver_begin(&g_f->t, &g_f->driver), UINT64_MAX);
+    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    /* Finite and no later than the deadline (the wheel may wake its driver
+     * earlier, at the start of a coarse slot, to cascade). */
+    uint64_t timeout = weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    assert_true(timeout <= WEFT_SEC(3601));
+    weft__timers_driver_end(&g_f->t, &g_f->driver);
+}
+
+static void test_driver_an_earlier_timer_unparks_the_driver(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    g_hooks = 0;
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    /* Later than the driver's deadline: nobody needs waking. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], in_an_hour() + WEFT_SEC(60), &g_waker));
+    assert_false(driver_unparked());
+    /* Earlier: the driver must re-arm its timeout. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[2], weft_now() + WEFT_SEC(60), &g_waker));
+    assert_true(driver_unparked());
+    assert_int_equal(g_hooks, 0); /* there is a driver: no sleeper needed */
+    uint64_t timeout = weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    assert_true(timeout <= WEFT_SEC(61));
+    weft__timers_driver_end(&g_f->t, &g_f->driver);
+}
+
+static void test_driver_leaving_with_timers_armed_hands_the_role_on(void **state)
+{
+    (void)state;
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    g_hooks = 0;
+    /* The driver leaves its park to run tasks: another sleeper must take
+     * over, or the timer waits for this worker's next park. */
+    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    assert_int_equal(g_hooks, 1);
+}
+
+static void test_driver_leaving_with_nothing_armed_wakes_nobody(void **state)
+{
+    (void)state;
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    assert_int_equal(g_hooks, 0);
+}
+
+static void test_driver_only_the_driver_gives_up_the_role(void **state)
+{
+    (void)state;
+    weft__parker other;
+    weft__parker_init(&other);
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    /* A second parking worker is not the driver: it sleeps until woken. */
+    assert_int_equal(weft__timers_driver_begin(&g_f->t, &other), UINT64_MAX);
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    g_hooks = 0;
+    weft__timers_driver_end(&g_f->t, &other); /* no hand-off from a non-driver */
+    assert_int_equal(g_hooks, 0);
+    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    assert_int_equal(g_hooks, 1);
+}
+
+static void test_driver_fire_due_wakes_due_timers_once(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], due_now(), &g_waker));
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], in_an_hour(), &g_waker));
+    assert_int_equal(weft__timers_fire_due(&g_f->t), 1);
+    assert_int_equal(g_wakes, 1);
+    assert_int_equal(atomic_load(&g_f->e[0].state_), WEFT__TIMER_FIRED);
+    assert_int_equal(atomic_load(&g_f->e[1].state_), WEFT__TIMER_ARMED);
+    assert_int_equal(weft__timers_fire_due(&g_f->t), 0);
+    assert_int_equal(g_wakes, 1);
+    /* A deadline the wheel has passed is not armed at all. */
+    assert_false(weft__timers_arm(&g_f->t, &g_f->e[2], g_f->origin + WEFT_SEC(1), &g_waker));
+}
+
+static void test_driver_cancel_unlinks_and_releases_the_waker(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], due_now(), &g_waker));
+    weft__timer_cancel(&g_f->e[0]);
+    assert_int_equal(atomic_load(&g_f->e[0].state_), WEFT__TIMER_IDLE);
+    assert_int_equal(g_live, 0);
+    assert_int_equal(weft__timers_fire_due(&g_f->t), 0);
+    assert_int_equal(g_wakes, 0);
+    assert_int_equal(g_f->t.wheel.armed, 0);
+}
+
+static void test_driver_update_waker_replaces_only_a_different_waker(void **state)
+{
+    (void)state;
+    int other_target;
+    weft_waker other = { &cw_ops, &other_target };
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    assert_true(weft__timer_update_waker(&g_f->e[0], &g_waker));
+    assert_int_equal(g_live, 1);
+    assert_true(weft__timer_update_waker(&g_f->e[0], &other));
+    assert_int_equal(g_live, 1); /* the old clone was released */
+    assert_ptr_equal(g_f->e[0].waker_.data, &other_target);
+    weft__timer_cancel(&g_f->e[0]);
+    /* Once fired, there is nothing to update. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], due_now(), &g_waker));
+    assert_int_equal(weft__timers_fire_due(&g_f->t), 1);
+    assert_false(weft__timer_update_waker(&g_f->e[1], &other));
+}
+
+static void test_driver_current_timers_are_per_thread(void **state)
+{
+    (void)state;
+    assert_null(weft__timers_current());
+    assert_null(weft__timers_enter(&g_f->t));
+    assert_ptr_equal(weft__timers_current(), &g_f->t);
+    assert_ptr_equal(weft__timers_enter(NULL), &g_f->t);
+    assert_null(weft__timers_current());
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_driver_arming_with_no_driver_asks_for_a_sleeper),
+        T(test_driver_parks_until_the_next_deadline),
+        T(test_driver_an_earlier_timer_unparks_the_driver),
+        T(test_driver_leaving_with_timers_armed_hands_the_role_on),
+        T(test_driver_leaving_with_nothing_armed_wakes_nobody),
+        T(test_driver_only_the_driver_gives_up_the_role),
+        T(test_driver_fire_due_wakes_due_timers_once),
+        T(test_driver_cancel_unlinks_and_releases_the_waker),
+        T(test_driver_update_waker_replaces_only_a_different_waker),
+        T(test_driver_current_timers_are_per_thread),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
