@@ -8,8 +8,8 @@
  * runs the same tasks unchanged. The timer driver is the seam's other half
  * (time/driver.h): a flavour hands its parked thread and a wake hook to it.
  *
- * Nothing below sched/ includes worker.h or runtime.h; this header is the
- * only way up. */
+ * task.c and join.c include neither worker.h nor runtime.h: this header
+ * is their only way up. */
 #ifndef WEFT_SCHED_SEAM_H
 #define WEFT_SCHED_SEAM_H
 
