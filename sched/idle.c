@@ -34,8 +34,8 @@
 
 #include <string.h>
 
-#define UNPARKED_ONE (1u << 16)
-#define SEARCHING_MASK 0xffffu
+#define UNPARKED_ONE WEFT__IDLE_UNPARKED_ONE
+#define SEARCHING_MASK WEFT__IDLE_SEARCHING_MASK
 
 int weft__idle_init(weft__idle *idle, unsigned n)
 {
@@ -70,17 +70,12 @@ void weft__idle_fini(weft__idle *idle)
     weft__free(idle->slots_raw);
 }
 
-/* Wake a sleeping worker as a searcher if nobody searches. */
-static void wake_searcher(weft__idle *idle)
+void weft__idle_wake_searcher(weft__idle *idle)
 {
-    /* Relaxed: a hint; the decision is re-made under the lock. */
-    uint32_t s = weft_atomic_load_relaxed(&idle->state);
-    if ((s & SEARCHING_MASK) != 0 || (s >> 16) >= idle->nworkers)
-        return;
     pthread_mutex_lock(&idle->lock);
     /* Relaxed: re-read under the lock, which every sleeper-list change
      * holds; the seq_cst RMWs below keep the state's total order. */
-    s = weft_atomic_load_relaxed(&idle->state);
+    uint32_t s = weft_atomic_load_relaxed(&idle->state);
     struct weft__sleeper *w = NULL;
     if ((s & SEARCHING_MASK) == 0 && idle->nsleepers > 0) {
         w = &idle->slots[idle->sleepers[--idle->nsleepers]];
@@ -93,22 +88,6 @@ static void wake_searcher(weft__idle *idle)
     pthread_mutex_unlock(&idle->lock);
     if (w)
         weft__unpark(&w->parker);
-}
-
-void weft__idle_notify(weft__idle *idle)
-{
-    /* SeqCst fence: orders the caller's queue push before the state read
-     * (Dekker with the fence in weft__idle_sleep_begin). */
-    weft_atomic_fence_seq_cst();
-    wake_searcher(idle);
-}
-
-void weft__idle_notify_local(weft__idle *idle)
-{
-    /* No fence: the pushing worker runs its own queue before it can
-     * sleep, so a wake missed here costs parallelism, never progress; it
-     * saves a full fence per spawn. */
-    wake_searcher(idle);
 }
 
 /* Remove worker `i` from the sleeper list and count it as unparked (not

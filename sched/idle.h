@@ -13,6 +13,10 @@
 #include "core/atomic.h"
 #include "core/park.h"
 
+/* The state word: (unparked << 16) | searching. */
+#define WEFT__IDLE_UNPARKED_ONE (1u << 16)
+#define WEFT__IDLE_SEARCHING_MASK 0xffffu
+
 /* One per worker, on its own cache line (wakers write it). */
 struct weft__sleeper {
     alignas(WEFT_CACHE_LINE) weft__parker parker;
@@ -49,13 +53,40 @@ static inline weft__parker *weft__idle_parker(weft__idle *idle, unsigned i)
 
 /* ---- producers: work was made available -------------------------------- */
 
+/* Wake a sleeping worker as a searcher if nobody searches (the locked
+ * part of the notifies below). */
+void weft__idle_wake_searcher(weft__idle *idle);
+
+/* True when a notify has someone to wake: nobody searches and some worker
+ * sleeps. Relaxed: a hint, checked again under the lock; inline because
+ * every spawn on a worker asks it. */
+static inline bool weft__idle_wake_wanted(weft__idle *idle)
+{
+    uint32_t s = weft_atomic_load_relaxed(&idle->state);
+    return (s & WEFT__IDLE_SEARCHING_MASK) == 0 && (s >> 16) < idle->nworkers;
+}
+
 /* Where only other workers would find it (the global queue, a push from
  * off the workers): seq_cst fence, then wake a sleeper as a searcher if
  * nobody searches. Any thread. */
-void weft__idle_notify(weft__idle *idle);
-/* A worker pushed to its own queue: the same without the fence (see
- * idle.c for why a missed wake costs parallelism only). */
-void weft__idle_notify_local(weft__idle *idle);
+static inline void weft__idle_notify(weft__idle *idle)
+{
+    /* SeqCst fence: orders the caller's queue push before the state read
+     * (Dekker with the fence in weft__idle_sleep_begin; see idle.c). */
+    weft_atomic_fence_seq_cst();
+    if (weft__idle_wake_wanted(idle))
+        weft__idle_wake_searcher(idle);
+}
+
+/* A worker pushed to its own queue: the same without the fence. The
+ * pushing worker runs its own queue before it can sleep, so a wake missed
+ * here costs parallelism, never progress; it saves a full fence per
+ * spawn. */
+static inline void weft__idle_notify_local(weft__idle *idle)
+{
+    if (weft__idle_wake_wanted(idle))
+        weft__idle_wake_searcher(idle);
+}
 /* Worker `i` (owner of a local task) has work in its inbox: fence, then
  * wake it if it sleeps. Any thread. */
 void weft__idle_notify_worker(weft__idle *idle, unsigned i);

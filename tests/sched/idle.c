@@ -40,7 +40,7 @@ static bool woken(unsigned i)
 
 static unsigned searching(void)
 {
-    return atomic_load(&g_idle->state) & 0xffffu;
+    return atomic_load(&g_idle->state) & WEFT__IDLE_SEARCHING_MASK;
 }
 
 static unsigned unparked(void)
