@@ -592,7 +592,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: weft-bench <workload> [--workers N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
-                    "fib_fork_join task_memory\n");
+                    "fib_fork_join timers task_memory\n");
     return 1;
 }
 
