@@ -14,9 +14,12 @@
  * `weft-bench task_memory` is not one of the timed workloads: it measures
  * what a pending task costs in resident memory and prints bytes_per_task.
  *
- * The workloads are written the way a weft user would write them: leaf
- * tasks that never wait are plain poll functions, tasks that wait are
- * coroutines (weft/co.h), and the main thread waits through weft_block_on.
+ * The workloads are written the way a weft user would write them: tasks
+ * that wait are async fns (WEFT_ASYNC_FN), root tasks that only spawn are
+ * plain functions run by weft_spawn_fn, and leaf tasks that touch shared
+ * state are hand-written poll functions (STYLE rule 26; they are spawned a
+ * million times, and their size is part of what is measured). The main
+ * thread waits through weft_block_on.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -97,46 +100,33 @@ static bool signal_is_set(bench_signal *s)
     return atomic_load_explicit(&s->set, memory_order_acquire);
 }
 
-/* The future that waits for a signal. Output: the published value (the
- * error, if any, is read from the signal afterwards). Send. Cancel safety:
- * nothing to lose; the registered waker stays in the signal until
- * signal_fini. */
-typedef struct signal_wait {
-    weft_future base;
-    bench_signal *sig;
-} signal_wait;
-
-static weft_poll signal_wait_poll(weft_future *f, weft_cx *cx, void *out)
+/* The poll function of the future that waits for a signal (a weft_poll_fn
+ * over the signal). Output: the published value (the error, if any, is
+ * read from the signal afterwards). Cancel safety: nothing to lose; the
+ * registered waker stays in the signal until signal_fini. */
+static weft_poll signal_wait(void *ctx, weft_cx *cx, void *out)
 {
-    signal_wait *w = (signal_wait *)f;
-    if (!signal_is_set(w->sig)) {
-        weft_atomic_waker_register(&w->sig->waker, cx->waker);
+    bench_signal *s = ctx;
+    if (!signal_is_set(s)) {
+        weft_atomic_waker_register(&s->waker, cx->waker);
         /* A set that completed before the registration found no waker to
          * wake: look again now that ours is in place. */
-        if (!signal_is_set(w->sig))
+        if (!signal_is_set(s))
             return WEFT_PENDING;
     }
-    *(uint64_t *)out = w->sig->value;
+    *(uint64_t *)out = s->value;
     return WEFT_READY;
-}
-
-static const weft_future_ops signal_wait_ops = {
-    "bench_signal_wait", sizeof(uint64_t), signal_wait_poll, NULL, NULL,
-};
-
-static void signal_wait_init(signal_wait *w, bench_signal *sig)
-{
-    weft_future_init(&w->base, &signal_wait_ops, WEFT_F_SEND);
-    w->sig = sig;
 }
 
 /* Block the calling (main) thread until `sig` is set. Returns 0 and the
  * value, or a negative error (the published one or block_on's). */
 static int signal_block_on(weft_rt *rt, bench_signal *sig, uint64_t *value)
 {
-    signal_wait w;
-    signal_wait_init(&w, sig);
-    int rc = weft_block_on(rt, &w.base, value, sizeof *value);
+    weft_poll_fn w;
+    int rc = weft_poll_fn_init(&w, signal_wait, sig, sizeof *value, WEFT_F_SEND);
+    if (rc != 0)
+        return rc;
+    rc = weft_block_on(rt, &w.base, value, sizeof *value);
     if (rc != 0) {
         /* block_on refused before polling: the future is still ours. */
         weft_future_drop(&w.base);
@@ -175,8 +165,9 @@ static void countdown_hit(countdown *c)
                    atomic_load_explicit(&c->decremented, memory_order_relaxed), 0);
 }
 
-/* The W1/W2 task: count down once and finish. A leaf that never waits, so
- * a plain poll function is the natural register. Send. */
+/* The W1/W2 task: count down once and finish. A leaf that never waits and
+ * touches shared state, so a plain poll function is the natural register
+ * (and keeps the future at 24 bytes). Send. */
 typedef struct hit_task {
     weft_future base;
     countdown *cd;
@@ -189,21 +180,17 @@ static weft_poll hit_poll(weft_future *f, weft_cx *cx, void *out)
     return WEFT_READY;
 }
 
-static const weft_future_ops hit_ops = { "bench_hit", 0, hit_poll, NULL, NULL };
+static const weft_future_ops hit_ops = { .name = "bench_hit", .poll = hit_poll };
 
 /* Spawn `n` detached hit tasks on `rt` (NULL: the current runtime).
  * Returns 0 or the first spawn error. */
 static int spawn_hits(weft_rt *rt, countdown *cd, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++) {
-        hit_task h;
-        weft_future_init(&h.base, &hit_ops, WEFT_F_SEND);
-        h.cd = cd;
-        int rc = weft_spawn(rt, &h.base, sizeof h, NULL);
-        if (rc != 0) {
-            weft_future_drop(&h.base); /* still ours after a failed spawn */
+        hit_task *h = &(hit_task){ .base = WEFT_FUTURE_INIT(&hit_ops, WEFT_F_SEND), .cd = cd };
+        int rc = WEFT_SPAWN(rt, NULL, h);
+        if (rc != 0)
             return rc;
-        }
     }
     return 0;
 }
@@ -217,30 +204,21 @@ typedef struct bench_shared {
 
 /* ---- W1 spawn_many ----------------------------------------------------------- */
 
-/* The root task of W1: spawns every hit task from a worker, then ends. */
-typedef struct spawner_task {
-    weft_future base;
-    countdown *cd;
-} spawner_task;
-
-static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
+/* The root task of W1, run by weft_spawn_fn: spawns every hit task from a
+ * worker, then ends. Its argument is the countdown's address. */
+static void spawn_many_root(void *arg, void *out)
 {
-    spawner_task *s = (spawner_task *)f;
-    (void)cx, (void)out;
-    int rc = spawn_hits(NULL, s->cd, SPAWN_COUNT);
+    countdown *cd = *(countdown **)arg;
+    (void)out;
+    int rc = spawn_hits(NULL, cd, SPAWN_COUNT);
     if (rc != 0)
-        signal_set(&s->cd->done, 0, rc); /* or the main thread waits forever */
-    return WEFT_READY;
+        signal_set(&cd->done, 0, rc); /* or the main thread waits forever */
 }
-
-static const weft_future_ops spawner_ops = { "bench_spawner", 0, spawner_poll, NULL, NULL };
 
 static int run_spawn_many(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
-    spawner_task s;
-    weft_future_init(&s.base, &spawner_ops, WEFT_F_SEND);
-    s.cd = &sh->cd;
-    int rc = weft_spawn(rt, &s.base, sizeof s, NULL);
+    countdown *cd = &sh->cd;
+    int rc = weft_spawn_fn(rt, spawn_many_root, &cd, 0, NULL);
     if (rc != 0)
         return rc;
     return signal_block_on(rt, &sh->cd.done, check);
@@ -259,7 +237,8 @@ static int run_spawn_remote(weft_rt *rt, bench_shared *sh, uint64_t *check)
 
 /* ---- W3 yield_many ---------------------------------------------------------------- */
 
-/* Yields YIELDS_PER_TASK times; outputs how many yields it completed. */
+/* Yields YIELDS_PER_TASK times; outputs how many yields it completed. It
+ * awaits a weft_yield, like tokio's yield_now().await. */
 typedef struct yielder_task {
     weft_future base;
     weft_co co;
@@ -267,35 +246,16 @@ typedef struct yielder_task {
     uint64_t yielded;
 } yielder_task;
 
-static weft_poll yielder_poll(weft_future *f, weft_cx *cx, void *out)
+WEFT_ASYNC_FN(yielder_task, uint64_t)
 {
-    yielder_task *s = (yielder_task *)f;
-    WEFT_CO_BEGIN(&s->co);
-    for (s->yielded = 0; s->yielded < YIELDS_PER_TASK;) {
-        weft_yield_init(&s->y);
-        WEFT_AWAIT(&s->co, cx, &s->y.base, NULL);
-        s->yielded++;
+    WEFT_FN_BEGIN;
+    for (self->yielded = 0; self->yielded < YIELDS_PER_TASK;) {
+        weft_yield_init(&self->y);
+        WEFT_FN_AWAIT(&self->y, NULL);
+        self->yielded++;
     }
-    *(uint64_t *)out = s->yielded;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
-}
-
-static void yielder_drop(weft_future *f)
-{
-    weft_co_drop(&((yielder_task *)f)->co);
-}
-
-static const weft_future_ops yielder_ops = {
-    "bench_yielder", sizeof(uint64_t), yielder_poll, yielder_drop, NULL,
-};
-
-/* Cancel a child whose result is no longer wanted: abort it so it stops at
- * its next scheduling point, and release the handle (exactly once). */
-static void join_cancel(weft_join *j)
-{
-    weft_join_abort(j);
-    weft_future_drop(&j->base);
+    WEFT_FN_RETURN(self->yielded);
+    WEFT_FN_END;
 }
 
 typedef struct bench_out {
@@ -303,70 +263,62 @@ typedef struct bench_out {
     int err;
 } bench_out;
 
-/* W3's root: spawn the yielders, then join them in order and add up their
- * outputs. It is run by weft_block_on, which polls it in place, so the
- * handles can live in the struct itself. */
+/* W3's root: spawn the yielders, then join them all (in order) and add up
+ * their outputs. It is run by weft_block_on, which polls it in place, so
+ * the handles and outputs can live in the struct itself. */
 typedef struct yield_all {
     weft_future base;
     weft_co co;
-    unsigned spawned;  /* joins[0, spawned) were initialised */
-    unsigned next;     /* joins[next, spawned) are live and not yet awaited */
-    uint64_t got;
-    bench_out res;
+    weft_join_all all; /* owns joins[] once initialised */
     weft_join joins[YIELD_TASKS];
+    uint64_t yielded[YIELD_TASKS]; /* each yielder's output */
 } yield_all;
 
-static weft_poll yield_all_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    yield_all *s = (yield_all *)f;
-    WEFT_CO_BEGIN(&s->co);
-    for (s->spawned = 0; s->spawned < YIELD_TASKS; s->spawned++) {
-        yielder_task y;
-        weft_future_init(&y.base, &yielder_ops, WEFT_F_SEND);
-        weft_co_init(&y.co);
-        int rc = weft_spawn(NULL, &y.base, sizeof y, &s->joins[s->spawned]);
-        if (rc != 0) {
-            weft_future_drop(&y.base); /* still ours after a failed spawn */
-            s->res.err = rc;
-            break;
-        }
-    }
-    if (s->res.err != 0) {
-        for (; s->next < s->spawned; s->next++)
-            join_cancel(&s->joins[s->next]);
-    }
-    while (s->next < s->spawned) {
-        s->next++; /* from here the coroutine owns the awaited handle */
-        WEFT_AWAIT(&s->co, cx, &s->joins[s->next - 1].base, &s->got);
-        if (s->joins[s->next - 1].status != 0 && s->res.err == 0)
-            s->res.err = s->joins[s->next - 1].status;
-        s->res.value += s->got;
-    }
-    *(bench_out *)out = s->res;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
-}
-
+/* Dropped while joining: stop the yielders not joined yet (dropping the
+ * join_all alone would only detach them). */
 static void yield_all_drop(weft_future *f)
 {
-    yield_all *s = (yield_all *)f;
-    weft_co_drop(&s->co); /* the handle being awaited, if any */
-    for (; s->next < s->spawned; s->next++)
-        join_cancel(&s->joins[s->next]);
+    yield_all *self = (yield_all *)f;
+    if (self->co.awaiting)
+        weft_join_all_abort(&self->all);
+    weft_co_drop(&self->co); /* drops `all`, and with it the handles */
 }
 
-static const weft_future_ops yield_all_ops = {
-    "bench_yield_all", sizeof(bench_out), yield_all_poll, yield_all_drop, NULL,
-};
+WEFT_ASYNC_FN_WITH_DROP(yield_all, bench_out)
+{
+    /* C locals, used only within one poll (never across the await). */
+    unsigned n = 0; /* joins[0, n) were spawned */
+    int rc = 0;
+    uint64_t sum = 0;
+    WEFT_FN_BEGIN;
+    for (; n < YIELD_TASKS; n++) {
+        rc = WEFT_SPAWN(NULL, &self->joins[n],
+                        &(yielder_task){ WEFT_FN_INIT(yielder_task, WEFT_F_SEND) });
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0)
+        rc = weft_join_all_init(&self->all, self->joins, n, self->yielded,
+                                sizeof self->yielded[0], 0);
+    if (rc != 0) {
+        while (n > 0)
+            weft_join_cancel(&self->joins[--n]);
+        WEFT_FN_RETURN((bench_out){ .err = rc });
+    }
+    WEFT_FN_AWAIT(&self->all, NULL);
+    for (unsigned i = 0; i < YIELD_TASKS; i++)
+        sum += self->yielded[i];
+    /* all.status: 0, or the first failed yielder's (-ECANCELED). */
+    WEFT_FN_RETURN((bench_out){ .value = sum, .err = self->all.status });
+    WEFT_FN_END;
+}
 
 static int run_yield_many(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
     (void)sh;
-    /* 32 KB of handles: static rather than on the main thread's stack. */
-    static yield_all root;
-    memset(&root, 0, sizeof root);
-    weft_future_init(&root.base, &yield_all_ops, 0); /* polled in place only */
-    weft_co_init(&root.co);
+    /* 40 KB of handles and outputs: static rather than on the main thread's
+     * stack. Not Send: it is polled in place only. */
+    static yield_all root = { WEFT_FN_INIT(yield_all, 0) };
     bench_out res;
     int rc = weft_block_on(rt, &root.base, &res, sizeof res);
     if (rc != 0) {
@@ -380,20 +332,27 @@ static int run_yield_many(weft_rt *rt, bench_shared *sh, uint64_t *check)
 /* ---- W5 chained_spawn -------------------------------------------------------------- */
 
 /* Link `index` of the chain: spawn link index+1 and finish; the last link
- * publishes its index, which is therefore the number of links that ran. */
+ * publishes its index, which is therefore the number of links that ran.
+ * A leaf that touches shared state (the signal), written by hand. */
 typedef struct chain_link {
     weft_future base;
     bench_signal *done;
     uint64_t index;
 } chain_link;
 
-static const weft_future_ops chain_link_ops;
+static weft_poll chain_link_poll(weft_future *f, weft_cx *cx, void *out);
 
-static void chain_link_init(chain_link *l, bench_signal *done, uint64_t index)
+static const weft_future_ops chain_link_ops = {
+    .name = "bench_chain_link",
+    .poll = chain_link_poll,
+};
+
+/* Spawn link `index`, detached, on `rt` (NULL: the current runtime). */
+static int chain_spawn(weft_rt *rt, bench_signal *done, uint64_t index)
 {
-    weft_future_init(&l->base, &chain_link_ops, WEFT_F_SEND);
-    l->done = done;
-    l->index = index;
+    chain_link *l = &(chain_link){ .base = WEFT_FUTURE_INIT(&chain_link_ops, WEFT_F_SEND),
+                                   .done = done, .index = index };
+    return WEFT_SPAWN(rt, NULL, l);
 }
 
 static weft_poll chain_link_poll(weft_future *f, weft_cx *cx, void *out)
@@ -404,23 +363,15 @@ static weft_poll chain_link_poll(weft_future *f, weft_cx *cx, void *out)
         signal_set(l->done, l->index, 0);
         return WEFT_READY;
     }
-    chain_link next;
-    chain_link_init(&next, l->done, l->index + 1);
-    int rc = weft_spawn(NULL, &next.base, sizeof next, NULL);
+    int rc = chain_spawn(NULL, l->done, l->index + 1);
     if (rc != 0)
         signal_set(l->done, l->index, rc);
     return WEFT_READY;
 }
 
-static const weft_future_ops chain_link_ops = {
-    "bench_chain_link", 0, chain_link_poll, NULL, NULL,
-};
-
 static int run_chained_spawn(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
-    chain_link first;
-    chain_link_init(&first, &sh->sig, 1);
-    int rc = weft_spawn(rt, &first.base, sizeof first, NULL);
+    int rc = chain_spawn(rt, &sh->sig, 1);
     if (rc != 0)
         return rc;
     return signal_block_on(rt, &sh->sig, check);
@@ -440,26 +391,17 @@ typedef struct fib_task {
     weft_join left, right;
 } fib_task;
 
-static const weft_future_ops fib_ops;
-
-static void fib_init(fib_task *t, int32_t n)
+static void fib_task_drop(weft_future *f)
 {
-    weft_future_init(&t->base, &fib_ops, WEFT_F_SEND);
-    weft_co_init(&t->co);
-    t->n = n;
-    t->sum = 0;
-}
-
-/* Spawn fib(n) as a child task joined through `j`. Returns 0 or the spawn
- * error (then `j` is not initialised). */
-static int fib_spawn(int32_t n, weft_join *j)
-{
-    fib_task child;
-    fib_init(&child, n);
-    int rc = weft_spawn(NULL, &child.base, sizeof child, j);
-    if (rc != 0)
-        weft_future_drop(&child.base);
-    return rc;
+    fib_task *self = (fib_task *)f;
+    /* Both children exist exactly while the left one is awaited; the
+     * coroutine drops the awaited handle, the right one is ours. */
+    weft_future *awaited = self->co.awaiting;
+    if (awaited)
+        weft_join_abort((weft_join *)awaited);
+    weft_co_drop(&self->co);
+    if (awaited == &self->left.base)
+        weft_join_cancel(&self->right);
 }
 
 /* A joined child's result: its output, or its status if it was cancelled. */
@@ -468,68 +410,41 @@ static int64_t fib_child_result(const weft_join *j, int64_t got)
     return j->status != 0 ? j->status : got;
 }
 
-static weft_poll fib_poll(weft_future *f, weft_cx *cx, void *out)
+WEFT_ASYNC_FN_WITH_DROP(fib_task, int64_t)
 {
-    fib_task *s = (fib_task *)f;
-    int rc;
-    WEFT_CO_BEGIN(&s->co);
-    if (s->n < 2) {
-        *(int64_t *)out = s->n;
-        WEFT_CO_RETURN(&s->co);
-    }
-    rc = fib_spawn(s->n - 1, &s->left);
+    int rc; /* used between awaits only, so a C local will do */
+    WEFT_FN_BEGIN;
+    if (self->n < 2)
+        WEFT_FN_RETURN(self->n);
+    rc = WEFT_SPAWN(NULL, &self->left,
+                    &(fib_task){ WEFT_FN_INIT(fib_task, WEFT_F_SEND), .n = self->n - 1 });
+    if (rc != 0)
+        WEFT_FN_RETURN(rc);
+    rc = WEFT_SPAWN(NULL, &self->right,
+                    &(fib_task){ WEFT_FN_INIT(fib_task, WEFT_F_SEND), .n = self->n - 2 });
     if (rc != 0) {
-        *(int64_t *)out = rc;
-        WEFT_CO_RETURN(&s->co);
+        weft_join_cancel(&self->left);
+        WEFT_FN_RETURN(rc);
     }
-    rc = fib_spawn(s->n - 2, &s->right);
-    if (rc != 0) {
-        join_cancel(&s->left);
-        *(int64_t *)out = rc;
-        WEFT_CO_RETURN(&s->co);
+    WEFT_FN_AWAIT(&self->left, &self->got);
+    self->sum = fib_child_result(&self->left, self->got);
+    if (self->sum < 0) {
+        weft_join_cancel(&self->right);
+        WEFT_FN_RETURN(self->sum);
     }
-    WEFT_AWAIT(&s->co, cx, &s->left.base, &s->got);
-    s->sum = fib_child_result(&s->left, s->got);
-    if (s->sum < 0) {
-        join_cancel(&s->right);
-        *(int64_t *)out = s->sum;
-        WEFT_CO_RETURN(&s->co);
-    }
-    WEFT_AWAIT(&s->co, cx, &s->right.base, &s->got);
-    s->got = fib_child_result(&s->right, s->got);
-    *(int64_t *)out = s->got < 0 ? s->got : s->sum + s->got;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    WEFT_FN_AWAIT(&self->right, &self->got);
+    self->got = fib_child_result(&self->right, self->got);
+    WEFT_FN_RETURN(self->got < 0 ? self->got : self->sum + self->got);
+    WEFT_FN_END;
 }
-
-static void fib_drop(weft_future *f)
-{
-    fib_task *s = (fib_task *)f;
-    /* Both children exist exactly while the left one is awaited; the
-     * coroutine drops the awaited handle, the right one is ours. */
-    bool right_live = s->co.awaiting == &s->left.base;
-    if (s->co.awaiting)
-        weft_join_abort((weft_join *)s->co.awaiting);
-    weft_co_drop(&s->co);
-    if (right_live)
-        join_cancel(&s->right);
-}
-
-static const weft_future_ops fib_ops = {
-    "bench_fib", sizeof(int64_t), fib_poll, fib_drop, NULL,
-};
 
 static int run_fib_fork_join(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
     (void)sh;
-    fib_task root;
-    fib_init(&root, FIB_N);
     weft_join join;
-    int rc = weft_spawn(rt, &root.base, sizeof root, &join);
-    if (rc != 0) {
-        weft_future_drop(&root.base);
+    int rc = WEFT_SPAWN(rt, &join, &(fib_task){ WEFT_FN_INIT(fib_task, WEFT_F_SEND), .n = FIB_N });
+    if (rc != 0)
         return rc;
-    }
     int64_t r;
     rc = weft_block_on(rt, &join.base, &r, sizeof r);
     if (rc != 0) {
@@ -549,7 +464,8 @@ static int run_fib_fork_join(weft_rt *rt, bench_shared *sh, uint64_t *check)
 /* A task that stays pending forever, waiting on nothing: it registers no
  * waker, so only weft_rt_shutdown ends it (by dropping it). Its first poll
  * counts down, so the main thread knows when every task has been scheduled
- * and parked in the pending state. Exactly MEMORY_FUTURE_SIZE bytes. */
+ * and parked in the pending state. Exactly MEMORY_FUTURE_SIZE bytes, which
+ * is why it is written by hand. */
 typedef struct pending_task {
     weft_future base;
     countdown *cd;
@@ -583,7 +499,9 @@ static void pending_drop(weft_future *f)
 }
 
 static const weft_future_ops pending_ops = {
-    "bench_pending", 0, pending_poll, pending_drop, NULL,
+    .name = "bench_pending",
+    .poll = pending_poll,
+    .drop = pending_drop,
 };
 
 static long resident_bytes(void)
@@ -609,61 +527,39 @@ typedef struct sleeper_task {
     weft_sleep sleep;
 } sleeper_task;
 
-static weft_poll sleeper_poll(weft_future *f, weft_cx *cx, void *out)
+WEFT_ASYNC_FN_VOID(sleeper_task)
 {
-    sleeper_task *t = (sleeper_task *)f;
+    WEFT_FN_BEGIN;
+    weft_sleep_init(&self->sleep, WEFT_MS(self->ms));
+    WEFT_FN_AWAIT(&self->sleep, NULL);
+    countdown_hit(self->cd);
+    WEFT_FN_END;
+}
+
+/* The root task of W11, run by weft_spawn_fn: spawns every sleeper from a
+ * worker. Its argument is the countdown's address. */
+static void spawn_sleepers(void *arg, void *out)
+{
+    countdown *cd = *(countdown **)arg;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
-    weft_sleep_init(&t->sleep, WEFT_MS(t->ms));
-    WEFT_AWAIT(&t->co, cx, &t->sleep.base, NULL);
-    countdown_hit(t->cd);
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
-}
-
-static void sleeper_drop(weft_future *f)
-{
-    weft_co_drop(&((sleeper_task *)f)->co);
-}
-
-static const weft_future_ops sleeper_ops = {
-    "bench_sleeper", 0, sleeper_poll, sleeper_drop, NULL,
-};
-
-static weft_poll timer_spawner_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    spawner_task *s = (spawner_task *)f;
-    (void)cx, (void)out;
     uint64_t x = 0x2545F4914F6CDD1Dull;
     for (uint64_t i = 0; i < SPAWN_COUNT; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        sleeper_task t;
-        weft_future_init(&t.base, &sleeper_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
-        t.cd = s->cd;
-        t.ms = 1 + x % 100;
-        int rc = weft_spawn(NULL, &t.base, sizeof t, NULL);
+        int rc = WEFT_SPAWN(NULL, NULL, &(sleeper_task){ WEFT_FN_INIT(sleeper_task, WEFT_F_SEND),
+                                                         .cd = cd, .ms = 1 + x % 100 });
         if (rc != 0) {
-            weft_future_drop(&t.base); /* still ours after a failed spawn */
-            signal_set(&s->cd->done, 0, rc);
+            signal_set(&cd->done, 0, rc);
             break;
         }
     }
-    return WEFT_READY;
 }
-
-static const weft_future_ops timer_spawner_ops = {
-    "bench_timer_spawner", 0, timer_spawner_poll, NULL, NULL,
-};
 
 static int run_timers(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
-    spawner_task s;
-    weft_future_init(&s.base, &timer_spawner_ops, WEFT_F_SEND);
-    s.cd = &sh->cd;
-    int rc = weft_spawn(rt, &s.base, sizeof s, NULL);
+    countdown *cd = &sh->cd;
+    int rc = weft_spawn_fn(rt, spawn_sleepers, &cd, 0, NULL);
     if (rc != 0)
         return rc;
     return signal_block_on(rt, &sh->cd.done, check);
@@ -696,7 +592,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: weft-bench <workload> [--workers N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
-                    "fib_fork_join task_memory\n");
+                    "fib_fork_join timers task_memory\n");
     return 1;
 }
 
@@ -718,13 +614,9 @@ static int run_task_memory(weft_rt *rt, bench_shared *sh)
     long before = resident_bytes();
     int rc = 0;
     for (uint64_t i = 0; i < MEMORY_TASKS && rc == 0; i++) {
-        pending_task p;
-        memset(&p, 0, sizeof p);
-        weft_future_init(&p.base, &pending_ops, WEFT_F_SEND);
-        p.cd = &sh->cd;
-        rc = weft_spawn(rt, &p.base, sizeof p, NULL);
-        if (rc != 0)
-            weft_future_drop(&p.base); /* still ours after a failed spawn */
+        pending_task *p = &(pending_task){ .base = WEFT_FUTURE_INIT(&pending_ops, WEFT_F_SEND),
+                                           .cd = &sh->cd };
+        rc = WEFT_SPAWN(rt, NULL, p);
     }
     uint64_t polled = 0;
     if (rc == 0)

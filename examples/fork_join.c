@@ -22,8 +22,8 @@
 
 #define FIB_N 30
 
-/* fib(n) as a coroutine task. Output: int64_t, fib(n) or a negative error
- * code (a failed spawn, a cancelled child). Send. Cancelling it cancels the
+/* fib(n) as an async fn. Output: int64_t, fib(n) or a negative error code
+ * (a failed spawn, a cancelled child). Send. Cancelling it cancels the
  * children it spawned. */
 typedef struct fib_task {
     weft_future base;
@@ -34,33 +34,18 @@ typedef struct fib_task {
     weft_join left, right;
 } fib_task;
 
-static const weft_future_ops fib_ops;
-
-static void fib_init(fib_task *t, int32_t n)
+/* Dropped while joining: stop the children too. While the left child is
+ * awaited the right one exists but is not the awaited future, so it is
+ * ours to release; weft_co_drop releases the awaited one. */
+static void fib_task_drop(weft_future *f)
 {
-    weft_future_init(&t->base, &fib_ops, WEFT_F_SEND);
-    weft_co_init(&t->co);
-    t->n = n;
-    t->sum = 0;
-}
-
-/* Spawn fib(n) on the current runtime, joined through `j`. On failure the
- * child future is still ours, so it is dropped here and `j` is untouched. */
-static int fib_spawn(int32_t n, weft_join *j)
-{
-    fib_task child;
-    fib_init(&child, n);
-    int rc = weft_spawn(NULL, &child.base, sizeof child, j);
-    if (rc != 0)
-        weft_future_drop(&child.base);
-    return rc;
-}
-
-/* Stop a child whose result is no longer wanted and release its handle. */
-static void join_cancel(weft_join *j)
-{
-    weft_join_abort(j);
-    weft_future_drop(&j->base);
+    fib_task *self = (fib_task *)f;
+    weft_future *awaited = self->co.awaiting;
+    if (awaited)
+        weft_join_abort((weft_join *)awaited);
+    weft_co_drop(&self->co);
+    if (awaited == &self->left.base)
+        weft_join_cancel(&self->right);
 }
 
 /* A joined child's result: its output, or its status if it was cancelled. */
@@ -69,59 +54,36 @@ static int64_t child_result(const weft_join *j, int64_t got)
     return j->status != 0 ? j->status : got;
 }
 
-static weft_poll fib_poll(weft_future *f, weft_cx *cx, void *out)
+WEFT_ASYNC_FN_WITH_DROP(fib_task, int64_t)
 {
-    fib_task *s = (fib_task *)f;
-    int64_t *res = out;
-    int rc;
-    WEFT_CO_BEGIN(&s->co);
-    if (s->n < 2) {
-        *res = s->n;
-        WEFT_CO_RETURN(&s->co);
-    }
+    int rc; /* used between awaits only, so a C local will do */
+    WEFT_FN_BEGIN;
+    if (self->n < 2)
+        WEFT_FN_RETURN(self->n);
     /* Spawning from a worker puts the child in that worker's LIFO slot
      * (run next) and pushes the previous occupant to its queue, where an
-     * idle worker can steal it. */
-    rc = fib_spawn(s->n - 1, &s->left);
+     * idle worker can steal it. A failed spawn drops the child. */
+    rc = WEFT_SPAWN(NULL, &self->left,
+                    &(fib_task){ WEFT_FN_INIT(fib_task, WEFT_F_SEND), .n = self->n - 1 });
+    if (rc != 0)
+        WEFT_FN_RETURN(rc);
+    rc = WEFT_SPAWN(NULL, &self->right,
+                    &(fib_task){ WEFT_FN_INIT(fib_task, WEFT_F_SEND), .n = self->n - 2 });
     if (rc != 0) {
-        *res = rc;
-        WEFT_CO_RETURN(&s->co);
+        weft_join_cancel(&self->left);
+        WEFT_FN_RETURN(rc);
     }
-    rc = fib_spawn(s->n - 2, &s->right);
-    if (rc != 0) {
-        join_cancel(&s->left);
-        *res = rc;
-        WEFT_CO_RETURN(&s->co);
+    WEFT_FN_AWAIT(&self->left, &self->got);
+    self->sum = child_result(&self->left, self->got);
+    if (self->sum < 0) {
+        weft_join_cancel(&self->right);
+        WEFT_FN_RETURN(self->sum);
     }
-    WEFT_AWAIT(&s->co, cx, &s->left.base, &s->got);
-    s->sum = child_result(&s->left, s->got);
-    if (s->sum < 0) {
-        join_cancel(&s->right);
-        *res = s->sum;
-        WEFT_CO_RETURN(&s->co);
-    }
-    WEFT_AWAIT(&s->co, cx, &s->right.base, &s->got);
-    s->got = child_result(&s->right, s->got);
-    *res = s->got < 0 ? s->got : s->sum + s->got;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    WEFT_FN_AWAIT(&self->right, &self->got);
+    self->got = child_result(&self->right, self->got);
+    WEFT_FN_RETURN(self->got < 0 ? self->got : self->sum + self->got);
+    WEFT_FN_END;
 }
-
-static void fib_drop(weft_future *f)
-{
-    fib_task *s = (fib_task *)f;
-    /* Dropped while joining: stop the children too. While the left child
-     * is awaited the right one exists but is not the awaited future, so it
-     * is ours to release; weft_co_drop releases the awaited one. */
-    weft_future *awaited = s->co.awaiting;
-    if (awaited)
-        weft_join_abort((weft_join *)awaited);
-    weft_co_drop(&s->co);
-    if (awaited == &s->left.base)
-        join_cancel(&s->right);
-}
-
-static const weft_future_ops fib_ops = { "fib_task", sizeof(int64_t), fib_poll, fib_drop, NULL };
 
 static double now_ms(void)
 {
@@ -134,14 +96,10 @@ static double now_ms(void)
  * value, or an error code. */
 static int parallel_fib(weft_rt *rt, int32_t n, int64_t *value)
 {
-    fib_task root;
-    fib_init(&root, n);
     weft_join join;
-    int rc = weft_spawn(rt, &root.base, sizeof root, &join);
-    if (rc != 0) {
-        weft_future_drop(&root.base);
+    int rc = WEFT_SPAWN(rt, &join, &(fib_task){ WEFT_FN_INIT(fib_task, WEFT_F_SEND), .n = n });
+    if (rc != 0)
         return rc;
-    }
     int64_t r;
     rc = weft_block_on(rt, &join.base, &r, sizeof r);
     if (rc != 0) {

@@ -1,33 +1,27 @@
 /* weft-hello: the smallest complete weft program. A runtime, one task
- * written as a coroutine that yields once and returns a value, and the main
+ * written as an async fn that yields once and returns a value, and the main
  * thread waiting for it through the task's join handle. */
 #include <stdio.h>
 #include <weft/weft.h>
 
+/* The task's state. The function returns to the scheduler at every await,
+ * so anything that must survive one lives here, not in C locals. */
 typedef struct hello {
     weft_future base; /* first member of every future */
-    weft_co co;       /* where the coroutine resumes */
-    weft_yield y;     /* the future being awaited lives in the struct */
+    weft_co co;       /* where the function resumes */
     int answer;
 } hello;
 
-static weft_poll hello_poll(weft_future *f, weft_cx *cx, void *out)
+/* The task's code. WEFT_ASYNC_FN writes the glue around it (hello_poll,
+ * hello_drop, hello_ops); in the body, `self` is the task's struct and the
+ * output is an int. */
+WEFT_ASYNC_FN(hello, int)
 {
-    hello *h = (hello *)f;
-    WEFT_CO_BEGIN(&h->co);
-    weft_yield_init(&h->y);
-    WEFT_AWAIT(&h->co, cx, &h->y.base, NULL); /* let other tasks run once */
-    *(int *)out = h->answer;
-    WEFT_CO_RETURN(&h->co);
-    WEFT_CO_END(&h->co);
+    WEFT_FN_BEGIN;
+    WEFT_FN_YIELD;                /* let other tasks run once */
+    WEFT_FN_RETURN(self->answer); /* the output; the task is done */
+    WEFT_FN_END;
 }
-
-static void hello_drop(weft_future *f)
-{
-    weft_co_drop(&((hello *)f)->co); /* drops the yield if cancelled mid-await */
-}
-
-static const weft_future_ops hello_ops = { "hello", sizeof(int), hello_poll, hello_drop, NULL };
 
 int main(void)
 {
@@ -37,19 +31,20 @@ int main(void)
         fprintf(stderr, "weft_rt_new: %s\n", weft_strerror(rc));
         return 1;
     }
-    hello h = { .answer = 42 };
-    weft_future_init(&h.base, &hello_ops, WEFT_F_SEND); /* Send: any worker may run it */
-    weft_co_init(&h.co);
 
+    /* Spawn the task: the future is copied into it (a failed spawn drops
+     * it). WEFT_F_SEND: any worker may run it. */
     weft_join join;
     int answer = 0;
-    rc = weft_spawn(rt, &h.base, sizeof h, &join); /* copies h into the task */
-    if (rc != 0)
-        weft_future_drop(&h.base); /* a failed spawn leaves h with us */
-    else if ((rc = weft_block_on(rt, &join.base, &answer, sizeof answer)) != 0)
-        weft_future_drop(&join.base); /* so does a refused block_on */
-    else
-        rc = join.status; /* 0, or -ECANCELED had the task been aborted */
+    rc = WEFT_SPAWN(rt, &join, &(hello){ WEFT_FN_INIT(hello, WEFT_F_SEND), .answer = 42 });
+    if (rc == 0) {
+        /* Wait here, on the main thread, until the task has finished. */
+        rc = weft_block_on(rt, &join.base, &answer, sizeof answer);
+        if (rc != 0)
+            weft_future_drop(&join.base); /* a refused block_on leaves it with us */
+        else
+            rc = join.status; /* 0, or -ECANCELED had the task been aborted */
+    }
 
     if (rc == 0)
         printf("hello from weft: the task answered %d\n", answer);

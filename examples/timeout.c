@@ -13,27 +13,23 @@ typedef struct slow_op {
     uint64_t ms;
 } slow_op;
 
-static weft_poll slow_op_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    slow_op *s = (slow_op *)f;
-    WEFT_CO_BEGIN(&s->co);
-    weft_sleep_init(&s->nap, WEFT_MS(s->ms));
-    WEFT_AWAIT(&s->co, cx, &s->nap.base, NULL);
-    *(int *)out = 7;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
-}
-
+/* A drop of its own, only to show when the deadline cancels it. */
 static void slow_op_drop(weft_future *f)
 {
-    slow_op *s = (slow_op *)f;
-    if (s->co.awaiting)
+    slow_op *self = (slow_op *)f;
+    if (self->co.awaiting)
         printf("  (operation cancelled while sleeping)\n");
-    weft_co_drop(&s->co);
+    weft_co_drop(&self->co); /* drops the sleep */
 }
 
-static const weft_future_ops slow_op_ops = { "slow_op", sizeof(int), slow_op_poll,
-                                             slow_op_drop, NULL };
+WEFT_ASYNC_FN_WITH_DROP(slow_op, int)
+{
+    WEFT_FN_BEGIN;
+    weft_sleep_init(&self->nap, WEFT_MS(self->ms));
+    WEFT_FN_AWAIT(&self->nap, NULL);
+    WEFT_FN_RETURN(7);
+    WEFT_FN_END;
+}
 
 /* The caller: runs the operation with a deadline. Output: the status. */
 typedef struct bounded {
@@ -45,37 +41,22 @@ typedef struct bounded {
     uint64_t op_ms, limit_ms;
 } bounded;
 
-static weft_poll bounded_poll(weft_future *f, weft_cx *cx, void *out)
+WEFT_ASYNC_FN(bounded, int)
 {
-    bounded *b = (bounded *)f;
-    WEFT_CO_BEGIN(&b->co);
-    weft_future_init(&b->op.base, &slow_op_ops, WEFT_F_SEND);
-    weft_co_init(&b->op.co);
-    b->op.ms = b->op_ms;
-    if (weft_timeout_init(&b->limit, &b->op.base, WEFT_MS(b->limit_ms)) != 0) {
-        weft_future_drop(&b->op.base); /* still ours: init failed */
-        *(int *)out = -EINVAL;
-        WEFT_CO_RETURN(&b->co);
+    WEFT_FN_BEGIN;
+    self->op = (slow_op){ WEFT_FN_INIT(slow_op, WEFT_F_SEND), .ms = self->op_ms };
+    if (weft_timeout_init(&self->limit, &self->op.base, WEFT_MS(self->limit_ms)) != 0) {
+        weft_future_drop(&self->op.base); /* still ours: init failed */
+        WEFT_FN_RETURN(-EINVAL);
     }
-    WEFT_AWAIT(&b->co, cx, &b->limit.base, &b->answer);
-    *(int *)out = b->limit.status; /* 0, or -ETIMEDOUT */
-    WEFT_CO_RETURN(&b->co);
-    WEFT_CO_END(&b->co);
+    WEFT_FN_AWAIT(&self->limit, &self->answer);
+    WEFT_FN_RETURN(self->limit.status); /* 0, or -ETIMEDOUT */
+    WEFT_FN_END;
 }
-
-static void bounded_drop(weft_future *f)
-{
-    weft_co_drop(&((bounded *)f)->co);
-}
-
-static const weft_future_ops bounded_ops = { "bounded", sizeof(int), bounded_poll,
-                                             bounded_drop, NULL };
 
 static int run(weft_rt *rt, uint64_t op_ms, uint64_t limit_ms)
 {
-    bounded b = { .op_ms = op_ms, .limit_ms = limit_ms };
-    weft_future_init(&b.base, &bounded_ops, WEFT_F_SEND);
-    weft_co_init(&b.co);
+    bounded b = { WEFT_FN_INIT(bounded, WEFT_F_SEND), .op_ms = op_ms, .limit_ms = limit_ms };
     int status = 0;
     printf("operation of %llu ms under a %llu ms deadline:\n", (unsigned long long)op_ms,
            (unsigned long long)limit_ms);
