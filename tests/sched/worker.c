@@ -23,47 +23,8 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/task.h"
+#include "support/check.h"
 #include "support/misuse_capture.h"
-
-/* ---- failures seen off the test thread ------------------------------------ */
-
-static _Atomic unsigned g_async_failures;
-static char g_first_failure[256]; /* written by the first failing thread */
-
-static void async_fail(int line, const char *what)
-{
-    /* AcqRel: only the first failure writes the message; the test thread
-     * reads it after joining every thread that could fail. */
-    if (weft_atomic_fetch_add_acq_rel(&g_async_failures, 1) == 0)
-        snprintf(g_first_failure, sizeof g_first_failure, "line %d: %s", line, what);
-}
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            async_fail(__LINE__, #cond);                                      \
-    } while (0)
-
-static void assert_no_async_failures(void)
-{
-    /* Reset, so one failing test does not fail the ones after it. */
-    unsigned n = weft_atomic_swap_acq_rel(&g_async_failures, 0);
-    if (n != 0) {
-        print_error("%u check(s) failed off the test thread; first at %s\n", n,
-                    g_first_failure);
-        fail();
-    }
-}
-
-/* ---- misuse reports ------------------------------------------------------------ */
-
-
-static void print_last_misuse(void)
-{
-    pthread_mutex_lock(&g_misuse_lock);
-    print_message("last misuse report: %s\n", g_misuse_msg);
-    pthread_mutex_unlock(&g_misuse_lock);
-}
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
 

@@ -5,6 +5,12 @@
 #ifndef WEFT_TESTS_MISUSE_CAPTURE_H
 #define WEFT_TESTS_MISUSE_CAPTURE_H
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,6 +55,14 @@ static inline bool misuse_last_contains(const char *needle)
     bool found = strstr(g_misuse_msg, needle) != NULL;
     pthread_mutex_unlock(&g_misuse_lock);
     return found;
+}
+
+/* Prints the last report, to explain a count that is off. */
+static inline void print_last_misuse(void)
+{
+    pthread_mutex_lock(&g_misuse_lock);
+    print_message("last misuse report: %s\n", g_misuse_msg);
+    pthread_mutex_unlock(&g_misuse_lock);
 }
 
 /* True when debug builds reported exactly `n` misuses so far, the last

@@ -728,7 +728,8 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-#define CHECK(cond, ...)                                                      \
+/* Fail with the seed (FAIL) when `cond` does not hold. */
+#define EXPECT(cond, ...)                                                     \
     do {                                                                      \
         if (!(cond))                                                          \
             FAIL(__VA_ARGS__);                                                \
@@ -813,21 +814,21 @@ static void random_round(uint64_t round_seed)
             } else {
                 poll_all(b, now, max);
                 for (size_t i = 0; i < next_id; i++)
-                    CHECK(!(b->st[i] == E_ARMED && b->e[i].when_ <= now),
+                    EXPECT(!(b->st[i] == E_ARMED && b->e[i].when_ <= now),
                           "entry %zu due at %" PRIu64 " left behind at %" PRIu64, i,
                           b->e[i].when_, now);
             }
         }
         /* The wheel's bookkeeping matches the model. */
         size_t armed = count_armed(b);
-        CHECK(b->w.armed == armed, "wheel counts %zu armed, model %zu", b->w.armed, armed);
+        EXPECT(b->w.armed == armed, "wheel counts %zu armed, model %zu", b->w.armed, armed);
         uint64_t nd = weft__wheel_next_due(&b->w), min = WEFT__WHEEL_NONE;
         for (size_t i = 0; i < next_id; i++)
             if (b->st[i] == E_ARMED && b->e[i].when_ < min)
                 min = b->e[i].when_;
-        CHECK((min == WEFT__WHEEL_NONE) == (nd == WEFT__WHEEL_NONE),
+        EXPECT((min == WEFT__WHEEL_NONE) == (nd == WEFT__WHEEL_NONE),
               "next_due %" PRIu64 " with earliest armed %" PRIu64, nd, min);
-        CHECK(nd <= min || min < b->w.elapsed,
+        EXPECT(nd <= min || min < b->w.elapsed,
               "next_due %" PRIu64 " after the earliest deadline %" PRIu64, nd, min);
     }
     /* Drain: step to each next_due until nothing is armed. */
@@ -838,12 +839,12 @@ static void random_round(uint64_t round_seed)
             nd = now;
         now = nd;
         poll_all(b, now, max);
-        CHECK(++guard < 1000000, "drain does not terminate");
+        EXPECT(++guard < 1000000, "drain does not terminate");
     }
     for (size_t i = 0; i < next_id; i++)
-        CHECK(b->st[i] == E_FIRED || b->st[i] == E_REMOVED,
+        EXPECT(b->st[i] == E_FIRED || b->st[i] == E_REMOVED,
               "entry %zu (due %" PRIu64 ") never fired", i, b->e[i].when_);
-    CHECK(b->w.armed == 0, "%zu armed after the drain", b->w.armed);
+    EXPECT(b->w.armed == 0, "%zu armed after the drain", b->w.armed);
     bench_free(b);
 }
 
