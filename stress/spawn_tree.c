@@ -172,7 +172,7 @@ static void *mailbox_take(mailbox *m, uint64_t *rng)
         pthread_cond_wait(&m->cond, &m->lock);
     void *item = NULL;
     if (m->n > 0) {
-        size_t i = stress_rnd(rng) % m->n;
+        size_t i = rng_next32(rng) % m->n;
         item = m->items[i];
         m->items[i] = m->items[--m->n];
     }
@@ -319,12 +319,12 @@ static void check_stuck_join(const char *who, uint32_t id, int status)
 
 static void *joiner_main(void *arg)
 {
-    uint64_t rng = stress_rng_from((uintptr_t)arg ^ g_rs.seed);
+    uint64_t rng = rng_seed((uintptr_t)arg ^ g_rs.seed);
     join_box *b;
     while ((b = mailbox_take(&g_joins, &rng))) {
         /* The abort decision belongs to the child, so it replays. */
-        uint64_t r = stress_rng_from(b->seed ^ 0xab);
-        if (stress_rnd(&r) % 2 == 0 || b->stuck) {
+        uint64_t r = rng_seed(b->seed ^ 0xab);
+        if (rng_next32(&r) % 2 == 0 || b->stuck) {
             atomic_store_explicit(&g_rs.aborted[b->id], 1, memory_order_release);
             weft_join_abort(&b->j);
             count(&g_rs.n_aborts_foreign);
@@ -342,11 +342,11 @@ static void *joiner_main(void *arg)
 
 static void *waker_main(void *arg)
 {
-    uint64_t rng = stress_rng_from((uintptr_t)arg ^ g_rs.seed ^ 0x77);
+    uint64_t rng = rng_seed((uintptr_t)arg ^ g_rs.seed ^ 0x77);
     weft_waker *w;
     while ((w = mailbox_take(&g_wakes, &rng))) {
         /* Widen the window between a task's PENDING and its wake. */
-        for (unsigned i = stress_rnd(&rng) % 3; i > 0; i--)
+        for (unsigned i = rng_next32(&rng) % 3; i > 0; i--)
             sched_yield();
         weft_waker_wake(w);
         free(w);
@@ -419,7 +419,7 @@ static void node_init(node *n, uint32_t id, int depth, uint64_t seed, bool local
     n->owner = local ? weft_worker_index() : -1;
     n->stuck = stuck;
     n->seed = seed;
-    n->rng = stress_rng_from(seed);
+    n->rng = rng_seed(seed);
     n->nkids = n->k = n->n = n->y = 0;
     n->awaiting_kid = -1;
     n->out = 0;
@@ -440,7 +440,7 @@ static uint32_t alloc_id(void)
 
 static void spawn_kid(node *s, int k)
 {
-    uint32_t r = stress_rnd(&s->rng);
+    uint32_t r = rng_next32(&s->rng);
     unsigned m = r % 10;
     enum kid_mode mode = m < 4   ? KID_JOIN
                          : m == 4 ? KID_ABORT
@@ -529,9 +529,9 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
         WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
         stress_die("stuck node %u finished", s->id);
     }
-    for (s->n = (int)(stress_rnd(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
+    for (s->n = (int)(rng_next32(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
         WEFT_CO_YIELD(&s->co, cx);
-    if (stress_rnd(&s->rng) % 5 == 0) {
+    if (rng_next32(&s->rng) % 5 == 0) {
         weft_future_init(&s->fw.base, &foreign_wait_ops, WEFT_F_SEND);
         s->fw.to = &g_wakes;
         s->fw.forever = false;
@@ -542,18 +542,18 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
     if ((unsigned)s->depth >= g_rs.max_depth)
         s->nkids = 0;
     else if (g_rs.bushy)
-        s->nkids = (int)(g_rs.max_fanout - stress_rnd(&s->rng) % (g_rs.max_fanout / 2 + 1));
+        s->nkids = (int)(g_rs.max_fanout - rng_next32(&s->rng) % (g_rs.max_fanout / 2 + 1));
     else
-        s->nkids = (int)(stress_rnd(&s->rng) % (g_rs.max_fanout + 1));
+        s->nkids = (int)(rng_next32(&s->rng) % (g_rs.max_fanout + 1));
     for (s->k = 0; s->k < s->nkids; s->k++) {
         spawn_kid(s, s->k);
-        if (stress_rnd(&s->rng) % 4 == 0)
+        if (rng_next32(&s->rng) % 4 == 0)
             WEFT_CO_YIELD(&s->co, cx);
     }
     for (s->k = 0; s->k < s->nkids; s->k++) {
         if ((s->mode[s->k] == KID_ABORT || s->mode[s->k] == KID_STUCK) &&
             s->jstate[s->k] == JS_LIVE) {
-            if (stress_rnd(&s->rng) % 2 == 0)
+            if (rng_next32(&s->rng) % 2 == 0)
                 WEFT_CO_YIELD(&s->co, cx);
             atomic_store_explicit(&g_rs.aborted[s->kid_id[s->k]], 1, memory_order_release);
             weft_join_abort(&s->joins[s->k]);
@@ -628,11 +628,11 @@ typedef struct totals {
 static void round_reset(uint64_t seed)
 {
     g_rs.seed = seed;
-    uint64_t r = stress_rng_from(seed);
-    g_rs.max_depth = 2 + stress_rnd(&r) % (MAX_DEPTH - 1);
-    g_rs.max_fanout = 1 + stress_rnd(&r) % MAX_FANOUT;
-    g_rs.bushy = stress_rnd(&r) % 2 == 0;
-    g_rs.shutdown_mid = stress_rnd(&r) % 3 == 0;
+    uint64_t r = rng_seed(seed);
+    g_rs.max_depth = 2 + rng_next32(&r) % (MAX_DEPTH - 1);
+    g_rs.max_fanout = 1 + rng_next32(&r) % MAX_FANOUT;
+    g_rs.bushy = rng_next32(&r) % 2 == 0;
+    g_rs.shutdown_mid = rng_next32(&r) % 3 == 0;
     atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.allocated, 0, memory_order_relaxed);
     for (unsigned i = 0; i < MAX_NODES; i++) {
@@ -690,8 +690,8 @@ static void run_round(uint64_t seed, totals *tot)
     pthread_mutex_lock(&g_rs.lock);
     if (g_rs.shutdown_mid) {
         /* Shut down once the tree has grown a little (or is already gone). */
-        uint64_t r = stress_rng_from(seed ^ 0x51);
-        uint64_t grown = 1 + stress_rnd(&r) % 256;
+        uint64_t r = rng_seed(seed ^ 0x51);
+        uint64_t grown = 1 + rng_next32(&r) % 256;
         while (g_rs.spawned < grown && !g_rs.root_dropped)
             pthread_cond_wait(&g_rs.cond, &g_rs.lock);
     } else {

@@ -1,6 +1,6 @@
 /* What every stress program shares: the command line, the run's seed,
- * failure reports that say how to replay, a per-task PRNG, a monotonic
- * clock reading and the hang watchdog. */
+ * failure reports that say how to replay, a monotonic clock reading and
+ * the hang watchdog. The per-task PRNG is the tests' (tests/support/rng.h). */
 #ifndef WEFT_STRESS_COMMON_H
 #define WEFT_STRESS_COMMON_H
 
@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "support/rng.h" /* mix64, rng_next32, rng_seed: the per-task PRNG */
 
 typedef struct stress_options {
     unsigned threads; /* workers per runtime */
@@ -42,35 +44,6 @@ __attribute__((format(printf, 1, 2), noreturn)) void stress_die(const char *fmt,
 /* A weft misuse handler that fails the run: weft must never see misuse
  * from a correct program. */
 void stress_misuse_is_fatal(const char *msg, void *arg);
-
-/* splitmix64's finaliser: derives independent seeds from related ones.
- * Inline because tasks call it on their hot path. */
-static inline uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-/* xorshift64*: a PRNG whose state (8 bytes) fits in a task, so each
- * task's decisions replay from its seed whatever the interleaving. */
-static inline uint32_t stress_rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-/* A PRNG state for `seed` (never 0, which xorshift cannot leave). */
-static inline uint64_t stress_rng_from(uint64_t seed)
-{
-    uint64_t s = mix64(seed);
-    return s ? s : 1;
-}
 
 /* Run rounds until `opt->iters` rounds (0: no limit) or the time box of
  * `opt->seconds` is used up (at least one round always runs). Round r

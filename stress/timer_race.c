@@ -68,20 +68,20 @@ static _Atomic unsigned g_round; /* for failure messages */
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
 static weft_duration random_duration(uint64_t *r)
 {
-    if (stress_rnd(r) % 10 == 0)
+    if (rng_next32(r) % 10 == 0)
         return 0;
-    return (weft_duration)stress_rnd(r) % (WEFT_MS(3) + 1);
+    return (weft_duration)rng_next32(r) % (WEFT_MS(3) + 1);
 }
 
 /* A yield loop's length, from nothing to long enough to lose to any
  * sleep. */
 static unsigned random_yields(uint64_t *r)
 {
-    switch (stress_rnd(r) % 4) {
-    case 0: return stress_rnd(r) % 4;
-    case 1: return stress_rnd(r) % 100;
-    case 2: return stress_rnd(r) % 2000;
-    default: return stress_rnd(r) % 20000;
+    switch (rng_next32(r) % 4) {
+    case 0: return rng_next32(r) % 4;
+    case 1: return rng_next32(r) % 100;
+    case 2: return rng_next32(r) % 2000;
+    default: return rng_next32(r) % 20000;
     }
 }
 
@@ -371,20 +371,20 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
     racer *s = (racer *)f;
     WEFT_CO_BEGIN(&s->co);
     for (s->r = 0; s->r < s->nraces; s->r++) {
-        if (s->aborter && stress_rnd(&s->rng) % 3 == 0) {
+        if (s->aborter && rng_next32(&s->rng) % 3 == 0) {
             unsigned n = atomic_load_explicit(&g_rs.published, memory_order_acquire);
             if (n > 0)
-                abort_racer(stress_rnd(&s->rng) % n, &g_rs.aborts_task);
+                abort_racer(rng_next32(&s->rng) % n, &g_rs.aborts_task);
         }
         count(&g_rs.races_started);
-        s->kind = stress_rnd(&s->rng) % 6;
+        s->kind = rng_next32(&s->rng) % 6;
         if (s->kind >= 2) {
             s->race = RACE_SLEEP_LOOP;
             csleep_init(&s->cs, random_duration(&s->rng));
             s->sleep_live = true;
             yloop_init(&s->yl, random_yields(&s->rng));
             s->loop_live = true;
-            s->turn = stress_rnd(&s->rng) & 1u;
+            s->turn = rng_next32(&s->rng) & 1u;
             /* Pending turns: the sleep holds our waker, the loop woke us. */
             while (!race_turn(s, cx))
                 CO_SUSPEND(&s->co);
@@ -445,9 +445,9 @@ static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
     weft_future_init(&s->base, &racer_ops, WEFT_F_SEND);
     weft_co_init(&s->co);
     s->idx = idx;
-    s->rng = stress_rng_from(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
-    s->nraces = 1 + stress_rnd(&s->rng) % MAX_RACES;
-    s->aborter = stress_rnd(&s->rng) % 5 == 0;
+    s->rng = rng_seed(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
+    s->nraces = 1 + rng_next32(&s->rng) % MAX_RACES;
+    s->aborter = rng_next32(&s->rng) % 5 == 0;
     s->race = RACE_NONE;
 }
 
@@ -455,18 +455,18 @@ static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
 
 static void *aborter_main(void *arg)
 {
-    uint64_t rng = stress_rng_from(g_rs.seed ^ (uintptr_t)arg);
-    unsigned n = stress_rnd(&rng) % 5;
+    uint64_t rng = rng_seed(g_rs.seed ^ (uintptr_t)arg);
+    unsigned n = rng_next32(&rng) % 5;
     for (unsigned i = 0; i < n; i++) {
         /* A random moment: a random number of scheduler yields. */
-        for (unsigned k = stress_rnd(&rng) % 3000; k > 0; k--) {
+        for (unsigned k = rng_next32(&rng) % 3000; k > 0; k--) {
             if (atomic_load_explicit(&g_rs.over, memory_order_acquire))
                 return NULL;
             sched_yield();
         }
         unsigned published = atomic_load_explicit(&g_rs.published, memory_order_acquire);
         if (published > 0)
-            abort_racer(stress_rnd(&rng) % published, &g_rs.aborts_foreign);
+            abort_racer(rng_next32(&rng) % published, &g_rs.aborts_foreign);
     }
     return NULL;
 }
@@ -490,9 +490,9 @@ typedef struct totals {
 static void round_reset(uint64_t seed)
 {
     g_rs.seed = seed;
-    uint64_t r = stress_rng_from(seed);
-    g_rs.nracers = 8 + stress_rnd(&r) % (MAX_RACERS - 7);
-    g_rs.shutdown_mid = stress_rnd(&r) % 4 == 0;
+    uint64_t r = rng_seed(seed);
+    g_rs.nracers = 8 + rng_next32(&r) % (MAX_RACERS - 7);
+    g_rs.shutdown_mid = rng_next32(&r) % 4 == 0;
     atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.over, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.published, 0, memory_order_relaxed);
@@ -545,8 +545,8 @@ static void run_round(uint64_t seed, totals *tot)
     pthread_mutex_lock(&g_rs.lock);
     if (g_rs.shutdown_mid) {
         /* Shut down once some races have ended, with timers in flight. */
-        uint64_t r = stress_rng_from(seed ^ 0x51);
-        uint64_t ended = 1 + stress_rnd(&r) % (2 * g_rs.nracers);
+        uint64_t r = rng_seed(seed ^ 0x51);
+        uint64_t ended = 1 + rng_next32(&r) % (2 * g_rs.nracers);
         while (g_rs.races_ended < ended && g_rs.dropped < g_rs.nracers)
             pthread_cond_wait(&g_rs.cond, &g_rs.lock);
     } else {

@@ -17,6 +17,7 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "support/misuse_capture.h"
+#include "support/rng.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -535,18 +536,9 @@ typedef struct race {
     _Atomic long saw_registered; /* round in which the wake began after it */
 } race;
 
-static uint32_t xorshift(uint32_t *s)
+static void short_spin(uint64_t *rng)
 {
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
-
-static void short_spin(uint32_t *rng)
-{
-    unsigned n = xorshift(rng) % 256u;
+    unsigned n = rng_next32(rng) % 256u;
     for (unsigned i = 0; i < n; i++)
         weft__cpu_relax();
 }
@@ -554,7 +546,7 @@ static void short_spin(uint32_t *rng)
 static void *race_producer(void *arg)
 {
     race *r = arg;
-    uint32_t rng = 0x12345u;
+    uint64_t rng = rng_seed(2);
     tl_thread_id = 2;
     for (long round = 1; round <= RACE_ROUNDS; round++) {
         spin_until_eq(&r->go, round);
@@ -590,7 +582,7 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
 
     pthread_t producer;
     assert_int_equal(pthread_create(&producer, NULL, race_producer, r), 0);
-    uint32_t rng = 0xabcdefu;
+    uint64_t rng = rng_seed(1);
     long woken_by_registerer = 0, left_registered = 0, after_register = 0;
     tl_thread_id = 1;
     for (long round = 1; round <= RACE_ROUNDS; round++) {

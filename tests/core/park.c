@@ -20,6 +20,7 @@
 
 #include "core/atomic.h"
 #include "core/park.h"
+#include "support/rng.h"
 
 /* The state word's value while the owner sleeps (park.c: EMPTY 0,
  * PARKED 1, NOTIFIED 2). Watching it lets a test unpark only once the
@@ -316,7 +317,7 @@ struct race_arg {
 static void *unpark_each_round(void *arg)
 {
     struct race_arg *r = arg;
-    uint32_t rng = 2463534242u;
+    uint64_t rng = rng_seed(1);
     for (unsigned round = 1; round <= RACE_ROUNDS; round++) {
         /* Spin briefly before yielding: a quick reaction is what reaches
          * the short window of a zero timeout. */
@@ -326,10 +327,7 @@ static void *unpark_each_round(void *arg)
             else
                 weft__cpu_relax();
         }
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        for (unsigned i = rng % 64; i > 0; i--)
+        for (unsigned i = rng_next32(&rng) % 64; i > 0; i--)
             weft__cpu_relax();
         weft__unpark(&r->p);
         atomic_store(&r->done, round);

@@ -21,6 +21,7 @@
 #include "sched/injector.h"
 #include "sched/ring.h"
 #include "sched/task.h"
+#include "support/rng.h"
 
 #define CAP WEFT_RING_CAP
 #define HALF (WEFT_RING_CAP / 2u)
@@ -256,16 +257,16 @@ static void test_ring_wraps_around_many_times_capacity(void **state)
     weft__ring *r = &f->q->src;
     const size_t pool = 2 * CAP + 1; /* more tasks than fit: no reuse while queued */
     size_t next_push = 0, next_pop = 0;
-    uint32_t rng = 12345;
+    uint64_t rng = rng_seed(12345);
     while (next_push < 300000) {
-        rng = rng * 1103515245u + 12345u;
-        unsigned depth = 1 + (rng >> 16) % CAP;
+        uint32_t x = rng_next32(&rng);
+        unsigned depth = 1 + (x >> 16) % CAP;
         while (next_push - next_pop < depth) {
             assert_false(push_or_spill(r, &f->tasks[next_push % pool], &f->q->inj));
             next_push++;
         }
         assert_int_equal(weft__ring_len(r), next_push - next_pop);
-        unsigned drain = 1 + (rng >> 8) % depth;
+        unsigned drain = 1 + (x >> 8) % depth;
         for (unsigned i = 0; i < drain; i++) {
             struct weft__task *t = weft__ring_pop_owner(r);
             assert_int_equal(index_of(f, t), next_pop % pool);
@@ -645,15 +646,6 @@ struct thief_arg {
     unsigned id;
 };
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static void conc_see(struct conc *c, struct weft__task *t)
 {
     if (t < c->tasks || t >= c->tasks + c->ntasks) {
@@ -672,11 +664,11 @@ static void *conc_owner(void *arg)
 {
     struct conc *c = arg;
     weft__ring *r = &c->q->owner;
-    uint64_t rng = 0x9e3779b97f4a7c15u ^ (uint64_t)c->round;
+    uint64_t rng = rng_seed((uint64_t)c->round);
     size_t next = 0;
     conc_start_gate(c);
     while (next < c->ntasks) {
-        uint64_t x = xorshift(&rng);
+        uint64_t x = rng_next(&rng);
         /* Mostly push, sometimes a burst past capacity, sometimes pop, and
          * now and then take from the injector as a worker does. */
         size_t burst = (x & 63) == 0 ? CAP + HALF + (size_t)((x >> 8) % CAP) : 1;
@@ -710,7 +702,7 @@ static void *conc_thief(void *arg)
     struct thief_arg *ta = arg;
     struct conc *c = ta->c;
     weft__ring *own = &c->q->thief[ta->id];
-    uint64_t rng = 0x2545f4914f6cdd1du * (ta->id + 1) + (uint64_t)c->round;
+    uint64_t rng = rng_seed((uint64_t)c->round << 8 | (ta->id + 1));
     conc_start_gate(c);
     for (;;) {
         /* Read before the pass: if the owner was done then, a pass that
@@ -728,7 +720,7 @@ static void *conc_thief(void *arg)
             conc_see(c, buf[i]);
         found |= n > 0;
 
-        uint64_t x = xorshift(&rng);
+        uint64_t x = rng_next(&rng);
         weft__ring *victim = &c->q->owner;
         if (x % 4 >= 2) /* half the time, another thief */
             victim = &c->q->thief[(ta->id + 1 + (x >> 8) % (THIEVES - 1)) % THIEVES];

@@ -30,6 +30,7 @@
 #include "core/atomic.h"
 #include "sched/task.h"
 #include "support/counting_alloc.h"
+#include "support/rng.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
 
@@ -880,13 +881,12 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
     assert_non_null(joins);
     for (int i = 0; i < MIXED_TASKS; i++)
         weft_atomic_init(&drops[i], 0);
-    uint32_t rng = 0xc0ffeeu;
+    uint64_t rng = rng_seed(0xc0ffee);
     for (int i = 0; i < MIXED_TASKS; i++) {
-        rng = rng * 1664525u + 1013904223u;
         yielder y;
         weft_future_init(&y.base, &yielder_ops, WEFT_F_SEND);
         y.id = i;
-        y.left = (int)(rng >> 28) % 5;
+        y.left = (int)(rng_next32(&rng) >> 28) % 5;
         y.drops = drops;
         assert_int_equal(weft_spawn(c->rt, &y.base, sizeof y, i % 5 == 4 ? NULL : &joins[i]),
                          0);
@@ -1139,7 +1139,7 @@ static void *storm_main(void *arg)
 {
     storm_thread *t = arg;
     storm *s = t->s;
-    uint32_t rng = 0x9e3779b9u * (uint32_t)(t->id + 1);
+    uint64_t rng = rng_seed((uint64_t)t->id + 1);
     for (int n = 0; n < STORM_ITERS; n++) {
         if (n % STORM_WAVE == 0) {
             long w = n / STORM_WAVE + 1;
@@ -1149,8 +1149,7 @@ static void *storm_main(void *arg)
         }
         /* A random pause so the threads' operations interleave differently
          * with each other and with the task's polls in every wave. */
-        rng = rng * 1664525u + 1013904223u;
-        for (unsigned i = rng >> 26; i > 0; i--)
+        for (unsigned i = rng_next32(&rng) >> 26; i > 0; i--)
             weft__cpu_relax();
         weft_waker w;
         switch ((n + t->id) % 4) {

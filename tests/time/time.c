@@ -40,6 +40,7 @@
 #include "time/driver.h"
 #include "support/counting_alloc.h"
 #include "support/misuse_capture.h"
+#include "support/rng.h"
 
 /* ---- misuse reports ----------------------------------------------------- */
 
@@ -1506,17 +1507,6 @@ static void tsleep_init(tsleep *t, srec *r, weft_duration d)
     t->r = r;
 }
 
-static uint64_t rnd64(uint64_t *s)
-{
-    /* xorshift64*. */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
 typedef struct storm_task {
     weft_future base;
     weft_co co;
@@ -1546,7 +1536,7 @@ static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
         if (t->i % 16 == 15)
             WEFT_CO_YIELD(&t->co, cx);
         {
-            uint64_t r = rnd64(&t->rng);
+            uint64_t r = rng_next(&t->rng);
             weft_duration d = r % 8 == 0 ? 0 : (weft_duration)(r >> 8) % (WEFT_MS(3) + 1);
             tsleep_init(&t->ts, &g_srec[t->task * STORM_PER_TASK + t->i], d);
             t->live = true;

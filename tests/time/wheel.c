@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "time/wheel.h"
+#include "support/rng.h"
 
 #define MS 1000000ull        /* nanoseconds per tick */
 #define SPAN WEFT__WHEEL_MAX /* ticks the six levels cover */
@@ -709,25 +710,6 @@ static void test_wheel_poll_small_max_returns_batches_then_the_rest(void **state
 
 /* ---- randomized against a model ----------------------------------------- */
 
-static uint64_t rnd(uint64_t *s)
-{
-    /* xorshift64*. */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* Fail with the seed (FAIL) when `cond` does not hold. */
 #define EXPECT(cond, ...)                                                     \
     do {                                                                      \
@@ -738,26 +720,26 @@ static uint64_t mix64(uint64_t x)
 /* A distance from now, spread over every level and beyond the span. */
 static uint64_t random_distance(uint64_t *r)
 {
-    switch (rnd(r) % 8) {
-    case 0: return 1 + rnd(r) % 64;
-    case 1: return 1 + rnd(r) % 4096;
-    case 2: return 1 + rnd(r) % 262144;
-    case 3: return 1 + rnd(r) % 16777216;
-    case 4: return 1 + rnd(r) % ((uint64_t)1 << 30);
-    case 5: return 1 + rnd(r) % SPAN;
-    case 6: return 1 + rnd(r) % (4 * SPAN);
-    default: return 1 + rnd(r) % 3; /* collisions on the same tick */
+    switch (rng_next(r) % 8) {
+    case 0: return 1 + rng_next(r) % 64;
+    case 1: return 1 + rng_next(r) % 4096;
+    case 2: return 1 + rng_next(r) % 262144;
+    case 3: return 1 + rng_next(r) % 16777216;
+    case 4: return 1 + rng_next(r) % ((uint64_t)1 << 30);
+    case 5: return 1 + rng_next(r) % SPAN;
+    case 6: return 1 + rng_next(r) % (4 * SPAN);
+    default: return 1 + rng_next(r) % 3; /* collisions on the same tick */
     }
 }
 
 static uint64_t random_start(uint64_t *r)
 {
-    switch (rnd(r) % 5) {
+    switch (rng_next(r) % 5) {
     case 0: return 0;
-    case 1: return rnd(r) % 100000;
-    case 2: return SPAN - 1 - rnd(r) % 5000;          /* before a top-level wrap */
-    case 3: return ((uint64_t)1 << 30) * (1 + rnd(r) % 200) - rnd(r) % 70; /* level-5 edge */
-    default: return rnd(r) % ((uint64_t)1 << 44);
+    case 1: return rng_next(r) % 100000;
+    case 2: return SPAN - 1 - rng_next(r) % 5000;          /* before a top-level wrap */
+    case 3: return ((uint64_t)1 << 30) * (1 + rng_next(r) % 200) - rng_next(r) % 70; /* level-5 edge */
+    default: return rng_next(r) % ((uint64_t)1 << 44);
     }
 }
 
@@ -772,20 +754,20 @@ static void random_round(uint64_t round_seed)
     bench *b = bench_new(RAND_N, start);
     uint64_t now = start;
     size_t next_id = 0;
-    size_t max = 1 + rnd(&r) % 40;
+    size_t max = 1 + rng_next(&r) % 40;
 
     /* An initial population, then a mix of operations. */
     for (; next_id < RAND_N / 2; next_id++)
         arm(b, next_id, b->w.elapsed + random_distance(&r));
     for (unsigned step = 0; step < RAND_STEPS; step++) {
-        unsigned op = (unsigned)(rnd(&r) % 16);
+        unsigned op = (unsigned)(rng_next(&r) % 16);
         if (op < 3 && next_id < RAND_N) {
-            for (unsigned k = 1 + rnd(&r) % 8; k > 0 && next_id < RAND_N; k--, next_id++)
+            for (unsigned k = 1 + rng_next(&r) % 8; k > 0 && next_id < RAND_N; k--, next_id++)
                 arm(b, next_id, b->w.elapsed + random_distance(&r));
         } else if (op < 5) {
             /* Remove a few armed entries (possibly on the pending list). */
-            for (unsigned k = 1 + rnd(&r) % 4; k > 0; k--) {
-                size_t i = rnd(&r) % (next_id ? next_id : 1);
+            for (unsigned k = 1 + rng_next(&r) % 4; k > 0; k--) {
+                size_t i = rng_next(&r) % (next_id ? next_id : 1);
                 if (b->st[i] == E_ARMED)
                     disarm(b, i);
             }
@@ -793,22 +775,22 @@ static void random_round(uint64_t round_seed)
             /* Advance. */
             uint64_t nd = weft__wheel_next_due(&b->w);
             uint64_t to;
-            switch (rnd(&r) % 6) {
+            switch (rng_next(&r) % 6) {
             case 0: to = nd == WEFT__WHEEL_NONE ? now + 1 : nd; break;
             case 1: to = now; break;
-            case 2: to = now + rnd(&r) % 100; break;
+            case 2: to = now + rng_next(&r) % 100; break;
             case 3: to = now + random_distance(&r); break;
             default: {
                 /* Right at, or just before, some armed entry's deadline. */
-                size_t i = rnd(&r) % (next_id ? next_id : 1);
-                to = b->st[i] == E_ARMED ? b->e[i].when_ - rnd(&r) % 2 : now + 1;
+                size_t i = rng_next(&r) % (next_id ? next_id : 1);
+                to = b->st[i] == E_ARMED ? b->e[i].when_ - rng_next(&r) % 2 : now + 1;
                 break;
             }
             }
             if (to < now)
                 to = now;
             now = to;
-            if (rnd(&r) % 4 == 0) {
+            if (rng_next(&r) % 4 == 0) {
                 /* A partial poll: leave what is due on the pending list. */
                 poll_once(b, now, max);
             } else {
