@@ -16,6 +16,7 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/countdown.h"
 #include "support/misuse_capture.h"
 #include "support/rng.h"
 
@@ -118,50 +119,6 @@ static int misuse_teardown(void **state)
     (void)state;
     weft_set_misuse_handler(NULL, NULL);
     return 0;
-}
-
-/* A hand-written future: PENDING `pending` times (waking itself each time),
- * then READY with `value`. Counts its polls and drops in a shared record. */
-typedef struct fut_counts {
-    int polls;
-    int drops;
-} fut_counts;
-
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    fut_counts *counts;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    countdown *c = (countdown *)f;
-    c->counts->polls++;
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = c->value;
-    return WEFT_READY;
-}
-
-static void countdown_drop(weft_future *f)
-{
-    ((countdown *)f)->counts->drops++;
-}
-
-static const weft_future_ops countdown_ops = {
-    "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
-};
-
-static void countdown_init(countdown *c, int pending, int value, fut_counts *counts)
-{
-    weft_future_init(&c->base, &countdown_ops, WEFT_F_SEND);
-    c->pending = pending;
-    c->value = value;
-    c->counts = counts;
 }
 
 /* Spin (yielding the CPU) until `*flag` reaches `want`. A bounded number of
@@ -643,9 +600,10 @@ static void test_moved_future_is_reported_by_name_and_not_polled(void **state)
     static const weft_future_ops pinned_ops = {
         "test_pinned_future", sizeof(int), countdown_poll, countdown_drop, NULL,
     };
-    fut_counts n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown f[2];
-    countdown_init(&f[0], 100, 0, &n);
+    countdown_init(&f[0], 100, 0, &n, WEFT_F_SEND);
     f[0].base.ops = &pinned_ops;
     weft_waker w = weft_waker_noop();
     weft_cx cx;
@@ -653,21 +611,21 @@ static void test_moved_future_is_reported_by_name_and_not_polled(void **state)
     int out;
 
     assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(n.polls, 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(g_misuse_count, 0);
 
     memcpy(&f[1], &f[0], sizeof f[0]);
     assert_int_equal(weft_future_poll(&f[1].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(n.polls, 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(g_misuse_count, 1);
     assert_non_null(strstr(g_misuse_msg, "test_pinned_future"));
 
     /* The original, unmoved, still polls normally. */
     assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(n.polls, 2);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 2);
     assert_int_equal(g_misuse_count, 1);
     weft_future_drop(&f[0].base);
-    assert_int_equal(n.drops, 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 #endif
 }
 
@@ -680,9 +638,10 @@ static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(vo
     static const weft_future_ops done_ops = {
         "test_finished_future", sizeof(int), countdown_poll, countdown_drop, NULL,
     };
-    fut_counts n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown f;
-    countdown_init(&f, 0, 77, &n);
+    countdown_init(&f, 0, 77, &n, WEFT_F_SEND);
     f.base.ops = &done_ops;
     weft_waker w = weft_waker_noop();
     weft_cx cx;
@@ -694,11 +653,11 @@ static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(vo
     out = 0;
     assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_PENDING);
     assert_int_equal(out, 0);
-    assert_int_equal(n.polls, 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(g_misuse_count, 1);
     assert_non_null(strstr(g_misuse_msg, "test_finished_future"));
     weft_future_drop(&f.base);
-    assert_int_equal(n.drops, 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 #endif
 }
 
@@ -775,7 +734,7 @@ typedef struct seq_co {
     weft_future base;
     weft_co co;
     countdown a, b, loop;
-    fut_counts na, nb, nloop;
+    countdown_counts na, nb, nloop;
     int i;
     int got_a, got_b, got_loop[4];
 } seq_co;
@@ -784,12 +743,12 @@ static weft_poll seq_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
     seq_co *s = (seq_co *)f;
     WEFT_CO_BEGIN(&s->co);
-    countdown_init(&s->a, 2, 10, &s->na);
+    countdown_init(&s->a, 2, 10, &s->na, WEFT_F_SEND);
     WEFT_AWAIT(&s->co, cx, &s->a.base, &s->got_a);
-    countdown_init(&s->b, 0, 20, &s->nb);
+    countdown_init(&s->b, 0, 20, &s->nb, WEFT_F_SEND);
     WEFT_AWAIT(&s->co, cx, &s->b.base, &s->got_b);
     for (s->i = 0; s->i < 4; s->i++) {
-        countdown_init(&s->loop, s->i, 100 + s->i, &s->nloop);
+        countdown_init(&s->loop, s->i, 100 + s->i, &s->nloop, WEFT_F_SEND);
         WEFT_AWAIT(&s->co, cx, &s->loop.base, &s->got_loop[s->i]);
     }
     *(int *)out = s->got_a + s->got_b + s->got_loop[0] + s->got_loop[1] +
@@ -812,6 +771,9 @@ static void seq_co_init(seq_co *s)
     memset(s, 0, sizeof *s);
     weft_future_init(&s->base, &seq_co_ops, WEFT_F_SEND);
     weft_co_init(&s->co);
+    countdown_counts_init(&s->na);
+    countdown_counts_init(&s->nb);
+    countdown_counts_init(&s->nloop);
 }
 
 static void test_coroutine_awaits_in_sequence_and_in_a_loop(void **state)
@@ -838,20 +800,20 @@ static void test_coroutine_awaits_in_sequence_and_in_a_loop(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(s->got_loop[i], 100 + i);
     assert_int_equal(out, 10 + 20 + 100 + 101 + 102 + 103);
-    assert_int_equal(s->na.polls, 3);
-    assert_int_equal(s->nb.polls, 1);
-    assert_int_equal(s->nloop.polls, 1 + 2 + 3 + 4);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.polls), 3);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.polls), 1 + 2 + 3 + 4);
     /* Each child was dropped once, as soon as it was READY. */
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 1);
-    assert_int_equal(s->nloop.drops, 4);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 4);
     assert_null(s->co.awaiting);
 
     /* Dropping the finished coroutine drops no child a second time. */
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 1);
-    assert_int_equal(s->nloop.drops, 4);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 4);
     assert_int_equal(cw_outstanding(&c), 0);
     test_free(s);
 }
@@ -870,9 +832,9 @@ static void test_coroutine_dropped_while_suspended_drops_child_once(void **state
     assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
     assert_ptr_equal(s->co.awaiting, &s->a.base);
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 0);
-    assert_int_equal(s->nloop.drops, 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 0);
     assert_null(s->co.awaiting);
 
     /* Suspended inside the loop, after earlier children completed. */
@@ -881,16 +843,18 @@ static void test_coroutine_dropped_while_suspended_drops_child_once(void **state
         assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
     } while (s->i < 2);
     assert_ptr_equal(s->co.awaiting, &s->loop.base);
-    assert_int_equal(s->nloop.drops, 2);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 2);
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 1);
-    assert_int_equal(s->nloop.drops, 3);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 3);
 
     /* Never polled: nothing awaited, nothing to drop. */
     seq_co_init(s);
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops + s->nb.drops + s->nloop.drops, 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 0);
     test_free(s);
 }
 

@@ -28,6 +28,7 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "support/counting_alloc.h"
+#include "support/countdown.h"
 #include "support/misuse_capture.h"
 
 /* ---- misuse reports (may come from a worker thread) ---------------------------- */
@@ -78,67 +79,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- a counting future --------------------------------------------------------------- */
-
-/* PENDING `pending` times (waking itself), then READY with `value`. Records
- * its polls, drops, and the runtime/worker it was polled under. */
-typedef struct counts {
-    _Atomic int polls;
-    _Atomic int drops;
-    weft_rt *_Atomic seen_rt;
-    _Atomic int seen_worker;
-} counts;
-
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    counts *n;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    countdown *c = (countdown *)f;
-    weft_atomic_fetch_add_relaxed(&c->n->polls, 1);
-    weft_atomic_store_relaxed(&c->n->seen_rt, weft_rt_current());
-    weft_atomic_store_relaxed(&c->n->seen_worker, weft_worker_index());
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = c->value;
-    return WEFT_READY;
-}
-
-static void countdown_drop(weft_future *f)
-{
-    /* Relaxed: read by the test on the thread that dropped, or after a
-     * join that orders it. */
-    weft_atomic_fetch_add_relaxed(&((countdown *)f)->n->drops, 1);
-}
-
-static const weft_future_ops countdown_ops = {
-    "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
-};
-
-static void countdown_init(countdown *c, int pending, int value, counts *n,
-                           uint32_t flags)
-{
-    weft_future_init(&c->base, &countdown_ops, flags);
-    c->pending = pending;
-    c->value = value;
-    c->n = n;
-}
-
-static void counts_init(counts *n)
-{
-    weft_atomic_init(&n->polls, 0);
-    weft_atomic_init(&n->drops, 0);
-    weft_atomic_init(&n->seen_rt, NULL);
-    weft_atomic_init(&n->seen_worker, -2);
-}
-
 /* ---- output ---------------------------------------------------------------------------- */
 
 static void test_block_on_returns_the_output_and_drops_once(void **state)
@@ -150,8 +90,8 @@ static void test_block_on_returns_the_output_and_drops_once(void **state)
     assert_int_equal(weft_block_on(g_rt, &r.base, &out, sizeof out), 0);
     assert_int_equal(out, 31337);
 
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown c;
     countdown_init(&c, 5, 77, &n, WEFT_F_SEND);
     out = 0;
@@ -173,7 +113,7 @@ static void test_block_on_returns_the_output_and_drops_once(void **state)
 typedef struct nested {
     weft_future base;
     countdown inner;
-    counts *n;
+    countdown_counts *n;
 } nested;
 
 static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
@@ -199,8 +139,8 @@ static const weft_future_ops inner_ops = {
 static void test_block_on_inside_a_task_returns_edeadlk(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     nested s;
     weft_future_init(&s.base, &nested_ops, WEFT_F_SEND);
     countdown_init(&s.inner, 0, 1, &n, WEFT_F_SEND);
@@ -221,8 +161,8 @@ static void test_block_on_inside_a_task_returns_edeadlk(void **state)
 static void test_block_on_rejects_bad_arguments(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown c;
     countdown_init(&c, 0, 1, &n, WEFT_F_SEND);
     int out = 0;
@@ -268,8 +208,8 @@ static const weft_future_ops varies_without_size_ops = {
 static void test_block_on_rejects_ops_without_out_size_of(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown c;
     countdown_init(&c, 0, 1, &n, WEFT_F_SEND);
     c.base.ops = &varies_without_size_ops;
@@ -435,8 +375,8 @@ static void test_block_on_parks_until_a_foreign_thread_wakes_it(void **state)
 static void test_block_on_runs_a_non_send_future(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown c;
     countdown_init(&c, 2, 5, &n, 0);
     assert_false(weft_future_is_send(&c.base));
@@ -459,7 +399,7 @@ typedef struct outer {
     weft_future base;
     weft_rt *other;
     countdown child;
-    counts *child_n;
+    countdown_counts *child_n;
     weft_rt *before, *after;
     int child_rc, child_out;
 } outer;
@@ -484,8 +424,8 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
 {
     (void)state;
     assert_null(weft_rt_current());
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     countdown c;
     countdown_init(&c, 1, 3, &n, WEFT_F_SEND);
     int out = 0;
@@ -500,8 +440,8 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
     weft_rt_options o = WEFT_RT_OPTIONS_INIT;
     o.workers = 1;
     assert_int_equal(weft_rt_new(&other, &o), 0);
-    counts cn;
-    counts_init(&cn);
+    countdown_counts cn;
+    countdown_counts_init(&cn);
     outer s;
     memset(&s, 0, sizeof s);
     weft_future_init(&s.base, &outer_ops, 0);
@@ -521,7 +461,7 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
 typedef struct spawner {
     weft_future base;
     weft_co co;
-    counts *n;
+    countdown_counts *n;
     weft_join j;
     int rc, got;
 } spawner;
@@ -556,8 +496,8 @@ static const weft_future_ops spawner_ops = { "test_spawner", sizeof(int), spawne
 static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
+    countdown_counts_init(&n);
     spawner s;
     memset(&s, 0, sizeof s);
     weft_future_init(&s.base, &spawner_ops, 0);

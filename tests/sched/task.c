@@ -30,6 +30,7 @@
 #include "core/atomic.h"
 #include "sched/task.h"
 #include "support/counting_alloc.h"
+#include "support/countdown.h"
 #include "support/rng.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
@@ -840,54 +841,24 @@ static void test_handles_and_wakers_outlive_shutdown(void **state)
 
 /* ---- many tasks, mixed fates ------------------------------------------------------------------ */
 
-/* Yields `left` times, then outputs its id. */
-typedef struct yielder {
-    weft_future base;
-    int id;
-    int left;
-    _Atomic int *drops;
-} yielder;
-
-static weft_poll yielder_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    yielder *y = (yielder *)f;
-    if (y->left > 0) {
-        y->left--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = y->id;
-    return WEFT_READY;
-}
-
-static void yielder_drop(weft_future *f)
-{
-    yielder *y = (yielder *)f;
-    weft_atomic_fetch_add_acq_rel(&y->drops[y->id], 1);
-}
-
-static const weft_future_ops yielder_ops = {
-    "test_yielder", sizeof(int), yielder_poll, yielder_drop, NULL,
-};
+/* The tasks below are countdowns (support/countdown.h): each yields a few
+ * times, then outputs its index, with its own counts record. */
 
 #define MIXED_TASKS 2000
 
 static void test_many_tasks_with_mixed_join_abort_detach(void **state)
 {
     ctx *c = *state;
-    _Atomic int *drops = calloc(MIXED_TASKS, sizeof *drops);
+    countdown_counts *n = calloc(MIXED_TASKS, sizeof *n);
     weft_join *joins = calloc(MIXED_TASKS, sizeof *joins);
-    assert_non_null(drops);
+    assert_non_null(n);
     assert_non_null(joins);
     for (int i = 0; i < MIXED_TASKS; i++)
-        weft_atomic_init(&drops[i], 0);
+        countdown_counts_init(&n[i]);
     uint64_t rng = rng_seed(0xc0ffee);
     for (int i = 0; i < MIXED_TASKS; i++) {
-        yielder y;
-        weft_future_init(&y.base, &yielder_ops, WEFT_F_SEND);
-        y.id = i;
-        y.left = (int)(rng_next32(&rng) >> 28) % 5;
-        y.drops = drops;
+        countdown y;
+        countdown_init(&y, (int)(rng_next32(&rng) >> 28) % 5, i, &n[i], WEFT_F_SEND);
         assert_int_equal(weft_spawn(c->rt, &y.base, sizeof y, i % 5 == 4 ? NULL : &joins[i]),
                          0);
         /* Abort some right away, while they may be queued or running. */
@@ -915,11 +886,11 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
         }
     }
     for (int i = 0; i < MIXED_TASKS; i++) {
-        WAIT_UNTIL(weft_atomic_load_acquire(&drops[i]) >= 1);
-        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
+        WAIT_UNTIL(weft_atomic_load_acquire(&n[i].drops) >= 1);
+        assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
     }
     free(joins);
-    free(drops);
+    free(n);
 }
 
 /* Shutdown while tasks are queued, running and idle, with their join
@@ -931,19 +902,16 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
 static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void **state)
 {
     ctx *c = *state;
-    _Atomic int *drops = calloc(SHUTDOWN_TASKS, sizeof *drops);
+    countdown_counts *n = calloc(SHUTDOWN_TASKS, sizeof *n);
     weft_join *joins = calloc(SHUTDOWN_TASKS, sizeof *joins);
-    assert_non_null(drops);
+    assert_non_null(n);
     assert_non_null(joins);
     for (int i = 0; i < SHUTDOWN_TASKS; i++)
-        weft_atomic_init(&drops[i], 0);
+        countdown_counts_init(&n[i]);
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
-        yielder y;
-        weft_future_init(&y.base, &yielder_ops, WEFT_F_SEND);
-        y.id = i;
-        y.left = i % 4 == 0 ? 0 : 20 + i % 7; /* some finish first */
-        y.drops = drops;
+        countdown y; /* some finish first */
+        countdown_init(&y, i % 4 == 0 ? 0 : 20 + i % 7, i, &n[i], WEFT_F_SEND);
         assert_int_equal(weft_spawn(c->rt, &y.base, sizeof y, &joins[i]), 0);
     }
     weft_rt_shutdown(c->rt);
@@ -954,7 +922,7 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
     weft_cx_init(&cx, &nw);
     int cancelled = 0;
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
-        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
+        assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
         assert_true(weft_join_is_finished(&joins[i]));
         int out = -1;
         assert_int_equal(weft_future_poll(&joins[i].base, &cx, &out), WEFT_READY);
@@ -976,7 +944,7 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
     weft_waker_wake(&c->p[0].stash); /* the last reference */
     print_message("    %d of %d cancelled by shutdown\n", cancelled, SHUTDOWN_TASKS);
     free(joins);
-    free(drops);
+    free(n);
 }
 
 /* A foreign thread keeps waking (by reference and by value) and cloning

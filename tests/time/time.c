@@ -39,6 +39,7 @@
 #include "sched/runtime.h"
 #include "time/driver.h"
 #include "support/counting_alloc.h"
+#include "support/countdown.h"
 #include "support/misuse_capture.h"
 #include "support/rng.h"
 
@@ -282,15 +283,10 @@ static weft_poll reset_and_arm(weft_sleep *s, const weft_waker *w, weft_duration
 
 /* ---- small futures ------------------------------------------------------ */
 
-typedef struct counters {
-    _Atomic int polls;
-    _Atomic int drops;
-} counters;
-
 /* PENDING forever, never waking anyone. */
 typedef struct never {
     weft_future base;
-    counters *n;
+    countdown_counts *n;
 } never;
 
 static weft_poll never_poll(weft_future *f, weft_cx *cx, void *out)
@@ -307,47 +303,10 @@ static void never_drop(weft_future *f)
 
 static const weft_future_ops never_ops = { "never", sizeof(int), never_poll, never_drop, NULL };
 
-static void never_init(never *nv, counters *n, uint32_t flags)
+static void never_init(never *nv, countdown_counts *n, uint32_t flags)
 {
     weft_future_init(&nv->base, &never_ops, flags);
     nv->n = n;
-}
-
-/* PENDING `pending` times (waking itself), then READY with `value`. */
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    counters *n;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    countdown *c = (countdown *)f;
-    weft_atomic_fetch_add_relaxed(&c->n->polls, 1);
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = c->value;
-    return WEFT_READY;
-}
-
-static void countdown_drop(weft_future *f)
-{
-    weft_atomic_fetch_add_acq_rel(&((countdown *)f)->n->drops, 1);
-}
-
-static const weft_future_ops countdown_ops = { "countdown", sizeof(int), countdown_poll,
-                                               countdown_drop, NULL };
-
-static void countdown_init(countdown *c, int pending, int value, counters *n, uint32_t flags)
-{
-    weft_future_init(&c->base, &countdown_ops, flags);
-    c->pending = pending;
-    c->value = value;
-    c->n = n;
 }
 
 /* ==== sleep ============================================================== */
@@ -867,7 +826,8 @@ typedef struct timed_never {
 static void test_timeout_inner_first_copies_output(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     timed_countdown tc;
     countdown_init(&tc.inner, 3, 4242, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
@@ -888,7 +848,8 @@ static void test_timeout_inner_first_copies_output(void **state)
 static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     timed_countdown tc;
     countdown_init(&tc.inner, 2, 5151, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
@@ -906,7 +867,8 @@ static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **st
 static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     timed_never tn;
     never_init(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(2)), 0);
@@ -927,7 +889,8 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
     (void)state;
     /* Deadline long gone, inner ready on its first poll: the inner future
      * is polled first, so it wins. */
-    counters n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     timed_countdown tc;
     countdown_init(&tc.inner, 0, 77, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tc.t, &tc.inner.base, weft_now() - WEFT_MS(10)), 0);
@@ -952,7 +915,8 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
 static void test_timeout_past_deadline_with_pending_inner_times_out_at_once(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     timed_never tn;
     never_init(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tn.t, &tn.inner.base, weft_now() - 1), 0);
@@ -977,7 +941,7 @@ typedef struct timeout_task {
     weft_co co;
     bool started;
     timed_countdown tc;
-    counters *n;
+    countdown_counts *n;
 } timeout_task;
 
 static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
@@ -1008,7 +972,8 @@ static const weft_future_ops timeout_task_ops = { "timeout_task", sizeof(int),
 static void test_timeout_of_non_send_inner_is_not_send(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
+    countdown_counts_init(&n);
     timed_countdown tc;
     countdown_init(&tc.inner, 0, 1, &n, 0); /* local only */
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(5)), 0);
@@ -1028,7 +993,9 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
     assert_true(weft_future_is_send(&tc.t.base));
     weft_future_drop(&tc.t.base);
 
-    counters m = { 0, 0 };
+
+    countdown_counts m;
+    countdown_counts_init(&m);
     timeout_task tt;
     weft_future_init(&tt.base, &timeout_task_ops, WEFT_F_SEND);
     weft_co_init(&tt.co);
@@ -1051,7 +1018,7 @@ typedef struct timeout_dropper {
     weft_co co;
     weft_waker pw;
     timed_never tn;
-    counters n;
+    countdown_counts n;
     weft_sleep guard;
     weft_poll first;
     size_t armed_before, armed_after;
@@ -1651,7 +1618,7 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
 static _Atomic long g_shut_armed;
 static _Atomic int g_shut_drops[SHUT_TASKS];
 static _Atomic int g_shut_sleep_drops[SHUT_TASKS];
-static counters g_shut_inner[SHUT_TASKS];
+static countdown_counts g_shut_inner[SHUT_TASKS];
 
 /* A sleep that counts its first PENDING and its drop. */
 typedef struct hour_sleep {
