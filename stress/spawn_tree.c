@@ -44,6 +44,7 @@
 #include "weft/weft.h"
 
 #include "stress_common.h"
+#include "support/waker_ops.h"
 
 /* ---- options, failure ------------------------------------------------------ */
 
@@ -199,11 +200,7 @@ typedef struct thread_waker {
     _Atomic unsigned refs;
 } thread_waker;
 
-static weft_waker tw_clone(const void *data);
-static void tw_wake(void *data);
-static void tw_wake_by_ref(const void *data);
-static void tw_drop(void *data);
-static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_drop };
+TEST_WAKER_OPS(tw);
 
 static thread_waker *tw_new(void)
 {

@@ -17,94 +17,11 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "support/countdown.h"
+#include "support/counting_waker.h"
 #include "support/misuse_capture.h"
 #include "support/rng.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-/* A waker that counts what is done to it. The waker handed to register or
- * poll is borrowed from the test; every clone is a reference that must come
- * back through exactly one wake or drop. */
-typedef struct counting_waker {
-    _Atomic long clones;
-    _Atomic long wakes;        /* by value: consumes a clone */
-    _Atomic long wake_by_refs;
-    _Atomic long drops;
-    /* Spin this many pause instructions inside clone: widens the window in
-     * which a register holds the REGISTERING state (STYLE rule 24). */
-    unsigned clone_spin;
-    /* Id (tl_thread_id) of the thread that performed the last wake. */
-    _Atomic int last_waker;
-} counting_waker;
-
-static weft_waker cw_clone(const void *data);
-static void cw_wake(void *data);
-static void cw_wake_by_ref(const void *data);
-static void cw_drop(void *data);
-
-static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
-
-/* Small per-thread id so a waker can tell who woke it (0: unnamed). */
-static _Thread_local int tl_thread_id;
-
-static weft_waker cw_clone(const void *data)
-{
-    counting_waker *c = (counting_waker *)data;
-    for (unsigned i = 0; i < c->clone_spin; i++)
-        weft__cpu_relax();
-    /* Relaxed: a statistic read after a handshake that orders it. */
-    weft_atomic_fetch_add_relaxed(&c->clones, 1);
-    weft_waker w = { &cw_ops, c };
-    return w;
-}
-
-static void cw_wake(void *data)
-{
-    counting_waker *c = data;
-    weft_atomic_store_relaxed(&c->last_waker, tl_thread_id);
-    weft_atomic_fetch_add_relaxed(&c->wakes, 1);
-}
-
-static void cw_wake_by_ref(const void *data)
-{
-    counting_waker *c = (counting_waker *)data;
-    weft_atomic_store_relaxed(&c->last_waker, tl_thread_id);
-    weft_atomic_fetch_add_relaxed(&c->wake_by_refs, 1);
-}
-
-static void cw_drop(void *data)
-{
-    counting_waker *c = data;
-    weft_atomic_fetch_add_relaxed(&c->drops, 1);
-}
-
-static void cw_init(counting_waker *c)
-{
-    weft_atomic_init(&c->clones, 0);
-    weft_atomic_init(&c->wakes, 0);
-    weft_atomic_init(&c->wake_by_refs, 0);
-    weft_atomic_init(&c->drops, 0);
-    c->clone_spin = 0;
-    weft_atomic_init(&c->last_waker, 0);
-}
-
-static weft_waker cw_waker(counting_waker *c)
-{
-    weft_waker w = { &cw_ops, c };
-    return w;
-}
-
-static long cw_woken(counting_waker *c)
-{
-    return weft_atomic_load_relaxed(&c->wakes) + weft_atomic_load_relaxed(&c->wake_by_refs);
-}
-
-/* Clones not yet given back by a wake or a drop. */
-static long cw_outstanding(counting_waker *c)
-{
-    return weft_atomic_load_relaxed(&c->clones) - weft_atomic_load_relaxed(&c->wakes) -
-           weft_atomic_load_relaxed(&c->drops);
-}
 
 static int misuse_setup(void **state)
 {
@@ -504,7 +421,7 @@ static void *race_producer(void *arg)
 {
     race *r = arg;
     uint64_t rng = rng_seed(2);
-    tl_thread_id = 2;
+    cw_thread_id = 2;
     for (long round = 1; round <= RACE_ROUNDS; round++) {
         spin_until_eq(&r->go, round);
         short_spin(&rng);
@@ -541,7 +458,7 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
     assert_int_equal(pthread_create(&producer, NULL, race_producer, r), 0);
     uint64_t rng = rng_seed(1);
     long woken_by_registerer = 0, left_registered = 0, after_register = 0;
-    tl_thread_id = 1;
+    cw_thread_id = 1;
     for (long round = 1; round <= RACE_ROUNDS; round++) {
         counting_waker *c = &r->wk[round & 1];
         weft_waker w = cw_waker(c);
@@ -585,7 +502,7 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
     print_message("    %ld rounds: %ld woken by the registering thread (race paths), "
                   "%ld wakes after register, %ld wakes before register\n",
                   RACE_ROUNDS, woken_by_registerer, after_register, left_registered);
-    tl_thread_id = 0;
+    cw_thread_id = 0;
     test_free(r);
 }
 

@@ -31,6 +31,7 @@
 #include "sched/task.h"
 #include "support/counting_alloc.h"
 #include "support/countdown.h"
+#include "support/counting_waker.h"
 #include "support/rng.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
@@ -722,48 +723,13 @@ static void test_wake_after_completion_is_a_noop(void **state)
 
 /* ---- join wakers ----------------------------------------------------------------------------- */
 
-/* A waker that counts its uses (see tests/sched/future.c for the idea). */
-typedef struct counting_waker {
-    _Atomic long clones, wakes, wake_by_refs, drops;
-} counting_waker;
-
-static weft_waker cw_clone(const void *data);
-static void cw_wake(void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->wakes, 1);
-}
-static void cw_wake_by_ref(const void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->wake_by_refs, 1);
-}
-static void cw_drop(void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->drops, 1);
-}
-static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
-static weft_waker cw_clone(const void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->clones, 1);
-    weft_waker w = { &cw_ops, (void *)data };
-    return w;
-}
-
-static long cw_outstanding(counting_waker *c)
-{
-    return weft_atomic_load_acquire(&c->clones) - weft_atomic_load_acquire(&c->wakes) -
-           weft_atomic_load_acquire(&c->drops);
-}
-
-static long cw_woken(counting_waker *c)
-{
-    return weft_atomic_load_acquire(&c->wakes) + weft_atomic_load_acquire(&c->wake_by_refs);
-}
-
 static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void **state)
 {
     ctx *c = *state;
-    counting_waker a = { 0, 0, 0, 0 }, b = { 0, 0, 0, 0 };
-    weft_waker wa = { &cw_ops, &a }, wb = { &cw_ops, &b };
+    counting_waker a, b;
+    cw_init(&a);
+    cw_init(&b);
+    weft_waker wa = cw_waker(&a), wb = cw_waker(&b);
     weft_cx cx;
     int out;
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
@@ -791,8 +757,9 @@ static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void 
 static void test_join_waker_is_woken_once_at_completion(void **state)
 {
     ctx *c = *state;
-    counting_waker a = { 0, 0, 0, 0 };
-    weft_waker wa = { &cw_ops, &a };
+    counting_waker a;
+    cw_init(&a);
+    weft_waker wa = cw_waker(&a);
     weft_cx cx;
     weft_cx_init(&cx, &wa);
     int out = 0;

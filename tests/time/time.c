@@ -42,6 +42,7 @@
 #include "support/countdown.h"
 #include "support/misuse_capture.h"
 #include "support/rng.h"
+#include "support/waker_ops.h"
 
 /* ---- misuse reports ----------------------------------------------------- */
 
@@ -181,12 +182,7 @@ typedef struct probe {
     weft_waker target;     /* set before the probe is first handed out */
 } probe;
 
-static weft_waker probe_clone(const void *data);
-static void probe_wake(void *data);
-static void probe_wake_by_ref(const void *data);
-static void probe_drop(void *data);
-static const weft_waker_ops probe_ops = { probe_clone, probe_wake, probe_wake_by_ref,
-                                          probe_drop };
+TEST_WAKER_OPS(probe);
 
 static weft_waker probe_clone(const void *data)
 {
@@ -1354,11 +1350,7 @@ typedef struct twaker {
     weft_waker task;
 } twaker;
 
-static weft_waker tw_clone(const void *data);
-static void tw_wake(void *data);
-static void tw_wake_by_ref(const void *data);
-static void tw_drop(void *data);
-static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_drop };
+TEST_WAKER_OPS(tw);
 
 static twaker *tw_new(srec *r, const weft_waker *task)
 {
