@@ -217,7 +217,9 @@ static void test_join_all_abort_stops_every_task_not_yet_joined(void **state)
 static void test_dropping_a_pending_join_all_detaches_the_rest(void **state)
 {
     (void)state;
-    atomic_int drops = 0;
+    /* Static: the tasks outlive this frame, and shutdown drops them. */
+    static atomic_int drops;
+    atomic_store(&drops, 0);
     weft_join joins[3];
     for (int i = 0; i < 3; i++)
         spawn_forever(&joins[i], &drops);
