@@ -15,6 +15,7 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "support/countdown.h"
+#include "support/rt_fixture.h"
 
 /* ---- a counting, failure-injecting allocator -------------------------------------- */
 
@@ -166,10 +167,7 @@ static void test_set_allocator_rejects_half_null_allocators(void **state)
     assert_int_equal(weft_set_allocator(&neither), -EINVAL);
 
     /* A rejected allocator changes nothing: the counting one stays. */
-    weft_rt *rt = NULL;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 1;
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    weft_rt *rt = rt_start(1);
     assert_true(weft_atomic_load_relaxed(&c.requests) > 0);
     weft_rt_shutdown(rt);
     assert_int_equal(weft_atomic_load_relaxed(&c.live), 0);
@@ -177,7 +175,7 @@ static void test_set_allocator_rejects_half_null_allocators(void **state)
     /* NULL restores malloc/free. */
     assert_int_equal(weft_set_allocator(NULL), 0);
     long before = weft_atomic_load_relaxed(&c.requests);
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    rt = rt_start(1);
     weft_rt_shutdown(rt);
     assert_int_equal(weft_atomic_load_relaxed(&c.requests), before);
 }
@@ -193,10 +191,7 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
     counter_init(&c, 0);
     install(&c);
 
-    weft_rt *rt = NULL;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    weft_rt *rt = rt_start(2);
     weft_join joins[JOBS];
     for (int i = 0; i < JOBS; i++) {
         /* Every fourth one detached from the start. */

@@ -27,48 +27,8 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
-#include "support/counting_alloc.h"
 #include "support/countdown.h"
-#include "support/misuse_capture.h"
-
-/* ---- misuse reports (may come from a worker thread) ---------------------------- */
-
-
-/* ---- fixture ------------------------------------------------------------------------ */
-
-static weft_rt *g_rt;
-
-static int setup(void **state)
-{
-    (void)state;
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    g_misuse_count = 0;
-    g_misuse_msg[0] = '\0';
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    int rc = 0;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        rc = -1;
-    }
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
-    weft_set_misuse_handler(NULL, NULL);
-    return rc;
-}
+#include "support/rt_fixture.h"
 
 #define WATCHDOG_NS (60ull * 1000000000ull)
 
@@ -436,10 +396,7 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
 
     /* Nested on another runtime: each level sees its own, and the outer
      * one is restored when the inner call returns. */
-    weft_rt *other = NULL;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 1;
-    assert_int_equal(weft_rt_new(&other, &o), 0);
+    weft_rt *other = rt_start(1);
     countdown_counts cn;
     countdown_counts_init(&cn);
     outer s;
@@ -568,7 +525,7 @@ static void test_block_on_waker_may_outlive_the_call(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, rt_setup, rt_teardown)
     const struct CMUnitTest tests[] = {
         T(test_block_on_returns_the_output_and_drops_once),
         T(test_block_on_inside_a_task_returns_edeadlk),

@@ -12,34 +12,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "support/counting_alloc.h"
-
-static weft_rt *g_rt;
-
-static int setup(void **state)
-{
-    (void)state;
-    atomic_store(&g_live_allocs, 0);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = atomic_load(&g_live_allocs);
-    if (weft_set_allocator(NULL) != 0 || live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        return -1;
-    }
-    return 0;
-}
+#include "support/rt_fixture.h"
 
 /* A task that never finishes by itself and counts its drop. */
 typedef struct forever {
@@ -259,7 +232,7 @@ static void test_join_all_init_rejects_bad_arguments(void **state)
     wait_drops(&drops, 1);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
 
 int main(void)
 {

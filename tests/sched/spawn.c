@@ -10,38 +10,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "support/counting_alloc.h"
-#include "support/misuse_capture.h"
-
-static weft_rt *g_rt;
-
-static int setup(void **state)
-{
-    (void)state;
-    atomic_store(&g_live_allocs, 0);
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = atomic_load(&g_live_allocs);
-    weft_set_misuse_handler(NULL, NULL);
-    if (weft_set_allocator(NULL) != 0 || live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        return -1;
-    }
-    return 0;
-}
+#include "support/rt_fixture.h"
 
 /* Join `j` from this (non-worker) thread; returns its status. */
 static int join(weft_join *j, void *out, size_t size)
@@ -212,7 +181,7 @@ static void test_spawn_or_drop_leaves_a_malformed_future_alone(void **state)
     assert_int_equal(weft_spawn_or_drop(g_rt, NULL, sizeof bare, NULL), -EINVAL);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
 
 int main(void)
 {

@@ -29,10 +29,10 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/task.h"
-#include "support/counting_alloc.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
 #include "support/rng.h"
+#include "support/rt_fixture.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
 
@@ -189,22 +189,17 @@ typedef struct ctx {
 static void release_probe(void *arg);
 static void release_gates(void *arg);
 
+/* The support fixture (support/rt_fixture.h) with the runtime in the
+ * context, next to the probes. */
 static int setup(void **state)
 {
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    weft_atomic_store_relaxed(&g_free_underflow, 0);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
     ctx *c = calloc(1, sizeof *c);
     if (!c)
         return -1;
     for (int i = 0; i < NPROBES; i++)
         probe_reset(&c->p[i], M_READY);
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    o.thread_name_prefix = "task-test";
-    if (weft_rt_new(&c->rt, &o) != 0) {
+    if (rt_fixture_up(&c->rt, "task-test") != 0) {
+        rt_fixture_down(&c->rt);
         free(c);
         return -1;
     }
@@ -215,26 +210,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     ctx *c = *state;
-    int rc = 0;
     /* A failed test may have left tasks spinning in gate polls: let them go
      * so shutdown can join the workers. */
     for (int i = 0; i < NPROBES; i++)
         release_probe(&c->p[i]);
     release_gates(c);
-    weft_rt_shutdown(c->rt);
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown (a reference "
-                    "was leaked)\n", live);
-        rc = -1;
-    }
-    if (weft_atomic_load_relaxed(&g_free_underflow)) {
-        print_error("more frees than allocations (a reference was dropped "
-                    "twice)\n");
-        rc = -1;
-    }
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
+    int rc = rt_fixture_down(&c->rt);
     free(c);
     return rc;
 }
@@ -953,11 +934,8 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
 {
     ctx *c = *state;
     for (int round = 0; round < 20; round++) {
-        if (!c->rt) {
-            weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-            o.workers = 2;
-            assert_int_equal(weft_rt_new(&c->rt, &o), 0);
-        }
+        if (!c->rt)
+            c->rt = rt_start(2);
         spawn_idle(c, &c->p[0], 1, &c->join[0]);
         waker_loop l;
         l.w = &c->p[0].stash;

@@ -24,7 +24,7 @@
 #include "core/atomic.h"
 #include "sched/task.h"
 #include "support/check.h"
-#include "support/misuse_capture.h"
+#include "support/rt_fixture.h"
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
 
@@ -64,16 +64,6 @@ static void gate_wait(gate *g, uint64_t target)
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static weft_rt *rt_start(unsigned workers)
-{
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = workers;
-    weft_rt *rt = NULL;
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
-    assert_non_null(rt);
-    return rt;
-}
 
 /* Wait for a join handle from the test thread; returns its status. The
  * handle is dropped by block_on. */

@@ -38,10 +38,9 @@
 #include "core/atomic.h"
 #include "sched/runtime.h"
 #include "time/driver.h"
-#include "support/counting_alloc.h"
 #include "support/countdown.h"
-#include "support/misuse_capture.h"
 #include "support/rng.h"
+#include "support/rt_fixture.h"
 #include "support/waker_ops.h"
 
 /* ---- misuse reports ----------------------------------------------------- */
@@ -65,47 +64,26 @@ static void on_alarm(int sig)
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static weft_rt *g_rt;
-
+/* The support fixture (support/rt_fixture.h) under the watchdog, and a
+ * check that the test provoked only the misuse reports it expected. */
 static int setup(void **state)
 {
-    (void)state;
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    g_misuse_count = 0;
     g_misuse_expected = 0;
-    g_misuse_msg[0] = '\0';
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
     alarm(WATCHDOG_S);
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
+    return rt_setup(state);
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    int rc = 0;
-    weft_rt_shutdown(g_rt); /* NULL when the test shut it down itself */
-    g_rt = NULL;
+    int rc = rt_teardown(state);
     alarm(0);
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        rc = -1;
-    }
 #ifndef NDEBUG
-    if (g_misuse_count != g_misuse_expected) {
-        print_error("%d misuse report(s), expected %d; last: %s\n", g_misuse_count,
+    if (misuse_count() != g_misuse_expected) {
+        print_error("%d misuse report(s), expected %d; last: %s\n", misuse_count(),
                     g_misuse_expected, g_misuse_msg);
         rc = -1;
     }
 #endif
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
-    weft_set_misuse_handler(NULL, NULL);
     return rc;
 }
 

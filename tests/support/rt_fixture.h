@@ -1,0 +1,95 @@
+/* Test support: a runtime for each test. rt_setup and rt_teardown, as
+ * cmocka fixtures, give every test a fresh two-worker runtime in g_rt, on
+ * the counting allocator (support/counting_alloc.h) and with misuse reports
+ * captured (support/misuse_capture.h); teardown shuts the runtime down and
+ * fails the test when an allocation was not freed (a reference leaked) or
+ * was freed twice. A fixture that keeps its runtime elsewhere calls
+ * rt_fixture_up and rt_fixture_down; rt_start makes further runtimes.
+ * Each test program includes it once. */
+#ifndef WEFT_TESTS_RT_FIXTURE_H
+#define WEFT_TESTS_RT_FIXTURE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "weft/weft.h"
+#include "core/atomic.h"
+#include "support/counting_alloc.h"
+#include "support/misuse_capture.h"
+
+/* The runtime of the running test (rt_setup). */
+static weft_rt *g_rt;
+
+/* A runtime with `workers` workers and default options; fails the test
+ * when it cannot start. Pair with weft_rt_shutdown. */
+static inline weft_rt *rt_start(unsigned workers)
+{
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = workers;
+    weft_rt *rt = NULL;
+    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    assert_non_null(rt);
+    return rt;
+}
+
+/* Installs the counting allocator and the misuse capture, then starts a
+ * two-worker runtime in `*rt` whose threads are named after
+ * `thread_name_prefix` (NULL: the default). Returns 0, or -1 (a cmocka
+ * setup failure). */
+static inline int rt_fixture_up(weft_rt **rt, const char *thread_name_prefix)
+{
+    /* Relaxed: no runtime thread runs yet. */
+    weft_atomic_store_relaxed(&g_live_allocs, 0);
+    weft_atomic_store_relaxed(&g_free_underflow, 0);
+    misuse_reset();
+    weft_set_misuse_handler(record_misuse, NULL);
+    weft_allocator a = { count_alloc, count_free, NULL };
+    if (weft_set_allocator(&a) != 0)
+        return -1;
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 2;
+    o.thread_name_prefix = thread_name_prefix;
+    return weft_rt_new(rt, &o) == 0 ? 0 : -1;
+}
+
+/* Shuts `*rt` down (NULL when the test did so itself) and checks that
+ * every allocation came back exactly once; restores the default allocator
+ * and misuse handler. Returns 0, or -1 (a cmocka teardown failure). */
+static inline int rt_fixture_down(weft_rt **rt)
+{
+    int rc = 0;
+    weft_rt_shutdown(*rt);
+    *rt = NULL;
+    /* Acquire: the last free may have run on any thread. */
+    long live = weft_atomic_load_acquire(&g_live_allocs);
+    if (live != 0) {
+        print_error("%ld allocation(s) not freed after shutdown (a reference was leaked)\n",
+                    live);
+        rc = -1;
+    }
+    if (weft_atomic_load_relaxed(&g_free_underflow)) {
+        print_error("more frees than allocations (a reference was dropped twice)\n");
+        rc = -1;
+    }
+    if (weft_set_allocator(NULL) != 0)
+        rc = -1;
+    weft_set_misuse_handler(NULL, NULL);
+    return rc;
+}
+
+static inline int rt_setup(void **state)
+{
+    (void)state;
+    return rt_fixture_up(&g_rt, NULL);
+}
+
+static inline int rt_teardown(void **state)
+{
+    (void)state;
+    return rt_fixture_down(&g_rt);
+}
+
+#endif
