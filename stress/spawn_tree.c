@@ -46,12 +46,6 @@
 #include "stress_common.h"
 #include "support/waker_ops.h"
 
-/* ---- options, failure ------------------------------------------------------ */
-
-static stress_options opt;
-static _Atomic unsigned g_round; /* for failure messages */
-
-
 /* What a node with seed `seed` outputs. */
 static uint64_t expected_output(uint64_t seed)
 {
@@ -83,9 +77,10 @@ typedef struct round_state {
     _Atomic uint8_t aborted[MAX_NODES];     /* someone called abort on it */
     _Atomic uint8_t spawn_failed[MAX_NODES];/* spawn refused; spawner dropped it */
 
-    _Atomic uint64_t n_completed, n_cancelled, n_failed_spawns;
-    _Atomic uint64_t n_aborts_task, n_aborts_foreign, n_detached, n_foreign_waits,
-        n_local, n_stuck, n_joins_ok, n_joins_cancelled;
+    /* Events, this round's and the run's (the summary line). */
+    stress_counter n_rounds_shut_down, n_nodes, n_completed, n_cancelled, n_failed_spawns;
+    stress_counter n_aborts_task, n_aborts_foreign, n_detached, n_foreign_waits, n_local,
+        n_stuck, n_joins_ok, n_joins_cancelled;
 
     /* Progress, for the test thread to wait on. */
     pthread_mutex_t lock;
@@ -95,7 +90,7 @@ typedef struct round_state {
     bool root_dropped;
 } round_state;
 
-static round_state g_rs;
+static round_state g_rs = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void progress_add(uint64_t spawned, uint64_t dropped, bool root)
 {
@@ -106,11 +101,6 @@ static void progress_add(uint64_t spawned, uint64_t dropped, bool root)
         g_rs.root_dropped = true;
     pthread_cond_broadcast(&g_rs.cond);
     pthread_mutex_unlock(&g_rs.lock);
-}
-
-static void count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
 static bool shutting_down(void)
@@ -279,21 +269,10 @@ static void check_join_result(const char *who, uint32_t id, uint64_t seed, int s
                               uint64_t out)
 {
     bool done = atomic_load_explicit(&g_rs.completed[id], memory_order_acquire);
-    if (status == 0) {
-        STRESS_ENSURE(done, "%s: join of node %u says 0 but its future never finished", who, id);
-        STRESS_ENSURE(out == expected_output(seed),
-               "%s: join of node %u: output %" PRIx64 ", expected %" PRIx64, who, id, out,
-               expected_output(seed));
-        count(&g_rs.n_joins_ok);
-    } else {
-        STRESS_ENSURE(status == -ECANCELED, "%s: join of node %u: status %d", who, id, status);
-        STRESS_ENSURE(!done, "%s: join of node %u says cancelled but its future finished", who, id);
-        STRESS_ENSURE(out == 0, "%s: cancelled join of node %u has output %" PRIx64, who, id, out);
-        STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
-                   shutting_down(),
-               "%s: node %u cancelled without abort or shutdown", who, id);
-        count(&g_rs.n_joins_cancelled);
-    }
+    bool may_cancel = atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
+                      shutting_down();
+    stress_check_join(who, "node", id, status, out, done, expected_output(seed), may_cancel);
+    stress_count(status == 0 ? &g_rs.n_joins_ok : &g_rs.n_joins_cancelled);
 }
 
 /* ---- a join handed to a foreign thread ------------------------------------------------ */
@@ -324,7 +303,7 @@ static void *joiner_main(void *arg)
         if (rng_next32(&r) % 2 == 0 || b->stuck) {
             atomic_store_explicit(&g_rs.aborted[b->id], 1, memory_order_release);
             weft_join_abort(&b->j);
-            count(&g_rs.n_aborts_foreign);
+            stress_count(&g_rs.n_aborts_foreign);
         }
         uint64_t out = 0;
         poll_to_completion(&b->j.base, &out);
@@ -484,16 +463,16 @@ static void spawn_kid(node *s, int k)
         STRESS_ENSURE(rc == -ECANCELED && shutting_down(), "spawn of node %u: %s", id,
                weft_strerror(rc));
         atomic_store_explicit(&g_rs.spawn_failed[id], 1, memory_order_relaxed);
-        count(&g_rs.n_failed_spawns);
+        stress_count(&g_rs.n_failed_spawns);
         free(box);
         weft_future_drop(&kid.base); /* still ours */
         return;
     }
     progress_add(1, 0, false);
     if (local)
-        count(&g_rs.n_local);
+        stress_count(&g_rs.n_local);
     if (stuck)
-        count(&g_rs.n_stuck);
+        stress_count(&g_rs.n_stuck);
     switch (mode) {
     case KID_JOIN:
     case KID_ABORT:
@@ -503,7 +482,7 @@ static void spawn_kid(node *s, int k)
     case KID_DETACH:
         if (j)
             weft_join_detach(j);
-        count(&g_rs.n_detached);
+        stress_count(&g_rs.n_detached);
         break;
     case KID_FOREIGN:
         mailbox_put(&g_joins, box);
@@ -533,7 +512,7 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
         s->fw.to = &g_wakes;
         s->fw.forever = false;
         s->fw.armed = false;
-        count(&g_rs.n_foreign_waits);
+        stress_count(&g_rs.n_foreign_waits);
         WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
     }
     if ((unsigned)s->depth >= g_rs.max_depth)
@@ -554,7 +533,7 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
                 WEFT_CO_YIELD(&s->co, cx);
             atomic_store_explicit(&g_rs.aborted[s->kid_id[s->k]], 1, memory_order_release);
             weft_join_abort(&s->joins[s->k]);
-            count(&g_rs.n_aborts_task);
+            stress_count(&g_rs.n_aborts_task);
         }
     }
     for (s->k = 0; s->k < s->nkids; s->k++) {
@@ -595,32 +574,17 @@ static void node_drop(weft_future *f)
             weft_future_drop(&s->joins[k].base); /* detaches the child */
         }
     }
-    uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[s->id], 1, memory_order_relaxed);
-    STRESS_ENSURE(prev == 0, "node %u dropped twice", s->id);
+    stress_drop_once(&g_rs.drops[s->id], "node", s->id);
     if (atomic_load_explicit(&g_rs.completed[s->id], memory_order_relaxed))
-        count(&g_rs.n_completed);
+        stress_count(&g_rs.n_completed);
     else
-        count(&g_rs.n_cancelled);
+        stress_count(&g_rs.n_cancelled);
     /* The progress lock orders the bookkeeping above before the test
      * thread's reads. */
     progress_add(0, 1, s->id == 0);
 }
 
-/* ---- watchdog -------------------------------------------------------------------------- */
-
-/* Reported through stress_die(), so a hang names the seed and round to replay. */
-static void report_hang(double limit_s)
-{
-    stress_die("watchdog: no progress after %.0f s (hang)", limit_s);
-}
-
 /* ---- a round ----------------------------------------------------------------------------- */
-
-typedef struct totals {
-    uint64_t rounds, shutdown_rounds, nodes, completed, cancelled, failed_spawns,
-        aborts_task, aborts_foreign, detached, foreign_waits, local, stuck, joins_ok,
-        joins_cancelled;
-} totals;
 
 static void round_reset(uint64_t seed)
 {
@@ -638,24 +602,11 @@ static void round_reset(uint64_t seed)
         atomic_store_explicit(&g_rs.aborted[i], 0, memory_order_relaxed);
         atomic_store_explicit(&g_rs.spawn_failed[i], 0, memory_order_relaxed);
     }
-    _Atomic uint64_t *ctrs[] = {
-        &g_rs.n_completed, &g_rs.n_cancelled, &g_rs.n_failed_spawns, &g_rs.n_aborts_task,
-        &g_rs.n_aborts_foreign, &g_rs.n_detached, &g_rs.n_foreign_waits, &g_rs.n_local,
-        &g_rs.n_stuck,
-        &g_rs.n_joins_ok, &g_rs.n_joins_cancelled,
-    };
-    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
-        atomic_store_explicit(ctrs[i], 0, memory_order_relaxed);
     g_rs.spawned = g_rs.dropped = 0;
     g_rs.root_dropped = false;
 }
 
-static uint64_t load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-static void run_round(uint64_t seed, totals *tot)
+static void run_round(uint64_t seed, const stress_options *opt)
 {
     round_reset(seed);
     mailbox_init(&g_wakes);
@@ -669,18 +620,13 @@ static void run_round(uint64_t seed, totals *tot)
         STRESS_ENSURE(pthread_create(&joiners[i], NULL, joiner_main, (void *)(i + 101)) == 0,
                "pthread_create");
 
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = opt.threads;
-    o.thread_name_prefix = "stress-w";
-    weft_rt *rt = NULL;
-    int rc = weft_rt_new(&rt, &o);
-    STRESS_ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+    weft_rt *rt = stress_rt_new(opt);
 
     node root;
     uint64_t root_seed = mix64(seed ^ 0x5eed);
     node_init(&root, alloc_id(), 0, root_seed, false, false);
     weft_join root_join;
-    rc = weft_spawn(rt, &root.base, sizeof root, &root_join);
+    int rc = weft_spawn(rt, &root.base, sizeof root, &root_join);
     STRESS_ENSURE(rc == 0, "spawn of the root: %s", weft_strerror(rc));
     progress_add(1, 0, false);
 
@@ -712,9 +658,8 @@ static void run_round(uint64_t seed, totals *tot)
            allocated);
 
     /* The root's handle outlives the runtime. */
-    STRESS_ENSURE(weft_join_is_finished(&root_join), "root join not finished after shutdown");
-    uint64_t out = 0;
-    poll_to_completion(&root_join.base, &out);
+    uint64_t out;
+    stress_join_finished(&root_join, "node", 0, &out);
     check_join_result("main", 0, root_seed, root_join.status, out);
     weft_future_drop(&root_join.base);
 
@@ -737,8 +682,8 @@ static void run_round(uint64_t seed, totals *tot)
     g_stuck.n = 0;
     mailbox_fini(&g_stuck);
 
-    uint64_t completed = load(&g_rs.n_completed), cancelled = load(&g_rs.n_cancelled),
-             failed = load(&g_rs.n_failed_spawns);
+    uint64_t completed = stress_load(&g_rs.n_completed), cancelled = stress_load(&g_rs.n_cancelled),
+             failed = stress_load(&g_rs.n_failed_spawns);
     STRESS_ENSURE(spawned + failed == allocated, "spawned %" PRIu64 " + refused %" PRIu64
            " != %u nodes", spawned, failed, allocated);
     STRESS_ENSURE(completed + cancelled == allocated,
@@ -754,59 +699,24 @@ static void run_round(uint64_t seed, totals *tot)
     }
     STRESS_ENSURE(g_rs.shutdown_mid || failed == 0, "spawn refused without shutdown");
 
-    tot->rounds++;
-    tot->shutdown_rounds += g_rs.shutdown_mid;
-    tot->nodes += allocated;
-    tot->completed += completed;
-    tot->cancelled += cancelled;
-    tot->failed_spawns += failed;
-    tot->aborts_task += load(&g_rs.n_aborts_task);
-    tot->aborts_foreign += load(&g_rs.n_aborts_foreign);
-    tot->detached += load(&g_rs.n_detached);
-    tot->foreign_waits += load(&g_rs.n_foreign_waits);
-    tot->local += load(&g_rs.n_local);
-    tot->stuck += load(&g_rs.n_stuck);
-    tot->joins_ok += load(&g_rs.n_joins_ok);
-    tot->joins_cancelled += load(&g_rs.n_joins_cancelled);
+    stress_count_n(&g_rs.n_rounds_shut_down, g_rs.shutdown_mid);
+    stress_count_n(&g_rs.n_nodes, allocated);
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-static void run_round_fn(uint64_t seed, void *tot)
-{
-    run_round(seed, tot);
-}
-
 int main(int argc, char **argv)
 {
-    stress_parse_options(argc, argv, "stress_spawn_tree", &opt);
-    stress_failure_context("stress_spawn_tree", &opt, &g_round);
-
-    weft_set_misuse_handler(stress_misuse_is_fatal, NULL);
-    pthread_mutex_init(&g_rs.lock, NULL);
-    pthread_cond_init(&g_rs.cond, NULL);
-    /* The documented limit: seconds * 10 + 30 s. */
-    stress_watchdog wd;
-    STRESS_ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
-           "pthread_create");
-
-    totals tot;
-    memset(&tot, 0, sizeof tot);
-    double start = now_s();
-    stress_run_rounds(&opt, &g_round, run_round_fn, &tot);
-
-    stress_watchdog_stop(&wd);
-    pthread_cond_destroy(&g_rs.cond);
-    pthread_mutex_destroy(&g_rs.lock);
-
-    printf("ok: seed=%" PRIu64 " threads=%u rounds=%" PRIu64 " (shutdown mid-tree %" PRIu64
-           ") nodes=%" PRIu64 " completed=%" PRIu64 " cancelled=%" PRIu64
-           " refused=%" PRIu64 " local=%" PRIu64 " stuck=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
-           " (task+foreign) detached=%" PRIu64 " foreign_waits=%" PRIu64
-           " joins=%" PRIu64 " ok/%" PRIu64 " cancelled in %.1f s\n",
-           opt.seed, opt.threads, tot.rounds, tot.shutdown_rounds, tot.nodes, tot.completed,
-           tot.cancelled, tot.failed_spawns, tot.local, tot.stuck, tot.aborts_task, tot.aborts_foreign,
-           tot.detached, tot.foreign_waits, tot.joins_ok, tot.joins_cancelled,
-           now_s() - start);
-    return 0;
+    static stress_counter *const counters[] = {
+        &g_rs.n_rounds_shut_down, &g_rs.n_nodes, &g_rs.n_completed, &g_rs.n_cancelled,
+        &g_rs.n_failed_spawns, &g_rs.n_local, &g_rs.n_stuck, &g_rs.n_aborts_task,
+        &g_rs.n_aborts_foreign, &g_rs.n_detached, &g_rs.n_foreign_waits, &g_rs.n_joins_ok,
+        &g_rs.n_joins_cancelled,
+    };
+    const stress_program p = {
+        "stress_spawn_tree", run_round, counters, sizeof counters / sizeof counters[0],
+        "shut_down_mid_tree nodes completed cancelled refused local stuck aborts_task "
+        "aborts_foreign detached foreign_waits joins_ok joins_cancelled",
+    };
+    return stress_main(argc, argv, &p);
 }

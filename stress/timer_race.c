@@ -59,12 +59,6 @@
 
 #include "stress_common.h"
 
-/* ---- options, failure --------------------------------------------------- */
-
-static stress_options opt;
-static _Atomic unsigned g_round; /* for failure messages */
-
-
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
 static weft_duration random_duration(uint64_t *r)
 {
@@ -114,9 +108,11 @@ typedef struct round_state {
     _Atomic uint32_t ids; /* sub-future ids handed out */
     _Atomic uint8_t drops[MAX_IDS];
 
-    _Atomic uint64_t races_started, sleep_wins, loop_wins, tmo_ok, tmo_expired, sleeps_alone,
+    /* Events, this round's and the run's (the summary line). */
+    stress_counter races_started, sleep_wins, loop_wins, tmo_ok, tmo_expired, sleeps_alone,
         cut_short;
-    _Atomic uint64_t aborts_task, aborts_foreign, racers_completed, racers_cancelled;
+    stress_counter aborts_task, aborts_foreign, racers_completed, racers_cancelled;
+    stress_counter rounds_shut_down, racers, sub_futures;
 
     /* Progress, for the main thread to wait on. */
     pthread_mutex_t lock;
@@ -125,17 +121,7 @@ typedef struct round_state {
     uint64_t races_ended; /* races finished or cut short */
 } round_state;
 
-static round_state g_rs;
-
-static void count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
-static uint64_t load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
+static round_state g_rs = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void progress_add(unsigned dropped, uint64_t races)
 {
@@ -155,8 +141,7 @@ static uint32_t new_id(void)
 
 static void note_drop(uint32_t id, const char *what)
 {
-    uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[id], 1, memory_order_acq_rel);
-    STRESS_ENSURE(prev == 0, "%s %u dropped twice", what, id);
+    stress_drop_once(&g_rs.drops[id], what, id);
 }
 
 static bool dropped_once(uint32_t id)
@@ -165,11 +150,11 @@ static bool dropped_once(uint32_t id)
 }
 
 /* Abort racer `victim` through its join handle. */
-static void abort_racer(unsigned victim, _Atomic uint64_t *counter)
+static void abort_racer(unsigned victim, stress_counter *counter)
 {
     atomic_store_explicit(&g_rs.aborted[victim], 1, memory_order_release);
     weft_join_abort(&g_rs.joins[victim]);
-    count(counter);
+    stress_count(counter);
 }
 
 /* ---- a yield loop ------------------------------------------------------- */
@@ -263,13 +248,13 @@ static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
     if (c->t.status == 0) {
         STRESS_ENSURE(v == c->inner.value, "timeout %u: output %08x, inner's %08x", c->id, v,
                c->inner.value);
-        count(&g_rs.tmo_ok);
+        stress_count(&g_rs.tmo_ok);
     } else {
         STRESS_ENSURE(c->t.status == -ETIMEDOUT, "timeout %u: status %d", c->id, c->t.status);
         STRESS_ENSURE(v == 0, "timeout %u timed out with output %08x", c->id, v);
         STRESS_ENSURE(weft_now() >= c->t.sleep.deadline, "timeout %u expired before its deadline",
                c->id);
-        count(&g_rs.tmo_expired);
+        stress_count(&g_rs.tmo_expired);
     }
     memcpy(out, &v, sizeof v);
     return WEFT_READY;
@@ -343,13 +328,13 @@ static bool race_turn(racer *s, weft_cx *cx)
             if (weft_future_poll(&s->cs.base, cx, NULL) == WEFT_READY) {
                 STRESS_ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u won before its deadline",
                        s->cs.id);
-                count(&g_rs.sleep_wins);
+                stress_count(&g_rs.sleep_wins);
                 break;
             }
         } else {
             if (weft_future_poll(&s->yl.base, cx, &s->scratch) == WEFT_READY) {
                 STRESS_ENSURE(s->scratch == s->yl.value, "yield loop %u: wrong output", s->yl.id);
-                count(&g_rs.loop_wins);
+                stress_count(&g_rs.loop_wins);
                 break;
             }
         }
@@ -376,7 +361,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
             if (n > 0)
                 abort_racer(rng_next32(&s->rng) % n, &g_rs.aborts_task);
         }
-        count(&g_rs.races_started);
+        stress_count(&g_rs.races_started);
         s->kind = rng_next32(&s->rng) % 6;
         if (s->kind >= 2) {
             s->race = RACE_SLEEP_LOOP;
@@ -396,7 +381,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
             WEFT_AWAIT(&s->co, cx, &s->cs.base, NULL);
             STRESS_ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u completed before its deadline",
                    s->cs.id);
-            count(&g_rs.sleeps_alone);
+            stress_count(&g_rs.sleeps_alone);
         } else {
             s->race = RACE_TIMEOUT;
             ctimeout_init(&s->ct, random_duration(&s->rng), random_yields(&s->rng));
@@ -424,15 +409,14 @@ static void racer_drop(weft_future *f)
         weft_future_drop(&s->yl.base);
     }
     if (s->race != RACE_NONE) {
-        count(&g_rs.cut_short);
+        stress_count(&g_rs.cut_short);
         racer_end_race(s);
     }
-    uint8_t prev = atomic_fetch_add_explicit(&g_rs.racer_drops[s->idx], 1, memory_order_acq_rel);
-    STRESS_ENSURE(prev == 0, "racer %u dropped twice", s->idx);
+    stress_drop_once(&g_rs.racer_drops[s->idx], "racer", s->idx);
     if (atomic_load_explicit(&g_rs.racer_done[s->idx], memory_order_acquire))
-        count(&g_rs.racers_completed);
+        stress_count(&g_rs.racers_completed);
     else
-        count(&g_rs.racers_cancelled);
+        stress_count(&g_rs.racers_cancelled);
     progress_add(1, 0);
 }
 
@@ -471,21 +455,7 @@ static void *aborter_main(void *arg)
     return NULL;
 }
 
-/* ---- watchdog ----------------------------------------------------------- */
-
-/* Reported through stress_die(), so a hang names the seed and round to replay. */
-static void report_hang(double limit_s)
-{
-    stress_die("watchdog: run exceeded %.0f s (hang)", limit_s);
-}
-
 /* ---- a round ------------------------------------------------------------ */
-
-typedef struct totals {
-    uint64_t rounds, shutdown_rounds, racers, completed, cancelled, races, sleep_wins,
-        loop_wins, tmo_ok, tmo_expired, sleeps_alone, cut_short, aborts_task, aborts_foreign,
-        sub_futures;
-} totals;
 
 static void round_reset(uint64_t seed)
 {
@@ -504,27 +474,14 @@ static void round_reset(uint64_t seed)
     }
     for (unsigned i = 0; i < MAX_IDS; i++)
         atomic_store_explicit(&g_rs.drops[i], 0, memory_order_relaxed);
-    _Atomic uint64_t *ctrs[] = {
-        &g_rs.races_started, &g_rs.sleep_wins,     &g_rs.loop_wins,
-        &g_rs.tmo_ok,        &g_rs.tmo_expired,    &g_rs.sleeps_alone, &g_rs.cut_short,
-        &g_rs.aborts_task,   &g_rs.aborts_foreign, &g_rs.racers_completed,
-        &g_rs.racers_cancelled,
-    };
-    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
-        atomic_store_explicit(ctrs[i], 0, memory_order_relaxed);
     g_rs.dropped = 0;
     g_rs.races_ended = 0;
 }
 
-static void run_round(uint64_t seed, totals *tot)
+static void run_round(uint64_t seed, const stress_options *opt)
 {
     round_reset(seed);
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = opt.threads;
-    o.thread_name_prefix = "stress-w";
-    weft_rt *rt = NULL;
-    int rc = weft_rt_new(&rt, &o);
-    STRESS_ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+    weft_rt *rt = stress_rt_new(opt);
 
     pthread_t aborters[ABORT_THREADS];
     for (uintptr_t i = 0; i < ABORT_THREADS; i++)
@@ -535,7 +492,7 @@ static void run_round(uint64_t seed, totals *tot)
         racer s;
         racer_init(&s, i, seed);
         g_rs.nraces[i] = s.nraces;
-        rc = weft_spawn(rt, &s.base, sizeof s, &g_rs.joins[i]);
+        int rc = weft_spawn(rt, &s.base, sizeof s, &g_rs.joins[i]);
         STRESS_ENSURE(rc == 0, "spawn of racer %u: %s", i, weft_strerror(rc));
         /* Release: the join handle is initialised before anyone aborts
          * through it (pairs with the acquire loads of `published`). */
@@ -575,98 +532,50 @@ static void run_round(uint64_t seed, totals *tot)
                (unsigned)atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed));
 
     /* Join handles outlive the runtime; each agrees with its racer. */
-    weft_waker noop = weft_waker_noop();
     for (unsigned i = 0; i < g_rs.nracers; i++) {
         weft_join *j = &g_rs.joins[i];
-        STRESS_ENSURE(weft_join_is_finished(j), "join of racer %u not finished after shutdown", i);
-        weft_cx cx;
-        weft_cx_init(&cx, &noop);
-        uint64_t out = 0;
-        STRESS_ENSURE(weft_future_poll(&j->base, &cx, &out) == WEFT_READY,
-               "finished join of racer %u pending", i);
+        uint64_t out;
+        stress_join_finished(j, "racer", i, &out);
         bool done = atomic_load_explicit(&g_rs.racer_done[i], memory_order_acquire);
-        if (j->status == 0) {
-            STRESS_ENSURE(done, "join of racer %u says 0 but it never finished", i);
-            STRESS_ENSURE(out == g_rs.nraces[i], "racer %u output %" PRIu64 ", expected %u", i, out,
-                   g_rs.nraces[i]);
-        } else {
-            STRESS_ENSURE(j->status == -ECANCELED, "join of racer %u: status %d", i, j->status);
-            STRESS_ENSURE(!done, "join of racer %u says cancelled but it finished", i);
-            STRESS_ENSURE(out == 0, "cancelled racer %u has output %" PRIu64, i, out);
-            STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) ||
-                       g_rs.shutdown_mid,
-                   "racer %u cancelled without abort or shutdown", i);
-        }
+        bool may_cancel =
+            atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) || g_rs.shutdown_mid;
+        stress_check_join("main", "racer", i, j->status, out, done, g_rs.nraces[i], may_cancel);
         weft_future_drop(&j->base);
     }
 
-    uint64_t started = load(&g_rs.races_started), sw = load(&g_rs.sleep_wins),
-             lw = load(&g_rs.loop_wins), tok = load(&g_rs.tmo_ok),
-             tex = load(&g_rs.tmo_expired), sa = load(&g_rs.sleeps_alone),
-             cut = load(&g_rs.cut_short);
+    uint64_t started = stress_load(&g_rs.races_started), sw = stress_load(&g_rs.sleep_wins),
+             lw = stress_load(&g_rs.loop_wins), tok = stress_load(&g_rs.tmo_ok),
+             tex = stress_load(&g_rs.tmo_expired), sa = stress_load(&g_rs.sleeps_alone),
+             cut = stress_load(&g_rs.cut_short);
     STRESS_ENSURE(started == sw + lw + tok + tex + sa + cut,
            "races: %" PRIu64 " started != %" PRIu64 " sleep wins + %" PRIu64
            " loop wins + %" PRIu64 " timeouts ok + %" PRIu64 " expired + %" PRIu64
            " lone sleeps + %" PRIu64 " cut short",
            started, sw, lw, tok, tex, sa, cut);
-    uint64_t comp = load(&g_rs.racers_completed), canc = load(&g_rs.racers_cancelled);
+    uint64_t comp = stress_load(&g_rs.racers_completed), canc = stress_load(&g_rs.racers_cancelled);
     STRESS_ENSURE(comp + canc == g_rs.nracers, "racers: %" PRIu64 " completed + %" PRIu64
            " cancelled != %u spawned", comp, canc, g_rs.nracers);
 
-    tot->rounds++;
-    tot->shutdown_rounds += g_rs.shutdown_mid;
-    tot->racers += g_rs.nracers;
-    tot->completed += comp;
-    tot->cancelled += canc;
-    tot->races += started;
-    tot->sleep_wins += sw;
-    tot->loop_wins += lw;
-    tot->tmo_ok += tok;
-    tot->tmo_expired += tex;
-    tot->sleeps_alone += sa;
-    tot->cut_short += cut;
-    tot->aborts_task += load(&g_rs.aborts_task);
-    tot->aborts_foreign += load(&g_rs.aborts_foreign);
-    tot->sub_futures += ids;
+    stress_count_n(&g_rs.rounds_shut_down, g_rs.shutdown_mid);
+    stress_count_n(&g_rs.racers, g_rs.nracers);
+    stress_count_n(&g_rs.sub_futures, ids);
 }
 
 /* ---- main --------------------------------------------------------------- */
 
-static void run_round_fn(uint64_t seed, void *tot)
-{
-    run_round(seed, tot);
-}
-
 int main(int argc, char **argv)
 {
-    stress_parse_options(argc, argv, "stress_timer_race", &opt);
-    stress_failure_context("stress_timer_race", &opt, &g_round);
-
-    weft_set_misuse_handler(stress_misuse_is_fatal, NULL);
-    pthread_mutex_init(&g_rs.lock, NULL);
-    pthread_cond_init(&g_rs.cond, NULL);
-    /* The documented limit: seconds * 10 + 30 s. */
-    stress_watchdog wd;
-    STRESS_ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
-           "pthread_create");
-
-    totals tot;
-    memset(&tot, 0, sizeof tot);
-    double start = now_s();
-    stress_run_rounds(&opt, &g_round, run_round_fn, &tot);
-
-    stress_watchdog_stop(&wd);
-    pthread_cond_destroy(&g_rs.cond);
-    pthread_mutex_destroy(&g_rs.lock);
-
-    printf("ok: seed=%" PRIu64 " threads=%u rounds=%" PRIu64 " (shutdown mid-flight %" PRIu64
-           ") racers=%" PRIu64 " completed=%" PRIu64 " cancelled=%" PRIu64 " races=%" PRIu64
-           " sleep_wins=%" PRIu64 " loop_wins=%" PRIu64 " timeouts=%" PRIu64 " ok/%" PRIu64
-           " expired lone_sleeps=%" PRIu64 " cut_short=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
-           " (task+foreign) sub_futures=%" PRIu64 " in %.1f s\n",
-           opt.seed, opt.threads, tot.rounds, tot.shutdown_rounds, tot.racers, tot.completed,
-           tot.cancelled, tot.races, tot.sleep_wins, tot.loop_wins, tot.tmo_ok, tot.tmo_expired,
-           tot.sleeps_alone, tot.cut_short, tot.aborts_task, tot.aborts_foreign, tot.sub_futures,
-           now_s() - start);
-    return 0;
+    static stress_counter *const counters[] = {
+        &g_rs.rounds_shut_down, &g_rs.racers, &g_rs.racers_completed, &g_rs.racers_cancelled,
+        &g_rs.races_started, &g_rs.sleep_wins, &g_rs.loop_wins, &g_rs.tmo_ok, &g_rs.tmo_expired,
+        &g_rs.sleeps_alone, &g_rs.cut_short, &g_rs.aborts_task, &g_rs.aborts_foreign,
+        &g_rs.sub_futures,
+    };
+    const stress_program p = {
+        "stress_timer_race", run_round, counters, sizeof counters / sizeof counters[0],
+        "shut_down_mid_flight racers completed cancelled races sleep_wins loop_wins "
+        "timeouts_ok timeouts_expired lone_sleeps cut_short aborts_task aborts_foreign "
+        "sub_futures",
+    };
+    return stress_main(argc, argv, &p);
 }
