@@ -58,6 +58,7 @@
 #include "weft/weft.h"
 
 #include "stress_common.h"
+#include "support/co_steps.h"
 
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
 static weft_duration random_duration(uint64_t *r)
@@ -285,15 +286,6 @@ static void ctimeout_init(ctimeout *c, weft_duration d, unsigned yields)
 /* ---- the racer ---------------------------------------------------------- */
 
 enum { RACE_NONE, RACE_SLEEP_LOOP, RACE_TIMEOUT, RACE_SLEEP };
-
-/* Suspend once; the next wake of the task resumes here. WEFT_CO_YIELD
- * without its self-wake (one per source line, like the macros of co.h). */
-#define CO_SUSPEND(co)                                                        \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        return WEFT_PENDING;                                                  \
-    case __LINE__:;                                                           \
-    } while (0)
 
 typedef struct racer {
     weft_future base;

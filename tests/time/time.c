@@ -38,6 +38,7 @@
 #include "core/atomic.h"
 #include "sched/runtime.h"
 #include "time/driver.h"
+#include "support/co_steps.h"
 #include "support/countdown.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
@@ -112,39 +113,6 @@ static size_t wheel_armed(void)
     weft__spin_unlock(&t->lock);
     return n;
 }
-
-/* Await the next item of a stream inside a coroutine, with `rc` the result.
- * Same shape as WEFT_AWAIT (one per source line). */
-#define CO_NEXT(co, cx, stream, item, rc)                                     \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        /* fallthrough */                                                     \
-    case __LINE__:                                                            \
-        if (((rc) = weft_stream_poll_next((stream), (cx), (item))) ==          \
-            WEFT_NEXT_PENDING)                                                \
-            return WEFT_PENDING;                                              \
-    } while (0)
-
-/* Suspend until `cond` holds; whoever makes it true wakes this task (here:
- * a probe waker forwarding a timer's wake). Same shape as WEFT_CO_YIELD,
- * without the self-wake. */
-#define CO_WAIT_UNTIL(co, cond)                                               \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        /* fallthrough */                                                     \
-    case __LINE__:                                                            \
-        if (!(cond))                                                          \
-            return WEFT_PENDING;                                              \
-    } while (0)
-
-/* Suspend once; the next wake of the task resumes here. Same shape as
- * WEFT_CO_YIELD, without the self-wake. */
-#define CO_SUSPEND(co)                                                        \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        return WEFT_PENDING;                                                  \
-    case __LINE__:;                                                           \
-    } while (0)
 
 /* ---- a probe waker ------------------------------------------------------ */
 
