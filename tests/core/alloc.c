@@ -14,6 +14,7 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/rt_fixture.h"
 
@@ -144,12 +145,7 @@ static weft_poll fan_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void fan_drop(weft_future *f)
-{
-    weft_co_drop(&((fan *)f)->co);
-}
-
-static const weft_future_ops fan_ops = { "test_fan", sizeof(int), fan_poll, fan_drop, NULL };
+CO_FUTURE_OPS(fan, "test_fan", sizeof(int));
 
 /* ---- weft_set_allocator ----------------------------------------------------------------- */
 

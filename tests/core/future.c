@@ -16,6 +16,7 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
 #include "support/misuse_capture.h"
@@ -674,14 +675,7 @@ static weft_poll seq_co_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void seq_co_drop(weft_future *f)
-{
-    weft_co_drop(&((seq_co *)f)->co);
-}
-
-static const weft_future_ops seq_co_ops = {
-    "test_seq_co", sizeof(int), seq_co_poll, seq_co_drop, NULL,
-};
+CO_FUTURE_OPS(seq_co, "test_seq_co", sizeof(int));
 
 static void seq_co_init(seq_co *s)
 {
@@ -793,14 +787,7 @@ static weft_poll yield_co_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void yield_co_drop(weft_future *f)
-{
-    weft_co_drop(&((yield_co *)f)->co);
-}
-
-static const weft_future_ops yield_co_ops = {
-    "test_yield_co", sizeof(int), yield_co_poll, yield_co_drop, NULL,
-};
+CO_FUTURE_OPS(yield_co, "test_yield_co", sizeof(int));
 
 static void test_coroutine_yield_is_pending_once_then_resumes(void **state)
 {

@@ -27,6 +27,7 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/rt_fixture.h"
 
@@ -442,13 +443,7 @@ static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void spawner_drop(weft_future *f)
-{
-    weft_co_drop(&((spawner *)f)->co);
-}
-
-static const weft_future_ops spawner_ops = { "test_spawner", sizeof(int), spawner_poll,
-                                             spawner_drop, NULL };
+CO_FUTURE_OPS(spawner, "test_spawner", sizeof(int));
 
 static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state)
 {

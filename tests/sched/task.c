@@ -29,6 +29,7 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/task.h"
+#include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
 #include "support/rng.h"
@@ -427,7 +428,7 @@ typedef struct parent_co {
     int spawn_rc;
 } parent_co;
 
-static weft_poll parent_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll parent_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
     parent_co *s = (parent_co *)f;
     WEFT_CO_BEGIN(&s->co);
@@ -448,14 +449,7 @@ static weft_poll parent_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void parent_drop(weft_future *f)
-{
-    weft_co_drop(&((parent_co *)f)->co);
-}
-
-static const weft_future_ops parent_ops = {
-    "test_parent", sizeof(int), parent_poll, parent_drop, NULL,
-};
+CO_FUTURE_OPS(parent_co, "test_parent", sizeof(int));
 
 static void test_task_joins_a_child_it_spawned(void **state)
 {
@@ -464,7 +458,7 @@ static void test_task_joins_a_child_it_spawned(void **state)
         probe_reset(&c->p[1], M_READY);
         parent_co p;
         memset(&p, 0, sizeof p);
-        weft_future_init(&p.base, &parent_ops, WEFT_F_SEND);
+        weft_future_init(&p.base, &parent_co_ops, WEFT_F_SEND);
         weft_co_init(&p.co);
         p.child_probe = &c->p[1];
         assert_int_equal(weft_spawn(c->rt, &p.base, sizeof p, &c->join[0]), 0);

@@ -24,6 +24,7 @@
 #include "core/atomic.h"
 #include "sched/task.h"
 #include "support/check.h"
+#include "support/co_future.h"
 #include "support/rt_fixture.h"
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
@@ -762,14 +763,7 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void local_yielder_drop(weft_future *f)
-{
-    weft_co_drop(&((local_yielder *)f)->co);
-}
-
-static const weft_future_ops local_yielder_ops = {
-    "local_yielder", sizeof(uint64_t), local_yielder_poll, local_yielder_drop, NULL,
-};
+CO_FUTURE_OPS(local_yielder, "local_yielder", sizeof(uint64_t));
 
 typedef struct pinger {
     weft_future base;
@@ -1037,14 +1031,7 @@ static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void handoff_waiter_drop(weft_future *f)
-{
-    weft_co_drop(&((handoff_waiter *)f)->co);
-}
-
-static const weft_future_ops handoff_waiter_ops = {
-    "handoff_waiter", sizeof(int), handoff_waiter_poll, handoff_waiter_drop, NULL,
-};
+CO_FUTURE_OPS(handoff_waiter, "handoff_waiter", sizeof(int));
 
 /* Spawns the local waiter and joins it. */
 typedef struct handoff_root {
@@ -1079,14 +1066,7 @@ static weft_poll handoff_root_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void handoff_root_drop(weft_future *f)
-{
-    weft_co_drop(&((handoff_root *)f)->co);
-}
-
-static const weft_future_ops handoff_root_ops = {
-    "handoff_root", sizeof(int), handoff_root_poll, handoff_root_drop, NULL,
-};
+CO_FUTURE_OPS(handoff_root, "handoff_root", sizeof(int));
 
 /* Keeps every worker busy, so a wake misrouted to the injector would be
  * picked up by whichever worker checks it first, not by a parked owner. */
@@ -1095,7 +1075,7 @@ typedef struct busy_fut {
     weft_co co;
 } busy_fut;
 
-static weft_poll busy_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll busy_fut_poll(weft_future *f, weft_cx *cx, void *out)
 {
     busy_fut *s = (busy_fut *)f;
     (void)out;
@@ -1107,12 +1087,7 @@ static weft_poll busy_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void busy_drop(weft_future *f)
-{
-    weft_co_drop(&((busy_fut *)f)->co);
-}
-
-static const weft_future_ops busy_ops = { "busy", 0, busy_poll, busy_drop, NULL };
+CO_FUTURE_OPS(busy_fut, "busy", 0);
 
 /* Wait until the task behind a task waker is no longer being polled, so the
  * wake that follows takes the idle-task path (schedule from a foreign
@@ -1138,7 +1113,7 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     weft_join busy[HANDOFF_SPINNERS];
     for (int i = 0; i < HANDOFF_SPINNERS; i++) {
         busy_fut b;
-        weft_future_init(&b.base, &busy_ops, WEFT_F_SEND);
+        weft_future_init(&b.base, &busy_fut_ops, WEFT_F_SEND);
         weft_co_init(&b.co);
         assert_int_equal(weft_spawn(rt, &b.base, sizeof b, &busy[i]), 0);
     }
@@ -1454,14 +1429,7 @@ static weft_poll fair_yielder_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void fair_yielder_drop(weft_future *f)
-{
-    weft_co_drop(&((fair_yielder *)f)->co);
-}
-
-static const weft_future_ops fair_yielder_ops = {
-    "fair_yielder", sizeof(int), fair_yielder_poll, fair_yielder_drop, NULL,
-};
+CO_FUTURE_OPS(fair_yielder, "fair_yielder", sizeof(int));
 
 /* Spawns both yielders in one poll, so both are queued before either runs. */
 typedef struct fair_root {

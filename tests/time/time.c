@@ -38,6 +38,7 @@
 #include "core/atomic.h"
 #include "sched/runtime.h"
 #include "time/driver.h"
+#include "support/co_future.h"
 #include "support/co_steps.h"
 #include "support/countdown.h"
 #include "support/rng.h"
@@ -278,12 +279,7 @@ static weft_poll sleeper_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&s->co);
 }
 
-static void sleeper_drop(weft_future *f)
-{
-    weft_co_drop(&((sleeper *)f)->co);
-}
-
-static const weft_future_ops sleeper_ops = { "sleeper", 0, sleeper_poll, sleeper_drop, NULL };
+CO_FUTURE_OPS(sleeper, "sleeper", 0);
 
 /* A spawned task that sleeps `d` and outputs whether the clock had passed
  * the deadline when the sleep completed. */
@@ -305,13 +301,7 @@ static weft_poll sleep_task_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&t->co);
 }
 
-static void sleep_task_drop(weft_future *f)
-{
-    weft_co_drop(&((sleep_task *)f)->co);
-}
-
-static const weft_future_ops sleep_task_ops = { "sleep_task", sizeof(int), sleep_task_poll,
-                                                sleep_task_drop, NULL };
+CO_FUTURE_OPS(sleep_task, "sleep_task", sizeof(int));
 
 static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
 {
@@ -544,12 +534,7 @@ static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&d->co);
 }
 
-static void dropper_drop(weft_future *f)
-{
-    weft_co_drop(&((dropper *)f)->co);
-}
-
-static const weft_future_ops dropper_ops = { "dropper", 0, dropper_poll, dropper_drop, NULL };
+CO_FUTURE_OPS(dropper, "dropper", 0);
 
 static void run_dropper(dropper *d, int when)
 {
@@ -635,13 +620,7 @@ static weft_poll heap_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&h->co);
 }
 
-static void heap_dropper_drop(weft_future *f)
-{
-    weft_co_drop(&((heap_dropper *)f)->co);
-}
-
-static const weft_future_ops heap_dropper_ops = { "heap_dropper", 0, heap_dropper_poll,
-                                                  heap_dropper_drop, NULL };
+CO_FUTURE_OPS(heap_dropper, "heap_dropper", 0);
 
 static void test_sleep_memory_may_be_freed_after_drop(void **state)
 {
@@ -716,13 +695,7 @@ static weft_poll resetter_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&r->co);
 }
 
-static void resetter_drop(weft_future *f)
-{
-    weft_co_drop(&((resetter *)f)->co);
-}
-
-static const weft_future_ops resetter_ops = { "resetter", 0, resetter_poll, resetter_drop,
-                                              NULL };
+CO_FUTURE_OPS(resetter, "resetter", 0);
 
 static void test_sleep_reset_rearms(void **state)
 {
@@ -903,13 +876,7 @@ static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&t->co);
 }
 
-static void timeout_task_drop(weft_future *f)
-{
-    weft_co_drop(&((timeout_task *)f)->co);
-}
-
-static const weft_future_ops timeout_task_ops = { "timeout_task", sizeof(int),
-                                                  timeout_task_poll, timeout_task_drop, NULL };
+CO_FUTURE_OPS(timeout_task, "timeout_task", sizeof(int));
 
 static void test_timeout_of_non_send_inner_is_not_send(void **state)
 {
@@ -1002,13 +969,7 @@ static weft_poll timeout_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&d->co);
 }
 
-static void timeout_dropper_drop(weft_future *f)
-{
-    weft_co_drop(&((timeout_dropper *)f)->co);
-}
-
-static const weft_future_ops timeout_dropper_ops = { "timeout_dropper", 0, timeout_dropper_poll,
-                                                     timeout_dropper_drop, NULL };
+CO_FUTURE_OPS(timeout_dropper, "timeout_dropper", 0);
 
 static void test_timeout_dropped_while_pending_drops_inner_and_disarms(void **state)
 {
@@ -1233,14 +1194,7 @@ static weft_poll interval_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&d->co);
 }
 
-static void interval_dropper_drop(weft_future *f)
-{
-    weft_co_drop(&((interval_dropper *)f)->co);
-}
-
-static const weft_future_ops interval_dropper_ops = { "interval_dropper", 0,
-                                                      interval_dropper_poll,
-                                                      interval_dropper_drop, NULL };
+CO_FUTURE_OPS(interval_dropper, "interval_dropper", 0);
 
 static void test_interval_dropped_while_armed_is_never_woken(void **state)
 {
@@ -1732,12 +1686,7 @@ static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&h->co);
 }
 
-static void hog_drop(weft_future *f)
-{
-    weft_co_drop(&((hog *)f)->co);
-}
-
-static const weft_future_ops hog_ops = { "hog", sizeof(int), hog_poll, hog_drop, NULL };
+CO_FUTURE_OPS(hog, "hog", sizeof(int));
 
 /* One worker is stuck in a long poll, the other is idle: a timer must
  * still fire (the idle, parked worker is there to drive it), without
