@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "support/poll.h"
+
 /* ---- command line ----------------------------------------------------------- */
 
 __attribute__((noreturn)) static void usage(const char *program)
@@ -248,10 +250,7 @@ void stress_check_join(const char *who, const char *what, uint32_t id, int statu
 void stress_join_finished(weft_join *j, const char *what, uint32_t id, uint64_t *out)
 {
     STRESS_ENSURE(weft_join_is_finished(j), "join of %s %u not finished after shutdown", what, id);
-    weft_waker noop = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &noop);
     *out = 0;
-    STRESS_ENSURE(weft_future_poll(&j->base, &cx, out) == WEFT_READY,
+    STRESS_ENSURE(poll_noop(&j->base, out) == WEFT_READY,
                   "finished join of %s %u pending", what, id);
 }

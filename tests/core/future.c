@@ -20,6 +20,7 @@
 #include "support/countdown.h"
 #include "support/counting_waker.h"
 #include "support/misuse_capture.h"
+#include "support/poll.h"
 #include "support/rng.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -82,10 +83,8 @@ static void test_noop_waker_does_nothing_and_clones_to_itself(void **state)
     /* A noop waker can drive a future by hand. */
     weft_yield y;
     weft_yield_init(&y);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_with(&y.base, &w, NULL), WEFT_PENDING);
+    assert_int_equal(poll_with(&y.base, &w, NULL), WEFT_READY);
     weft_future_drop(&y.base);
 }
 
@@ -97,16 +96,14 @@ static void test_yield_is_pending_once_then_ready_and_wakes_once(void **state)
     counting_waker c;
     cw_init(&c);
     weft_waker w = cw_waker(&c);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
 
     weft_yield y;
     weft_yield_init(&y);
     assert_true(weft_future_is_send(&y.base));
     assert_int_equal(weft_future_out_size(&y.base), 0);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_PENDING);
+    assert_int_equal(poll_with(&y.base, &w, NULL), WEFT_PENDING);
     assert_int_equal(cw_woken(&c), 1);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_with(&y.base, &w, NULL), WEFT_READY);
     assert_int_equal(cw_woken(&c), 1);
     weft_future_drop(&y.base);
     assert_int_equal(cw_outstanding(&c), 0);
@@ -117,9 +114,6 @@ static void test_yield_is_pending_once_then_ready_and_wakes_once(void **state)
 static void test_ready_outputs_its_value(void **state)
 {
     (void)state;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
 
     weft_ready r;
     int v = 1234567;
@@ -128,7 +122,7 @@ static void test_ready_outputs_its_value(void **state)
     assert_true(weft_future_is_send(&r.base));
     assert_int_equal(weft_future_out_size(&r.base), sizeof(int));
     int out = -1;
-    assert_int_equal(weft_future_poll(&r.base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&r.base, &out), WEFT_READY);
     assert_int_equal(out, 1234567);
     weft_future_drop(&r.base);
 
@@ -139,14 +133,14 @@ static void test_ready_outputs_its_value(void **state)
     memset(got, 0, sizeof got);
     assert_int_equal(weft_ready_init(&r, big, sizeof big), 0);
     assert_int_equal(weft_future_out_size(&r.base), WEFT_READY_MAX);
-    assert_int_equal(weft_future_poll(&r.base, &cx, got), WEFT_READY);
+    assert_int_equal(poll_noop(&r.base, got), WEFT_READY);
     assert_memory_equal(got, big, sizeof big);
     weft_future_drop(&r.base);
 
     /* Size 0: no value needed, no output written. */
     assert_int_equal(weft_ready_init(&r, NULL, 0), 0);
     assert_int_equal(weft_future_out_size(&r.base), 0);
-    assert_int_equal(weft_future_poll(&r.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_noop(&r.base, NULL), WEFT_READY);
     weft_future_drop(&r.base);
 }
 
@@ -523,23 +517,20 @@ static void test_moved_future_is_reported_by_name_and_not_polled(void **state)
     countdown f[2];
     countdown_init(&f[0], 100, 0, &n, WEFT_F_SEND);
     f[0].base.ops = &pinned_ops;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
     int out;
 
-    assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&f[0].base, &out), WEFT_PENDING);
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(g_misuse_count, 0);
 
     memcpy(&f[1], &f[0], sizeof f[0]);
-    assert_int_equal(weft_future_poll(&f[1].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&f[1].base, &out), WEFT_PENDING);
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(g_misuse_count, 1);
     assert_non_null(strstr(g_misuse_msg, "test_pinned_future"));
 
     /* The original, unmoved, still polls normally. */
-    assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&f[0].base, &out), WEFT_PENDING);
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 2);
     assert_int_equal(g_misuse_count, 1);
     weft_future_drop(&f[0].base);
@@ -561,15 +552,12 @@ static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(vo
     countdown f;
     countdown_init(&f, 0, 77, &n, WEFT_F_SEND);
     f.base.ops = &done_ops;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
     int out = 0;
 
-    assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&f.base, &out), WEFT_READY);
     assert_int_equal(out, 77);
     out = 0;
-    assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&f.base, &out), WEFT_PENDING);
     assert_int_equal(out, 0);
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(g_misuse_count, 1);
@@ -693,13 +681,11 @@ static void test_coroutine_awaits_in_sequence_and_in_a_loop(void **state)
     counting_waker c;
     cw_init(&c);
     weft_waker w = cw_waker(&c);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
 
     seq_co *s = test_malloc(sizeof *s);
     seq_co_init(s);
     int out = 0, pendings = 0;
-    while (weft_future_poll(&s->base, &cx, &out) == WEFT_PENDING) {
+    while (poll_with(&s->base, &w, &out) == WEFT_PENDING) {
         pendings++;
         assert_true(pendings < 100);
     }
@@ -732,15 +718,12 @@ static void test_coroutine_awaits_in_sequence_and_in_a_loop(void **state)
 static void test_coroutine_dropped_while_suspended_drops_child_once(void **state)
 {
     (void)state;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
     int out;
 
     /* Suspended on the first child. */
     seq_co *s = test_malloc(sizeof *s);
     seq_co_init(s);
-    assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&s->base, &out), WEFT_PENDING);
     assert_ptr_equal(s->co.awaiting, &s->a.base);
     weft_future_drop(&s->base);
     assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
@@ -751,7 +734,7 @@ static void test_coroutine_dropped_while_suspended_drops_child_once(void **state
     /* Suspended inside the loop, after earlier children completed. */
     seq_co_init(s);
     do {
-        assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
+        assert_int_equal(poll_noop(&s->base, &out), WEFT_PENDING);
     } while (s->i < 2);
     assert_ptr_equal(s->co.awaiting, &s->loop.base);
     assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 2);
@@ -795,16 +778,14 @@ static void test_coroutine_yield_is_pending_once_then_resumes(void **state)
     counting_waker c;
     cw_init(&c);
     weft_waker w = cw_waker(&c);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
 
     yield_co s = { WEFT_FUTURE_INIT(&yield_co_ops, WEFT_F_SEND), WEFT_CO_INIT, 0, 0 };
     int out = 0;
-    assert_int_equal(weft_future_poll(&s.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&s.base, &w, &out), WEFT_PENDING);
     assert_int_equal(cw_woken(&c), 1);
     assert_int_equal(s.before, 1);
     assert_int_equal(s.after, 0);
-    assert_int_equal(weft_future_poll(&s.base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_with(&s.base, &w, &out), WEFT_READY);
     assert_int_equal(s.before, 1); /* resumed after the yield, not restarted */
     assert_int_equal(s.after, 1);
     assert_int_equal(out, 5);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
+#include "support/poll.h"
 #include "support/rt_fixture.h"
 
 /* A task that never finishes by itself and counts its drop. */
@@ -76,6 +77,15 @@ static int run_bounded(weft_future *f)
     return b.limit.status;
 }
 
+/* Runs `ja` to completion (run_bounded) and checks that it failed with
+ * -ECANCELED, `failed` being the index of the handle that failed it. */
+static void run_cancelled(weft_join_all *ja, size_t failed)
+{
+    assert_int_equal(run_bounded(&ja->base), 0);
+    assert_int_equal(ja->status, -ECANCELED);
+    assert_int_equal(ja->failed, failed);
+}
+
 /* ---- weft_join_cancel ---------------------------------------------------------- */
 
 static void test_join_cancel_aborts_the_task_and_drops_the_handle(void **state)
@@ -118,10 +128,7 @@ static void test_join_all_of_nothing_is_ready_at_once(void **state)
     (void)state;
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, NULL, 0, NULL, 0, 0), 0);
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&ja.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_noop(&ja.base, NULL), WEFT_READY);
     weft_future_drop(&ja.base);
     assert_int_equal(ja.status, 0);
 }
@@ -142,9 +149,7 @@ static void test_join_all_reports_the_first_failure_in_array_order(void **state)
     weft_join_abort(&joins[1]);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 5, outs, sizeof outs[0], 0), 0);
-    assert_int_equal(run_bounded(&ja.base), 0);
-    assert_int_equal(ja.status, -ECANCELED);
-    assert_int_equal(ja.failed, 1);
+    run_cancelled(&ja, 1);
     assert_int_equal(outs[0], 9);
     assert_int_equal(outs[1], 0); /* a cancelled task's output reads zero */
     assert_int_equal(outs[2], 16);
@@ -164,9 +169,7 @@ static void test_join_all_fail_fast_aborts_the_rest_and_waits_for_them(void **st
     assert_int_equal(weft_join_all_init(&ja, joins, 6, NULL, 0, WEFT_JOIN_ALL_FAIL_FAST), 0);
     /* Without fail-fast the tasks after 1 would never finish: the bound
      * would expire. */
-    assert_int_equal(run_bounded(&ja.base), 0);
-    assert_int_equal(ja.status, -ECANCELED);
-    assert_int_equal(ja.failed, 1);
+    run_cancelled(&ja, 1);
     /* Every forever task was dropped before join_all completed. */
     assert_int_equal(atomic_load(&drops), 5);
 }
@@ -181,9 +184,7 @@ static void test_join_all_abort_stops_every_task_not_yet_joined(void **state)
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 4, NULL, 0, 0), 0);
     weft_join_all_abort(&ja);
-    assert_int_equal(run_bounded(&ja.base), 0);
-    assert_int_equal(ja.status, -ECANCELED);
-    assert_int_equal(ja.failed, 0);
+    run_cancelled(&ja, 0);
     assert_int_equal(atomic_load(&drops), 4);
 }
 
@@ -198,10 +199,7 @@ static void test_dropping_a_pending_join_all_detaches_the_rest(void **state)
         spawn_forever(&joins[i], &drops);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 3, NULL, 0, 0), 0);
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&ja.base, &cx, NULL), WEFT_PENDING);
+    assert_int_equal(poll_noop(&ja.base, NULL), WEFT_PENDING);
     weft_future_drop(&ja.base);
     for (int i = 0; i < 3; i++)
         assert_null(joins[i].task); /* handles dropped */

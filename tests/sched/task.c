@@ -32,6 +32,7 @@
 #include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
+#include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
 
@@ -705,16 +706,13 @@ static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void 
     cw_init(&a);
     cw_init(&b);
     weft_waker wa = cw_waker(&a), wb = cw_waker(&b);
-    weft_cx cx;
     int out;
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
 
-    weft_cx_init(&cx, &wa);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
     assert_int_equal(weft_atomic_load_acquire(&a.clones), 1); /* same waker: kept */
-    weft_cx_init(&cx, &wb);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wb, &out), WEFT_PENDING);
     assert_int_equal(cw_outstanding(&a), 0); /* replaced: released */
     assert_int_equal(cw_outstanding(&b), 1);
 
@@ -735,14 +733,12 @@ static void test_join_waker_is_woken_once_at_completion(void **state)
     counting_waker a;
     cw_init(&a);
     weft_waker wa = cw_waker(&a);
-    weft_cx cx;
-    weft_cx_init(&cx, &wa);
     int out = 0;
     spawn_idle(c, &c->p[0], 17, &c->join[0]);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
     release_and_wake(&c->p[0]);
     WAIT_UNTIL(cw_woken(&a) == 1);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_READY);
     assert_int_equal(out, 17);
     assert_int_equal(c->join[0].status, 0);
     WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
@@ -766,11 +762,8 @@ static void test_handles_and_wakers_outlive_shutdown(void **state)
     assert_int_equal(weft_atomic_load_acquire(&c->p[1].drops), 1);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
     assert_true(weft_join_is_finished(&c->join[0]));
-    weft_waker nw = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &nw);
     int out = -1;
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
     assert_int_equal(out, 0);
     assert_int_equal(c->join[0].status, -ECANCELED);
     /* Wakes are no-ops now; the last holders free the tasks, and the last
@@ -859,15 +852,12 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
     weft_rt_shutdown(c->rt);
     c->rt = NULL; /* teardown's shutdown is a no-op now */
 
-    weft_waker nw = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &nw);
     int cancelled = 0;
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
         assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
         assert_true(weft_join_is_finished(&joins[i]));
         int out = -1;
-        assert_int_equal(weft_future_poll(&joins[i].base, &cx, &out), WEFT_READY);
+        assert_int_equal(poll_noop(&joins[i].base, &out), WEFT_READY);
         if (joins[i].status == -ECANCELED) {
             assert_int_equal(out, 0);
             cancelled++;
@@ -880,7 +870,7 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
     assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
     int out = -1;
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
     assert_int_equal(c->join[0].status, -ECANCELED);
     weft_future_drop(&c->join[0].base);
     weft_waker_wake(&c->p[0].stash); /* the last reference */
@@ -947,11 +937,8 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
 
         assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
         assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
-        weft_waker nw = weft_waker_noop();
-        weft_cx cx;
-        weft_cx_init(&cx, &nw);
         int out = -1;
-        assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
+        assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
         assert_int_equal(c->join[0].status, -ECANCELED);
         weft_future_drop(&c->join[0].base);
         weft_waker_drop(&c->p[0].stash);

@@ -25,6 +25,7 @@
 #include "sched/task.h"
 #include "support/check.h"
 #include "support/co_future.h"
+#include "support/poll.h"
 #include "support/rt_fixture.h"
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
@@ -72,15 +73,6 @@ static int join_blocking(weft_rt *rt, weft_join *j, void *out, size_t out_size)
 {
     assert_int_equal(weft_block_on(rt, &j->base, out, out_size), 0);
     return j->status;
-}
-
-/* Poll a join handle once by hand (after shutdown nothing else will). */
-static weft_poll join_poll_once(weft_join *j, void *out)
-{
-    weft_waker noop = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &noop);
-    return weft_future_poll(&j->base, &cx, out);
 }
 
 /* A future that is READY at once with a tag, and counts its polls and
@@ -556,7 +548,7 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
     for (unsigned k = 0; k < njoins; k++) {
         assert_true(weft_join_is_finished(&joins[k]));
         uint64_t out = 0xdeadbeef;
-        assert_int_equal(join_poll_once(&joins[k], &out), WEFT_READY);
+        assert_int_equal(poll_noop(&joins[k].base, &out), WEFT_READY);
         assert_int_equal(joins[k].status, -ECANCELED);
         assert_int_equal(out, 0);
         weft_future_drop(&joins[k].base);

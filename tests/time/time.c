@@ -41,6 +41,7 @@
 #include "support/co_future.h"
 #include "support/co_steps.h"
 #include "support/countdown.h"
+#include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
 #include "support/waker_ops.h"
@@ -194,14 +195,6 @@ static int probe_clones(probe *p)
 static int probe_wakes(probe *p)
 {
     return weft_atomic_load_acquire(&p->wakes);
-}
-
-/* Poll `f` with the probe as its waker. */
-static weft_poll poll_with(weft_future *f, const weft_waker *w, void *out)
-{
-    weft_cx cx;
-    weft_cx_init(&cx, w);
-    return weft_future_poll(f, &cx, out);
 }
 
 /* Tests that need a timer still armed after its first poll use deadlines
@@ -472,10 +465,9 @@ static void test_sleep_until_past_is_ready_on_first_poll(void **state)
 
     /* Also outside any runtime: a past deadline needs no wheel, so it is
      * neither pending nor a misuse. */
-    weft_waker noop = weft_waker_noop();
     weft_sleep s;
     weft_sleep_until_init(&s, weft_now() - 1);
-    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_READY);
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_READY);
     weft_future_drop(&s.base);
     assert_true(misuse_reported(0, ""));
 }
@@ -835,11 +827,10 @@ static void test_timeout_past_deadline_with_pending_inner_times_out_at_once(void
     timed_never tn;
     never_init(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tn.t, &tn.inner.base, weft_now() - 1), 0);
-    weft_waker noop = weft_waker_noop();
     int out = 1234;
     /* No wheel needed: the deadline is behind us (polled on the main
      * thread, outside any runtime, and no misuse). */
-    assert_int_equal(poll_with(&tn.t.base, &noop, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&tn.t.base, &out), WEFT_READY);
     assert_int_equal(tn.t.status, -ETIMEDOUT);
     assert_int_equal(out, 0);
     assert_int_equal(weft_atomic_load_acquire(&n.polls), 1);
@@ -1637,10 +1628,9 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
             assert_int_equal(weft_atomic_load_acquire(&g_shut_inner[i].drops), 1);
     }
     /* Join handles outlive the runtime and report the cancellation. */
-    weft_waker noop = weft_waker_noop();
     for (int i = 1; i < SHUT_TASKS; i += 2) {
         assert_true(weft_join_is_finished(&joins[i]));
-        assert_int_equal(poll_with(&joins[i].base, &noop, NULL), WEFT_READY);
+        assert_int_equal(poll_noop(&joins[i].base, NULL), WEFT_READY);
         assert_int_equal(joins[i].status, -ECANCELED);
         weft_future_drop(&joins[i].base);
     }
@@ -1725,15 +1715,14 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
 static void test_sleep_polled_outside_runtime_reports_misuse(void **state)
 {
     (void)state;
-    weft_waker noop = weft_waker_noop();
     assert_null(weft_rt_current());
     weft_sleep s;
     weft_sleep_init(&s, WEFT_SEC(3600));
     g_misuse_expected = 2;
-    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_PENDING);
     assert_true(misuse_reported(1, "weft_sleep"));
     /* It stays pending (and reports again): nothing was armed anywhere. */
-    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_PENDING);
     assert_true(misuse_reported(2, "weft_sleep"));
     assert_int_equal(weft_atomic_load_relaxed(&s.entry.state_), WEFT__TIMER_IDLE);
     assert_int_equal(wheel_armed(), 0);
