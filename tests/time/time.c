@@ -38,6 +38,7 @@
 #include "core/atomic.h"
 #include "sched/runtime.h"
 #include "time/driver.h"
+#include "support/alarm_watchdog.h"
 #include "support/co_future.h"
 #include "support/co_steps.h"
 #include "support/countdown.h"
@@ -50,36 +51,22 @@
 
 static int g_misuse_expected; /* reports the running test provokes on purpose */
 
-/* ---- watchdog ----------------------------------------------------------- */
-
-/* A timer that never fires leaves a test waiting forever; turn that into a
- * failure instead of a hang (the last RUN line names the test). */
-#define WATCHDOG_S 60
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "watchdog: test hung (a timer that never fired?)\n";
-    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
-        _exit(2);
-    _exit(1);
-}
-
 /* ---- fixture ------------------------------------------------------------ */
 
-/* The support fixture (support/rt_fixture.h) under the watchdog, and a
- * check that the test provoked only the misuse reports it expected. */
+/* The support fixture (support/rt_fixture.h) under the watchdog (a timer
+ * that never fires leaves a test waiting forever), and a check that the
+ * test provoked only the misuse reports it expected. */
 static int setup(void **state)
 {
     g_misuse_expected = 0;
-    alarm(WATCHDOG_S);
+    alarm_watchdog_arm(state);
     return rt_setup(state);
 }
 
 static int teardown(void **state)
 {
     int rc = rt_teardown(state);
-    alarm(0);
+    alarm_watchdog_disarm(state);
 #ifndef NDEBUG
     if (misuse_count() != g_misuse_expected) {
         print_error("%d misuse report(s), expected %d; last: %s\n", misuse_count(),
@@ -1734,10 +1721,7 @@ static void test_sleep_polled_outside_runtime_reports_misuse(void **state)
 
 int main(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sigaction(SIGALRM, &sa, NULL);
+    alarm_watchdog_install("watchdog: test hung (a timer that never fired?)\n");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_sleep_completes_no_earlier_than_its_deadline),
