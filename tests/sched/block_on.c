@@ -94,9 +94,7 @@ static const weft_future_ops nested_ops = {
     "test_nested_block_on", sizeof(int), nested_poll, NULL, NULL,
 };
 
-static const weft_future_ops inner_ops = {
-    "test_inner_of_block_on", sizeof(int), countdown_poll, countdown_drop, NULL,
-};
+static const weft_future_ops inner_ops = COUNTDOWN_OPS("test_inner_of_block_on");
 
 static void test_block_on_inside_a_task_returns_edeadlk(void **state)
 {

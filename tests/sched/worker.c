@@ -107,20 +107,6 @@ static const weft_future_ops deadlk_probe_ops = {
     "deadlk_probe", sizeof(uint64_t), probe_poll, probe_drop, NULL,
 };
 
-static int group_setup(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(record_misuse, NULL);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(NULL, NULL);
-    return 0;
-}
-
 /* ================================================================================
  * Spawning from foreign threads
  * ================================================================================ */
@@ -1510,5 +1496,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stats_report_per_worker_counters),
         cmocka_unit_test(test_yielding_tasks_interleave_on_one_worker),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }

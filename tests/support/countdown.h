@@ -64,6 +64,10 @@ static const weft_future_ops countdown_ops = {
     "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
 };
 
+/* The initialiser of another ops table for countdowns, under `name`, so
+ * that a misuse report tells it apart. */
+#define COUNTDOWN_OPS(name) { (name), sizeof(int), countdown_poll, countdown_drop, NULL }
+
 /* `flags`: WEFT_F_SEND or 0. `n` may be NULL. */
 static inline void countdown_init(countdown *c, int pending, int value, countdown_counts *n,
                                   uint32_t flags)

@@ -57,6 +57,22 @@ static inline bool misuse_last_contains(const char *needle)
     return found;
 }
 
+/* As cmocka fixtures: capture (from a clean record) while the tests run. */
+static inline int misuse_capture_setup(void **state)
+{
+    (void)state;
+    misuse_reset();
+    weft_set_misuse_handler(record_misuse, NULL);
+    return 0;
+}
+
+static inline int misuse_capture_teardown(void **state)
+{
+    (void)state;
+    weft_set_misuse_handler(NULL, NULL);
+    return 0;
+}
+
 /* Prints the last report, to explain a count that is off. */
 static inline void print_last_misuse(void)
 {
