@@ -490,9 +490,8 @@ static void test_moved_future_is_reported_by_name_and_not_polled(void **state)
     (void)state;
     static const weft_future_ops pinned_ops = COUNTDOWN_OPS("test_pinned_future");
     countdown_counts n;
-    countdown_counts_init(&n);
     countdown f[2];
-    countdown_init(&f[0], 100, 0, &n, WEFT_F_SEND);
+    countdown_start(&f[0], &n, 100, 0, WEFT_F_SEND);
     f[0].base.ops = &pinned_ops;
     int out;
 
@@ -518,9 +517,8 @@ static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(vo
     (void)state;
     static const weft_future_ops done_ops = COUNTDOWN_OPS("test_finished_future");
     countdown_counts n;
-    countdown_counts_init(&n);
     countdown f;
-    countdown_init(&f, 0, 77, &n, WEFT_F_SEND);
+    countdown_start(&f, &n, 0, 77, WEFT_F_SEND);
     f.base.ops = &done_ops;
     int out = 0;
 

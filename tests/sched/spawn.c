@@ -12,13 +12,6 @@
 #include "weft/weft.h"
 #include "support/rt_fixture.h"
 
-/* Join `j` from this (non-worker) thread; returns its status. */
-static int join(weft_join *j, void *out, size_t size)
-{
-    assert_int_equal(weft_block_on(g_rt, &j->base, out, size), 0);
-    return j->status;
-}
-
 /* ---- weft_spawn_fn ------------------------------------------------------------- */
 
 struct sum_arg {
@@ -42,7 +35,7 @@ static void test_spawn_fn_runs_function_with_its_own_copy_of_arg(void **state)
     arg.a = 1000; /* the task has its own copy */
     arg.b = 1000;
     int sum = 0;
-    assert_int_equal(join(&j, &sum, sizeof sum), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &sum, sizeof sum), 0);
     assert_int_equal(sum, 42);
     assert_int_equal(arg.worker, -7); /* the caller's copy was never written */
 }
@@ -55,7 +48,7 @@ static void test_spawn_fn_output_size_is_what_the_join_yields(void **state)
     assert_int_equal(weft_spawn_fn(g_rt, add, &arg, sizeof(int), &j), 0);
     assert_int_equal(weft_future_out_size(&j.base), sizeof(int));
     int sum = 0;
-    assert_int_equal(join(&j, &sum, sizeof sum), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &sum, sizeof sum), 0);
     assert_int_equal(sum, 3);
 }
 
@@ -85,7 +78,7 @@ static void test_spawn_fn_copies_a_large_argument_whole(void **state)
     assert_int_equal(weft_spawn_fn(g_rt, checksum, &arg, sizeof(uint64_t), &j), 0);
     memset(&arg, 0, sizeof arg);
     uint64_t got = 0;
-    assert_int_equal(join(&j, &got, sizeof got), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &got, sizeof got), 0);
     assert_true(got == want);
 }
 
@@ -151,7 +144,7 @@ static void test_spawn_macro_takes_a_compound_literal_and_its_size(void **state)
                                                        .value = 9, .drops = &drops }),
                      0);
     int v = 0;
-    assert_int_equal(join(&j, &v, sizeof v), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &v, sizeof v), 0);
     assert_int_equal(v, 9);
     assert_int_equal(atomic_load(&drops), 1); /* dropped once, by the task */
 }

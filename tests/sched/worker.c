@@ -67,14 +67,6 @@ static void gate_wait(gate *g, uint64_t target)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* Wait for a join handle from the test thread; returns its status. The
- * handle is dropped by block_on. */
-static int join_blocking(weft_rt *rt, weft_join *j, void *out, size_t out_size)
-{
-    assert_int_equal(weft_block_on(rt, &j->base, out, out_size), 0);
-    return j->status;
-}
-
 /* A future that is READY at once with a tag, and counts its polls and
  * drops: the probe for "did the runtime ever touch this?". */
 typedef struct probe {
@@ -396,10 +388,8 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
     weft_rt *rt = rt_start(2);
     block_on_caller c;
     weft_future_init(&c.base, &block_on_caller_ops, WEFT_F_SEND);
-    weft_join j;
-    assert_int_equal(weft_spawn(rt, &c.base, sizeof c, &j), 0);
     int rc = 0;
-    assert_int_equal(join_blocking(rt, &j, &rc, sizeof rc), 0);
+    assert_int_equal(spawn_blocking(rt, &c.base, sizeof c, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EDEADLK);
     weft_rt_shutdown(rt);
     /* The refused future never ran and was dropped once, by its owner. */
@@ -612,10 +602,8 @@ static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
     misuse_before = misuse_count();
     ns_spawner s;
     weft_future_init(&s.base, &ns_spawner_ops, WEFT_F_SEND);
-    weft_join sj;
-    assert_int_equal(weft_spawn(rt, &s.base, sizeof s, &sj), 0);
     int rc = 0;
-    assert_int_equal(join_blocking(rt, &sj, &rc, sizeof rc), 0);
+    assert_int_equal(spawn_blocking(rt, &s.base, sizeof s, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EPERM);
 #ifndef NDEBUG
     assert_int_equal(misuse_count(), misuse_before + 1);
@@ -906,10 +894,8 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
     root.nlocal = 0;
     root.j = 0;
     root.ok = 0;
-    weft_join j;
-    assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &j), 0);
     uint64_t ok = 0;
-    assert_int_equal(join_blocking(rt, &j, &ok, sizeof ok), 0);
+    assert_int_equal(spawn_blocking(rt, &root.base, sizeof root, &ok, sizeof ok), 0);
     gate_wait(&g_pressure_dropped, PRESSURE_TASKS + 1);
     weft_worker_stats st[STEAL_WORKERS];
     unsigned n = STEAL_WORKERS;
@@ -1439,9 +1425,7 @@ static void test_yielding_tasks_interleave_on_one_worker(void **state)
     weft_rt *rt = rt_start(1);
     fair_root root;
     weft_future_init(&root.base, &fair_root_ops, WEFT_F_SEND);
-    weft_join rj;
-    assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &rj), 0);
-    assert_int_equal(join_blocking(rt, &rj, NULL, 0), 0);
+    assert_int_equal(spawn_blocking(rt, &root.base, sizeof root, NULL, 0), 0);
     assert_no_async_failures();
     for (int who = 0; who < 2; who++) {
         int out = 0;

@@ -78,4 +78,12 @@ static inline void countdown_init(countdown *c, int pending, int value, countdow
     c->n = n;
 }
 
+/* countdown_init with fresh counts `n`. */
+static inline void countdown_start(countdown *c, countdown_counts *n, int pending, int value,
+                                   uint32_t flags)
+{
+    countdown_counts_init(n);
+    countdown_init(c, pending, value, n, flags);
+}
+
 #endif

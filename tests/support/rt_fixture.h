@@ -4,7 +4,8 @@
  * captured (support/misuse_capture.h); teardown shuts the runtime down and
  * fails the test when an allocation was not freed (a reference leaked) or
  * was freed twice. A fixture that keeps its runtime elsewhere calls
- * rt_fixture_up and rt_fixture_down; rt_start makes further runtimes.
+ * rt_fixture_up and rt_fixture_down; rt_start makes further runtimes, and
+ * join_blocking and spawn_blocking wait for tasks from the test thread.
  * Each test program includes it once. */
 #ifndef WEFT_TESTS_RT_FIXTURE_H
 #define WEFT_TESTS_RT_FIXTURE_H
@@ -33,6 +34,24 @@ static inline weft_rt *rt_start(unsigned workers)
     assert_int_equal(weft_rt_new(&rt, &o), 0);
     assert_non_null(rt);
     return rt;
+}
+
+/* Waits for the join handle `j` from the test thread (weft_block_on, which
+ * drops the handle) and returns its status; the output lands in `out`. */
+static inline int join_blocking(weft_rt *rt, weft_join *j, void *out, size_t out_size)
+{
+    assert_int_equal(weft_block_on(rt, &j->base, out, out_size), 0);
+    return j->status;
+}
+
+/* Spawns the future `f` (`size` bytes, copied into the task) on `rt` and
+ * joins it as join_blocking does. */
+static inline int spawn_blocking(weft_rt *rt, weft_future *f, size_t size, void *out,
+                                 size_t out_size)
+{
+    weft_join j;
+    assert_int_equal(weft_spawn(rt, f, size, &j), 0);
+    return join_blocking(rt, &j, out, out_size);
 }
 
 /* Installs the counting allocator and the misuse capture, then starts a

@@ -888,11 +888,8 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
     weft_co_init(&tt.co);
     tt.started = false;
     tt.n = &m;
-    weft_join j;
-    assert_int_equal(weft_spawn(g_rt, &tt.base, sizeof tt, &j), 0);
     int out = 0;
-    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
-    assert_int_equal(j.status, 0);
+    assert_int_equal(spawn_blocking(g_rt, &tt.base, sizeof tt, &out, sizeof out), 0);
     assert_int_equal(out, 31);
     assert_int_equal(weft_atomic_load_acquire(&m.drops), 1);
     assert_int_equal(wheel_armed(), 0);
