@@ -470,17 +470,60 @@ static void test_task_joins_a_child_it_spawned(void **state)
     }
 }
 
+/* ---- the four states of a task and the three things a handle can do ------------------------- */
+
+/* Probe 0's task with handle join[0], in the state its tests start from:
+ * not yet polled (both workers busy in gates: release_gates starts it),
+ * running (inside its first poll, a gate in `mode`), idle (spawn_idle,
+ * below) or finished. */
+static void spawn_unpolled(ctx *c, int value)
+{
+    occupy_workers(c);
+    spawn_probe(c, &c->p[0], M_READY, value, &c->join[0]);
+}
+
+static void spawn_running(ctx *c, enum probe_mode mode, int value)
+{
+    spawn_probe(c, &c->p[0], mode, value, &c->join[0]);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
+}
+
+static void spawn_finished(ctx *c, enum probe_mode mode, int value)
+{
+    spawn_probe(c, &c->p[0], mode, value, &c->join[0]);
+    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+}
+
+/* Joins probe 0's task from the test thread (join[0]) and checks what the
+ * join yields. A cancelled task's output reads zero. */
+static void expect_join(ctx *c, int out, int status)
+{
+    int st = 1;
+    assert_int_equal(join_int(c, &c->join[0], &st), out);
+    assert_int_equal(st, status);
+}
+
+/* The same, with `action(arg)` run once the join waits (join_then_block). */
+static void expect_join_then(ctx *c, void (*action)(void *), void *arg, int out)
+{
+    int st = 1;
+    assert_int_equal(join_then_block(c, &c->join[0], action, arg, &st), out);
+    assert_int_equal(st, 0);
+}
+
+static void wait_dropped(probe *p)
+{
+    WAIT_UNTIL(weft_atomic_load_acquire(&p->drops) == 1);
+}
+
 /* ---- before the first poll ------------------------------------------------------------ */
 
 static void test_join_before_first_poll(void **state)
 {
     ctx *c = *state;
-    occupy_workers(c);
-    spawn_probe(c, &c->p[0], M_READY, 5, &c->join[0]);
+    spawn_unpolled(c, 5);
     assert_false(weft_join_is_finished(&c->join[0]));
-    int st = -1;
-    assert_int_equal(join_then_block(c, &c->join[0], release_gates, c, &st), 5);
-    assert_int_equal(st, 0);
+    expect_join_then(c, release_gates, c, 5);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
     join_gates(c);
@@ -489,15 +532,12 @@ static void test_join_before_first_poll(void **state)
 static void test_abort_before_first_poll_never_polls(void **state)
 {
     ctx *c = *state;
-    occupy_workers(c);
-    spawn_probe(c, &c->p[0], M_READY, 5, &c->join[0]);
+    spawn_unpolled(c, 5);
     weft_join_abort(&c->join[0]);
     weft_join_abort(&c->join[0]); /* idempotent */
     release_gates(c);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
-    int st = 0;
-    assert_int_equal(join_int(c, &c->join[0], &st), 0); /* output zeroed */
-    assert_int_equal(st, -ECANCELED);
+    wait_dropped(&c->p[0]);
+    expect_join(c, 0, -ECANCELED);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     assert_probe_clean(&c->p[0]);
     join_gates(c);
@@ -506,8 +546,7 @@ static void test_abort_before_first_poll_never_polls(void **state)
 static void test_detach_before_first_poll_still_runs(void **state)
 {
     ctx *c = *state;
-    occupy_workers(c);
-    spawn_probe(c, &c->p[0], M_READY, 5, &c->join[0]);
+    spawn_unpolled(c, 5);
     weft_join_detach(&c->join[0]);
     assert_null(c->join[0].task);
     /* Spawned without a handle at all: detached from the start. */
@@ -515,7 +554,7 @@ static void test_detach_before_first_poll_still_runs(void **state)
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     release_gates(c);
     for (int i = 0; i < 2; i++) {
-        WAIT_UNTIL(weft_atomic_load_acquire(&c->p[i].drops) == 1);
+        wait_dropped(&c->p[i]);
         assert_int_equal(weft_atomic_load_relaxed(&c->p[i].completed), 1);
         assert_int_equal(weft_atomic_load_relaxed(&c->p[i].polls), 1);
         assert_probe_clean(&c->p[i]);
@@ -528,29 +567,23 @@ static void test_detach_before_first_poll_still_runs(void **state)
 static void test_join_while_running(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE, 9, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
-    int st = -1;
-    assert_int_equal(join_then_block(c, &c->join[0], release_probe, &c->p[0], &st), 9);
-    assert_int_equal(st, 0);
+    spawn_running(c, M_GATE, 9);
+    expect_join_then(c, release_probe, &c->p[0], 9);
     assert_probe_clean(&c->p[0]);
 }
 
 static void test_abort_while_running_takes_effect_after_the_poll(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE_PENDING, 9, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
+    spawn_running(c, M_GATE_PENDING, 9);
     weft_join_abort(&c->join[0]);
     /* The poll is still inside the future: it must not be dropped under it
      * (probe_drop records an overlap if it is). */
     assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 0);
     assert_false(weft_join_is_finished(&c->join[0]));
     release_probe(&c->p[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
-    int st = 0;
-    assert_int_equal(join_int(c, &c->join[0], &st), 0);
-    assert_int_equal(st, -ECANCELED);
+    wait_dropped(&c->p[0]);
+    expect_join(c, 0, -ECANCELED);
     /* Dropped after that poll returned PENDING, without another poll. */
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
@@ -559,25 +592,21 @@ static void test_abort_while_running_takes_effect_after_the_poll(void **state)
 static void test_abort_while_running_loses_to_a_poll_that_completes(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE, 13, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
+    spawn_running(c, M_GATE, 13);
     weft_join_abort(&c->join[0]);
     release_probe(&c->p[0]);
     /* The poll in progress finished the task: the output stands. */
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 13);
-    assert_int_equal(st, 0);
+    expect_join(c, 13, 0);
     assert_probe_clean(&c->p[0]);
 }
 
 static void test_detach_while_running_still_completes(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE, 9, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
+    spawn_running(c, M_GATE, 9);
     weft_join_detach(&c->join[0]);
     release_probe(&c->p[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    wait_dropped(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
     assert_probe_clean(&c->p[0]);
 }
@@ -596,9 +625,7 @@ static void test_join_while_idle(void **state)
 {
     ctx *c = *state;
     spawn_idle(c, &c->p[0], 11, &c->join[0]);
-    int st = -1;
-    assert_int_equal(join_then_block(c, &c->join[0], release_and_wake, &c->p[0], &st), 11);
-    assert_int_equal(st, 0);
+    expect_join_then(c, release_and_wake, &c->p[0], 11);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
     weft_waker_drop(&c->p[0].stash);
@@ -610,14 +637,12 @@ static void test_abort_while_idle_drops_future_promptly_on_a_worker(void **state
     spawn_idle(c, &c->p[0], 11, &c->join[0]);
     weft_join_abort(&c->join[0]);
     /* Nothing but the abort can bring the task back to a worker. */
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    wait_dropped(&c->p[0]);
     assert_probe_clean(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     /* The drop comes first, then the completion is published. */
     WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
-    int st = 0;
-    assert_int_equal(join_int(c, &c->join[0], &st), 0);
-    assert_int_equal(st, -ECANCELED);
+    expect_join(c, 0, -ECANCELED);
     /* The stashed waker outlived the task's future: waking it does nothing. */
     weft_waker_wake_by_ref(&c->p[0].stash);
     weft_waker_wake(&c->p[0].stash);
@@ -633,7 +658,7 @@ static void test_detach_while_idle_then_wake_completes(void **state)
     /* By value: the stash's reference becomes the queue's; the task then
      * holds the last references itself and frees itself at completion. */
     weft_waker_wake(&c->p[0].stash);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    wait_dropped(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
@@ -644,32 +669,25 @@ static void test_detach_while_idle_then_wake_completes(void **state)
 static void test_join_after_completion(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_READY, 3, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 3);
-    assert_int_equal(st, 0);
+    spawn_finished(c, M_READY, 3);
+    expect_join(c, 3, 0);
     assert_probe_clean(&c->p[0]);
 }
 
 static void test_abort_after_completion_has_no_effect(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_READY, 4, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    spawn_finished(c, M_READY, 4);
     weft_join_abort(&c->join[0]);
     weft_join_abort(&c->join[0]);
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 4);
-    assert_int_equal(st, 0);
+    expect_join(c, 4, 0);
     assert_probe_clean(&c->p[0]);
 }
 
 static void test_detach_after_completion_frees_the_task(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_READY, 4, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    spawn_finished(c, M_READY, 4);
     assert_probe_clean(&c->p[0]);
     /* The handle holds the last reference; teardown checks it was freed. */
     weft_join_detach(&c->join[0]);
@@ -680,15 +698,12 @@ static void test_detach_after_completion_frees_the_task(void **state)
 static void test_wake_after_completion_is_a_noop(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_STASH_READY, 8, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    spawn_finished(c, M_STASH_READY, 8);
     for (int i = 0; i < 3; i++)
         weft_waker_wake_by_ref(&c->p[0].stash);
     weft_waker w = weft_waker_clone(&c->p[0].stash);
     weft_waker_wake(&w);
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 8);
-    assert_int_equal(st, 0);
+    expect_join(c, 8, 0);
     /* The stash now holds the task's last reference: wakes are still
      * no-ops, and waking by value frees the task. */
     weft_waker_wake_by_ref(&c->p[0].stash);
