@@ -232,6 +232,19 @@ static void never_init(never *nv, countdown_counts *n, uint32_t flags)
     nv->n = n;
 }
 
+/* A timeout and its inner future side by side in one struct (the timeout
+ * finds its inner by offset, so the pair may move together before the
+ * first poll). */
+typedef struct timed_countdown {
+    weft_timeout t;
+    countdown inner;
+} timed_countdown;
+
+typedef struct timed_never {
+    weft_timeout t;
+    never inner;
+} timed_never;
+
 /* ==== sleep ============================================================== */
 
 /* A coroutine sleeping three times, checking the clock after each. */
@@ -463,44 +476,62 @@ static void test_sleep_until_past_is_ready_on_first_poll(void **state)
 
 enum { DROP_BEFORE_POLL, DROP_WHILE_ARMED, DROP_AFTER_FIRING };
 
-/* Poll a sleep by hand with the probe, drop it at the chosen point, then
- * wait past its deadline (on a second, later sleep the wheel fires after
- * it) and check the probe was never woken after the drop. */
-typedef struct dropper {
+/* A drop scene, run by block_on on the test thread: arm a subject (a
+ * sleep, a timeout, an interval) with the probe as its waker, drop it at
+ * the chosen point, note what the wheel and the probe show right after,
+ * then wait past the subject's deadline (on a guard sleep the wheel fires
+ * after it) and check the probe was never woken after the drop. */
+typedef struct drop_scene drop_scene;
+
+typedef struct drop_subject {
+    /* Sets the subject up and, unless it is to be dropped before its first
+     * poll, arms it with the probe's waker d->pw (retrying with a fresh
+     * deadline while it completes at once); sets d->deadline and
+     * d->pending (the arming poll left it armed). */
+    void (*arm)(drop_scene *d);
+    /* Drops it, noting what only this subject can tell. */
+    void (*drop)(drop_scene *d);
+} drop_subject;
+
+struct drop_scene {
     weft_future base;
     weft_co co;
-    int when;
+    const drop_subject *subject;
+    int when; /* DROP_*; only sleeps are dropped other than while armed */
     weft_waker pw;
-    weft_sleep s, guard;
+    weft_sleep guard;
     weft_instant deadline;
-    weft_poll first;
-    size_t armed_before_drop, armed_after_drop;
-    int clones_after_drop;
-    uint32_t state_after_drop;
+    bool pending;
+    size_t armed_before, armed_after;
+    int clones_after;
     bool in_time; /* dropped before the deadline: the cancel beat the timer */
-} dropper;
+    /* The subjects, and what only they can tell. */
+    weft_sleep s;
+    uint32_t state_after; /* the sleep's timer state after the drop */
+    timed_never tn;
+    countdown_counts n;
+    int drops_after; /* drops of the timeout's inner future after the drop */
+    weft_interval iv;
+    weft_instant tick0;
+    weft_next r0, r1; /* the interval's first two polls */
+};
 
-static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll drop_scene_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    dropper *d = (dropper *)f;
+    drop_scene *d = (drop_scene *)f;
     (void)out;
     WEFT_CO_BEGIN(&d->co);
     d->pw = probe_start(&g_probe, cx->waker);
-    weft_sleep_init(&d->s, WEFT_MS(2));
-    d->deadline = d->s.deadline;
-    if (d->when != DROP_BEFORE_POLL) {
-        d->first = reset_and_arm(&d->s, &d->pw, WEFT_MS(2), &d->deadline);
-        if (d->when == DROP_AFTER_FIRING && d->first == WEFT_PENDING)
-            CO_WAIT_UNTIL(&d->co, probe_wakes(&g_probe) > 0);
-    }
-    d->armed_before_drop = wheel_armed();
-    weft_future_drop(&d->s.base);
+    d->subject->arm(d);
+    if (d->when == DROP_AFTER_FIRING && d->pending)
+        CO_WAIT_UNTIL(&d->co, probe_wakes(&g_probe) > 0);
+    d->armed_before = wheel_armed();
+    d->subject->drop(d);
     /* A timer never fires before its deadline, so a drop that returned
      * before it certainly cancelled an armed timer. */
     d->in_time = weft_now() < d->deadline;
-    d->state_after_drop = weft_atomic_load_acquire(&d->s.entry.state_);
-    d->armed_after_drop = wheel_armed();
-    d->clones_after_drop = probe_clones(&g_probe);
+    d->armed_after = wheel_armed();
+    d->clones_after = probe_clones(&g_probe);
     /* From here on no wake may reach the probe: cancelled means silent.
      * (After firing, the one wake has already been counted. Dropped late,
      * the timer may have fired first and its wake be on its way.) */
@@ -513,16 +544,54 @@ static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_CO_END(&d->co);
 }
 
-CO_FUTURE_OPS(dropper, "dropper", 0);
+CO_FUTURE_OPS(drop_scene, "drop_scene", 0);
 
-static void run_dropper(dropper *d, int when)
+/* Runs the scene of `subject` dropped at `when`: no wake reached the probe
+ * once none could. */
+static void run_drop_scene(drop_scene *d, const drop_subject *subject, int when)
 {
     memset(d, 0, sizeof *d);
-    weft_future_init(&d->base, &dropper_ops, 0);
+    weft_future_init(&d->base, &drop_scene_ops, 0);
     weft_co_init(&d->co);
+    d->subject = subject;
     d->when = when;
     assert_int_equal(weft_block_on(g_rt, &d->base, NULL, 0), 0);
     assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
+}
+
+/* Dropped while armed (the drop came in time, or the test is skipped):
+ * the drop unlinked the timer and released the probe's waker at once, and
+ * the probe was never woken, though the deadline passed long ago (the
+ * guard is later). */
+static void assert_disarmed_silently(const drop_scene *d)
+{
+    if (!d->in_time)
+        skip(); /* the test thread was descheduled past the deadline */
+    assert_int_equal(d->armed_before, 1);
+    assert_int_equal(d->armed_after, 0);
+    assert_int_equal(d->clones_after, 0);
+    assert_int_equal(probe_wakes(&g_probe), 0);
+}
+
+static void sleep_arm(drop_scene *d)
+{
+    weft_sleep_init(&d->s, WEFT_MS(2));
+    d->deadline = d->s.deadline;
+    if (d->when != DROP_BEFORE_POLL)
+        d->pending = reset_and_arm(&d->s, &d->pw, WEFT_MS(2), &d->deadline) == WEFT_PENDING;
+}
+
+static void sleep_drop(drop_scene *d)
+{
+    weft_future_drop(&d->s.base);
+    d->state_after = weft_atomic_load_acquire(&d->s.entry.state_);
+}
+
+static const drop_subject sleep_subject = { sleep_arm, sleep_drop };
+
+static void run_sleep_drop(drop_scene *d, int when)
+{
+    run_drop_scene(d, &sleep_subject, when);
     assert_int_equal(probe_clones(&g_probe), 0);
     assert_int_equal(wheel_armed(), 0);
     assert_true(weft_now() >= d->deadline + WEFT_MS(2));
@@ -531,38 +600,31 @@ static void run_dropper(dropper *d, int when)
 static void test_sleep_dropped_before_first_poll_never_arms(void **state)
 {
     (void)state;
-    dropper d;
-    run_dropper(&d, DROP_BEFORE_POLL);
-    assert_int_equal(d.armed_before_drop, 0);
+    drop_scene d;
+    run_sleep_drop(&d, DROP_BEFORE_POLL);
+    assert_int_equal(d.armed_before, 0);
     assert_int_equal(probe_wakes(&g_probe), 0);
 }
 
 static void test_sleep_dropped_while_armed_is_never_woken(void **state)
 {
     (void)state;
-    dropper d;
-    run_dropper(&d, DROP_WHILE_ARMED);
-    assert_int_equal(d.first, WEFT_PENDING);
-    if (!d.in_time)
-        skip(); /* the test thread was descheduled past the deadline */
-    assert_int_equal(d.armed_before_drop, 1);
-    /* The drop unlinked the timer and released its waker at once. */
-    assert_int_equal(d.armed_after_drop, 0);
-    assert_int_equal(d.clones_after_drop, 0);
-    assert_int_equal(d.state_after_drop, WEFT__TIMER_IDLE);
-    /* Its deadline passed long ago (the guard is later): still silent. */
-    assert_int_equal(probe_wakes(&g_probe), 0);
+    drop_scene d;
+    run_sleep_drop(&d, DROP_WHILE_ARMED);
+    assert_true(d.pending);
+    assert_disarmed_silently(&d);
+    assert_int_equal(d.state_after, WEFT__TIMER_IDLE);
 }
 
 static void test_sleep_dropped_after_firing(void **state)
 {
     (void)state;
-    dropper d;
-    run_dropper(&d, DROP_AFTER_FIRING);
-    assert_int_equal(d.first, WEFT_PENDING);
-    assert_int_equal(d.armed_before_drop, 0);
-    assert_int_equal(d.state_after_drop, WEFT__TIMER_FIRED);
-    assert_int_equal(d.clones_after_drop, 0);
+    drop_scene d;
+    run_sleep_drop(&d, DROP_AFTER_FIRING);
+    assert_true(d.pending);
+    assert_int_equal(d.armed_before, 0);
+    assert_int_equal(d.state_after, WEFT__TIMER_FIRED);
+    assert_int_equal(d.clones_after, 0);
     assert_int_equal(probe_wakes(&g_probe), 1); /* fired exactly once */
 }
 
@@ -703,19 +765,6 @@ static void test_sleep_reset_rearms(void **state)
 }
 
 /* ==== timeout ============================================================ */
-
-/* A timeout and its inner future side by side in one struct (the timeout
- * finds its inner by offset, so the pair may move together before the
- * first poll). */
-typedef struct timed_countdown {
-    weft_timeout t;
-    countdown inner;
-} timed_countdown;
-
-typedef struct timed_never {
-    weft_timeout t;
-    never inner;
-} timed_never;
 
 static void test_timeout_inner_first_copies_output(void **state)
 {
@@ -897,73 +946,39 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
 
 /* Drop a pending timeout: the inner future is dropped once and the timer
  * unlinked, its waker released and never woken. */
-typedef struct timeout_dropper {
-    weft_future base;
-    weft_co co;
-    weft_waker pw;
-    timed_never tn;
-    countdown_counts n;
-    weft_sleep guard;
-    weft_poll first;
-    size_t armed_before, armed_after;
-    int clones_after, drops_after;
-    bool in_time;
-} timeout_dropper;
-
-static weft_poll timeout_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+static void timeout_arm(drop_scene *d)
 {
-    timeout_dropper *d = (timeout_dropper *)f;
-    (void)out;
-    WEFT_CO_BEGIN(&d->co);
-    d->pw = probe_start(&g_probe, cx->waker);
-    for (int i = 0; i < RETRIES; i++) {
+    for (int i = 0; i < RETRIES && !d->pending; i++) {
         /* A retry (deadline passed before the first poll: it timed out at
          * once) starts over with a fresh inner future. */
-        weft_atomic_store_relaxed(&d->n.drops, 0);
+        if (i > 0)
+            weft_future_drop(&d->tn.t.base);
+        countdown_counts_init(&d->n);
         never_init(&d->tn.inner, &d->n, WEFT_F_SEND);
-        if (weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)) != 0)
-            WEFT_CO_RETURN(&d->co);
+        assert_int_equal(weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)), 0);
         int scratch;
-        d->first = poll_with(&d->tn.t.base, &d->pw, &scratch);
-        if (d->first == WEFT_PENDING)
-            break;
-        weft_future_drop(&d->tn.t.base);
+        d->pending = poll_with(&d->tn.t.base, &d->pw, &scratch) == WEFT_PENDING;
     }
-    d->armed_before = wheel_armed();
-    weft_future_drop(&d->tn.t.base);
-    d->in_time = weft_now() < d->tn.t.sleep.deadline;
-    d->armed_after = wheel_armed();
-    d->clones_after = probe_clones(&g_probe);
-    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
-    if (d->in_time) /* else the timer may have fired first */
-        weft_atomic_store_release(&g_probe.forbid, true);
-    weft_sleep_until_init(&d->guard, d->tn.t.sleep.deadline + WEFT_MS(2));
-    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
-    probe_stop(&g_probe);
-    WEFT_CO_RETURN(&d->co);
-    WEFT_CO_END(&d->co);
+    d->deadline = d->tn.t.sleep.deadline;
 }
 
-CO_FUTURE_OPS(timeout_dropper, "timeout_dropper", 0);
+static void timeout_drop(drop_scene *d)
+{
+    weft_future_drop(&d->tn.t.base);
+    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
+}
+
+static const drop_subject timeout_subject = { timeout_arm, timeout_drop };
 
 static void test_timeout_dropped_while_pending_drops_inner_and_disarms(void **state)
 {
     (void)state;
-    timeout_dropper d;
-    memset(&d, 0, sizeof d);
-    weft_future_init(&d.base, &timeout_dropper_ops, 0);
-    weft_co_init(&d.co);
-    assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
-    assert_int_equal(d.first, WEFT_PENDING);
+    drop_scene d;
+    run_drop_scene(&d, &timeout_subject, DROP_WHILE_ARMED);
+    assert_true(d.pending);
     assert_int_equal(d.drops_after, 1);
     assert_int_equal(weft_atomic_load_acquire(&d.n.drops), 1);
-    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
-    if (!d.in_time)
-        skip(); /* descheduled past the deadline: the timer may have fired */
-    assert_int_equal(d.armed_before, 1);
-    assert_int_equal(d.armed_after, 0);
-    assert_int_equal(d.clones_after, 0);
-    assert_int_equal(probe_wakes(&g_probe), 0);
+    assert_disarmed_silently(&d);
 }
 
 static void test_timeout_init_rejects_bad_arguments(void **state)
@@ -1122,72 +1137,39 @@ static void test_interval_init_rejects_bad_arguments(void **state)
 }
 
 /* Drop an interval while its next tick is armed: silent afterwards. */
-typedef struct interval_dropper {
-    weft_future base;
-    weft_co co;
-    weft_waker pw;
-    weft_interval iv;
-    weft_sleep guard;
-    weft_instant first, deadline;
-    weft_next r0, r1;
-    size_t armed_before, armed_after;
-    int clones_after;
-    bool in_time;
-} interval_dropper;
-
-static weft_poll interval_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+static void interval_arm(drop_scene *d)
 {
-    interval_dropper *d = (interval_dropper *)f;
-    (void)out;
-    WEFT_CO_BEGIN(&d->co);
-    d->pw = probe_start(&g_probe, cx->waker);
-    for (int i = 0; i < RETRIES; i++) {
+    for (int i = 0; i < RETRIES && !d->pending; i++) {
         /* The second tick is 2 ms after the first: retried if it was
          * already due when polled. */
-        if (weft_interval_init(&d->iv, WEFT_MS(2), WEFT_MISSED_BURST) != 0)
-            WEFT_CO_RETURN(&d->co);
+        if (i > 0)
+            weft_stream_drop(&d->iv.base);
+        assert_int_equal(weft_interval_init(&d->iv, WEFT_MS(2), WEFT_MISSED_BURST), 0);
         weft_cx pcx;
         weft_cx_init(&pcx, &d->pw);
-        d->r0 = weft_stream_poll_next(&d->iv.base, &pcx, &d->first);
-        d->r1 = weft_stream_poll_next(&d->iv.base, &pcx, &d->deadline);
-        if (d->r1 == WEFT_NEXT_PENDING)
-            break;
-        weft_stream_drop(&d->iv.base);
+        weft_instant second;
+        d->r0 = weft_stream_poll_next(&d->iv.base, &pcx, &d->tick0);
+        d->r1 = weft_stream_poll_next(&d->iv.base, &pcx, &second);
+        d->pending = d->r1 == WEFT_NEXT_PENDING;
     }
-    d->deadline = d->first + WEFT_MS(2);
-    d->armed_before = wheel_armed();
-    weft_stream_drop(&d->iv.base);
-    d->in_time = weft_now() < d->deadline;
-    d->armed_after = wheel_armed();
-    d->clones_after = probe_clones(&g_probe);
-    if (d->in_time) /* else the timer may have fired first */
-        weft_atomic_store_release(&g_probe.forbid, true);
-    weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
-    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
-    probe_stop(&g_probe);
-    WEFT_CO_RETURN(&d->co);
-    WEFT_CO_END(&d->co);
+    d->deadline = d->tick0 + WEFT_MS(2);
 }
 
-CO_FUTURE_OPS(interval_dropper, "interval_dropper", 0);
+static void interval_drop(drop_scene *d)
+{
+    weft_stream_drop(&d->iv.base);
+}
+
+static const drop_subject interval_subject = { interval_arm, interval_drop };
 
 static void test_interval_dropped_while_armed_is_never_woken(void **state)
 {
     (void)state;
-    interval_dropper d;
-    memset(&d, 0, sizeof d);
-    weft_future_init(&d.base, &interval_dropper_ops, 0);
-    weft_co_init(&d.co);
-    assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
+    drop_scene d;
+    run_drop_scene(&d, &interval_subject, DROP_WHILE_ARMED);
     assert_int_equal(d.r0, WEFT_NEXT_ITEM);
     assert_int_equal(d.r1, WEFT_NEXT_PENDING);
-    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
-    if (!d.in_time)
-        skip(); /* descheduled past the deadline: the timer may have fired */
-    assert_int_equal(d.armed_before, 1);
-    assert_int_equal(d.armed_after, 0);
-    assert_int_equal(d.clones_after, 0);
-    assert_int_equal(probe_wakes(&g_probe), 0);
+    assert_disarmed_silently(&d);
 }
 
 /* ==== many sleeps at random ============================================== */
