@@ -44,6 +44,7 @@
 #include "weft/weft.h"
 
 #include "stress_common.h"
+#include "support/co_future.h"
 #include "support/waker_ops.h"
 
 /* What a node with seed `seed` outputs. */
@@ -551,8 +552,7 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
     }
     atomic_store_explicit(&g_rs.completed[s->id], 1, memory_order_release);
     *(uint64_t *)out = expected_output(s->seed);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void node_drop(weft_future *f)

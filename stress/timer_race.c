@@ -58,6 +58,7 @@
 #include "weft/weft.h"
 
 #include "stress_common.h"
+#include "support/co_future.h"
 #include "support/co_steps.h"
 
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
@@ -345,8 +346,7 @@ static bool race_turn(racer *s, weft_cx *cx)
 
 static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    racer *s = (racer *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(racer, s);
     for (s->r = 0; s->r < s->nraces; s->r++) {
         if (s->aborter && rng_next32(&s->rng) % 3 == 0) {
             unsigned n = atomic_load_explicit(&g_rs.published, memory_order_acquire);
@@ -384,8 +384,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
     atomic_store_explicit(&g_rs.racer_done[s->idx], 1, memory_order_release);
     s->out = s->nraces;
     memcpy(out, &s->out, sizeof s->out);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void racer_drop(weft_future *f)

@@ -126,8 +126,7 @@ typedef struct fan {
 
 static weft_poll fan_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    fan *s = (fan *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(fan, s);
     for (s->i = 0; s->i < s->fanout; s->i++) {
         {
             countdown jb;
@@ -141,8 +140,7 @@ static weft_poll fan_poll(weft_future *f, weft_cx *cx, void *out)
         s->sum += s->got;
     }
     *(int *)out = s->sum;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(fan, "test_fan", sizeof(int));

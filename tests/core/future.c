@@ -616,8 +616,7 @@ typedef struct seq_co {
 
 static weft_poll seq_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    seq_co *s = (seq_co *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(seq_co, s);
     countdown_init(&s->a, 2, 10, &s->na, WEFT_F_SEND);
     WEFT_AWAIT(&s->co, cx, &s->a.base, &s->got_a);
     countdown_init(&s->b, 0, 20, &s->nb, WEFT_F_SEND);
@@ -628,8 +627,7 @@ static weft_poll seq_co_poll(weft_future *f, weft_cx *cx, void *out)
     }
     *(int *)out = s->got_a + s->got_b + s->got_loop[0] + s->got_loop[1] +
                   s->got_loop[2] + s->got_loop[3];
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(seq_co, "test_seq_co", sizeof(int));
@@ -725,14 +723,12 @@ typedef struct yield_co {
 
 static weft_poll yield_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    yield_co *s = (yield_co *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(yield_co, s);
     s->before++;
     WEFT_CO_YIELD(&s->co, cx);
     s->after++;
     *(int *)out = 5;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(yield_co, "test_yield_co", sizeof(int));

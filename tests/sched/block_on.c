@@ -414,8 +414,7 @@ typedef struct spawner {
 
 static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    spawner *s = (spawner *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(spawner, s);
     {
         countdown c;
         countdown_init(&c, 2, 40, s->n, WEFT_F_SEND);
@@ -427,8 +426,7 @@ static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
     }
     WEFT_AWAIT(&s->co, cx, &s->j.base, &s->got);
     *(int *)out = s->got + 2;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(spawner, "test_spawner", sizeof(int));

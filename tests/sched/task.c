@@ -431,8 +431,7 @@ typedef struct parent_co {
 
 static weft_poll parent_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    parent_co *s = (parent_co *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(parent_co, s);
     {
         probe_fut pf;
         weft_future_init(&pf.base, &probe_ops, WEFT_F_SEND);
@@ -446,8 +445,7 @@ static weft_poll parent_co_poll(weft_future *f, weft_cx *cx, void *out)
     }
     WEFT_AWAIT(&s->co, cx, &s->child.base, &s->child_out);
     *(int *)out = s->child.status == 0 ? 2 * s->child_out : s->child.status;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(parent_co, "test_parent", sizeof(int));

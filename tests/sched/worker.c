@@ -293,8 +293,7 @@ static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
         }
     }
     *(uint64_t *)out = n->sum + 1;
-    WEFT_CO_RETURN(&n->co);
-    WEFT_CO_END(&n->co);
+    CO_FUTURE_END(n);
 }
 
 static void tree_drop(weft_future *f)
@@ -455,14 +454,12 @@ typedef struct spin_fut {
 
 static weft_poll spin_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    spin_fut *s = (spin_fut *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(spin_fut, s);
     gate_add(&g_shut_started, 1);
     for (;;)
         WEFT_CO_YIELD(&s->co, cx);
     *(uint64_t *)out = 1;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void spin_drop(weft_future *f)
@@ -725,8 +722,7 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
     /* Release: the pinger's acquire load sees that this task is done. */
     weft_atomic_fetch_add_acq_rel(&g_locals_done, 1);
     *(uint64_t *)out = (uint64_t)s->i;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(local_yielder, "local_yielder", sizeof(uint64_t));
@@ -738,17 +734,15 @@ typedef struct pinger {
 
 static weft_poll pinger_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    pinger *s = (pinger *)f;
     (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(pinger, s);
     /* Acquire: pairs with the local tasks' final increment. */
     while (weft_atomic_load_acquire(&g_locals_done) < LOCAL_TASKS) {
         for (int k = 0; k < LOCAL_TASKS; k++)
             weft_atomic_waker_wake(&g_local_wakers[k]);
         WEFT_CO_YIELD(&s->co, cx);
     }
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void pinger_drop(weft_future *f)
@@ -767,13 +761,11 @@ typedef struct pressure {
 
 static weft_poll pressure_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    pressure *s = (pressure *)f;
     (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(pressure, s);
     for (s->i = 0; s->i < PRESSURE_YIELDS; s->i++)
         WEFT_CO_YIELD(&s->co, cx);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void pressure_drop(weft_future *f)
@@ -820,8 +812,7 @@ static void steal_root_spawn_local(steal_root *s)
 
 static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    steal_root *s = (steal_root *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(steal_root, s);
     {
         pinger p;
         weft_future_init(&p.base, &pinger_ops, WEFT_F_SEND);
@@ -853,8 +844,7 @@ static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
             s->ok++;
     }
     *(uint64_t *)out = s->ok;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void steal_root_drop(weft_future *f)
@@ -991,8 +981,7 @@ static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
         WEFT_AWAIT(&s->co, cx, &s->h.base, NULL);
     }
     *(int *)out = s->round;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(handoff_waiter, "handoff_waiter", sizeof(int));
@@ -1007,8 +996,7 @@ typedef struct handoff_root {
 
 static weft_poll handoff_root_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    handoff_root *s = (handoff_root *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(handoff_root, s);
     {
         handoff_waiter w;
         weft_future_init(&w.base, &handoff_waiter_ops, 0);
@@ -1026,8 +1014,7 @@ static weft_poll handoff_root_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_AWAIT(&s->co, cx, &s->j.base, &s->out);
     CHECK(s->j.status == 0);
     *(int *)out = s->out;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(handoff_root, "handoff_root", sizeof(int));
@@ -1041,14 +1028,12 @@ typedef struct busy_fut {
 
 static weft_poll busy_fut_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    busy_fut *s = (busy_fut *)f;
     (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(busy_fut, s);
     /* Acquire: pairs with the test thread's release store. */
     while (!weft_atomic_load_acquire(&g_handoff_stop))
         WEFT_CO_YIELD(&s->co, cx);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(busy_fut, "busy", 0);
@@ -1389,8 +1374,7 @@ static weft_poll fair_yielder_poll(weft_future *f, weft_cx *cx, void *out)
     for (s->i = 0; s->i < FAIR_YIELDS; s->i++)
         WEFT_CO_YIELD(&s->co, cx);
     *(int *)out = s->i;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(fair_yielder, "fair_yielder", sizeof(int));

@@ -1,10 +1,17 @@
-/* Test support: coroutine futures (weft/co.h) that own nothing but the
- * child they await, and so share one drop. Such a future's struct starts
- * with `weft_future base; weft_co co;`; its poll is type##_poll, and
+/* Test support: coroutine futures (weft/co.h). A coroutine future's poll
+ * opens with CO_FUTURE_BEGIN and closes with CO_FUTURE_END:
  *
- *   CO_FUTURE_OPS(type, "name", out_size);
+ *   static weft_poll fetch_poll(weft_future *f, weft_cx *cx, void *out)
+ *   {
+ *       CO_FUTURE_BEGIN(fetch, s);    (s: the future as a fetch *)
+ *       ...                           (WEFT_AWAIT(&s->co, ...), ...)
+ *       CO_FUTURE_END(s);
+ *   }
  *
- * after the poll defines its ops table, type##_ops. */
+ * Those that own nothing but the child they await share one drop: their
+ * struct starts with `weft_future base; weft_co co;`, their poll is
+ * type##_poll, and CO_FUTURE_OPS(type, "name", out_size); after the poll
+ * defines their ops table, type##_ops. */
 #ifndef WEFT_TESTS_CO_FUTURE_H
 #define WEFT_TESTS_CO_FUTURE_H
 
@@ -12,6 +19,18 @@
 #include <stddef.h>
 
 #include "weft/co.h"
+
+/* Declares `self`, the future `f` of the poll as a `type *`, and starts
+ * (or resumes) its coroutine `self->co`. */
+#define CO_FUTURE_BEGIN(type, self)                                           \
+    type *self = (type *)f;                                                   \
+    WEFT_CO_BEGIN(&(self)->co)
+
+/* Finishes the coroutine (READY; the output, if any, is written) and
+ * closes it. */
+#define CO_FUTURE_END(self)                                                   \
+    WEFT_CO_RETURN(&(self)->co);                                              \
+    WEFT_CO_END(&(self)->co)
 
 typedef struct co_future {
     weft_future base;

@@ -259,17 +259,15 @@ typedef struct sleeper {
 
 static weft_poll sleeper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    sleeper *s = (sleeper *)f;
     (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(sleeper, s);
     for (s->i = 0; s->i < 3; s->i++) {
         weft_sleep_init(&s->s, WEFT_US(700) * (weft_duration)(s->i + 1));
         s->deadline[s->i] = s->s.deadline;
         WEFT_AWAIT(&s->co, cx, &s->s.base, NULL);
         s->woke[s->i] = weft_now();
     }
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 CO_FUTURE_OPS(sleeper, "sleeper", 0);
@@ -285,13 +283,11 @@ typedef struct sleep_task {
 
 static weft_poll sleep_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    sleep_task *t = (sleep_task *)f;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(sleep_task, t);
     weft_sleep_init(&t->s, t->d);
     WEFT_AWAIT(&t->co, cx, &t->s.base, NULL);
     *(int *)out = weft_now() >= t->s.deadline ? 1 : -1;
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 CO_FUTURE_OPS(sleep_task, "sleep_task", sizeof(int));
@@ -357,9 +353,8 @@ static _Atomic int g_order_counter;
 
 static weft_poll orderer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    orderer *o = (orderer *)f;
     (void)out;
-    WEFT_CO_BEGIN(&o->co);
+    CO_FUTURE_BEGIN(orderer, o);
     {
         static const int create_order[ORDER_K] = { 3, 0, 5, 1, 4, 2 };
         weft_instant start = weft_now();
@@ -397,8 +392,7 @@ static weft_poll orderer_poll(weft_future *f, weft_cx *cx, void *out)
         if (o->left > 0)
             CO_SUSPEND(&o->co); /* the next timer to fire wakes us */
     }
-    WEFT_CO_RETURN(&o->co);
-    WEFT_CO_END(&o->co);
+    CO_FUTURE_END(o);
 }
 
 static void orderer_drop(weft_future *f)
@@ -518,9 +512,8 @@ struct drop_scene {
 
 static weft_poll drop_scene_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    drop_scene *d = (drop_scene *)f;
     (void)out;
-    WEFT_CO_BEGIN(&d->co);
+    CO_FUTURE_BEGIN(drop_scene, d);
     d->pw = probe_start(&g_probe, cx->waker);
     d->subject->arm(d);
     if (d->when == DROP_AFTER_FIRING && d->pending)
@@ -540,8 +533,7 @@ static weft_poll drop_scene_poll(weft_future *f, weft_cx *cx, void *out)
     weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
     WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
     probe_stop(&g_probe);
-    WEFT_CO_RETURN(&d->co);
-    WEFT_CO_END(&d->co);
+    CO_FUTURE_END(d);
 }
 
 CO_FUTURE_OPS(drop_scene, "drop_scene", 0);
@@ -641,9 +633,8 @@ typedef struct heap_dropper {
 
 static weft_poll heap_dropper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    heap_dropper *h = (heap_dropper *)f;
     (void)out;
-    WEFT_CO_BEGIN(&h->co);
+    CO_FUTURE_BEGIN(heap_dropper, h);
     for (h->i = 0; h->i < 16; h->i++) {
         h->s = malloc(sizeof *h->s);
         assert_non_null(h->s);
@@ -657,8 +648,7 @@ static weft_poll heap_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     }
     weft_sleep_until_init(&h->guard, h->deadline + WEFT_MS(2));
     WEFT_AWAIT(&h->co, cx, &h->guard.base, NULL);
-    WEFT_CO_RETURN(&h->co);
-    WEFT_CO_END(&h->co);
+    CO_FUTURE_END(h);
 }
 
 CO_FUTURE_OPS(heap_dropper, "heap_dropper", 0);
@@ -693,9 +683,8 @@ typedef struct resetter {
 
 static weft_poll resetter_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    resetter *r = (resetter *)f;
     (void)out;
-    WEFT_CO_BEGIN(&r->co);
+    CO_FUTURE_BEGIN(resetter, r);
     r->pw = probe_start(&g_probe, cx->waker);
 
     /* Pending an hour away; reset to 2 ms: it completes then. */
@@ -732,8 +721,7 @@ static weft_poll resetter_poll(weft_future *f, weft_cx *cx, void *out)
     weft_future_drop(&r->s.base); /* cancels the hour-long timer */
     r->armed_after_far_drop = wheel_armed();
     probe_stop(&g_probe);
-    WEFT_CO_RETURN(&r->co);
-    WEFT_CO_END(&r->co);
+    CO_FUTURE_END(r);
 }
 
 CO_FUTURE_OPS(resetter, "resetter", 0);
@@ -888,8 +876,7 @@ typedef struct timeout_task {
 
 static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    timeout_task *t = (timeout_task *)f;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(timeout_task, t);
     countdown_init(&t->tc.inner, 2, 31, t->n, WEFT_F_SEND);
     if (weft_timeout_init(&t->tc.t, &t->tc.inner.base, WEFT_SEC(3600)) != 0) {
         *(int *)out = -1;
@@ -899,8 +886,7 @@ static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_AWAIT(&t->co, cx, &t->tc.t.base, out);
     if (t->tc.t.status != 0)
         *(int *)out = -2;
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 CO_FUTURE_OPS(timeout_task, "timeout_task", sizeof(int));
@@ -1019,9 +1005,8 @@ typedef struct ticker {
 
 static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    ticker *t = (ticker *)f;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(ticker, t);
     t->start = weft_now();
     if (weft_interval_at_init(&t->iv, t->start, IV_PERIOD, t->policy) != 0)
         WEFT_CO_RETURN(&t->co);
@@ -1042,8 +1027,7 @@ static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
         if (t->k == 1 && t->late)
             t->after_late_poll = t->got[1];
     }
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 static void ticker_drop(weft_future *f)
@@ -1343,9 +1327,8 @@ static void storm_drop_sleep(storm_task *t)
 
 static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    storm_task *t = (storm_task *)f;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(storm_task, t);
     for (t->i = 0; t->i < STORM_PER_TASK; t->i++) {
         /* Yield now and then so one turn never spends the coop budget
          * (a budget self-wake would look like a second timer wake). */
@@ -1381,8 +1364,7 @@ static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
             storm_drop_sleep(t);
         }
     }
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 static void storm_task_drop(weft_future *f)
@@ -1513,9 +1495,8 @@ typedef struct hour_task {
 
 static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    hour_task *t = (hour_task *)f;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(hour_task, t);
     if (t->id % 3 == 0) {
         weft_future_init(&t->hs.base, &hour_sleep_ops, WEFT_F_SEND);
         weft_sleep_init(&t->hs.s, WEFT_SEC(3600));
@@ -1545,8 +1526,7 @@ static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
             CO_NEXT(&t->co, cx, &t->iv.base, &t->item, t->rc);
         }
     }
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 static void hour_task_drop(weft_future *f)
@@ -1621,8 +1601,7 @@ typedef struct hog {
 
 static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    hog *h = (hog *)f;
-    WEFT_CO_BEGIN(&h->co);
+    CO_FUTURE_BEGIN(hog, h);
     weft_sleep_init(&h->nap, WEFT_MS(1));
     WEFT_AWAIT(&h->co, cx, &h->nap.base, NULL);
     weft_atomic_store_release(&g_hog_running, 1);
@@ -1638,8 +1617,7 @@ static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
         }
         *(int *)out = gave_up;
     }
-    WEFT_CO_RETURN(&h->co);
-    WEFT_CO_END(&h->co);
+    CO_FUTURE_END(h);
 }
 
 CO_FUTURE_OPS(hog, "hog", sizeof(int));
