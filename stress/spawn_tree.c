@@ -45,6 +45,7 @@
 
 #include "stress_common.h"
 #include "support/co_future.h"
+#include "support/downcast.h"
 #include "support/waker_ops.h"
 
 /* What a node with seed `seed` outputs. */
@@ -342,7 +343,7 @@ typedef struct foreign_wait {
 
 static weft_poll foreign_wait_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    foreign_wait *fw = (foreign_wait *)f;
+    DOWNCAST(foreign_wait, fw, f);
     (void)out;
     if (fw->armed && !fw->forever)
         return WEFT_READY;
@@ -493,7 +494,7 @@ static void spawn_kid(node *s, int k)
 
 static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    node *s = (node *)f;
+    DOWNCAST(node, s, f);
     if (s->owner >= 0)
         STRESS_ENSURE(weft_worker_index() == s->owner, "local node %u polled on worker %d, owner %d",
                s->id, weft_worker_index(), s->owner);

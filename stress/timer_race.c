@@ -60,6 +60,7 @@
 #include "stress_common.h"
 #include "support/co_future.h"
 #include "support/co_steps.h"
+#include "support/downcast.h"
 
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
 static weft_duration random_duration(uint64_t *r)
@@ -172,7 +173,7 @@ typedef struct yloop {
 
 static weft_poll yloop_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    yloop *y = (yloop *)f;
+    DOWNCAST(yloop, y, f);
     if (y->left > 0) {
         y->left--;
         weft_waker_wake_by_ref(cx->waker);
@@ -240,7 +241,7 @@ typedef struct ctimeout {
 
 static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    ctimeout *c = (ctimeout *)f;
+    DOWNCAST(ctimeout, c, f);
     uint32_t v = 0xdeadbeefu;
     if (weft_future_poll(&c->t.base, cx, &v) == WEFT_PENDING)
         return WEFT_PENDING;

@@ -19,6 +19,7 @@
 #include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
+#include "support/downcast.h"
 #include "support/misuse_capture.h"
 #include "support/poll.h"
 #include "support/rng.h"
@@ -542,7 +543,7 @@ typedef struct countdown_stream {
 
 static weft_next cds_poll_next(weft_stream *s, weft_cx *cx, void *item)
 {
-    countdown_stream *c = (countdown_stream *)s;
+    DOWNCAST(countdown_stream, c, s);
     (void)cx;
     c->polls++;
     if (c->left == 0)

@@ -29,6 +29,7 @@
 #include "core/atomic.h"
 #include "support/co_future.h"
 #include "support/countdown.h"
+#include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
 
@@ -79,7 +80,7 @@ typedef struct nested {
 
 static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    nested *s = (nested *)f;
+    DOWNCAST(nested, s, f);
     (void)cx;
     int v = -1;
     int rc = weft_block_on(weft_rt_current(), &s->inner.base, &v, sizeof v);
@@ -216,7 +217,7 @@ typedef struct remote_fut {
 
 static weft_poll remote_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    remote_fut *rf = (remote_fut *)f;
+    DOWNCAST(remote_fut, rf, f);
     remote *r = rf->r;
     /* Acquire: pairs with the helper's release of `fired`. */
     int fired = weft_atomic_load_acquire(&r->fired);
@@ -356,7 +357,7 @@ typedef struct outer {
 
 static weft_poll outer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    outer *s = (outer *)f;
+    DOWNCAST(outer, s, f);
     (void)cx;
     s->before = weft_rt_current();
     countdown_init(&s->child, 1, 9, s->child_n, 0);
@@ -461,7 +462,7 @@ typedef struct keeper {
 
 static weft_poll keeper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    keeper *k = (keeper *)f;
+    DOWNCAST(keeper, k, f);
     (void)out;
     if (k->polls++ == 0) {
         /* Keep a clone past the end of block_on, as a channel might. */

@@ -32,6 +32,7 @@
 #include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
+#include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
@@ -121,7 +122,7 @@ static void spin_released(probe *p)
 
 static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    probe_fut *pf = (probe_fut *)f;
+    DOWNCAST(probe_fut, pf, f);
     probe *p = pf->p;
     if (weft_atomic_swap_acq_rel(&p->in_poll, 1))
         weft_atomic_store_relaxed(&p->overlap, 1);
@@ -307,7 +308,7 @@ typedef struct join_then {
 
 static weft_poll join_then_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    join_then *jt = (join_then *)f;
+    DOWNCAST(join_then, jt, f);
     weft_poll r = weft_future_poll(&jt->j->base, cx, out);
     if (r == WEFT_PENDING && !jt->acted) {
         jt->acted = true;
@@ -367,7 +368,7 @@ typedef struct big_fut {
 
 static weft_poll big_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    big_fut *b = (big_fut *)f;
+    DOWNCAST(big_fut, b, f);
     big_out *o = out;
     (void)cx;
     for (int i = 0; i < 6; i++)

@@ -25,6 +25,7 @@
 #include "sched/task.h"
 #include "support/check.h"
 #include "support/co_future.h"
+#include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
 
@@ -266,7 +267,7 @@ static void tree_node_init(tree_node *n, int depth, bool local)
 
 static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    tree_node *n = (tree_node *)f;
+    DOWNCAST(tree_node, n, f);
     weft_atomic_fetch_add_relaxed(&g_tree_polls, 1);
     if (n->owner >= 0)
         CHECK(weft_worker_index() == n->owner);
@@ -424,7 +425,7 @@ typedef struct idle_fut {
 
 static weft_poll idle_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    idle_fut *s = (idle_fut *)f;
+    DOWNCAST(idle_fut, s, f);
     (void)out;
     if (!s->started) {
         s->started = true;
@@ -679,7 +680,7 @@ typedef struct poke_fut {
 
 static weft_poll poke_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    poke_fut *p = (poke_fut *)f;
+    DOWNCAST(poke_fut, p, f);
     (void)out;
     if (p->armed)
         return WEFT_READY;
@@ -701,7 +702,7 @@ typedef struct local_yielder {
 
 static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    local_yielder *s = (local_yielder *)f;
+    DOWNCAST(local_yielder, s, f);
     int me = weft_worker_index();
     g_local_polls[s->k]++;
     if (me != s->owner) {
@@ -945,7 +946,7 @@ typedef struct handoff_fut {
 
 static weft_poll handoff_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    handoff_fut *h = (handoff_fut *)f;
+    DOWNCAST(handoff_fut, h, f);
     (void)out;
     if (h->handed)
         return WEFT_READY;
@@ -970,7 +971,7 @@ typedef struct handoff_waiter {
 
 static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    handoff_waiter *s = (handoff_waiter *)f;
+    DOWNCAST(handoff_waiter, s, f);
     g_handoff_polls++;
     if (weft_worker_index() != s->owner)
         g_handoff_off_owner++;
@@ -1367,7 +1368,7 @@ typedef struct fair_yielder {
 
 static weft_poll fair_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    fair_yielder *s = (fair_yielder *)f;
+    DOWNCAST(fair_yielder, s, f);
     if (g_fair_nlog < FAIR_LOG)
         g_fair_log[g_fair_nlog++] = s->who;
     WEFT_CO_BEGIN(&s->co);

@@ -19,11 +19,12 @@
 #include <stddef.h>
 
 #include "weft/co.h"
+#include "support/downcast.h"
 
 /* Declares `self`, the future `f` of the poll as a `type *`, and starts
  * (or resumes) its coroutine `self->co`. */
 #define CO_FUTURE_BEGIN(type, self)                                           \
-    type *self = (type *)f;                                                   \
+    DOWNCAST(type, self, f);                                                  \
     WEFT_CO_BEGIN(&(self)->co)
 
 /* Finishes the coroutine (READY; the output, if any, is written) and
