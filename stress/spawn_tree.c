@@ -343,7 +343,7 @@ typedef struct foreign_wait {
 
 static weft_poll foreign_wait_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(foreign_wait, fw, f);
+    DOWNCAST(foreign_wait, fw);
     (void)out;
     if (fw->armed && !fw->forever)
         return WEFT_READY;
@@ -494,7 +494,7 @@ static void spawn_kid(node *s, int k)
 
 static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(node, s, f);
+    DOWNCAST(node, s);
     if (s->owner >= 0)
         STRESS_ENSURE(weft_worker_index() == s->owner, "local node %u polled on worker %d, owner %d",
                s->id, weft_worker_index(), s->owner);

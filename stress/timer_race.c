@@ -166,14 +166,13 @@ static void abort_racer(unsigned victim, stress_counter *counter)
  * then READY with `value`. */
 typedef struct yloop {
     weft_future base;
-    uint32_t id;
+    uint32_t id, value;
     unsigned left;
-    uint32_t value;
 } yloop;
 
 static weft_poll yloop_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(yloop, y, f);
+    DOWNCAST(yloop, y);
     if (y->left > 0) {
         y->left--;
         weft_waker_wake_by_ref(cx->waker);
@@ -241,7 +240,7 @@ typedef struct ctimeout {
 
 static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(ctimeout, c, f);
+    DOWNCAST(ctimeout, c);
     uint32_t v = 0xdeadbeefu;
     if (weft_future_poll(&c->t.base, cx, &v) == WEFT_PENDING)
         return WEFT_PENDING;

@@ -19,7 +19,6 @@
 #include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/counting_waker.h"
-#include "support/downcast.h"
 #include "support/misuse_capture.h"
 #include "support/poll.h"
 #include "support/rng.h"
@@ -537,13 +536,12 @@ static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(vo
 /* A stream of `left` ints counting down, then DONE. */
 typedef struct countdown_stream {
     weft_stream base;
-    int left;
-    int polls;
+    int left, polls;
 } countdown_stream;
 
 static weft_next cds_poll_next(weft_stream *s, weft_cx *cx, void *item)
 {
-    DOWNCAST(countdown_stream, c, s);
+    countdown_stream *c = (countdown_stream *)s;
     (void)cx;
     c->polls++;
     if (c->left == 0)

@@ -80,7 +80,7 @@ typedef struct nested {
 
 static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(nested, s, f);
+    DOWNCAST(nested, s);
     (void)cx;
     int v = -1;
     int rc = weft_block_on(weft_rt_current(), &s->inner.base, &v, sizeof v);
@@ -217,7 +217,7 @@ typedef struct remote_fut {
 
 static weft_poll remote_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(remote_fut, rf, f);
+    DOWNCAST(remote_fut, rf);
     remote *r = rf->r;
     /* Acquire: pairs with the helper's release of `fired`. */
     int fired = weft_atomic_load_acquire(&r->fired);
@@ -357,7 +357,7 @@ typedef struct outer {
 
 static weft_poll outer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(outer, s, f);
+    DOWNCAST(outer, s);
     (void)cx;
     s->before = weft_rt_current();
     countdown_init(&s->child, 1, 9, s->child_n, 0);
@@ -462,7 +462,7 @@ typedef struct keeper {
 
 static weft_poll keeper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(keeper, k, f);
+    DOWNCAST(keeper, k);
     (void)out;
     if (k->polls++ == 0) {
         /* Keep a clone past the end of block_on, as a channel might. */

@@ -122,7 +122,7 @@ static void spin_released(probe *p)
 
 static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(probe_fut, pf, f);
+    DOWNCAST(probe_fut, pf);
     probe *p = pf->p;
     if (weft_atomic_swap_acq_rel(&p->in_poll, 1))
         weft_atomic_store_relaxed(&p->overlap, 1);
@@ -308,7 +308,7 @@ typedef struct join_then {
 
 static weft_poll join_then_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(join_then, jt, f);
+    DOWNCAST(join_then, jt);
     weft_poll r = weft_future_poll(&jt->j->base, cx, out);
     if (r == WEFT_PENDING && !jt->acted) {
         jt->acted = true;
@@ -368,7 +368,7 @@ typedef struct big_fut {
 
 static weft_poll big_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(big_fut, b, f);
+    DOWNCAST(big_fut, b);
     big_out *o = out;
     (void)cx;
     for (int i = 0; i < 6; i++)

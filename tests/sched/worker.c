@@ -267,7 +267,7 @@ static void tree_node_init(tree_node *n, int depth, bool local)
 
 static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(tree_node, n, f);
+    DOWNCAST(tree_node, n);
     weft_atomic_fetch_add_relaxed(&g_tree_polls, 1);
     if (n->owner >= 0)
         CHECK(weft_worker_index() == n->owner);
@@ -418,14 +418,14 @@ static gate g_shut_started;
 typedef struct idle_fut {
     weft_future base;
     uint32_t id;
-    bool keep_waker; /* hold a clone of the waker (a task reference) */
-    bool started;
+    /* keep_waker: hold a clone of the waker (a task reference). */
+    bool keep_waker, started;
     weft_waker waker;
 } idle_fut;
 
 static weft_poll idle_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(idle_fut, s, f);
+    DOWNCAST(idle_fut, s);
     (void)out;
     if (!s->started) {
         s->started = true;
@@ -680,7 +680,7 @@ typedef struct poke_fut {
 
 static weft_poll poke_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(poke_fut, p, f);
+    DOWNCAST(poke_fut, p);
     (void)out;
     if (p->armed)
         return WEFT_READY;
@@ -702,7 +702,7 @@ typedef struct local_yielder {
 
 static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(local_yielder, s, f);
+    DOWNCAST(local_yielder, s);
     int me = weft_worker_index();
     g_local_polls[s->k]++;
     if (me != s->owner) {
@@ -946,7 +946,7 @@ typedef struct handoff_fut {
 
 static weft_poll handoff_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(handoff_fut, h, f);
+    DOWNCAST(handoff_fut, h);
     (void)out;
     if (h->handed)
         return WEFT_READY;
@@ -964,14 +964,13 @@ static const weft_future_ops handoff_ops = { "handoff", 0, handoff_poll, NULL, N
 typedef struct handoff_waiter {
     weft_future base;
     weft_co co;
-    int owner;
-    int round;
+    int owner, round;
     handoff_fut h;
 } handoff_waiter;
 
 static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(handoff_waiter, s, f);
+    DOWNCAST(handoff_waiter, s);
     g_handoff_polls++;
     if (weft_worker_index() != s->owner)
         g_handoff_off_owner++;
@@ -1362,13 +1361,12 @@ static weft_join g_fair_joins[2];
 typedef struct fair_yielder {
     weft_future base;
     weft_co co;
-    int who;
-    int i;
+    int who, i;
 } fair_yielder;
 
 static weft_poll fair_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(fair_yielder, s, f);
+    DOWNCAST(fair_yielder, s);
     if (g_fair_nlog < FAIR_LOG)
         g_fair_log[g_fair_nlog++] = s->who;
     WEFT_CO_BEGIN(&s->co);

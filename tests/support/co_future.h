@@ -24,7 +24,7 @@
 /* Declares `self`, the future `f` of the poll as a `type *`, and starts
  * (or resumes) its coroutine `self->co`. */
 #define CO_FUTURE_BEGIN(type, self)                                           \
-    DOWNCAST(type, self, f);                                                  \
+    DOWNCAST(type, self);                                                     \
     WEFT_CO_BEGIN(&(self)->co)
 
 /* Finishes the coroutine (READY; the output, if any, is written) and

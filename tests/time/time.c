@@ -431,7 +431,7 @@ typedef struct first_poll {
 
 static weft_poll first_poll_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(first_poll, p, f);
+    DOWNCAST(first_poll, p);
     (void)out;
     weft_sleep s[4];
     weft_sleep_until_init(&s[0], weft_now() - WEFT_MS(1));
@@ -1261,7 +1261,7 @@ typedef struct tsleep {
 
 static weft_poll tsleep_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(tsleep, t, f);
+    DOWNCAST(tsleep, t);
     (void)out;
     if (weft_atomic_load_acquire(&t->r->dropped))
         weft_atomic_fetch_add_relaxed(&v_polled_after_drop, 1);
@@ -1462,7 +1462,7 @@ typedef struct hour_sleep {
 
 static weft_poll hour_sleep_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(hour_sleep, h, f);
+    DOWNCAST(hour_sleep, h);
     weft_poll r = weft_future_poll(&h->s.base, cx, out);
     if (r == WEFT_PENDING && !h->counted) {
         h->counted = true;
