@@ -207,11 +207,9 @@ static thread_waker *tw_new(void)
 
 static weft_waker tw_clone(const void *data)
 {
-    thread_waker *t = (thread_waker *)data;
     /* Relaxed: a new reference is made from an existing one. */
-    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-    weft_waker w = { &tw_ops, t };
-    return w;
+    atomic_fetch_add_explicit(&((thread_waker *)data)->refs, 1, memory_order_relaxed);
+    return waker_of(&tw_ops, data);
 }
 
 static void tw_drop(void *data)
@@ -254,7 +252,7 @@ static void tw_wait(thread_waker *t)
 static void poll_to_completion(weft_future *f, void *out)
 {
     thread_waker *t = tw_new();
-    weft_waker w = { &tw_ops, t };
+    weft_waker w = waker_of(&tw_ops, t);
     for (;;) {
         weft_cx cx;
         weft_cx_init(&cx, &w);

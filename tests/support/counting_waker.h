@@ -36,8 +36,7 @@ static weft_waker cw_clone(const void *data)
     for (unsigned i = 0; i < c->clone_spin; i++)
         weft__cpu_relax();
     weft_atomic_fetch_add_acq_rel(&c->clones, 1);
-    weft_waker w = { &cw_ops, c };
-    return w;
+    return waker_of(&cw_ops, c);
 }
 
 static void cw_wake(void *data)
@@ -73,8 +72,7 @@ static inline void cw_init(counting_waker *c)
 /* The test's own (borrowed) waker for `c`: not counted as a clone. */
 static inline weft_waker cw_waker(counting_waker *c)
 {
-    weft_waker w = { &cw_ops, c };
-    return w;
+    return waker_of(&cw_ops, c);
 }
 
 /* Wakes so far, by value and by reference. */

@@ -122,11 +122,9 @@ TEST_WAKER_OPS(probe);
 
 static weft_waker probe_clone(const void *data)
 {
-    probe *p = (probe *)data;
     /* Relaxed: a counter, checked after the events that settle it. */
-    weft_atomic_fetch_add_relaxed(&p->clones, 1);
-    weft_waker w = { &probe_ops, p };
-    return w;
+    weft_atomic_fetch_add_relaxed(&((probe *)data)->clones, 1);
+    return waker_of(&probe_ops, data);
 }
 
 static void probe_note(probe *p)
@@ -166,8 +164,7 @@ static weft_waker probe_start(probe *p, const weft_waker *target)
     weft_atomic_store_relaxed(&p->forbid, false);
     weft_atomic_store_relaxed(&p->bad_wakes, 0);
     p->target = weft_waker_clone(target);
-    weft_waker w = { &probe_ops, p };
-    return w;
+    return waker_of(&probe_ops, p);
 }
 
 static void probe_stop(probe *p)
@@ -1208,11 +1205,9 @@ static twaker *tw_new(srec *r, const weft_waker *task)
 
 static weft_waker tw_clone(const void *data)
 {
-    twaker *t = (twaker *)data;
     /* Relaxed: a new reference is made from an existing one. */
-    weft_atomic_fetch_add_relaxed(&t->refs, 1);
-    weft_waker w = { &tw_ops, t };
-    return w;
+    weft_atomic_fetch_add_relaxed(&((twaker *)data)->refs, 1);
+    return waker_of(&tw_ops, data);
 }
 
 static void tw_release(twaker *t)
@@ -1266,7 +1261,7 @@ static weft_poll tsleep_poll(weft_future *f, weft_cx *cx, void *out)
     if (weft_atomic_load_acquire(&t->r->dropped))
         weft_atomic_fetch_add_relaxed(&v_polled_after_drop, 1);
     twaker *tw = tw_new(t->r, cx->waker);
-    weft_waker w = { &tw_ops, tw };
+    weft_waker w = waker_of(&tw_ops, tw);
     weft_cx inner;
     inner.waker = &w;
     inner.budget = cx->budget;
