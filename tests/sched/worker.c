@@ -31,23 +31,21 @@
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
 
+/* Each test owns its gates (static, so they need no destruction) and
+ * starts them from zero with gate_reset. */
 typedef struct gate {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t n;
 } gate;
 
-static void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
-    g->n = 0;
-}
+#define GATE_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 }
 
-static void gate_fini(gate *g)
+static void gate_reset(gate *g)
 {
-    pthread_cond_destroy(&g->cond);
-    pthread_mutex_destroy(&g->lock);
+    pthread_mutex_lock(&g->lock);
+    g->n = 0;
+    pthread_mutex_unlock(&g->lock);
 }
 
 static void gate_add(gate *g, uint64_t k)
@@ -115,7 +113,7 @@ typedef struct count_fut {
 
 static _Atomic uint32_t *g_runs;  /* per task id: polls that finished it */
 static _Atomic uint32_t *g_drops; /* per task id: drops */
-static gate g_dropped;
+static gate g_dropped = GATE_INIT;
 
 static uint64_t count_expected(uint32_t id)
 {
@@ -190,7 +188,7 @@ static void test_spawn_from_four_foreign_threads_runs_each_task_once(void **stat
     g_drops = calloc(total, sizeof *g_drops);
     assert_non_null(g_runs);
     assert_non_null(g_drops);
-    gate_init(&g_dropped);
+    gate_reset(&g_dropped);
 
     weft_rt *rt = rt_start(2);
     pthread_t th[FOREIGN_THREADS];
@@ -216,7 +214,6 @@ static void test_spawn_from_four_foreign_threads_runs_each_task_once(void **stat
             fail();
         }
     }
-    gate_fini(&g_dropped);
     free(g_runs);
     free(g_drops);
 }
@@ -413,7 +410,7 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
 #define SHUT_TOTAL (SHUT_IDLE + SHUT_SPIN + 2u * SHUT_DETACHED)
 
 static _Atomic uint32_t g_shut_drops[SHUT_TOTAL];
-static gate g_shut_started;
+static gate g_shut_started = GATE_INIT;
 
 typedef struct idle_fut {
     weft_future base;
@@ -479,7 +476,7 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
     (void)state;
     for (unsigned i = 0; i < SHUT_TOTAL; i++)
         weft_atomic_store_relaxed(&g_shut_drops[i], 0);
-    gate_init(&g_shut_started);
+    gate_reset(&g_shut_started);
     weft_rt *rt = rt_start(2);
 
     weft_join joins[SHUT_IDLE + SHUT_SPIN];
@@ -527,7 +524,6 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
         assert_int_equal(out, 0);
         weft_future_drop(&joins[k].base);
     }
-    gate_fini(&g_shut_started);
     weft_rt_shutdown(NULL); /* a no-op */
 }
 
@@ -670,7 +666,7 @@ static int g_local_bad_index[LOCAL_TASKS];
  * the requeue after a poll. */
 static weft_atomic_waker g_local_wakers[LOCAL_TASKS];
 static _Atomic unsigned g_locals_done;
-static gate g_pressure_dropped;
+static gate g_pressure_dropped = GATE_INIT;
 
 typedef struct poke_fut {
     weft_future base;
@@ -874,7 +870,7 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
         weft_atomic_waker_init(&g_local_wakers[k]);
     }
     weft_atomic_store_relaxed(&g_locals_done, 0);
-    gate_init(&g_pressure_dropped);
+    gate_reset(&g_pressure_dropped);
     int misuse_before = misuse_count();
 
     weft_rt *rt = rt_start(STEAL_WORKERS);
@@ -916,7 +912,6 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
         /* One poll per yield at least, plus the first. */
         assert_true(g_local_polls[k] >= LOCAL_YIELDS + 1);
     }
-    gate_fini(&g_pressure_dropped);
 }
 
 /* ================================================================================
@@ -1143,7 +1138,7 @@ static const weft_future_ops stats_child_ops = {
  * send (a worker pushing to its own queue is expected to run it), so the
  * test thread then spawns a no-op task: a spawn from outside always wakes
  * an idle worker, which then finds the ring's task and steals it. */
-static gate g_stats_ring_ready;
+static gate g_stats_ring_ready = GATE_INIT;
 
 typedef struct stats_root {
     weft_future base;
@@ -1188,7 +1183,7 @@ static void test_stats_report_per_worker_counters(void **state)
     weft_atomic_store_relaxed(&g_stats_polls, 0);
     weft_atomic_store_relaxed(&g_stats_child_ran, false);
     weft_atomic_store_relaxed(&g_stats_first_child_worker, -1);
-    gate_init(&g_stats_ring_ready);
+    gate_reset(&g_stats_ring_ready);
     weft_rt *rt = rt_start(2);
 
     stats_root root;
@@ -1249,7 +1244,6 @@ static void test_stats_report_per_worker_counters(void **state)
     n = 1;
     assert_int_equal(weft_rt_stats(NULL, &one, &n), -EINVAL);
     weft_rt_shutdown(rt);
-    gate_fini(&g_stats_ring_ready);
     assert_no_async_failures();
 }
 

@@ -43,6 +43,7 @@
 #include "support/co_steps.h"
 #include "support/countdown.h"
 #include "support/downcast.h"
+#include "support/never.h"
 #include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
@@ -203,32 +204,6 @@ static weft_poll reset_and_arm(weft_sleep *s, const weft_waker *w, weft_duration
 }
 
 /* ---- small futures ------------------------------------------------------ */
-
-/* PENDING forever, never waking anyone. */
-typedef struct never {
-    weft_future base;
-    countdown_counts *n;
-} never;
-
-static weft_poll never_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx, (void)out;
-    weft_atomic_fetch_add_relaxed(&((never *)f)->n->polls, 1);
-    return WEFT_PENDING;
-}
-
-static void never_drop(weft_future *f)
-{
-    weft_atomic_fetch_add_acq_rel(&((never *)f)->n->drops, 1);
-}
-
-static const weft_future_ops never_ops = { "never", sizeof(int), never_poll, never_drop, NULL };
-
-static void never_init(never *nv, countdown_counts *n, uint32_t flags)
-{
-    weft_future_init(&nv->base, &never_ops, flags);
-    nv->n = n;
-}
 
 /* A timeout and its inner future side by side in one struct (the timeout
  * finds its inner by offset, so the pair may move together before the
