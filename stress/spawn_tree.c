@@ -388,8 +388,7 @@ static const weft_future_ops node_ops = { "stress_node", sizeof(uint64_t), node_
 
 static void node_init(node *n, uint32_t id, int depth, uint64_t seed, bool local, bool stuck)
 {
-    weft_future_init(&n->base, &node_ops, local ? 0u : WEFT_F_SEND);
-    weft_co_init(&n->co);
+    co_future_init(n, sizeof *n, &node_ops, local ? 0u : WEFT_F_SEND);
     n->id = id;
     n->depth = depth;
     n->owner = local ? weft_worker_index() : -1;

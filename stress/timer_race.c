@@ -416,9 +416,7 @@ static const weft_future_ops racer_ops = { "racer", sizeof(uint64_t), racer_poll
 
 static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
 {
-    memset(s, 0, sizeof *s);
-    weft_future_init(&s->base, &racer_ops, WEFT_F_SEND);
-    weft_co_init(&s->co);
+    co_future_init(s, sizeof *s, &racer_ops, WEFT_F_SEND);
     s->idx = idx;
     s->rng = rng_seed(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
     s->nraces = 1 + rng_next32(&s->rng) % MAX_RACES;

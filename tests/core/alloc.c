@@ -206,9 +206,7 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
     }
     for (int k = 0; k < FANS; k++) {
         fan f;
-        memset(&f, 0, sizeof f);
-        weft_future_init(&f.base, &fan_ops, WEFT_F_SEND);
-        weft_co_init(&f.co);
+        co_future_init(&f, sizeof f, &fan_ops, WEFT_F_SEND);
         f.fanout = FANOUT;
         f.n = n;
         f.first_id = JOBS + k * FANOUT;

@@ -633,9 +633,7 @@ CO_FUTURE_OPS(seq_co, "test_seq_co", sizeof(int));
 
 static void seq_co_init(seq_co *s)
 {
-    memset(s, 0, sizeof *s);
-    weft_future_init(&s->base, &seq_co_ops, WEFT_F_SEND);
-    weft_co_init(&s->co);
+    co_future_init(s, sizeof *s, &seq_co_ops, WEFT_F_SEND);
     countdown_counts_init(&s->na);
     countdown_counts_init(&s->nb);
     countdown_counts_init(&s->nloop);

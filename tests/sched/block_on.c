@@ -438,9 +438,7 @@ static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state
     countdown_counts n;
     countdown_counts_init(&n);
     spawner s;
-    memset(&s, 0, sizeof s);
-    weft_future_init(&s.base, &spawner_ops, 0);
-    weft_co_init(&s.co);
+    co_future_init(&s, sizeof s, &spawner_ops, 0);
     s.n = &n;
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &s.base, &out, sizeof out), 0);

@@ -457,9 +457,7 @@ static void test_task_joins_a_child_it_spawned(void **state)
     for (int round = 0; round < 50; round++) {
         probe_reset(&c->p[1], M_READY);
         parent_co p;
-        memset(&p, 0, sizeof p);
-        weft_future_init(&p.base, &parent_co_ops, WEFT_F_SEND);
-        weft_co_init(&p.co);
+        co_future_init(&p, sizeof p, &parent_co_ops, WEFT_F_SEND);
         p.child_probe = &c->p[1];
         assert_int_equal(weft_spawn(c->rt, &p.base, sizeof p, &c->join[0]), 0);
         int st;

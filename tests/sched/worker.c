@@ -252,8 +252,7 @@ static const weft_future_ops tree_ops = {
 
 static void tree_node_init(tree_node *n, int depth, bool local)
 {
-    weft_future_init(&n->base, &tree_ops, local ? 0u : WEFT_F_SEND);
-    weft_co_init(&n->co);
+    co_future_init(n, sizeof *n, &tree_ops, local ? 0u : WEFT_F_SEND);
     n->depth = depth;
     n->owner = local ? weft_worker_index() : -1;
     n->nspawned = 0;
@@ -494,8 +493,7 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
     }
     for (unsigned i = 0; i < SHUT_SPIN + SHUT_DETACHED; i++, id++) {
         spin_fut f;
-        weft_future_init(&f.base, &spin_ops, WEFT_F_SEND);
-        weft_co_init(&f.co);
+        co_future_init(&f, sizeof f, &spin_ops, WEFT_F_SEND);
         f.id = id;
         weft_join *j = i < SHUT_SPIN ? &joins[njoins++] : NULL;
         assert_int_equal(weft_spawn(rt, &f.base, sizeof f, j), 0);
@@ -793,8 +791,7 @@ typedef struct steal_root {
 static void steal_root_spawn_local(steal_root *s)
 {
     local_yielder y;
-    weft_future_init(&y.base, &local_yielder_ops, 0);
-    weft_co_init(&y.co);
+    co_future_init(&y, sizeof y, &local_yielder_ops, 0);
     y.k = s->nlocal;
     y.owner = weft_worker_index();
     y.i = 0;
@@ -812,8 +809,7 @@ static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
     CO_FUTURE_BEGIN(steal_root, s);
     {
         pinger p;
-        weft_future_init(&p.base, &pinger_ops, WEFT_F_SEND);
-        weft_co_init(&p.co);
+        co_future_init(&p, sizeof p, &pinger_ops, WEFT_F_SEND);
         int rc = weft_spawn(NULL, &p.base, sizeof p, NULL);
         CHECK(rc == 0);
         if (rc != 0)
@@ -821,8 +817,7 @@ static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
     }
     for (s->i = 0; s->i < PRESSURE_TASKS; s->i++) {
         pressure p;
-        weft_future_init(&p.base, &pressure_ops, WEFT_F_SEND);
-        weft_co_init(&p.co);
+        co_future_init(&p, sizeof p, &pressure_ops, WEFT_F_SEND);
         p.i = 0;
         int rc = weft_spawn(NULL, &p.base, sizeof p, NULL);
         CHECK(rc == 0);
@@ -875,8 +870,7 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
 
     weft_rt *rt = rt_start(STEAL_WORKERS);
     steal_root root;
-    weft_future_init(&root.base, &steal_root_ops, WEFT_F_SEND);
-    weft_co_init(&root.co);
+    co_future_init(&root, sizeof root, &steal_root_ops, WEFT_F_SEND);
     root.i = 0;
     root.nlocal = 0;
     root.j = 0;
@@ -994,8 +988,7 @@ static weft_poll handoff_root_poll(weft_future *f, weft_cx *cx, void *out)
     CO_FUTURE_BEGIN(handoff_root, s);
     {
         handoff_waiter w;
-        weft_future_init(&w.base, &handoff_waiter_ops, 0);
-        weft_co_init(&w.co);
+        co_future_init(&w, sizeof w, &handoff_waiter_ops, 0);
         w.owner = weft_worker_index();
         w.round = 0;
         int rc = weft_spawn_local(&w.base, sizeof w, &s->j);
@@ -1057,13 +1050,11 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     weft_join busy[HANDOFF_SPINNERS];
     for (int i = 0; i < HANDOFF_SPINNERS; i++) {
         busy_fut b;
-        weft_future_init(&b.base, &busy_fut_ops, WEFT_F_SEND);
-        weft_co_init(&b.co);
+        co_future_init(&b, sizeof b, &busy_fut_ops, WEFT_F_SEND);
         assert_int_equal(weft_spawn(rt, &b.base, sizeof b, &busy[i]), 0);
     }
     handoff_root root;
-    weft_future_init(&root.base, &handoff_root_ops, WEFT_F_SEND);
-    weft_co_init(&root.co);
+    co_future_init(&root, sizeof root, &handoff_root_ops, WEFT_F_SEND);
     weft_join rj;
     assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &rj), 0);
 
@@ -1384,8 +1375,7 @@ static weft_poll fair_root_poll(weft_future *f, weft_cx *cx, void *out)
     (void)out;
     for (int who = 0; who < 2; who++) {
         fair_yielder y;
-        weft_future_init(&y.base, &fair_yielder_ops, WEFT_F_SEND);
-        weft_co_init(&y.co);
+        co_future_init(&y, sizeof y, &fair_yielder_ops, WEFT_F_SEND);
         y.who = who;
         y.i = 0;
         CHECK(weft_spawn(NULL, &y.base, sizeof y, &g_fair_joins[who]) == 0);

@@ -17,6 +17,8 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "weft/co.h"
 #include "support/downcast.h"
@@ -42,6 +44,19 @@ typedef struct co_future {
 static inline void co_future_drop(weft_future *f)
 {
     weft_co_drop(&((co_future *)f)->co);
+}
+
+/* Zeroes the coroutine future `f` (`size` bytes: its struct starts with
+ * `weft_future base; weft_co co;`) and starts it with `ops` and `flags`
+ * (WEFT_F_SEND or 0), its coroutine at the beginning. Set the rest of its
+ * fields after. */
+static inline void co_future_init(void *f, size_t size, const weft_future_ops *ops,
+                                  uint32_t flags)
+{
+    memset(f, 0, size);
+    co_future *c = f;
+    weft_future_init(&c->base, ops, flags);
+    weft_co_init(&c->co);
 }
 
 #define CO_FUTURE_OPS(type, name, out_size)                                   \

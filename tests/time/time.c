@@ -278,8 +278,7 @@ static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
 
     /* Awaited in a coroutine; deadlines not on tick boundaries. */
     sleeper c;
-    weft_future_init(&c.base, &sleeper_ops, WEFT_F_SEND);
-    weft_co_init(&c.co);
+    co_future_init(&c, sizeof c, &sleeper_ops, WEFT_F_SEND);
     assert_int_equal(weft_block_on(g_rt, &c.base, NULL, 0), 0);
     for (int i = 0; i < 3; i++)
         assert_true(c.woke[i] >= c.deadline[i]);
@@ -289,8 +288,7 @@ static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
     weft_join j[N];
     for (int i = 0; i < N; i++) {
         sleep_task t;
-        weft_future_init(&t.base, &sleep_task_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
+        co_future_init(&t, sizeof t, &sleep_task_ops, WEFT_F_SEND);
         t.d = WEFT_US(250) * (weft_duration)(i + 1);
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, &j[i]), 0);
     }
@@ -383,8 +381,7 @@ static void test_sleeps_complete_in_deadline_order(void **state)
     (void)state;
     weft_atomic_store_relaxed(&g_order_counter, 0);
     orderer o;
-    weft_future_init(&o.base, &orderer_ops, 0);
-    weft_co_init(&o.co);
+    co_future_init(&o, sizeof o, &orderer_ops, 0);
     assert_int_equal(weft_block_on(g_rt, &o.base, NULL, 0), 0);
     assert_int_equal(o.inversions, 0);
     for (int k = 0; k < ORDER_K; k++) {
@@ -515,9 +512,7 @@ CO_FUTURE_OPS(drop_scene, "drop_scene", 0);
  * once none could. */
 static void run_drop_scene(drop_scene *d, const drop_subject *subject, int when)
 {
-    memset(d, 0, sizeof *d);
-    weft_future_init(&d->base, &drop_scene_ops, 0);
-    weft_co_init(&d->co);
+    co_future_init(d, sizeof *d, &drop_scene_ops, 0);
     d->subject = subject;
     d->when = when;
     assert_int_equal(weft_block_on(g_rt, &d->base, NULL, 0), 0);
@@ -630,8 +625,7 @@ static void test_sleep_memory_may_be_freed_after_drop(void **state)
 {
     (void)state;
     heap_dropper h;
-    weft_future_init(&h.base, &heap_dropper_ops, 0);
-    weft_co_init(&h.co);
+    co_future_init(&h, sizeof h, &heap_dropper_ops, 0);
     assert_int_equal(weft_block_on(g_rt, &h.base, NULL, 0), 0);
     assert_int_equal(wheel_armed(), 0);
 }
@@ -703,9 +697,7 @@ static void test_sleep_reset_rearms(void **state)
 {
     (void)state;
     resetter r;
-    memset(&r, 0, sizeof r);
-    weft_future_init(&r.base, &resetter_ops, 0);
-    weft_co_init(&r.co);
+    co_future_init(&r, sizeof r, &resetter_ops, 0);
     assert_int_equal(weft_block_on(g_rt, &r.base, NULL, 0), 0);
     assert_int_equal(r.r_far, WEFT_PENDING);
     assert_int_equal(r.armed_far, 1);
@@ -892,8 +884,7 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
     countdown_counts m;
     countdown_counts_init(&m);
     timeout_task tt;
-    weft_future_init(&tt.base, &timeout_task_ops, WEFT_F_SEND);
-    weft_co_init(&tt.co);
+    co_future_init(&tt, sizeof tt, &timeout_task_ops, WEFT_F_SEND);
     tt.started = false;
     tt.n = &m;
     int out = 0;
@@ -1014,9 +1005,7 @@ static const weft_future_ops ticker_ops = { "ticker", 0, ticker_poll, ticker_dro
 
 static void run_ticker(ticker *t, weft_missed_tick policy, bool late)
 {
-    memset(t, 0, sizeof *t);
-    weft_future_init(&t->base, &ticker_ops, 0);
-    weft_co_init(&t->co);
+    co_future_init(t, sizeof *t, &ticker_ops, 0);
     t->policy = policy;
     t->late = late;
     assert_int_equal(weft_block_on(g_rt, &t->base, NULL, 0), 0);
@@ -1368,9 +1357,7 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
     static weft_join joins[STORM_TASKS];
     for (unsigned k = 0; k < STORM_TASKS; k++) {
         storm_task t;
-        memset(&t, 0, sizeof t);
-        weft_future_init(&t.base, &storm_task_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
+        co_future_init(&t, sizeof t, &storm_task_ops, WEFT_F_SEND);
         t.task = k;
         t.rng = (seed ^ ((uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull)) | 1;
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, &joins[k]), 0);
@@ -1525,9 +1512,7 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
     weft_join joins[SHUT_TASKS];
     for (int i = 0; i < SHUT_TASKS; i++) {
         hour_task t;
-        memset(&t, 0, sizeof t);
-        weft_future_init(&t.base, &hour_task_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
+        co_future_init(&t, sizeof t, &hour_task_ops, WEFT_F_SEND);
         t.id = i;
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, i % 2 ? &joins[i] : NULL), 0);
     }
@@ -1605,8 +1590,7 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
         weft_atomic_store_relaxed(&g_hog_running, 0);
         weft_atomic_store_relaxed(&g_hog_release, false);
         hog h;
-        weft_future_init(&h.base, &hog_ops, WEFT_F_SEND);
-        weft_co_init(&h.co);
+        co_future_init(&h, sizeof h, &hog_ops, WEFT_F_SEND);
         weft_join j;
         assert_int_equal(weft_spawn(g_rt, &h.base, sizeof h, &j), 0);
         wait_for_count(&g_hog_running, 1);
