@@ -32,6 +32,7 @@
 #include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
+#include "support/spawn_join.h"
 
 #define WATCHDOG_NS (60ull * 1000000000ull)
 
@@ -404,45 +405,19 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
     weft_rt_shutdown(other);
 }
 
-/* Spawns onto "the current runtime" (rt NULL) and awaits the join. */
-typedef struct spawner {
-    weft_future base;
-    weft_co co;
-    countdown_counts *n;
-    weft_join j;
-    int rc, got;
-} spawner;
-
-static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    CO_FUTURE_BEGIN(spawner, s);
-    {
-        countdown c;
-        countdown_init(&c, 2, 40, s->n, WEFT_F_SEND);
-        s->rc = weft_spawn(NULL, &c.base, sizeof c, &s->j);
-        if (s->rc != 0) {
-            *(int *)out = s->rc;
-            WEFT_CO_RETURN(&s->co);
-        }
-    }
-    WEFT_AWAIT(&s->co, cx, &s->j.base, &s->got);
-    *(int *)out = s->got + 2;
-    CO_FUTURE_END(s);
-}
-
-CO_FUTURE_OPS(spawner, "test_spawner", sizeof(int));
-
+/* A future run by block_on that spawns a countdown onto "the current
+ * runtime" (rt NULL) and awaits its join (support/spawn_join.h). */
 static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state)
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
-    spawner s;
-    co_future_init(&s, sizeof s, &spawner_ops, 0);
-    s.n = &n;
+    countdown c;
+    countdown_start(&c, &n, 2, 21, WEFT_F_SEND);
+    spawn_join s;
+    spawn_join_init(&s, &c.base, sizeof c, 0);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &s.base, &out, sizeof out), 0);
-    assert_int_equal(s.rc, 0);
+    assert_int_equal(s.spawn_rc, 0);
     assert_int_equal(out, 42);
     /* The child ran on a worker of the current runtime. */
     assert_ptr_equal(weft_atomic_load_relaxed(&n.seen_rt), g_rt);

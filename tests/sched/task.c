@@ -36,6 +36,7 @@
 #include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
+#include "support/spawn_join.h"
 
 /* ---- waiting --------------------------------------------------------------------- */
 
@@ -420,45 +421,19 @@ static void test_join_returns_the_output(void **state)
 }
 
 /* A task that spawns a child onto the current runtime and awaits its join
- * handle: the join waker is then a task waker, not block_on's. */
-typedef struct parent_co {
-    weft_future base;
-    weft_co co;
-    probe *child_probe;
-    weft_join child;
-    int child_out;
-    int spawn_rc;
-} parent_co;
-
-static weft_poll parent_co_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    CO_FUTURE_BEGIN(parent_co, s);
-    {
-        probe_fut pf;
-        weft_future_init(&pf.base, &probe_ops, WEFT_F_SEND);
-        pf.p = s->child_probe;
-        pf.value = 21;
-        s->spawn_rc = weft_spawn(NULL, &pf.base, sizeof pf, &s->child);
-        if (s->spawn_rc != 0) {
-            *(int *)out = s->spawn_rc;
-            WEFT_CO_RETURN(&s->co);
-        }
-    }
-    WEFT_AWAIT(&s->co, cx, &s->child.base, &s->child_out);
-    *(int *)out = s->child.status == 0 ? 2 * s->child_out : s->child.status;
-    CO_FUTURE_END(s);
-}
-
-CO_FUTURE_OPS(parent_co, "test_parent", sizeof(int));
-
+ * handle (support/spawn_join.h): the join waker is then a task waker, not
+ * block_on's. */
 static void test_task_joins_a_child_it_spawned(void **state)
 {
     ctx *c = *state;
     for (int round = 0; round < 50; round++) {
         probe_reset(&c->p[1], M_READY);
-        parent_co p;
-        co_future_init(&p, sizeof p, &parent_co_ops, WEFT_F_SEND);
-        p.child_probe = &c->p[1];
+        probe_fut child;
+        weft_future_init(&child.base, &probe_ops, WEFT_F_SEND);
+        child.p = &c->p[1];
+        child.value = 21;
+        spawn_join p;
+        spawn_join_init(&p, &child.base, sizeof child, WEFT_F_SEND);
         assert_int_equal(weft_spawn(c->rt, &p.base, sizeof p, &c->join[0]), 0);
         int st;
         assert_int_equal(join_int(c, &c->join[0], &st), 42);
