@@ -101,10 +101,9 @@ static void test_block_on_inside_a_task_returns_edeadlk(void **state)
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
     nested s;
     weft_future_init(&s.base, &nested_ops, WEFT_F_SEND);
-    countdown_init(&s.inner, 0, 1, &n, WEFT_F_SEND);
+    countdown_start(&s.inner, &n, 0, 1, WEFT_F_SEND);
     s.inner.base.ops = &inner_ops;
     s.n = &n;
     int rc = 0;

@@ -41,4 +41,11 @@ static inline void never_init(never *nv, countdown_counts *n, uint32_t flags)
     nv->n = n;
 }
 
+/* never_init with fresh counts `n`. */
+static inline void never_start(never *nv, countdown_counts *n, uint32_t flags)
+{
+    countdown_counts_init(n);
+    never_init(nv, n, flags);
+}
+
 #endif

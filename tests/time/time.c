@@ -723,9 +723,8 @@ static void test_timeout_inner_first_copies_output(void **state)
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
     timed_countdown tc;
-    countdown_init(&tc.inner, 3, 4242, &n, WEFT_F_SEND);
+    countdown_start(&tc.inner, &n, 3, 4242, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
     assert_int_equal(weft_future_out_size(&tc.t.base), sizeof(int));
     int out = -1;
@@ -745,9 +744,8 @@ static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **st
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
     timed_countdown tc;
-    countdown_init(&tc.inner, 2, 5151, &n, WEFT_F_SEND);
+    countdown_start(&tc.inner, &n, 2, 5151, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
     weft_join j;
     assert_int_equal(weft_spawn(g_rt, &tc.t.base, sizeof tc, &j), 0);
@@ -764,9 +762,8 @@ static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
     timed_never tn;
-    never_init(&tn.inner, &n, WEFT_F_SEND);
+    never_start(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(2)), 0);
     weft_instant deadline = tn.t.sleep.deadline;
     int out = 0x5a5a5a5a;
@@ -786,9 +783,8 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
     /* Deadline long gone, inner ready on its first poll: the inner future
      * is polled first, so it wins. */
     countdown_counts n;
-    countdown_counts_init(&n);
     timed_countdown tc;
-    countdown_init(&tc.inner, 0, 77, &n, WEFT_F_SEND);
+    countdown_start(&tc.inner, &n, 0, 77, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tc.t, &tc.inner.base, weft_now() - WEFT_MS(10)), 0);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
@@ -812,9 +808,8 @@ static void test_timeout_past_deadline_with_pending_inner_times_out_at_once(void
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
     timed_never tn;
-    never_init(&tn.inner, &n, WEFT_F_SEND);
+    never_start(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tn.t, &tn.inner.base, weft_now() - 1), 0);
     int out = 1234;
     /* No wheel needed: the deadline is behind us (polled on the main
@@ -860,9 +855,8 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
 {
     (void)state;
     countdown_counts n;
-    countdown_counts_init(&n);
     timed_countdown tc;
-    countdown_init(&tc.inner, 0, 1, &n, 0); /* local only */
+    countdown_start(&tc.inner, &n, 0, 1, 0); /* local only */
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(5)), 0);
     assert_false(weft_future_is_send(&tc.t.base));
     g_misuse_expected = 1;
@@ -903,8 +897,7 @@ static void timeout_arm(drop_scene *d)
          * once) starts over with a fresh inner future. */
         if (i > 0)
             weft_future_drop(&d->tn.t.base);
-        countdown_counts_init(&d->n);
-        never_init(&d->tn.inner, &d->n, WEFT_F_SEND);
+        never_start(&d->tn.inner, &d->n, WEFT_F_SEND);
         assert_int_equal(weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)), 0);
         int scratch;
         d->pending = poll_with(&d->tn.t.base, &d->pw, &scratch) == WEFT_PENDING;
