@@ -25,6 +25,13 @@ static void spawn_forever(weft_join *j, countdown_counts *n)
                      0);
 }
 
+/* Forever tasks into joins[from, to). */
+static void spawn_forevers(weft_join *joins, int from, int to, countdown_counts *n)
+{
+    for (int i = from; i < to; i++)
+        spawn_forever(&joins[i], n);
+}
+
 static void square(void *arg, void *out)
 {
     int i = *(int *)arg;
@@ -74,8 +81,7 @@ static void run_cancelled(weft_join_all *ja, size_t failed)
 static void test_join_cancel_aborts_the_task_and_drops_the_handle(void **state)
 {
     (void)state;
-    countdown_counts n;
-    countdown_counts_init(&n);
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join j;
     spawn_forever(&j, &n);
     weft_join_cancel(&j);
@@ -120,8 +126,7 @@ static void test_join_all_of_nothing_is_ready_at_once(void **state)
 static void test_join_all_reports_the_first_failure_in_array_order(void **state)
 {
     (void)state;
-    countdown_counts n;
-    countdown_counts_init(&n);
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[5];
     int outs[5] = { -1, -1, -1, -1, -1 };
     spawn_square(&joins[0], 3);
@@ -144,12 +149,10 @@ static void test_join_all_reports_the_first_failure_in_array_order(void **state)
 static void test_join_all_fail_fast_aborts_the_rest_and_waits_for_them(void **state)
 {
     (void)state;
-    countdown_counts n;
-    countdown_counts_init(&n);
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[6];
     spawn_square(&joins[0], 2);
-    for (int i = 1; i < 6; i++)
-        spawn_forever(&joins[i], &n);
+    spawn_forevers(joins, 1, 6, &n);
     weft_join_abort(&joins[1]);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 6, NULL, 0, WEFT_JOIN_ALL_FAIL_FAST), 0);
@@ -163,11 +166,9 @@ static void test_join_all_fail_fast_aborts_the_rest_and_waits_for_them(void **st
 static void test_join_all_abort_stops_every_task_not_yet_joined(void **state)
 {
     (void)state;
-    countdown_counts n;
-    countdown_counts_init(&n);
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[4];
-    for (int i = 0; i < 4; i++)
-        spawn_forever(&joins[i], &n);
+    spawn_forevers(joins, 0, 4, &n);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 4, NULL, 0, 0), 0);
     weft_join_all_abort(&ja);
@@ -182,8 +183,7 @@ static void test_dropping_a_pending_join_all_detaches_the_rest(void **state)
     static countdown_counts n;
     countdown_counts_init(&n);
     weft_join joins[3];
-    for (int i = 0; i < 3; i++)
-        spawn_forever(&joins[i], &n);
+    spawn_forevers(joins, 0, 3, &n);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 3, NULL, 0, 0), 0);
     assert_int_equal(poll_noop(&ja.base, NULL), WEFT_PENDING);
@@ -197,8 +197,7 @@ static void test_dropping_a_pending_join_all_detaches_the_rest(void **state)
 static void test_join_all_init_rejects_bad_arguments(void **state)
 {
     (void)state;
-    countdown_counts n;
-    countdown_counts_init(&n);
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[2];
     spawn_square(&joins[0], 1);
     spawn_forever(&joins[1], &n);

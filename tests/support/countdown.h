@@ -25,6 +25,9 @@ typedef struct countdown {
     countdown_counts *n; /* NULL: count nothing */
 } countdown;
 
+/* A countdown_counts record at rest, as an initialiser. */
+#define COUNTDOWN_COUNTS_INIT { 0, 0, NULL, -2 }
+
 static inline void countdown_counts_init(countdown_counts *n)
 {
     weft_atomic_init(&n->polls, 0);
