@@ -25,6 +25,7 @@
 #include "sched/task.h"
 #include "support/check.h"
 #include "support/co_future.h"
+#include "support/countdown.h"
 #include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
@@ -66,37 +67,11 @@ static void gate_wait(gate *g, uint64_t target)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* A future that is READY at once with a tag, and counts its polls and
- * drops: the probe for "did the runtime ever touch this?". */
-typedef struct probe {
-    weft_future base;
-    _Atomic unsigned *polls;
-    _Atomic unsigned *drops;
-} probe;
-
-static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx;
-    probe *p = (probe *)f;
-    /* Relaxed: a counter read after the runtime is shut down or the probe
-     * is known to be unused. */
-    weft_atomic_fetch_add_relaxed(p->polls, 1);
-    *(uint64_t *)out = 42;
-    return WEFT_READY;
-}
-
-static void probe_drop(weft_future *f)
-{
-    probe *p = (probe *)f;
-    weft_atomic_fetch_add_relaxed(p->drops, 1);
-}
-
-static const weft_future_ops not_send_probe_ops = {
-    "not_send_probe", sizeof(uint64_t), probe_poll, probe_drop, NULL,
-};
-static const weft_future_ops deadlk_probe_ops = {
-    "deadlk_probe", sizeof(uint64_t), probe_poll, probe_drop, NULL,
-};
+/* The probes for "did the runtime ever touch this?" are countdowns
+ * (support/countdown.h), READY at once, under names a misuse report can
+ * be told by. */
+static const weft_future_ops not_send_probe_ops = COUNTDOWN_OPS("not_send_probe");
+static const weft_future_ops deadlk_probe_ops = COUNTDOWN_OPS("deadlk_probe");
 
 /* ================================================================================
  * Spawning from foreign threads
@@ -295,15 +270,10 @@ static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
 
 static void tree_drop(weft_future *f)
 {
-    tree_node *n = (tree_node *)f;
-    /* Cancelled mid-await: the awaited join is dropped by weft_co_drop,
-     * the ones not reached yet here. */
-    if (n->co.awaiting) {
-        weft_co_drop(&n->co);
-        n->joined++;
-    }
-    for (int i = n->joined; i < n->nspawned; i++)
-        weft_future_drop(&n->joins[i].base);
+    DOWNCAST(tree_node, n);
+    /* Cancelled mid-await: the awaited join is dropped with the coroutine,
+     * and the ones not reached yet. */
+    co_future_drop_joins(&n->co, n->joins, n->joined, n->nspawned);
     weft_atomic_fetch_add_relaxed(&g_tree_drops, 1);
 }
 
@@ -348,7 +318,7 @@ static void test_runtime_with_one_and_four_workers_runs_tree(void **state)
  * block_on misuse
  * ================================================================================ */
 
-static _Atomic unsigned g_deadlk_polls, g_deadlk_drops;
+static countdown_counts g_deadlk = COUNTDOWN_COUNTS_INIT;
 
 typedef struct block_on_caller {
     weft_future base;
@@ -358,11 +328,10 @@ static weft_poll block_on_caller_poll(weft_future *f, weft_cx *cx, void *out)
 {
     (void)f;
     (void)cx;
-    probe p;
-    weft_future_init(&p.base, &deadlk_probe_ops, WEFT_F_SEND);
-    p.polls = &g_deadlk_polls;
-    p.drops = &g_deadlk_drops;
-    uint64_t v = 0;
+    countdown p;
+    countdown_init(&p, 0, 42, &g_deadlk, WEFT_F_SEND);
+    p.base.ops = &deadlk_probe_ops;
+    int v = 0;
     int rc = weft_block_on(weft_rt_current(), &p.base, &v, sizeof v);
     /* Refused: the probe is still ours to drop. */
     if (rc != 0)
@@ -378,8 +347,7 @@ static const weft_future_ops block_on_caller_ops = {
 static void test_block_on_from_worker_fails_with_edeadlk(void **state)
 {
     (void)state;
-    weft_atomic_store_relaxed(&g_deadlk_polls, 0);
-    weft_atomic_store_relaxed(&g_deadlk_drops, 0);
+    countdown_counts_init(&g_deadlk);
     int misuse_before = misuse_count();
     weft_rt *rt = rt_start(2);
     block_on_caller c;
@@ -389,8 +357,8 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
     assert_int_equal(rc, -EDEADLK);
     weft_rt_shutdown(rt);
     /* The refused future never ran and was dropped once, by its owner. */
-    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk_polls), 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk_drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk.drops), 1);
 #ifndef NDEBUG
     assert_true(misuse_count() > misuse_before);
     assert_true(misuse_last_contains("deadlk_probe"));
@@ -538,13 +506,12 @@ static void test_shutdown_of_idle_runtime_returns(void **state)
  * Send enforcement
  * ================================================================================ */
 
-static _Atomic unsigned g_ns_polls, g_ns_drops;
+static countdown_counts g_ns = COUNTDOWN_COUNTS_INIT;
 
-static void not_send_probe_init(probe *p)
+static void not_send_probe_init(countdown *p)
 {
-    weft_future_init(&p->base, &not_send_probe_ops, 0);
-    p->polls = &g_ns_polls;
-    p->drops = &g_ns_drops;
+    countdown_init(p, 0, 42, &g_ns, 0);
+    p->base.ops = &not_send_probe_ops;
 }
 
 /* Spawns a non-Send probe onto the current runtime from a worker. */
@@ -556,7 +523,7 @@ static weft_poll ns_spawner_poll(weft_future *f, weft_cx *cx, void *out)
 {
     (void)f;
     (void)cx;
-    probe p;
+    countdown p;
     not_send_probe_init(&p);
     weft_join j;
     int rc = weft_spawn(NULL, &p.base, sizeof p, &j);
@@ -575,13 +542,12 @@ static const weft_future_ops ns_spawner_ops = {
 static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 {
     (void)state;
-    weft_atomic_store_relaxed(&g_ns_polls, 0);
-    weft_atomic_store_relaxed(&g_ns_drops, 0);
+    countdown_counts_init(&g_ns);
     weft_rt *rt = rt_start(2);
 
     /* From a foreign thread, with an explicit runtime. */
     int misuse_before = misuse_count();
-    probe p;
+    countdown p;
     not_send_probe_init(&p);
     weft_join j;
     assert_int_equal(weft_spawn(rt, &p.base, sizeof p, &j), -EPERM);
@@ -607,25 +573,24 @@ static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
     /* Shutdown drops every future the runtime owns: had either spawn taken
      * its probe, the probe would have been polled or dropped by now. */
     weft_rt_shutdown(rt);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_polls), 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 1); /* the worker's copy */
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 1); /* the worker's copy */
     weft_future_drop(&p.base); /* ours: we still own it */
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 2);
 }
 
 static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
 {
     (void)state;
-    weft_atomic_store_relaxed(&g_ns_polls, 0);
-    weft_atomic_store_relaxed(&g_ns_drops, 0);
+    countdown_counts_init(&g_ns);
     weft_rt *rt = rt_start(1);
     int misuse_before = misuse_count();
-    probe p;
+    countdown p;
     not_send_probe_init(&p);
     weft_join j;
     assert_int_equal(weft_spawn_local(&p.base, sizeof p, &j), -EPERM);
     /* A Send future is refused too: the rule is about the calling thread. */
-    probe q;
+    countdown q;
     not_send_probe_init(&q);
     q.base.flags |= WEFT_F_SEND;
     assert_int_equal(weft_spawn_local(&q.base, sizeof q, NULL), -EPERM);
@@ -636,11 +601,11 @@ static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
     (void)misuse_before;
 #endif
     weft_rt_shutdown(rt);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_polls), 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 0);
     weft_future_drop(&p.base);
     weft_future_drop(&q.base);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 2);
 }
 
 /* ================================================================================
@@ -841,14 +806,9 @@ static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
 
 static void steal_root_drop(weft_future *f)
 {
-    steal_root *s = (steal_root *)f;
-    if (s->co.awaiting) {
-        weft_co_drop(&s->co);
-        s->j++;
-    }
+    DOWNCAST(steal_root, s);
     /* Before the await loop `j` is 0 and every join is still ours. */
-    for (int k = s->j; k < s->nlocal; k++)
-        weft_future_drop(&s->joins[k].base);
+    co_future_drop_joins(&s->co, s->joins, s->j, s->nlocal);
 }
 
 static const weft_future_ops steal_root_ops = {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "weft/co.h"
+#include "weft/rt.h"
 #include "support/downcast.h"
 
 /* Declares `self`, the future `f` of the poll as a `type *`, and starts
@@ -57,6 +58,19 @@ static inline void co_future_init(void *f, size_t size, const weft_future_ops *o
     co_future *c = f;
     weft_future_init(&c->base, ops, flags);
     weft_co_init(&c->co);
+}
+
+/* The drop of a coroutine that awaits joins[0 .. n) in order, `next`
+ * being the one it awaits (or will await next): drops the awaited handle
+ * through the coroutine and the handles it has not reached. */
+static inline void co_future_drop_joins(weft_co *co, weft_join *joins, int next, int n)
+{
+    if (co->awaiting) {
+        weft_co_drop(co);
+        next++;
+    }
+    for (int i = next; i < n; i++)
+        weft_future_drop(&joins[i].base);
 }
 
 #define CO_FUTURE_OPS(type, name, out_size)                                   \
