@@ -320,14 +320,10 @@ static void test_runtime_with_one_and_four_workers_runs_tree(void **state)
 
 static countdown_counts g_deadlk = COUNTDOWN_COUNTS_INIT;
 
-typedef struct block_on_caller {
-    weft_future base;
-} block_on_caller;
-
-static weft_poll block_on_caller_poll(weft_future *f, weft_cx *cx, void *out)
+/* On a worker: block_on a probe; outputs the return code. */
+static void block_on_from_worker(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
+    (void)arg;
     countdown p;
     countdown_init(&p, 0, 42, &g_deadlk, WEFT_F_SEND);
     p.base.ops = &deadlk_probe_ops;
@@ -337,12 +333,7 @@ static weft_poll block_on_caller_poll(weft_future *f, weft_cx *cx, void *out)
     if (rc != 0)
         weft_future_drop(&p.base);
     *(int *)out = rc;
-    return WEFT_READY;
 }
-
-static const weft_future_ops block_on_caller_ops = {
-    "block_on_caller", sizeof(int), block_on_caller_poll, NULL, NULL,
-};
 
 static void test_block_on_from_worker_fails_with_edeadlk(void **state)
 {
@@ -350,10 +341,8 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
     countdown_counts_init(&g_deadlk);
     int misuse_before = misuse_count();
     weft_rt *rt = rt_start(2);
-    block_on_caller c;
-    weft_future_init(&c.base, &block_on_caller_ops, WEFT_F_SEND);
     int rc = 0;
-    assert_int_equal(spawn_blocking(rt, &c.base, sizeof c, &rc, sizeof rc), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, block_on_from_worker, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EDEADLK);
     weft_rt_shutdown(rt);
     /* The refused future never ran and was dropped once, by its owner. */
@@ -514,15 +503,11 @@ static void not_send_probe_init(countdown *p)
     p->base.ops = &not_send_probe_ops;
 }
 
-/* Spawns a non-Send probe onto the current runtime from a worker. */
-typedef struct ns_spawner {
-    weft_future base;
-} ns_spawner;
-
-static weft_poll ns_spawner_poll(weft_future *f, weft_cx *cx, void *out)
+/* On a worker: spawn a non-Send probe onto the current runtime; outputs
+ * the return code. */
+static void spawn_not_send_from_worker(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
+    (void)arg;
     countdown p;
     not_send_probe_init(&p);
     weft_join j;
@@ -532,12 +517,7 @@ static weft_poll ns_spawner_poll(weft_future *f, weft_cx *cx, void *out)
     else
         weft_join_detach(&j);
     *(int *)out = rc;
-    return WEFT_READY;
 }
-
-static const weft_future_ops ns_spawner_ops = {
-    "ns_spawner", sizeof(int), ns_spawner_poll, NULL, NULL,
-};
 
 static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 {
@@ -558,10 +538,8 @@ static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 
     /* From a worker, on the current runtime. */
     misuse_before = misuse_count();
-    ns_spawner s;
-    weft_future_init(&s.base, &ns_spawner_ops, WEFT_F_SEND);
     int rc = 0;
-    assert_int_equal(spawn_blocking(rt, &s.base, sizeof s, &rc, sizeof rc), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, spawn_not_send_from_worker, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EPERM);
 #ifndef NDEBUG
     assert_int_equal(misuse_count(), misuse_before + 1);
@@ -1057,15 +1035,9 @@ static _Atomic uint64_t g_stats_polls;
 static _Atomic bool g_stats_child_ran;
 static _Atomic int g_stats_first_child_worker;
 
-typedef struct stats_child {
-    weft_future base;
-} stats_child;
-
-static weft_poll stats_child_poll(weft_future *f, weft_cx *cx, void *out)
+static void stats_child(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    (void)out;
+    (void)arg, (void)out;
     weft_atomic_fetch_add_relaxed(&g_stats_polls, 1);
     int expect = -1;
     atomic_compare_exchange_strong_explicit(&g_stats_first_child_worker, &expect,
@@ -1073,12 +1045,7 @@ static weft_poll stats_child_poll(weft_future *f, weft_cx *cx, void *out)
                                             memory_order_relaxed);
     /* Release: pairs with the spinning root's acquire load. */
     weft_atomic_store_release(&g_stats_child_ran, true);
-    return WEFT_READY;
 }
-
-static const weft_future_ops stats_child_ops = {
-    "stats_child", 0, stats_child_poll, NULL, NULL,
-};
 
 /* On a 2-worker runtime: spawn two children from a worker (the second
  * goes to the LIFO slot and pushes the first into the ring), then keep
@@ -1091,42 +1058,23 @@ static const weft_future_ops stats_child_ops = {
  * an idle worker, which then finds the ring's task and steals it. */
 static gate g_stats_ring_ready = GATE_INIT;
 
-typedef struct stats_root {
-    weft_future base;
-} stats_root;
-
-static weft_poll stats_root_poll(weft_future *f, weft_cx *cx, void *out)
+static void stats_root(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
+    (void)arg;
     weft_atomic_fetch_add_relaxed(&g_stats_polls, 1);
-    for (int i = 0; i < 2; i++) {
-        stats_child c;
-        weft_future_init(&c.base, &stats_child_ops, WEFT_F_SEND);
-        int rc = weft_spawn(NULL, &c.base, sizeof c, NULL);
-        CHECK(rc == 0);
-    }
+    for (int i = 0; i < 2; i++)
+        CHECK(weft_spawn_fn(NULL, stats_child, &(char){ 0 }, 0, NULL) == 0);
     gate_add(&g_stats_ring_ready, 1);
     /* Acquire: pairs with the child's release store. */
     while (!weft_atomic_load_acquire(&g_stats_child_ran))
         sched_yield();
     *(int *)out = weft_worker_index();
-    return WEFT_READY;
 }
 
-static const weft_future_ops stats_root_ops = {
-    "stats_root", sizeof(int), stats_root_poll, NULL, NULL,
-};
-
-static weft_poll noop_poll(weft_future *f, weft_cx *cx, void *out)
+static void noop(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    (void)out;
-    return WEFT_READY;
+    (void)arg, (void)out;
 }
-
-static const weft_future_ops noop_ops = { "noop", 0, noop_poll, NULL, NULL };
 
 static void test_stats_report_per_worker_counters(void **state)
 {
@@ -1137,23 +1085,16 @@ static void test_stats_report_per_worker_counters(void **state)
     gate_reset(&g_stats_ring_ready);
     weft_rt *rt = rt_start(2);
 
-    stats_root root;
-    weft_future_init(&root.base, &stats_root_ops, WEFT_F_SEND);
     weft_join rj;
-    assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &rj), 0);
+    assert_int_equal(weft_spawn_fn(rt, stats_root, &(char){ 0 }, sizeof(int), &rj), 0);
     gate_wait(&g_stats_ring_ready, 1);
-    weft_future kick;
-    weft_future_init(&kick, &noop_ops, WEFT_F_SEND);
-    assert_int_equal(weft_spawn(rt, &kick, sizeof kick, NULL), 0);
+    assert_int_equal(weft_spawn_fn(rt, noop, &(char){ 0 }, 0, NULL), 0); /* the kick */
     int root_worker = -1;
     assert_int_equal(join_blocking(rt, &rj, &root_worker, sizeof root_worker), 0);
 
     weft_join joins[STATS_TASKS];
-    for (unsigned i = 0; i < STATS_TASKS; i++) {
-        stats_child c;
-        weft_future_init(&c.base, &stats_child_ops, WEFT_F_SEND);
-        assert_int_equal(weft_spawn(rt, &c.base, sizeof c, &joins[i]), 0);
-    }
+    for (unsigned i = 0; i < STATS_TASKS; i++)
+        assert_int_equal(weft_spawn_fn(rt, stats_child, &(char){ 0 }, 0, &joins[i]), 0);
     for (unsigned i = 0; i < STATS_TASKS; i++)
         assert_int_equal(join_blocking(rt, &joins[i], NULL, 0), 0);
     /* The second child of the root may still be queued; it is not counted
@@ -1232,24 +1173,15 @@ typedef struct name_out {
     char name[16];
 } name_out;
 
-typedef struct name_probe {
-    weft_future base;
-} name_probe;
-
-static weft_poll name_probe_poll(weft_future *f, weft_cx *cx, void *out)
+/* On a worker: its index and its thread's name. */
+static void name_of_worker(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
+    (void)arg;
     name_out *o = out;
     o->index = weft_worker_index();
     if (pthread_getname_np(pthread_self(), o->name, sizeof o->name) != 0)
         o->name[0] = '\0';
-    return WEFT_READY;
 }
-
-static const weft_future_ops name_probe_ops = {
-    "name_probe", sizeof(name_out), name_probe_poll, NULL, NULL,
-};
 
 /* Runs a probe on a runtime with `prefix` and checks the worker's name. */
 static void check_thread_name(const char *prefix, const char *expect_prefix)
@@ -1259,13 +1191,9 @@ static void check_thread_name(const char *prefix, const char *expect_prefix)
     o.thread_name_prefix = prefix;
     weft_rt *rt = NULL;
     assert_int_equal(weft_rt_new(&rt, &o), 0);
-    name_probe p;
-    weft_future_init(&p.base, &name_probe_ops, WEFT_F_SEND);
-    weft_join j;
-    assert_int_equal(weft_spawn(rt, &p.base, sizeof p, &j), 0);
     name_out out;
     memset(&out, 0, sizeof out);
-    assert_int_equal(join_blocking(rt, &j, &out, sizeof out), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, name_of_worker, &out, sizeof out), 0);
     weft_rt_shutdown(rt);
     assert_true(out.index == 0 || out.index == 1);
     char expect[64];
@@ -1323,16 +1251,11 @@ static weft_poll fair_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 
 CO_FUTURE_OPS(fair_yielder, "fair_yielder", sizeof(int));
 
-/* Spawns both yielders in one poll, so both are queued before either runs. */
-typedef struct fair_root {
-    weft_future base;
-} fair_root;
-
-static weft_poll fair_root_poll(weft_future *f, weft_cx *cx, void *out)
+/* On the worker: spawns both yielders at once, so both are queued before
+ * either runs. */
+static void spawn_fair_yielders(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    (void)out;
+    (void)arg, (void)out;
     for (int who = 0; who < 2; who++) {
         fair_yielder y;
         co_future_init(&y, sizeof y, &fair_yielder_ops, WEFT_F_SEND);
@@ -1340,19 +1263,14 @@ static weft_poll fair_root_poll(weft_future *f, weft_cx *cx, void *out)
         y.i = 0;
         CHECK(weft_spawn(NULL, &y.base, sizeof y, &g_fair_joins[who]) == 0);
     }
-    return WEFT_READY;
 }
-
-static const weft_future_ops fair_root_ops = { "fair_root", 0, fair_root_poll, NULL, NULL };
 
 static void test_yielding_tasks_interleave_on_one_worker(void **state)
 {
     (void)state;
     g_fair_nlog = 0;
     weft_rt *rt = rt_start(1);
-    fair_root root;
-    weft_future_init(&root.base, &fair_root_ops, WEFT_F_SEND);
-    assert_int_equal(spawn_blocking(rt, &root.base, sizeof root, NULL, 0), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, spawn_fair_yielders, NULL, 0), 0);
     assert_no_async_failures();
     for (int who = 0; who < 2; who++) {
         int out = 0;

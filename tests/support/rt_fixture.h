@@ -5,7 +5,8 @@
  * fails the test when an allocation was not freed (a reference leaked) or
  * was freed twice. A fixture that keeps its runtime elsewhere calls
  * rt_fixture_up and rt_fixture_down; rt_start makes further runtimes, and
- * join_blocking and spawn_blocking wait for tasks from the test thread.
+ * join_blocking, spawn_blocking and RUN_FN_BLOCKING wait for tasks from
+ * the test thread.
  * Each test program includes it once. */
 #ifndef WEFT_TESTS_RT_FIXTURE_H
 #define WEFT_TESTS_RT_FIXTURE_H
@@ -51,6 +52,19 @@ static inline int spawn_blocking(weft_rt *rt, weft_future *f, size_t size, void 
 {
     weft_join j;
     assert_int_equal(weft_spawn(rt, f, size, &j), 0);
+    return join_blocking(rt, &j, out, out_size);
+}
+
+/* Runs the plain function `fn` (a weft_task_fn, no argument) as a leaf
+ * task on `rt` and joins it as join_blocking does. */
+#define RUN_FN_BLOCKING(rt, fn, out, out_size) run_fn_blocking((rt), (fn), #fn, (out), (out_size))
+
+static inline int run_fn_blocking(weft_rt *rt, weft_task_fn *fn, const char *name, void *out,
+                                  size_t out_size)
+{
+    weft_join j;
+    const char none = 0;
+    assert_int_equal(weft__spawn_fn(rt, fn, name, &none, sizeof none, out_size, &j), 0);
     return join_blocking(rt, &j, out, out_size);
 }
 
