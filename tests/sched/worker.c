@@ -296,9 +296,7 @@ static void run_tree(unsigned workers)
     assert_no_async_failures();
     /* Debug builds refuse to poll a local node off its owner and report
      * it instead; release builds would fail the owner check above. */
-    if (misuse_count() != misuse_before)
-        print_last_misuse();
-    assert_int_equal(misuse_count(), misuse_before);
+    assert_no_misuse_since(misuse_before);
 }
 
 static void test_nested_spawn_tree_joins_children_results(void **state)
@@ -391,14 +389,12 @@ static weft_poll idle_poll(weft_future *f, weft_cx *cx, void *out)
 
 static void idle_drop(weft_future *f)
 {
-    idle_fut *s = (idle_fut *)f;
+    DOWNCAST(idle_fut, s);
     weft_waker_drop(&s->waker);
     weft_atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
 }
 
-static const weft_future_ops idle_ops = {
-    "idle_fut", sizeof(uint64_t), idle_poll, idle_drop, NULL,
-};
+static const weft_future_ops idle_ops = { "idle_fut", sizeof(uint64_t), idle_poll, idle_drop, NULL };
 
 typedef struct spin_fut {
     weft_future base;
@@ -418,14 +414,12 @@ static weft_poll spin_poll(weft_future *f, weft_cx *cx, void *out)
 
 static void spin_drop(weft_future *f)
 {
-    spin_fut *s = (spin_fut *)f;
+    DOWNCAST(spin_fut, s);
     weft_co_drop(&s->co);
     weft_atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
 }
 
-static const weft_future_ops spin_ops = {
-    "spin_fut", sizeof(uint64_t), spin_poll, spin_drop, NULL,
-};
+static const weft_future_ops spin_ops = { "spin_fut", sizeof(uint64_t), spin_poll, spin_drop, NULL };
 
 static void test_shutdown_cancels_pending_and_running_tasks(void **state)
 {
@@ -519,34 +513,33 @@ static void spawn_not_send_from_worker(void *arg, void *out)
     *(int *)out = rc;
 }
 
+/* A runtime of `workers` workers and a non-Send probe `p` to spawn on it,
+ * the probes' counts and the misuse reports reset. */
+static weft_rt *start_with_probe(unsigned workers, countdown *p)
+{
+    countdown_counts_init(&g_ns);
+    not_send_probe_init(p);
+    misuse_reset();
+    return rt_start(workers);
+}
+
 static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 {
     (void)state;
-    countdown_counts_init(&g_ns);
-    weft_rt *rt = rt_start(2);
+    countdown p;
+    weft_rt *rt = start_with_probe(2, &p);
 
     /* From a foreign thread, with an explicit runtime. */
-    int misuse_before = misuse_count();
-    countdown p;
-    not_send_probe_init(&p);
     weft_join j;
     assert_int_equal(weft_spawn(rt, &p.base, sizeof p, &j), -EPERM);
-#ifndef NDEBUG
-    assert_int_equal(misuse_count(), misuse_before + 1);
-    assert_true(misuse_last_contains("not_send_probe"));
-#endif
+    assert_misuse_since(0, 1, "not_send_probe");
 
     /* From a worker, on the current runtime. */
-    misuse_before = misuse_count();
+    int misuse_before = misuse_count();
     int rc = 0;
     assert_int_equal(RUN_FN_BLOCKING(rt, spawn_not_send_from_worker, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EPERM);
-#ifndef NDEBUG
-    assert_int_equal(misuse_count(), misuse_before + 1);
-    assert_true(misuse_last_contains("not_send_probe"));
-#else
-    (void)misuse_before;
-#endif
+    assert_misuse_since(misuse_before, 1, "not_send_probe");
 
     /* Shutdown drops every future the runtime owns: had either spawn taken
      * its probe, the probe would have been polled or dropped by now. */
@@ -560,11 +553,8 @@ static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
 {
     (void)state;
-    countdown_counts_init(&g_ns);
-    weft_rt *rt = rt_start(1);
-    int misuse_before = misuse_count();
     countdown p;
-    not_send_probe_init(&p);
+    weft_rt *rt = start_with_probe(1, &p);
     weft_join j;
     assert_int_equal(weft_spawn_local(&p.base, sizeof p, &j), -EPERM);
     /* A Send future is refused too: the rule is about the calling thread. */
@@ -572,12 +562,7 @@ static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
     not_send_probe_init(&q);
     q.base.flags |= WEFT_F_SEND;
     assert_int_equal(weft_spawn_local(&q.base, sizeof q, NULL), -EPERM);
-#ifndef NDEBUG
-    assert_int_equal(misuse_count(), misuse_before + 2);
-    assert_true(misuse_last_contains("not_send_probe"));
-#else
-    (void)misuse_before;
-#endif
+    assert_misuse_since(0, 2, "not_send_probe");
     weft_rt_shutdown(rt);
     assert_int_equal(weft_atomic_load_relaxed(&g_ns.polls), 0);
     assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 0);
@@ -826,9 +811,7 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
     assert_no_async_failures();
     /* A local task that reached the wrong worker is reported (debug builds
      * refuse to poll it there; release builds would poll it). */
-    if (misuse_count() != misuse_before)
-        print_last_misuse();
-    assert_int_equal(misuse_count(), misuse_before);
+    assert_no_misuse_since(misuse_before);
     assert_int_equal(ok, LOCAL_TASKS);
     uint64_t steals = 0;
     for (unsigned w = 0; w < n; w++)
@@ -1016,9 +999,7 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     weft_rt_shutdown(rt);
 
     assert_no_async_failures();
-    if (misuse_count() != misuse_before)
-        print_last_misuse();
-    assert_int_equal(misuse_count(), misuse_before);
+    assert_no_misuse_since(misuse_before);
     assert_int_equal(rounds, HANDOFF_ROUNDS);
     assert_int_equal(g_handoff_off_owner, 0);
     /* One poll to start, one per wake: no wake lost, none invented. */

@@ -81,6 +81,26 @@ static inline void print_last_misuse(void)
     pthread_mutex_unlock(&g_misuse_lock);
 }
 
+/* No report came since the count was `before` (else the last is shown). */
+static inline void assert_no_misuse_since(int before)
+{
+    if (misuse_count() != before)
+        print_last_misuse();
+    assert_int_equal(misuse_count(), before);
+}
+
+/* Debug builds reported exactly `n` misuses since the count was `before`,
+ * the last naming `name`. Release builds report none: nothing to check. */
+static inline void assert_misuse_since(int before, int n, const char *name)
+{
+#ifdef NDEBUG
+    (void)before, (void)n, (void)name;
+#else
+    assert_int_equal(misuse_count(), before + n);
+    assert_true(misuse_last_contains(name));
+#endif
+}
+
 /* True when debug builds reported exactly `n` misuses so far, the last
  * naming `name`. Release builds report nothing. */
 static inline bool misuse_reported(int n, const char *name)
