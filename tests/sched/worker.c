@@ -594,24 +594,40 @@ static weft_atomic_waker g_local_wakers[LOCAL_TASKS];
 static _Atomic unsigned g_locals_done;
 static gate g_pressure_dropped = GATE_INIT;
 
-typedef struct poke_fut {
+/* PENDING once, handing its waker to `hand` (which registers or clones it
+ * to wake the task later), then READY at the next poll. */
+typedef struct wait_once {
     weft_future base;
-    weft_atomic_waker *aw;
-    bool armed;
-} poke_fut;
+    void (*hand)(void *arg, const weft_waker *waker);
+    void *arg;
+    bool handed;
+} wait_once;
 
-static weft_poll poke_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll wait_once_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    DOWNCAST(poke_fut, p);
+    DOWNCAST(wait_once, w);
     (void)out;
-    if (p->armed)
+    if (w->handed)
         return WEFT_READY;
-    p->armed = true;
-    weft_atomic_waker_register(p->aw, cx->waker);
+    w->handed = true;
+    w->hand(w->arg, cx->waker);
     return WEFT_PENDING;
 }
 
-static const weft_future_ops poke_ops = { "poke_fut", 0, poke_poll, NULL, NULL };
+static const weft_future_ops wait_once_ops = { "wait_once", 0, wait_once_poll, NULL, NULL };
+
+static void wait_once_init(wait_once *w, void (*hand)(void *, const weft_waker *), void *arg)
+{
+    weft_future_init(&w->base, &wait_once_ops, 0);
+    w->hand = hand;
+    w->arg = arg;
+    w->handed = false;
+}
+
+static void register_waker(void *aw, const weft_waker *waker)
+{
+    weft_atomic_waker_register(aw, waker);
+}
 
 typedef struct local_yielder {
     weft_future base;
@@ -619,7 +635,7 @@ typedef struct local_yielder {
     int k;     /* index into the g_local_* arrays */
     int owner; /* the worker that spawned it */
     int i;
-    poke_fut poke;
+    wait_once poke;
 } local_yielder;
 
 static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
@@ -636,9 +652,7 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
         if (s->i % 2 == 1) {
             WEFT_CO_YIELD(&s->co, cx);
         } else {
-            weft_future_init(&s->poke.base, &poke_ops, 0);
-            s->poke.aw = &g_local_wakers[s->k];
-            s->poke.armed = false;
+            wait_once_init(&s->poke, register_waker, &g_local_wakers[s->k]);
             WEFT_AWAIT(&s->co, cx, &s->poke.base, NULL);
         }
     }
@@ -650,10 +664,7 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 
 CO_FUTURE_OPS(local_yielder, "local_yielder", sizeof(uint64_t));
 
-typedef struct pinger {
-    weft_future base;
-    weft_co co;
-} pinger;
+typedef co_future pinger;
 
 static weft_poll pinger_poll(weft_future *f, weft_cx *cx, void *out)
 {
@@ -849,33 +860,22 @@ static _Atomic bool g_handoff_stop;
 static uint64_t g_handoff_polls;     /* written by the local task's polls */
 static uint64_t g_handoff_off_owner; /* idem */
 
-typedef struct handoff_fut {
-    weft_future base;
-    bool handed;
-} handoff_fut;
-
-static weft_poll handoff_poll(weft_future *f, weft_cx *cx, void *out)
+/* Hands a clone of `waker` to the test thread. */
+static void hand_to_test_thread(void *arg, const weft_waker *waker)
 {
-    DOWNCAST(handoff_fut, h);
-    (void)out;
-    if (h->handed)
-        return WEFT_READY;
-    h->handed = true;
+    (void)arg;
     pthread_mutex_lock(&g_handoff.lock);
-    g_handoff.waker = weft_waker_clone(cx->waker);
+    g_handoff.waker = weft_waker_clone(waker);
     g_handoff.full = true;
     pthread_cond_signal(&g_handoff.cond);
     pthread_mutex_unlock(&g_handoff.lock);
-    return WEFT_PENDING;
 }
-
-static const weft_future_ops handoff_ops = { "handoff", 0, handoff_poll, NULL, NULL };
 
 typedef struct handoff_waiter {
     weft_future base;
     weft_co co;
     int owner, round;
-    handoff_fut h;
+    wait_once h;
 } handoff_waiter;
 
 static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
@@ -886,8 +886,7 @@ static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
         g_handoff_off_owner++;
     WEFT_CO_BEGIN(&s->co);
     for (s->round = 0; s->round < HANDOFF_ROUNDS; s->round++) {
-        weft_future_init(&s->h.base, &handoff_ops, 0);
-        s->h.handed = false;
+        wait_once_init(&s->h, hand_to_test_thread, NULL);
         WEFT_AWAIT(&s->co, cx, &s->h.base, NULL);
     }
     *(int *)out = s->round;
@@ -930,10 +929,7 @@ CO_FUTURE_OPS(handoff_root, "handoff_root", sizeof(int));
 
 /* Keeps every worker busy, so a wake misrouted to the injector would be
  * picked up by whichever worker checks it first, not by a parked owner. */
-typedef struct busy_fut {
-    weft_future base;
-    weft_co co;
-} busy_fut;
+typedef co_future busy_fut;
 
 static weft_poll busy_fut_poll(weft_future *f, weft_cx *cx, void *out)
 {
