@@ -664,24 +664,23 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 
 CO_FUTURE_OPS(local_yielder, "local_yielder", sizeof(uint64_t));
 
-typedef co_future pinger;
-
+/* Wakes every local task at each of its polls until they are all done,
+ * yielding in between. */
 static weft_poll pinger_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    (void)out;
-    CO_FUTURE_BEGIN(pinger, s);
+    (void)f, (void)out;
     /* Acquire: pairs with the local tasks' final increment. */
-    while (weft_atomic_load_acquire(&g_locals_done) < LOCAL_TASKS) {
-        for (int k = 0; k < LOCAL_TASKS; k++)
-            weft_atomic_waker_wake(&g_local_wakers[k]);
-        WEFT_CO_YIELD(&s->co, cx);
-    }
-    CO_FUTURE_END(s);
+    if (weft_atomic_load_acquire(&g_locals_done) >= LOCAL_TASKS)
+        return WEFT_READY;
+    for (int k = 0; k < LOCAL_TASKS; k++)
+        weft_atomic_waker_wake(&g_local_wakers[k]);
+    weft_waker_wake_by_ref(cx->waker); /* yield */
+    return WEFT_PENDING;
 }
 
 static void pinger_drop(weft_future *f)
 {
-    weft_co_drop(&((pinger *)f)->co);
+    (void)f;
     gate_add(&g_pressure_dropped, 1);
 }
 
@@ -747,12 +746,12 @@ static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
 {
     CO_FUTURE_BEGIN(steal_root, s);
     {
-        pinger p;
-        co_future_init(&p, sizeof p, &pinger_ops, WEFT_F_SEND);
-        int rc = weft_spawn(NULL, &p.base, sizeof p, NULL);
+        weft_future p;
+        weft_future_init(&p, &pinger_ops, WEFT_F_SEND);
+        int rc = weft_spawn(NULL, &p, sizeof p, NULL);
         CHECK(rc == 0);
         if (rc != 0)
-            weft_future_drop(&p.base);
+            weft_future_drop(&p);
     }
     for (s->i = 0; s->i < PRESSURE_TASKS; s->i++) {
         pressure p;
@@ -929,19 +928,17 @@ CO_FUTURE_OPS(handoff_root, "handoff_root", sizeof(int));
 
 /* Keeps every worker busy, so a wake misrouted to the injector would be
  * picked up by whichever worker checks it first, not by a parked owner. */
-typedef co_future busy_fut;
-
-static weft_poll busy_fut_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll busy_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    (void)out;
-    CO_FUTURE_BEGIN(busy_fut, s);
+    (void)f, (void)out;
     /* Acquire: pairs with the test thread's release store. */
-    while (!weft_atomic_load_acquire(&g_handoff_stop))
-        WEFT_CO_YIELD(&s->co, cx);
-    CO_FUTURE_END(s);
+    if (weft_atomic_load_acquire(&g_handoff_stop))
+        return WEFT_READY;
+    weft_waker_wake_by_ref(cx->waker); /* yield */
+    return WEFT_PENDING;
 }
 
-CO_FUTURE_OPS(busy_fut, "busy", 0);
+static const weft_future_ops busy_ops = { "busy", 0, busy_poll, NULL, NULL };
 
 /* Wait until the task behind a task waker is no longer being polled, so the
  * wake that follows takes the idle-task path (schedule from a foreign
@@ -966,9 +963,9 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
 
     weft_join busy[HANDOFF_SPINNERS];
     for (int i = 0; i < HANDOFF_SPINNERS; i++) {
-        busy_fut b;
-        co_future_init(&b, sizeof b, &busy_fut_ops, WEFT_F_SEND);
-        assert_int_equal(weft_spawn(rt, &b.base, sizeof b, &busy[i]), 0);
+        weft_future b;
+        weft_future_init(&b, &busy_ops, WEFT_F_SEND);
+        assert_int_equal(weft_spawn(rt, &b, sizeof b, &busy[i]), 0);
     }
     handoff_root root;
     co_future_init(&root, sizeof root, &handoff_root_ops, WEFT_F_SEND);
