@@ -488,6 +488,53 @@ static void wait_dropped(probe *p)
     WAIT_UNTIL(weft_atomic_load_acquire(&p->drops) == 1);
 }
 
+/* A detached task runs to completion: its future completed, then was
+ * dropped. */
+static void wait_completed(probe *p)
+{
+    wait_dropped(p);
+    assert_int_equal(weft_atomic_load_relaxed(&p->completed), 1);
+}
+
+enum handle_act { ABORT, DETACH };
+
+/* Probe 0's task running in a gate: abort or detach its handle, then let
+ * the poll finish. */
+static void act_while_running(ctx *c, int value, enum handle_act act)
+{
+    spawn_running(c, M_GATE, value);
+    if (act == ABORT)
+        weft_join_abort(&c->join[0]);
+    else
+        weft_join_detach(&c->join[0]);
+    release_probe(&c->p[0]);
+}
+
+/* The task completed with output `out`: the join says so, and its future
+ * was dropped cleanly. */
+static void expect_output(ctx *c, int out)
+{
+    expect_join(c, out, 0);
+    assert_probe_clean(&c->p[0]);
+}
+
+/* The abort took effect: the future was dropped after `polls` polls, the
+ * join says -ECANCELED with a zeroed output, and nothing overlapped. */
+static void expect_cancelled(ctx *c, int polls)
+{
+    wait_dropped(&c->p[0]);
+    expect_join(c, 0, -ECANCELED);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), polls);
+    assert_probe_clean(&c->p[0]);
+}
+
+/* Abort (or detach) twice: the second call finds the handle done with. */
+static void abort_twice(weft_join *j)
+{
+    weft_join_abort(j);
+    weft_join_abort(j); /* idempotent */
+}
+
 /* ---- before the first poll ------------------------------------------------------------ */
 
 static void test_join_before_first_poll(void **state)
@@ -505,13 +552,9 @@ static void test_abort_before_first_poll_never_polls(void **state)
 {
     ctx *c = *state;
     spawn_unpolled(c, 5);
-    weft_join_abort(&c->join[0]);
-    weft_join_abort(&c->join[0]); /* idempotent */
+    abort_twice(&c->join[0]);
     release_gates(c);
-    wait_dropped(&c->p[0]);
-    expect_join(c, 0, -ECANCELED);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
-    assert_probe_clean(&c->p[0]);
+    expect_cancelled(c, 0);
     join_gates(c);
 }
 
@@ -526,8 +569,7 @@ static void test_detach_before_first_poll_still_runs(void **state)
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     release_gates(c);
     for (int i = 0; i < 2; i++) {
-        wait_dropped(&c->p[i]);
-        assert_int_equal(weft_atomic_load_relaxed(&c->p[i].completed), 1);
+        wait_completed(&c->p[i]);
         assert_int_equal(weft_atomic_load_relaxed(&c->p[i].polls), 1);
         assert_probe_clean(&c->p[i]);
     }
@@ -554,32 +596,23 @@ static void test_abort_while_running_takes_effect_after_the_poll(void **state)
     assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 0);
     assert_false(weft_join_is_finished(&c->join[0]));
     release_probe(&c->p[0]);
-    wait_dropped(&c->p[0]);
-    expect_join(c, 0, -ECANCELED);
     /* Dropped after that poll returned PENDING, without another poll. */
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
-    assert_probe_clean(&c->p[0]);
+    expect_cancelled(c, 1);
 }
 
 static void test_abort_while_running_loses_to_a_poll_that_completes(void **state)
 {
     ctx *c = *state;
-    spawn_running(c, M_GATE, 13);
-    weft_join_abort(&c->join[0]);
-    release_probe(&c->p[0]);
+    act_while_running(c, 13, ABORT);
     /* The poll in progress finished the task: the output stands. */
-    expect_join(c, 13, 0);
-    assert_probe_clean(&c->p[0]);
+    expect_output(c, 13);
 }
 
 static void test_detach_while_running_still_completes(void **state)
 {
     ctx *c = *state;
-    spawn_running(c, M_GATE, 9);
-    weft_join_detach(&c->join[0]);
-    release_probe(&c->p[0]);
-    wait_dropped(&c->p[0]);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
+    act_while_running(c, 9, DETACH);
+    wait_completed(&c->p[0]);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -630,8 +663,7 @@ static void test_detach_while_idle_then_wake_completes(void **state)
     /* By value: the stash's reference becomes the queue's; the task then
      * holds the last references itself and frees itself at completion. */
     weft_waker_wake(&c->p[0].stash);
-    wait_dropped(&c->p[0]);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
+    wait_completed(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
 }
@@ -642,18 +674,15 @@ static void test_join_after_completion(void **state)
 {
     ctx *c = *state;
     spawn_finished(c, M_READY, 3);
-    expect_join(c, 3, 0);
-    assert_probe_clean(&c->p[0]);
+    expect_output(c, 3);
 }
 
 static void test_abort_after_completion_has_no_effect(void **state)
 {
     ctx *c = *state;
     spawn_finished(c, M_READY, 4);
-    weft_join_abort(&c->join[0]);
-    weft_join_abort(&c->join[0]);
-    expect_join(c, 4, 0);
-    assert_probe_clean(&c->p[0]);
+    abort_twice(&c->join[0]);
+    expect_output(c, 4);
 }
 
 static void test_detach_after_completion_frees_the_task(void **state)
@@ -766,17 +795,39 @@ static void test_handles_and_wakers_outlive_shutdown(void **state)
 /* The tasks below are countdowns (support/countdown.h): each yields a few
  * times, then outputs its index, with its own counts record. */
 
+/* After shutdown: probe 0's idle task was cancelled (its future dropped
+ * once, never under a poll) and its handle, polled once, says -ECANCELED;
+ * the handle is dropped. */
+static void expect_cancelled_by_shutdown(ctx *c)
+{
+    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
+    int out = -1;
+    assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
+    assert_int_equal(c->join[0].status, -ECANCELED);
+    weft_future_drop(&c->join[0].base);
+}
+
+/* `n` fresh counts records, returned, and `n` join handles, in `*joins`,
+ * for many countdowns; free() both. */
+static countdown_counts *alloc_tasks(size_t n, weft_join **joins)
+{
+    countdown_counts *counts = calloc(n, sizeof *counts);
+    *joins = calloc(n, sizeof **joins);
+    assert_non_null(counts);
+    assert_non_null(*joins);
+    for (size_t i = 0; i < n; i++)
+        countdown_counts_init(&counts[i]);
+    return counts;
+}
+
 #define MIXED_TASKS 2000
 
 static void test_many_tasks_with_mixed_join_abort_detach(void **state)
 {
     ctx *c = *state;
-    countdown_counts *n = calloc(MIXED_TASKS, sizeof *n);
-    weft_join *joins = calloc(MIXED_TASKS, sizeof *joins);
-    assert_non_null(n);
-    assert_non_null(joins);
-    for (int i = 0; i < MIXED_TASKS; i++)
-        countdown_counts_init(&n[i]);
+    weft_join *joins;
+    countdown_counts *n = alloc_tasks(MIXED_TASKS, &joins);
     uint64_t rng = rng_seed(0xc0ffee);
     for (int i = 0; i < MIXED_TASKS; i++) {
         countdown y;
@@ -824,12 +875,8 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
 static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void **state)
 {
     ctx *c = *state;
-    countdown_counts *n = calloc(SHUTDOWN_TASKS, sizeof *n);
-    weft_join *joins = calloc(SHUTDOWN_TASKS, sizeof *joins);
-    assert_non_null(n);
-    assert_non_null(joins);
-    for (int i = 0; i < SHUTDOWN_TASKS; i++)
-        countdown_counts_init(&n[i]);
+    weft_join *joins;
+    countdown_counts *n = alloc_tasks(SHUTDOWN_TASKS, &joins);
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
         countdown y; /* some finish first */
@@ -854,12 +901,7 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
         }
         weft_future_drop(&joins[i].base);
     }
-    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
-    int out = -1;
-    assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
-    assert_int_equal(c->join[0].status, -ECANCELED);
-    weft_future_drop(&c->join[0].base);
+    expect_cancelled_by_shutdown(c);
     weft_waker_wake(&c->p[0].stash); /* the last reference */
     print_message("    %d of %d cancelled by shutdown\n", cancelled, SHUTDOWN_TASKS);
     free(joins);
@@ -922,12 +964,7 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
         weft_atomic_store_release(&l.stop, 1);
         assert_int_equal(pthread_join(th, NULL), 0);
 
-        assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
-        assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
-        int out = -1;
-        assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
-        assert_int_equal(c->join[0].status, -ECANCELED);
-        weft_future_drop(&c->join[0].base);
+        expect_cancelled_by_shutdown(c);
         weft_waker_drop(&c->p[0].stash);
         /* Everything of this runtime is gone once its last task is. */
         assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), 0);
