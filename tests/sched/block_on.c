@@ -33,15 +33,7 @@
 #include "support/poll.h"
 #include "support/rt_fixture.h"
 #include "support/spawn_join.h"
-
-#define WATCHDOG_NS (60ull * 1000000000ull)
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "support/wait.h"
 
 /* ---- output ---------------------------------------------------------------------------- */
 
@@ -257,11 +249,11 @@ static void *remote_helper(void *arg)
 {
     remote *r = arg;
     for (int i = 1; i <= r->rounds; i++) {
-        uint64_t start = now_ns();
+        weft_instant start = weft_now();
         /* Acquire: the stash written before `asked` is visible. */
         while (weft_atomic_load_acquire(&r->asked) < i) {
             sched_yield();
-            if (now_ns() - start > WATCHDOG_NS)
+            if (wait_expired(start))
                 goto fail;
         }
         /* Wait until the polling thread is asleep — parked in block_on,
@@ -272,7 +264,7 @@ static void *remote_helper(void *arg)
             if (st == 0 || st == 'S')
                 break;
             sched_yield();
-            if (now_ns() - start > WATCHDOG_NS)
+            if (wait_expired(start))
                 goto fail;
         }
         weft_waker w = r->stash;

@@ -16,6 +16,7 @@
 #include "support/never.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
+#include "support/wait.h"
 
 /* The tasks that never finish by themselves are nevers (support/never.h):
  * only an abort ends them. */
@@ -43,15 +44,11 @@ static void spawn_square(weft_join *j, int i)
     assert_int_equal(weft_spawn_fn(g_rt, square, &i, sizeof(int), j), 0);
 }
 
-/* Wait for drops made on a worker; fails (instead of hanging) if they do
- * not come within 10 s. */
+/* Wait for exactly `want` drops, made on a worker (support/wait.h). */
 static void wait_drops(countdown_counts *n, int want)
 {
-    _Atomic int *drops = &n->drops;
-    weft_instant give_up = weft_now() + WEFT_SEC(10);
-    while (weft_atomic_load_acquire(drops) < want && weft_now() < give_up)
-        sched_yield();
-    assert_int_equal(weft_atomic_load_acquire(drops), want);
+    WAIT_UNTIL(weft_atomic_load_acquire(&n->drops) >= want);
+    assert_int_equal(weft_atomic_load_acquire(&n->drops), want);
 }
 
 /* Run `f` to completion with a 10 s limit, so a join_all that would hang

@@ -37,32 +37,7 @@
 #include "support/rng.h"
 #include "support/rt_fixture.h"
 #include "support/spawn_join.h"
-
-/* ---- waiting --------------------------------------------------------------------- */
-
-#define WATCHDOG_NS (60ull * 1000000000ull)
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Spin until `cond` holds, giving the CPU away each turn (two cores are
- * shared with the workers). */
-#define WAIT_UNTIL(cond)                                                      \
-    do {                                                                      \
-        uint64_t wait_start_ = now_ns();                                      \
-        unsigned long wait_spins_ = 0;                                        \
-        while (!(cond)) {                                                     \
-            sched_yield();                                                    \
-            if ((++wait_spins_ & 255u) == 0 &&                                \
-                now_ns() - wait_start_ > WATCHDOG_NS)                         \
-                fail_msg("%s:%d: never became true: %s", __FILE__, __LINE__,  \
-                         #cond);                                              \
-        }                                                                     \
-    } while (0)
+#include "support/wait.h"
 
 /* ---- the probe future ------------------------------------------------------------ */
 
@@ -1126,11 +1101,11 @@ static void test_wake_storm_loses_no_wakeup_and_never_polls_concurrently(void **
         WAIT_UNTIL(weft_atomic_load_acquire(&s->finished) == w * STORM_THREADS);
         /* Every wake of this wave has been issued: a poll must see them. */
         long issued = weft_atomic_load_relaxed(&s->issued);
-        uint64_t start = now_ns();
+        weft_instant start = weft_now();
         unsigned long spins = 0;
         while (weft_atomic_load_acquire(&s->seen) < issued) {
             sched_yield();
-            if ((++spins & 255u) == 0 && now_ns() - start > WATCHDOG_NS) {
+            if ((++spins & 255u) == 0 && wait_expired(start)) {
                 /* Let the threads finish so the test can fail cleanly. */
                 weft_atomic_store_release(&s->wave, waves);
                 fail_msg("wave %ld: wakes up to #%ld issued, but the task was "

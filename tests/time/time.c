@@ -47,6 +47,7 @@
 #include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
+#include "support/wait.h"
 #include "support/waker_ops.h"
 
 /* ---- misuse reports ----------------------------------------------------- */
@@ -79,21 +80,6 @@ static int teardown(void **state)
     return rc;
 }
 
-#define WATCHDOG_NS (60ull * 1000000000ull)
-
-/* Spin (yielding the CPU) until `*flag` reaches `want`; fail after the
- * watchdog instead of hanging. Only for waits on other threads' progress,
- * never to let time pass. */
-static void wait_for_count(_Atomic long *flag, long want)
-{
-    weft_instant give_up = weft_now() + WATCHDOG_NS;
-    while (weft_atomic_load_acquire(flag) < want) {
-        if (weft_now() > give_up)
-            fail_msg("watchdog: count stuck at %ld, waiting for %ld",
-                     weft_atomic_load_acquire(flag), want);
-        sched_yield();
-    }
-}
 
 /* Timers armed in the runtime's wheel right now. */
 static size_t wheel_armed(void)
@@ -1376,9 +1362,9 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
         assert_int_equal(joins[k].status, 0);
     }
     /* Wakes already taken out of the wheel may still be running. */
-    weft_instant give_up = weft_now() + WATCHDOG_NS;
+    weft_instant start = weft_now();
     while (weft_atomic_load_acquire(&g_twakers_live) != 0) {
-        if (weft_now() > give_up)
+        if (wait_expired(start))
             fail_msg("seed %" PRIu64 ": %ld tracking wakers never released", seed,
                      weft_atomic_load_acquire(&g_twakers_live));
         sched_yield();
@@ -1525,7 +1511,7 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
         t.id = i;
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, i % 2 ? &joins[i] : NULL), 0);
     }
-    wait_for_count(&g_shut_armed, SHUT_TASKS);
+    WAIT_UNTIL(weft_atomic_load_acquire(&g_shut_armed) >= SHUT_TASKS);
     assert_int_equal(wheel_armed(), SHUT_TASKS);
 
     weft_rt_shutdown(g_rt);
@@ -1602,7 +1588,7 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
         co_future_init(&h, sizeof h, &hog_ops, WEFT_F_SEND);
         weft_join j;
         assert_int_equal(weft_spawn(g_rt, &h.base, sizeof h, &j), 0);
-        wait_for_count(&g_hog_running, 1);
+        WAIT_UNTIL(weft_atomic_load_acquire(&g_hog_running) >= 1);
 
         weft_sleep s;
         weft_sleep_init(&s, WEFT_MS(2));
