@@ -74,13 +74,9 @@ static inline int run_fn_blocking(weft_rt *rt, weft_task_fn *fn, const char *nam
  * setup failure). */
 static inline int rt_fixture_up(weft_rt **rt, const char *thread_name_prefix)
 {
-    /* Relaxed: no runtime thread runs yet. */
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    weft_atomic_store_relaxed(&g_free_underflow, 0);
     misuse_reset();
     weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
+    if (counting_alloc_install() != 0)
         return -1;
     weft_rt_options o = WEFT_RT_OPTIONS_INIT;
     o.workers = 2;
@@ -93,22 +89,9 @@ static inline int rt_fixture_up(weft_rt **rt, const char *thread_name_prefix)
  * and misuse handler. Returns 0, or -1 (a cmocka teardown failure). */
 static inline int rt_fixture_down(weft_rt **rt)
 {
-    int rc = 0;
     weft_rt_shutdown(*rt);
     *rt = NULL;
-    /* Acquire: the last free may have run on any thread. */
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown (a reference was leaked)\n",
-                    live);
-        rc = -1;
-    }
-    if (weft_atomic_load_relaxed(&g_free_underflow)) {
-        print_error("more frees than allocations (a reference was dropped twice)\n");
-        rc = -1;
-    }
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
+    int rc = counting_alloc_uninstall("after shutdown (a reference was leaked)");
     weft_set_misuse_handler(NULL, NULL);
     return rc;
 }
