@@ -46,4 +46,12 @@ static inline void assert_no_async_failures(void)
     }
 }
 
+/* On the test thread, before a test: forget failures a failed test left
+ * unreported. */
+static inline void async_failures_reset(void)
+{
+    /* Relaxed: no other thread of the test runs yet. */
+    weft_atomic_store_relaxed(&g_async_failures, 0);
+}
+
 #endif
