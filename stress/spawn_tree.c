@@ -44,12 +44,9 @@
 #include "weft/weft.h"
 
 #include "stress_common.h"
-
-/* ---- options, failure ------------------------------------------------------ */
-
-static stress_options opt;
-static _Atomic unsigned g_round; /* for failure messages */
-
+#include "support/co_future.h"
+#include "support/downcast.h"
+#include "support/waker_ops.h"
 
 /* What a node with seed `seed` outputs. */
 static uint64_t expected_output(uint64_t seed)
@@ -82,9 +79,10 @@ typedef struct round_state {
     _Atomic uint8_t aborted[MAX_NODES];     /* someone called abort on it */
     _Atomic uint8_t spawn_failed[MAX_NODES];/* spawn refused; spawner dropped it */
 
-    _Atomic uint64_t n_completed, n_cancelled, n_failed_spawns;
-    _Atomic uint64_t n_aborts_task, n_aborts_foreign, n_detached, n_foreign_waits,
-        n_local, n_stuck, n_joins_ok, n_joins_cancelled;
+    /* Events, this round's and the run's (the summary line). */
+    stress_counter n_rounds_shut_down, n_nodes, n_completed, n_cancelled, n_failed_spawns;
+    stress_counter n_aborts_task, n_aborts_foreign, n_detached, n_foreign_waits, n_local,
+        n_stuck, n_joins_ok, n_joins_cancelled;
 
     /* Progress, for the test thread to wait on. */
     pthread_mutex_t lock;
@@ -94,7 +92,7 @@ typedef struct round_state {
     bool root_dropped;
 } round_state;
 
-static round_state g_rs;
+static round_state g_rs = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void progress_add(uint64_t spawned, uint64_t dropped, bool root)
 {
@@ -105,11 +103,6 @@ static void progress_add(uint64_t spawned, uint64_t dropped, bool root)
         g_rs.root_dropped = true;
     pthread_cond_broadcast(&g_rs.cond);
     pthread_mutex_unlock(&g_rs.lock);
-}
-
-static void count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
 static bool shutting_down(void)
@@ -172,7 +165,7 @@ static void *mailbox_take(mailbox *m, uint64_t *rng)
         pthread_cond_wait(&m->cond, &m->lock);
     void *item = NULL;
     if (m->n > 0) {
-        size_t i = stress_rnd(rng) % m->n;
+        size_t i = rng_next32(rng) % m->n;
         item = m->items[i];
         m->items[i] = m->items[--m->n];
     }
@@ -199,11 +192,7 @@ typedef struct thread_waker {
     _Atomic unsigned refs;
 } thread_waker;
 
-static weft_waker tw_clone(const void *data);
-static void tw_wake(void *data);
-static void tw_wake_by_ref(const void *data);
-static void tw_drop(void *data);
-static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_drop };
+TEST_WAKER_OPS(tw);
 
 static thread_waker *tw_new(void)
 {
@@ -218,11 +207,9 @@ static thread_waker *tw_new(void)
 
 static weft_waker tw_clone(const void *data)
 {
-    thread_waker *t = (thread_waker *)data;
     /* Relaxed: a new reference is made from an existing one. */
-    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-    weft_waker w = { &tw_ops, t };
-    return w;
+    atomic_fetch_add_explicit(&((thread_waker *)data)->refs, 1, memory_order_relaxed);
+    return waker_of(&tw_ops, data);
 }
 
 static void tw_drop(void *data)
@@ -265,7 +252,7 @@ static void tw_wait(thread_waker *t)
 static void poll_to_completion(weft_future *f, void *out)
 {
     thread_waker *t = tw_new();
-    weft_waker w = { &tw_ops, t };
+    weft_waker w = waker_of(&tw_ops, t);
     for (;;) {
         weft_cx cx;
         weft_cx_init(&cx, &w);
@@ -282,21 +269,10 @@ static void check_join_result(const char *who, uint32_t id, uint64_t seed, int s
                               uint64_t out)
 {
     bool done = atomic_load_explicit(&g_rs.completed[id], memory_order_acquire);
-    if (status == 0) {
-        STRESS_ENSURE(done, "%s: join of node %u says 0 but its future never finished", who, id);
-        STRESS_ENSURE(out == expected_output(seed),
-               "%s: join of node %u: output %" PRIx64 ", expected %" PRIx64, who, id, out,
-               expected_output(seed));
-        count(&g_rs.n_joins_ok);
-    } else {
-        STRESS_ENSURE(status == -ECANCELED, "%s: join of node %u: status %d", who, id, status);
-        STRESS_ENSURE(!done, "%s: join of node %u says cancelled but its future finished", who, id);
-        STRESS_ENSURE(out == 0, "%s: cancelled join of node %u has output %" PRIx64, who, id, out);
-        STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
-                   shutting_down(),
-               "%s: node %u cancelled without abort or shutdown", who, id);
-        count(&g_rs.n_joins_cancelled);
-    }
+    bool may_cancel = atomic_load_explicit(&g_rs.aborted[id], memory_order_acquire) ||
+                      shutting_down();
+    stress_check_join(who, "node", id, status, out, done, expected_output(seed), may_cancel);
+    stress_count(status == 0 ? &g_rs.n_joins_ok : &g_rs.n_joins_cancelled);
 }
 
 /* ---- a join handed to a foreign thread ------------------------------------------------ */
@@ -319,15 +295,15 @@ static void check_stuck_join(const char *who, uint32_t id, int status)
 
 static void *joiner_main(void *arg)
 {
-    uint64_t rng = stress_rng_from((uintptr_t)arg ^ g_rs.seed);
+    uint64_t rng = rng_seed((uintptr_t)arg ^ g_rs.seed);
     join_box *b;
     while ((b = mailbox_take(&g_joins, &rng))) {
         /* The abort decision belongs to the child, so it replays. */
-        uint64_t r = stress_rng_from(b->seed ^ 0xab);
-        if (stress_rnd(&r) % 2 == 0 || b->stuck) {
+        uint64_t r = rng_seed(b->seed ^ 0xab);
+        if (rng_next32(&r) % 2 == 0 || b->stuck) {
             atomic_store_explicit(&g_rs.aborted[b->id], 1, memory_order_release);
             weft_join_abort(&b->j);
-            count(&g_rs.n_aborts_foreign);
+            stress_count(&g_rs.n_aborts_foreign);
         }
         uint64_t out = 0;
         poll_to_completion(&b->j.base, &out);
@@ -342,11 +318,11 @@ static void *joiner_main(void *arg)
 
 static void *waker_main(void *arg)
 {
-    uint64_t rng = stress_rng_from((uintptr_t)arg ^ g_rs.seed ^ 0x77);
+    uint64_t rng = rng_seed((uintptr_t)arg ^ g_rs.seed ^ 0x77);
     weft_waker *w;
     while ((w = mailbox_take(&g_wakes, &rng))) {
         /* Widen the window between a task's PENDING and its wake. */
-        for (unsigned i = stress_rnd(&rng) % 3; i > 0; i--)
+        for (unsigned i = rng_next32(&rng) % 3; i > 0; i--)
             sched_yield();
         weft_waker_wake(w);
         free(w);
@@ -365,7 +341,7 @@ typedef struct foreign_wait {
 
 static weft_poll foreign_wait_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    foreign_wait *fw = (foreign_wait *)f;
+    DOWNCAST(foreign_wait, fw);
     (void)out;
     if (fw->armed && !fw->forever)
         return WEFT_READY;
@@ -412,14 +388,13 @@ static const weft_future_ops node_ops = { "stress_node", sizeof(uint64_t), node_
 
 static void node_init(node *n, uint32_t id, int depth, uint64_t seed, bool local, bool stuck)
 {
-    weft_future_init(&n->base, &node_ops, local ? 0u : WEFT_F_SEND);
-    weft_co_init(&n->co);
+    co_future_init(n, sizeof *n, &node_ops, local ? 0u : WEFT_F_SEND);
     n->id = id;
     n->depth = depth;
     n->owner = local ? weft_worker_index() : -1;
     n->stuck = stuck;
     n->seed = seed;
-    n->rng = stress_rng_from(seed);
+    n->rng = rng_seed(seed);
     n->nkids = n->k = n->n = n->y = 0;
     n->awaiting_kid = -1;
     n->out = 0;
@@ -440,7 +415,7 @@ static uint32_t alloc_id(void)
 
 static void spawn_kid(node *s, int k)
 {
-    uint32_t r = stress_rnd(&s->rng);
+    uint32_t r = rng_next32(&s->rng);
     unsigned m = r % 10;
     enum kid_mode mode = m < 4   ? KID_JOIN
                          : m == 4 ? KID_ABORT
@@ -487,16 +462,16 @@ static void spawn_kid(node *s, int k)
         STRESS_ENSURE(rc == -ECANCELED && shutting_down(), "spawn of node %u: %s", id,
                weft_strerror(rc));
         atomic_store_explicit(&g_rs.spawn_failed[id], 1, memory_order_relaxed);
-        count(&g_rs.n_failed_spawns);
+        stress_count(&g_rs.n_failed_spawns);
         free(box);
         weft_future_drop(&kid.base); /* still ours */
         return;
     }
     progress_add(1, 0, false);
     if (local)
-        count(&g_rs.n_local);
+        stress_count(&g_rs.n_local);
     if (stuck)
-        count(&g_rs.n_stuck);
+        stress_count(&g_rs.n_stuck);
     switch (mode) {
     case KID_JOIN:
     case KID_ABORT:
@@ -506,7 +481,7 @@ static void spawn_kid(node *s, int k)
     case KID_DETACH:
         if (j)
             weft_join_detach(j);
-        count(&g_rs.n_detached);
+        stress_count(&g_rs.n_detached);
         break;
     case KID_FOREIGN:
         mailbox_put(&g_joins, box);
@@ -516,7 +491,7 @@ static void spawn_kid(node *s, int k)
 
 static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    node *s = (node *)f;
+    DOWNCAST(node, s);
     if (s->owner >= 0)
         STRESS_ENSURE(weft_worker_index() == s->owner, "local node %u polled on worker %d, owner %d",
                s->id, weft_worker_index(), s->owner);
@@ -529,35 +504,35 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
         WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
         stress_die("stuck node %u finished", s->id);
     }
-    for (s->n = (int)(stress_rnd(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
+    for (s->n = (int)(rng_next32(&s->rng) % 3), s->y = 0; s->y < s->n; s->y++)
         WEFT_CO_YIELD(&s->co, cx);
-    if (stress_rnd(&s->rng) % 5 == 0) {
+    if (rng_next32(&s->rng) % 5 == 0) {
         weft_future_init(&s->fw.base, &foreign_wait_ops, WEFT_F_SEND);
         s->fw.to = &g_wakes;
         s->fw.forever = false;
         s->fw.armed = false;
-        count(&g_rs.n_foreign_waits);
+        stress_count(&g_rs.n_foreign_waits);
         WEFT_AWAIT(&s->co, cx, &s->fw.base, NULL);
     }
     if ((unsigned)s->depth >= g_rs.max_depth)
         s->nkids = 0;
     else if (g_rs.bushy)
-        s->nkids = (int)(g_rs.max_fanout - stress_rnd(&s->rng) % (g_rs.max_fanout / 2 + 1));
+        s->nkids = (int)(g_rs.max_fanout - rng_next32(&s->rng) % (g_rs.max_fanout / 2 + 1));
     else
-        s->nkids = (int)(stress_rnd(&s->rng) % (g_rs.max_fanout + 1));
+        s->nkids = (int)(rng_next32(&s->rng) % (g_rs.max_fanout + 1));
     for (s->k = 0; s->k < s->nkids; s->k++) {
         spawn_kid(s, s->k);
-        if (stress_rnd(&s->rng) % 4 == 0)
+        if (rng_next32(&s->rng) % 4 == 0)
             WEFT_CO_YIELD(&s->co, cx);
     }
     for (s->k = 0; s->k < s->nkids; s->k++) {
         if ((s->mode[s->k] == KID_ABORT || s->mode[s->k] == KID_STUCK) &&
             s->jstate[s->k] == JS_LIVE) {
-            if (stress_rnd(&s->rng) % 2 == 0)
+            if (rng_next32(&s->rng) % 2 == 0)
                 WEFT_CO_YIELD(&s->co, cx);
             atomic_store_explicit(&g_rs.aborted[s->kid_id[s->k]], 1, memory_order_release);
             weft_join_abort(&s->joins[s->k]);
-            count(&g_rs.n_aborts_task);
+            stress_count(&g_rs.n_aborts_task);
         }
     }
     for (s->k = 0; s->k < s->nkids; s->k++) {
@@ -575,8 +550,7 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
     }
     atomic_store_explicit(&g_rs.completed[s->id], 1, memory_order_release);
     *(uint64_t *)out = expected_output(s->seed);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void node_drop(weft_future *f)
@@ -598,41 +572,26 @@ static void node_drop(weft_future *f)
             weft_future_drop(&s->joins[k].base); /* detaches the child */
         }
     }
-    uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[s->id], 1, memory_order_relaxed);
-    STRESS_ENSURE(prev == 0, "node %u dropped twice", s->id);
+    stress_drop_once(&g_rs.drops[s->id], "node", s->id);
     if (atomic_load_explicit(&g_rs.completed[s->id], memory_order_relaxed))
-        count(&g_rs.n_completed);
+        stress_count(&g_rs.n_completed);
     else
-        count(&g_rs.n_cancelled);
+        stress_count(&g_rs.n_cancelled);
     /* The progress lock orders the bookkeeping above before the test
      * thread's reads. */
     progress_add(0, 1, s->id == 0);
 }
 
-/* ---- watchdog -------------------------------------------------------------------------- */
-
-/* Reported through stress_die(), so a hang names the seed and round to replay. */
-static void report_hang(double limit_s)
-{
-    stress_die("watchdog: no progress after %.0f s (hang)", limit_s);
-}
-
 /* ---- a round ----------------------------------------------------------------------------- */
-
-typedef struct totals {
-    uint64_t rounds, shutdown_rounds, nodes, completed, cancelled, failed_spawns,
-        aborts_task, aborts_foreign, detached, foreign_waits, local, stuck, joins_ok,
-        joins_cancelled;
-} totals;
 
 static void round_reset(uint64_t seed)
 {
     g_rs.seed = seed;
-    uint64_t r = stress_rng_from(seed);
-    g_rs.max_depth = 2 + stress_rnd(&r) % (MAX_DEPTH - 1);
-    g_rs.max_fanout = 1 + stress_rnd(&r) % MAX_FANOUT;
-    g_rs.bushy = stress_rnd(&r) % 2 == 0;
-    g_rs.shutdown_mid = stress_rnd(&r) % 3 == 0;
+    uint64_t r = rng_seed(seed);
+    g_rs.max_depth = 2 + rng_next32(&r) % (MAX_DEPTH - 1);
+    g_rs.max_fanout = 1 + rng_next32(&r) % MAX_FANOUT;
+    g_rs.bushy = rng_next32(&r) % 2 == 0;
+    g_rs.shutdown_mid = rng_next32(&r) % 3 == 0;
     atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.allocated, 0, memory_order_relaxed);
     for (unsigned i = 0; i < MAX_NODES; i++) {
@@ -641,24 +600,11 @@ static void round_reset(uint64_t seed)
         atomic_store_explicit(&g_rs.aborted[i], 0, memory_order_relaxed);
         atomic_store_explicit(&g_rs.spawn_failed[i], 0, memory_order_relaxed);
     }
-    _Atomic uint64_t *ctrs[] = {
-        &g_rs.n_completed, &g_rs.n_cancelled, &g_rs.n_failed_spawns, &g_rs.n_aborts_task,
-        &g_rs.n_aborts_foreign, &g_rs.n_detached, &g_rs.n_foreign_waits, &g_rs.n_local,
-        &g_rs.n_stuck,
-        &g_rs.n_joins_ok, &g_rs.n_joins_cancelled,
-    };
-    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
-        atomic_store_explicit(ctrs[i], 0, memory_order_relaxed);
     g_rs.spawned = g_rs.dropped = 0;
     g_rs.root_dropped = false;
 }
 
-static uint64_t load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-static void run_round(uint64_t seed, totals *tot)
+static void run_round(uint64_t seed, const stress_options *opt)
 {
     round_reset(seed);
     mailbox_init(&g_wakes);
@@ -672,26 +618,21 @@ static void run_round(uint64_t seed, totals *tot)
         STRESS_ENSURE(pthread_create(&joiners[i], NULL, joiner_main, (void *)(i + 101)) == 0,
                "pthread_create");
 
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = opt.threads;
-    o.thread_name_prefix = "stress-w";
-    weft_rt *rt = NULL;
-    int rc = weft_rt_new(&rt, &o);
-    STRESS_ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+    weft_rt *rt = stress_rt_new(opt);
 
     node root;
     uint64_t root_seed = mix64(seed ^ 0x5eed);
     node_init(&root, alloc_id(), 0, root_seed, false, false);
     weft_join root_join;
-    rc = weft_spawn(rt, &root.base, sizeof root, &root_join);
+    int rc = weft_spawn(rt, &root.base, sizeof root, &root_join);
     STRESS_ENSURE(rc == 0, "spawn of the root: %s", weft_strerror(rc));
     progress_add(1, 0, false);
 
     pthread_mutex_lock(&g_rs.lock);
     if (g_rs.shutdown_mid) {
         /* Shut down once the tree has grown a little (or is already gone). */
-        uint64_t r = stress_rng_from(seed ^ 0x51);
-        uint64_t grown = 1 + stress_rnd(&r) % 256;
+        uint64_t r = rng_seed(seed ^ 0x51);
+        uint64_t grown = 1 + rng_next32(&r) % 256;
         while (g_rs.spawned < grown && !g_rs.root_dropped)
             pthread_cond_wait(&g_rs.cond, &g_rs.lock);
     } else {
@@ -715,9 +656,8 @@ static void run_round(uint64_t seed, totals *tot)
            allocated);
 
     /* The root's handle outlives the runtime. */
-    STRESS_ENSURE(weft_join_is_finished(&root_join), "root join not finished after shutdown");
-    uint64_t out = 0;
-    poll_to_completion(&root_join.base, &out);
+    uint64_t out;
+    stress_join_finished(&root_join, "node", 0, &out);
     check_join_result("main", 0, root_seed, root_join.status, out);
     weft_future_drop(&root_join.base);
 
@@ -740,8 +680,8 @@ static void run_round(uint64_t seed, totals *tot)
     g_stuck.n = 0;
     mailbox_fini(&g_stuck);
 
-    uint64_t completed = load(&g_rs.n_completed), cancelled = load(&g_rs.n_cancelled),
-             failed = load(&g_rs.n_failed_spawns);
+    uint64_t completed = stress_load(&g_rs.n_completed), cancelled = stress_load(&g_rs.n_cancelled),
+             failed = stress_load(&g_rs.n_failed_spawns);
     STRESS_ENSURE(spawned + failed == allocated, "spawned %" PRIu64 " + refused %" PRIu64
            " != %u nodes", spawned, failed, allocated);
     STRESS_ENSURE(completed + cancelled == allocated,
@@ -757,59 +697,24 @@ static void run_round(uint64_t seed, totals *tot)
     }
     STRESS_ENSURE(g_rs.shutdown_mid || failed == 0, "spawn refused without shutdown");
 
-    tot->rounds++;
-    tot->shutdown_rounds += g_rs.shutdown_mid;
-    tot->nodes += allocated;
-    tot->completed += completed;
-    tot->cancelled += cancelled;
-    tot->failed_spawns += failed;
-    tot->aborts_task += load(&g_rs.n_aborts_task);
-    tot->aborts_foreign += load(&g_rs.n_aborts_foreign);
-    tot->detached += load(&g_rs.n_detached);
-    tot->foreign_waits += load(&g_rs.n_foreign_waits);
-    tot->local += load(&g_rs.n_local);
-    tot->stuck += load(&g_rs.n_stuck);
-    tot->joins_ok += load(&g_rs.n_joins_ok);
-    tot->joins_cancelled += load(&g_rs.n_joins_cancelled);
+    stress_count_n(&g_rs.n_rounds_shut_down, g_rs.shutdown_mid);
+    stress_count_n(&g_rs.n_nodes, allocated);
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-static void run_round_fn(uint64_t seed, void *tot)
-{
-    run_round(seed, tot);
-}
-
 int main(int argc, char **argv)
 {
-    stress_parse_options(argc, argv, "stress_spawn_tree", &opt);
-    stress_failure_context("stress_spawn_tree", &opt, &g_round);
-
-    weft_set_misuse_handler(stress_misuse_is_fatal, NULL);
-    pthread_mutex_init(&g_rs.lock, NULL);
-    pthread_cond_init(&g_rs.cond, NULL);
-    /* The documented limit: seconds * 10 + 30 s. */
-    stress_watchdog wd;
-    STRESS_ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
-           "pthread_create");
-
-    totals tot;
-    memset(&tot, 0, sizeof tot);
-    double start = now_s();
-    stress_run_rounds(&opt, &g_round, run_round_fn, &tot);
-
-    stress_watchdog_stop(&wd);
-    pthread_cond_destroy(&g_rs.cond);
-    pthread_mutex_destroy(&g_rs.lock);
-
-    printf("ok: seed=%" PRIu64 " threads=%u rounds=%" PRIu64 " (shutdown mid-tree %" PRIu64
-           ") nodes=%" PRIu64 " completed=%" PRIu64 " cancelled=%" PRIu64
-           " refused=%" PRIu64 " local=%" PRIu64 " stuck=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
-           " (task+foreign) detached=%" PRIu64 " foreign_waits=%" PRIu64
-           " joins=%" PRIu64 " ok/%" PRIu64 " cancelled in %.1f s\n",
-           opt.seed, opt.threads, tot.rounds, tot.shutdown_rounds, tot.nodes, tot.completed,
-           tot.cancelled, tot.failed_spawns, tot.local, tot.stuck, tot.aborts_task, tot.aborts_foreign,
-           tot.detached, tot.foreign_waits, tot.joins_ok, tot.joins_cancelled,
-           now_s() - start);
-    return 0;
+    static stress_counter *const counters[] = {
+        &g_rs.n_rounds_shut_down, &g_rs.n_nodes, &g_rs.n_completed, &g_rs.n_cancelled,
+        &g_rs.n_failed_spawns, &g_rs.n_local, &g_rs.n_stuck, &g_rs.n_aborts_task,
+        &g_rs.n_aborts_foreign, &g_rs.n_detached, &g_rs.n_foreign_waits, &g_rs.n_joins_ok,
+        &g_rs.n_joins_cancelled,
+    };
+    const stress_program p = {
+        "stress_spawn_tree", run_round, counters, sizeof counters / sizeof counters[0],
+        "shut_down_mid_tree nodes completed cancelled refused local stuck aborts_task "
+        "aborts_foreign detached foreign_waits joins_ok joins_cancelled",
+    };
+    return stress_main(argc, argv, &p);
 }

@@ -1,14 +1,18 @@
-/* What every stress program shares: the command line, the run's seed,
- * failure reports that say how to replay, a per-task PRNG, a monotonic
- * clock reading and the hang watchdog. */
+/* What every stress program shares: its main() (the command line, the
+ * run's seed, rounds in a time box under a hang watchdog, the summary
+ * line), failure reports that say how to replay, per-round counters, the
+ * runtime of a round and the checks every program makes of drops and
+ * joins. The per-task PRNG is the tests' (tests/support/rng.h). */
 #ifndef WEFT_STRESS_COMMON_H
 #define WEFT_STRESS_COMMON_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <time.h>
+
+#include "weft/weft.h"
+#include "support/rng.h" /* mix64, rng_next32, rng_seed: the per-task PRNG */
 
 typedef struct stress_options {
     unsigned threads; /* workers per runtime */
@@ -17,20 +21,42 @@ typedef struct stress_options {
     double seconds;   /* time box */
 } stress_options;
 
-/* Parses --threads N, --iters N, --seed S and --seconds T into `opt`, with
- * the documented defaults. A bad command line prints the usage line for
- * `program` and exits with status 2. Without --seed the seed comes from
- * the clock. Prints `seed=S` as the first line of output (flushed, so it
- * survives an abort) because that is what a failed run is replayed from. */
-void stress_parse_options(int argc, char **argv, const char *program, stress_options *opt);
+/* A count of events: this round's, from any thread, and the run's total,
+ * which the summary line prints. */
+typedef struct stress_counter {
+    _Atomic uint64_t round;
+    uint64_t total; /* main thread, between rounds */
+} stress_counter;
 
-/* Failure reports name the program, the seed and the round in progress
- * (`*round`, kept up to date by the program), and print the command that
- * replays the run. Call once, right after stress_parse_options. */
-void stress_failure_context(const char *program, const stress_options *opt,
-                            _Atomic unsigned *round);
+/* One round, with its own seed (round r gets mix64(seed + r), so a run
+ * replays from its seed). Reports failures through stress_die. */
+typedef void stress_round_fn(uint64_t round_seed, const stress_options *opt);
 
-/* Report a failed invariant (printf-style) with the replay line; abort. */
+typedef struct stress_program {
+    const char *name;       /* for the usage, failure and replay lines */
+    stress_round_fn *round; /* one round, on a runtime of its own */
+    /* The program's counters: after each round, each round count is added
+     * to its total and zeroed. `counter_names` names them, in order,
+     * separated by spaces. */
+    stress_counter *const *counters;
+    size_t ncounters;
+    const char *counter_names;
+} stress_program;
+
+/* The whole main() of a stress program. Parses --threads N, --iters N,
+ * --seed S and --seconds T (a bad command line prints the usage line and
+ * exits with status 2; without --seed the seed comes from the clock) and
+ * prints `seed=S` first, flushed, since that is what a failed run is
+ * replayed from. Makes weft's misuse reports fatal, then runs rounds until
+ * `--iters` rounds ran or the time box is used up (at least one round
+ * always runs), under a watchdog that reports a hang after
+ * seconds * 10 + 30 s. Ends with the summary line,
+ * `ok: seed=S threads=N rounds=R <name>=<total>... in T s`; returns the
+ * exit status. */
+int stress_main(int argc, char **argv, const stress_program *p);
+
+/* Report a failed invariant (printf-style) with the program, seed and
+ * round, and the command that replays the run; abort. */
 __attribute__((format(printf, 1, 2), noreturn)) void stress_die(const char *fmt, ...);
 
 #define STRESS_ENSURE(cond, ...)                                              \
@@ -39,77 +65,45 @@ __attribute__((format(printf, 1, 2), noreturn)) void stress_die(const char *fmt,
             stress_die(__VA_ARGS__);                                          \
     } while (0)
 
-/* A weft misuse handler that fails the run: weft must never see misuse
- * from a correct program. */
-void stress_misuse_is_fatal(const char *msg, void *arg);
+/* ---- counters ------------------------------------------------------------------ */
 
-/* splitmix64's finaliser: derives independent seeds from related ones.
- * Inline because tasks call it on their hot path. */
-static inline uint64_t mix64(uint64_t x)
+/* Relaxed: counters, read by the main thread after the round's threads
+ * are joined and its runtime shut down. */
+static inline void stress_count_n(stress_counter *c, uint64_t n)
 {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    atomic_fetch_add_explicit(&c->round, n, memory_order_relaxed);
 }
 
-/* xorshift64*: a PRNG whose state (8 bytes) fits in a task, so each
- * task's decisions replay from its seed whatever the interleaving. */
-static inline uint32_t stress_rnd(uint64_t *s)
+static inline void stress_count(stress_counter *c)
 {
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+    stress_count_n(c, 1);
 }
 
-/* A PRNG state for `seed` (never 0, which xorshift cannot leave). */
-static inline uint64_t stress_rng_from(uint64_t seed)
+/* This round's count. */
+static inline uint64_t stress_load(stress_counter *c)
 {
-    uint64_t s = mix64(seed);
-    return s ? s : 1;
+    return atomic_load_explicit(&c->round, memory_order_relaxed);
 }
 
-/* Run rounds until `opt->iters` rounds (0: no limit) or the time box of
- * `opt->seconds` is used up (at least one round always runs). Round r
- * gets the seed mix64(opt->seed + r), so a run replays from its seed, and
- * `*round` tracks r for failure reports. */
-typedef void stress_round_fn(uint64_t round_seed, void *ctx);
-void stress_run_rounds(const stress_options *opt, _Atomic unsigned *round,
-                       stress_round_fn *fn, void *ctx);
+/* ---- a round's runtime and its checks ---------------------------------------- */
 
-/* Seconds on the monotonic clock, for the time box. */
-double now_s(void);
+/* The round's runtime: opt->threads workers named "stress-w<i>". */
+weft_rt *stress_rt_new(const stress_options *opt);
 
-/* Called from the watchdog thread when the run outlives its limit; it must
- * not return (programs report through their die(), which aborts). */
-typedef void (*stress_hang_handler)(double limit_s);
+/* Notes a drop of `what` `id` in its counter `*drops`: the first, or the
+ * run fails ("dropped twice"). */
+void stress_drop_once(_Atomic uint8_t *drops, const char *what, uint32_t id);
 
-/* A thread that calls its hang handler unless the run ends in time. It
- * waits on a condition variable with a deadline rather than sleeping, so a
- * run that ends early is not held up. */
-typedef struct stress_watchdog {
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC: wall clock steps are no hangs */
-    bool done;
-    time_t limit_whole_s;
-    double limit_s;
-    stress_hang_handler on_hang;
-    pthread_t thread;
-} stress_watchdog;
+/* What a finished join of `what` `id` yielded (`status`, `out`) agrees with
+ * its task: status 0 and the `expected` output when its future `finished`,
+ * else -ECANCELED with a zeroed output, and that only when `may_cancel`
+ * (it was aborted, or the runtime was shutting down). `who` names the
+ * joiner in the failure. */
+void stress_check_join(const char *who, const char *what, uint32_t id, int status, uint64_t out,
+                       bool finished, uint64_t expected, bool may_cancel);
 
-/* Starts `wd`, which calls on_hang(time_box_s * scale + slack_s) once that
- * many seconds (the fractional part of time_box_s * scale dropped) pass
- * before stress_watchdog_stop. The limit scales with the time box because
- * long runs under sanitizers are slow throughout, and the slack covers the
- * last round and a loaded machine. Returns pthread_create's result; on
- * failure nothing is left to stop. */
-int stress_watchdog_start(stress_watchdog *wd, double time_box_s, double scale, time_t slack_s,
-                          stress_hang_handler on_hang);
-
-/* Tells the watchdog the run is over and joins it. */
-void stress_watchdog_stop(stress_watchdog *wd);
+/* Polls the finished join `j` once (its runtime may be shut down: no
+ * runtime call) and returns its output in `*out`. */
+void stress_join_finished(weft_join *j, const char *what, uint32_t id, uint64_t *out);
 
 #endif

@@ -58,30 +58,27 @@
 #include "weft/weft.h"
 
 #include "stress_common.h"
-
-/* ---- options, failure --------------------------------------------------- */
-
-static stress_options opt;
-static _Atomic unsigned g_round; /* for failure messages */
-
+#include "support/co_future.h"
+#include "support/co_steps.h"
+#include "support/downcast.h"
 
 /* A timer duration: 0-3 ms, a tenth of them exactly 0. */
 static weft_duration random_duration(uint64_t *r)
 {
-    if (stress_rnd(r) % 10 == 0)
+    if (rng_next32(r) % 10 == 0)
         return 0;
-    return (weft_duration)stress_rnd(r) % (WEFT_MS(3) + 1);
+    return (weft_duration)rng_next32(r) % (WEFT_MS(3) + 1);
 }
 
 /* A yield loop's length, from nothing to long enough to lose to any
  * sleep. */
 static unsigned random_yields(uint64_t *r)
 {
-    switch (stress_rnd(r) % 4) {
-    case 0: return stress_rnd(r) % 4;
-    case 1: return stress_rnd(r) % 100;
-    case 2: return stress_rnd(r) % 2000;
-    default: return stress_rnd(r) % 20000;
+    switch (rng_next32(r) % 4) {
+    case 0: return rng_next32(r) % 4;
+    case 1: return rng_next32(r) % 100;
+    case 2: return rng_next32(r) % 2000;
+    default: return rng_next32(r) % 20000;
     }
 }
 
@@ -114,9 +111,11 @@ typedef struct round_state {
     _Atomic uint32_t ids; /* sub-future ids handed out */
     _Atomic uint8_t drops[MAX_IDS];
 
-    _Atomic uint64_t races_started, sleep_wins, loop_wins, tmo_ok, tmo_expired, sleeps_alone,
+    /* Events, this round's and the run's (the summary line). */
+    stress_counter races_started, sleep_wins, loop_wins, tmo_ok, tmo_expired, sleeps_alone,
         cut_short;
-    _Atomic uint64_t aborts_task, aborts_foreign, racers_completed, racers_cancelled;
+    stress_counter aborts_task, aborts_foreign, racers_completed, racers_cancelled;
+    stress_counter rounds_shut_down, racers, sub_futures;
 
     /* Progress, for the main thread to wait on. */
     pthread_mutex_t lock;
@@ -125,17 +124,7 @@ typedef struct round_state {
     uint64_t races_ended; /* races finished or cut short */
 } round_state;
 
-static round_state g_rs;
-
-static void count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
-static uint64_t load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
+static round_state g_rs = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static void progress_add(unsigned dropped, uint64_t races)
 {
@@ -155,8 +144,7 @@ static uint32_t new_id(void)
 
 static void note_drop(uint32_t id, const char *what)
 {
-    uint8_t prev = atomic_fetch_add_explicit(&g_rs.drops[id], 1, memory_order_acq_rel);
-    STRESS_ENSURE(prev == 0, "%s %u dropped twice", what, id);
+    stress_drop_once(&g_rs.drops[id], what, id);
 }
 
 static bool dropped_once(uint32_t id)
@@ -165,11 +153,11 @@ static bool dropped_once(uint32_t id)
 }
 
 /* Abort racer `victim` through its join handle. */
-static void abort_racer(unsigned victim, _Atomic uint64_t *counter)
+static void abort_racer(unsigned victim, stress_counter *counter)
 {
     atomic_store_explicit(&g_rs.aborted[victim], 1, memory_order_release);
     weft_join_abort(&g_rs.joins[victim]);
-    count(counter);
+    stress_count(counter);
 }
 
 /* ---- a yield loop ------------------------------------------------------- */
@@ -178,14 +166,13 @@ static void abort_racer(unsigned victim, _Atomic uint64_t *counter)
  * then READY with `value`. */
 typedef struct yloop {
     weft_future base;
-    uint32_t id;
+    uint32_t id, value;
     unsigned left;
-    uint32_t value;
 } yloop;
 
 static weft_poll yloop_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    yloop *y = (yloop *)f;
+    DOWNCAST(yloop, y);
     if (y->left > 0) {
         y->left--;
         weft_waker_wake_by_ref(cx->waker);
@@ -253,7 +240,7 @@ typedef struct ctimeout {
 
 static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    ctimeout *c = (ctimeout *)f;
+    DOWNCAST(ctimeout, c);
     uint32_t v = 0xdeadbeefu;
     if (weft_future_poll(&c->t.base, cx, &v) == WEFT_PENDING)
         return WEFT_PENDING;
@@ -263,13 +250,13 @@ static weft_poll ctimeout_poll(weft_future *f, weft_cx *cx, void *out)
     if (c->t.status == 0) {
         STRESS_ENSURE(v == c->inner.value, "timeout %u: output %08x, inner's %08x", c->id, v,
                c->inner.value);
-        count(&g_rs.tmo_ok);
+        stress_count(&g_rs.tmo_ok);
     } else {
         STRESS_ENSURE(c->t.status == -ETIMEDOUT, "timeout %u: status %d", c->id, c->t.status);
         STRESS_ENSURE(v == 0, "timeout %u timed out with output %08x", c->id, v);
         STRESS_ENSURE(weft_now() >= c->t.sleep.deadline, "timeout %u expired before its deadline",
                c->id);
-        count(&g_rs.tmo_expired);
+        stress_count(&g_rs.tmo_expired);
     }
     memcpy(out, &v, sizeof v);
     return WEFT_READY;
@@ -300,15 +287,6 @@ static void ctimeout_init(ctimeout *c, weft_duration d, unsigned yields)
 /* ---- the racer ---------------------------------------------------------- */
 
 enum { RACE_NONE, RACE_SLEEP_LOOP, RACE_TIMEOUT, RACE_SLEEP };
-
-/* Suspend once; the next wake of the task resumes here. WEFT_CO_YIELD
- * without its self-wake (one per source line, like the macros of co.h). */
-#define CO_SUSPEND(co)                                                        \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        return WEFT_PENDING;                                                  \
-    case __LINE__:;                                                           \
-    } while (0)
 
 typedef struct racer {
     weft_future base;
@@ -343,13 +321,13 @@ static bool race_turn(racer *s, weft_cx *cx)
             if (weft_future_poll(&s->cs.base, cx, NULL) == WEFT_READY) {
                 STRESS_ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u won before its deadline",
                        s->cs.id);
-                count(&g_rs.sleep_wins);
+                stress_count(&g_rs.sleep_wins);
                 break;
             }
         } else {
             if (weft_future_poll(&s->yl.base, cx, &s->scratch) == WEFT_READY) {
                 STRESS_ENSURE(s->scratch == s->yl.value, "yield loop %u: wrong output", s->yl.id);
-                count(&g_rs.loop_wins);
+                stress_count(&g_rs.loop_wins);
                 break;
             }
         }
@@ -368,23 +346,22 @@ static bool race_turn(racer *s, weft_cx *cx)
 
 static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    racer *s = (racer *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(racer, s);
     for (s->r = 0; s->r < s->nraces; s->r++) {
-        if (s->aborter && stress_rnd(&s->rng) % 3 == 0) {
+        if (s->aborter && rng_next32(&s->rng) % 3 == 0) {
             unsigned n = atomic_load_explicit(&g_rs.published, memory_order_acquire);
             if (n > 0)
-                abort_racer(stress_rnd(&s->rng) % n, &g_rs.aborts_task);
+                abort_racer(rng_next32(&s->rng) % n, &g_rs.aborts_task);
         }
-        count(&g_rs.races_started);
-        s->kind = stress_rnd(&s->rng) % 6;
+        stress_count(&g_rs.races_started);
+        s->kind = rng_next32(&s->rng) % 6;
         if (s->kind >= 2) {
             s->race = RACE_SLEEP_LOOP;
             csleep_init(&s->cs, random_duration(&s->rng));
             s->sleep_live = true;
             yloop_init(&s->yl, random_yields(&s->rng));
             s->loop_live = true;
-            s->turn = stress_rnd(&s->rng) & 1u;
+            s->turn = rng_next32(&s->rng) & 1u;
             /* Pending turns: the sleep holds our waker, the loop woke us. */
             while (!race_turn(s, cx))
                 CO_SUSPEND(&s->co);
@@ -396,7 +373,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
             WEFT_AWAIT(&s->co, cx, &s->cs.base, NULL);
             STRESS_ENSURE(weft_now() >= s->cs.s.deadline, "sleep %u completed before its deadline",
                    s->cs.id);
-            count(&g_rs.sleeps_alone);
+            stress_count(&g_rs.sleeps_alone);
         } else {
             s->race = RACE_TIMEOUT;
             ctimeout_init(&s->ct, random_duration(&s->rng), random_yields(&s->rng));
@@ -407,8 +384,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
     atomic_store_explicit(&g_rs.racer_done[s->idx], 1, memory_order_release);
     s->out = s->nraces;
     memcpy(out, &s->out, sizeof s->out);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void racer_drop(weft_future *f)
@@ -424,15 +400,14 @@ static void racer_drop(weft_future *f)
         weft_future_drop(&s->yl.base);
     }
     if (s->race != RACE_NONE) {
-        count(&g_rs.cut_short);
+        stress_count(&g_rs.cut_short);
         racer_end_race(s);
     }
-    uint8_t prev = atomic_fetch_add_explicit(&g_rs.racer_drops[s->idx], 1, memory_order_acq_rel);
-    STRESS_ENSURE(prev == 0, "racer %u dropped twice", s->idx);
+    stress_drop_once(&g_rs.racer_drops[s->idx], "racer", s->idx);
     if (atomic_load_explicit(&g_rs.racer_done[s->idx], memory_order_acquire))
-        count(&g_rs.racers_completed);
+        stress_count(&g_rs.racers_completed);
     else
-        count(&g_rs.racers_cancelled);
+        stress_count(&g_rs.racers_cancelled);
     progress_add(1, 0);
 }
 
@@ -441,13 +416,11 @@ static const weft_future_ops racer_ops = { "racer", sizeof(uint64_t), racer_poll
 
 static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
 {
-    memset(s, 0, sizeof *s);
-    weft_future_init(&s->base, &racer_ops, WEFT_F_SEND);
-    weft_co_init(&s->co);
+    co_future_init(s, sizeof *s, &racer_ops, WEFT_F_SEND);
     s->idx = idx;
-    s->rng = stress_rng_from(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
-    s->nraces = 1 + stress_rnd(&s->rng) % MAX_RACES;
-    s->aborter = stress_rnd(&s->rng) % 5 == 0;
+    s->rng = rng_seed(round_seed ^ ((uint64_t)(idx + 1) * 0x100000001b3ull));
+    s->nraces = 1 + rng_next32(&s->rng) % MAX_RACES;
+    s->aborter = rng_next32(&s->rng) % 5 == 0;
     s->race = RACE_NONE;
 }
 
@@ -455,44 +428,30 @@ static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
 
 static void *aborter_main(void *arg)
 {
-    uint64_t rng = stress_rng_from(g_rs.seed ^ (uintptr_t)arg);
-    unsigned n = stress_rnd(&rng) % 5;
+    uint64_t rng = rng_seed(g_rs.seed ^ (uintptr_t)arg);
+    unsigned n = rng_next32(&rng) % 5;
     for (unsigned i = 0; i < n; i++) {
         /* A random moment: a random number of scheduler yields. */
-        for (unsigned k = stress_rnd(&rng) % 3000; k > 0; k--) {
+        for (unsigned k = rng_next32(&rng) % 3000; k > 0; k--) {
             if (atomic_load_explicit(&g_rs.over, memory_order_acquire))
                 return NULL;
             sched_yield();
         }
         unsigned published = atomic_load_explicit(&g_rs.published, memory_order_acquire);
         if (published > 0)
-            abort_racer(stress_rnd(&rng) % published, &g_rs.aborts_foreign);
+            abort_racer(rng_next32(&rng) % published, &g_rs.aborts_foreign);
     }
     return NULL;
 }
 
-/* ---- watchdog ----------------------------------------------------------- */
-
-/* Reported through stress_die(), so a hang names the seed and round to replay. */
-static void report_hang(double limit_s)
-{
-    stress_die("watchdog: run exceeded %.0f s (hang)", limit_s);
-}
-
 /* ---- a round ------------------------------------------------------------ */
-
-typedef struct totals {
-    uint64_t rounds, shutdown_rounds, racers, completed, cancelled, races, sleep_wins,
-        loop_wins, tmo_ok, tmo_expired, sleeps_alone, cut_short, aborts_task, aborts_foreign,
-        sub_futures;
-} totals;
 
 static void round_reset(uint64_t seed)
 {
     g_rs.seed = seed;
-    uint64_t r = stress_rng_from(seed);
-    g_rs.nracers = 8 + stress_rnd(&r) % (MAX_RACERS - 7);
-    g_rs.shutdown_mid = stress_rnd(&r) % 4 == 0;
+    uint64_t r = rng_seed(seed);
+    g_rs.nracers = 8 + rng_next32(&r) % (MAX_RACERS - 7);
+    g_rs.shutdown_mid = rng_next32(&r) % 4 == 0;
     atomic_store_explicit(&g_rs.shutting_down, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.over, false, memory_order_relaxed);
     atomic_store_explicit(&g_rs.published, 0, memory_order_relaxed);
@@ -504,27 +463,14 @@ static void round_reset(uint64_t seed)
     }
     for (unsigned i = 0; i < MAX_IDS; i++)
         atomic_store_explicit(&g_rs.drops[i], 0, memory_order_relaxed);
-    _Atomic uint64_t *ctrs[] = {
-        &g_rs.races_started, &g_rs.sleep_wins,     &g_rs.loop_wins,
-        &g_rs.tmo_ok,        &g_rs.tmo_expired,    &g_rs.sleeps_alone, &g_rs.cut_short,
-        &g_rs.aborts_task,   &g_rs.aborts_foreign, &g_rs.racers_completed,
-        &g_rs.racers_cancelled,
-    };
-    for (size_t i = 0; i < sizeof ctrs / sizeof ctrs[0]; i++)
-        atomic_store_explicit(ctrs[i], 0, memory_order_relaxed);
     g_rs.dropped = 0;
     g_rs.races_ended = 0;
 }
 
-static void run_round(uint64_t seed, totals *tot)
+static void run_round(uint64_t seed, const stress_options *opt)
 {
     round_reset(seed);
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = opt.threads;
-    o.thread_name_prefix = "stress-w";
-    weft_rt *rt = NULL;
-    int rc = weft_rt_new(&rt, &o);
-    STRESS_ENSURE(rc == 0, "weft_rt_new: %s", weft_strerror(rc));
+    weft_rt *rt = stress_rt_new(opt);
 
     pthread_t aborters[ABORT_THREADS];
     for (uintptr_t i = 0; i < ABORT_THREADS; i++)
@@ -535,7 +481,7 @@ static void run_round(uint64_t seed, totals *tot)
         racer s;
         racer_init(&s, i, seed);
         g_rs.nraces[i] = s.nraces;
-        rc = weft_spawn(rt, &s.base, sizeof s, &g_rs.joins[i]);
+        int rc = weft_spawn(rt, &s.base, sizeof s, &g_rs.joins[i]);
         STRESS_ENSURE(rc == 0, "spawn of racer %u: %s", i, weft_strerror(rc));
         /* Release: the join handle is initialised before anyone aborts
          * through it (pairs with the acquire loads of `published`). */
@@ -545,8 +491,8 @@ static void run_round(uint64_t seed, totals *tot)
     pthread_mutex_lock(&g_rs.lock);
     if (g_rs.shutdown_mid) {
         /* Shut down once some races have ended, with timers in flight. */
-        uint64_t r = stress_rng_from(seed ^ 0x51);
-        uint64_t ended = 1 + stress_rnd(&r) % (2 * g_rs.nracers);
+        uint64_t r = rng_seed(seed ^ 0x51);
+        uint64_t ended = 1 + rng_next32(&r) % (2 * g_rs.nracers);
         while (g_rs.races_ended < ended && g_rs.dropped < g_rs.nracers)
             pthread_cond_wait(&g_rs.cond, &g_rs.lock);
     } else {
@@ -575,98 +521,50 @@ static void run_round(uint64_t seed, totals *tot)
                (unsigned)atomic_load_explicit(&g_rs.drops[id], memory_order_relaxed));
 
     /* Join handles outlive the runtime; each agrees with its racer. */
-    weft_waker noop = weft_waker_noop();
     for (unsigned i = 0; i < g_rs.nracers; i++) {
         weft_join *j = &g_rs.joins[i];
-        STRESS_ENSURE(weft_join_is_finished(j), "join of racer %u not finished after shutdown", i);
-        weft_cx cx;
-        weft_cx_init(&cx, &noop);
-        uint64_t out = 0;
-        STRESS_ENSURE(weft_future_poll(&j->base, &cx, &out) == WEFT_READY,
-               "finished join of racer %u pending", i);
+        uint64_t out;
+        stress_join_finished(j, "racer", i, &out);
         bool done = atomic_load_explicit(&g_rs.racer_done[i], memory_order_acquire);
-        if (j->status == 0) {
-            STRESS_ENSURE(done, "join of racer %u says 0 but it never finished", i);
-            STRESS_ENSURE(out == g_rs.nraces[i], "racer %u output %" PRIu64 ", expected %u", i, out,
-                   g_rs.nraces[i]);
-        } else {
-            STRESS_ENSURE(j->status == -ECANCELED, "join of racer %u: status %d", i, j->status);
-            STRESS_ENSURE(!done, "join of racer %u says cancelled but it finished", i);
-            STRESS_ENSURE(out == 0, "cancelled racer %u has output %" PRIu64, i, out);
-            STRESS_ENSURE(atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) ||
-                       g_rs.shutdown_mid,
-                   "racer %u cancelled without abort or shutdown", i);
-        }
+        bool may_cancel =
+            atomic_load_explicit(&g_rs.aborted[i], memory_order_acquire) || g_rs.shutdown_mid;
+        stress_check_join("main", "racer", i, j->status, out, done, g_rs.nraces[i], may_cancel);
         weft_future_drop(&j->base);
     }
 
-    uint64_t started = load(&g_rs.races_started), sw = load(&g_rs.sleep_wins),
-             lw = load(&g_rs.loop_wins), tok = load(&g_rs.tmo_ok),
-             tex = load(&g_rs.tmo_expired), sa = load(&g_rs.sleeps_alone),
-             cut = load(&g_rs.cut_short);
+    uint64_t started = stress_load(&g_rs.races_started), sw = stress_load(&g_rs.sleep_wins),
+             lw = stress_load(&g_rs.loop_wins), tok = stress_load(&g_rs.tmo_ok),
+             tex = stress_load(&g_rs.tmo_expired), sa = stress_load(&g_rs.sleeps_alone),
+             cut = stress_load(&g_rs.cut_short);
     STRESS_ENSURE(started == sw + lw + tok + tex + sa + cut,
            "races: %" PRIu64 " started != %" PRIu64 " sleep wins + %" PRIu64
            " loop wins + %" PRIu64 " timeouts ok + %" PRIu64 " expired + %" PRIu64
            " lone sleeps + %" PRIu64 " cut short",
            started, sw, lw, tok, tex, sa, cut);
-    uint64_t comp = load(&g_rs.racers_completed), canc = load(&g_rs.racers_cancelled);
+    uint64_t comp = stress_load(&g_rs.racers_completed), canc = stress_load(&g_rs.racers_cancelled);
     STRESS_ENSURE(comp + canc == g_rs.nracers, "racers: %" PRIu64 " completed + %" PRIu64
            " cancelled != %u spawned", comp, canc, g_rs.nracers);
 
-    tot->rounds++;
-    tot->shutdown_rounds += g_rs.shutdown_mid;
-    tot->racers += g_rs.nracers;
-    tot->completed += comp;
-    tot->cancelled += canc;
-    tot->races += started;
-    tot->sleep_wins += sw;
-    tot->loop_wins += lw;
-    tot->tmo_ok += tok;
-    tot->tmo_expired += tex;
-    tot->sleeps_alone += sa;
-    tot->cut_short += cut;
-    tot->aborts_task += load(&g_rs.aborts_task);
-    tot->aborts_foreign += load(&g_rs.aborts_foreign);
-    tot->sub_futures += ids;
+    stress_count_n(&g_rs.rounds_shut_down, g_rs.shutdown_mid);
+    stress_count_n(&g_rs.racers, g_rs.nracers);
+    stress_count_n(&g_rs.sub_futures, ids);
 }
 
 /* ---- main --------------------------------------------------------------- */
 
-static void run_round_fn(uint64_t seed, void *tot)
-{
-    run_round(seed, tot);
-}
-
 int main(int argc, char **argv)
 {
-    stress_parse_options(argc, argv, "stress_timer_race", &opt);
-    stress_failure_context("stress_timer_race", &opt, &g_round);
-
-    weft_set_misuse_handler(stress_misuse_is_fatal, NULL);
-    pthread_mutex_init(&g_rs.lock, NULL);
-    pthread_cond_init(&g_rs.cond, NULL);
-    /* The documented limit: seconds * 10 + 30 s. */
-    stress_watchdog wd;
-    STRESS_ENSURE(stress_watchdog_start(&wd, opt.seconds, 10.0, 30, report_hang) == 0,
-           "pthread_create");
-
-    totals tot;
-    memset(&tot, 0, sizeof tot);
-    double start = now_s();
-    stress_run_rounds(&opt, &g_round, run_round_fn, &tot);
-
-    stress_watchdog_stop(&wd);
-    pthread_cond_destroy(&g_rs.cond);
-    pthread_mutex_destroy(&g_rs.lock);
-
-    printf("ok: seed=%" PRIu64 " threads=%u rounds=%" PRIu64 " (shutdown mid-flight %" PRIu64
-           ") racers=%" PRIu64 " completed=%" PRIu64 " cancelled=%" PRIu64 " races=%" PRIu64
-           " sleep_wins=%" PRIu64 " loop_wins=%" PRIu64 " timeouts=%" PRIu64 " ok/%" PRIu64
-           " expired lone_sleeps=%" PRIu64 " cut_short=%" PRIu64 " aborts=%" PRIu64 "+%" PRIu64
-           " (task+foreign) sub_futures=%" PRIu64 " in %.1f s\n",
-           opt.seed, opt.threads, tot.rounds, tot.shutdown_rounds, tot.racers, tot.completed,
-           tot.cancelled, tot.races, tot.sleep_wins, tot.loop_wins, tot.tmo_ok, tot.tmo_expired,
-           tot.sleeps_alone, tot.cut_short, tot.aborts_task, tot.aborts_foreign, tot.sub_futures,
-           now_s() - start);
-    return 0;
+    static stress_counter *const counters[] = {
+        &g_rs.rounds_shut_down, &g_rs.racers, &g_rs.racers_completed, &g_rs.racers_cancelled,
+        &g_rs.races_started, &g_rs.sleep_wins, &g_rs.loop_wins, &g_rs.tmo_ok, &g_rs.tmo_expired,
+        &g_rs.sleeps_alone, &g_rs.cut_short, &g_rs.aborts_task, &g_rs.aborts_foreign,
+        &g_rs.sub_futures,
+    };
+    const stress_program p = {
+        "stress_timer_race", run_round, counters, sizeof counters / sizeof counters[0],
+        "shut_down_mid_flight racers completed cancelled races sleep_wins loop_wins "
+        "timeouts_ok timeouts_expired lone_sleeps cut_short aborts_task aborts_foreign "
+        "sub_futures",
+    };
+    return stress_main(argc, argv, &p);
 }

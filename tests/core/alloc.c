@@ -14,6 +14,9 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/co_future.h"
+#include "support/countdown.h"
+#include "support/rt_fixture.h"
 
 /* ---- a counting, failure-injecting allocator -------------------------------------- */
 
@@ -79,59 +82,29 @@ static int restore_default_allocator(void **state)
 
 /* ---- futures used by the scenarios ------------------------------------------------- */
 
-/* Yields once (a trip through the run queue), then outputs its id. Counts
- * its drops in a shared array so every future can be checked dropped
- * exactly once, whoever dropped it. */
-typedef struct job {
-    weft_future base;
-    int id;
-    bool yielded;
-    _Atomic int *drops;
-} job;
-
-static weft_poll job_poll(weft_future *f, weft_cx *cx, void *out)
+/* A job is a countdown (support/countdown.h) that yields once (a trip
+ * through the run queue), then outputs its id. Its counts live in a
+ * shared array, so every future can be checked dropped exactly once,
+ * whoever dropped it. */
+static void job_init(countdown *j, int id, countdown_counts *n)
 {
-    job *j = (job *)f;
-    if (!j->yielded) {
-        j->yielded = true;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = j->id;
-    return WEFT_READY;
-}
-
-static void job_drop(weft_future *f)
-{
-    job *j = (job *)f;
-    /* AcqRel: the test reads the counts after shutdown joined the workers. */
-    weft_atomic_fetch_add_acq_rel(&j->drops[j->id], 1);
-}
-
-static const weft_future_ops job_ops = { "test_job", sizeof(int), job_poll, job_drop, NULL };
-
-static void job_init(job *j, int id, _Atomic int *drops)
-{
-    weft_future_init(&j->base, &job_ops, WEFT_F_SEND);
-    j->id = id;
-    j->yielded = false;
-    j->drops = drops;
+    countdown_init(j, 1, id, &n[id], WEFT_F_SEND);
 }
 
 /* The same job with a large body: big enough that its task is allocated on
  * its own rather than carved from a shared block of task memory, so its
  * spawn is an allocation point of its own. */
 typedef struct big_job {
-    job j;
+    countdown j;
     unsigned char pad[2048];
 } big_job;
 
 /* Spawn job `id` (every third one big) on `rt`. A refused future is still
  * the caller's: dropped here. */
-static int spawn_job(weft_rt *rt, int id, _Atomic int *drops, weft_join *join)
+static int spawn_job(weft_rt *rt, int id, countdown_counts *n, weft_join *join)
 {
     big_job b;
-    job_init(&b.j, id, drops);
+    job_init(&b.j, id, n);
     memset(b.pad, id & 0xff, sizeof b.pad);
     size_t size = id % 3 == 0 ? sizeof b : sizeof b.j;
     int rc = weft_spawn(rt, &b.j.base, size, join);
@@ -146,19 +119,18 @@ typedef struct fan {
     weft_future base;
     weft_co co;
     int fanout, i, sum, got;
-    _Atomic int *drops;
+    countdown_counts *n;
     int first_id;
     weft_join j;
 } fan;
 
 static weft_poll fan_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    fan *s = (fan *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(fan, s);
     for (s->i = 0; s->i < s->fanout; s->i++) {
         {
-            job jb;
-            job_init(&jb, s->first_id + s->i, s->drops);
+            countdown jb;
+            job_init(&jb, s->first_id + s->i, s->n);
             if (weft_spawn(NULL, &jb.base, sizeof jb, &s->j) != 0) {
                 weft_future_drop(&jb.base); /* still ours */
                 continue;
@@ -168,16 +140,10 @@ static weft_poll fan_poll(weft_future *f, weft_cx *cx, void *out)
         s->sum += s->got;
     }
     *(int *)out = s->sum;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void fan_drop(weft_future *f)
-{
-    weft_co_drop(&((fan *)f)->co);
-}
-
-static const weft_future_ops fan_ops = { "test_fan", sizeof(int), fan_poll, fan_drop, NULL };
+CO_FUTURE_OPS(fan, "test_fan", sizeof(int));
 
 /* ---- weft_set_allocator ----------------------------------------------------------------- */
 
@@ -195,10 +161,7 @@ static void test_set_allocator_rejects_half_null_allocators(void **state)
     assert_int_equal(weft_set_allocator(&neither), -EINVAL);
 
     /* A rejected allocator changes nothing: the counting one stays. */
-    weft_rt *rt = NULL;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 1;
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    weft_rt *rt = rt_start(1);
     assert_true(weft_atomic_load_relaxed(&c.requests) > 0);
     weft_rt_shutdown(rt);
     assert_int_equal(weft_atomic_load_relaxed(&c.live), 0);
@@ -206,7 +169,7 @@ static void test_set_allocator_rejects_half_null_allocators(void **state)
     /* NULL restores malloc/free. */
     assert_int_equal(weft_set_allocator(NULL), 0);
     long before = weft_atomic_load_relaxed(&c.requests);
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    rt = rt_start(1);
     weft_rt_shutdown(rt);
     assert_int_equal(weft_atomic_load_relaxed(&c.requests), before);
 }
@@ -215,21 +178,18 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
 {
     (void)state;
     enum { JOBS = 64, FANS = 4, FANOUT = 16 };
-    static _Atomic int drops[JOBS + FANS * FANOUT];
-    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
-        weft_atomic_init(&drops[i], 0);
+    static countdown_counts n[JOBS + FANS * FANOUT];
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        countdown_counts_init(&n[i]);
     counter c;
     counter_init(&c, 0);
     install(&c);
 
-    weft_rt *rt = NULL;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    weft_rt *rt = rt_start(2);
     weft_join joins[JOBS];
     for (int i = 0; i < JOBS; i++) {
         /* Every fourth one detached from the start. */
-        assert_int_equal(spawn_job(rt, i, drops, i % 4 == 3 ? NULL : &joins[i]), 0);
+        assert_int_equal(spawn_job(rt, i, n, i % 4 == 3 ? NULL : &joins[i]), 0);
     }
     for (int i = 0; i < JOBS; i++) {
         if (i % 4 == 3)
@@ -246,11 +206,9 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
     }
     for (int k = 0; k < FANS; k++) {
         fan f;
-        memset(&f, 0, sizeof f);
-        weft_future_init(&f.base, &fan_ops, WEFT_F_SEND);
-        weft_co_init(&f.co);
+        co_future_init(&f, sizeof f, &fan_ops, WEFT_F_SEND);
         f.fanout = FANOUT;
-        f.drops = drops;
+        f.n = n;
         f.first_id = JOBS + k * FANOUT;
         weft_join fj;
         assert_int_equal(weft_spawn(rt, &f.base, sizeof f, &fj), 0);
@@ -266,8 +224,8 @@ static void test_counting_allocator_sees_a_runtime_lifecycle_freed(void **state)
     assert_true(weft_atomic_load_relaxed(&c.requests) > JOBS / 3);
     assert_int_equal(weft_atomic_load_relaxed(&c.live), 0);
     assert_int_equal(weft_atomic_load_relaxed(&c.underflow), 0);
-    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
-        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
     assert_int_equal(weft_set_allocator(NULL), 0);
 }
 
@@ -283,9 +241,9 @@ static int g_sweep_rt_enomem, g_sweep_spawn_enomem, g_sweep_join_enomem;
  * allocations, so the sweep is complete). */
 static bool sweep_once(long fail_at)
 {
-    static _Atomic int drops[SWEEP_TASKS];
+    static countdown_counts n[SWEEP_TASKS];
     for (int i = 0; i < SWEEP_TASKS; i++)
-        weft_atomic_init(&drops[i], 0);
+        countdown_counts_init(&n[i]);
     counter c;
     counter_init(&c, fail_at);
     install(&c);
@@ -312,7 +270,7 @@ static bool sweep_once(long fail_at)
     for (int i = 0; i < SWEEP_TASKS; i++) {
         bool detached = i % 5 == 4;
         /* spawn_job drops a refused future itself: the caller's copy. */
-        rc = spawn_job(rt, i, drops, detached ? NULL : &joins[i]);
+        rc = spawn_job(rt, i, n, detached ? NULL : &joins[i]);
         joined[i] = rc == 0 && !detached;
         if (rc == -ENOMEM) {
             enomem_spawns++;
@@ -350,7 +308,7 @@ static bool sweep_once(long fail_at)
                  (long)weft_atomic_load_relaxed(&c.live));
     assert_int_equal(weft_atomic_load_relaxed(&c.underflow), 0);
     for (int i = 0; i < SWEEP_TASKS; i++) {
-        int d = weft_atomic_load_acquire(&drops[i]);
+        int d = weft_atomic_load_acquire(&n[i].drops);
         if (d != 1)
             fail_msg("fail_at %ld: future %d dropped %d times", fail_at, i, d);
     }

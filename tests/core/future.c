@@ -16,151 +16,39 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/co_future.h"
+#include "support/countdown.h"
+#include "support/counting_waker.h"
 #include "support/misuse_capture.h"
+#include "support/poll.h"
+#include "support/rng.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* A waker that counts what is done to it. The waker handed to register or
- * poll is borrowed from the test; every clone is a reference that must come
- * back through exactly one wake or drop. */
-typedef struct counting_waker {
-    _Atomic long clones;
-    _Atomic long wakes;        /* by value: consumes a clone */
-    _Atomic long wake_by_refs;
-    _Atomic long drops;
-    /* Spin this many pause instructions inside clone: widens the window in
-     * which a register holds the REGISTERING state (STYLE rule 24). */
-    unsigned clone_spin;
-    /* Id (tl_thread_id) of the thread that performed the last wake. */
-    _Atomic int last_waker;
-} counting_waker;
+/* Two counting wakers (support/counting_waker.h), the test's handles to
+ * them, and an atomic waker, for the tests that watch wakes. */
+typedef struct waker_fixture {
+    counting_waker c, c2;
+    weft_waker w, w2;
+    weft_atomic_waker aw;
+} waker_fixture;
 
-static weft_waker cw_clone(const void *data);
-static void cw_wake(void *data);
-static void cw_wake_by_ref(const void *data);
-static void cw_drop(void *data);
-
-static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
-
-/* Small per-thread id so a waker can tell who woke it (0: unnamed). */
-static _Thread_local int tl_thread_id;
-
-static weft_waker cw_clone(const void *data)
+static int waker_setup(void **state)
 {
-    counting_waker *c = (counting_waker *)data;
-    for (unsigned i = 0; i < c->clone_spin; i++)
-        weft__cpu_relax();
-    /* Relaxed: a statistic read after a handshake that orders it. */
-    weft_atomic_fetch_add_relaxed(&c->clones, 1);
-    weft_waker w = { &cw_ops, c };
-    return w;
-}
-
-static void cw_wake(void *data)
-{
-    counting_waker *c = data;
-    weft_atomic_store_relaxed(&c->last_waker, tl_thread_id);
-    weft_atomic_fetch_add_relaxed(&c->wakes, 1);
-}
-
-static void cw_wake_by_ref(const void *data)
-{
-    counting_waker *c = (counting_waker *)data;
-    weft_atomic_store_relaxed(&c->last_waker, tl_thread_id);
-    weft_atomic_fetch_add_relaxed(&c->wake_by_refs, 1);
-}
-
-static void cw_drop(void *data)
-{
-    counting_waker *c = data;
-    weft_atomic_fetch_add_relaxed(&c->drops, 1);
-}
-
-static void cw_init(counting_waker *c)
-{
-    weft_atomic_init(&c->clones, 0);
-    weft_atomic_init(&c->wakes, 0);
-    weft_atomic_init(&c->wake_by_refs, 0);
-    weft_atomic_init(&c->drops, 0);
-    c->clone_spin = 0;
-    weft_atomic_init(&c->last_waker, 0);
-}
-
-static weft_waker cw_waker(counting_waker *c)
-{
-    weft_waker w = { &cw_ops, c };
-    return w;
-}
-
-static long cw_woken(counting_waker *c)
-{
-    return weft_atomic_load_relaxed(&c->wakes) + weft_atomic_load_relaxed(&c->wake_by_refs);
-}
-
-/* Clones not yet given back by a wake or a drop. */
-static long cw_outstanding(counting_waker *c)
-{
-    return weft_atomic_load_relaxed(&c->clones) - weft_atomic_load_relaxed(&c->wakes) -
-           weft_atomic_load_relaxed(&c->drops);
-}
-
-static int misuse_setup(void **state)
-{
-    (void)state;
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
+    waker_fixture *f = test_malloc(sizeof *f);
+    cw_init(&f->c);
+    cw_init(&f->c2);
+    f->w = cw_waker(&f->c);
+    f->w2 = cw_waker(&f->c2);
+    weft_atomic_waker_init(&f->aw);
+    *state = f;
     return 0;
 }
 
-static int misuse_teardown(void **state)
+static int waker_teardown(void **state)
 {
-    (void)state;
-    weft_set_misuse_handler(NULL, NULL);
+    test_free(*state);
     return 0;
-}
-
-/* A hand-written future: PENDING `pending` times (waking itself each time),
- * then READY with `value`. Counts its polls and drops in a shared record. */
-typedef struct fut_counts {
-    int polls;
-    int drops;
-} fut_counts;
-
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    fut_counts *counts;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    countdown *c = (countdown *)f;
-    c->counts->polls++;
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = c->value;
-    return WEFT_READY;
-}
-
-static void countdown_drop(weft_future *f)
-{
-    ((countdown *)f)->counts->drops++;
-}
-
-static const weft_future_ops countdown_ops = {
-    "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
-};
-
-static void countdown_init(countdown *c, int pending, int value, fut_counts *counts)
-{
-    weft_future_init(&c->base, &countdown_ops, WEFT_F_SEND);
-    c->pending = pending;
-    c->value = value;
-    c->counts = counts;
 }
 
 /* Spin (yielding the CPU) until `*flag` reaches `want`. A bounded number of
@@ -206,10 +94,8 @@ static void test_noop_waker_does_nothing_and_clones_to_itself(void **state)
     /* A noop waker can drive a future by hand. */
     weft_yield y;
     weft_yield_init(&y);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_with(&y.base, &w, NULL), WEFT_PENDING);
+    assert_int_equal(poll_with(&y.base, &w, NULL), WEFT_READY);
     weft_future_drop(&y.base);
 }
 
@@ -217,23 +103,17 @@ static void test_noop_waker_does_nothing_and_clones_to_itself(void **state)
 
 static void test_yield_is_pending_once_then_ready_and_wakes_once(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-
+    waker_fixture *f = *state;
     weft_yield y;
     weft_yield_init(&y);
     assert_true(weft_future_is_send(&y.base));
     assert_int_equal(weft_future_out_size(&y.base), 0);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_PENDING);
-    assert_int_equal(cw_woken(&c), 1);
-    assert_int_equal(weft_future_poll(&y.base, &cx, NULL), WEFT_READY);
-    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(poll_with(&y.base, &f->w, NULL), WEFT_PENDING);
+    assert_int_equal(cw_woken(&f->c), 1);
+    assert_int_equal(poll_with(&y.base, &f->w, NULL), WEFT_READY);
+    assert_int_equal(cw_woken(&f->c), 1);
     weft_future_drop(&y.base);
-    assert_int_equal(cw_outstanding(&c), 0);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 }
 
 /* ---- weft_ready ------------------------------------------------------------------ */
@@ -241,9 +121,6 @@ static void test_yield_is_pending_once_then_ready_and_wakes_once(void **state)
 static void test_ready_outputs_its_value(void **state)
 {
     (void)state;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
 
     weft_ready r;
     int v = 1234567;
@@ -252,7 +129,7 @@ static void test_ready_outputs_its_value(void **state)
     assert_true(weft_future_is_send(&r.base));
     assert_int_equal(weft_future_out_size(&r.base), sizeof(int));
     int out = -1;
-    assert_int_equal(weft_future_poll(&r.base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&r.base, &out), WEFT_READY);
     assert_int_equal(out, 1234567);
     weft_future_drop(&r.base);
 
@@ -263,14 +140,14 @@ static void test_ready_outputs_its_value(void **state)
     memset(got, 0, sizeof got);
     assert_int_equal(weft_ready_init(&r, big, sizeof big), 0);
     assert_int_equal(weft_future_out_size(&r.base), WEFT_READY_MAX);
-    assert_int_equal(weft_future_poll(&r.base, &cx, got), WEFT_READY);
+    assert_int_equal(poll_noop(&r.base, got), WEFT_READY);
     assert_memory_equal(got, big, sizeof big);
     weft_future_drop(&r.base);
 
     /* Size 0: no value needed, no output written. */
     assert_int_equal(weft_ready_init(&r, NULL, 0), 0);
     assert_int_equal(weft_future_out_size(&r.base), 0);
-    assert_int_equal(weft_future_poll(&r.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_noop(&r.base, NULL), WEFT_READY);
     weft_future_drop(&r.base);
 }
 
@@ -337,21 +214,18 @@ static void test_out_size_fixed_and_varies(void **state)
 
 static void test_coop_budget_runs_out_and_wakes_the_task(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
+    waker_fixture *f = *state;
     weft_cx cx;
-    weft_cx_init(&cx, &w);
+    weft_cx_init(&cx, &f->w);
     assert_int_equal(cx.budget, WEFT_COOP_BUDGET);
     for (unsigned i = 0; i < WEFT_COOP_BUDGET; i++)
         assert_true(weft_coop_proceed(&cx));
-    assert_int_equal(cw_woken(&c), 0);
+    assert_int_equal(cw_woken(&f->c), 0);
     /* Spent: the leaf must return PENDING, and the task is woken so it is
      * polled again in a later turn. */
     assert_false(weft_coop_proceed(&cx));
-    assert_int_equal(cw_woken(&c), 1);
-    assert_int_equal(cw_outstanding(&c), 0);
+    assert_int_equal(cw_woken(&f->c), 1);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 }
 
 typedef struct hinted {
@@ -397,117 +271,91 @@ static void test_stream_size_hint_defaults_to_unknown(void **state)
 
 static void test_atomic_waker_register_then_wake_wakes_once(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_atomic_waker aw;
-    weft_atomic_waker_init(&aw);
-
-    weft_atomic_waker_register(&aw, &w);
-    assert_int_equal(weft_atomic_load_relaxed(&c.clones), 1);
-    assert_int_equal(cw_woken(&c), 0);
-    weft_atomic_waker_wake(&aw);
-    assert_int_equal(cw_woken(&c), 1);
+    waker_fixture *f = *state;
+    weft_atomic_waker_register(&f->aw, &f->w);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c.clones), 1);
+    assert_int_equal(cw_woken(&f->c), 0);
+    weft_atomic_waker_wake(&f->aw);
+    assert_int_equal(cw_woken(&f->c), 1);
     /* The slot is empty now: a second wake has nothing to wake. */
-    weft_atomic_waker_wake(&aw);
-    assert_int_equal(cw_woken(&c), 1);
-    weft_atomic_waker_fini(&aw);
-    assert_int_equal(cw_outstanding(&c), 0);
+    weft_atomic_waker_wake(&f->aw);
+    assert_int_equal(cw_woken(&f->c), 1);
+    weft_atomic_waker_fini(&f->aw);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 }
 
 static void test_atomic_waker_wake_with_nothing_registered_is_a_noop(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_atomic_waker aw = WEFT_ATOMIC_WAKER_INIT;
+    waker_fixture *f = *state;
+    weft_atomic_waker aw = WEFT_ATOMIC_WAKER_INIT; /* not the fixture's: the initialiser */
 
     weft_atomic_waker_wake(&aw);
     weft_atomic_waker_wake(&aw);
     /* The earlier wakes are not stored up for a later registration. */
-    weft_atomic_waker_register(&aw, &w);
-    assert_int_equal(cw_woken(&c), 0);
+    weft_atomic_waker_register(&aw, &f->w);
+    assert_int_equal(cw_woken(&f->c), 0);
     weft_waker taken;
     assert_true(weft_atomic_waker_take(&aw, &taken));
     weft_waker_drop(&taken);
     weft_atomic_waker_fini(&aw);
-    assert_int_equal(cw_outstanding(&c), 0);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 }
 
 static void test_atomic_waker_reregister_same_waker_does_not_clone_again(void **state)
 {
-    (void)state;
-    counting_waker a, b;
-    cw_init(&a);
-    cw_init(&b);
-    weft_waker wa = cw_waker(&a), wb = cw_waker(&b);
-    weft_atomic_waker aw;
-    weft_atomic_waker_init(&aw);
-
+    waker_fixture *f = *state;
     for (int i = 0; i < 5; i++)
-        weft_atomic_waker_register(&aw, &wa);
-    assert_int_equal(weft_atomic_load_relaxed(&a.clones), 1);
-    assert_int_equal(weft_atomic_load_relaxed(&a.drops), 0);
+        weft_atomic_waker_register(&f->aw, &f->w);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c.clones), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c.drops), 0);
 
     /* A different waker replaces the stored one: the old clone is dropped. */
-    weft_atomic_waker_register(&aw, &wb);
-    assert_int_equal(weft_atomic_load_relaxed(&a.drops), 1);
-    assert_int_equal(weft_atomic_load_relaxed(&b.clones), 1);
-    weft_atomic_waker_wake(&aw);
-    assert_int_equal(cw_woken(&a), 0);
-    assert_int_equal(cw_woken(&b), 1);
-    weft_atomic_waker_fini(&aw);
-    assert_int_equal(cw_outstanding(&a), 0);
-    assert_int_equal(cw_outstanding(&b), 0);
+    weft_atomic_waker_register(&f->aw, &f->w2);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c2.clones), 1);
+    weft_atomic_waker_wake(&f->aw);
+    assert_int_equal(cw_woken(&f->c), 0);
+    assert_int_equal(cw_woken(&f->c2), 1);
+    weft_atomic_waker_fini(&f->aw);
+    assert_int_equal(cw_outstanding(&f->c), 0);
+    assert_int_equal(cw_outstanding(&f->c2), 0);
 }
 
 static void test_atomic_waker_take_hands_over_without_waking(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_atomic_waker aw;
-    weft_atomic_waker_init(&aw);
+    waker_fixture *f = *state;
     weft_waker taken = WEFT_WAKER_EMPTY;
 
-    assert_false(weft_atomic_waker_take(&aw, &taken));
-    weft_atomic_waker_register(&aw, &w);
-    assert_true(weft_atomic_waker_take(&aw, &taken));
-    assert_true(weft_waker_will_wake(&taken, &w));
-    assert_int_equal(cw_woken(&c), 0);
+    assert_false(weft_atomic_waker_take(&f->aw, &taken));
+    weft_atomic_waker_register(&f->aw, &f->w);
+    assert_true(weft_atomic_waker_take(&f->aw, &taken));
+    assert_true(weft_waker_will_wake(&taken, &f->w));
+    assert_int_equal(cw_woken(&f->c), 0);
     /* Taken means gone: neither a second take nor a wake finds it. */
     weft_waker again = WEFT_WAKER_EMPTY;
-    assert_false(weft_atomic_waker_take(&aw, &again));
-    weft_atomic_waker_wake(&aw);
-    assert_int_equal(cw_woken(&c), 0);
+    assert_false(weft_atomic_waker_take(&f->aw, &again));
+    weft_atomic_waker_wake(&f->aw);
+    assert_int_equal(cw_woken(&f->c), 0);
     /* The caller owns the taken waker. */
     weft_waker_wake(&taken);
-    assert_int_equal(weft_atomic_load_relaxed(&c.wakes), 1);
-    weft_atomic_waker_fini(&aw);
-    assert_int_equal(cw_outstanding(&c), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c.wakes), 1);
+    weft_atomic_waker_fini(&f->aw);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 }
 
 static void test_atomic_waker_fini_drops_the_registered_waker(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_atomic_waker aw;
-    weft_atomic_waker_init(&aw);
-    weft_atomic_waker_register(&aw, &w);
-    assert_int_equal(cw_outstanding(&c), 1);
-    weft_atomic_waker_fini(&aw);
-    assert_int_equal(weft_atomic_load_relaxed(&c.drops), 1);
-    assert_int_equal(cw_woken(&c), 0);
-    assert_int_equal(cw_outstanding(&c), 0);
+    waker_fixture *f = *state;
+    weft_atomic_waker_register(&f->aw, &f->w);
+    assert_int_equal(cw_outstanding(&f->c), 1);
+    weft_atomic_waker_fini(&f->aw);
+    assert_int_equal(weft_atomic_load_relaxed(&f->c.drops), 1);
+    assert_int_equal(cw_woken(&f->c), 0);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 
     /* fini of an empty atomic waker drops nothing. */
-    weft_atomic_waker_init(&aw);
-    weft_atomic_waker_fini(&aw);
+    weft_atomic_waker_init(&f->aw);
+    weft_atomic_waker_fini(&f->aw);
 }
 
 /* Register/wake race. Each round the consumer (this thread) registers one of
@@ -535,18 +383,9 @@ typedef struct race {
     _Atomic long saw_registered; /* round in which the wake began after it */
 } race;
 
-static uint32_t xorshift(uint32_t *s)
+static void short_spin(uint64_t *rng)
 {
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
-
-static void short_spin(uint32_t *rng)
-{
-    unsigned n = xorshift(rng) % 256u;
+    unsigned n = rng_next32(rng) % 256u;
     for (unsigned i = 0; i < n; i++)
         weft__cpu_relax();
 }
@@ -554,8 +393,8 @@ static void short_spin(uint32_t *rng)
 static void *race_producer(void *arg)
 {
     race *r = arg;
-    uint32_t rng = 0x12345u;
-    tl_thread_id = 2;
+    uint64_t rng = rng_seed(2);
+    cw_thread_id = 2;
     for (long round = 1; round <= RACE_ROUNDS; round++) {
         spin_until_eq(&r->go, round);
         short_spin(&rng);
@@ -590,9 +429,9 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
 
     pthread_t producer;
     assert_int_equal(pthread_create(&producer, NULL, race_producer, r), 0);
-    uint32_t rng = 0xabcdefu;
+    uint64_t rng = rng_seed(1);
     long woken_by_registerer = 0, left_registered = 0, after_register = 0;
-    tl_thread_id = 1;
+    cw_thread_id = 1;
     for (long round = 1; round <= RACE_ROUNDS; round++) {
         counting_waker *c = &r->wk[round & 1];
         weft_waker w = cw_waker(c);
@@ -636,86 +475,68 @@ static void test_atomic_waker_register_wake_race_never_loses_a_wake(void **state
     print_message("    %ld rounds: %ld woken by the registering thread (race paths), "
                   "%ld wakes after register, %ld wakes before register\n",
                   RACE_ROUNDS, woken_by_registerer, after_register, left_registered);
-    tl_thread_id = 0;
+    cw_thread_id = 0;
     test_free(r);
 }
 
 /* ---- misuse reports (debug builds) ----------------------------------------------- */
 
+/* Release builds neither report misuse nor refuse the polls: there these
+ * tests are skipped. */
+#ifndef NDEBUG
+
 static void test_moved_future_is_reported_by_name_and_not_polled(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
-    static const weft_future_ops pinned_ops = {
-        "test_pinned_future", sizeof(int), countdown_poll, countdown_drop, NULL,
-    };
-    fut_counts n = { 0, 0 };
+    static const weft_future_ops pinned_ops = COUNTDOWN_OPS("test_pinned_future");
+    countdown_counts n;
     countdown f[2];
-    countdown_init(&f[0], 100, 0, &n);
+    countdown_start(&f[0], &n, 100, 0, WEFT_F_SEND);
     f[0].base.ops = &pinned_ops;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
     int out;
 
-    assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(n.polls, 1);
-    assert_int_equal(g_misuse_count, 0);
+    assert_int_equal(poll_noop(&f[0].base, &out), WEFT_PENDING);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
+    assert_int_equal(misuse_count(), 0);
 
     memcpy(&f[1], &f[0], sizeof f[0]);
-    assert_int_equal(weft_future_poll(&f[1].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(n.polls, 1);
-    assert_int_equal(g_misuse_count, 1);
-    assert_non_null(strstr(g_misuse_msg, "test_pinned_future"));
+    assert_int_equal(poll_noop(&f[1].base, &out), WEFT_PENDING);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
+    assert_true(misuse_reported(1, "test_pinned_future"));
 
     /* The original, unmoved, still polls normally. */
-    assert_int_equal(weft_future_poll(&f[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(n.polls, 2);
-    assert_int_equal(g_misuse_count, 1);
+    assert_int_equal(poll_noop(&f[0].base, &out), WEFT_PENDING);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 2);
+    assert_int_equal(misuse_count(), 1);
     weft_future_drop(&f[0].base);
-    assert_int_equal(n.drops, 1);
-#endif
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 }
 
 static void test_future_polled_after_ready_is_reported_by_name_and_not_polled(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
-    static const weft_future_ops done_ops = {
-        "test_finished_future", sizeof(int), countdown_poll, countdown_drop, NULL,
-    };
-    fut_counts n = { 0, 0 };
+    static const weft_future_ops done_ops = COUNTDOWN_OPS("test_finished_future");
+    countdown_counts n;
     countdown f;
-    countdown_init(&f, 0, 77, &n);
+    countdown_start(&f, &n, 0, 77, WEFT_F_SEND);
     f.base.ops = &done_ops;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
     int out = 0;
 
-    assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&f.base, &out), WEFT_READY);
     assert_int_equal(out, 77);
     out = 0;
-    assert_int_equal(weft_future_poll(&f.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&f.base, &out), WEFT_PENDING);
     assert_int_equal(out, 0);
-    assert_int_equal(n.polls, 1);
-    assert_int_equal(g_misuse_count, 1);
-    assert_non_null(strstr(g_misuse_msg, "test_finished_future"));
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
+    assert_true(misuse_reported(1, "test_finished_future"));
     weft_future_drop(&f.base);
-    assert_int_equal(n.drops, 1);
-#endif
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
 }
 
-#ifndef NDEBUG
 /* A stream of `left` ints counting down, then DONE. */
 typedef struct countdown_stream {
     weft_stream base;
-    int left;
-    int polls;
+    int left, polls;
 } countdown_stream;
 
 static weft_next cds_poll_next(weft_stream *s, weft_cx *cx, void *item)
@@ -732,14 +553,10 @@ static weft_next cds_poll_next(weft_stream *s, weft_cx *cx, void *item)
 static const weft_stream_ops cds_ops = {
     "test_finished_stream", sizeof(int), cds_poll_next, NULL, NULL,
 };
-#endif
 
 static void test_stream_polled_after_done_is_reported_by_name_and_not_polled(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
     countdown_stream s[2];
     weft_stream_init(&s[0].base, &cds_ops, WEFT_F_SEND);
     s[0].left = 2;
@@ -755,12 +572,11 @@ static void test_stream_polled_after_done_is_reported_by_name_and_not_polled(voi
     assert_int_equal(item, 1);
     assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_DONE);
     assert_int_equal(s[0].polls, 3);
-    assert_int_equal(g_misuse_count, 0);
+    assert_int_equal(misuse_count(), 0);
 
     assert_int_equal(weft_stream_poll_next(&s[0].base, &cx, &item), WEFT_NEXT_PENDING);
     assert_int_equal(s[0].polls, 3);
-    assert_int_equal(g_misuse_count, 1);
-    assert_non_null(strstr(g_misuse_msg, "test_finished_stream"));
+    assert_true(misuse_reported(1, "test_finished_stream"));
 
     /* A stream moved after its first poll is refused the same way. */
     weft_stream_init(&s[0].base, &cds_ops, WEFT_F_SEND);
@@ -770,10 +586,19 @@ static void test_stream_polled_after_done_is_reported_by_name_and_not_polled(voi
     memcpy(&s[1], &s[0], sizeof s[0]);
     assert_int_equal(weft_stream_poll_next(&s[1].base, &cx, &item), WEFT_NEXT_PENDING);
     assert_int_equal(s[1].polls, 1);
-    assert_int_equal(g_misuse_count, 2);
-    assert_non_null(strstr(g_misuse_msg, "test_finished_stream"));
-#endif
+    assert_true(misuse_reported(2, "test_finished_stream"));
 }
+#else
+#define SKIPPED(name)                                                         \
+    static void name(void **state)                                            \
+    {                                                                         \
+        (void)state;                                                          \
+        skip();                                                               \
+    }
+SKIPPED(test_moved_future_is_reported_by_name_and_not_polled)
+SKIPPED(test_future_polled_after_ready_is_reported_by_name_and_not_polled)
+SKIPPED(test_stream_polled_after_done_is_reported_by_name_and_not_polled)
+#endif
 
 /* ---- coroutines ---------------------------------------------------------------- */
 
@@ -783,122 +608,107 @@ typedef struct seq_co {
     weft_future base;
     weft_co co;
     countdown a, b, loop;
-    fut_counts na, nb, nloop;
+    countdown_counts na, nb, nloop;
     int i;
     int got_a, got_b, got_loop[4];
 } seq_co;
 
 static weft_poll seq_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    seq_co *s = (seq_co *)f;
-    WEFT_CO_BEGIN(&s->co);
-    countdown_init(&s->a, 2, 10, &s->na);
+    CO_FUTURE_BEGIN(seq_co, s);
+    countdown_init(&s->a, 2, 10, &s->na, WEFT_F_SEND);
     WEFT_AWAIT(&s->co, cx, &s->a.base, &s->got_a);
-    countdown_init(&s->b, 0, 20, &s->nb);
+    countdown_init(&s->b, 0, 20, &s->nb, WEFT_F_SEND);
     WEFT_AWAIT(&s->co, cx, &s->b.base, &s->got_b);
     for (s->i = 0; s->i < 4; s->i++) {
-        countdown_init(&s->loop, s->i, 100 + s->i, &s->nloop);
+        countdown_init(&s->loop, s->i, 100 + s->i, &s->nloop, WEFT_F_SEND);
         WEFT_AWAIT(&s->co, cx, &s->loop.base, &s->got_loop[s->i]);
     }
     *(int *)out = s->got_a + s->got_b + s->got_loop[0] + s->got_loop[1] +
                   s->got_loop[2] + s->got_loop[3];
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void seq_co_drop(weft_future *f)
-{
-    weft_co_drop(&((seq_co *)f)->co);
-}
-
-static const weft_future_ops seq_co_ops = {
-    "test_seq_co", sizeof(int), seq_co_poll, seq_co_drop, NULL,
-};
+CO_FUTURE_OPS(seq_co, "test_seq_co", sizeof(int));
 
 static void seq_co_init(seq_co *s)
 {
-    memset(s, 0, sizeof *s);
-    weft_future_init(&s->base, &seq_co_ops, WEFT_F_SEND);
-    weft_co_init(&s->co);
+    co_future_init(s, sizeof *s, &seq_co_ops, WEFT_F_SEND);
+    countdown_counts_init(&s->na);
+    countdown_counts_init(&s->nb);
+    countdown_counts_init(&s->nloop);
 }
 
 static void test_coroutine_awaits_in_sequence_and_in_a_loop(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-
+    waker_fixture *f = *state;
     seq_co *s = test_malloc(sizeof *s);
     seq_co_init(s);
     int out = 0, pendings = 0;
-    while (weft_future_poll(&s->base, &cx, &out) == WEFT_PENDING) {
+    while (poll_with(&s->base, &f->w, &out) == WEFT_PENDING) {
         pendings++;
         assert_true(pendings < 100);
     }
     /* a: 2 PENDING polls; b: none; the loop's children: 0 + 1 + 2 + 3. */
     assert_int_equal(pendings, 2 + 0 + 6);
-    assert_int_equal(cw_woken(&c), pendings);
+    assert_int_equal(cw_woken(&f->c), pendings);
     assert_int_equal(s->got_a, 10);
     assert_int_equal(s->got_b, 20);
     for (int i = 0; i < 4; i++)
         assert_int_equal(s->got_loop[i], 100 + i);
     assert_int_equal(out, 10 + 20 + 100 + 101 + 102 + 103);
-    assert_int_equal(s->na.polls, 3);
-    assert_int_equal(s->nb.polls, 1);
-    assert_int_equal(s->nloop.polls, 1 + 2 + 3 + 4);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.polls), 3);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.polls), 1 + 2 + 3 + 4);
     /* Each child was dropped once, as soon as it was READY. */
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 1);
-    assert_int_equal(s->nloop.drops, 4);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 4);
     assert_null(s->co.awaiting);
 
     /* Dropping the finished coroutine drops no child a second time. */
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 1);
-    assert_int_equal(s->nloop.drops, 4);
-    assert_int_equal(cw_outstanding(&c), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 4);
+    assert_int_equal(cw_outstanding(&f->c), 0);
     test_free(s);
 }
 
 static void test_coroutine_dropped_while_suspended_drops_child_once(void **state)
 {
     (void)state;
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
     int out;
 
     /* Suspended on the first child. */
     seq_co *s = test_malloc(sizeof *s);
     seq_co_init(s);
-    assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&s->base, &out), WEFT_PENDING);
     assert_ptr_equal(s->co.awaiting, &s->a.base);
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 0);
-    assert_int_equal(s->nloop.drops, 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 0);
     assert_null(s->co.awaiting);
 
     /* Suspended inside the loop, after earlier children completed. */
     seq_co_init(s);
     do {
-        assert_int_equal(weft_future_poll(&s->base, &cx, &out), WEFT_PENDING);
+        assert_int_equal(poll_noop(&s->base, &out), WEFT_PENDING);
     } while (s->i < 2);
     assert_ptr_equal(s->co.awaiting, &s->loop.base);
-    assert_int_equal(s->nloop.drops, 2);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 2);
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops, 1);
-    assert_int_equal(s->nb.drops, 1);
-    assert_int_equal(s->nloop.drops, 3);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 3);
 
     /* Never polled: nothing awaited, nothing to drop. */
     seq_co_init(s);
     weft_future_drop(&s->base);
-    assert_int_equal(s->na.drops + s->nb.drops + s->nloop.drops, 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->na.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nb.drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&s->nloop.drops), 0);
     test_free(s);
 }
 
@@ -910,76 +720,60 @@ typedef struct yield_co {
 
 static weft_poll yield_co_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    yield_co *s = (yield_co *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(yield_co, s);
     s->before++;
     WEFT_CO_YIELD(&s->co, cx);
     s->after++;
     *(int *)out = 5;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void yield_co_drop(weft_future *f)
-{
-    weft_co_drop(&((yield_co *)f)->co);
-}
-
-static const weft_future_ops yield_co_ops = {
-    "test_yield_co", sizeof(int), yield_co_poll, yield_co_drop, NULL,
-};
+CO_FUTURE_OPS(yield_co, "test_yield_co", sizeof(int));
 
 static void test_coroutine_yield_is_pending_once_then_resumes(void **state)
 {
-    (void)state;
-    counting_waker c;
-    cw_init(&c);
-    weft_waker w = cw_waker(&c);
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-
+    waker_fixture *f = *state;
     yield_co s = { WEFT_FUTURE_INIT(&yield_co_ops, WEFT_F_SEND), WEFT_CO_INIT, 0, 0 };
     int out = 0;
-    assert_int_equal(weft_future_poll(&s.base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(poll_with(&s.base, &f->w, &out), WEFT_PENDING);
+    assert_int_equal(cw_woken(&f->c), 1);
     assert_int_equal(s.before, 1);
     assert_int_equal(s.after, 0);
-    assert_int_equal(weft_future_poll(&s.base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_with(&s.base, &f->w, &out), WEFT_READY);
     assert_int_equal(s.before, 1); /* resumed after the yield, not restarted */
     assert_int_equal(s.after, 1);
     assert_int_equal(out, 5);
-    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(cw_woken(&f->c), 1);
     weft_future_drop(&s.base);
-    assert_int_equal(cw_outstanding(&c), 0);
+    assert_int_equal(cw_outstanding(&f->c), 0);
 }
 
 int main(void)
 {
+#define W(fn) cmocka_unit_test_setup_teardown(fn, waker_setup, waker_teardown)
+#define M(fn) cmocka_unit_test_setup_teardown(fn, misuse_capture_setup, misuse_capture_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noop_waker_does_nothing_and_clones_to_itself),
-        cmocka_unit_test(test_yield_is_pending_once_then_ready_and_wakes_once),
+        W(test_yield_is_pending_once_then_ready_and_wakes_once),
         cmocka_unit_test(test_ready_outputs_its_value),
         cmocka_unit_test(test_ready_init_rejects_bad_arguments),
         cmocka_unit_test(test_out_size_fixed_and_varies),
-        cmocka_unit_test(test_coop_budget_runs_out_and_wakes_the_task),
+        W(test_coop_budget_runs_out_and_wakes_the_task),
         cmocka_unit_test(test_stream_size_hint_defaults_to_unknown),
-        cmocka_unit_test(test_atomic_waker_register_then_wake_wakes_once),
-        cmocka_unit_test(test_atomic_waker_wake_with_nothing_registered_is_a_noop),
-        cmocka_unit_test(test_atomic_waker_reregister_same_waker_does_not_clone_again),
-        cmocka_unit_test(test_atomic_waker_take_hands_over_without_waking),
-        cmocka_unit_test(test_atomic_waker_fini_drops_the_registered_waker),
+        W(test_atomic_waker_register_then_wake_wakes_once),
+        W(test_atomic_waker_wake_with_nothing_registered_is_a_noop),
+        W(test_atomic_waker_reregister_same_waker_does_not_clone_again),
+        W(test_atomic_waker_take_hands_over_without_waking),
+        W(test_atomic_waker_fini_drops_the_registered_waker),
         cmocka_unit_test(test_atomic_waker_register_wake_race_never_loses_a_wake),
-        cmocka_unit_test_setup_teardown(test_moved_future_is_reported_by_name_and_not_polled,
-                                        misuse_setup, misuse_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_future_polled_after_ready_is_reported_by_name_and_not_polled,
-            misuse_setup, misuse_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_stream_polled_after_done_is_reported_by_name_and_not_polled,
-            misuse_setup, misuse_teardown),
-        cmocka_unit_test(test_coroutine_awaits_in_sequence_and_in_a_loop),
+        M(test_moved_future_is_reported_by_name_and_not_polled),
+        M(test_future_polled_after_ready_is_reported_by_name_and_not_polled),
+        M(test_stream_polled_after_done_is_reported_by_name_and_not_polled),
+        W(test_coroutine_awaits_in_sequence_and_in_a_loop),
         cmocka_unit_test(test_coroutine_dropped_while_suspended_drops_child_once),
-        cmocka_unit_test(test_coroutine_yield_is_pending_once_then_resumes),
+        W(test_coroutine_yield_is_pending_once_then_resumes),
     };
+#undef W
+#undef M
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

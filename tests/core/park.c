@@ -20,6 +20,7 @@
 
 #include "core/atomic.h"
 #include "core/park.h"
+#include "support/rng.h"
 
 /* The state word's value while the owner sleeps (park.c: EMPTY 0,
  * PARKED 1, NOTIFIED 2). Watching it lets a test unpark only once the
@@ -65,16 +66,24 @@ static void *unpark_when_parked(void *arg)
     return NULL;
 }
 
+/* Starts a thread that unparks `w` once its owner (the caller) sleeps in
+ * a park, after setting the payload; the caller parks next. */
+static void start_unparker(struct wake_arg *w, pthread_t *th)
+{
+    w->payload = 0;
+    weft__parker_init(&w->p);
+    weft_atomic_init(&w->about_to_park, false);
+    assert_int_equal(pthread_create(th, NULL, unpark_when_parked, w), 0);
+    /* Release: the parker's init happens-before the other thread uses it. */
+    atomic_store_explicit(&w->about_to_park, true, memory_order_release);
+}
+
 static void test_park_wakes_on_unpark_from_other_thread(void **state)
 {
     (void)state;
-    struct wake_arg w = { .payload = 0 };
-    weft__parker_init(&w.p);
-    weft_atomic_init(&w.about_to_park, false);
+    struct wake_arg w;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, unpark_when_parked, &w), 0);
-    /* Release: the parker's init happens-before the other thread uses it. */
-    atomic_store_explicit(&w.about_to_park, true, memory_order_release);
+    start_unparker(&w, &th);
     weft__park(&w.p);
     /* Read before the join: visible because unpark released it. */
     assert_int_equal(w.payload, 42);
@@ -151,9 +160,8 @@ static void *waker(void *arg)
 static void test_park_no_lost_wakeup_with_many_unparkers(void **state)
 {
     (void)state;
-    struct many m;
+    struct many m = { .work = 0 };
     weft__parker_init(&m.p);
-    weft_atomic_init(&m.work, 0);
     pthread_t th[WAKERS];
     for (unsigned i = 0; i < WAKERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, waker, &m), 0);
@@ -289,12 +297,9 @@ static void test_park_timeout_takes_one_token(void **state)
 static void test_park_timeout_wakes_on_unpark_from_other_thread(void **state)
 {
     (void)state;
-    struct wake_arg w = { .payload = 0 };
-    weft__parker_init(&w.p);
-    weft_atomic_init(&w.about_to_park, false);
+    struct wake_arg w;
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, unpark_when_parked, &w), 0);
-    atomic_store_explicit(&w.about_to_park, true, memory_order_release);
+    start_unparker(&w, &th);
     /* An hour: a bound so a lost wakeup ends, not a timing assertion. */
     assert_true(weft__park_timeout(&w.p, 3600ull * 1000000000ull));
     assert_int_equal(w.payload, 42);
@@ -316,7 +321,7 @@ struct race_arg {
 static void *unpark_each_round(void *arg)
 {
     struct race_arg *r = arg;
-    uint32_t rng = 2463534242u;
+    uint64_t rng = rng_seed(1);
     for (unsigned round = 1; round <= RACE_ROUNDS; round++) {
         /* Spin briefly before yielding: a quick reaction is what reaches
          * the short window of a zero timeout. */
@@ -326,10 +331,7 @@ static void *unpark_each_round(void *arg)
             else
                 weft__cpu_relax();
         }
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        for (unsigned i = rng % 64; i > 0; i--)
+        for (unsigned i = rng_next32(&rng) % 64; i > 0; i--)
             weft__cpu_relax();
         weft__unpark(&r->p);
         atomic_store(&r->done, round);
@@ -340,10 +342,8 @@ static void *unpark_each_round(void *arg)
 static void test_park_timeout_racing_unpark_never_loses_or_duplicates_token(void **state)
 {
     (void)state;
-    struct race_arg r;
+    struct race_arg r = { .go = 0, .done = 0 };
     weft__parker_init(&r.p);
-    weft_atomic_init(&r.go, 0);
-    weft_atomic_init(&r.done, 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, unpark_each_round, &r), 0);
     unsigned lost = 0, duplicated = 0;

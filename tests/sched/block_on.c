@@ -27,117 +27,13 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
-#include "support/counting_alloc.h"
-#include "support/misuse_capture.h"
-
-/* ---- misuse reports (may come from a worker thread) ---------------------------- */
-
-
-/* ---- fixture ------------------------------------------------------------------------ */
-
-static weft_rt *g_rt;
-
-static int setup(void **state)
-{
-    (void)state;
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    g_misuse_count = 0;
-    g_misuse_msg[0] = '\0';
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    int rc = 0;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        rc = -1;
-    }
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
-    weft_set_misuse_handler(NULL, NULL);
-    return rc;
-}
-
-#define WATCHDOG_NS (60ull * 1000000000ull)
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- a counting future --------------------------------------------------------------- */
-
-/* PENDING `pending` times (waking itself), then READY with `value`. Records
- * its polls, drops, and the runtime/worker it was polled under. */
-typedef struct counts {
-    _Atomic int polls;
-    _Atomic int drops;
-    weft_rt *_Atomic seen_rt;
-    _Atomic int seen_worker;
-} counts;
-
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    counts *n;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    countdown *c = (countdown *)f;
-    weft_atomic_fetch_add_relaxed(&c->n->polls, 1);
-    weft_atomic_store_relaxed(&c->n->seen_rt, weft_rt_current());
-    weft_atomic_store_relaxed(&c->n->seen_worker, weft_worker_index());
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = c->value;
-    return WEFT_READY;
-}
-
-static void countdown_drop(weft_future *f)
-{
-    /* Relaxed: read by the test on the thread that dropped, or after a
-     * join that orders it. */
-    weft_atomic_fetch_add_relaxed(&((countdown *)f)->n->drops, 1);
-}
-
-static const weft_future_ops countdown_ops = {
-    "test_countdown", sizeof(int), countdown_poll, countdown_drop, NULL,
-};
-
-static void countdown_init(countdown *c, int pending, int value, counts *n,
-                           uint32_t flags)
-{
-    weft_future_init(&c->base, &countdown_ops, flags);
-    c->pending = pending;
-    c->value = value;
-    c->n = n;
-}
-
-static void counts_init(counts *n)
-{
-    weft_atomic_init(&n->polls, 0);
-    weft_atomic_init(&n->drops, 0);
-    weft_atomic_init(&n->seen_rt, NULL);
-    weft_atomic_init(&n->seen_worker, -2);
-}
+#include "support/co_future.h"
+#include "support/countdown.h"
+#include "support/downcast.h"
+#include "support/poll.h"
+#include "support/rt_fixture.h"
+#include "support/spawn_join.h"
+#include "support/wait.h"
 
 /* ---- output ---------------------------------------------------------------------------- */
 
@@ -150,10 +46,9 @@ static void test_block_on_returns_the_output_and_drops_once(void **state)
     assert_int_equal(weft_block_on(g_rt, &r.base, &out, sizeof out), 0);
     assert_int_equal(out, 31337);
 
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
     countdown c;
-    countdown_init(&c, 5, 77, &n, WEFT_F_SEND);
+    countdown_start(&c, &n, 5, 77, WEFT_F_SEND);
     out = 0;
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
     assert_int_equal(out, 77);
@@ -173,12 +68,12 @@ static void test_block_on_returns_the_output_and_drops_once(void **state)
 typedef struct nested {
     weft_future base;
     countdown inner;
-    counts *n;
+    countdown_counts *n;
 } nested;
 
 static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    nested *s = (nested *)f;
+    DOWNCAST(nested, s);
     (void)cx;
     int v = -1;
     int rc = weft_block_on(weft_rt_current(), &s->inner.base, &v, sizeof v);
@@ -192,25 +87,19 @@ static const weft_future_ops nested_ops = {
     "test_nested_block_on", sizeof(int), nested_poll, NULL, NULL,
 };
 
-static const weft_future_ops inner_ops = {
-    "test_inner_of_block_on", sizeof(int), countdown_poll, countdown_drop, NULL,
-};
+static const weft_future_ops inner_ops = COUNTDOWN_OPS("test_inner_of_block_on");
 
 static void test_block_on_inside_a_task_returns_edeadlk(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
     nested s;
     weft_future_init(&s.base, &nested_ops, WEFT_F_SEND);
-    countdown_init(&s.inner, 0, 1, &n, WEFT_F_SEND);
+    countdown_start(&s.inner, &n, 0, 1, WEFT_F_SEND);
     s.inner.base.ops = &inner_ops;
     s.n = &n;
-    weft_join j;
-    assert_int_equal(weft_spawn(g_rt, &s.base, sizeof s, &j), 0);
     int rc = 0;
-    assert_int_equal(weft_block_on(g_rt, &j.base, &rc, sizeof rc), 0);
-    assert_int_equal(j.status, 0);
+    assert_int_equal(spawn_blocking(g_rt, &s.base, sizeof s, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EDEADLK);
     /* Refused before polling; dropped once, by its owner. */
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 0);
@@ -221,10 +110,9 @@ static void test_block_on_inside_a_task_returns_edeadlk(void **state)
 static void test_block_on_rejects_bad_arguments(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
     countdown c;
-    countdown_init(&c, 0, 1, &n, WEFT_F_SEND);
+    countdown_start(&c, &n, 0, 1, WEFT_F_SEND);
     int out = 0;
     long big = 0;
     short small = 0;
@@ -243,10 +131,7 @@ static void test_block_on_rejects_bad_arguments(void **state)
 
     /* Already polled (pinned somewhere else's state machine): refused too. */
     countdown_init(&c, 3, 1, &n, WEFT_F_SEND);
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&c.base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_noop(&c.base, &out), WEFT_PENDING);
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), -EINVAL);
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
@@ -268,10 +153,9 @@ static const weft_future_ops varies_without_size_ops = {
 static void test_block_on_rejects_ops_without_out_size_of(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
     countdown c;
-    countdown_init(&c, 0, 1, &n, WEFT_F_SEND);
+    countdown_start(&c, &n, 0, 1, WEFT_F_SEND);
     c.base.ops = &varies_without_size_ops;
     assert_int_equal(weft_spawn(g_rt, &c.base, sizeof c, NULL), -EINVAL);
 
@@ -325,7 +209,7 @@ typedef struct remote_fut {
 
 static weft_poll remote_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    remote_fut *rf = (remote_fut *)f;
+    DOWNCAST(remote_fut, rf);
     remote *r = rf->r;
     /* Acquire: pairs with the helper's release of `fired`. */
     int fired = weft_atomic_load_acquire(&r->fired);
@@ -365,11 +249,11 @@ static void *remote_helper(void *arg)
 {
     remote *r = arg;
     for (int i = 1; i <= r->rounds; i++) {
-        uint64_t start = now_ns();
+        weft_instant start = weft_now();
         /* Acquire: the stash written before `asked` is visible. */
         while (weft_atomic_load_acquire(&r->asked) < i) {
             sched_yield();
-            if (now_ns() - start > WATCHDOG_NS)
+            if (wait_expired(start))
                 goto fail;
         }
         /* Wait until the polling thread is asleep — parked in block_on,
@@ -380,7 +264,7 @@ static void *remote_helper(void *arg)
             if (st == 0 || st == 'S')
                 break;
             sched_yield();
-            if (now_ns() - start > WATCHDOG_NS)
+            if (wait_expired(start))
                 goto fail;
         }
         weft_waker w = r->stash;
@@ -435,10 +319,9 @@ static void test_block_on_parks_until_a_foreign_thread_wakes_it(void **state)
 static void test_block_on_runs_a_non_send_future(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
     countdown c;
-    countdown_init(&c, 2, 5, &n, 0);
+    countdown_start(&c, &n, 2, 5, 0);
     assert_false(weft_future_is_send(&c.base));
     /* Not spawnable... */
     assert_int_equal(weft_spawn(g_rt, &c.base, sizeof c, NULL), -EPERM);
@@ -459,14 +342,14 @@ typedef struct outer {
     weft_future base;
     weft_rt *other;
     countdown child;
-    counts *child_n;
+    countdown_counts *child_n;
     weft_rt *before, *after;
     int child_rc, child_out;
 } outer;
 
 static weft_poll outer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    outer *s = (outer *)f;
+    DOWNCAST(outer, s);
     (void)cx;
     s->before = weft_rt_current();
     countdown_init(&s->child, 1, 9, s->child_n, 0);
@@ -484,10 +367,9 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
 {
     (void)state;
     assert_null(weft_rt_current());
-    counts n;
-    counts_init(&n);
+    countdown_counts n;
     countdown c;
-    countdown_init(&c, 1, 3, &n, WEFT_F_SEND);
+    countdown_start(&c, &n, 1, 3, WEFT_F_SEND);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
     assert_ptr_equal(weft_atomic_load_relaxed(&n.seen_rt), g_rt);
@@ -496,12 +378,9 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
 
     /* Nested on another runtime: each level sees its own, and the outer
      * one is restored when the inner call returns. */
-    weft_rt *other = NULL;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 1;
-    assert_int_equal(weft_rt_new(&other, &o), 0);
-    counts cn;
-    counts_init(&cn);
+    weft_rt *other = rt_start(1);
+    countdown_counts cn;
+    countdown_counts_init(&cn);
     outer s;
     memset(&s, 0, sizeof s);
     weft_future_init(&s.base, &outer_ops, 0);
@@ -517,55 +396,19 @@ static void test_block_on_makes_rt_current_while_it_runs(void **state)
     weft_rt_shutdown(other);
 }
 
-/* Spawns onto "the current runtime" (rt NULL) and awaits the join. */
-typedef struct spawner {
-    weft_future base;
-    weft_co co;
-    counts *n;
-    weft_join j;
-    int rc, got;
-} spawner;
-
-static weft_poll spawner_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    spawner *s = (spawner *)f;
-    WEFT_CO_BEGIN(&s->co);
-    {
-        countdown c;
-        countdown_init(&c, 2, 40, s->n, WEFT_F_SEND);
-        s->rc = weft_spawn(NULL, &c.base, sizeof c, &s->j);
-        if (s->rc != 0) {
-            *(int *)out = s->rc;
-            WEFT_CO_RETURN(&s->co);
-        }
-    }
-    WEFT_AWAIT(&s->co, cx, &s->j.base, &s->got);
-    *(int *)out = s->got + 2;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
-}
-
-static void spawner_drop(weft_future *f)
-{
-    weft_co_drop(&((spawner *)f)->co);
-}
-
-static const weft_future_ops spawner_ops = { "test_spawner", sizeof(int), spawner_poll,
-                                             spawner_drop, NULL };
-
+/* A future run by block_on that spawns a countdown onto "the current
+ * runtime" (rt NULL) and awaits its join (support/spawn_join.h). */
 static void test_block_on_future_can_spawn_onto_the_current_runtime(void **state)
 {
     (void)state;
-    counts n;
-    counts_init(&n);
-    spawner s;
-    memset(&s, 0, sizeof s);
-    weft_future_init(&s.base, &spawner_ops, 0);
-    weft_co_init(&s.co);
-    s.n = &n;
+    countdown_counts n;
+    countdown c;
+    countdown_start(&c, &n, 2, 21, WEFT_F_SEND);
+    spawn_join s;
+    spawn_join_init(&s, &c.base, sizeof c, 0);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &s.base, &out, sizeof out), 0);
-    assert_int_equal(s.rc, 0);
+    assert_int_equal(s.spawn_rc, 0);
     assert_int_equal(out, 42);
     /* The child ran on a worker of the current runtime. */
     assert_ptr_equal(weft_atomic_load_relaxed(&n.seen_rt), g_rt);
@@ -583,7 +426,7 @@ typedef struct keeper {
 
 static weft_poll keeper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    keeper *k = (keeper *)f;
+    DOWNCAST(keeper, k);
     (void)out;
     if (k->polls++ == 0) {
         /* Keep a clone past the end of block_on, as a channel might. */
@@ -628,7 +471,7 @@ static void test_block_on_waker_may_outlive_the_call(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, rt_setup, rt_teardown)
     const struct CMUnitTest tests[] = {
         T(test_block_on_returns_the_output_and_drops_once),
         T(test_block_on_inside_a_task_returns_edeadlk),

@@ -18,70 +18,16 @@
 
 #include "sched/injector.h"
 #include "sched/task.h"
+#include "support/fake_tasks.h"
+#include "support/sanitized.h"
 
 #define NTASKS 64
-
-/* The queues carry intrusive nodes; the tests queue fake tasks by their
- * qnode, as the scheduler does. */
-static void inj_push(weft__injector *q, struct weft__task *t)
-{
-    weft__injector_push(q, &t->qnode);
-}
-
-static struct weft__task *task_of(struct cds_wfcq_node *n)
-{
-    return n ? weft__task_of_qnode(n) : NULL;
-}
-
-static struct weft__task *inj_pop(weft__injector *q)
-{
-    return task_of(weft__injector_pop(q));
-}
-
-static unsigned inj_pop_batch(weft__injector *q, struct weft__task **out, unsigned max)
-{
-    struct cds_wfcq_node *nodes[NTASKS];
-    assert_true(max <= NTASKS);
-    unsigned n = weft__injector_pop_batch(q, nodes, max);
-    for (unsigned i = 0; i < n; i++)
-        out[i] = task_of(nodes[i]);
-    return n;
-}
-
-static void inbox_push(weft__inbox *q, struct weft__task *t)
-{
-    weft__inbox_push(q, &t->qnode);
-}
-
-static struct weft__task *inbox_pop(weft__inbox *q)
-{
-    return task_of(weft__inbox_pop(q));
-}
 
 struct fixture {
     weft__injector *inj;
     weft__inbox *inbox;
     struct weft__task *tasks;
 };
-
-static struct weft__task *tasks_new(size_t n)
-{
-    struct weft__task *t = calloc(n, sizeof *t);
-    assert_non_null(t);
-    for (size_t i = 0; i < n; i++)
-        cds_wfcq_node_init(&t[i].qnode);
-    return t;
-}
-
-/* The queues carry cache-line alignment. */
-static void *aligned_zalloc(size_t size)
-{
-    size = (size + WEFT_CACHE_LINE - 1) & ~(size_t)(WEFT_CACHE_LINE - 1);
-    void *p = aligned_alloc(WEFT_CACHE_LINE, size);
-    assert_non_null(p);
-    memset(p, 0, size);
-    return p;
-}
 
 static int setup(void **state)
 {
@@ -109,9 +55,7 @@ static int teardown(void **state)
 
 static size_t index_of(struct fixture *f, struct weft__task *t)
 {
-    assert_non_null(t);
-    assert_true(t >= f->tasks && t < f->tasks + NTASKS);
-    return (size_t)(t - f->tasks);
+    return task_index(f->tasks, NTASKS, t);
 }
 
 /* ---- injector, one thread ------------------------------------------------ */
@@ -235,14 +179,6 @@ static void test_inbox_pop_returns_fifo_order(void **state)
 
 /* ---- concurrency ---------------------------------------------------------- */
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define WEFT_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define WEFT_TEST_SANITIZED 1
-#endif
-#endif
-
 #ifdef WEFT_TEST_SANITIZED
 #define PER_PRODUCER 100000u
 #else
@@ -256,10 +192,21 @@ static void test_inbox_pop_returns_fifo_order(void **state)
  * order, each carrying its own index as payload. Consumers check each
  * task is seen once, carries its payload (the queue publishes the
  * producer's writes), and that each producer's tasks reach any one
- * consumer in push order (the queue is FIFO). */
+ * consumer in push order (the queue is FIFO). The same producers and
+ * consumers run on either queue through its three operations. */
+struct mp_arg;
+
+typedef struct mp_queue {
+    void (*push)(struct fixture *f, struct weft__task *t);
+    /* Takes what consumer `a` can get in one try, seeing each task;
+     * false when it got nothing. */
+    bool (*take)(struct mp_arg *a);
+    bool (*is_empty)(struct fixture *f);
+} mp_queue;
+
 struct mp {
-    weft__injector *inj;
-    weft__inbox *inbox;
+    struct fixture *f;
+    const mp_queue *q;
     struct weft__task *tasks;
     size_t ntasks;
     unsigned producers;
@@ -292,13 +239,21 @@ static void mp_see(struct mp_arg *a, struct weft__task *t)
     a->last[p] = (int64_t)i;
 }
 
-static void *mp_injector_producer(void *arg)
+/* Sees `t` if there is one. */
+static bool mp_see_one(struct mp_arg *a, struct weft__task *t)
+{
+    if (t)
+        mp_see(a, t);
+    return t != NULL;
+}
+
+static void *mp_producer(void *arg)
 {
     struct mp_arg *a = arg;
     struct mp *m = a->m;
     for (size_t i = a->id * (size_t)PER_PRODUCER; i < (a->id + 1) * (size_t)PER_PRODUCER; i++) {
         m->tasks[i].out_size = (uint32_t)i;
-        inj_push(m->inj, &m->tasks[i]);
+        m->q->push(m->f, &m->tasks[i]);
     }
     /* Release: a consumer that sees every producer done also sees every
      * push complete (pairs with the acquire load in the consumers). */
@@ -306,83 +261,76 @@ static void *mp_injector_producer(void *arg)
     return NULL;
 }
 
-static void *mp_injector_consumer(void *arg)
+static void *mp_consumer(void *arg)
 {
     struct mp_arg *a = arg;
     struct mp *m = a->m;
     for (unsigned p = 0; p < MAX_PRODUCERS; p++)
         a->last[p] = -1;
     for (;;) {
-        /* Read before the pass: once all producers are done, an empty
-         * queue stays empty. */
+        /* Read before the try: once all producers are done, an empty queue
+         * stays empty. (An empty try alone proves nothing: a dequeue also
+         * comes back empty-handed while an enqueue is half done.) */
         bool done = atomic_load_explicit(&m->producers_done, memory_order_acquire) ==
                     m->producers;
-        bool found = false;
-        if (a->id == 0) {
-            struct weft__task *buf[16];
-            unsigned n = inj_pop_batch(m->inj, buf, 16);
-            for (unsigned i = 0; i < n; i++)
-                mp_see(a, buf[i]);
-            found = n > 0;
-        } else {
-            struct weft__task *t = inj_pop(m->inj);
-            if (t) {
-                mp_see(a, t);
-                found = true;
-            }
-        }
-        if (!found) {
-            if (done && weft__injector_is_empty(m->inj))
-                break;
-            sched_yield();
-        }
-    }
-    return NULL;
-}
-
-static void *mp_inbox_producer(void *arg)
-{
-    struct mp_arg *a = arg;
-    struct mp *m = a->m;
-    for (size_t i = a->id * (size_t)PER_PRODUCER; i < (a->id + 1) * (size_t)PER_PRODUCER; i++) {
-        m->tasks[i].out_size = (uint32_t)i;
-        inbox_push(m->inbox, &m->tasks[i]);
-    }
-    /* Release: pairs with the consumer's acquire load. */
-    atomic_fetch_add_explicit(&m->producers_done, 1, memory_order_release);
-    return NULL;
-}
-
-static void *mp_inbox_consumer(void *arg)
-{
-    struct mp_arg *a = arg;
-    struct mp *m = a->m;
-    for (unsigned p = 0; p < MAX_PRODUCERS; p++)
-        a->last[p] = -1;
-    for (;;) {
-        bool done = atomic_load_explicit(&m->producers_done, memory_order_acquire) ==
-                    m->producers;
-        struct weft__task *t = inbox_pop(m->inbox);
-        if (t) {
-            mp_see(a, t);
+        if (m->q->take(a))
             continue;
-        }
-        /* NULL also means "an enqueue is half done": only trust it once
-         * every producer has finished. */
-        if (done && weft__inbox_is_empty(m->inbox))
+        if (done && m->q->is_empty(m->f))
             break;
         sched_yield();
     }
     return NULL;
 }
 
-static void mp_run(struct fixture *f, unsigned producers, unsigned consumers,
-                   void *(*producer)(void *), void *(*consumer)(void *))
+static void injector_push(struct fixture *f, struct weft__task *t)
+{
+    inj_push(f->inj, t);
+}
+
+/* Consumer 0 takes batches, the others one task at a time. */
+static bool injector_take(struct mp_arg *a)
+{
+    weft__injector *inj = a->m->f->inj;
+    if (a->id == 0) {
+        struct weft__task *buf[16];
+        unsigned n = inj_pop_batch(inj, buf, 16);
+        for (unsigned i = 0; i < n; i++)
+            mp_see(a, buf[i]);
+        return n > 0;
+    }
+    return mp_see_one(a, inj_pop(inj));
+}
+
+static bool injector_is_empty(struct fixture *f)
+{
+    return weft__injector_is_empty(f->inj);
+}
+
+static const mp_queue injector_queue = { injector_push, injector_take, injector_is_empty };
+
+static void inbox_push_task(struct fixture *f, struct weft__task *t)
+{
+    inbox_push(f->inbox, t);
+}
+
+static bool inbox_take(struct mp_arg *a)
+{
+    return mp_see_one(a, inbox_pop(a->m->f->inbox));
+}
+
+static bool inbox_is_empty(struct fixture *f)
+{
+    return weft__inbox_is_empty(f->inbox);
+}
+
+static const mp_queue inbox_queue = { inbox_push_task, inbox_take, inbox_is_empty };
+
+static void mp_run(struct fixture *f, const mp_queue *q, unsigned producers, unsigned consumers)
 {
     struct mp m;
     memset(&m, 0, sizeof m);
-    m.inj = f->inj;
-    m.inbox = f->inbox;
+    m.f = f;
+    m.q = q;
     m.producers = producers;
     m.ntasks = (size_t)producers * PER_PRODUCER;
     m.tasks = tasks_new(m.ntasks);
@@ -393,11 +341,11 @@ static void mp_run(struct fixture *f, unsigned producers, unsigned consumers,
     struct mp_arg pa[MAX_PRODUCERS], ca[MAX_CONSUMERS];
     for (unsigned i = 0; i < consumers; i++) {
         ca[i] = (struct mp_arg){ .m = &m, .id = i };
-        assert_int_equal(pthread_create(&ct[i], NULL, consumer, &ca[i]), 0);
+        assert_int_equal(pthread_create(&ct[i], NULL, mp_consumer, &ca[i]), 0);
     }
     for (unsigned i = 0; i < producers; i++) {
         pa[i] = (struct mp_arg){ .m = &m, .id = i };
-        assert_int_equal(pthread_create(&pt[i], NULL, producer, &pa[i]), 0);
+        assert_int_equal(pthread_create(&pt[i], NULL, mp_producer, &pa[i]), 0);
     }
     for (unsigned i = 0; i < producers; i++)
         assert_int_equal(pthread_join(pt[i], NULL), 0);
@@ -420,14 +368,14 @@ static void mp_run(struct fixture *f, unsigned producers, unsigned consumers,
 static void test_injector_concurrent_producers_consumers_see_each_task_once(void **state)
 {
     struct fixture *f = *state;
-    mp_run(f, 4, 2, mp_injector_producer, mp_injector_consumer);
+    mp_run(f, &injector_queue, 4, 2);
     assert_true(weft__injector_is_empty(f->inj));
 }
 
 static void test_inbox_concurrent_producers_single_consumer_see_each_task_once(void **state)
 {
     struct fixture *f = *state;
-    mp_run(f, 3, 1, mp_inbox_producer, mp_inbox_consumer);
+    mp_run(f, &inbox_queue, 3, 1);
     assert_true(weft__inbox_is_empty(f->inbox));
 }
 

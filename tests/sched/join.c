@@ -12,61 +12,25 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "support/counting_alloc.h"
+#include "core/atomic.h"
+#include "support/never.h"
+#include "support/poll.h"
+#include "support/rt_fixture.h"
+#include "support/wait.h"
 
-static weft_rt *g_rt;
-
-static int setup(void **state)
+/* The tasks that never finish by themselves are nevers (support/never.h):
+ * only an abort ends them. */
+static void spawn_forever(weft_join *j, countdown_counts *n)
 {
-    (void)state;
-    atomic_store(&g_live_allocs, 0);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = atomic_load(&g_live_allocs);
-    if (weft_set_allocator(NULL) != 0 || live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        return -1;
-    }
-    return 0;
-}
-
-/* A task that never finishes by itself and counts its drop. */
-typedef struct forever {
-    weft_future base;
-    atomic_int *drops;
-} forever;
-
-static weft_poll forever_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)f, (void)cx, (void)out;
-    return WEFT_PENDING; /* nobody will wake it: only an abort ends it */
-}
-
-static void forever_drop(weft_future *f)
-{
-    atomic_fetch_add(((forever *)f)->drops, 1);
-}
-
-static const weft_future_ops forever_ops = {
-    .name = "forever", .out_size = sizeof(int), .poll = forever_poll, .drop = forever_drop,
-};
-
-static void spawn_forever(weft_join *j, atomic_int *drops)
-{
-    assert_int_equal(WEFT_SPAWN(g_rt, j, &(forever){ WEFT_FUTURE_INIT(&forever_ops, WEFT_F_SEND),
-                                                      drops }),
+    assert_int_equal(WEFT_SPAWN(g_rt, j, &(never){ WEFT_FUTURE_INIT(&never_ops, WEFT_F_SEND), n }),
                      0);
+}
+
+/* Forever tasks into joins[from, to). */
+static void spawn_forevers(weft_join *joins, int from, int to, countdown_counts *n)
+{
+    for (int i = from; i < to; i++)
+        spawn_forever(&joins[i], n);
 }
 
 static void square(void *arg, void *out)
@@ -80,14 +44,11 @@ static void spawn_square(weft_join *j, int i)
     assert_int_equal(weft_spawn_fn(g_rt, square, &i, sizeof(int), j), 0);
 }
 
-/* Wait for drops made on a worker; fails (instead of hanging) if they do
- * not come within 10 s. */
-static void wait_drops(atomic_int *drops, int want)
+/* Wait for exactly `want` drops, made on a worker (support/wait.h). */
+static void wait_drops(countdown_counts *n, int want)
 {
-    weft_instant give_up = weft_now() + WEFT_SEC(10);
-    while (atomic_load(drops) < want && weft_now() < give_up)
-        sched_yield();
-    assert_int_equal(atomic_load(drops), want);
+    WAIT_UNTIL(weft_atomic_load_acquire(&n->drops) >= want);
+    assert_int_equal(weft_atomic_load_acquire(&n->drops), want);
 }
 
 /* Run `f` to completion with a 10 s limit, so a join_all that would hang
@@ -103,17 +64,26 @@ static int run_bounded(weft_future *f)
     return b.limit.status;
 }
 
+/* Runs `ja` to completion (run_bounded) and checks that it failed with
+ * -ECANCELED, `failed` being the index of the handle that failed it. */
+static void run_cancelled(weft_join_all *ja, size_t failed)
+{
+    assert_int_equal(run_bounded(&ja->base), 0);
+    assert_int_equal(ja->status, -ECANCELED);
+    assert_int_equal(ja->failed, failed);
+}
+
 /* ---- weft_join_cancel ---------------------------------------------------------- */
 
 static void test_join_cancel_aborts_the_task_and_drops_the_handle(void **state)
 {
     (void)state;
-    atomic_int drops = 0;
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join j;
-    spawn_forever(&j, &drops);
+    spawn_forever(&j, &n);
     weft_join_cancel(&j);
     assert_null(j.task);  /* the handle is gone */
-    wait_drops(&drops, 1); /* and the task's future was dropped on a worker */
+    wait_drops(&n, 1); /* and the task's future was dropped on a worker */
     weft_join_cancel(&j); /* again: a no-op */
     weft_join_cancel(NULL);
 }
@@ -145,10 +115,7 @@ static void test_join_all_of_nothing_is_ready_at_once(void **state)
     (void)state;
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, NULL, 0, NULL, 0, 0), 0);
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&ja.base, &cx, NULL), WEFT_READY);
+    assert_int_equal(poll_noop(&ja.base, NULL), WEFT_READY);
     weft_future_drop(&ja.base);
     assert_int_equal(ja.status, 0);
 }
@@ -156,22 +123,20 @@ static void test_join_all_of_nothing_is_ready_at_once(void **state)
 static void test_join_all_reports_the_first_failure_in_array_order(void **state)
 {
     (void)state;
-    atomic_int drops = 0;
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[5];
     int outs[5] = { -1, -1, -1, -1, -1 };
     spawn_square(&joins[0], 3);
-    spawn_forever(&joins[1], &drops);
+    spawn_forever(&joins[1], &n);
     spawn_square(&joins[2], 4);
-    spawn_forever(&joins[3], &drops);
+    spawn_forever(&joins[3], &n);
     spawn_square(&joins[4], 5);
     weft_join_abort(&joins[3]); /* the later one fails first in time */
-    wait_drops(&drops, 1);
+    wait_drops(&n, 1);
     weft_join_abort(&joins[1]);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 5, outs, sizeof outs[0], 0), 0);
-    assert_int_equal(run_bounded(&ja.base), 0);
-    assert_int_equal(ja.status, -ECANCELED);
-    assert_int_equal(ja.failed, 1);
+    run_cancelled(&ja, 1);
     assert_int_equal(outs[0], 9);
     assert_int_equal(outs[1], 0); /* a cancelled task's output reads zero */
     assert_int_equal(outs[2], 16);
@@ -181,69 +146,58 @@ static void test_join_all_reports_the_first_failure_in_array_order(void **state)
 static void test_join_all_fail_fast_aborts_the_rest_and_waits_for_them(void **state)
 {
     (void)state;
-    atomic_int drops = 0;
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[6];
     spawn_square(&joins[0], 2);
-    for (int i = 1; i < 6; i++)
-        spawn_forever(&joins[i], &drops);
+    spawn_forevers(joins, 1, 6, &n);
     weft_join_abort(&joins[1]);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 6, NULL, 0, WEFT_JOIN_ALL_FAIL_FAST), 0);
     /* Without fail-fast the tasks after 1 would never finish: the bound
      * would expire. */
-    assert_int_equal(run_bounded(&ja.base), 0);
-    assert_int_equal(ja.status, -ECANCELED);
-    assert_int_equal(ja.failed, 1);
+    run_cancelled(&ja, 1);
     /* Every forever task was dropped before join_all completed. */
-    assert_int_equal(atomic_load(&drops), 5);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 5);
 }
 
 static void test_join_all_abort_stops_every_task_not_yet_joined(void **state)
 {
     (void)state;
-    atomic_int drops = 0;
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[4];
-    for (int i = 0; i < 4; i++)
-        spawn_forever(&joins[i], &drops);
+    spawn_forevers(joins, 0, 4, &n);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 4, NULL, 0, 0), 0);
     weft_join_all_abort(&ja);
-    assert_int_equal(run_bounded(&ja.base), 0);
-    assert_int_equal(ja.status, -ECANCELED);
-    assert_int_equal(ja.failed, 0);
-    assert_int_equal(atomic_load(&drops), 4);
+    run_cancelled(&ja, 0);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 4);
 }
 
 static void test_dropping_a_pending_join_all_detaches_the_rest(void **state)
 {
     (void)state;
-    /* Static: the detached tasks are dropped by shutdown, after this
-     * function returned. */
-    static atomic_int drops;
-    atomic_store(&drops, 0);
+    /* Static: the tasks outlive this frame, and shutdown drops them. */
+    static countdown_counts n;
+    countdown_counts_init(&n);
     weft_join joins[3];
-    for (int i = 0; i < 3; i++)
-        spawn_forever(&joins[i], &drops);
+    spawn_forevers(joins, 0, 3, &n);
     weft_join_all ja;
     assert_int_equal(weft_join_all_init(&ja, joins, 3, NULL, 0, 0), 0);
-    weft_waker w = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &w);
-    assert_int_equal(weft_future_poll(&ja.base, &cx, NULL), WEFT_PENDING);
+    assert_int_equal(poll_noop(&ja.base, NULL), WEFT_PENDING);
     weft_future_drop(&ja.base);
     for (int i = 0; i < 3; i++)
         assert_null(joins[i].task); /* handles dropped */
-    assert_int_equal(atomic_load(&drops), 0); /* tasks still alive: detached */
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0); /* tasks still alive: detached */
     /* Shutdown (teardown) cancels them; nothing leaks. */
 }
 
 static void test_join_all_init_rejects_bad_arguments(void **state)
 {
     (void)state;
-    atomic_int drops = 0;
+    countdown_counts n = COUNTDOWN_COUNTS_INIT;
     weft_join joins[2];
     spawn_square(&joins[0], 1);
-    spawn_forever(&joins[1], &drops);
+    spawn_forever(&joins[1], &n);
     weft_join_all ja;
     int outs[2];
     assert_int_equal(weft_join_all_init(NULL, joins, 2, NULL, 0, 0), -EINVAL);
@@ -251,16 +205,16 @@ static void test_join_all_init_rejects_bad_arguments(void **state)
     assert_int_equal(weft_join_all_init(&ja, joins, 2, NULL, 0, 0x80u), -EINVAL);
     /* Room for each output is checked against each handle. */
     assert_int_equal(weft_join_all_init(&ja, joins, 2, outs, 2, 0), -EINVAL);
-    weft_future not_a_join = WEFT_FUTURE_INIT(&forever_ops, WEFT_F_SEND);
+    weft_future not_a_join = WEFT_FUTURE_INIT(&never_ops, WEFT_F_SEND);
     weft_join fake = { not_a_join, NULL, 0 };
     assert_int_equal(weft_join_all_init(&ja, &fake, 1, NULL, 0, 0), -EINVAL);
     /* The caller still owns the handles. */
     weft_join_cancel(&joins[1]);
     weft_future_drop(&joins[0].base);
-    wait_drops(&drops, 1);
+    wait_drops(&n, 1);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
 
 int main(void)
 {

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <assert.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -21,6 +22,9 @@
 #include "sched/injector.h"
 #include "sched/ring.h"
 #include "sched/task.h"
+#include "support/fake_tasks.h"
+#include "support/rng.h"
+#include "support/sanitized.h"
 
 #define CAP WEFT_RING_CAP
 #define HALF (WEFT_RING_CAP / 2u)
@@ -35,24 +39,8 @@ static bool push_or_spill(weft__ring *r, struct weft__task *t, weft__injector *i
     assert_true(n <= WEFT_RING_SPILL);
     assert_true(n == 0 || spill[n - 1] == t); /* the new task comes last */
     for (unsigned i = 0; i < n; i++)
-        weft__injector_push(inj, &spill[i]->qnode);
+        inj_push(inj, spill[i]);
     return n > 0;
-}
-
-static struct weft__task *inj_pop(weft__injector *q)
-{
-    struct cds_wfcq_node *n = weft__injector_pop(q);
-    return n ? weft__task_of_qnode(n) : NULL;
-}
-
-static unsigned inj_pop_batch(weft__injector *q, struct weft__task **out, unsigned max)
-{
-    struct cds_wfcq_node *nodes[64];
-    assert_true(max <= 64);
-    unsigned n = weft__injector_pop_batch(q, nodes, max);
-    for (unsigned i = 0; i < n; i++)
-        out[i] = weft__task_of_qnode(nodes[i]);
-    return n;
 }
 
 /* Ring positions every single-threaded case runs from: the start, a slot
@@ -77,22 +65,9 @@ struct fixture {
     size_t ntasks;
 };
 
-static struct weft__task *tasks_new(size_t n)
-{
-    struct weft__task *t = calloc(n, sizeof *t);
-    assert_non_null(t);
-    for (size_t i = 0; i < n; i++)
-        cds_wfcq_node_init(&t[i].qnode);
-    return t;
-}
-
 static struct queues *queues_new(void)
 {
-    /* The ring and injector carry cache-line alignment. */
-    size_t size = (sizeof(struct queues) + WEFT_CACHE_LINE - 1) &
-                  ~(size_t)(WEFT_CACHE_LINE - 1);
-    struct queues *q = aligned_alloc(WEFT_CACHE_LINE, size);
-    assert_non_null(q);
+    struct queues *q = aligned_zalloc(sizeof *q);
     weft__ring_init(&q->src);
     weft__ring_init(&q->dst);
     weft__injector_init(&q->inj);
@@ -138,9 +113,7 @@ static void ring_reset_at(weft__ring *r, uint32_t idx)
 
 static size_t index_of(struct fixture *f, struct weft__task *t)
 {
-    assert_non_null(t);
-    assert_true(t >= f->tasks && t < f->tasks + f->ntasks);
-    return (size_t)(t - f->tasks);
+    return task_index(f->tasks, f->ntasks, t);
 }
 
 /* Push tasks [from, from + n) with no overflow expected. */
@@ -247,6 +220,32 @@ static void test_ring_len_counts_queued_tasks(void **state)
     assert_int_equal(weft__ring_is_empty(&f->q->dst), HALF == 1);
 }
 
+/* Push/pop cycles over a pool of more tasks than fit, so that no task is
+ * reused while queued: each pop must return the next task in push order. */
+#define POOL (2 * CAP + 1)
+
+typedef struct cycle {
+    size_t next_push, next_pop;
+} cycle;
+
+/* Pushes the next task of the cycle, with no overflow. */
+static void cycle_push(struct fixture *f, weft__ring *r, cycle *c)
+{
+    assert_false(push_or_spill(r, &f->tasks[c->next_push % POOL], &f->q->inj));
+    c->next_push++;
+}
+
+/* Pops up to `n` tasks (no more than are queued), each the next in push
+ * order. */
+static void cycle_pop(struct fixture *f, weft__ring *r, cycle *c, size_t n)
+{
+    for (size_t i = 0; i < n && c->next_pop < c->next_push; i++) {
+        struct weft__task *t = weft__ring_pop_owner(r);
+        assert_int_equal(index_of(f, t), c->next_pop % POOL);
+        c->next_pop++;
+    }
+}
+
 /* Push/pop cycles of varying depth run the indices around the ring many
  * times (well past 2^16 operations, where a 16-bit index would wrap); each
  * pop must return the next task in push order. */
@@ -254,29 +253,17 @@ static void test_ring_wraps_around_many_times_capacity(void **state)
 {
     struct fixture *f = *state;
     weft__ring *r = &f->q->src;
-    const size_t pool = 2 * CAP + 1; /* more tasks than fit: no reuse while queued */
-    size_t next_push = 0, next_pop = 0;
-    uint32_t rng = 12345;
-    while (next_push < 300000) {
-        rng = rng * 1103515245u + 12345u;
-        unsigned depth = 1 + (rng >> 16) % CAP;
-        while (next_push - next_pop < depth) {
-            assert_false(push_or_spill(r, &f->tasks[next_push % pool], &f->q->inj));
-            next_push++;
-        }
-        assert_int_equal(weft__ring_len(r), next_push - next_pop);
-        unsigned drain = 1 + (rng >> 8) % depth;
-        for (unsigned i = 0; i < drain; i++) {
-            struct weft__task *t = weft__ring_pop_owner(r);
-            assert_int_equal(index_of(f, t), next_pop % pool);
-            next_pop++;
-        }
+    cycle c = { 0, 0 };
+    uint64_t rng = rng_seed(12345);
+    while (c.next_push < 300000) {
+        uint32_t x = rng_next32(&rng);
+        unsigned depth = 1 + (x >> 16) % CAP;
+        while (c.next_push - c.next_pop < depth)
+            cycle_push(f, r, &c);
+        assert_int_equal(weft__ring_len(r), c.next_push - c.next_pop);
+        cycle_pop(f, r, &c, 1 + (x >> 8) % depth); /* never more than `depth` */
     }
-    while (next_pop < next_push) {
-        struct weft__task *t = weft__ring_pop_owner(r);
-        assert_int_equal(index_of(f, t), next_pop % pool);
-        next_pop++;
-    }
+    cycle_pop(f, r, &c, SIZE_MAX);
     assert_null(weft__ring_pop_owner(r));
     expect_injector_empty(f);
 }
@@ -290,25 +277,15 @@ static void test_ring_survives_u32_index_wrap(void **state)
     struct fixture *f = *state;
     weft__ring *r = &f->q->src;
     ring_reset_at(r, UINT32_MAX - 3 * CAP);
-    const size_t pool = 2 * CAP + 1;
-    size_t next_push = 0, next_pop = 0;
-    while (next_push < 8 * CAP) {
-        while (next_push - next_pop < CAP) {
-            assert_false(push_or_spill(r, &f->tasks[next_push % pool], &f->q->inj));
-            next_push++;
-            assert_int_equal(weft__ring_len(r), next_push - next_pop);
+    cycle c = { 0, 0 };
+    while (c.next_push < 8 * CAP) {
+        while (c.next_push - c.next_pop < CAP) {
+            cycle_push(f, r, &c);
+            assert_int_equal(weft__ring_len(r), c.next_push - c.next_pop);
         }
-        for (unsigned i = 0; i < HALF + 1 && next_pop < next_push; i++) {
-            struct weft__task *t = weft__ring_pop_owner(r);
-            assert_int_equal(index_of(f, t), next_pop % pool);
-            next_pop++;
-        }
+        cycle_pop(f, r, &c, HALF + 1);
     }
-    while (next_pop < next_push) {
-        struct weft__task *t = weft__ring_pop_owner(r);
-        assert_int_equal(index_of(f, t), next_pop % pool);
-        next_pop++;
-    }
+    cycle_pop(f, r, &c, SIZE_MAX);
     assert_null(weft__ring_pop_owner(r));
     expect_injector_empty(f);
 
@@ -542,14 +519,6 @@ static void test_ring_steal_frees_room_for_owner_pushes(void **state)
 
 #define THIEVES 3
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define WEFT_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define WEFT_TEST_SANITIZED 1
-#endif
-#endif
-
 #ifdef WEFT_TEST_SANITIZED
 #define CONC_ROUNDS 10u
 #else
@@ -582,10 +551,7 @@ struct conc {
 static void conc_init(struct conc *c, unsigned nthreads)
 {
     memset(c, 0, sizeof *c);
-    size_t size = (sizeof(struct conc_rings) + WEFT_CACHE_LINE - 1) &
-                  ~(size_t)(WEFT_CACHE_LINE - 1);
-    c->q = aligned_alloc(WEFT_CACHE_LINE, size);
-    assert_non_null(c->q);
+    c->q = aligned_zalloc(sizeof *c->q);
     weft__ring_init(&c->q->owner);
     for (unsigned i = 0; i < THIEVES; i++)
         weft__ring_init(&c->q->thief[i]);
@@ -640,19 +606,12 @@ static void conc_start_gate(struct conc *c)
         sched_yield();
 }
 
-struct thief_arg {
+/* What a round's thread gets: the shared state and its place among the
+ * round's threads (thread 0 is the owner). */
+struct conc_thread {
     struct conc *c;
     unsigned id;
 };
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static void conc_see(struct conc *c, struct weft__task *t)
 {
@@ -668,15 +627,28 @@ static void conc_see(struct conc *c, struct weft__task *t)
         atomic_fetch_add(&c->duplicates, 1);
 }
 
+/* Pops and sees every task in the ring `own` of the calling thread;
+ * returns whether there was any. */
+static bool conc_drain(struct conc *c, weft__ring *own)
+{
+    bool found = false;
+    struct weft__task *t;
+    while ((t = weft__ring_pop_owner(own)) != NULL) {
+        conc_see(c, t);
+        found = true;
+    }
+    return found;
+}
+
 static void *conc_owner(void *arg)
 {
-    struct conc *c = arg;
+    struct conc *c = ((struct conc_thread *)arg)->c;
     weft__ring *r = &c->q->owner;
-    uint64_t rng = 0x9e3779b97f4a7c15u ^ (uint64_t)c->round;
+    uint64_t rng = rng_seed((uint64_t)c->round);
     size_t next = 0;
     conc_start_gate(c);
     while (next < c->ntasks) {
-        uint64_t x = xorshift(&rng);
+        uint64_t x = rng_next(&rng);
         /* Mostly push, sometimes a burst past capacity, sometimes pop, and
          * now and then take from the injector as a worker does. */
         size_t burst = (x & 63) == 0 ? CAP + HALF + (size_t)((x >> 8) % CAP) : 1;
@@ -699,41 +671,34 @@ static void *conc_owner(void *arg)
     /* Release: the thieves' final check that the injector is empty must
      * see every overflow enqueued above (pairs with their acquire load). */
     atomic_store_explicit(&c->producer_done, true, memory_order_release);
-    struct weft__task *t;
-    while ((t = weft__ring_pop_owner(r)) != NULL)
-        conc_see(c, t);
+    conc_drain(c, r);
     return NULL;
 }
 
 static void *conc_thief(void *arg)
 {
-    struct thief_arg *ta = arg;
-    struct conc *c = ta->c;
-    weft__ring *own = &c->q->thief[ta->id];
-    uint64_t rng = 0x2545f4914f6cdd1du * (ta->id + 1) + (uint64_t)c->round;
+    struct conc *c = ((struct conc_thread *)arg)->c;
+    unsigned me = ((struct conc_thread *)arg)->id - 1; /* thread 0 is the owner */
+    weft__ring *own = &c->q->thief[me];
+    uint64_t rng = rng_seed((uint64_t)c->round << 8 | (me + 1));
     conc_start_gate(c);
     for (;;) {
         /* Read before the pass: if the owner was done then, a pass that
          * finds nothing proves the shared queues are drained for good. */
         bool done = atomic_load_explicit(&c->producer_done, memory_order_acquire);
-        bool found = false;
-        struct weft__task *t;
-        while ((t = weft__ring_pop_owner(own)) != NULL) {
-            conc_see(c, t);
-            found = true;
-        }
+        bool found = conc_drain(c, own);
         struct weft__task *buf[8];
         unsigned n = inj_pop_batch(&c->q->inj, buf, 8);
         for (unsigned i = 0; i < n; i++)
             conc_see(c, buf[i]);
         found |= n > 0;
 
-        uint64_t x = xorshift(&rng);
+        uint64_t x = rng_next(&rng);
         weft__ring *victim = &c->q->owner;
         if (x % 4 >= 2) /* half the time, another thief */
-            victim = &c->q->thief[(ta->id + 1 + (x >> 8) % (THIEVES - 1)) % THIEVES];
+            victim = &c->q->thief[(me + 1 + (x >> 8) % (THIEVES - 1)) % THIEVES];
         unsigned stolen = 0;
-        t = weft__ring_steal_into(victim, own, &stolen);
+        struct weft__task *t = weft__ring_steal_into(victim, own, &stolen);
         if (t) {
             conc_see(c, t);
             found = true;
@@ -755,26 +720,34 @@ static void *conc_thief(void *arg)
     return NULL;
 }
 
-static void test_ring_concurrent_steals_see_each_task_exactly_once(void **state)
+/* Runs `rounds` rounds, each of `nthreads` threads, thread i running
+ * `fn[i]`, and checks each round (conc_round_check). */
+static void conc_run(uint32_t rounds, unsigned nthreads, void *(*const *fn)(void *))
 {
-    (void)state;
     struct conc c;
-    conc_init(&c, 1 + THIEVES);
-    for (uint32_t round = 0; round < CONC_ROUNDS; round++) {
+    conc_init(&c, nthreads);
+    pthread_t th[1 + THIEVES];
+    struct conc_thread arg[1 + THIEVES];
+    assert_true(nthreads <= 1 + THIEVES);
+    for (uint32_t round = 0; round < rounds; round++) {
         conc_round_begin(&c, round);
-        pthread_t owner, thieves[THIEVES];
-        struct thief_arg ta[THIEVES];
-        assert_int_equal(pthread_create(&owner, NULL, conc_owner, &c), 0);
-        for (unsigned i = 0; i < THIEVES; i++) {
-            ta[i] = (struct thief_arg){ &c, i };
-            assert_int_equal(pthread_create(&thieves[i], NULL, conc_thief, &ta[i]), 0);
+        for (unsigned i = 0; i < nthreads; i++) {
+            arg[i] = (struct conc_thread){ &c, i };
+            assert_int_equal(pthread_create(&th[i], NULL, fn[i], &arg[i]), 0);
         }
-        assert_int_equal(pthread_join(owner, NULL), 0);
-        for (unsigned i = 0; i < THIEVES; i++)
-            assert_int_equal(pthread_join(thieves[i], NULL), 0);
+        for (unsigned i = 0; i < nthreads; i++)
+            assert_int_equal(pthread_join(th[i], NULL), 0);
         conc_round_check(&c);
     }
     conc_fini(&c);
+}
+
+static void test_ring_concurrent_steals_see_each_task_exactly_once(void **state)
+{
+    (void)state;
+    void *(*const fn[])(void *) = { conc_owner, conc_thief, conc_thief, conc_thief };
+    static_assert(sizeof fn / sizeof fn[0] == 1 + THIEVES, "an owner and the thieves");
+    conc_run(CONC_ROUNDS, 1 + THIEVES, fn);
 }
 
 /* A relay: the owner fills its ring A; a relay thread only steals from A
@@ -785,7 +758,7 @@ static void test_ring_concurrent_steals_see_each_task_exactly_once(void **state)
  * what ThreadSanitizer watches; without it this is an exactly-once test.) */
 static void *relay_owner(void *arg)
 {
-    struct conc *c = arg;
+    struct conc *c = ((struct conc_thread *)arg)->c;
     weft__ring *a = &c->q->owner;
     conc_start_gate(c);
     for (size_t next = 0; next < c->ntasks;) {
@@ -806,7 +779,7 @@ static void *relay_owner(void *arg)
 
 static void *relay_middle(void *arg)
 {
-    struct conc *c = arg;
+    struct conc *c = ((struct conc_thread *)arg)->c;
     weft__ring *a = &c->q->owner, *b = &c->q->thief[0];
     conc_start_gate(c);
     for (;;) {
@@ -834,19 +807,14 @@ static void *relay_middle(void *arg)
 
 static void *relay_sink(void *arg)
 {
-    struct conc *c = arg;
+    struct conc *c = ((struct conc_thread *)arg)->c;
     weft__ring *b = &c->q->thief[0], *own = &c->q->thief[1];
     conc_start_gate(c);
     for (;;) {
         bool done = atomic_load_explicit(&c->relay_done, memory_order_acquire);
-        bool found = false;
-        struct weft__task *t;
-        while ((t = weft__ring_pop_owner(own)) != NULL) {
-            conc_see(c, t);
-            found = true;
-        }
+        bool found = conc_drain(c, own);
         unsigned stolen;
-        t = weft__ring_steal_into(b, own, &stolen);
+        struct weft__task *t = weft__ring_steal_into(b, own, &stolen);
         if (t) {
             conc_see(c, t);
             found = true;
@@ -864,19 +832,8 @@ static void *relay_sink(void *arg)
 static void test_ring_steal_publishes_tasks_to_thieves_of_the_thief(void **state)
 {
     (void)state;
-    struct conc c;
-    conc_init(&c, 3);
-    for (uint32_t round = 0; round < RELAY_ROUNDS; round++) {
-        conc_round_begin(&c, round);
-        pthread_t th[3];
-        assert_int_equal(pthread_create(&th[0], NULL, relay_owner, &c), 0);
-        assert_int_equal(pthread_create(&th[1], NULL, relay_middle, &c), 0);
-        assert_int_equal(pthread_create(&th[2], NULL, relay_sink, &c), 0);
-        for (unsigned i = 0; i < 3; i++)
-            assert_int_equal(pthread_join(th[i], NULL), 0);
-        conc_round_check(&c);
-    }
-    conc_fini(&c);
+    void *(*const fn[])(void *) = { relay_owner, relay_middle, relay_sink };
+    conc_run(RELAY_ROUNDS, 3, fn);
 }
 
 int main(void)

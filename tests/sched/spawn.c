@@ -12,45 +12,7 @@
 #include "weft/weft.h"
 #include "core/future.h"
 #include "sched/task.h"
-#include "support/counting_alloc.h"
-#include "support/misuse_capture.h"
-
-static weft_rt *g_rt;
-
-static int setup(void **state)
-{
-    (void)state;
-    atomic_store(&g_live_allocs, 0);
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = atomic_load(&g_live_allocs);
-    weft_set_misuse_handler(NULL, NULL);
-    if (weft_set_allocator(NULL) != 0 || live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        return -1;
-    }
-    return 0;
-}
-
-/* Join `j` from this (non-worker) thread; returns its status. */
-static int join(weft_join *j, void *out, size_t size)
-{
-    assert_int_equal(weft_block_on(g_rt, &j->base, out, size), 0);
-    return j->status;
-}
+#include "support/rt_fixture.h"
 
 /* ---- weft_spawn_fn ------------------------------------------------------------- */
 
@@ -75,7 +37,7 @@ static void test_spawn_fn_runs_function_with_its_own_copy_of_arg(void **state)
     arg.a = 1000; /* the task has its own copy */
     arg.b = 1000;
     int sum = 0;
-    assert_int_equal(join(&j, &sum, sizeof sum), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &sum, sizeof sum), 0);
     assert_int_equal(sum, 42);
     assert_int_equal(arg.worker, -7); /* the caller's copy was never written */
 }
@@ -88,7 +50,7 @@ static void test_spawn_fn_output_size_is_what_the_join_yields(void **state)
     assert_int_equal(weft_spawn_fn(g_rt, add, &arg, sizeof(int), &j), 0);
     assert_int_equal(weft_future_out_size(&j.base), sizeof(int));
     int sum = 0;
-    assert_int_equal(join(&j, &sum, sizeof sum), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &sum, sizeof sum), 0);
     assert_int_equal(sum, 3);
 }
 
@@ -118,7 +80,7 @@ static void test_spawn_fn_copies_a_large_argument_whole(void **state)
     assert_int_equal(weft_spawn_fn(g_rt, checksum, &arg, sizeof(uint64_t), &j), 0);
     memset(&arg, 0, sizeof arg);
     uint64_t got = 0;
-    assert_int_equal(join(&j, &got, sizeof got), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &got, sizeof got), 0);
     assert_true(got == want);
 }
 
@@ -162,7 +124,7 @@ static void test_spawn_fn_task_is_named_after_the_function(void **state)
     assert_string_equal(weft__future_name(weft__task_future(j.task)), "add");
     assert_string_equal(weft__task_future(j.task)->ops->name, "weft_spawn_fn");
     int sum = 0;
-    assert_int_equal(join(&j, &sum, sizeof sum), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &sum, sizeof sum), 0);
     assert_int_equal(sum, 2);
 }
 
@@ -199,7 +161,7 @@ static void test_spawn_macro_takes_a_compound_literal_and_its_size(void **state)
                                                        .value = 9, .drops = &drops }),
                      0);
     int v = 0;
-    assert_int_equal(join(&j, &v, sizeof v), 0);
+    assert_int_equal(join_blocking(g_rt, &j, &v, sizeof v), 0);
     assert_int_equal(v, 9);
     assert_int_equal(atomic_load(&drops), 1); /* dropped once, by the task */
 }
@@ -229,7 +191,7 @@ static void test_spawn_or_drop_leaves_a_malformed_future_alone(void **state)
     assert_int_equal(weft_spawn_or_drop(g_rt, NULL, sizeof bare, NULL), -EINVAL);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
 
 int main(void)
 {

@@ -29,33 +29,15 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/task.h"
-#include "support/counting_alloc.h"
-
-/* ---- waiting --------------------------------------------------------------------- */
-
-#define WATCHDOG_NS (60ull * 1000000000ull)
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Spin until `cond` holds, giving the CPU away each turn (two cores are
- * shared with the workers). */
-#define WAIT_UNTIL(cond)                                                      \
-    do {                                                                      \
-        uint64_t wait_start_ = now_ns();                                      \
-        unsigned long wait_spins_ = 0;                                        \
-        while (!(cond)) {                                                     \
-            sched_yield();                                                    \
-            if ((++wait_spins_ & 255u) == 0 &&                                \
-                now_ns() - wait_start_ > WATCHDOG_NS)                         \
-                fail_msg("%s:%d: never became true: %s", __FILE__, __LINE__,  \
-                         #cond);                                              \
-        }                                                                     \
-    } while (0)
+#include "support/co_future.h"
+#include "support/countdown.h"
+#include "support/counting_waker.h"
+#include "support/downcast.h"
+#include "support/poll.h"
+#include "support/rng.h"
+#include "support/rt_fixture.h"
+#include "support/spawn_join.h"
+#include "support/wait.h"
 
 /* ---- the probe future ------------------------------------------------------------ */
 
@@ -116,7 +98,7 @@ static void spin_released(probe *p)
 
 static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    probe_fut *pf = (probe_fut *)f;
+    DOWNCAST(probe_fut, pf);
     probe *p = pf->p;
     if (weft_atomic_swap_acq_rel(&p->in_poll, 1))
         weft_atomic_store_relaxed(&p->overlap, 1);
@@ -186,22 +168,17 @@ typedef struct ctx {
 static void release_probe(void *arg);
 static void release_gates(void *arg);
 
+/* The support fixture (support/rt_fixture.h) with the runtime in the
+ * context, next to the probes. */
 static int setup(void **state)
 {
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    weft_atomic_store_relaxed(&g_free_underflow, 0);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
     ctx *c = calloc(1, sizeof *c);
     if (!c)
         return -1;
     for (int i = 0; i < NPROBES; i++)
         probe_reset(&c->p[i], M_READY);
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    o.thread_name_prefix = "task-test";
-    if (weft_rt_new(&c->rt, &o) != 0) {
+    if (rt_fixture_up(&c->rt, "task-test") != 0) {
+        rt_fixture_down(&c->rt);
         free(c);
         return -1;
     }
@@ -212,26 +189,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     ctx *c = *state;
-    int rc = 0;
     /* A failed test may have left tasks spinning in gate polls: let them go
      * so shutdown can join the workers. */
     for (int i = 0; i < NPROBES; i++)
         release_probe(&c->p[i]);
     release_gates(c);
-    weft_rt_shutdown(c->rt);
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown (a reference "
-                    "was leaked)\n", live);
-        rc = -1;
-    }
-    if (weft_atomic_load_relaxed(&g_free_underflow)) {
-        print_error("more frees than allocations (a reference was dropped "
-                    "twice)\n");
-        rc = -1;
-    }
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
+    int rc = rt_fixture_down(&c->rt);
     free(c);
     return rc;
 }
@@ -321,7 +284,7 @@ typedef struct join_then {
 
 static weft_poll join_then_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    join_then *jt = (join_then *)f;
+    DOWNCAST(join_then, jt);
     weft_poll r = weft_future_poll(&jt->j->base, cx, out);
     if (r == WEFT_PENDING && !jt->acted) {
         jt->acted = true;
@@ -381,7 +344,7 @@ typedef struct big_fut {
 
 static weft_poll big_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    big_fut *b = (big_fut *)f;
+    DOWNCAST(big_fut, b);
     big_out *o = out;
     (void)cx;
     for (int i = 0; i < 6; i++)
@@ -433,56 +396,19 @@ static void test_join_returns_the_output(void **state)
 }
 
 /* A task that spawns a child onto the current runtime and awaits its join
- * handle: the join waker is then a task waker, not block_on's. */
-typedef struct parent_co {
-    weft_future base;
-    weft_co co;
-    probe *child_probe;
-    weft_join child;
-    int child_out;
-    int spawn_rc;
-} parent_co;
-
-static weft_poll parent_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    parent_co *s = (parent_co *)f;
-    WEFT_CO_BEGIN(&s->co);
-    {
-        probe_fut pf;
-        weft_future_init(&pf.base, &probe_ops, WEFT_F_SEND);
-        pf.p = s->child_probe;
-        pf.value = 21;
-        s->spawn_rc = weft_spawn(NULL, &pf.base, sizeof pf, &s->child);
-        if (s->spawn_rc != 0) {
-            *(int *)out = s->spawn_rc;
-            WEFT_CO_RETURN(&s->co);
-        }
-    }
-    WEFT_AWAIT(&s->co, cx, &s->child.base, &s->child_out);
-    *(int *)out = s->child.status == 0 ? 2 * s->child_out : s->child.status;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
-}
-
-static void parent_drop(weft_future *f)
-{
-    weft_co_drop(&((parent_co *)f)->co);
-}
-
-static const weft_future_ops parent_ops = {
-    "test_parent", sizeof(int), parent_poll, parent_drop, NULL,
-};
-
+ * handle (support/spawn_join.h): the join waker is then a task waker, not
+ * block_on's. */
 static void test_task_joins_a_child_it_spawned(void **state)
 {
     ctx *c = *state;
     for (int round = 0; round < 50; round++) {
         probe_reset(&c->p[1], M_READY);
-        parent_co p;
-        memset(&p, 0, sizeof p);
-        weft_future_init(&p.base, &parent_ops, WEFT_F_SEND);
-        weft_co_init(&p.co);
-        p.child_probe = &c->p[1];
+        probe_fut child;
+        weft_future_init(&child.base, &probe_ops, WEFT_F_SEND);
+        child.p = &c->p[1];
+        child.value = 21;
+        spawn_join p;
+        spawn_join_init(&p, &child.base, sizeof child, WEFT_F_SEND);
         assert_int_equal(weft_spawn(c->rt, &p.base, sizeof p, &c->join[0]), 0);
         int st;
         assert_int_equal(join_int(c, &c->join[0], &st), 42);
@@ -491,17 +417,107 @@ static void test_task_joins_a_child_it_spawned(void **state)
     }
 }
 
+/* ---- the four states of a task and the three things a handle can do ------------------------- */
+
+/* Probe 0's task with handle join[0], in the state its tests start from:
+ * not yet polled (both workers busy in gates: release_gates starts it),
+ * running (inside its first poll, a gate in `mode`), idle (spawn_idle,
+ * below) or finished. */
+static void spawn_unpolled(ctx *c, int value)
+{
+    occupy_workers(c);
+    spawn_probe(c, &c->p[0], M_READY, value, &c->join[0]);
+}
+
+static void spawn_running(ctx *c, enum probe_mode mode, int value)
+{
+    spawn_probe(c, &c->p[0], mode, value, &c->join[0]);
+    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
+}
+
+static void spawn_finished(ctx *c, enum probe_mode mode, int value)
+{
+    spawn_probe(c, &c->p[0], mode, value, &c->join[0]);
+    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+}
+
+/* Joins probe 0's task from the test thread (join[0]) and checks what the
+ * join yields. A cancelled task's output reads zero. */
+static void expect_join(ctx *c, int out, int status)
+{
+    int st = 1;
+    assert_int_equal(join_int(c, &c->join[0], &st), out);
+    assert_int_equal(st, status);
+}
+
+/* The same, with `action(arg)` run once the join waits (join_then_block). */
+static void expect_join_then(ctx *c, void (*action)(void *), void *arg, int out)
+{
+    int st = 1;
+    assert_int_equal(join_then_block(c, &c->join[0], action, arg, &st), out);
+    assert_int_equal(st, 0);
+}
+
+static void wait_dropped(probe *p)
+{
+    WAIT_UNTIL(weft_atomic_load_acquire(&p->drops) == 1);
+}
+
+/* A detached task runs to completion: its future completed, then was
+ * dropped. */
+static void wait_completed(probe *p)
+{
+    wait_dropped(p);
+    assert_int_equal(weft_atomic_load_relaxed(&p->completed), 1);
+}
+
+enum handle_act { ABORT, DETACH };
+
+/* Probe 0's task running in a gate: abort or detach its handle, then let
+ * the poll finish. */
+static void act_while_running(ctx *c, int value, enum handle_act act)
+{
+    spawn_running(c, M_GATE, value);
+    if (act == ABORT)
+        weft_join_abort(&c->join[0]);
+    else
+        weft_join_detach(&c->join[0]);
+    release_probe(&c->p[0]);
+}
+
+/* The task completed with output `out`: the join says so, and its future
+ * was dropped cleanly. */
+static void expect_output(ctx *c, int out)
+{
+    expect_join(c, out, 0);
+    assert_probe_clean(&c->p[0]);
+}
+
+/* The abort took effect: the future was dropped after `polls` polls, the
+ * join says -ECANCELED with a zeroed output, and nothing overlapped. */
+static void expect_cancelled(ctx *c, int polls)
+{
+    wait_dropped(&c->p[0]);
+    expect_join(c, 0, -ECANCELED);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), polls);
+    assert_probe_clean(&c->p[0]);
+}
+
+/* Abort (or detach) twice: the second call finds the handle done with. */
+static void abort_twice(weft_join *j)
+{
+    weft_join_abort(j);
+    weft_join_abort(j); /* idempotent */
+}
+
 /* ---- before the first poll ------------------------------------------------------------ */
 
 static void test_join_before_first_poll(void **state)
 {
     ctx *c = *state;
-    occupy_workers(c);
-    spawn_probe(c, &c->p[0], M_READY, 5, &c->join[0]);
+    spawn_unpolled(c, 5);
     assert_false(weft_join_is_finished(&c->join[0]));
-    int st = -1;
-    assert_int_equal(join_then_block(c, &c->join[0], release_gates, c, &st), 5);
-    assert_int_equal(st, 0);
+    expect_join_then(c, release_gates, c, 5);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     assert_probe_clean(&c->p[0]);
     join_gates(c);
@@ -510,25 +526,17 @@ static void test_join_before_first_poll(void **state)
 static void test_abort_before_first_poll_never_polls(void **state)
 {
     ctx *c = *state;
-    occupy_workers(c);
-    spawn_probe(c, &c->p[0], M_READY, 5, &c->join[0]);
-    weft_join_abort(&c->join[0]);
-    weft_join_abort(&c->join[0]); /* idempotent */
+    spawn_unpolled(c, 5);
+    abort_twice(&c->join[0]);
     release_gates(c);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
-    int st = 0;
-    assert_int_equal(join_int(c, &c->join[0], &st), 0); /* output zeroed */
-    assert_int_equal(st, -ECANCELED);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
-    assert_probe_clean(&c->p[0]);
+    expect_cancelled(c, 0);
     join_gates(c);
 }
 
 static void test_detach_before_first_poll_still_runs(void **state)
 {
     ctx *c = *state;
-    occupy_workers(c);
-    spawn_probe(c, &c->p[0], M_READY, 5, &c->join[0]);
+    spawn_unpolled(c, 5);
     weft_join_detach(&c->join[0]);
     assert_null(c->join[0].task);
     /* Spawned without a handle at all: detached from the start. */
@@ -536,8 +544,7 @@ static void test_detach_before_first_poll_still_runs(void **state)
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     release_gates(c);
     for (int i = 0; i < 2; i++) {
-        WAIT_UNTIL(weft_atomic_load_acquire(&c->p[i].drops) == 1);
-        assert_int_equal(weft_atomic_load_relaxed(&c->p[i].completed), 1);
+        wait_completed(&c->p[i]);
         assert_int_equal(weft_atomic_load_relaxed(&c->p[i].polls), 1);
         assert_probe_clean(&c->p[i]);
     }
@@ -549,57 +556,38 @@ static void test_detach_before_first_poll_still_runs(void **state)
 static void test_join_while_running(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE, 9, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
-    int st = -1;
-    assert_int_equal(join_then_block(c, &c->join[0], release_probe, &c->p[0], &st), 9);
-    assert_int_equal(st, 0);
+    spawn_running(c, M_GATE, 9);
+    expect_join_then(c, release_probe, &c->p[0], 9);
     assert_probe_clean(&c->p[0]);
 }
 
 static void test_abort_while_running_takes_effect_after_the_poll(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE_PENDING, 9, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
+    spawn_running(c, M_GATE_PENDING, 9);
     weft_join_abort(&c->join[0]);
     /* The poll is still inside the future: it must not be dropped under it
      * (probe_drop records an overlap if it is). */
     assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 0);
     assert_false(weft_join_is_finished(&c->join[0]));
     release_probe(&c->p[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
-    int st = 0;
-    assert_int_equal(join_int(c, &c->join[0], &st), 0);
-    assert_int_equal(st, -ECANCELED);
     /* Dropped after that poll returned PENDING, without another poll. */
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
-    assert_probe_clean(&c->p[0]);
+    expect_cancelled(c, 1);
 }
 
 static void test_abort_while_running_loses_to_a_poll_that_completes(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE, 13, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
-    weft_join_abort(&c->join[0]);
-    release_probe(&c->p[0]);
+    act_while_running(c, 13, ABORT);
     /* The poll in progress finished the task: the output stands. */
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 13);
-    assert_int_equal(st, 0);
-    assert_probe_clean(&c->p[0]);
+    expect_output(c, 13);
 }
 
 static void test_detach_while_running_still_completes(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_GATE, 9, &c->join[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].started));
-    weft_join_detach(&c->join[0]);
-    release_probe(&c->p[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
+    act_while_running(c, 9, DETACH);
+    wait_completed(&c->p[0]);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -617,9 +605,7 @@ static void test_join_while_idle(void **state)
 {
     ctx *c = *state;
     spawn_idle(c, &c->p[0], 11, &c->join[0]);
-    int st = -1;
-    assert_int_equal(join_then_block(c, &c->join[0], release_and_wake, &c->p[0], &st), 11);
-    assert_int_equal(st, 0);
+    expect_join_then(c, release_and_wake, &c->p[0], 11);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
     weft_waker_drop(&c->p[0].stash);
@@ -631,14 +617,12 @@ static void test_abort_while_idle_drops_future_promptly_on_a_worker(void **state
     spawn_idle(c, &c->p[0], 11, &c->join[0]);
     weft_join_abort(&c->join[0]);
     /* Nothing but the abort can bring the task back to a worker. */
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    wait_dropped(&c->p[0]);
     assert_probe_clean(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     /* The drop comes first, then the completion is published. */
     WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
-    int st = 0;
-    assert_int_equal(join_int(c, &c->join[0], &st), 0);
-    assert_int_equal(st, -ECANCELED);
+    expect_join(c, 0, -ECANCELED);
     /* The stashed waker outlived the task's future: waking it does nothing. */
     weft_waker_wake_by_ref(&c->p[0].stash);
     weft_waker_wake(&c->p[0].stash);
@@ -654,8 +638,7 @@ static void test_detach_while_idle_then_wake_completes(void **state)
     /* By value: the stash's reference becomes the queue's; the task then
      * holds the last references itself and frees itself at completion. */
     weft_waker_wake(&c->p[0].stash);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
+    wait_completed(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
 }
@@ -665,32 +648,22 @@ static void test_detach_while_idle_then_wake_completes(void **state)
 static void test_join_after_completion(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_READY, 3, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 3);
-    assert_int_equal(st, 0);
-    assert_probe_clean(&c->p[0]);
+    spawn_finished(c, M_READY, 3);
+    expect_output(c, 3);
 }
 
 static void test_abort_after_completion_has_no_effect(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_READY, 4, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
-    weft_join_abort(&c->join[0]);
-    weft_join_abort(&c->join[0]);
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 4);
-    assert_int_equal(st, 0);
-    assert_probe_clean(&c->p[0]);
+    spawn_finished(c, M_READY, 4);
+    abort_twice(&c->join[0]);
+    expect_output(c, 4);
 }
 
 static void test_detach_after_completion_frees_the_task(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_READY, 4, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    spawn_finished(c, M_READY, 4);
     assert_probe_clean(&c->p[0]);
     /* The handle holds the last reference; teardown checks it was freed. */
     weft_join_detach(&c->join[0]);
@@ -701,15 +674,12 @@ static void test_detach_after_completion_frees_the_task(void **state)
 static void test_wake_after_completion_is_a_noop(void **state)
 {
     ctx *c = *state;
-    spawn_probe(c, &c->p[0], M_STASH_READY, 8, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    spawn_finished(c, M_STASH_READY, 8);
     for (int i = 0; i < 3; i++)
         weft_waker_wake_by_ref(&c->p[0].stash);
     weft_waker w = weft_waker_clone(&c->p[0].stash);
     weft_waker_wake(&w);
-    int st = -1;
-    assert_int_equal(join_int(c, &c->join[0], &st), 8);
-    assert_int_equal(st, 0);
+    expect_join(c, 8, 0);
     /* The stash now holds the task's last reference: wakes are still
      * no-ops, and waking by value frees the task. */
     weft_waker_wake_by_ref(&c->p[0].stash);
@@ -720,58 +690,20 @@ static void test_wake_after_completion_is_a_noop(void **state)
 
 /* ---- join wakers ----------------------------------------------------------------------------- */
 
-/* A waker that counts its uses (see tests/sched/future.c for the idea). */
-typedef struct counting_waker {
-    _Atomic long clones, wakes, wake_by_refs, drops;
-} counting_waker;
-
-static weft_waker cw_clone(const void *data);
-static void cw_wake(void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->wakes, 1);
-}
-static void cw_wake_by_ref(const void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->wake_by_refs, 1);
-}
-static void cw_drop(void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->drops, 1);
-}
-static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
-static weft_waker cw_clone(const void *data)
-{
-    weft_atomic_fetch_add_acq_rel(&((counting_waker *)data)->clones, 1);
-    weft_waker w = { &cw_ops, (void *)data };
-    return w;
-}
-
-static long cw_outstanding(counting_waker *c)
-{
-    return weft_atomic_load_acquire(&c->clones) - weft_atomic_load_acquire(&c->wakes) -
-           weft_atomic_load_acquire(&c->drops);
-}
-
-static long cw_woken(counting_waker *c)
-{
-    return weft_atomic_load_acquire(&c->wakes) + weft_atomic_load_acquire(&c->wake_by_refs);
-}
-
 static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void **state)
 {
     ctx *c = *state;
-    counting_waker a = { 0, 0, 0, 0 }, b = { 0, 0, 0, 0 };
-    weft_waker wa = { &cw_ops, &a }, wb = { &cw_ops, &b };
-    weft_cx cx;
+    counting_waker a, b;
+    cw_init(&a);
+    cw_init(&b);
+    weft_waker wa = cw_waker(&a), wb = cw_waker(&b);
     int out;
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
 
-    weft_cx_init(&cx, &wa);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
     assert_int_equal(weft_atomic_load_acquire(&a.clones), 1); /* same waker: kept */
-    weft_cx_init(&cx, &wb);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wb, &out), WEFT_PENDING);
     assert_int_equal(cw_outstanding(&a), 0); /* replaced: released */
     assert_int_equal(cw_outstanding(&b), 1);
 
@@ -789,16 +721,15 @@ static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void 
 static void test_join_waker_is_woken_once_at_completion(void **state)
 {
     ctx *c = *state;
-    counting_waker a = { 0, 0, 0, 0 };
-    weft_waker wa = { &cw_ops, &a };
-    weft_cx cx;
-    weft_cx_init(&cx, &wa);
+    counting_waker a;
+    cw_init(&a);
+    weft_waker wa = cw_waker(&a);
     int out = 0;
     spawn_idle(c, &c->p[0], 17, &c->join[0]);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_PENDING);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
     release_and_wake(&c->p[0]);
     WAIT_UNTIL(cw_woken(&a) == 1);
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_READY);
     assert_int_equal(out, 17);
     assert_int_equal(c->join[0].status, 0);
     WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
@@ -822,11 +753,8 @@ static void test_handles_and_wakers_outlive_shutdown(void **state)
     assert_int_equal(weft_atomic_load_acquire(&c->p[1].drops), 1);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
     assert_true(weft_join_is_finished(&c->join[0]));
-    weft_waker nw = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &nw);
     int out = -1;
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
     assert_int_equal(out, 0);
     assert_int_equal(c->join[0].status, -ECANCELED);
     /* Wakes are no-ops now; the last holders free the tasks, and the last
@@ -839,55 +767,46 @@ static void test_handles_and_wakers_outlive_shutdown(void **state)
 
 /* ---- many tasks, mixed fates ------------------------------------------------------------------ */
 
-/* Yields `left` times, then outputs its id. */
-typedef struct yielder {
-    weft_future base;
-    int id;
-    int left;
-    _Atomic int *drops;
-} yielder;
+/* The tasks below are countdowns (support/countdown.h): each yields a few
+ * times, then outputs its index, with its own counts record. */
 
-static weft_poll yielder_poll(weft_future *f, weft_cx *cx, void *out)
+/* After shutdown: probe 0's idle task was cancelled (its future dropped
+ * once, never under a poll) and its handle, polled once, says -ECANCELED;
+ * the handle is dropped. */
+static void expect_cancelled_by_shutdown(ctx *c)
 {
-    yielder *y = (yielder *)f;
-    if (y->left > 0) {
-        y->left--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = y->id;
-    return WEFT_READY;
+    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
+    int out = -1;
+    assert_int_equal(poll_noop(&c->join[0].base, &out), WEFT_READY);
+    assert_int_equal(c->join[0].status, -ECANCELED);
+    weft_future_drop(&c->join[0].base);
 }
 
-static void yielder_drop(weft_future *f)
+/* `n` fresh counts records, returned, and `n` join handles, in `*joins`,
+ * for many countdowns; free() both. */
+static countdown_counts *alloc_tasks(size_t n, weft_join **joins)
 {
-    yielder *y = (yielder *)f;
-    weft_atomic_fetch_add_acq_rel(&y->drops[y->id], 1);
+    countdown_counts *counts = calloc(n, sizeof *counts);
+    *joins = calloc(n, sizeof **joins);
+    assert_non_null(counts);
+    assert_non_null(*joins);
+    for (size_t i = 0; i < n; i++)
+        countdown_counts_init(&counts[i]);
+    return counts;
 }
-
-static const weft_future_ops yielder_ops = {
-    "test_yielder", sizeof(int), yielder_poll, yielder_drop, NULL,
-};
 
 #define MIXED_TASKS 2000
 
 static void test_many_tasks_with_mixed_join_abort_detach(void **state)
 {
     ctx *c = *state;
-    _Atomic int *drops = calloc(MIXED_TASKS, sizeof *drops);
-    weft_join *joins = calloc(MIXED_TASKS, sizeof *joins);
-    assert_non_null(drops);
-    assert_non_null(joins);
-    for (int i = 0; i < MIXED_TASKS; i++)
-        weft_atomic_init(&drops[i], 0);
-    uint32_t rng = 0xc0ffeeu;
+    weft_join *joins;
+    countdown_counts *n = alloc_tasks(MIXED_TASKS, &joins);
+    uint64_t rng = rng_seed(0xc0ffee);
     for (int i = 0; i < MIXED_TASKS; i++) {
-        rng = rng * 1664525u + 1013904223u;
-        yielder y;
-        weft_future_init(&y.base, &yielder_ops, WEFT_F_SEND);
-        y.id = i;
-        y.left = (int)(rng >> 28) % 5;
-        y.drops = drops;
+        countdown y;
+        countdown_init(&y, (int)(rng_next32(&rng) >> 28) % 5, i, &n[i], WEFT_F_SEND);
         assert_int_equal(weft_spawn(c->rt, &y.base, sizeof y, i % 5 == 4 ? NULL : &joins[i]),
                          0);
         /* Abort some right away, while they may be queued or running. */
@@ -915,11 +834,11 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
         }
     }
     for (int i = 0; i < MIXED_TASKS; i++) {
-        WAIT_UNTIL(weft_atomic_load_acquire(&drops[i]) >= 1);
-        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
+        WAIT_UNTIL(weft_atomic_load_acquire(&n[i].drops) >= 1);
+        assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
     }
     free(joins);
-    free(drops);
+    free(n);
 }
 
 /* Shutdown while tasks are queued, running and idle, with their join
@@ -931,33 +850,23 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
 static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void **state)
 {
     ctx *c = *state;
-    _Atomic int *drops = calloc(SHUTDOWN_TASKS, sizeof *drops);
-    weft_join *joins = calloc(SHUTDOWN_TASKS, sizeof *joins);
-    assert_non_null(drops);
-    assert_non_null(joins);
-    for (int i = 0; i < SHUTDOWN_TASKS; i++)
-        weft_atomic_init(&drops[i], 0);
+    weft_join *joins;
+    countdown_counts *n = alloc_tasks(SHUTDOWN_TASKS, &joins);
     spawn_idle(c, &c->p[0], 1, &c->join[0]);
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
-        yielder y;
-        weft_future_init(&y.base, &yielder_ops, WEFT_F_SEND);
-        y.id = i;
-        y.left = i % 4 == 0 ? 0 : 20 + i % 7; /* some finish first */
-        y.drops = drops;
+        countdown y; /* some finish first */
+        countdown_init(&y, i % 4 == 0 ? 0 : 20 + i % 7, i, &n[i], WEFT_F_SEND);
         assert_int_equal(weft_spawn(c->rt, &y.base, sizeof y, &joins[i]), 0);
     }
     weft_rt_shutdown(c->rt);
     c->rt = NULL; /* teardown's shutdown is a no-op now */
 
-    weft_waker nw = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &nw);
     int cancelled = 0;
     for (int i = 0; i < SHUTDOWN_TASKS; i++) {
-        assert_int_equal(weft_atomic_load_acquire(&drops[i]), 1);
+        assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
         assert_true(weft_join_is_finished(&joins[i]));
         int out = -1;
-        assert_int_equal(weft_future_poll(&joins[i].base, &cx, &out), WEFT_READY);
+        assert_int_equal(poll_noop(&joins[i].base, &out), WEFT_READY);
         if (joins[i].status == -ECANCELED) {
             assert_int_equal(out, 0);
             cancelled++;
@@ -967,16 +876,11 @@ static void test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid(void
         }
         weft_future_drop(&joins[i].base);
     }
-    assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
-    assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
-    int out = -1;
-    assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
-    assert_int_equal(c->join[0].status, -ECANCELED);
-    weft_future_drop(&c->join[0].base);
+    expect_cancelled_by_shutdown(c);
     weft_waker_wake(&c->p[0].stash); /* the last reference */
     print_message("    %d of %d cancelled by shutdown\n", cancelled, SHUTDOWN_TASKS);
     free(joins);
-    free(drops);
+    free(n);
 }
 
 /* A foreign thread keeps waking (by reference and by value) and cloning
@@ -1018,11 +922,8 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
 {
     ctx *c = *state;
     for (int round = 0; round < 20; round++) {
-        if (!c->rt) {
-            weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-            o.workers = 2;
-            assert_int_equal(weft_rt_new(&c->rt, &o), 0);
-        }
+        if (!c->rt)
+            c->rt = rt_start(2);
         spawn_idle(c, &c->p[0], 1, &c->join[0]);
         waker_loop l;
         l.w = &c->p[0].stash;
@@ -1038,15 +939,7 @@ static void test_wakes_racing_shutdown_are_released_once(void **state)
         weft_atomic_store_release(&l.stop, 1);
         assert_int_equal(pthread_join(th, NULL), 0);
 
-        assert_int_equal(weft_atomic_load_acquire(&c->p[0].drops), 1);
-        assert_int_equal(weft_atomic_load_relaxed(&c->p[0].overlap), 0);
-        weft_waker nw = weft_waker_noop();
-        weft_cx cx;
-        weft_cx_init(&cx, &nw);
-        int out = -1;
-        assert_int_equal(weft_future_poll(&c->join[0].base, &cx, &out), WEFT_READY);
-        assert_int_equal(c->join[0].status, -ECANCELED);
-        weft_future_drop(&c->join[0].base);
+        expect_cancelled_by_shutdown(c);
         weft_waker_drop(&c->p[0].stash);
         /* Everything of this runtime is gone once its last task is. */
         assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), 0);
@@ -1139,7 +1032,7 @@ static void *storm_main(void *arg)
 {
     storm_thread *t = arg;
     storm *s = t->s;
-    uint32_t rng = 0x9e3779b9u * (uint32_t)(t->id + 1);
+    uint64_t rng = rng_seed((uint64_t)t->id + 1);
     for (int n = 0; n < STORM_ITERS; n++) {
         if (n % STORM_WAVE == 0) {
             long w = n / STORM_WAVE + 1;
@@ -1149,8 +1042,7 @@ static void *storm_main(void *arg)
         }
         /* A random pause so the threads' operations interleave differently
          * with each other and with the task's polls in every wave. */
-        rng = rng * 1664525u + 1013904223u;
-        for (unsigned i = rng >> 26; i > 0; i--)
+        for (unsigned i = rng_next32(&rng) >> 26; i > 0; i--)
             weft__cpu_relax();
         weft_waker w;
         switch ((n + t->id) % 4) {
@@ -1209,11 +1101,11 @@ static void test_wake_storm_loses_no_wakeup_and_never_polls_concurrently(void **
         WAIT_UNTIL(weft_atomic_load_acquire(&s->finished) == w * STORM_THREADS);
         /* Every wake of this wave has been issued: a poll must see them. */
         long issued = weft_atomic_load_relaxed(&s->issued);
-        uint64_t start = now_ns();
+        weft_instant start = weft_now();
         unsigned long spins = 0;
         while (weft_atomic_load_acquire(&s->seen) < issued) {
             sched_yield();
-            if ((++spins & 255u) == 0 && now_ns() - start > WATCHDOG_NS) {
+            if ((++spins & 255u) == 0 && wait_expired(start)) {
                 /* Let the threads finish so the test can fail cleanly. */
                 weft_atomic_store_release(&s->wave, waves);
                 fail_msg("wave %ld: wakes up to #%ld issued, but the task was "

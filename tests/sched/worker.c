@@ -23,67 +23,30 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/task.h"
-#include "support/misuse_capture.h"
-
-/* ---- failures seen off the test thread ------------------------------------ */
-
-static _Atomic unsigned g_async_failures;
-static char g_first_failure[256]; /* written by the first failing thread */
-
-static void async_fail(int line, const char *what)
-{
-    /* AcqRel: only the first failure writes the message; the test thread
-     * reads it after joining every thread that could fail. */
-    if (weft_atomic_fetch_add_acq_rel(&g_async_failures, 1) == 0)
-        snprintf(g_first_failure, sizeof g_first_failure, "line %d: %s", line, what);
-}
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            async_fail(__LINE__, #cond);                                      \
-    } while (0)
-
-static void assert_no_async_failures(void)
-{
-    /* Reset, so one failing test does not fail the ones after it. */
-    unsigned n = weft_atomic_swap_acq_rel(&g_async_failures, 0);
-    if (n != 0) {
-        print_error("%u check(s) failed off the test thread; first at %s\n", n,
-                    g_first_failure);
-        fail();
-    }
-}
-
-/* ---- misuse reports ------------------------------------------------------------ */
-
-
-static void print_last_misuse(void)
-{
-    pthread_mutex_lock(&g_misuse_lock);
-    print_message("last misuse report: %s\n", g_misuse_msg);
-    pthread_mutex_unlock(&g_misuse_lock);
-}
+#include "support/check.h"
+#include "support/co_future.h"
+#include "support/countdown.h"
+#include "support/downcast.h"
+#include "support/poll.h"
+#include "support/rt_fixture.h"
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
 
+/* Each test owns its gates (static, so they need no destruction) and
+ * starts them from zero with gate_reset. */
 typedef struct gate {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t n;
 } gate;
 
-static void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
-    g->n = 0;
-}
+#define GATE_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 }
 
-static void gate_fini(gate *g)
+static void gate_reset(gate *g)
 {
-    pthread_cond_destroy(&g->cond);
-    pthread_mutex_destroy(&g->lock);
+    pthread_mutex_lock(&g->lock);
+    g->n = 0;
+    pthread_mutex_unlock(&g->lock);
 }
 
 static void gate_add(gate *g, uint64_t k)
@@ -104,78 +67,11 @@ static void gate_wait(gate *g, uint64_t target)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static weft_rt *rt_start(unsigned workers)
-{
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = workers;
-    weft_rt *rt = NULL;
-    assert_int_equal(weft_rt_new(&rt, &o), 0);
-    assert_non_null(rt);
-    return rt;
-}
-
-/* Wait for a join handle from the test thread; returns its status. The
- * handle is dropped by block_on. */
-static int join_blocking(weft_rt *rt, weft_join *j, void *out, size_t out_size)
-{
-    assert_int_equal(weft_block_on(rt, &j->base, out, out_size), 0);
-    return j->status;
-}
-
-/* Poll a join handle once by hand (after shutdown nothing else will). */
-static weft_poll join_poll_once(weft_join *j, void *out)
-{
-    weft_waker noop = weft_waker_noop();
-    weft_cx cx;
-    weft_cx_init(&cx, &noop);
-    return weft_future_poll(&j->base, &cx, out);
-}
-
-/* A future that is READY at once with a tag, and counts its polls and
- * drops: the probe for "did the runtime ever touch this?". */
-typedef struct probe {
-    weft_future base;
-    _Atomic unsigned *polls;
-    _Atomic unsigned *drops;
-} probe;
-
-static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx;
-    probe *p = (probe *)f;
-    /* Relaxed: a counter read after the runtime is shut down or the probe
-     * is known to be unused. */
-    weft_atomic_fetch_add_relaxed(p->polls, 1);
-    *(uint64_t *)out = 42;
-    return WEFT_READY;
-}
-
-static void probe_drop(weft_future *f)
-{
-    probe *p = (probe *)f;
-    weft_atomic_fetch_add_relaxed(p->drops, 1);
-}
-
-static const weft_future_ops not_send_probe_ops = {
-    "not_send_probe", sizeof(uint64_t), probe_poll, probe_drop, NULL,
-};
-static const weft_future_ops deadlk_probe_ops = {
-    "deadlk_probe", sizeof(uint64_t), probe_poll, probe_drop, NULL,
-};
-
-static int group_setup(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(record_misuse, NULL);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(NULL, NULL);
-    return 0;
-}
+/* The probes for "did the runtime ever touch this?" are countdowns
+ * (support/countdown.h), READY at once, under names a misuse report can
+ * be told by. */
+static const weft_future_ops not_send_probe_ops = COUNTDOWN_OPS("not_send_probe");
+static const weft_future_ops deadlk_probe_ops = COUNTDOWN_OPS("deadlk_probe");
 
 /* ================================================================================
  * Spawning from foreign threads
@@ -192,7 +88,7 @@ typedef struct count_fut {
 
 static _Atomic uint32_t *g_runs;  /* per task id: polls that finished it */
 static _Atomic uint32_t *g_drops; /* per task id: drops */
-static gate g_dropped;
+static gate g_dropped = GATE_INIT;
 
 static uint64_t count_expected(uint32_t id)
 {
@@ -267,7 +163,7 @@ static void test_spawn_from_four_foreign_threads_runs_each_task_once(void **stat
     g_drops = calloc(total, sizeof *g_drops);
     assert_non_null(g_runs);
     assert_non_null(g_drops);
-    gate_init(&g_dropped);
+    gate_reset(&g_dropped);
 
     weft_rt *rt = rt_start(2);
     pthread_t th[FOREIGN_THREADS];
@@ -293,7 +189,6 @@ static void test_spawn_from_four_foreign_threads_runs_each_task_once(void **stat
             fail();
         }
     }
-    gate_fini(&g_dropped);
     free(g_runs);
     free(g_drops);
 }
@@ -332,8 +227,7 @@ static const weft_future_ops tree_ops = {
 
 static void tree_node_init(tree_node *n, int depth, bool local)
 {
-    weft_future_init(&n->base, &tree_ops, local ? 0u : WEFT_F_SEND);
-    weft_co_init(&n->co);
+    co_future_init(n, sizeof *n, &tree_ops, local ? 0u : WEFT_F_SEND);
     n->depth = depth;
     n->owner = local ? weft_worker_index() : -1;
     n->nspawned = 0;
@@ -344,7 +238,7 @@ static void tree_node_init(tree_node *n, int depth, bool local)
 
 static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    tree_node *n = (tree_node *)f;
+    DOWNCAST(tree_node, n);
     weft_atomic_fetch_add_relaxed(&g_tree_polls, 1);
     if (n->owner >= 0)
         CHECK(weft_worker_index() == n->owner);
@@ -371,21 +265,15 @@ static weft_poll tree_poll(weft_future *f, weft_cx *cx, void *out)
         }
     }
     *(uint64_t *)out = n->sum + 1;
-    WEFT_CO_RETURN(&n->co);
-    WEFT_CO_END(&n->co);
+    CO_FUTURE_END(n);
 }
 
 static void tree_drop(weft_future *f)
 {
-    tree_node *n = (tree_node *)f;
-    /* Cancelled mid-await: the awaited join is dropped by weft_co_drop,
-     * the ones not reached yet here. */
-    if (n->co.awaiting) {
-        weft_co_drop(&n->co);
-        n->joined++;
-    }
-    for (int i = n->joined; i < n->nspawned; i++)
-        weft_future_drop(&n->joins[i].base);
+    DOWNCAST(tree_node, n);
+    /* Cancelled mid-await: the awaited join is dropped with the coroutine,
+     * and the ones not reached yet. */
+    co_future_drop_joins(&n->co, n->joins, n->joined, n->nspawned);
     weft_atomic_fetch_add_relaxed(&g_tree_drops, 1);
 }
 
@@ -408,9 +296,7 @@ static void run_tree(unsigned workers)
     assert_no_async_failures();
     /* Debug builds refuse to poll a local node off its owner and report
      * it instead; release builds would fail the owner check above. */
-    if (misuse_count() != misuse_before)
-        print_last_misuse();
-    assert_int_equal(misuse_count(), misuse_before);
+    assert_no_misuse_since(misuse_before);
 }
 
 static void test_nested_spawn_tree_joins_children_results(void **state)
@@ -430,51 +316,36 @@ static void test_runtime_with_one_and_four_workers_runs_tree(void **state)
  * block_on misuse
  * ================================================================================ */
 
-static _Atomic unsigned g_deadlk_polls, g_deadlk_drops;
+static countdown_counts g_deadlk = COUNTDOWN_COUNTS_INIT;
 
-typedef struct block_on_caller {
-    weft_future base;
-} block_on_caller;
-
-static weft_poll block_on_caller_poll(weft_future *f, weft_cx *cx, void *out)
+/* On a worker: block_on a probe; outputs the return code. */
+static void block_on_from_worker(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    probe p;
-    weft_future_init(&p.base, &deadlk_probe_ops, WEFT_F_SEND);
-    p.polls = &g_deadlk_polls;
-    p.drops = &g_deadlk_drops;
-    uint64_t v = 0;
+    (void)arg;
+    countdown p;
+    countdown_init(&p, 0, 42, &g_deadlk, WEFT_F_SEND);
+    p.base.ops = &deadlk_probe_ops;
+    int v = 0;
     int rc = weft_block_on(weft_rt_current(), &p.base, &v, sizeof v);
     /* Refused: the probe is still ours to drop. */
     if (rc != 0)
         weft_future_drop(&p.base);
     *(int *)out = rc;
-    return WEFT_READY;
 }
-
-static const weft_future_ops block_on_caller_ops = {
-    "block_on_caller", sizeof(int), block_on_caller_poll, NULL, NULL,
-};
 
 static void test_block_on_from_worker_fails_with_edeadlk(void **state)
 {
     (void)state;
-    weft_atomic_store_relaxed(&g_deadlk_polls, 0);
-    weft_atomic_store_relaxed(&g_deadlk_drops, 0);
+    countdown_counts_init(&g_deadlk);
     int misuse_before = misuse_count();
     weft_rt *rt = rt_start(2);
-    block_on_caller c;
-    weft_future_init(&c.base, &block_on_caller_ops, WEFT_F_SEND);
-    weft_join j;
-    assert_int_equal(weft_spawn(rt, &c.base, sizeof c, &j), 0);
     int rc = 0;
-    assert_int_equal(join_blocking(rt, &j, &rc, sizeof rc), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, block_on_from_worker, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EDEADLK);
     weft_rt_shutdown(rt);
     /* The refused future never ran and was dropped once, by its owner. */
-    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk_polls), 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk_drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_deadlk.drops), 1);
 #ifndef NDEBUG
     assert_true(misuse_count() > misuse_before);
     assert_true(misuse_last_contains("deadlk_probe"));
@@ -493,19 +364,19 @@ static void test_block_on_from_worker_fails_with_edeadlk(void **state)
 #define SHUT_TOTAL (SHUT_IDLE + SHUT_SPIN + 2u * SHUT_DETACHED)
 
 static _Atomic uint32_t g_shut_drops[SHUT_TOTAL];
-static gate g_shut_started;
+static gate g_shut_started = GATE_INIT;
 
 typedef struct idle_fut {
     weft_future base;
     uint32_t id;
-    bool keep_waker; /* hold a clone of the waker (a task reference) */
-    bool started;
+    /* keep_waker: hold a clone of the waker (a task reference). */
+    bool keep_waker, started;
     weft_waker waker;
 } idle_fut;
 
 static weft_poll idle_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    idle_fut *s = (idle_fut *)f;
+    DOWNCAST(idle_fut, s);
     (void)out;
     if (!s->started) {
         s->started = true;
@@ -518,14 +389,12 @@ static weft_poll idle_poll(weft_future *f, weft_cx *cx, void *out)
 
 static void idle_drop(weft_future *f)
 {
-    idle_fut *s = (idle_fut *)f;
+    DOWNCAST(idle_fut, s);
     weft_waker_drop(&s->waker);
     weft_atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
 }
 
-static const weft_future_ops idle_ops = {
-    "idle_fut", sizeof(uint64_t), idle_poll, idle_drop, NULL,
-};
+static const weft_future_ops idle_ops = { "idle_fut", sizeof(uint64_t), idle_poll, idle_drop, NULL };
 
 typedef struct spin_fut {
     weft_future base;
@@ -535,33 +404,29 @@ typedef struct spin_fut {
 
 static weft_poll spin_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    spin_fut *s = (spin_fut *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(spin_fut, s);
     gate_add(&g_shut_started, 1);
     for (;;)
         WEFT_CO_YIELD(&s->co, cx);
     *(uint64_t *)out = 1;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void spin_drop(weft_future *f)
 {
-    spin_fut *s = (spin_fut *)f;
+    DOWNCAST(spin_fut, s);
     weft_co_drop(&s->co);
     weft_atomic_fetch_add_relaxed(&g_shut_drops[s->id], 1);
 }
 
-static const weft_future_ops spin_ops = {
-    "spin_fut", sizeof(uint64_t), spin_poll, spin_drop, NULL,
-};
+static const weft_future_ops spin_ops = { "spin_fut", sizeof(uint64_t), spin_poll, spin_drop, NULL };
 
 static void test_shutdown_cancels_pending_and_running_tasks(void **state)
 {
     (void)state;
     for (unsigned i = 0; i < SHUT_TOTAL; i++)
         weft_atomic_store_relaxed(&g_shut_drops[i], 0);
-    gate_init(&g_shut_started);
+    gate_reset(&g_shut_started);
     weft_rt *rt = rt_start(2);
 
     weft_join joins[SHUT_IDLE + SHUT_SPIN];
@@ -579,8 +444,7 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
     }
     for (unsigned i = 0; i < SHUT_SPIN + SHUT_DETACHED; i++, id++) {
         spin_fut f;
-        weft_future_init(&f.base, &spin_ops, WEFT_F_SEND);
-        weft_co_init(&f.co);
+        co_future_init(&f, sizeof f, &spin_ops, WEFT_F_SEND);
         f.id = id;
         weft_join *j = i < SHUT_SPIN ? &joins[njoins++] : NULL;
         assert_int_equal(weft_spawn(rt, &f.base, sizeof f, j), 0);
@@ -604,12 +468,11 @@ static void test_shutdown_cancels_pending_and_running_tasks(void **state)
     for (unsigned k = 0; k < njoins; k++) {
         assert_true(weft_join_is_finished(&joins[k]));
         uint64_t out = 0xdeadbeef;
-        assert_int_equal(join_poll_once(&joins[k], &out), WEFT_READY);
+        assert_int_equal(poll_noop(&joins[k].base, &out), WEFT_READY);
         assert_int_equal(joins[k].status, -ECANCELED);
         assert_int_equal(out, 0);
         weft_future_drop(&joins[k].base);
     }
-    gate_fini(&g_shut_started);
     weft_rt_shutdown(NULL); /* a no-op */
 }
 
@@ -626,25 +489,20 @@ static void test_shutdown_of_idle_runtime_returns(void **state)
  * Send enforcement
  * ================================================================================ */
 
-static _Atomic unsigned g_ns_polls, g_ns_drops;
+static countdown_counts g_ns = COUNTDOWN_COUNTS_INIT;
 
-static void not_send_probe_init(probe *p)
+static void not_send_probe_init(countdown *p)
 {
-    weft_future_init(&p->base, &not_send_probe_ops, 0);
-    p->polls = &g_ns_polls;
-    p->drops = &g_ns_drops;
+    countdown_init(p, 0, 42, &g_ns, 0);
+    p->base.ops = &not_send_probe_ops;
 }
 
-/* Spawns a non-Send probe onto the current runtime from a worker. */
-typedef struct ns_spawner {
-    weft_future base;
-} ns_spawner;
-
-static weft_poll ns_spawner_poll(weft_future *f, weft_cx *cx, void *out)
+/* On a worker: spawn a non-Send probe onto the current runtime; outputs
+ * the return code. */
+static void spawn_not_send_from_worker(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    probe p;
+    (void)arg;
+    countdown p;
     not_send_probe_init(&p);
     weft_join j;
     int rc = weft_spawn(NULL, &p.base, sizeof p, &j);
@@ -653,84 +511,64 @@ static weft_poll ns_spawner_poll(weft_future *f, weft_cx *cx, void *out)
     else
         weft_join_detach(&j);
     *(int *)out = rc;
-    return WEFT_READY;
 }
 
-static const weft_future_ops ns_spawner_ops = {
-    "ns_spawner", sizeof(int), ns_spawner_poll, NULL, NULL,
-};
+/* A runtime of `workers` workers and a non-Send probe `p` to spawn on it,
+ * the probes' counts and the misuse reports reset. */
+static weft_rt *start_with_probe(unsigned workers, countdown *p)
+{
+    countdown_counts_init(&g_ns);
+    not_send_probe_init(p);
+    misuse_reset();
+    return rt_start(workers);
+}
 
 static void test_spawn_of_non_send_future_fails_with_eperm(void **state)
 {
     (void)state;
-    weft_atomic_store_relaxed(&g_ns_polls, 0);
-    weft_atomic_store_relaxed(&g_ns_drops, 0);
-    weft_rt *rt = rt_start(2);
+    countdown p;
+    weft_rt *rt = start_with_probe(2, &p);
 
     /* From a foreign thread, with an explicit runtime. */
-    int misuse_before = misuse_count();
-    probe p;
-    not_send_probe_init(&p);
     weft_join j;
     assert_int_equal(weft_spawn(rt, &p.base, sizeof p, &j), -EPERM);
-#ifndef NDEBUG
-    assert_int_equal(misuse_count(), misuse_before + 1);
-    assert_true(misuse_last_contains("not_send_probe"));
-#endif
+    assert_misuse_since(0, 1, "not_send_probe");
 
     /* From a worker, on the current runtime. */
-    misuse_before = misuse_count();
-    ns_spawner s;
-    weft_future_init(&s.base, &ns_spawner_ops, WEFT_F_SEND);
-    weft_join sj;
-    assert_int_equal(weft_spawn(rt, &s.base, sizeof s, &sj), 0);
+    int misuse_before = misuse_count();
     int rc = 0;
-    assert_int_equal(join_blocking(rt, &sj, &rc, sizeof rc), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, spawn_not_send_from_worker, &rc, sizeof rc), 0);
     assert_int_equal(rc, -EPERM);
-#ifndef NDEBUG
-    assert_int_equal(misuse_count(), misuse_before + 1);
-    assert_true(misuse_last_contains("not_send_probe"));
-#else
-    (void)misuse_before;
-#endif
+    assert_misuse_since(misuse_before, 1, "not_send_probe");
 
     /* Shutdown drops every future the runtime owns: had either spawn taken
      * its probe, the probe would have been polled or dropped by now. */
     weft_rt_shutdown(rt);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_polls), 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 1); /* the worker's copy */
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 1); /* the worker's copy */
     weft_future_drop(&p.base); /* ours: we still own it */
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 2);
 }
 
 static void test_spawn_local_from_foreign_thread_fails_with_eperm(void **state)
 {
     (void)state;
-    weft_atomic_store_relaxed(&g_ns_polls, 0);
-    weft_atomic_store_relaxed(&g_ns_drops, 0);
-    weft_rt *rt = rt_start(1);
-    int misuse_before = misuse_count();
-    probe p;
-    not_send_probe_init(&p);
+    countdown p;
+    weft_rt *rt = start_with_probe(1, &p);
     weft_join j;
     assert_int_equal(weft_spawn_local(&p.base, sizeof p, &j), -EPERM);
     /* A Send future is refused too: the rule is about the calling thread. */
-    probe q;
+    countdown q;
     not_send_probe_init(&q);
     q.base.flags |= WEFT_F_SEND;
     assert_int_equal(weft_spawn_local(&q.base, sizeof q, NULL), -EPERM);
-#ifndef NDEBUG
-    assert_int_equal(misuse_count(), misuse_before + 2);
-    assert_true(misuse_last_contains("not_send_probe"));
-#else
-    (void)misuse_before;
-#endif
+    assert_misuse_since(0, 2, "not_send_probe");
     weft_rt_shutdown(rt);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_polls), 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.polls), 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 0);
     weft_future_drop(&p.base);
     weft_future_drop(&q.base);
-    assert_int_equal(weft_atomic_load_relaxed(&g_ns_drops), 2);
+    assert_int_equal(weft_atomic_load_relaxed(&g_ns.drops), 2);
 }
 
 /* ================================================================================
@@ -754,26 +592,42 @@ static int g_local_bad_index[LOCAL_TASKS];
  * the requeue after a poll. */
 static weft_atomic_waker g_local_wakers[LOCAL_TASKS];
 static _Atomic unsigned g_locals_done;
-static gate g_pressure_dropped;
+static gate g_pressure_dropped = GATE_INIT;
 
-typedef struct poke_fut {
+/* PENDING once, handing its waker to `hand` (which registers or clones it
+ * to wake the task later), then READY at the next poll. */
+typedef struct wait_once {
     weft_future base;
-    weft_atomic_waker *aw;
-    bool armed;
-} poke_fut;
+    void (*hand)(void *arg, const weft_waker *waker);
+    void *arg;
+    bool handed;
+} wait_once;
 
-static weft_poll poke_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll wait_once_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    poke_fut *p = (poke_fut *)f;
+    DOWNCAST(wait_once, w);
     (void)out;
-    if (p->armed)
+    if (w->handed)
         return WEFT_READY;
-    p->armed = true;
-    weft_atomic_waker_register(p->aw, cx->waker);
+    w->handed = true;
+    w->hand(w->arg, cx->waker);
     return WEFT_PENDING;
 }
 
-static const weft_future_ops poke_ops = { "poke_fut", 0, poke_poll, NULL, NULL };
+static const weft_future_ops wait_once_ops = { "wait_once", 0, wait_once_poll, NULL, NULL };
+
+static void wait_once_init(wait_once *w, void (*hand)(void *, const weft_waker *), void *arg)
+{
+    weft_future_init(&w->base, &wait_once_ops, 0);
+    w->hand = hand;
+    w->arg = arg;
+    w->handed = false;
+}
+
+static void register_waker(void *aw, const weft_waker *waker)
+{
+    weft_atomic_waker_register(aw, waker);
+}
 
 typedef struct local_yielder {
     weft_future base;
@@ -781,12 +635,12 @@ typedef struct local_yielder {
     int k;     /* index into the g_local_* arrays */
     int owner; /* the worker that spawned it */
     int i;
-    poke_fut poke;
+    wait_once poke;
 } local_yielder;
 
 static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    local_yielder *s = (local_yielder *)f;
+    DOWNCAST(local_yielder, s);
     int me = weft_worker_index();
     g_local_polls[s->k]++;
     if (me != s->owner) {
@@ -798,51 +652,35 @@ static weft_poll local_yielder_poll(weft_future *f, weft_cx *cx, void *out)
         if (s->i % 2 == 1) {
             WEFT_CO_YIELD(&s->co, cx);
         } else {
-            weft_future_init(&s->poke.base, &poke_ops, 0);
-            s->poke.aw = &g_local_wakers[s->k];
-            s->poke.armed = false;
+            wait_once_init(&s->poke, register_waker, &g_local_wakers[s->k]);
             WEFT_AWAIT(&s->co, cx, &s->poke.base, NULL);
         }
     }
     /* Release: the pinger's acquire load sees that this task is done. */
     weft_atomic_fetch_add_acq_rel(&g_locals_done, 1);
     *(uint64_t *)out = (uint64_t)s->i;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void local_yielder_drop(weft_future *f)
-{
-    weft_co_drop(&((local_yielder *)f)->co);
-}
+CO_FUTURE_OPS(local_yielder, "local_yielder", sizeof(uint64_t));
 
-static const weft_future_ops local_yielder_ops = {
-    "local_yielder", sizeof(uint64_t), local_yielder_poll, local_yielder_drop, NULL,
-};
-
-typedef struct pinger {
-    weft_future base;
-    weft_co co;
-} pinger;
-
+/* Wakes every local task at each of its polls until they are all done,
+ * yielding in between. */
 static weft_poll pinger_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    pinger *s = (pinger *)f;
-    (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    (void)f, (void)out;
     /* Acquire: pairs with the local tasks' final increment. */
-    while (weft_atomic_load_acquire(&g_locals_done) < LOCAL_TASKS) {
-        for (int k = 0; k < LOCAL_TASKS; k++)
-            weft_atomic_waker_wake(&g_local_wakers[k]);
-        WEFT_CO_YIELD(&s->co, cx);
-    }
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    if (weft_atomic_load_acquire(&g_locals_done) >= LOCAL_TASKS)
+        return WEFT_READY;
+    for (int k = 0; k < LOCAL_TASKS; k++)
+        weft_atomic_waker_wake(&g_local_wakers[k]);
+    weft_waker_wake_by_ref(cx->waker); /* yield */
+    return WEFT_PENDING;
 }
 
 static void pinger_drop(weft_future *f)
 {
-    weft_co_drop(&((pinger *)f)->co);
+    (void)f;
     gate_add(&g_pressure_dropped, 1);
 }
 
@@ -856,13 +694,11 @@ typedef struct pressure {
 
 static weft_poll pressure_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    pressure *s = (pressure *)f;
     (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(pressure, s);
     for (s->i = 0; s->i < PRESSURE_YIELDS; s->i++)
         WEFT_CO_YIELD(&s->co, cx);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void pressure_drop(weft_future *f)
@@ -893,8 +729,7 @@ typedef struct steal_root {
 static void steal_root_spawn_local(steal_root *s)
 {
     local_yielder y;
-    weft_future_init(&y.base, &local_yielder_ops, 0);
-    weft_co_init(&y.co);
+    co_future_init(&y, sizeof y, &local_yielder_ops, 0);
     y.k = s->nlocal;
     y.owner = weft_worker_index();
     y.i = 0;
@@ -909,21 +744,18 @@ static void steal_root_spawn_local(steal_root *s)
 
 static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    steal_root *s = (steal_root *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(steal_root, s);
     {
-        pinger p;
-        weft_future_init(&p.base, &pinger_ops, WEFT_F_SEND);
-        weft_co_init(&p.co);
-        int rc = weft_spawn(NULL, &p.base, sizeof p, NULL);
+        weft_future p;
+        weft_future_init(&p, &pinger_ops, WEFT_F_SEND);
+        int rc = weft_spawn(NULL, &p, sizeof p, NULL);
         CHECK(rc == 0);
         if (rc != 0)
-            weft_future_drop(&p.base);
+            weft_future_drop(&p);
     }
     for (s->i = 0; s->i < PRESSURE_TASKS; s->i++) {
         pressure p;
-        weft_future_init(&p.base, &pressure_ops, WEFT_F_SEND);
-        weft_co_init(&p.co);
+        co_future_init(&p, sizeof p, &pressure_ops, WEFT_F_SEND);
         p.i = 0;
         int rc = weft_spawn(NULL, &p.base, sizeof p, NULL);
         CHECK(rc == 0);
@@ -942,20 +774,14 @@ static weft_poll steal_root_poll(weft_future *f, weft_cx *cx, void *out)
             s->ok++;
     }
     *(uint64_t *)out = s->ok;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
 static void steal_root_drop(weft_future *f)
 {
-    steal_root *s = (steal_root *)f;
-    if (s->co.awaiting) {
-        weft_co_drop(&s->co);
-        s->j++;
-    }
+    DOWNCAST(steal_root, s);
     /* Before the await loop `j` is 0 and every join is still ours. */
-    for (int k = s->j; k < s->nlocal; k++)
-        weft_future_drop(&s->joins[k].base);
+    co_future_drop_joins(&s->co, s->joins, s->j, s->nlocal);
 }
 
 static const weft_future_ops steal_root_ops = {
@@ -972,21 +798,18 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
         weft_atomic_waker_init(&g_local_wakers[k]);
     }
     weft_atomic_store_relaxed(&g_locals_done, 0);
-    gate_init(&g_pressure_dropped);
+    gate_reset(&g_pressure_dropped);
     int misuse_before = misuse_count();
 
     weft_rt *rt = rt_start(STEAL_WORKERS);
     steal_root root;
-    weft_future_init(&root.base, &steal_root_ops, WEFT_F_SEND);
-    weft_co_init(&root.co);
+    co_future_init(&root, sizeof root, &steal_root_ops, WEFT_F_SEND);
     root.i = 0;
     root.nlocal = 0;
     root.j = 0;
     root.ok = 0;
-    weft_join j;
-    assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &j), 0);
     uint64_t ok = 0;
-    assert_int_equal(join_blocking(rt, &j, &ok, sizeof ok), 0);
+    assert_int_equal(spawn_blocking(rt, &root.base, sizeof root, &ok, sizeof ok), 0);
     gate_wait(&g_pressure_dropped, PRESSURE_TASKS + 1);
     weft_worker_stats st[STEAL_WORKERS];
     unsigned n = STEAL_WORKERS;
@@ -998,9 +821,7 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
     assert_no_async_failures();
     /* A local task that reached the wrong worker is reported (debug builds
      * refuse to poll it there; release builds would poll it). */
-    if (misuse_count() != misuse_before)
-        print_last_misuse();
-    assert_int_equal(misuse_count(), misuse_before);
+    assert_no_misuse_since(misuse_before);
     assert_int_equal(ok, LOCAL_TASKS);
     uint64_t steals = 0;
     for (unsigned w = 0; w < n; w++)
@@ -1016,7 +837,6 @@ static void test_local_tasks_stay_on_owner_under_steal_pressure(void **state)
         /* One poll per yield at least, plus the first. */
         assert_true(g_local_polls[k] >= LOCAL_YIELDS + 1);
     }
-    gate_fini(&g_pressure_dropped);
 }
 
 /* ================================================================================
@@ -1039,61 +859,40 @@ static _Atomic bool g_handoff_stop;
 static uint64_t g_handoff_polls;     /* written by the local task's polls */
 static uint64_t g_handoff_off_owner; /* idem */
 
-typedef struct handoff_fut {
-    weft_future base;
-    bool handed;
-} handoff_fut;
-
-static weft_poll handoff_poll(weft_future *f, weft_cx *cx, void *out)
+/* Hands a clone of `waker` to the test thread. */
+static void hand_to_test_thread(void *arg, const weft_waker *waker)
 {
-    handoff_fut *h = (handoff_fut *)f;
-    (void)out;
-    if (h->handed)
-        return WEFT_READY;
-    h->handed = true;
+    (void)arg;
     pthread_mutex_lock(&g_handoff.lock);
-    g_handoff.waker = weft_waker_clone(cx->waker);
+    g_handoff.waker = weft_waker_clone(waker);
     g_handoff.full = true;
     pthread_cond_signal(&g_handoff.cond);
     pthread_mutex_unlock(&g_handoff.lock);
-    return WEFT_PENDING;
 }
-
-static const weft_future_ops handoff_ops = { "handoff", 0, handoff_poll, NULL, NULL };
 
 typedef struct handoff_waiter {
     weft_future base;
     weft_co co;
-    int owner;
-    int round;
-    handoff_fut h;
+    int owner, round;
+    wait_once h;
 } handoff_waiter;
 
 static weft_poll handoff_waiter_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    handoff_waiter *s = (handoff_waiter *)f;
+    DOWNCAST(handoff_waiter, s);
     g_handoff_polls++;
     if (weft_worker_index() != s->owner)
         g_handoff_off_owner++;
     WEFT_CO_BEGIN(&s->co);
     for (s->round = 0; s->round < HANDOFF_ROUNDS; s->round++) {
-        weft_future_init(&s->h.base, &handoff_ops, 0);
-        s->h.handed = false;
+        wait_once_init(&s->h, hand_to_test_thread, NULL);
         WEFT_AWAIT(&s->co, cx, &s->h.base, NULL);
     }
     *(int *)out = s->round;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void handoff_waiter_drop(weft_future *f)
-{
-    weft_co_drop(&((handoff_waiter *)f)->co);
-}
-
-static const weft_future_ops handoff_waiter_ops = {
-    "handoff_waiter", sizeof(int), handoff_waiter_poll, handoff_waiter_drop, NULL,
-};
+CO_FUTURE_OPS(handoff_waiter, "handoff_waiter", sizeof(int));
 
 /* Spawns the local waiter and joins it. */
 typedef struct handoff_root {
@@ -1105,12 +904,10 @@ typedef struct handoff_root {
 
 static weft_poll handoff_root_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    handoff_root *s = (handoff_root *)f;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(handoff_root, s);
     {
         handoff_waiter w;
-        weft_future_init(&w.base, &handoff_waiter_ops, 0);
-        weft_co_init(&w.co);
+        co_future_init(&w, sizeof w, &handoff_waiter_ops, 0);
         w.owner = weft_worker_index();
         w.round = 0;
         int rc = weft_spawn_local(&w.base, sizeof w, &s->j);
@@ -1124,44 +921,24 @@ static weft_poll handoff_root_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_AWAIT(&s->co, cx, &s->j.base, &s->out);
     CHECK(s->j.status == 0);
     *(int *)out = s->out;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void handoff_root_drop(weft_future *f)
-{
-    weft_co_drop(&((handoff_root *)f)->co);
-}
-
-static const weft_future_ops handoff_root_ops = {
-    "handoff_root", sizeof(int), handoff_root_poll, handoff_root_drop, NULL,
-};
+CO_FUTURE_OPS(handoff_root, "handoff_root", sizeof(int));
 
 /* Keeps every worker busy, so a wake misrouted to the injector would be
  * picked up by whichever worker checks it first, not by a parked owner. */
-typedef struct busy_fut {
-    weft_future base;
-    weft_co co;
-} busy_fut;
-
 static weft_poll busy_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    busy_fut *s = (busy_fut *)f;
-    (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    (void)f, (void)out;
     /* Acquire: pairs with the test thread's release store. */
-    while (!weft_atomic_load_acquire(&g_handoff_stop))
-        WEFT_CO_YIELD(&s->co, cx);
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    if (weft_atomic_load_acquire(&g_handoff_stop))
+        return WEFT_READY;
+    weft_waker_wake_by_ref(cx->waker); /* yield */
+    return WEFT_PENDING;
 }
 
-static void busy_drop(weft_future *f)
-{
-    weft_co_drop(&((busy_fut *)f)->co);
-}
-
-static const weft_future_ops busy_ops = { "busy", 0, busy_poll, busy_drop, NULL };
+static const weft_future_ops busy_ops = { "busy", 0, busy_poll, NULL, NULL };
 
 /* Wait until the task behind a task waker is no longer being polled, so the
  * wake that follows takes the idle-task path (schedule from a foreign
@@ -1186,14 +963,12 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
 
     weft_join busy[HANDOFF_SPINNERS];
     for (int i = 0; i < HANDOFF_SPINNERS; i++) {
-        busy_fut b;
-        weft_future_init(&b.base, &busy_ops, WEFT_F_SEND);
-        weft_co_init(&b.co);
-        assert_int_equal(weft_spawn(rt, &b.base, sizeof b, &busy[i]), 0);
+        weft_future b;
+        weft_future_init(&b, &busy_ops, WEFT_F_SEND);
+        assert_int_equal(weft_spawn(rt, &b, sizeof b, &busy[i]), 0);
     }
     handoff_root root;
-    weft_future_init(&root.base, &handoff_root_ops, WEFT_F_SEND);
-    weft_co_init(&root.co);
+    co_future_init(&root, sizeof root, &handoff_root_ops, WEFT_F_SEND);
     weft_join rj;
     assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &rj), 0);
 
@@ -1217,9 +992,7 @@ static void test_local_task_woken_from_foreign_thread_runs_on_owner(void **state
     weft_rt_shutdown(rt);
 
     assert_no_async_failures();
-    if (misuse_count() != misuse_before)
-        print_last_misuse();
-    assert_int_equal(misuse_count(), misuse_before);
+    assert_no_misuse_since(misuse_before);
     assert_int_equal(rounds, HANDOFF_ROUNDS);
     assert_int_equal(g_handoff_off_owner, 0);
     /* One poll to start, one per wake: no wake lost, none invented. */
@@ -1236,15 +1009,9 @@ static _Atomic uint64_t g_stats_polls;
 static _Atomic bool g_stats_child_ran;
 static _Atomic int g_stats_first_child_worker;
 
-typedef struct stats_child {
-    weft_future base;
-} stats_child;
-
-static weft_poll stats_child_poll(weft_future *f, weft_cx *cx, void *out)
+static void stats_child(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    (void)out;
+    (void)arg, (void)out;
     weft_atomic_fetch_add_relaxed(&g_stats_polls, 1);
     int expect = -1;
     atomic_compare_exchange_strong_explicit(&g_stats_first_child_worker, &expect,
@@ -1252,12 +1019,7 @@ static weft_poll stats_child_poll(weft_future *f, weft_cx *cx, void *out)
                                             memory_order_relaxed);
     /* Release: pairs with the spinning root's acquire load. */
     weft_atomic_store_release(&g_stats_child_ran, true);
-    return WEFT_READY;
 }
-
-static const weft_future_ops stats_child_ops = {
-    "stats_child", 0, stats_child_poll, NULL, NULL,
-};
 
 /* On a 2-worker runtime: spawn two children from a worker (the second
  * goes to the LIFO slot and pushes the first into the ring), then keep
@@ -1268,44 +1030,25 @@ static const weft_future_ops stats_child_ops = {
  * send (a worker pushing to its own queue is expected to run it), so the
  * test thread then spawns a no-op task: a spawn from outside always wakes
  * an idle worker, which then finds the ring's task and steals it. */
-static gate g_stats_ring_ready;
+static gate g_stats_ring_ready = GATE_INIT;
 
-typedef struct stats_root {
-    weft_future base;
-} stats_root;
-
-static weft_poll stats_root_poll(weft_future *f, weft_cx *cx, void *out)
+static void stats_root(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
+    (void)arg;
     weft_atomic_fetch_add_relaxed(&g_stats_polls, 1);
-    for (int i = 0; i < 2; i++) {
-        stats_child c;
-        weft_future_init(&c.base, &stats_child_ops, WEFT_F_SEND);
-        int rc = weft_spawn(NULL, &c.base, sizeof c, NULL);
-        CHECK(rc == 0);
-    }
+    for (int i = 0; i < 2; i++)
+        CHECK(weft_spawn_fn(NULL, stats_child, &(char){ 0 }, 0, NULL) == 0);
     gate_add(&g_stats_ring_ready, 1);
     /* Acquire: pairs with the child's release store. */
     while (!weft_atomic_load_acquire(&g_stats_child_ran))
         sched_yield();
     *(int *)out = weft_worker_index();
-    return WEFT_READY;
 }
 
-static const weft_future_ops stats_root_ops = {
-    "stats_root", sizeof(int), stats_root_poll, NULL, NULL,
-};
-
-static weft_poll noop_poll(weft_future *f, weft_cx *cx, void *out)
+static void noop(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
-    (void)out;
-    return WEFT_READY;
+    (void)arg, (void)out;
 }
-
-static const weft_future_ops noop_ops = { "noop", 0, noop_poll, NULL, NULL };
 
 static void test_stats_report_per_worker_counters(void **state)
 {
@@ -1313,26 +1056,19 @@ static void test_stats_report_per_worker_counters(void **state)
     weft_atomic_store_relaxed(&g_stats_polls, 0);
     weft_atomic_store_relaxed(&g_stats_child_ran, false);
     weft_atomic_store_relaxed(&g_stats_first_child_worker, -1);
-    gate_init(&g_stats_ring_ready);
+    gate_reset(&g_stats_ring_ready);
     weft_rt *rt = rt_start(2);
 
-    stats_root root;
-    weft_future_init(&root.base, &stats_root_ops, WEFT_F_SEND);
     weft_join rj;
-    assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &rj), 0);
+    assert_int_equal(weft_spawn_fn(rt, stats_root, &(char){ 0 }, sizeof(int), &rj), 0);
     gate_wait(&g_stats_ring_ready, 1);
-    weft_future kick;
-    weft_future_init(&kick, &noop_ops, WEFT_F_SEND);
-    assert_int_equal(weft_spawn(rt, &kick, sizeof kick, NULL), 0);
+    assert_int_equal(weft_spawn_fn(rt, noop, &(char){ 0 }, 0, NULL), 0); /* the kick */
     int root_worker = -1;
     assert_int_equal(join_blocking(rt, &rj, &root_worker, sizeof root_worker), 0);
 
     weft_join joins[STATS_TASKS];
-    for (unsigned i = 0; i < STATS_TASKS; i++) {
-        stats_child c;
-        weft_future_init(&c.base, &stats_child_ops, WEFT_F_SEND);
-        assert_int_equal(weft_spawn(rt, &c.base, sizeof c, &joins[i]), 0);
-    }
+    for (unsigned i = 0; i < STATS_TASKS; i++)
+        assert_int_equal(weft_spawn_fn(rt, stats_child, &(char){ 0 }, 0, &joins[i]), 0);
     for (unsigned i = 0; i < STATS_TASKS; i++)
         assert_int_equal(join_blocking(rt, &joins[i], NULL, 0), 0);
     /* The second child of the root may still be queued; it is not counted
@@ -1374,7 +1110,6 @@ static void test_stats_report_per_worker_counters(void **state)
     n = 1;
     assert_int_equal(weft_rt_stats(NULL, &one, &n), -EINVAL);
     weft_rt_shutdown(rt);
-    gate_fini(&g_stats_ring_ready);
     assert_no_async_failures();
 }
 
@@ -1412,24 +1147,15 @@ typedef struct name_out {
     char name[16];
 } name_out;
 
-typedef struct name_probe {
-    weft_future base;
-} name_probe;
-
-static weft_poll name_probe_poll(weft_future *f, weft_cx *cx, void *out)
+/* On a worker: its index and its thread's name. */
+static void name_of_worker(void *arg, void *out)
 {
-    (void)f;
-    (void)cx;
+    (void)arg;
     name_out *o = out;
     o->index = weft_worker_index();
     if (pthread_getname_np(pthread_self(), o->name, sizeof o->name) != 0)
         o->name[0] = '\0';
-    return WEFT_READY;
 }
-
-static const weft_future_ops name_probe_ops = {
-    "name_probe", sizeof(name_out), name_probe_poll, NULL, NULL,
-};
 
 /* Runs a probe on a runtime with `prefix` and checks the worker's name. */
 static void check_thread_name(const char *prefix, const char *expect_prefix)
@@ -1439,13 +1165,9 @@ static void check_thread_name(const char *prefix, const char *expect_prefix)
     o.thread_name_prefix = prefix;
     weft_rt *rt = NULL;
     assert_int_equal(weft_rt_new(&rt, &o), 0);
-    name_probe p;
-    weft_future_init(&p.base, &name_probe_ops, WEFT_F_SEND);
-    weft_join j;
-    assert_int_equal(weft_spawn(rt, &p.base, sizeof p, &j), 0);
     name_out out;
     memset(&out, 0, sizeof out);
-    assert_int_equal(join_blocking(rt, &j, &out, sizeof out), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, name_of_worker, &out, sizeof out), 0);
     weft_rt_shutdown(rt);
     assert_true(out.index == 0 || out.index == 1);
     char expect[64];
@@ -1486,65 +1208,43 @@ static weft_join g_fair_joins[2];
 typedef struct fair_yielder {
     weft_future base;
     weft_co co;
-    int who;
-    int i;
+    int who, i;
 } fair_yielder;
 
 static weft_poll fair_yielder_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    fair_yielder *s = (fair_yielder *)f;
+    DOWNCAST(fair_yielder, s);
     if (g_fair_nlog < FAIR_LOG)
         g_fair_log[g_fair_nlog++] = s->who;
     WEFT_CO_BEGIN(&s->co);
     for (s->i = 0; s->i < FAIR_YIELDS; s->i++)
         WEFT_CO_YIELD(&s->co, cx);
     *(int *)out = s->i;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void fair_yielder_drop(weft_future *f)
+CO_FUTURE_OPS(fair_yielder, "fair_yielder", sizeof(int));
+
+/* On the worker: spawns both yielders at once, so both are queued before
+ * either runs. */
+static void spawn_fair_yielders(void *arg, void *out)
 {
-    weft_co_drop(&((fair_yielder *)f)->co);
-}
-
-static const weft_future_ops fair_yielder_ops = {
-    "fair_yielder", sizeof(int), fair_yielder_poll, fair_yielder_drop, NULL,
-};
-
-/* Spawns both yielders in one poll, so both are queued before either runs. */
-typedef struct fair_root {
-    weft_future base;
-} fair_root;
-
-static weft_poll fair_root_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)f;
-    (void)cx;
-    (void)out;
+    (void)arg, (void)out;
     for (int who = 0; who < 2; who++) {
         fair_yielder y;
-        weft_future_init(&y.base, &fair_yielder_ops, WEFT_F_SEND);
-        weft_co_init(&y.co);
+        co_future_init(&y, sizeof y, &fair_yielder_ops, WEFT_F_SEND);
         y.who = who;
         y.i = 0;
         CHECK(weft_spawn(NULL, &y.base, sizeof y, &g_fair_joins[who]) == 0);
     }
-    return WEFT_READY;
 }
-
-static const weft_future_ops fair_root_ops = { "fair_root", 0, fair_root_poll, NULL, NULL };
 
 static void test_yielding_tasks_interleave_on_one_worker(void **state)
 {
     (void)state;
     g_fair_nlog = 0;
     weft_rt *rt = rt_start(1);
-    fair_root root;
-    weft_future_init(&root.base, &fair_root_ops, WEFT_F_SEND);
-    weft_join rj;
-    assert_int_equal(weft_spawn(rt, &root.base, sizeof root, &rj), 0);
-    assert_int_equal(join_blocking(rt, &rj, NULL, 0), 0);
+    assert_int_equal(RUN_FN_BLOCKING(rt, spawn_fair_yielders, NULL, 0), 0);
     assert_no_async_failures();
     for (int who = 0; who < 2; who++) {
         int out = 0;
@@ -1599,5 +1299,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stats_report_per_worker_counters),
         cmocka_unit_test(test_yielding_tasks_interleave_on_one_worker),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }

@@ -1,9 +1,16 @@
 /* Test support: an allocator for weft_set_allocator that counts live
  * allocations, so a test can assert that a runtime's whole lifecycle
  * returned every byte, and that catches frees without a matching
- * allocation. Each test program includes it once. */
+ * allocation (counting_alloc_install and _uninstall do both). Each test
+ * program includes it once. */
 #ifndef WEFT_TESTS_COUNTING_ALLOC_H
 #define WEFT_TESTS_COUNTING_ALLOC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -35,6 +42,38 @@ static inline void count_free(void *p, void *ctx)
     if (atomic_fetch_sub_explicit(&g_live_allocs, 1, memory_order_acq_rel) <= 0)
         atomic_store_explicit(&g_free_underflow, 1, memory_order_relaxed);
     free(p);
+}
+
+/* Makes count_alloc and count_free weft's allocator, counting from 0.
+ * Returns weft_set_allocator's result. */
+static inline int counting_alloc_install(void)
+{
+    /* Relaxed: no other thread allocates yet. */
+    atomic_store_explicit(&g_live_allocs, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_free_underflow, 0, memory_order_relaxed);
+    weft_allocator a = { count_alloc, count_free, NULL };
+    return weft_set_allocator(&a);
+}
+
+/* Restores the default allocator. Returns -1 (printing what is wrong) when
+ * an allocation is still live (`why` says what that means) or one was
+ * freed twice, else 0. Call once the allocating threads are joined. */
+static inline int counting_alloc_uninstall(const char *why)
+{
+    int rc = 0;
+    /* Acquire: the last free may have run on another thread. */
+    long live = atomic_load_explicit(&g_live_allocs, memory_order_acquire);
+    if (live != 0) {
+        print_error("%ld allocation(s) not freed %s\n", live, why);
+        rc = -1;
+    }
+    if (atomic_load_explicit(&g_free_underflow, memory_order_relaxed)) {
+        print_error("more frees than allocations (one was freed twice)\n");
+        rc = -1;
+    }
+    if (weft_set_allocator(NULL) != 0)
+        rc = -1;
+    return rc;
 }
 
 #endif

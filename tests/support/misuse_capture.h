@@ -5,6 +5,12 @@
 #ifndef WEFT_TESTS_MISUSE_CAPTURE_H
 #define WEFT_TESTS_MISUSE_CAPTURE_H
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,6 +55,50 @@ static inline bool misuse_last_contains(const char *needle)
     bool found = strstr(g_misuse_msg, needle) != NULL;
     pthread_mutex_unlock(&g_misuse_lock);
     return found;
+}
+
+/* As cmocka fixtures: capture (from a clean record) while the tests run. */
+static inline int misuse_capture_setup(void **state)
+{
+    (void)state;
+    misuse_reset();
+    weft_set_misuse_handler(record_misuse, NULL);
+    return 0;
+}
+
+static inline int misuse_capture_teardown(void **state)
+{
+    (void)state;
+    weft_set_misuse_handler(NULL, NULL);
+    return 0;
+}
+
+/* Prints the last report, to explain a count that is off. */
+static inline void print_last_misuse(void)
+{
+    pthread_mutex_lock(&g_misuse_lock);
+    print_message("last misuse report: %s\n", g_misuse_msg);
+    pthread_mutex_unlock(&g_misuse_lock);
+}
+
+/* No report came since the count was `before` (else the last is shown). */
+static inline void assert_no_misuse_since(int before)
+{
+    if (misuse_count() != before)
+        print_last_misuse();
+    assert_int_equal(misuse_count(), before);
+}
+
+/* Debug builds reported exactly `n` misuses since the count was `before`,
+ * the last naming `name`. Release builds report none: nothing to check. */
+static inline void assert_misuse_since(int before, int n, const char *name)
+{
+#ifdef NDEBUG
+    (void)before, (void)n, (void)name;
+#else
+    assert_int_equal(misuse_count(), before + n);
+    assert_true(misuse_last_contains(name));
+#endif
 }
 
 /* True when debug builds reported exactly `n` misuses so far, the last

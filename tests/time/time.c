@@ -38,89 +38,48 @@
 #include "core/atomic.h"
 #include "sched/runtime.h"
 #include "time/driver.h"
-#include "support/counting_alloc.h"
-#include "support/misuse_capture.h"
+#include "support/alarm_watchdog.h"
+#include "support/co_future.h"
+#include "support/co_steps.h"
+#include "support/countdown.h"
+#include "support/downcast.h"
+#include "support/never.h"
+#include "support/poll.h"
+#include "support/rng.h"
+#include "support/rt_fixture.h"
+#include "support/wait.h"
+#include "support/waker_ops.h"
 
 /* ---- misuse reports ----------------------------------------------------- */
 
 static int g_misuse_expected; /* reports the running test provokes on purpose */
 
-/* ---- watchdog ----------------------------------------------------------- */
-
-/* A timer that never fires leaves a test waiting forever; turn that into a
- * failure instead of a hang (the last RUN line names the test). */
-#define WATCHDOG_S 60
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "watchdog: test hung (a timer that never fired?)\n";
-    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
-        _exit(2);
-    _exit(1);
-}
-
 /* ---- fixture ------------------------------------------------------------ */
 
-static weft_rt *g_rt;
-
+/* The support fixture (support/rt_fixture.h) under the watchdog (a timer
+ * that never fires leaves a test waiting forever), and a check that the
+ * test provoked only the misuse reports it expected. */
 static int setup(void **state)
 {
-    (void)state;
-    weft_atomic_store_relaxed(&g_live_allocs, 0);
-    g_misuse_count = 0;
     g_misuse_expected = 0;
-    g_misuse_msg[0] = '\0';
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    alarm(WATCHDOG_S);
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
+    alarm_watchdog_arm(state);
+    return rt_setup(state);
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    int rc = 0;
-    weft_rt_shutdown(g_rt); /* NULL when the test shut it down itself */
-    g_rt = NULL;
-    alarm(0);
-    long live = weft_atomic_load_acquire(&g_live_allocs);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        rc = -1;
-    }
+    int rc = rt_teardown(state);
+    alarm_watchdog_disarm(state);
 #ifndef NDEBUG
-    if (g_misuse_count != g_misuse_expected) {
-        print_error("%d misuse report(s), expected %d; last: %s\n", g_misuse_count,
+    if (misuse_count() != g_misuse_expected) {
+        print_error("%d misuse report(s), expected %d; last: %s\n", misuse_count(),
                     g_misuse_expected, g_misuse_msg);
         rc = -1;
     }
 #endif
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
-    weft_set_misuse_handler(NULL, NULL);
     return rc;
 }
 
-#define WATCHDOG_NS (60ull * 1000000000ull)
-
-/* Spin (yielding the CPU) until `*flag` reaches `want`; fail after the
- * watchdog instead of hanging. Only for waits on other threads' progress,
- * never to let time pass. */
-static void wait_for_count(_Atomic long *flag, long want)
-{
-    weft_instant give_up = weft_now() + WATCHDOG_NS;
-    while (weft_atomic_load_acquire(flag) < want) {
-        if (weft_now() > give_up)
-            fail_msg("watchdog: count stuck at %ld, waiting for %ld",
-                     weft_atomic_load_acquire(flag), want);
-        sched_yield();
-    }
-}
 
 /* Timers armed in the runtime's wheel right now. */
 static size_t wheel_armed(void)
@@ -131,39 +90,6 @@ static size_t wheel_armed(void)
     weft__spin_unlock(&t->lock);
     return n;
 }
-
-/* Await the next item of a stream inside a coroutine, with `rc` the result.
- * Same shape as WEFT_AWAIT (one per source line). */
-#define CO_NEXT(co, cx, stream, item, rc)                                     \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        /* fallthrough */                                                     \
-    case __LINE__:                                                            \
-        if (((rc) = weft_stream_poll_next((stream), (cx), (item))) ==          \
-            WEFT_NEXT_PENDING)                                                \
-            return WEFT_PENDING;                                              \
-    } while (0)
-
-/* Suspend until `cond` holds; whoever makes it true wakes this task (here:
- * a probe waker forwarding a timer's wake). Same shape as WEFT_CO_YIELD,
- * without the self-wake. */
-#define CO_WAIT_UNTIL(co, cond)                                               \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        /* fallthrough */                                                     \
-    case __LINE__:                                                            \
-        if (!(cond))                                                          \
-            return WEFT_PENDING;                                              \
-    } while (0)
-
-/* Suspend once; the next wake of the task resumes here. Same shape as
- * WEFT_CO_YIELD, without the self-wake. */
-#define CO_SUSPEND(co)                                                        \
-    do {                                                                      \
-        (co)->line = __LINE__;                                                \
-        return WEFT_PENDING;                                                  \
-    case __LINE__:;                                                           \
-    } while (0)
 
 /* ---- a probe waker ------------------------------------------------------ */
 
@@ -179,20 +105,13 @@ typedef struct probe {
     weft_waker target;     /* set before the probe is first handed out */
 } probe;
 
-static weft_waker probe_clone(const void *data);
-static void probe_wake(void *data);
-static void probe_wake_by_ref(const void *data);
-static void probe_drop(void *data);
-static const weft_waker_ops probe_ops = { probe_clone, probe_wake, probe_wake_by_ref,
-                                          probe_drop };
+TEST_WAKER_OPS(probe);
 
 static weft_waker probe_clone(const void *data)
 {
-    probe *p = (probe *)data;
     /* Relaxed: a counter, checked after the events that settle it. */
-    weft_atomic_fetch_add_relaxed(&p->clones, 1);
-    weft_waker w = { &probe_ops, p };
-    return w;
+    weft_atomic_fetch_add_relaxed(&((probe *)data)->clones, 1);
+    return waker_of(&probe_ops, data);
 }
 
 static void probe_note(probe *p)
@@ -232,8 +151,7 @@ static weft_waker probe_start(probe *p, const weft_waker *target)
     weft_atomic_store_relaxed(&p->forbid, false);
     weft_atomic_store_relaxed(&p->bad_wakes, 0);
     p->target = weft_waker_clone(target);
-    weft_waker w = { &probe_ops, p };
-    return w;
+    return waker_of(&probe_ops, p);
 }
 
 static void probe_stop(probe *p)
@@ -249,14 +167,6 @@ static int probe_clones(probe *p)
 static int probe_wakes(probe *p)
 {
     return weft_atomic_load_acquire(&p->wakes);
-}
-
-/* Poll `f` with the probe as its waker. */
-static weft_poll poll_with(weft_future *f, const weft_waker *w, void *out)
-{
-    weft_cx cx;
-    weft_cx_init(&cx, w);
-    return weft_future_poll(f, &cx, out);
 }
 
 /* Tests that need a timer still armed after its first poll use deadlines
@@ -281,73 +191,18 @@ static weft_poll reset_and_arm(weft_sleep *s, const weft_waker *w, weft_duration
 
 /* ---- small futures ------------------------------------------------------ */
 
-typedef struct counters {
-    _Atomic int polls;
-    _Atomic int drops;
-} counters;
+/* A timeout and its inner future side by side in one struct (the timeout
+ * finds its inner by offset, so the pair may move together before the
+ * first poll). */
+typedef struct timed_countdown {
+    weft_timeout t;
+    countdown inner;
+} timed_countdown;
 
-/* PENDING forever, never waking anyone. */
-typedef struct never {
-    weft_future base;
-    counters *n;
-} never;
-
-static weft_poll never_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx, (void)out;
-    weft_atomic_fetch_add_relaxed(&((never *)f)->n->polls, 1);
-    return WEFT_PENDING;
-}
-
-static void never_drop(weft_future *f)
-{
-    weft_atomic_fetch_add_acq_rel(&((never *)f)->n->drops, 1);
-}
-
-static const weft_future_ops never_ops = { "never", sizeof(int), never_poll, never_drop, NULL };
-
-static void never_init(never *nv, counters *n, uint32_t flags)
-{
-    weft_future_init(&nv->base, &never_ops, flags);
-    nv->n = n;
-}
-
-/* PENDING `pending` times (waking itself), then READY with `value`. */
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    counters *n;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    countdown *c = (countdown *)f;
-    weft_atomic_fetch_add_relaxed(&c->n->polls, 1);
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
-    }
-    *(int *)out = c->value;
-    return WEFT_READY;
-}
-
-static void countdown_drop(weft_future *f)
-{
-    weft_atomic_fetch_add_acq_rel(&((countdown *)f)->n->drops, 1);
-}
-
-static const weft_future_ops countdown_ops = { "countdown", sizeof(int), countdown_poll,
-                                               countdown_drop, NULL };
-
-static void countdown_init(countdown *c, int pending, int value, counters *n, uint32_t flags)
-{
-    weft_future_init(&c->base, &countdown_ops, flags);
-    c->pending = pending;
-    c->value = value;
-    c->n = n;
-}
+typedef struct timed_never {
+    weft_timeout t;
+    never inner;
+} timed_never;
 
 /* ==== sleep ============================================================== */
 
@@ -363,25 +218,18 @@ typedef struct sleeper {
 
 static weft_poll sleeper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    sleeper *s = (sleeper *)f;
     (void)out;
-    WEFT_CO_BEGIN(&s->co);
+    CO_FUTURE_BEGIN(sleeper, s);
     for (s->i = 0; s->i < 3; s->i++) {
         weft_sleep_init(&s->s, WEFT_US(700) * (weft_duration)(s->i + 1));
         s->deadline[s->i] = s->s.deadline;
         WEFT_AWAIT(&s->co, cx, &s->s.base, NULL);
         s->woke[s->i] = weft_now();
     }
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void sleeper_drop(weft_future *f)
-{
-    weft_co_drop(&((sleeper *)f)->co);
-}
-
-static const weft_future_ops sleeper_ops = { "sleeper", 0, sleeper_poll, sleeper_drop, NULL };
+CO_FUTURE_OPS(sleeper, "sleeper", 0);
 
 /* A spawned task that sleeps `d` and outputs whether the clock had passed
  * the deadline when the sleep completed. */
@@ -394,22 +242,14 @@ typedef struct sleep_task {
 
 static weft_poll sleep_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    sleep_task *t = (sleep_task *)f;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(sleep_task, t);
     weft_sleep_init(&t->s, t->d);
     WEFT_AWAIT(&t->co, cx, &t->s.base, NULL);
     *(int *)out = weft_now() >= t->s.deadline ? 1 : -1;
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
-static void sleep_task_drop(weft_future *f)
-{
-    weft_co_drop(&((sleep_task *)f)->co);
-}
-
-static const weft_future_ops sleep_task_ops = { "sleep_task", sizeof(int), sleep_task_poll,
-                                                sleep_task_drop, NULL };
+CO_FUTURE_OPS(sleep_task, "sleep_task", sizeof(int));
 
 static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
 {
@@ -424,8 +264,7 @@ static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
 
     /* Awaited in a coroutine; deadlines not on tick boundaries. */
     sleeper c;
-    weft_future_init(&c.base, &sleeper_ops, WEFT_F_SEND);
-    weft_co_init(&c.co);
+    co_future_init(&c, sizeof c, &sleeper_ops, WEFT_F_SEND);
     assert_int_equal(weft_block_on(g_rt, &c.base, NULL, 0), 0);
     for (int i = 0; i < 3; i++)
         assert_true(c.woke[i] >= c.deadline[i]);
@@ -435,8 +274,7 @@ static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
     weft_join j[N];
     for (int i = 0; i < N; i++) {
         sleep_task t;
-        weft_future_init(&t.base, &sleep_task_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
+        co_future_init(&t, sizeof t, &sleep_task_ops, WEFT_F_SEND);
         t.d = WEFT_US(250) * (weft_duration)(i + 1);
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, &j[i]), 0);
     }
@@ -472,9 +310,8 @@ static _Atomic int g_order_counter;
 
 static weft_poll orderer_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    orderer *o = (orderer *)f;
     (void)out;
-    WEFT_CO_BEGIN(&o->co);
+    CO_FUTURE_BEGIN(orderer, o);
     {
         static const int create_order[ORDER_K] = { 3, 0, 5, 1, 4, 2 };
         weft_instant start = weft_now();
@@ -512,8 +349,7 @@ static weft_poll orderer_poll(weft_future *f, weft_cx *cx, void *out)
         if (o->left > 0)
             CO_SUSPEND(&o->co); /* the next timer to fire wakes us */
     }
-    WEFT_CO_RETURN(&o->co);
-    WEFT_CO_END(&o->co);
+    CO_FUTURE_END(o);
 }
 
 static void orderer_drop(weft_future *f)
@@ -531,8 +367,7 @@ static void test_sleeps_complete_in_deadline_order(void **state)
     (void)state;
     weft_atomic_store_relaxed(&g_order_counter, 0);
     orderer o;
-    weft_future_init(&o.base, &orderer_ops, 0);
-    weft_co_init(&o.co);
+    co_future_init(&o, sizeof o, &orderer_ops, 0);
     assert_int_equal(weft_block_on(g_rt, &o.base, NULL, 0), 0);
     assert_int_equal(o.inversions, 0);
     for (int k = 0; k < ORDER_K; k++) {
@@ -551,7 +386,7 @@ typedef struct first_poll {
 
 static weft_poll first_poll_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    first_poll *p = (first_poll *)f;
+    DOWNCAST(first_poll, p);
     (void)out;
     weft_sleep s[4];
     weft_sleep_until_init(&s[0], weft_now() - WEFT_MS(1));
@@ -580,10 +415,9 @@ static void test_sleep_until_past_is_ready_on_first_poll(void **state)
 
     /* Also outside any runtime: a past deadline needs no wheel, so it is
      * neither pending nor a misuse. */
-    weft_waker noop = weft_waker_noop();
     weft_sleep s;
     weft_sleep_until_init(&s, weft_now() - 1);
-    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_READY);
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_READY);
     weft_future_drop(&s.base);
     assert_true(misuse_reported(0, ""));
 }
@@ -592,44 +426,61 @@ static void test_sleep_until_past_is_ready_on_first_poll(void **state)
 
 enum { DROP_BEFORE_POLL, DROP_WHILE_ARMED, DROP_AFTER_FIRING };
 
-/* Poll a sleep by hand with the probe, drop it at the chosen point, then
- * wait past its deadline (on a second, later sleep the wheel fires after
- * it) and check the probe was never woken after the drop. */
-typedef struct dropper {
+/* A drop scene, run by block_on on the test thread: arm a subject (a
+ * sleep, a timeout, an interval) with the probe as its waker, drop it at
+ * the chosen point, note what the wheel and the probe show right after,
+ * then wait past the subject's deadline (on a guard sleep the wheel fires
+ * after it) and check the probe was never woken after the drop. */
+typedef struct drop_scene drop_scene;
+
+typedef struct drop_subject {
+    /* Sets the subject up and, unless it is to be dropped before its first
+     * poll, arms it with the probe's waker d->pw (retrying with a fresh
+     * deadline while it completes at once); sets d->deadline and
+     * d->pending (the arming poll left it armed). */
+    void (*arm)(drop_scene *d);
+    /* Drops it, noting what only this subject can tell. */
+    void (*drop)(drop_scene *d);
+} drop_subject;
+
+struct drop_scene {
     weft_future base;
     weft_co co;
-    int when;
+    const drop_subject *subject;
+    int when; /* DROP_*; only sleeps are dropped other than while armed */
     weft_waker pw;
-    weft_sleep s, guard;
+    weft_sleep guard;
     weft_instant deadline;
-    weft_poll first;
-    size_t armed_before_drop, armed_after_drop;
-    int clones_after_drop;
-    uint32_t state_after_drop;
+    bool pending;
+    size_t armed_before, armed_after;
+    int clones_after;
     bool in_time; /* dropped before the deadline: the cancel beat the timer */
-} dropper;
+    /* The subjects, and what only they can tell. */
+    weft_sleep s;
+    uint32_t state_after; /* the sleep's timer state after the drop */
+    timed_never tn;
+    countdown_counts n;
+    int drops_after; /* drops of the timeout's inner future after the drop */
+    weft_interval iv;
+    weft_instant tick0;
+    weft_next r0, r1; /* the interval's first two polls */
+};
 
-static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
+static weft_poll drop_scene_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    dropper *d = (dropper *)f;
     (void)out;
-    WEFT_CO_BEGIN(&d->co);
+    CO_FUTURE_BEGIN(drop_scene, d);
     d->pw = probe_start(&g_probe, cx->waker);
-    weft_sleep_init(&d->s, WEFT_MS(2));
-    d->deadline = d->s.deadline;
-    if (d->when != DROP_BEFORE_POLL) {
-        d->first = reset_and_arm(&d->s, &d->pw, WEFT_MS(2), &d->deadline);
-        if (d->when == DROP_AFTER_FIRING && d->first == WEFT_PENDING)
-            CO_WAIT_UNTIL(&d->co, probe_wakes(&g_probe) > 0);
-    }
-    d->armed_before_drop = wheel_armed();
-    weft_future_drop(&d->s.base);
+    d->subject->arm(d);
+    if (d->when == DROP_AFTER_FIRING && d->pending)
+        CO_WAIT_UNTIL(&d->co, probe_wakes(&g_probe) > 0);
+    d->armed_before = wheel_armed();
+    d->subject->drop(d);
     /* A timer never fires before its deadline, so a drop that returned
      * before it certainly cancelled an armed timer. */
     d->in_time = weft_now() < d->deadline;
-    d->state_after_drop = weft_atomic_load_acquire(&d->s.entry.state_);
-    d->armed_after_drop = wheel_armed();
-    d->clones_after_drop = probe_clones(&g_probe);
+    d->armed_after = wheel_armed();
+    d->clones_after = probe_clones(&g_probe);
     /* From here on no wake may reach the probe: cancelled means silent.
      * (After firing, the one wake has already been counted. Dropped late,
      * the timer may have fired first and its wake be on its way.) */
@@ -638,25 +489,55 @@ static weft_poll dropper_poll(weft_future *f, weft_cx *cx, void *out)
     weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
     WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
     probe_stop(&g_probe);
-    WEFT_CO_RETURN(&d->co);
-    WEFT_CO_END(&d->co);
+    CO_FUTURE_END(d);
 }
 
-static void dropper_drop(weft_future *f)
-{
-    weft_co_drop(&((dropper *)f)->co);
-}
+CO_FUTURE_OPS(drop_scene, "drop_scene", 0);
 
-static const weft_future_ops dropper_ops = { "dropper", 0, dropper_poll, dropper_drop, NULL };
-
-static void run_dropper(dropper *d, int when)
+/* Runs the scene of `subject` dropped at `when`: no wake reached the probe
+ * once none could. */
+static void run_drop_scene(drop_scene *d, const drop_subject *subject, int when)
 {
-    memset(d, 0, sizeof *d);
-    weft_future_init(&d->base, &dropper_ops, 0);
-    weft_co_init(&d->co);
+    co_future_init(d, sizeof *d, &drop_scene_ops, 0);
+    d->subject = subject;
     d->when = when;
     assert_int_equal(weft_block_on(g_rt, &d->base, NULL, 0), 0);
     assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
+}
+
+/* Dropped while armed (the drop came in time, or the test is skipped):
+ * the drop unlinked the timer and released the probe's waker at once, and
+ * the probe was never woken, though the deadline passed long ago (the
+ * guard is later). */
+static void assert_disarmed_silently(const drop_scene *d)
+{
+    if (!d->in_time)
+        skip(); /* the test thread was descheduled past the deadline */
+    assert_int_equal(d->armed_before, 1);
+    assert_int_equal(d->armed_after, 0);
+    assert_int_equal(d->clones_after, 0);
+    assert_int_equal(probe_wakes(&g_probe), 0);
+}
+
+static void sleep_arm(drop_scene *d)
+{
+    weft_sleep_init(&d->s, WEFT_MS(2));
+    d->deadline = d->s.deadline;
+    if (d->when != DROP_BEFORE_POLL)
+        d->pending = reset_and_arm(&d->s, &d->pw, WEFT_MS(2), &d->deadline) == WEFT_PENDING;
+}
+
+static void sleep_drop(drop_scene *d)
+{
+    weft_future_drop(&d->s.base);
+    d->state_after = weft_atomic_load_acquire(&d->s.entry.state_);
+}
+
+static const drop_subject sleep_subject = { sleep_arm, sleep_drop };
+
+static void run_sleep_drop(drop_scene *d, int when)
+{
+    run_drop_scene(d, &sleep_subject, when);
     assert_int_equal(probe_clones(&g_probe), 0);
     assert_int_equal(wheel_armed(), 0);
     assert_true(weft_now() >= d->deadline + WEFT_MS(2));
@@ -665,38 +546,31 @@ static void run_dropper(dropper *d, int when)
 static void test_sleep_dropped_before_first_poll_never_arms(void **state)
 {
     (void)state;
-    dropper d;
-    run_dropper(&d, DROP_BEFORE_POLL);
-    assert_int_equal(d.armed_before_drop, 0);
+    drop_scene d;
+    run_sleep_drop(&d, DROP_BEFORE_POLL);
+    assert_int_equal(d.armed_before, 0);
     assert_int_equal(probe_wakes(&g_probe), 0);
 }
 
 static void test_sleep_dropped_while_armed_is_never_woken(void **state)
 {
     (void)state;
-    dropper d;
-    run_dropper(&d, DROP_WHILE_ARMED);
-    assert_int_equal(d.first, WEFT_PENDING);
-    if (!d.in_time)
-        skip(); /* the test thread was descheduled past the deadline */
-    assert_int_equal(d.armed_before_drop, 1);
-    /* The drop unlinked the timer and released its waker at once. */
-    assert_int_equal(d.armed_after_drop, 0);
-    assert_int_equal(d.clones_after_drop, 0);
-    assert_int_equal(d.state_after_drop, WEFT__TIMER_IDLE);
-    /* Its deadline passed long ago (the guard is later): still silent. */
-    assert_int_equal(probe_wakes(&g_probe), 0);
+    drop_scene d;
+    run_sleep_drop(&d, DROP_WHILE_ARMED);
+    assert_true(d.pending);
+    assert_disarmed_silently(&d);
+    assert_int_equal(d.state_after, WEFT__TIMER_IDLE);
 }
 
 static void test_sleep_dropped_after_firing(void **state)
 {
     (void)state;
-    dropper d;
-    run_dropper(&d, DROP_AFTER_FIRING);
-    assert_int_equal(d.first, WEFT_PENDING);
-    assert_int_equal(d.armed_before_drop, 0);
-    assert_int_equal(d.state_after_drop, WEFT__TIMER_FIRED);
-    assert_int_equal(d.clones_after_drop, 0);
+    drop_scene d;
+    run_sleep_drop(&d, DROP_AFTER_FIRING);
+    assert_true(d.pending);
+    assert_int_equal(d.armed_before, 0);
+    assert_int_equal(d.state_after, WEFT__TIMER_FIRED);
+    assert_int_equal(d.clones_after, 0);
     assert_int_equal(probe_wakes(&g_probe), 1); /* fired exactly once */
 }
 
@@ -713,9 +587,8 @@ typedef struct heap_dropper {
 
 static weft_poll heap_dropper_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    heap_dropper *h = (heap_dropper *)f;
     (void)out;
-    WEFT_CO_BEGIN(&h->co);
+    CO_FUTURE_BEGIN(heap_dropper, h);
     for (h->i = 0; h->i < 16; h->i++) {
         h->s = malloc(sizeof *h->s);
         assert_non_null(h->s);
@@ -729,26 +602,19 @@ static weft_poll heap_dropper_poll(weft_future *f, weft_cx *cx, void *out)
     }
     weft_sleep_until_init(&h->guard, h->deadline + WEFT_MS(2));
     WEFT_AWAIT(&h->co, cx, &h->guard.base, NULL);
-    WEFT_CO_RETURN(&h->co);
-    WEFT_CO_END(&h->co);
+    CO_FUTURE_END(h);
 }
 
-static void heap_dropper_drop(weft_future *f)
-{
-    weft_co_drop(&((heap_dropper *)f)->co);
-}
-
-static const weft_future_ops heap_dropper_ops = { "heap_dropper", 0, heap_dropper_poll,
-                                                  heap_dropper_drop, NULL };
+CO_FUTURE_OPS(heap_dropper, "heap_dropper", 0);
 
 static void test_sleep_memory_may_be_freed_after_drop(void **state)
 {
     (void)state;
-    heap_dropper h;
-    weft_future_init(&h.base, &heap_dropper_ops, 0);
-    weft_co_init(&h.co);
-    assert_int_equal(weft_block_on(g_rt, &h.base, NULL, 0), 0);
+    heap_dropper *h = test_malloc(sizeof *h); /* on the heap too, for ASan */
+    co_future_init(h, sizeof *h, &heap_dropper_ops, 0);
+    assert_int_equal(weft_block_on(g_rt, &h->base, NULL, 0), 0);
     assert_int_equal(wheel_armed(), 0);
+    test_free(h);
 }
 
 /* ---- reset -------------------------------------------------------------- */
@@ -771,9 +637,8 @@ typedef struct resetter {
 
 static weft_poll resetter_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    resetter *r = (resetter *)f;
     (void)out;
-    WEFT_CO_BEGIN(&r->co);
+    CO_FUTURE_BEGIN(resetter, r);
     r->pw = probe_start(&g_probe, cx->waker);
 
     /* Pending an hour away; reset to 2 ms: it completes then. */
@@ -810,25 +675,16 @@ static weft_poll resetter_poll(weft_future *f, weft_cx *cx, void *out)
     weft_future_drop(&r->s.base); /* cancels the hour-long timer */
     r->armed_after_far_drop = wheel_armed();
     probe_stop(&g_probe);
-    WEFT_CO_RETURN(&r->co);
-    WEFT_CO_END(&r->co);
+    CO_FUTURE_END(r);
 }
 
-static void resetter_drop(weft_future *f)
-{
-    weft_co_drop(&((resetter *)f)->co);
-}
-
-static const weft_future_ops resetter_ops = { "resetter", 0, resetter_poll, resetter_drop,
-                                              NULL };
+CO_FUTURE_OPS(resetter, "resetter", 0);
 
 static void test_sleep_reset_rearms(void **state)
 {
     (void)state;
     resetter r;
-    memset(&r, 0, sizeof r);
-    weft_future_init(&r.base, &resetter_ops, 0);
-    weft_co_init(&r.co);
+    co_future_init(&r, sizeof r, &resetter_ops, 0);
     assert_int_equal(weft_block_on(g_rt, &r.base, NULL, 0), 0);
     assert_int_equal(r.r_far, WEFT_PENDING);
     assert_int_equal(r.armed_far, 1);
@@ -850,35 +706,36 @@ static void test_sleep_reset_rearms(void **state)
 
 /* ==== timeout ============================================================ */
 
-/* A timeout and its inner future side by side in one struct (the timeout
- * finds its inner by offset, so the pair may move together before the
- * first poll). */
-typedef struct timed_countdown {
-    weft_timeout t;
-    countdown inner;
-} timed_countdown;
+/* An hour-long timeout around a countdown (fresh counts `n`) that will not
+ * let it expire. */
+static void timed_countdown_hour(timed_countdown *tc, countdown_counts *n, int pending, int value)
+{
+    countdown_start(&tc->inner, n, pending, value, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tc->t, &tc->inner.base, WEFT_SEC(3600)), 0);
+}
 
-typedef struct timed_never {
-    weft_timeout t;
-    never inner;
-} timed_never;
+/* The timeout dropped its inner future (counts `n`) exactly once, and no
+ * timer is left in the wheel. */
+static void assert_inner_dropped_once_and_disarmed(countdown_counts *n)
+{
+    assert_int_equal(weft_atomic_load_acquire(&n->drops), 1);
+    assert_int_equal(wheel_armed(), 0);
+}
 
 static void test_timeout_inner_first_copies_output(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
     timed_countdown tc;
-    countdown_init(&tc.inner, 3, 4242, &n, WEFT_F_SEND);
-    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
+    timed_countdown_hour(&tc, &n, 3, 4242);
     assert_int_equal(weft_future_out_size(&tc.t.base), sizeof(int));
     int out = -1;
     assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
     assert_int_equal(tc.t.status, 0);
     assert_int_equal(out, 4242);
     assert_int_equal(weft_atomic_load_acquire(&n.polls), 4);
-    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
     /* The hour-long timer went with it. */
-    assert_int_equal(wheel_armed(), 0);
+    assert_inner_dropped_once_and_disarmed(&n);
 }
 
 /* Initialised on this stack frame, then copied into a task by weft_spawn:
@@ -887,10 +744,9 @@ static void test_timeout_inner_first_copies_output(void **state)
 static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
     timed_countdown tc;
-    countdown_init(&tc.inner, 2, 5151, &n, WEFT_F_SEND);
-    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_SEC(3600)), 0);
+    timed_countdown_hour(&tc, &n, 2, 5151);
     weft_join j;
     assert_int_equal(weft_spawn(g_rt, &tc.t.base, sizeof tc, &j), 0);
     memset(&tc.inner, 0xa5, sizeof tc.inner);
@@ -905,9 +761,9 @@ static void test_timeout_spawned_together_with_its_inner_uses_the_copy(void **st
 static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
     timed_never tn;
-    never_init(&tn.inner, &n, WEFT_F_SEND);
+    never_start(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(2)), 0);
     weft_instant deadline = tn.t.sleep.deadline;
     int out = 0x5a5a5a5a;
@@ -917,8 +773,7 @@ static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state
     assert_int_equal(out, 0);
     assert_true(weft_atomic_load_acquire(&n.polls) >= 1);
     /* Once at expiry, not again when block_on dropped the timeout. */
-    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
-    assert_int_equal(wheel_armed(), 0);
+    assert_inner_dropped_once_and_disarmed(&n);
 }
 
 static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
@@ -926,9 +781,9 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
     (void)state;
     /* Deadline long gone, inner ready on its first poll: the inner future
      * is polled first, so it wins. */
-    counters n = { 0, 0 };
+    countdown_counts n;
     timed_countdown tc;
-    countdown_init(&tc.inner, 0, 77, &n, WEFT_F_SEND);
+    countdown_start(&tc.inner, &n, 0, 77, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tc.t, &tc.inner.base, weft_now() - WEFT_MS(10)), 0);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
@@ -951,15 +806,14 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
 static void test_timeout_past_deadline_with_pending_inner_times_out_at_once(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
     timed_never tn;
-    never_init(&tn.inner, &n, WEFT_F_SEND);
+    never_start(&tn.inner, &n, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&tn.t, &tn.inner.base, weft_now() - 1), 0);
-    weft_waker noop = weft_waker_noop();
     int out = 1234;
     /* No wheel needed: the deadline is behind us (polled on the main
      * thread, outside any runtime, and no misuse). */
-    assert_int_equal(poll_with(&tn.t.base, &noop, &out), WEFT_READY);
+    assert_int_equal(poll_noop(&tn.t.base, &out), WEFT_READY);
     assert_int_equal(tn.t.status, -ETIMEDOUT);
     assert_int_equal(out, 0);
     assert_int_equal(weft_atomic_load_acquire(&n.polls), 1);
@@ -976,13 +830,12 @@ typedef struct timeout_task {
     weft_co co;
     bool started;
     timed_countdown tc;
-    counters *n;
+    countdown_counts *n;
 } timeout_task;
 
 static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    timeout_task *t = (timeout_task *)f;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(timeout_task, t);
     countdown_init(&t->tc.inner, 2, 31, t->n, WEFT_F_SEND);
     if (weft_timeout_init(&t->tc.t, &t->tc.inner.base, WEFT_SEC(3600)) != 0) {
         *(int *)out = -1;
@@ -992,24 +845,17 @@ static weft_poll timeout_task_poll(weft_future *f, weft_cx *cx, void *out)
     WEFT_AWAIT(&t->co, cx, &t->tc.t.base, out);
     if (t->tc.t.status != 0)
         *(int *)out = -2;
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
-static void timeout_task_drop(weft_future *f)
-{
-    weft_co_drop(&((timeout_task *)f)->co);
-}
-
-static const weft_future_ops timeout_task_ops = { "timeout_task", sizeof(int),
-                                                  timeout_task_poll, timeout_task_drop, NULL };
+CO_FUTURE_OPS(timeout_task, "timeout_task", sizeof(int));
 
 static void test_timeout_of_non_send_inner_is_not_send(void **state)
 {
     (void)state;
-    counters n = { 0, 0 };
+    countdown_counts n;
     timed_countdown tc;
-    countdown_init(&tc.inner, 0, 1, &n, 0); /* local only */
+    countdown_start(&tc.inner, &n, 0, 1, 0); /* local only */
     assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(5)), 0);
     assert_false(weft_future_is_send(&tc.t.base));
     g_misuse_expected = 1;
@@ -1027,97 +873,53 @@ static void test_timeout_of_non_send_inner_is_not_send(void **state)
     assert_true(weft_future_is_send(&tc.t.base));
     weft_future_drop(&tc.t.base);
 
-    counters m = { 0, 0 };
+
+    countdown_counts m;
+    countdown_counts_init(&m);
     timeout_task tt;
-    weft_future_init(&tt.base, &timeout_task_ops, WEFT_F_SEND);
-    weft_co_init(&tt.co);
+    co_future_init(&tt, sizeof tt, &timeout_task_ops, WEFT_F_SEND);
     tt.started = false;
     tt.n = &m;
-    weft_join j;
-    assert_int_equal(weft_spawn(g_rt, &tt.base, sizeof tt, &j), 0);
     int out = 0;
-    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
-    assert_int_equal(j.status, 0);
+    assert_int_equal(spawn_blocking(g_rt, &tt.base, sizeof tt, &out, sizeof out), 0);
     assert_int_equal(out, 31);
-    assert_int_equal(weft_atomic_load_acquire(&m.drops), 1);
-    assert_int_equal(wheel_armed(), 0);
+    assert_inner_dropped_once_and_disarmed(&m);
 }
 
 /* Drop a pending timeout: the inner future is dropped once and the timer
  * unlinked, its waker released and never woken. */
-typedef struct timeout_dropper {
-    weft_future base;
-    weft_co co;
-    weft_waker pw;
-    timed_never tn;
-    counters n;
-    weft_sleep guard;
-    weft_poll first;
-    size_t armed_before, armed_after;
-    int clones_after, drops_after;
-    bool in_time;
-} timeout_dropper;
-
-static weft_poll timeout_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+static void timeout_arm(drop_scene *d)
 {
-    timeout_dropper *d = (timeout_dropper *)f;
-    (void)out;
-    WEFT_CO_BEGIN(&d->co);
-    d->pw = probe_start(&g_probe, cx->waker);
-    for (int i = 0; i < RETRIES; i++) {
+    for (int i = 0; i < RETRIES && !d->pending; i++) {
         /* A retry (deadline passed before the first poll: it timed out at
          * once) starts over with a fresh inner future. */
-        weft_atomic_store_relaxed(&d->n.drops, 0);
-        never_init(&d->tn.inner, &d->n, WEFT_F_SEND);
-        if (weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)) != 0)
-            WEFT_CO_RETURN(&d->co);
+        if (i > 0)
+            weft_future_drop(&d->tn.t.base);
+        never_start(&d->tn.inner, &d->n, WEFT_F_SEND);
+        assert_int_equal(weft_timeout_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)), 0);
         int scratch;
-        d->first = poll_with(&d->tn.t.base, &d->pw, &scratch);
-        if (d->first == WEFT_PENDING)
-            break;
-        weft_future_drop(&d->tn.t.base);
+        d->pending = poll_with(&d->tn.t.base, &d->pw, &scratch) == WEFT_PENDING;
     }
-    d->armed_before = wheel_armed();
-    weft_future_drop(&d->tn.t.base);
-    d->in_time = weft_now() < d->tn.t.sleep.deadline;
-    d->armed_after = wheel_armed();
-    d->clones_after = probe_clones(&g_probe);
-    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
-    if (d->in_time) /* else the timer may have fired first */
-        weft_atomic_store_release(&g_probe.forbid, true);
-    weft_sleep_until_init(&d->guard, d->tn.t.sleep.deadline + WEFT_MS(2));
-    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
-    probe_stop(&g_probe);
-    WEFT_CO_RETURN(&d->co);
-    WEFT_CO_END(&d->co);
+    d->deadline = d->tn.t.sleep.deadline;
 }
 
-static void timeout_dropper_drop(weft_future *f)
+static void timeout_drop(drop_scene *d)
 {
-    weft_co_drop(&((timeout_dropper *)f)->co);
+    weft_future_drop(&d->tn.t.base);
+    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
 }
 
-static const weft_future_ops timeout_dropper_ops = { "timeout_dropper", 0, timeout_dropper_poll,
-                                                     timeout_dropper_drop, NULL };
+static const drop_subject timeout_subject = { timeout_arm, timeout_drop };
 
 static void test_timeout_dropped_while_pending_drops_inner_and_disarms(void **state)
 {
     (void)state;
-    timeout_dropper d;
-    memset(&d, 0, sizeof d);
-    weft_future_init(&d.base, &timeout_dropper_ops, 0);
-    weft_co_init(&d.co);
-    assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
-    assert_int_equal(d.first, WEFT_PENDING);
+    drop_scene d;
+    run_drop_scene(&d, &timeout_subject, DROP_WHILE_ARMED);
+    assert_true(d.pending);
     assert_int_equal(d.drops_after, 1);
     assert_int_equal(weft_atomic_load_acquire(&d.n.drops), 1);
-    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
-    if (!d.in_time)
-        skip(); /* descheduled past the deadline: the timer may have fired */
-    assert_int_equal(d.armed_before, 1);
-    assert_int_equal(d.armed_after, 0);
-    assert_int_equal(d.clones_after, 0);
-    assert_int_equal(probe_wakes(&g_probe), 0);
+    assert_disarmed_silently(&d);
 }
 
 static void test_timeout_init_rejects_bad_arguments(void **state)
@@ -1158,9 +960,8 @@ typedef struct ticker {
 
 static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    ticker *t = (ticker *)f;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(ticker, t);
     t->start = weft_now();
     if (weft_interval_at_init(&t->iv, t->start, IV_PERIOD, t->policy) != 0)
         WEFT_CO_RETURN(&t->co);
@@ -1181,8 +982,7 @@ static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
         if (t->k == 1 && t->late)
             t->after_late_poll = t->got[1];
     }
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 static void ticker_drop(weft_future *f)
@@ -1196,9 +996,7 @@ static const weft_future_ops ticker_ops = { "ticker", 0, ticker_poll, ticker_dro
 
 static void run_ticker(ticker *t, weft_missed_tick policy, bool late)
 {
-    memset(t, 0, sizeof *t);
-    weft_future_init(&t->base, &ticker_ops, 0);
-    weft_co_init(&t->co);
+    co_future_init(t, sizeof *t, &ticker_ops, 0);
     t->policy = policy;
     t->late = late;
     assert_int_equal(weft_block_on(g_rt, &t->base, NULL, 0), 0);
@@ -1235,14 +1033,20 @@ static void test_interval_missed_ticks_burst_fires_them_back_to_back(void **stat
     assert_int_equal(t.item[4], t.start + IV_PERIOD * 4);
 }
 
+/* A late consumer under `policy`: the missed tick arrives at once, with
+ * its scheduled instant. */
+static void run_late_ticker(ticker *t, weft_missed_tick policy)
+{
+    run_ticker(t, policy, true);
+    assert_true(t->at_once[1]);
+    assert_int_equal(t->item[1], t->start + IV_PERIOD);
+}
+
 static void test_interval_missed_ticks_delay_restarts_from_now(void **state)
 {
     (void)state;
     ticker t;
-    run_ticker(&t, WEFT_MISSED_DELAY, true);
-    /* The missed tick arrives at once, with its scheduled instant. */
-    assert_true(t.at_once[1]);
-    assert_int_equal(t.item[1], t.start + IV_PERIOD);
+    run_late_ticker(&t, WEFT_MISSED_DELAY);
     /* The next one is a full period after the late poll. */
     assert_true(t.item[2] >= t.before_late_poll + IV_PERIOD);
     assert_true(t.item[2] <= t.after_late_poll + IV_PERIOD);
@@ -1252,9 +1056,7 @@ static void test_interval_missed_ticks_skip_stays_on_the_grid(void **state)
 {
     (void)state;
     ticker t;
-    run_ticker(&t, WEFT_MISSED_SKIP, true);
-    assert_true(t.at_once[1]);
-    assert_int_equal(t.item[1], t.start + IV_PERIOD);
+    run_late_ticker(&t, WEFT_MISSED_SKIP);
     /* The next one: on the original grid, in the future of the late poll,
      * the missed ones skipped. */
     assert_int_equal((t.item[2] - t.start) % IV_PERIOD, 0);
@@ -1276,79 +1078,39 @@ static void test_interval_init_rejects_bad_arguments(void **state)
 }
 
 /* Drop an interval while its next tick is armed: silent afterwards. */
-typedef struct interval_dropper {
-    weft_future base;
-    weft_co co;
-    weft_waker pw;
-    weft_interval iv;
-    weft_sleep guard;
-    weft_instant first, deadline;
-    weft_next r0, r1;
-    size_t armed_before, armed_after;
-    int clones_after;
-    bool in_time;
-} interval_dropper;
-
-static weft_poll interval_dropper_poll(weft_future *f, weft_cx *cx, void *out)
+static void interval_arm(drop_scene *d)
 {
-    interval_dropper *d = (interval_dropper *)f;
-    (void)out;
-    WEFT_CO_BEGIN(&d->co);
-    d->pw = probe_start(&g_probe, cx->waker);
-    for (int i = 0; i < RETRIES; i++) {
+    for (int i = 0; i < RETRIES && !d->pending; i++) {
         /* The second tick is 2 ms after the first: retried if it was
          * already due when polled. */
-        if (weft_interval_init(&d->iv, WEFT_MS(2), WEFT_MISSED_BURST) != 0)
-            WEFT_CO_RETURN(&d->co);
+        if (i > 0)
+            weft_stream_drop(&d->iv.base);
+        assert_int_equal(weft_interval_init(&d->iv, WEFT_MS(2), WEFT_MISSED_BURST), 0);
         weft_cx pcx;
         weft_cx_init(&pcx, &d->pw);
-        d->r0 = weft_stream_poll_next(&d->iv.base, &pcx, &d->first);
-        d->r1 = weft_stream_poll_next(&d->iv.base, &pcx, &d->deadline);
-        if (d->r1 == WEFT_NEXT_PENDING)
-            break;
-        weft_stream_drop(&d->iv.base);
+        weft_instant second;
+        d->r0 = weft_stream_poll_next(&d->iv.base, &pcx, &d->tick0);
+        d->r1 = weft_stream_poll_next(&d->iv.base, &pcx, &second);
+        d->pending = d->r1 == WEFT_NEXT_PENDING;
     }
-    d->deadline = d->first + WEFT_MS(2);
-    d->armed_before = wheel_armed();
-    weft_stream_drop(&d->iv.base);
-    d->in_time = weft_now() < d->deadline;
-    d->armed_after = wheel_armed();
-    d->clones_after = probe_clones(&g_probe);
-    if (d->in_time) /* else the timer may have fired first */
-        weft_atomic_store_release(&g_probe.forbid, true);
-    weft_sleep_until_init(&d->guard, d->deadline + WEFT_MS(2));
-    WEFT_AWAIT(&d->co, cx, &d->guard.base, NULL);
-    probe_stop(&g_probe);
-    WEFT_CO_RETURN(&d->co);
-    WEFT_CO_END(&d->co);
+    d->deadline = d->tick0 + WEFT_MS(2);
 }
 
-static void interval_dropper_drop(weft_future *f)
+static void interval_drop(drop_scene *d)
 {
-    weft_co_drop(&((interval_dropper *)f)->co);
+    weft_stream_drop(&d->iv.base);
 }
 
-static const weft_future_ops interval_dropper_ops = { "interval_dropper", 0,
-                                                      interval_dropper_poll,
-                                                      interval_dropper_drop, NULL };
+static const drop_subject interval_subject = { interval_arm, interval_drop };
 
 static void test_interval_dropped_while_armed_is_never_woken(void **state)
 {
     (void)state;
-    interval_dropper d;
-    memset(&d, 0, sizeof d);
-    weft_future_init(&d.base, &interval_dropper_ops, 0);
-    weft_co_init(&d.co);
-    assert_int_equal(weft_block_on(g_rt, &d.base, NULL, 0), 0);
+    drop_scene d;
+    run_drop_scene(&d, &interval_subject, DROP_WHILE_ARMED);
     assert_int_equal(d.r0, WEFT_NEXT_ITEM);
     assert_int_equal(d.r1, WEFT_NEXT_PENDING);
-    assert_int_equal(weft_atomic_load_acquire(&g_probe.bad_wakes), 0);
-    if (!d.in_time)
-        skip(); /* descheduled past the deadline: the timer may have fired */
-    assert_int_equal(d.armed_before, 1);
-    assert_int_equal(d.armed_after, 0);
-    assert_int_equal(d.clones_after, 0);
-    assert_int_equal(probe_wakes(&g_probe), 0);
+    assert_disarmed_silently(&d);
 }
 
 /* ==== many sleeps at random ============================================== */
@@ -1386,11 +1148,7 @@ typedef struct twaker {
     weft_waker task;
 } twaker;
 
-static weft_waker tw_clone(const void *data);
-static void tw_wake(void *data);
-static void tw_wake_by_ref(const void *data);
-static void tw_drop(void *data);
-static const weft_waker_ops tw_ops = { tw_clone, tw_wake, tw_wake_by_ref, tw_drop };
+TEST_WAKER_OPS(tw);
 
 static twaker *tw_new(srec *r, const weft_waker *task)
 {
@@ -1406,11 +1164,9 @@ static twaker *tw_new(srec *r, const weft_waker *task)
 
 static weft_waker tw_clone(const void *data)
 {
-    twaker *t = (twaker *)data;
     /* Relaxed: a new reference is made from an existing one. */
-    weft_atomic_fetch_add_relaxed(&t->refs, 1);
-    weft_waker w = { &tw_ops, t };
-    return w;
+    weft_atomic_fetch_add_relaxed(&((twaker *)data)->refs, 1);
+    return waker_of(&tw_ops, data);
 }
 
 static void tw_release(twaker *t)
@@ -1459,12 +1215,12 @@ typedef struct tsleep {
 
 static weft_poll tsleep_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    tsleep *t = (tsleep *)f;
+    DOWNCAST(tsleep, t);
     (void)out;
     if (weft_atomic_load_acquire(&t->r->dropped))
         weft_atomic_fetch_add_relaxed(&v_polled_after_drop, 1);
     twaker *tw = tw_new(t->r, cx->waker);
-    weft_waker w = { &tw_ops, tw };
+    weft_waker w = waker_of(&tw_ops, tw);
     weft_cx inner;
     inner.waker = &w;
     inner.budget = cx->budget;
@@ -1506,17 +1262,6 @@ static void tsleep_init(tsleep *t, srec *r, weft_duration d)
     t->r = r;
 }
 
-static uint64_t rnd64(uint64_t *s)
-{
-    /* xorshift64*. */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
 typedef struct storm_task {
     weft_future base;
     weft_co co;
@@ -1537,16 +1282,15 @@ static void storm_drop_sleep(storm_task *t)
 
 static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    storm_task *t = (storm_task *)f;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(storm_task, t);
     for (t->i = 0; t->i < STORM_PER_TASK; t->i++) {
         /* Yield now and then so one turn never spends the coop budget
          * (a budget self-wake would look like a second timer wake). */
         if (t->i % 16 == 15)
             WEFT_CO_YIELD(&t->co, cx);
         {
-            uint64_t r = rnd64(&t->rng);
+            uint64_t r = rng_next(&t->rng);
             weft_duration d = r % 8 == 0 ? 0 : (weft_duration)(r >> 8) % (WEFT_MS(3) + 1);
             tsleep_init(&t->ts, &g_srec[t->task * STORM_PER_TASK + t->i], d);
             t->live = true;
@@ -1575,8 +1319,7 @@ static weft_poll storm_task_poll(weft_future *f, weft_cx *cx, void *out)
             storm_drop_sleep(t);
         }
     }
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 static void storm_task_drop(weft_future *f)
@@ -1609,9 +1352,7 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
     static weft_join joins[STORM_TASKS];
     for (unsigned k = 0; k < STORM_TASKS; k++) {
         storm_task t;
-        memset(&t, 0, sizeof t);
-        weft_future_init(&t.base, &storm_task_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
+        co_future_init(&t, sizeof t, &storm_task_ops, WEFT_F_SEND);
         t.task = k;
         t.rng = (seed ^ ((uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull)) | 1;
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, &joins[k]), 0);
@@ -1621,9 +1362,9 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
         assert_int_equal(joins[k].status, 0);
     }
     /* Wakes already taken out of the wheel may still be running. */
-    weft_instant give_up = weft_now() + WATCHDOG_NS;
+    weft_instant start = weft_now();
     while (weft_atomic_load_acquire(&g_twakers_live) != 0) {
-        if (weft_now() > give_up)
+        if (wait_expired(start))
             fail_msg("seed %" PRIu64 ": %ld tracking wakers never released", seed,
                      weft_atomic_load_acquire(&g_twakers_live));
         sched_yield();
@@ -1661,7 +1402,7 @@ static void test_many_sleeps_created_and_dropped_at_random(void **state)
 static _Atomic long g_shut_armed;
 static _Atomic int g_shut_drops[SHUT_TASKS];
 static _Atomic int g_shut_sleep_drops[SHUT_TASKS];
-static counters g_shut_inner[SHUT_TASKS];
+static countdown_counts g_shut_inner[SHUT_TASKS];
 
 /* A sleep that counts its first PENDING and its drop. */
 typedef struct hour_sleep {
@@ -1673,7 +1414,7 @@ typedef struct hour_sleep {
 
 static weft_poll hour_sleep_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    hour_sleep *h = (hour_sleep *)f;
+    DOWNCAST(hour_sleep, h);
     weft_poll r = weft_future_poll(&h->s.base, cx, out);
     if (r == WEFT_PENDING && !h->counted) {
         h->counted = true;
@@ -1707,9 +1448,8 @@ typedef struct hour_task {
 
 static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    hour_task *t = (hour_task *)f;
     (void)out;
-    WEFT_CO_BEGIN(&t->co);
+    CO_FUTURE_BEGIN(hour_task, t);
     if (t->id % 3 == 0) {
         weft_future_init(&t->hs.base, &hour_sleep_ops, WEFT_F_SEND);
         weft_sleep_init(&t->hs.s, WEFT_SEC(3600));
@@ -1739,8 +1479,7 @@ static weft_poll hour_task_poll(weft_future *f, weft_cx *cx, void *out)
             CO_NEXT(&t->co, cx, &t->iv.base, &t->item, t->rc);
         }
     }
-    WEFT_CO_RETURN(&t->co);
-    WEFT_CO_END(&t->co);
+    CO_FUTURE_END(t);
 }
 
 static void hour_task_drop(weft_future *f)
@@ -1768,13 +1507,11 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
     weft_join joins[SHUT_TASKS];
     for (int i = 0; i < SHUT_TASKS; i++) {
         hour_task t;
-        memset(&t, 0, sizeof t);
-        weft_future_init(&t.base, &hour_task_ops, WEFT_F_SEND);
-        weft_co_init(&t.co);
+        co_future_init(&t, sizeof t, &hour_task_ops, WEFT_F_SEND);
         t.id = i;
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, i % 2 ? &joins[i] : NULL), 0);
     }
-    wait_for_count(&g_shut_armed, SHUT_TASKS);
+    WAIT_UNTIL(weft_atomic_load_acquire(&g_shut_armed) >= SHUT_TASKS);
     assert_int_equal(wheel_armed(), SHUT_TASKS);
 
     weft_rt_shutdown(g_rt);
@@ -1788,10 +1525,9 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
             assert_int_equal(weft_atomic_load_acquire(&g_shut_inner[i].drops), 1);
     }
     /* Join handles outlive the runtime and report the cancellation. */
-    weft_waker noop = weft_waker_noop();
     for (int i = 1; i < SHUT_TASKS; i += 2) {
         assert_true(weft_join_is_finished(&joins[i]));
-        assert_int_equal(poll_with(&joins[i].base, &noop, NULL), WEFT_READY);
+        assert_int_equal(poll_noop(&joins[i].base, NULL), WEFT_READY);
         assert_int_equal(joins[i].status, -ECANCELED);
         weft_future_drop(&joins[i].base);
     }
@@ -1816,8 +1552,7 @@ typedef struct hog {
 
 static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    hog *h = (hog *)f;
-    WEFT_CO_BEGIN(&h->co);
+    CO_FUTURE_BEGIN(hog, h);
     weft_sleep_init(&h->nap, WEFT_MS(1));
     WEFT_AWAIT(&h->co, cx, &h->nap.base, NULL);
     weft_atomic_store_release(&g_hog_running, 1);
@@ -1833,16 +1568,10 @@ static weft_poll hog_poll(weft_future *f, weft_cx *cx, void *out)
         }
         *(int *)out = gave_up;
     }
-    WEFT_CO_RETURN(&h->co);
-    WEFT_CO_END(&h->co);
+    CO_FUTURE_END(h);
 }
 
-static void hog_drop(weft_future *f)
-{
-    weft_co_drop(&((hog *)f)->co);
-}
-
-static const weft_future_ops hog_ops = { "hog", sizeof(int), hog_poll, hog_drop, NULL };
+CO_FUTURE_OPS(hog, "hog", sizeof(int));
 
 /* One worker is stuck in a long poll, the other is idle: a timer must
  * still fire (the idle, parked worker is there to drive it), without
@@ -1856,11 +1585,10 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
         weft_atomic_store_relaxed(&g_hog_running, 0);
         weft_atomic_store_relaxed(&g_hog_release, false);
         hog h;
-        weft_future_init(&h.base, &hog_ops, WEFT_F_SEND);
-        weft_co_init(&h.co);
+        co_future_init(&h, sizeof h, &hog_ops, WEFT_F_SEND);
         weft_join j;
         assert_int_equal(weft_spawn(g_rt, &h.base, sizeof h, &j), 0);
-        wait_for_count(&g_hog_running, 1);
+        WAIT_UNTIL(weft_atomic_load_acquire(&g_hog_running) >= 1);
 
         weft_sleep s;
         weft_sleep_init(&s, WEFT_MS(2));
@@ -1881,15 +1609,14 @@ static void test_sleep_fires_while_the_driving_worker_is_busy(void **state)
 static void test_sleep_polled_outside_runtime_reports_misuse(void **state)
 {
     (void)state;
-    weft_waker noop = weft_waker_noop();
     assert_null(weft_rt_current());
     weft_sleep s;
     weft_sleep_init(&s, WEFT_SEC(3600));
     g_misuse_expected = 2;
-    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_PENDING);
     assert_true(misuse_reported(1, "weft_sleep"));
     /* It stays pending (and reports again): nothing was armed anywhere. */
-    assert_int_equal(poll_with(&s.base, &noop, NULL), WEFT_PENDING);
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_PENDING);
     assert_true(misuse_reported(2, "weft_sleep"));
     assert_int_equal(weft_atomic_load_relaxed(&s.entry.state_), WEFT__TIMER_IDLE);
     assert_int_equal(wheel_armed(), 0);
@@ -1901,10 +1628,7 @@ static void test_sleep_polled_outside_runtime_reports_misuse(void **state)
 
 int main(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sigaction(SIGALRM, &sa, NULL);
+    alarm_watchdog_install("watchdog: test hung (a timer that never fired?)\n");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_sleep_completes_no_earlier_than_its_deadline),
