@@ -260,6 +260,8 @@ static void large_free(struct weft__slab *s, void *p)
 
 void *weft__slab_alloc(struct weft__slab *s, size_t size, uint32_t *block_size)
 {
+    if (size < WEFT__SLAB_MIN)
+        size = WEFT__SLAB_MIN; /* room for the free-block words */
     if (size > WEFT__SLAB_MAX)
         return large_alloc(s, size, block_size);
     unsigned cls = class_of(size);

@@ -21,6 +21,9 @@
  * per-task memory is a headline number). Larger tasks are allocated one by
  * one and kept on a list for the scan. */
 #define WEFT__SLAB_GRAIN 16u
+/* A free block holds three words (state, list link, batch link), so the
+ * smallest block is 32 bytes: a request below WEFT__SLAB_MIN rounds up. */
+#define WEFT__SLAB_MIN (3u * sizeof(void *))
 #define WEFT__SLAB_CLASSES 32u
 #define WEFT__SLAB_MAX (WEFT__SLAB_GRAIN * WEFT__SLAB_CLASSES)
 #define WEFT__SLAB_CHUNK 65536u
