@@ -48,34 +48,32 @@ static bool check_pinned(uint32_t *flags, uint32_t *tag, const void *self,
     return true;
 }
 
-/* Debug builds remember that a future or stream finished, so a later poll
- * is reported instead of run. */
-static inline void mark_finished(uint32_t *flags, bool finished)
+/* Debug builds remember that a future or stream finished (its poll
+ * returned `final`), so a later poll is reported instead of run. Returns
+ * `result`. */
+static inline int finish(uint32_t *flags, int result, int final)
 {
 #if WEFT_DEBUG_LEVEL >= 1
-    if (finished)
+    if (result == final)
         *flags |= WEFT_F__DONE;
 #else
-    (void)flags, (void)finished;
+    (void)flags, (void)final;
 #endif
+    return result;
 }
 
 weft_poll weft_future_poll(weft_future *f, weft_cx *cx, void *out)
 {
     if (!check_pinned(&f->flags, &f->pin_tag_, f, "future", f->ops->name))
         return WEFT_PENDING;
-    weft_poll r = f->ops->poll(f, cx, out);
-    mark_finished(&f->flags, r == WEFT_READY);
-    return r;
+    return (weft_poll)finish(&f->flags, f->ops->poll(f, cx, out), WEFT_READY);
 }
 
 weft_next weft_stream_poll_next(weft_stream *s, weft_cx *cx, void *item)
 {
     if (!check_pinned(&s->flags, &s->pin_tag_, s, "stream", s->ops->name))
         return WEFT_NEXT_PENDING;
-    weft_next r = s->ops->poll_next(s, cx, item);
-    mark_finished(&s->flags, r == WEFT_NEXT_DONE);
-    return r;
+    return (weft_next)finish(&s->flags, s->ops->poll_next(s, cx, item), WEFT_NEXT_DONE);
 }
 
 void weft_stream_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
