@@ -16,34 +16,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdatomic.h>
-#include <string.h>
 
 #include "weft/weft.h"
-#include "support/counting_alloc.h"
+#include "support/co_future.h"
+#include "support/countdown.h"
+#include "support/counting_waker.h"
 #include "support/misuse_capture.h"
+#include "support/rt_fixture.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* A waker that counts wakes (by value and by reference) and clones. */
-typedef struct counting_waker {
-    long clones, wakes, drops;
-} counting_waker;
-
-static weft_waker cw_clone(const void *data);
-static void cw_wake(void *data) { ((counting_waker *)data)->wakes++; }
-static void cw_wake_by_ref(const void *data) { ((counting_waker *)data)->wakes++; }
-static void cw_drop(void *data) { ((counting_waker *)data)->drops++; }
-static const weft_waker_ops cw_ops = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
-
-static weft_waker cw_clone(const void *data)
-{
-    ((counting_waker *)data)->clones++;
-    weft_waker w = { &cw_ops, (void *)data };
-    return w;
-}
-
-/* A context for polling by hand, waking `c`. */
+/* A context for polling by hand, waking the counting waker `c`. */
 typedef struct hand {
     counting_waker c;
     weft_waker w;
@@ -52,111 +37,62 @@ typedef struct hand {
 
 static void hand_init(hand *h)
 {
-    memset(&h->c, 0, sizeof h->c);
-    h->w.ops = &cw_ops;
-    h->w.data = &h->c;
+    cw_init(&h->c);
+    h->w = cw_waker(&h->c);
     weft_cx_init(&h->cx, &h->w);
 }
 
-/* A hand-written child: PENDING `pending` times (waking itself), then READY
- * with `value`. Counts its polls and drops in a record outside it. */
-typedef struct fut_counts {
-    int polls;
-    int drops;
-} fut_counts;
-
-typedef struct countdown {
-    weft_future base;
-    int pending;
-    int value;
-    fut_counts *counts;
-} countdown;
-
-static weft_poll countdown_poll(weft_future *f, weft_cx *cx, void *out)
+/* Polls `f` by hand `n` times, each PENDING. */
+static void poll_pending(hand *h, weft_future *f, void *out, int n)
 {
-    countdown *c = (countdown *)f;
-    c->counts->polls++;
-    if (c->pending > 0) {
-        c->pending--;
-        weft_waker_wake_by_ref(cx->waker);
-        return WEFT_PENDING;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(weft_future_poll(f, &h->cx, out), WEFT_PENDING);
+}
+
+/* Polls `f` by hand once, READY. */
+static void poll_ready(hand *h, weft_future *f, void *out)
+{
+    assert_int_equal(weft_future_poll(f, &h->cx, out), WEFT_READY);
+}
+
+/* Polls `f` by hand until READY; returns how many polls were PENDING,
+ * failing the test once they reach `limit`. */
+static int poll_until_ready(hand *h, weft_future *f, void *out, int limit)
+{
+    int pendings = 0;
+    while (weft_future_poll(f, &h->cx, out) == WEFT_PENDING) {
+        pendings++;
+        assert_true(pendings < limit);
     }
-    *(int *)out = c->value;
-    return WEFT_READY;
+    return pendings;
 }
 
-static void countdown_drop(weft_future *f)
+/* Drops the finished coroutine future `f` (its coroutine `co`): it had
+ * reached its end, and every clone of the hand waker came back. */
+static void drop_finished(hand *h, weft_future *f, const weft_co *co)
 {
-    ((countdown *)f)->counts->drops++;
+    assert_int_equal(co->line, WEFT__CO_DONE);
+    weft_future_drop(f);
+    assert_int_equal(h->c.clones, h->c.drops);
 }
 
-static const weft_future_ops countdown_ops = {
-    .name = "test_countdown",
-    .out_size = sizeof(int),
-    .poll = countdown_poll,
-    .drop = countdown_drop,
-};
-
-static void countdown_init(countdown *c, int pending, int value, fut_counts *counts)
+/* rt_teardown that also fails the test on a misuse report it did not
+ * expect (one it expected, it reset). */
+static int rt_teardown_no_misuse(void **state)
 {
-    weft_future_init(&c->base, &countdown_ops, WEFT_F_SEND);
-    c->pending = pending;
-    c->value = value;
-    c->counts = counts;
-}
-
-static int misuse_setup(void **state)
-{
-    (void)state;
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
-    return 0;
-}
-
-static int misuse_teardown(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(NULL, NULL);
-    return 0;
-}
-
-/* ---- runtime fixture ---------------------------------------------------------- */
-
-static weft_rt *g_rt;
-
-static int rt_setup(void **state)
-{
-    (void)state;
-    atomic_store_explicit(&g_live_allocs, 0, memory_order_relaxed);
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
-    weft_allocator a = { count_alloc, count_free, NULL };
-    if (weft_set_allocator(&a) != 0)
-        return -1;
-    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
-    o.workers = 2;
-    return weft_rt_new(&g_rt, &o) == 0 ? 0 : -1;
-}
-
-static int rt_teardown(void **state)
-{
-    (void)state;
-    int rc = 0;
-    weft_rt_shutdown(g_rt);
-    g_rt = NULL;
-    long live = atomic_load_explicit(&g_live_allocs, memory_order_acquire);
-    if (live != 0) {
-        print_error("%ld allocation(s) not freed after shutdown\n", live);
-        rc = -1;
-    }
+    int rc = rt_teardown(state);
     if (misuse_count() != 0) {
         print_error("unexpected misuse report: %s\n", g_misuse_msg);
         rc = -1;
     }
-    if (weft_set_allocator(NULL) != 0)
-        rc = -1;
-    weft_set_misuse_handler(NULL, NULL);
     return rc;
+}
+
+/* Spawns `f` (`size` bytes) on g_rt and waits for it from the test
+ * thread: the task ran and its output is in `out`. */
+static void spawn_and_join(weft_future *f, size_t size, void *out, size_t out_size)
+{
+    assert_int_equal(spawn_blocking(g_rt, f, size, out, out_size), 0);
 }
 
 /* ---- the async fns under test -------------------------------------------------- */
@@ -194,14 +130,14 @@ typedef struct parent {
     countdown cd;
     answer ans;
     weft_yield y;
-    fut_counts ncd;
+    countdown_counts ncd;
     int got_cd, got_ans;
 } parent;
 
 WEFT_ASYNC_FN(parent, pair)
 {
     WEFT_FN_BEGIN;
-    countdown_init(&self->cd, 2, 7, &self->ncd);
+    countdown_init(&self->cd, 2, 7, &self->ncd, WEFT_F_SEND);
     WEFT_FN_AWAIT(&self->cd, &self->got_cd);
     self->ans = (answer){ WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 35 };
     WEFT_FN_AWAIT(&self->ans, &self->got_ans);
@@ -239,13 +175,13 @@ typedef struct both {
     weft_future base;
     weft_co co;
     countdown a, b;
-    fut_counts na, nb;
+    countdown_counts na, nb;
     int got_a, got_b;
 } both;
 
 static void both_drop(weft_future *f)
 {
-    both *self = (both *)f;
+    DOWNCAST(both, self);
     bool b_alive_not_awaited = self->co.awaiting == &self->a.base;
     weft_co_drop(&self->co); /* the awaited child, if any */
     if (b_alive_not_awaited)
@@ -255,8 +191,8 @@ static void both_drop(weft_future *f)
 WEFT_ASYNC_FN_WITH_DROP(both, int)
 {
     WEFT_FN_BEGIN;
-    countdown_init(&self->a, 1, 1, &self->na);
-    countdown_init(&self->b, 1, 2, &self->nb);
+    countdown_init(&self->a, 1, 1, &self->na, WEFT_F_SEND);
+    countdown_init(&self->b, 1, 2, &self->nb, WEFT_F_SEND);
     WEFT_FN_AWAIT(&self->a, &self->got_a);
     WEFT_FN_AWAIT(&self->b, &self->got_b);
     WEFT_FN_RETURN(self->got_a + self->got_b);
@@ -268,14 +204,14 @@ typedef struct watched {
     weft_future base;
     weft_co co;
     countdown c;
-    fut_counts nc;
+    countdown_counts nc;
     int got;
     int drops;
 } watched;
 
 static void watched_drop(weft_future *f)
 {
-    watched *self = (watched *)f;
+    DOWNCAST(watched, self);
     self->drops++;
     weft_co_drop(&self->co);
 }
@@ -283,7 +219,7 @@ static void watched_drop(weft_future *f)
 WEFT_ASYNC_FN_VOID_WITH_DROP(watched)
 {
     WEFT_FN_BEGIN;
-    countdown_init(&self->c, 1, 0, &self->nc);
+    countdown_init(&self->c, 1, 0, &self->nc, WEFT_F_SEND);
     WEFT_FN_AWAIT(&self->c, &self->got);
     WEFT_FN_END;
 }
@@ -300,20 +236,26 @@ typedef struct fib {
     long l, r;
 } fib;
 
+/* Stops the child task behind `j` (not just detaches it) and drops the
+ * handle. */
+static void join_abort_drop(weft_join *j)
+{
+    weft_join_abort(j);
+    weft_future_drop(&j->base);
+}
+
 /* While awaiting `left`, `right` is alive but not awaited: ours to stop
  * and drop. Children are aborted (not just detached) so a cancelled tree
  * stops. */
 static void fib_drop(weft_future *f)
 {
-    fib *self = (fib *)f;
-    weft_future *awaited = self->co.awaiting;
-    if (awaited)
-        weft_join_abort((weft_join *)awaited);
+    DOWNCAST(fib, self);
+    bool right_alive_not_awaited = self->co.awaiting == &self->left.base;
+    if (self->co.awaiting)
+        weft_join_abort((weft_join *)self->co.awaiting);
     weft_co_drop(&self->co);
-    if (awaited == &self->left.base) {
-        weft_join_abort(&self->right);
-        weft_future_drop(&self->right.base);
-    }
+    if (right_alive_not_awaited)
+        join_abort_drop(&self->right);
 }
 
 WEFT_ASYNC_FN_WITH_DROP(fib, long)
@@ -326,8 +268,7 @@ WEFT_ASYNC_FN_WITH_DROP(fib, long)
         WEFT_FN_RETURN(FIB_FAILED);
     if (weft_spawn(NULL, &(fib){ WEFT_FN_INIT(fib, WEFT_F_SEND), .n = self->n - 2 }.base,
                    sizeof(fib), &self->right) != 0) {
-        weft_join_abort(&self->left);
-        weft_future_drop(&self->left.base);
+        join_abort_drop(&self->left);
         WEFT_FN_RETURN(FIB_FAILED);
     }
     WEFT_FN_AWAIT(&self->left, &self->l);
@@ -402,29 +343,22 @@ static void test_async_fn_yields_once_then_returns_its_value(void **state)
     answer a = { WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 42 };
     int out = 0;
 
-    assert_int_equal(weft_future_poll(&a.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(h.c.wakes, 1); /* the yield woke the task */
+    poll_pending(&h, &a.base, &out, 1);
+    assert_int_equal(cw_woken(&h.c), 1); /* the yield woke the task */
     assert_int_equal(out, 0);
-    assert_int_equal(weft_future_poll(&a.base, &h.cx, &out), WEFT_READY);
+    poll_ready(&h, &a.base, &out);
     assert_int_equal(out, 42);
     assert_int_equal(a.starts, 1); /* resumed after the yield, not restarted */
-    assert_int_equal(h.c.wakes, 1);
-    assert_int_equal(a.co.line, WEFT__CO_DONE);
-    weft_future_drop(&a.base);
-    assert_int_equal(h.c.clones, h.c.drops);
+    assert_int_equal(cw_woken(&h.c), 1);
+    drop_finished(&h, &a.base, &a.co);
 }
 
 static void test_async_fn_runs_as_a_spawned_task_and_under_block_on(void **state)
 {
     (void)state;
-    weft_join join;
-    assert_int_equal(weft_spawn(g_rt,
-                                &(answer){ WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 42 }.base,
-                                sizeof(answer), &join),
-                     0);
     int out = 0;
-    assert_int_equal(weft_block_on(g_rt, &join.base, &out, sizeof out), 0);
-    assert_int_equal(join.status, 0);
+    spawn_and_join(&(answer){ WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 42 }.base, sizeof(answer),
+                   &out, sizeof out);
     assert_int_equal(out, 42);
 
     /* block_on polls the async fn in place on this thread. */
@@ -445,14 +379,9 @@ static void test_async_fn_awaits_children_into_struct_fields(void **state)
     parent *p = test_malloc(sizeof *p);
     *p = (parent){ WEFT_FN_INIT(parent, WEFT_F_SEND) };
     pair out = { 0, 0 };
-    int pendings = 0;
-    while (weft_future_poll(&p->base, &h.cx, &out) == WEFT_PENDING) {
-        pendings++;
-        assert_true(pendings < 100);
-    }
     /* countdown: 2 PENDING; nested answer: 1 (its yield); weft_yield: 1. */
-    assert_int_equal(pendings, 4);
-    assert_int_equal(h.c.wakes, 4);
+    assert_int_equal(poll_until_ready(&h, &p->base, &out, 100), 4);
+    assert_int_equal(cw_woken(&h.c), 4);
     assert_int_equal(p->got_cd, 7);
     assert_int_equal(p->got_ans, 35);
     assert_int_equal(out.a, 7);
@@ -465,32 +394,36 @@ static void test_async_fn_awaits_children_into_struct_fields(void **state)
     test_free(p);
 }
 
+/* Starts `*p` afresh and polls it `polls` times, each PENDING, after which
+ * it awaits the nested async fn (`on_answer`: the countdown is already
+ * dropped) or the countdown. Dropping it then drops the countdown once and
+ * leaves nothing awaited. */
+static void drop_parent_suspended(hand *h, parent *p, int polls, bool on_answer)
+{
+    pair out;
+    *p = (parent){ WEFT_FN_INIT(parent, WEFT_F_SEND) };
+    poll_pending(h, &p->base, &out, polls);
+    assert_ptr_equal(p->co.awaiting, on_answer ? &p->ans.base : &p->cd.base);
+    if (on_answer)
+        assert_int_equal(p->ncd.drops, 1);
+    weft_future_drop(&p->base);
+    assert_int_equal(p->ncd.drops, 1);
+    assert_null(p->co.awaiting);
+}
+
 static void test_async_fn_dropped_while_suspended_drops_the_awaited_child_once(void **state)
 {
     (void)state;
     hand h;
     hand_init(&h);
     parent *p = test_malloc(sizeof *p);
-    pair out;
 
     /* Suspended on the hand-written child. */
-    *p = (parent){ WEFT_FN_INIT(parent, WEFT_F_SEND) };
-    assert_int_equal(weft_future_poll(&p->base, &h.cx, &out), WEFT_PENDING);
-    assert_ptr_equal(p->co.awaiting, &p->cd.base);
-    weft_future_drop(&p->base);
-    assert_int_equal(p->ncd.drops, 1);
-    assert_null(p->co.awaiting);
+    drop_parent_suspended(&h, p, 1, false);
 
     /* Suspended on the nested async fn (the countdown already dropped):
      * dropping the parent drops the nested fn, which owns nothing more. */
-    *p = (parent){ WEFT_FN_INIT(parent, WEFT_F_SEND) };
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(weft_future_poll(&p->base, &h.cx, &out), WEFT_PENDING);
-    assert_ptr_equal(p->co.awaiting, &p->ans.base);
-    assert_int_equal(p->ncd.drops, 1);
-    weft_future_drop(&p->base);
-    assert_int_equal(p->ncd.drops, 1);
-    assert_null(p->co.awaiting);
+    drop_parent_suspended(&h, p, 3, true);
 
     /* Never polled: nothing awaited, nothing dropped. */
     *p = (parent){ WEFT_FN_INIT(parent, WEFT_F_SEND) };
@@ -501,6 +434,15 @@ static void test_async_fn_dropped_while_suspended_drops_the_awaited_child_once(v
 
 /* ---- the void variant ------------------------------------------------------------- */
 
+/* Runs a fresh tick (`early` or not) on `counter`: PENDING (its yield),
+ * then READY. */
+static void run_tick(hand *h, tick *t, int *counter, bool early)
+{
+    *t = (tick){ WEFT_FN_INIT(tick, WEFT_F_SEND), .counter = counter, .early = early };
+    poll_pending(h, &t->base, NULL, 1);
+    poll_ready(h, &t->base, NULL);
+}
+
 static void test_async_fn_void_finishes_by_return_or_by_falling_off_the_end(void **state)
 {
     (void)state;
@@ -508,25 +450,27 @@ static void test_async_fn_void_finishes_by_return_or_by_falling_off_the_end(void
     hand_init(&h);
     int counter = 0;
 
-    tick t = { WEFT_FN_INIT(tick, WEFT_F_SEND), .counter = &counter, .early = true };
+    tick t = { WEFT_FN_INIT(tick, WEFT_F_SEND) };
     assert_int_equal(weft_future_out_size(&t.base), 0);
-    assert_int_equal(weft_future_poll(&t.base, &h.cx, NULL), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&t.base, &h.cx, NULL), WEFT_READY);
+    run_tick(&h, &t, &counter, true);
     assert_int_equal(counter, 1);
     weft_future_drop(&t.base);
 
     /* Falling off the end of a function without an output is READY. */
     counter = 0;
-    t = (tick){ WEFT_FN_INIT(tick, WEFT_F_SEND), .counter = &counter, .early = false };
-    assert_int_equal(weft_future_poll(&t.base, &h.cx, NULL), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&t.base, &h.cx, NULL), WEFT_READY);
+    run_tick(&h, &t, &counter, false);
     assert_int_equal(counter, 11);
-    assert_int_equal(t.co.line, WEFT__CO_DONE);
-    weft_future_drop(&t.base);
-    assert_int_equal(h.c.clones, h.c.drops);
+    drop_finished(&h, &t.base, &t.co);
 }
 
 /* ---- a user-written drop ------------------------------------------------------------ */
+
+/* Each child of `b` has been dropped exactly once. */
+static void assert_both_children_dropped_once(const both *b)
+{
+    assert_int_equal(b->na.drops, 1);
+    assert_int_equal(b->nb.drops, 1);
+}
 
 static void test_async_fn_with_drop_drops_each_child_once_wherever_it_stops(void **state)
 {
@@ -543,37 +487,31 @@ static void test_async_fn_with_drop_drops_each_child_once_wherever_it_stops(void
 
     /* Suspended on `a`: weft_co_drop drops `a`, the user drop drops `b`. */
     *b = (both){ WEFT_FN_INIT(both, WEFT_F_SEND) };
-    assert_int_equal(weft_future_poll(&b->base, &h.cx, &out), WEFT_PENDING);
+    poll_pending(&h, &b->base, &out, 1);
     assert_ptr_equal(b->co.awaiting, &b->a.base);
     weft_future_drop(&b->base);
-    assert_int_equal(b->na.drops, 1);
-    assert_int_equal(b->nb.drops, 1);
+    assert_both_children_dropped_once(b);
 
     /* Suspended on `b`: `a` was dropped by its await; `b` goes once. */
     *b = (both){ WEFT_FN_INIT(both, WEFT_F_SEND) };
-    assert_int_equal(weft_future_poll(&b->base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&b->base, &h.cx, &out), WEFT_PENDING);
+    poll_pending(&h, &b->base, &out, 2);
     assert_ptr_equal(b->co.awaiting, &b->b.base);
     assert_int_equal(b->na.drops, 1);
     weft_future_drop(&b->base);
-    assert_int_equal(b->na.drops, 1);
-    assert_int_equal(b->nb.drops, 1);
+    assert_both_children_dropped_once(b);
 
     /* Run to the end, then dropped: nothing twice. */
     *b = (both){ WEFT_FN_INIT(both, WEFT_F_SEND) };
-    while (weft_future_poll(&b->base, &h.cx, &out) == WEFT_PENDING)
-        ;
+    (void)poll_until_ready(&h, &b->base, &out, INT_MAX);
     assert_int_equal(out, 3);
-    assert_int_equal(b->na.drops, 1);
-    assert_int_equal(b->nb.drops, 1);
+    assert_both_children_dropped_once(b);
     weft_future_drop(&b->base);
-    assert_int_equal(b->na.drops, 1);
-    assert_int_equal(b->nb.drops, 1);
+    assert_both_children_dropped_once(b);
     test_free(b);
 
     /* The void variant calls its user drop exactly once. */
     watched w = { WEFT_FN_INIT(watched, WEFT_F_SEND) };
-    assert_int_equal(weft_future_poll(&w.base, &h.cx, NULL), WEFT_PENDING);
+    poll_pending(&h, &w.base, NULL, 1);
     weft_future_drop(&w.base);
     assert_int_equal(w.drops, 1);
     assert_int_equal(w.nc.drops, 1);
@@ -583,26 +521,23 @@ static void test_fib_with_two_join_handles_runs_and_cancels_without_leaks(void *
 {
     (void)state;
     long out = 0;
-    weft_join join;
-    assert_int_equal(weft_spawn(g_rt, &(fib){ WEFT_FN_INIT(fib, WEFT_F_SEND), .n = 15 }.base,
-                                sizeof(fib), &join),
-                     0);
-    assert_int_equal(weft_block_on(g_rt, &join.base, &out, sizeof out), 0);
-    assert_int_equal(join.status, 0);
+    spawn_and_join(&(fib){ WEFT_FN_INIT(fib, WEFT_F_SEND), .n = 15 }.base, sizeof(fib), &out,
+                   sizeof out);
     assert_int_equal(out, fib_ref(15));
 
     /* Aborted at once: the root's drop aborts and drops its children, whose
      * drops do the same; teardown checks that nothing leaked. */
+    weft_join join;
     assert_int_equal(weft_spawn(g_rt, &(fib){ WEFT_FN_INIT(fib, WEFT_F_SEND), .n = 20 }.base,
                                 sizeof(fib), &join),
                      0);
     weft_join_abort(&join);
     out = 0;
-    assert_int_equal(weft_block_on(g_rt, &join.base, &out, sizeof out), 0);
-    if (join.status == 0)
+    int status = join_blocking(g_rt, &join, &out, sizeof out);
+    if (status == 0)
         assert_int_equal(out, fib_ref(20)); /* finished before the abort landed */
     else
-        assert_int_equal(join.status, -ECANCELED);
+        assert_int_equal(status, -ECANCELED);
 }
 
 /* ---- misuse caught at run time --------------------------------------------------------- */
@@ -624,20 +559,22 @@ WEFT_ASYNC_FN(forgetful, int)
     WEFT_FN_END;
 }
 
-/* Awaits inside a switch of its own when mode is 1. */
+/* Awaits inside a switch of its own when mode is 1: as an async fn
+ * (switcher_ops) and, with the same struct, in the WEFT_CO_* register
+ * (old_switcher_ops). */
 typedef struct switcher {
     weft_future base;
     weft_co co;
     int mode;
     countdown c;
-    fut_counts nc;
+    countdown_counts nc;
     int got;
 } switcher;
 
 WEFT_ASYNC_FN(switcher, int)
 {
     WEFT_FN_BEGIN;
-    countdown_init(&self->c, 1, 5, &self->nc);
+    countdown_init(&self->c, 1, 5, &self->nc, WEFT_F_SEND);
     switch (self->mode) {
     case 1:
         WEFT_FN_AWAIT(&self->c, &self->got);
@@ -650,20 +587,12 @@ WEFT_ASYNC_FN(switcher, int)
 }
 
 /* The same mistake in the WEFT_CO_* register. */
-typedef struct old_switcher {
-    weft_future base;
-    weft_co co;
-    int mode;
-    countdown c;
-    fut_counts nc;
-    int got;
-} old_switcher;
+typedef switcher old_switcher;
 
 static weft_poll old_switcher_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    old_switcher *s = (old_switcher *)f;
-    WEFT_CO_BEGIN(&s->co);
-    countdown_init(&s->c, 1, 5, &s->nc);
+    CO_FUTURE_BEGIN(old_switcher, s);
+    countdown_init(&s->c, 1, 5, &s->nc, WEFT_F_SEND);
     switch (s->mode) {
     case 1:
         WEFT_AWAIT(&s->co, cx, &s->c.base, &s->got);
@@ -672,29 +601,17 @@ static weft_poll old_switcher_poll(weft_future *f, weft_cx *cx, void *out)
         break;
     }
     *(int *)out = s->got;
-    WEFT_CO_RETURN(&s->co);
-    WEFT_CO_END(&s->co);
+    CO_FUTURE_END(s);
 }
 
-static void old_switcher_drop(weft_future *f)
-{
-    weft_co_drop(&((old_switcher *)f)->co);
-}
+CO_FUTURE_OPS(old_switcher, "test_old_switcher", sizeof(int));
 
-static const weft_future_ops old_switcher_ops = {
-    .name = "test_old_switcher",
-    .out_size = sizeof(int),
-    .poll = old_switcher_poll,
-    .drop = old_switcher_drop,
-};
-
-#ifndef NDEBUG
 /* A user drop that forgets weft_co_drop (reported in debug builds only). */
 typedef struct leaky {
     weft_future base;
     weft_co co;
     countdown c;
-    fut_counts nc;
+    countdown_counts nc;
     int got;
 } leaky;
 
@@ -706,120 +623,139 @@ static void leaky_drop(weft_future *f)
 WEFT_ASYNC_FN_VOID_WITH_DROP(leaky)
 {
     WEFT_FN_BEGIN;
-    countdown_init(&self->c, 5, 0, &self->nc);
+    countdown_init(&self->c, 5, 0, &self->nc, WEFT_F_SEND);
     WEFT_FN_AWAIT(&self->c, &self->got);
     WEFT_FN_END;
 }
+
+/* Starts a test of the misuse reports, polling by hand with `h`. Release
+ * builds make no misuse reports: the test is skipped there. */
+static void start_misuse_test(hand *h)
+{
+#ifdef NDEBUG
+    skip();
 #endif
+    hand_init(h);
+}
+
+/* The first poll of a misused coroutine `f` suspends it (PENDING) and
+ * reports nothing yet: the misuse shows when it resumes. */
+static void suspend_unreported(hand *h, weft_future *f, int *out)
+{
+    poll_pending(h, f, out, 1);
+    assert_int_equal(misuse_count(), 0);
+}
+
+/* Debug builds made their `n`th misuse report about the refused
+ * coroutine `name`, saying `what`. */
+static void assert_refusal_reported(int n, const char *name, const char *what)
+{
+    assert_true(misuse_reported(n, name));
+    assert_true(misuse_last_contains(what));
+}
+
+/* A forgetful that already suspended once: polled again it runs to
+ * WEFT_FN_END at most once, and the poll is refused (PENDING, no output). */
+static void forgetful_refused(hand *h, forgetful *f, int *out)
+{
+    poll_pending(h, &f->base, out, 1);
+    assert_int_equal(f->ends, 1);
+    assert_int_equal(*out, -1);
+}
+
+/* A switcher in mode 1 that suspended on its child: polled again, it
+ * resumes inside the user's switch and is refused: the child is not
+ * polled, no output. */
+static void switcher_refused(hand *h, switcher *s, int *out)
+{
+    poll_pending(h, &s->base, out, 1);
+    assert_int_equal(s->nc.polls, 1);
+    assert_int_equal(*out, -1);
+}
+
+/* A refused switcher is still suspended on its child: dropping it drops
+ * the child, once. */
+static void drop_refused_switcher(switcher *s)
+{
+    weft_future_drop(&s->base);
+    assert_int_equal(s->nc.drops, 1);
+}
 
 static void test_async_fn_with_output_falling_off_the_end_is_reported_and_refused(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
     hand h;
-    hand_init(&h);
+    start_misuse_test(&h);
     forgetful f = { WEFT_FN_INIT(forgetful, WEFT_F_SEND) };
     int out = -1;
-    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(misuse_count(), 0);
+    suspend_unreported(&h, &f.base, &out);
 
     /* The body runs to WEFT_FN_END: refused, reported by name. */
-    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(f.ends, 1);
-    assert_int_equal(out, -1);
-    assert_true(misuse_reported(1, "'forgetful'"));
-    assert_true(misuse_last_contains("WEFT_FN_RETURN"));
+    forgetful_refused(&h, &f, &out);
+    assert_refusal_reported(1, "'forgetful'", "WEFT_FN_RETURN");
 
     /* Refused for good: the body does not run again. */
-    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(f.ends, 1);
-    assert_int_equal(out, -1);
+    forgetful_refused(&h, &f, &out);
     assert_true(misuse_reported(2, "'forgetful'"));
     weft_future_drop(&f.base);
-#endif
 }
 
 static void test_await_inside_a_user_switch_is_reported_on_resume_and_refused(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
     hand h;
-    hand_init(&h);
+    start_misuse_test(&h);
     switcher s = { WEFT_FN_INIT(switcher, WEFT_F_SEND), .mode = 1, .got = -1 };
     int out = -1;
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
+    suspend_unreported(&h, &s.base, &out);
     assert_int_equal(s.nc.polls, 1);
-    assert_int_equal(misuse_count(), 0);
 
     /* The resume point is a case of the user's switch, not of the
      * coroutine's: reported by name, the child is not polled, no READY. */
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(s.nc.polls, 1);
-    assert_int_equal(out, -1);
-    assert_true(misuse_reported(1, "'switcher'"));
-    assert_true(misuse_last_contains("not an await point"));
+    switcher_refused(&h, &s, &out);
+    assert_refusal_reported(1, "'switcher'", "not an await point");
     assert_true(misuse_last_contains("switch"));
 
     /* Still suspended on the child: dropping drops it, once. */
-    weft_future_drop(&s.base);
-    assert_int_equal(s.nc.drops, 1);
+    drop_refused_switcher(&s);
 
     /* Without the await taken, the same function runs normally. */
     s = (switcher){ WEFT_FN_INIT(switcher, WEFT_F_SEND), .mode = 0, .got = 3 };
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_READY);
+    poll_ready(&h, &s.base, &out);
     assert_int_equal(out, 3);
     weft_future_drop(&s.base);
     assert_int_equal(misuse_count(), 1);
-#endif
 }
 
 static void test_co_await_inside_a_user_switch_is_reported_on_resume_and_refused(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
     hand h;
-    hand_init(&h);
+    start_misuse_test(&h);
     old_switcher s = { .base = WEFT_FUTURE_INIT(&old_switcher_ops, WEFT_F_SEND),
                        .co = WEFT_CO_INIT, .mode = 1, .got = -1 };
     int out = -1;
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(misuse_count(), 0);
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(s.nc.polls, 1);
-    assert_int_equal(out, -1);
+    suspend_unreported(&h, &s.base, &out);
+    switcher_refused(&h, &s, &out);
     /* The WEFT_CO_* register does not know the future's name: the report
      * names the poll function. */
-    assert_true(misuse_reported(1, "old_switcher_poll"));
-    assert_true(misuse_last_contains("not an await point"));
-    weft_future_drop(&s.base);
-    assert_int_equal(s.nc.drops, 1);
-#endif
+    assert_refusal_reported(1, "old_switcher_poll", "not an await point");
+    drop_refused_switcher(&s);
 }
 
 static void test_user_drop_that_forgets_the_awaited_child_is_reported(void **state)
 {
     (void)state;
-#ifdef NDEBUG
-    skip();
-#else
     hand h;
-    hand_init(&h);
+    start_misuse_test(&h);
     leaky l = { WEFT_FN_INIT(leaky, WEFT_F_SEND) };
-    assert_int_equal(weft_future_poll(&l.base, &h.cx, NULL), WEFT_PENDING);
+    poll_pending(&h, &l.base, NULL, 1);
     weft_future_drop(&l.base);
-    assert_true(misuse_reported(1, "'leaky'"));
-    assert_true(misuse_last_contains("weft_co_drop"));
+    assert_refusal_reported(1, "'leaky'", "weft_co_drop");
     /* Reported, not dropped behind the user's back. */
     assert_int_equal(l.nc.drops, 0);
     weft_co_drop(&l.co);
     assert_int_equal(l.nc.drops, 1);
-#endif
 }
 
 /* The refusals do not depend on the report: release builds (NDEBUG, no
@@ -832,29 +768,20 @@ static void test_misused_coroutines_are_refused_in_every_build(void **state)
     int out = -1;
 
     forgetful f = { WEFT_FN_INIT(forgetful, WEFT_F_SEND) };
-    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&f.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(f.ends, 1);
-    assert_int_equal(out, -1);
+    poll_pending(&h, &f.base, &out, 2);
+    forgetful_refused(&h, &f, &out);
     weft_future_drop(&f.base);
 
     switcher s = { WEFT_FN_INIT(switcher, WEFT_F_SEND), .mode = 1, .got = -1 };
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&s.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(s.nc.polls, 1);
-    assert_int_equal(out, -1);
-    weft_future_drop(&s.base);
-    assert_int_equal(s.nc.drops, 1);
+    poll_pending(&h, &s.base, &out, 1);
+    switcher_refused(&h, &s, &out);
+    drop_refused_switcher(&s);
 
     old_switcher o = { .base = WEFT_FUTURE_INIT(&old_switcher_ops, WEFT_F_SEND),
                        .co = WEFT_CO_INIT, .mode = 1, .got = -1 };
-    assert_int_equal(weft_future_poll(&o.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&o.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(o.nc.polls, 1);
-    assert_int_equal(out, -1);
-    weft_future_drop(&o.base);
-    assert_int_equal(o.nc.drops, 1);
+    poll_pending(&h, &o.base, &out, 1);
+    switcher_refused(&h, &o, &out);
+    drop_refused_switcher(&o);
 
     /* Debug builds reported each refusal; release builds report nothing. */
     assert_true(misuse_reported(4, "old_switcher_poll"));
@@ -871,14 +798,14 @@ static void test_poll_fn_awaited_inside_an_async_fn(void **state)
     gate_init(&g, 3, 21);
     via_poll_fn v = { WEFT_FN_INIT(via_poll_fn, WEFT_F_SEND), .g = &g };
     int out = 0;
-    assert_int_equal(weft_future_poll(&v.base, &h.cx, &out), WEFT_PENDING);
+    poll_pending(&h, &v.base, &out, 1);
     assert_ptr_equal(v.co.awaiting, &v.pf.base);
     assert_int_equal(weft_future_out_size(&v.pf.base), sizeof(int));
     assert_string_equal(v.pf.base.ops->name, "weft_poll_fn");
-    assert_int_equal(weft_future_poll(&v.base, &h.cx, &out), WEFT_PENDING);
-    assert_int_equal(weft_future_poll(&v.base, &h.cx, &out), WEFT_READY);
+    poll_pending(&h, &v.base, &out, 1);
+    poll_ready(&h, &v.base, &out);
     assert_int_equal(atomic_load(&g.polls), 3);
-    assert_int_equal(h.c.wakes, 2);
+    assert_int_equal(cw_woken(&h.c), 2);
     assert_int_equal(v.got, 21);
     assert_int_equal(out, 42);
     weft_future_drop(&v.base);
@@ -886,7 +813,7 @@ static void test_poll_fn_awaited_inside_an_async_fn(void **state)
     /* Dropped while awaiting it: nothing of the gate is touched. */
     gate_init(&g, 3, 21);
     v = (via_poll_fn){ WEFT_FN_INIT(via_poll_fn, WEFT_F_SEND), .g = &g };
-    assert_int_equal(weft_future_poll(&v.base, &h.cx, &out), WEFT_PENDING);
+    poll_pending(&h, &v.base, &out, 1);
     weft_future_drop(&v.base);
     assert_null(v.co.awaiting);
     assert_int_equal(atomic_load(&g.polls), 1);
@@ -899,15 +826,13 @@ static void test_poll_fn_runs_as_a_spawned_task_and_in_an_async_fn_task(void **s
     gate_init(&g, 4, 99);
     weft_poll_fn pf;
     assert_int_equal(weft_poll_fn_init(&pf, gate_poll, &g, sizeof(int), WEFT_F_SEND), 0);
-    weft_join join;
-    assert_int_equal(weft_spawn(g_rt, &pf.base, sizeof pf, &join), 0);
     int out = 0;
-    assert_int_equal(weft_block_on(g_rt, &join.base, &out, sizeof out), 0);
-    assert_int_equal(join.status, 0);
+    spawn_and_join(&pf.base, sizeof pf, &out, sizeof out);
     assert_int_equal(out, 99);
     assert_int_equal(atomic_load(&g.polls), 4);
 
     /* Not Send: weft_spawn refuses it, and the caller still owns it. */
+    weft_join join;
     assert_int_equal(weft_poll_fn_init(&pf, gate_poll, &g, sizeof(int), 0), 0);
     assert_int_equal(weft_spawn(g_rt, &pf.base, sizeof pf, &join), -EPERM);
     assert_true(misuse_reported(1, "weft_poll_fn")); /* debug builds name it */
@@ -916,13 +841,10 @@ static void test_poll_fn_runs_as_a_spawned_task_and_in_an_async_fn_task(void **s
 
     /* An async fn awaiting a poll_fn, as a task. */
     gate_init(&g, 2, 8);
-    assert_int_equal(weft_spawn(g_rt,
-                                &(via_poll_fn){ WEFT_FN_INIT(via_poll_fn, WEFT_F_SEND),
-                                                .g = &g }.base,
-                                sizeof(via_poll_fn), &join),
-                     0);
     out = 0;
-    assert_int_equal(weft_block_on(g_rt, &join.base, &out, sizeof out), 0);
+    (void)spawn_blocking(g_rt,
+                         &(via_poll_fn){ WEFT_FN_INIT(via_poll_fn, WEFT_F_SEND), .g = &g }.base,
+                         sizeof(via_poll_fn), &out, sizeof out);
     assert_int_equal(out, 16);
 }
 
@@ -994,31 +916,31 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_async_fn_yields_once_then_returns_its_value),
         cmocka_unit_test_setup_teardown(test_async_fn_runs_as_a_spawned_task_and_under_block_on,
-                                        rt_setup, rt_teardown),
+                                        rt_setup, rt_teardown_no_misuse),
         cmocka_unit_test(test_async_fn_awaits_children_into_struct_fields),
         cmocka_unit_test(test_async_fn_dropped_while_suspended_drops_the_awaited_child_once),
         cmocka_unit_test(test_async_fn_void_finishes_by_return_or_by_falling_off_the_end),
         cmocka_unit_test(test_async_fn_with_drop_drops_each_child_once_wherever_it_stops),
         cmocka_unit_test_setup_teardown(
             test_fib_with_two_join_handles_runs_and_cancels_without_leaks, rt_setup,
-            rt_teardown),
+            rt_teardown_no_misuse),
         cmocka_unit_test_setup_teardown(
             test_async_fn_with_output_falling_off_the_end_is_reported_and_refused,
-            misuse_setup, misuse_teardown),
+            misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(
-            test_await_inside_a_user_switch_is_reported_on_resume_and_refused, misuse_setup,
-            misuse_teardown),
+            test_await_inside_a_user_switch_is_reported_on_resume_and_refused, misuse_capture_setup,
+            misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(
             test_co_await_inside_a_user_switch_is_reported_on_resume_and_refused,
-            misuse_setup, misuse_teardown),
+            misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(test_user_drop_that_forgets_the_awaited_child_is_reported,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(test_misused_coroutines_are_refused_in_every_build,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test(test_poll_fn_awaited_inside_an_async_fn),
         cmocka_unit_test_setup_teardown(
             test_poll_fn_runs_as_a_spawned_task_and_in_an_async_fn_task, rt_setup,
-            rt_teardown),
+            rt_teardown_no_misuse),
         cmocka_unit_test(test_poll_fn_init_rejects_bad_arguments),
         cmocka_unit_test(test_generated_ops_carry_the_type_name_and_output_size),
         cmocka_unit_test(test_fn_init_sets_the_header_and_starts_the_coroutine),
