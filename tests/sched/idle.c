@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "sched/idle.h"
+#include "support/aligned.h"
 
 #define N 4
 
@@ -20,8 +21,8 @@ static weft__idle *g_idle;
 static int setup(void **state)
 {
     (void)state;
-    g_idle = aligned_alloc(WEFT_CACHE_LINE, sizeof *g_idle);
-    return g_idle && weft__idle_init(g_idle, N) == 0 ? 0 : -1;
+    g_idle = aligned_zalloc(sizeof *g_idle);
+    return weft__idle_init(g_idle, N) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "sched/injector.h"
+#include "support/aligned.h"
 #include "sched/task.h"
 
 /* The most a test pops in one batch. */
@@ -39,17 +40,6 @@ static inline size_t task_index(const struct weft__task *tasks, size_t n,
     assert_non_null(t);
     assert_true(t >= tasks && t < tasks + n);
     return (size_t)(t - tasks);
-}
-
-/* `size` zeroed bytes aligned to a cache line, as the queues need; free()
- * them. */
-static inline void *aligned_zalloc(size_t size)
-{
-    size = (size + WEFT_CACHE_LINE - 1) & ~(size_t)(WEFT_CACHE_LINE - 1);
-    void *p = aligned_alloc(WEFT_CACHE_LINE, size);
-    assert_non_null(p);
-    memset(p, 0, size);
-    return p;
 }
 
 static inline struct weft__task *task_of(struct cds_wfcq_node *n)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "time/driver.h"
+#include "support/aligned.h"
 
 static int g_wakes;   /* counting waker: wakes so far */
 static int g_live;    /* counting waker: clones not yet released */
@@ -50,10 +51,7 @@ static const weft_waker g_waker = { &cw_ops, NULL };
 static int setup(void **state)
 {
     (void)state;
-    g_f = aligned_alloc(WEFT_CACHE_LINE, sizeof *g_f);
-    if (!g_f)
-        return -1;
-    memset(g_f, 0, sizeof *g_f);
+    g_f = aligned_zalloc(sizeof *g_f);
     g_f->origin = weft_now() - WEFT_SEC(10);
     weft__timers_init(&g_f->t, g_f->origin, count_hook, NULL);
     weft__parker_init(&g_f->driver);
