@@ -43,12 +43,7 @@
 #define INJECTOR_INTERVAL 61u
 #define LIFO_MAX_STREAK 3u
 
-static _Thread_local struct weft__worker *tl_worker;
-
-struct weft__worker *weft__worker_current(void)
-{
-    return tl_worker;
-}
+_Thread_local struct weft__worker *weft__tl_worker;
 
 static inline struct weft__pool *pool_of(struct weft__sched *s)
 {
@@ -197,7 +192,7 @@ void weft__pool_schedule(struct weft__sched *s, struct weft__task *t)
 void weft__pool_requeue(struct weft__sched *s, struct weft__task *t)
 {
     struct weft__pool *p = pool_of(s);
-    struct weft__worker *w = tl_worker;
+    struct weft__worker *w = weft__tl_worker;
     struct weft__worker *owner = task_owner(p, t);
     if (owner) {
         inbox_push(owner, t);
@@ -398,7 +393,7 @@ static void *worker_main(void *arg)
 {
     struct weft__worker *w = arg;
     struct weft__pool *p = w->pool;
-    tl_worker = w;
+    weft__tl_worker = w;
     weft__sched_enter(&p->sched);
     weft__timers_enter(&p->timers);
     weft__slab_cache_bind(&w->cache);
@@ -419,7 +414,7 @@ static void *worker_main(void *arg)
     weft__slab_cache_bind(NULL);
     weft__timers_enter(NULL);
     weft__sched_enter(NULL);
-    tl_worker = NULL;
+    weft__tl_worker = NULL;
     return NULL;
 }
 
