@@ -1,6 +1,6 @@
-/* The convenience spawns built on weft_spawn: the consuming spawn that
- * compound literals and one-line spawns need (weft_spawn_or_drop,
- * WEFT_SPAWN), and leaf tasks from plain functions (weft_spawn_fn). */
+/* Leaf tasks from plain functions (weft_spawn_fn): one library future
+ * type whose instances carry the function, its name and a copy of its
+ * argument. (The consuming spawn, weft_spawn_or_drop, is inline in rt.h.) */
 #include "weft/rt.h"
 #include "core/alloc.h"
 #include "core/errors.h"
@@ -61,13 +61,5 @@ int weft__spawn_fn(weft_rt *rt, weft_task_fn *fn, const char *name, const void *
     int rc = weft_spawn(rt, &ff->base, size, join);
     if ((unsigned char *)ff != small)
         weft__free(ff);
-    return rc;
-}
-
-int weft_spawn_or_drop(weft_rt *rt, weft_future *fut, size_t fut_size, weft_join *join)
-{
-    int rc = weft_spawn(rt, fut, fut_size, join);
-    if (rc != 0 && fut && fut->ops && fut->ops->poll)
-        weft_future_drop(fut);
     return rc;
 }

@@ -92,8 +92,14 @@ WEFT_API WEFT_NODISCARD int weft_spawn(weft_rt *rt, const weft_future *fut,
  * caller never owns it afterwards — what a compound literal or a one-line
  * spawn needs. The one exception is a `fut` too malformed to drop (NULL,
  * no ops or no poll function: -EINVAL). Any thread. */
-WEFT_API WEFT_NODISCARD int weft_spawn_or_drop(weft_rt *rt, weft_future *fut,
-                                               size_t fut_size, weft_join *join);
+static inline WEFT_NODISCARD int weft_spawn_or_drop(weft_rt *rt, weft_future *fut,
+                                                    size_t fut_size, weft_join *join)
+{
+    int rc = weft_spawn(rt, fut, fut_size, join);
+    if (rc != 0 && fut && fut->ops && fut->ops->poll)
+        weft_future_drop(fut);
+    return rc;
+}
 
 /* Spawn the future `*fut_ptr` (a pointer to any future struct whose header
  * member is `base`), taking its size from the struct, consuming it as
