@@ -507,12 +507,6 @@ void weft__pool_stop(struct weft__pool *p)
         weft__slab_cache_flush(&p->workers[i].cache);
 }
 
-bool weft__pool_stopping(struct weft__pool *p)
-{
-    /* Acquire: pairs with the release store in stop_and_join. */
-    return weft_atomic_load_acquire(&p->stopping);
-}
-
 void weft__pool_close(struct weft__pool *p)
 {
     /* SeqCst store and fence: pairs with the fence and seq_cst load in

@@ -83,8 +83,12 @@ void weft__pool_stop(struct weft__pool *p);
 /* After stop (and after every task was cancelled): close the queues and
  * release every entry still in them. */
 void weft__pool_close(struct weft__pool *p);
-/* True once weft__pool_stop began (acquire). */
-bool weft__pool_stopping(struct weft__pool *p);
+/* True once weft__pool_stop began. Inline: every spawn asks. */
+static inline bool weft__pool_stopping(struct weft__pool *p)
+{
+    /* Acquire: pairs with the release store in weft__pool_stop. */
+    return weft_atomic_load_acquire(&p->stopping);
+}
 
 /* The seam operations (seam.h) of this flavour. */
 void weft__pool_schedule(struct weft__sched *s, struct weft__task *t);
