@@ -1,4 +1,4 @@
-/* Unit tests for sched/alloc.c: the allocator hook (validation, every
+/* Unit tests for core/alloc.c: the allocator hook (validation, every
  * allocation of a runtime's lifetime returned by shutdown), an
  * allocation-failure sweep over a whole runtime lifecycle, and
  * weft_strerror. */

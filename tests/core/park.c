@@ -1,4 +1,4 @@
-/* Unit tests for sched/park.c: the futex parker.
+/* Unit tests for core/park.c: the futex parker.
  *
  * No test sleeps to wait for a thread or checks elapsed time: threads hand
  * off through the parker itself or through flags they spin on. Timeouts

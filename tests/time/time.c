@@ -1,5 +1,5 @@
-/* Unit tests for sched/time.c: sleep, timeout and interval on a real
- * two-worker runtime — completion no earlier than the deadline, ordering,
+/* Unit tests for time/sleep.c, time/timeout.c and time/interval.c on a
+ * real two-worker runtime — completion no earlier than the deadline, ordering,
  * cancellation by drop (a dropped timer never wakes anyone), reset, the
  * timeout's race between its inner future and its timer, the interval's
  * schedule and missed-tick policies, 100,000 sleeps created and dropped at

@@ -1,4 +1,4 @@
-/* Unit tests for sched/timer.c: the hierarchical timer wheel, driven as the
+/* Unit tests for time/wheel.c: the hierarchical timer wheel, driven as the
  * pure data structure it is (the caller holds the lock; time is explicit
  * `now` values in ms ticks, so nothing here waits on a clock).
  *
