@@ -1,6 +1,5 @@
 /* Unit tests for core/future.c, core/waker.c and the coroutine macros of
- * weft/co.h: the
- * noop waker, weft_yield, weft_ready, output sizes, the atomic waker
+ * weft/co.h: the noop waker, weft_yield, weft_ready, output sizes, the atomic waker
  * (including a two-thread register/wake race), debug-build misuse reports,
  * and coroutines awaiting children. Everything here is polled by hand on
  * the test thread; no runtime is involved. */

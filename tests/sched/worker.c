@@ -1,5 +1,5 @@
-/* Tests for the runtime (sched/runtime.c and sched/worker.c): spawning from every kind of
- * thread, nested spawns, block_on misuse, shutdown with pending and running
+/* Tests for the runtime (sched/runtime.c and sched/worker.c): spawning
+ * from every kind of thread, nested spawns, block_on misuse, shutdown with pending and running
  * tasks, Send enforcement, local-task ownership under steal pressure and
  * under foreign wakes, statistics, options, yield fairness.
  *
