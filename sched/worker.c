@@ -382,9 +382,14 @@ static void park_worker(struct weft__worker *w)
     weft__parker *parker = weft__idle_parker(&p->idle, w->index);
     uint64_t timeout = weft__timers_driver_begin(&p->timers, parker);
     weft__park_timeout(parker, timeout);
-    weft__timers_driver_end(&p->timers, parker);
 
+    /* Off the sleeper list first, then out of the driver role: ending the
+     * role with timers armed wakes a sleeper to take it over, and that
+     * must be another worker — picking ourselves would unpark our own
+     * parker and make every later park return at once (a spinning idle
+     * runtime). */
     bool searching = weft__idle_sleep_end(&p->idle, w->index);
+    weft__timers_driver_end(&p->timers, parker);
     /* Relaxed: stopping only ends the loop, which re-reads it (acquire). */
     w->searching = searching && !weft_atomic_load_relaxed(&p->stopping);
 }

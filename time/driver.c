@@ -65,8 +65,13 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
     weft__wheel_insert(w, e);
     /* Relaxed under the lock: readers outside it only act on FIRED. */
     weft_atomic_store_relaxed(&e->state_, WEFT__TIMER_ARMED);
-    if (e->when_ < weft_atomic_load_relaxed(&w->next_due))
-        weft_atomic_store_relaxed(&w->next_due, e->when_);
+    /* next_due is when the wheel next has work: the start of the earliest
+     * occupied slot, which for an entry on a coarse level is before its
+     * deadline (the slot must be cascaded then). The driver sleeps until
+     * exactly that tick, so the two must agree: with the entry's own
+     * deadline here, a driver woken at the slot's start would find nothing
+     * due and spin until the deadline. (Relaxed: see wheel.h.) */
+    weft_atomic_store_relaxed(&w->next_due, weft__wheel_next_due(w));
     if (t->driver && e->when_ < t->driver_deadline) {
         /* The driver sleeps past this deadline: wake it to re-arm. */
         unpark = t->driver;

@@ -1276,6 +1276,58 @@ static void test_yielding_tasks_interleave_on_one_worker(void **state)
     assert_true(other_at_first_finish >= FAIR_YIELDS / 2);
 }
 
+/* ---- an idle runtime sleeps ------------------------------------------------ */
+
+static uint64_t total_parks(weft_rt *rt)
+{
+    weft_worker_stats st[4];
+    unsigned n = 4;
+    assert_int_equal(weft_rt_stats(rt, st, &n), 0);
+    uint64_t parks = 0;
+    for (unsigned i = 0; i < n && i < 4; i++)
+        parks += st[i].parks;
+    return parks;
+}
+
+/* Wait for a sleep of `d` in weft_block_on on an otherwise idle runtime of
+ * `workers` workers and count the workers' parks meanwhile. A worker that
+ * parks as the timer driver must sleep until the timer is due, not spin:
+ * a handful of parks per timer event (the arm, a coarse wheel slot's
+ * start, the deadline), never one per spin. Counted, not timed. */
+static void expect_idle_sleep_parks_at_most(unsigned workers, weft_duration d,
+                                            uint64_t max_parks)
+{
+    weft_rt *rt;
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = workers;
+    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    uint64_t before = total_parks(rt);
+    weft_sleep s;
+    weft_sleep_init(&s, d);
+    assert_int_equal(weft_block_on(rt, &s.base, NULL, 0), 0);
+    uint64_t parks = total_parks(rt) - before;
+    weft_rt_shutdown(rt);
+    print_message("idle sleep of %llu ms on %u worker(s): %llu parks\n",
+                  (unsigned long long)(d / WEFT_MS(1)), workers, (unsigned long long)parks);
+    assert_true(parks <= max_parks);
+}
+
+static void test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times(void **state)
+{
+    (void)state;
+    expect_idle_sleep_parks_at_most(1, WEFT_MS(30), 12);
+    expect_idle_sleep_parks_at_most(2, WEFT_MS(30), 12);
+}
+
+static void test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times(void **state)
+{
+    (void)state;
+    /* 200 ms sits on the wheel's second level: the driver wakes at the
+     * start of its 64 ms slot, cascades it, and sleeps again. */
+    expect_idle_sleep_parks_at_most(1, WEFT_MS(200), 12);
+    expect_idle_sleep_parks_at_most(2, WEFT_MS(200), 16);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1298,6 +1350,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_local_task_woken_from_foreign_thread_runs_on_owner),
         cmocka_unit_test(test_stats_report_per_worker_counters),
         cmocka_unit_test(test_yielding_tasks_interleave_on_one_worker),
+        cmocka_unit_test(test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times),
+        cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }
