@@ -75,7 +75,11 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
         weft_cx_init(&cx, &w);
         if (weft_future_poll(fut, &cx, out) == WEFT_READY)
             break;
-        weft__park(&b->parker);
+        /* Park until woken, or until the wheel's next deadline: when every
+         * worker is stuck in a long poll nobody else fires timers, so this
+         * thread fires what is due itself (possibly its own wake). */
+        weft__park_timeout(&b->parker, weft__timers_timeout(&rt->pool.timers));
+        weft__timers_fire_due(&rt->pool.timers);
     }
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);

@@ -150,6 +150,18 @@ size_t weft__timers_fire_due(weft__timers *t)
     return total;
 }
 
+uint64_t weft__timers_timeout(weft__timers *t)
+{
+    /* Relaxed: a hint (see next_due in wheel.h); a stale value only makes
+     * the caller wake early or fire nothing. */
+    uint64_t due = weft_atomic_load_relaxed(&t->wheel.next_due);
+    if (due == WEFT__WHEEL_NONE)
+        return UINT64_MAX;
+    weft_instant at = weft__wheel_instant(&t->wheel, due);
+    weft_instant now = weft_now();
+    return at > now ? at - now : 0;
+}
+
 uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me)
 {
     weft__wheel *w = &t->wheel;

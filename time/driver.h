@@ -59,6 +59,10 @@ bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
 
 /* Fire every timer due now; returns how many were fired. Any thread. */
 size_t weft__timers_fire_due(weft__timers *t);
+/* How long until the wheel next has work (UINT64_MAX: nothing armed), for
+ * a thread that parks and fires timers itself (weft_block_on). A hint read
+ * without the lock. Any thread. */
+uint64_t weft__timers_timeout(weft__timers *t);
 /* A worker about to park: become the driver if there is none. Returns how
  * long to sleep (UINT64_MAX: until woken). Pair with _end after waking. */
 uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);

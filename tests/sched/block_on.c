@@ -469,6 +469,53 @@ static void test_block_on_waker_may_outlive_the_call(void **state)
     assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), before);
 }
 
+/* A task that holds its worker in one long poll until released (or until
+ * it gives up after 10 s, which it reports as its output). */
+static _Atomic int g_spinning;
+static _Atomic bool g_spin_release;
+
+typedef struct spinner {
+    weft_future base;
+} spinner;
+
+static weft_poll spinner_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)f, (void)cx;
+    weft_atomic_fetch_add_relaxed(&g_spinning, 1);
+    weft_instant give_up = weft_now() + WEFT_SEC(10);
+    while (!weft_atomic_load_acquire(&g_spin_release) && weft_now() < give_up)
+        sched_yield();
+    *(int *)out = !weft_atomic_load_acquire(&g_spin_release); /* gave up */
+    return WEFT_READY;
+}
+
+static const weft_future_ops spinner_ops = {
+    .name = "spinner", .out_size = sizeof(int), .poll = spinner_poll,
+};
+
+/* Every worker is stuck in a long poll, so none fires timers: the thread
+ * waiting in weft_block_on fires its own sleep. Without that the sleep
+ * completes only after the spinners give up (10 s), and they report it. */
+static void test_block_on_fires_timers_while_every_worker_is_busy(void **state)
+{
+    (void)state;
+    weft_atomic_store_relaxed(&g_spinning, 0);
+    weft_atomic_store_relaxed(&g_spin_release, false);
+    weft_join j[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(WEFT_SPAWN(g_rt, &j[i], &(spinner){ WEFT_FUTURE_INIT(&spinner_ops, WEFT_F_SEND) }), 0);
+    WAIT_UNTIL(weft_atomic_load_relaxed(&g_spinning) == 2); /* both workers held */
+    weft_sleep s;
+    weft_sleep_init(&s, WEFT_MS(10));
+    assert_int_equal(weft_block_on(g_rt, &s.base, NULL, 0), 0);
+    weft_atomic_store_release(&g_spin_release, true);
+    for (int i = 0; i < 2; i++) {
+        int gave_up = -1;
+        assert_int_equal(join_blocking(g_rt, &j[i], &gave_up, sizeof gave_up), 0);
+        assert_int_equal(gave_up, 0); /* released by us: the sleep came first */
+    }
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, rt_setup, rt_teardown)
@@ -482,6 +529,7 @@ int main(void)
         T(test_block_on_makes_rt_current_while_it_runs),
         T(test_block_on_future_can_spawn_onto_the_current_runtime),
         T(test_block_on_waker_may_outlive_the_call),
+        T(test_block_on_fires_timers_while_every_worker_is_busy),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
