@@ -13,6 +13,10 @@
  *
  * `weft-bench task_memory` is not one of the timed workloads: it measures
  * what a pending task costs in resident memory and prints bytes_per_task.
+ * `weft-bench idle_timers` is not either: it measures what an otherwise
+ * idle runtime costs while timers are pending (two 250 ms tickers and one
+ * 10 s sleep, for 2 s) and prints cpu_per_wall (CPU seconds used per wall
+ * second) and the workers' parks.
  *
  * The workloads are written the way a weft user would write them: tasks
  * that wait are async fns (WEFT_ASYNC_FN), root tasks that only spawn are
@@ -30,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -592,7 +597,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: weft-bench <workload> [--workers N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
-                    "fib_fork_join timers task_memory\n");
+                    "fib_fork_join timers task_memory idle_timers\n");
     return 1;
 }
 
@@ -636,6 +641,81 @@ static int run_task_memory(weft_rt *rt, bench_shared *sh)
     return 0;
 }
 
+/* ---- idle_timers ------------------------------------------------------------------------ */
+
+#define IDLE_TICKS 8u /* per ticker: 2 s at 250 ms */
+
+typedef struct ticker {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} ticker;
+
+WEFT_ASYNC_FN(ticker, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_TICKS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(250));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+static double cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static uint64_t total_parks(weft_rt *rt)
+{
+    weft_worker_stats st[WEFT_RT_MAX_WORKERS];
+    unsigned n = WEFT_RT_MAX_WORKERS;
+    uint64_t parks = 0;
+    if (weft_rt_stats(rt, st, &n) == 0)
+        for (unsigned i = 0; i < n; i++)
+            parks += st[i].parks;
+    return parks;
+}
+
+static int run_idle_timers(weft_rt *rt)
+{
+    weft_join sleeper, tickers[2];
+    weft_sleep *s = &(weft_sleep){ 0 };
+    weft_sleep_init(s, WEFT_SEC(10));
+    int rc = WEFT_SPAWN(rt, &sleeper, s);
+    for (int i = 0; i < 2 && rc == 0; i++)
+        rc = WEFT_SPAWN(rt, &tickers[i], &(ticker){ WEFT_FN_INIT(ticker, WEFT_F_SEND) });
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: idle_timers: %s\n", weft_strerror(rc));
+        return 1; /* shutdown cancels what was spawned */
+    }
+    unsigned ticks[2] = { 0, 0 };
+    weft_join_all all;
+    double w0 = now_ms(), c0 = cpu_ms();
+    uint64_t p0 = total_parks(rt);
+    rc = weft_join_all_init(&all, tickers, 2, ticks, sizeof ticks[0], 0);
+    if (rc == 0 && (rc = weft_block_on(rt, &all.base, NULL, 0)) != 0)
+        weft_future_drop(&all.base);
+    double w1 = now_ms(), c1 = cpu_ms();
+    uint64_t p1 = total_parks(rt);
+    weft_join_cancel(&sleeper);
+    if (rc != 0 || all.status != 0) {
+        fprintf(stderr, "weft-bench: idle_timers: %s\n", weft_strerror(rc ? rc : all.status));
+        return 1;
+    }
+    printf("wall_ms=%.1f\n", w1 - w0);
+    printf("cpu_ms=%.1f\n", c1 - c0);
+    printf("cpu_per_wall=%.4f\n", (c1 - c0) / (w1 - w0));
+    printf("parks=%" PRIu64 "\n", p1 - p0);
+    printf("ticks=%u\n", ticks[0] + ticks[1]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *name = NULL;
@@ -661,7 +741,8 @@ int main(int argc, char **argv)
         if (strcmp(workloads[i].name, name) == 0)
             w = &workloads[i];
     bool memory = strcmp(name, "task_memory") == 0;
-    if (!w && !memory) {
+    bool idle = strcmp(name, "idle_timers") == 0;
+    if (!w && !memory && !idle) {
         fprintf(stderr, "unsupported workload: %s\n", name);
         return 2;
     }
@@ -682,6 +763,8 @@ int main(int argc, char **argv)
     int status = 0;
     if (memory) {
         status = run_task_memory(rt, &sh);
+    } else if (idle) {
+        status = run_idle_timers(rt);
     } else {
         uint64_t check = 0;
         double t0 = now_ms();
