@@ -1276,6 +1276,23 @@ static void test_yielding_tasks_interleave_on_one_worker(void **state)
     assert_true(other_at_first_finish >= FAIR_YIELDS / 2);
 }
 
+/* The runtime's structure keeps fields written by different threads on
+ * lines of their own (alignas(64)), so its memory must be cache-line
+ * aligned, whatever alignment the allocator gives (malloc: 16). */
+static void test_runtime_memory_is_cache_line_aligned(void **state)
+{
+    (void)state;
+    weft_rt *rts[8];
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 1;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(weft_rt_new(&rts[i], &o), 0);
+        assert_int_equal((uintptr_t)rts[i] % 64u, 0);
+    }
+    for (int i = 0; i < 8; i++)
+        weft_rt_shutdown(rts[i]);
+}
+
 /* ---- an idle runtime sleeps ------------------------------------------------ */
 
 static uint64_t total_parks(weft_rt *rt)
@@ -1350,6 +1367,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_local_task_woken_from_foreign_thread_runs_on_owner),
         cmocka_unit_test(test_stats_report_per_worker_counters),
         cmocka_unit_test(test_yielding_tasks_interleave_on_one_worker),
+        cmocka_unit_test(test_runtime_memory_is_cache_line_aligned),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
     };
