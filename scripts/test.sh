@@ -30,6 +30,10 @@ run_variant() {
         -DWEFT_BUILD_STRESS=ON -DWEFT_BUILD_EXAMPLES=ON -DWEFT_BUILD_BENCH=ON \
         "$@" >/dev/null
     cmake --build "$dir" -j"$jobs" >/dev/null
+    if (cd "$dir" && ctest -N | grep -q "Total Tests: 0"); then
+        echo "=== $name: no test was set up (is cmocka installed?)" >&2
+        exit 1
+    fi
     echo "=== $name: tests"
     (cd "$dir" && ctest --output-on-failure -j"$jobs")
 }
