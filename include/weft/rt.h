@@ -190,9 +190,12 @@ typedef struct weft_join_all {
     int status;
 } weft_join_all;
 
-/* Returns 0, or -EINVAL (NULL ja, NULL joins with n > 0, unknown flags,
- * an out_stride smaller than some handle's output while outs is set). On
- * error the caller keeps the handles. */
+/* Initialise `ja` over the caller's `n` live join handles (not polled or
+ * dropped by the caller from now on; the array and `outs` must stay valid
+ * until `ja` is dropped). Returns 0, or -EINVAL (NULL ja, NULL joins with
+ * n > 0, unknown flags, an element that is not a live join handle, an
+ * out_stride smaller than some handle's output while outs is set). On
+ * error the caller keeps the handles. Any thread that owns the handles. */
 WEFT_API WEFT_NODISCARD int weft_join_all_init(weft_join_all *ja, weft_join *joins, size_t n,
                                                void *outs, size_t out_stride,
                                                unsigned flags);
