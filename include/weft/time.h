@@ -24,10 +24,61 @@ extern "C" {
 typedef uint64_t weft_instant;
 typedef uint64_t weft_duration;
 
-#define WEFT_NS(x) ((weft_duration)(x))
-#define WEFT_US(x) ((weft_duration)(x) * 1000u)
-#define WEFT_MS(x) ((weft_duration)(x) * 1000000u)
-#define WEFT_SEC(x) ((weft_duration)(x) * 1000000000u)
+/* The latest instant and the longest duration: a deadline that never comes.
+ * The duration macros below and the deadlines the init functions compute
+ * (now + a duration) saturate to it instead of wrapping. */
+#define WEFT_NEVER UINT64_MAX
+
+/* Durations from a count of units. `x` is any arithmetic value, evaluated
+ * once (these are calls, not constant expressions). They saturate instead
+ * of wrapping: a count of zero or less gives 0 (a deadline of now, so
+ * already due), a count too large for 64 bits of nanoseconds gives
+ * WEFT_NEVER, and a fraction is cut off (WEFT_SEC(1.5) is 1 s). */
+#define WEFT_NS(x) WEFT__DURATION((x), 1u)
+#define WEFT_US(x) WEFT__DURATION((x), 1000u)
+#define WEFT_MS(x) WEFT__DURATION((x), 1000000u)
+#define WEFT_SEC(x) WEFT__DURATION((x), 1000000000u)
+
+/* The helpers behind them: one per kind of count, so that the sign of `x`
+ * is read in its own type (a negative count is not a huge unsigned one). */
+static inline weft_duration weft__duration_u(unsigned long long n, weft_duration unit)
+{
+    return n > WEFT_NEVER / unit ? WEFT_NEVER : (weft_duration)n * unit;
+}
+
+static inline weft_duration weft__duration_s(long long n, weft_duration unit)
+{
+    return n <= 0 ? 0 : weft__duration_u((unsigned long long)n, unit);
+}
+
+static inline weft_duration weft__duration_f(long double n, weft_duration unit)
+{
+    if (!(n >= 1)) /* below one unit, negative, or NaN */
+        return 0;
+    return n >= 18446744073709551616.0L ? WEFT_NEVER /* 2^64 */
+                                        : weft__duration_u((unsigned long long)n, unit);
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#include <limits>
+template <typename T> inline weft_duration weft__duration(T n, weft_duration unit)
+{
+    return !std::numeric_limits<T>::is_integer ? weft__duration_f((long double)n, unit)
+           : std::numeric_limits<T>::is_signed ? weft__duration_s((long long)n, unit)
+                                               : weft__duration_u((unsigned long long)n, unit);
+}
+extern "C" {
+#define WEFT__DURATION(x, unit) weft__duration((x), (weft_duration)(unit))
+#else
+#define WEFT__DURATION(x, unit)                                                    \
+    _Generic((x) + 0,                                                              \
+        unsigned: weft__duration_u, unsigned long: weft__duration_u,               \
+        unsigned long long: weft__duration_u,                                      \
+        float: weft__duration_f, double: weft__duration_f,                         \
+        long double: weft__duration_f,                                             \
+        default: weft__duration_s)((x), (weft_duration)(unit))
+#endif
 
 /* The current monotonic time. Any thread. */
 WEFT_API weft_instant weft_now(void);

@@ -1,5 +1,7 @@
-/* Unit tests for time/sleep.c, time/timeout.c and time/interval.c on a
- * real two-worker runtime — completion no earlier than the deadline, ordering,
+/* Unit tests for time/clock.c, time/sleep.c, time/timeout.c and
+ * time/interval.c on a real two-worker runtime — durations and deadlines
+ * that saturate instead of wrapping, completion no earlier than the
+ * deadline, ordering,
  * cancellation by drop (a dropped timer never wakes anyone), reset, the
  * timeout's race between its inner future and its timer, the interval's
  * schedule and missed-tick policies, 100,000 sleeps created and dropped at
@@ -25,6 +27,8 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -37,6 +41,7 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/runtime.h"
+#include "time/clock.h"
 #include "time/driver.h"
 #include "support/alarm_watchdog.h"
 #include "support/co_future.h"
@@ -203,6 +208,130 @@ typedef struct timed_never {
     weft_timeout t;
     never inner;
 } timed_never;
+
+/* ==== durations ========================================================== */
+
+static void test_durations_saturate_instead_of_wrapping(void **state)
+{
+    (void)state;
+    /* In range: exact. */
+    assert_int_equal(WEFT_NS(7), 7);
+    assert_int_equal(WEFT_US(7), 7000);
+    assert_int_equal(WEFT_MS(250), 250000000);
+    assert_int_equal(WEFT_SEC(3), 3000000000ull);
+    assert_int_equal(WEFT_MS((uint8_t)200), 200000000);
+    assert_int_equal(WEFT_MS((uint32_t)UINT32_MAX), 4294967295000000ull);
+    assert_int_equal(WEFT_SEC(1.5), WEFT_SEC(1)); /* fractions are cut off */
+
+    /* Zero or less: 0, already due (wrapping made WEFT_MS(-1) 584 years). */
+    int neg = -5;
+    long lmin = LONG_MIN;
+    assert_int_equal(WEFT_MS(-1), 0);
+    assert_int_equal(WEFT_SEC(neg), 0);
+    assert_int_equal(WEFT_NS(lmin), 0);
+    assert_int_equal(WEFT_US((int64_t)-1), 0);
+    assert_int_equal(WEFT_SEC(0), 0);
+    assert_int_equal(WEFT_MS(-0.5), 0);
+    assert_int_equal(WEFT_MS(-1e30), 0);
+    assert_int_equal(WEFT_SEC(NAN), 0);
+
+    /* Too large: never. The last whole second that fits is exact; one
+     * more used to wrap to 0.29 s. */
+    uint64_t huge = UINT64_MAX;
+    assert_int_equal(WEFT_SEC(18446744073u), 18446744073000000000ull);
+    assert_int_equal(WEFT_SEC(18446744074ull), WEFT_NEVER);
+    assert_int_equal(WEFT_SEC(huge), WEFT_NEVER);
+    assert_int_equal(WEFT_NS(huge), WEFT_NEVER);
+    assert_int_equal(WEFT_MS(INT64_MAX), WEFT_NEVER);
+    assert_int_equal(WEFT_US(UINT64_MAX / 1000u + 1u), WEFT_NEVER);
+    assert_int_equal(WEFT_SEC(1e30), WEFT_NEVER);
+
+    /* The count is evaluated once. */
+    int calls = 0;
+    assert_int_equal(WEFT_MS(++calls), WEFT_MS(1));
+    assert_int_equal(calls, 1);
+}
+
+static void test_deadlines_saturate_instead_of_wrapping(void **state)
+{
+    (void)state;
+    assert_int_equal(weft__instant_add(5, 7), 12);
+    assert_int_equal(weft__instant_add(WEFT_NEVER - 5, 5), WEFT_NEVER);
+    assert_int_equal(weft__instant_add(WEFT_NEVER - 5, 6), WEFT_NEVER);
+    assert_int_equal(weft__instant_add(weft_now(), WEFT_SEC(UINT64_MAX)), WEFT_NEVER);
+    weft_instant before = weft_now();
+    assert_true(weft__deadline_after(WEFT_MS(10)) >= before + WEFT_MS(10));
+    assert_int_equal(weft__deadline_after(WEFT_NEVER), WEFT_NEVER);
+    assert_int_equal(weft__deadline_after(WEFT_NEVER - 1), WEFT_NEVER);
+}
+
+/* Polls a sleep of WEFT_NEVER once (it arms), notes the wheel, drops it. */
+typedef struct never_sleeper {
+    weft_future base;
+    weft_sleep s;
+    weft_poll r;
+    size_t armed, armed_after_drop;
+} never_sleeper;
+
+static weft_poll never_sleeper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    DOWNCAST(never_sleeper, n);
+    (void)out;
+    weft_sleep_init(&n->s, WEFT_SEC(18446744074ull)); /* used to wrap to 0.29 s */
+    n->r = weft_future_poll(&n->s.base, cx, NULL);
+    n->armed = wheel_armed();
+    weft_future_drop(&n->s.base);
+    n->armed_after_drop = wheel_armed();
+    return WEFT_READY;
+}
+
+static const weft_future_ops never_sleeper_ops = { "never_sleeper", 0, never_sleeper_poll,
+                                                   NULL, NULL };
+
+static void test_negative_durations_are_due_and_huge_ones_never(void **state)
+{
+    (void)state;
+    /* A negative duration is already due: READY at the first poll, with no
+     * wheel (polled outside any runtime, and no misuse). */
+    weft_sleep s;
+    weft_sleep_init(&s, WEFT_MS(-1));
+    assert_true(s.deadline <= weft_now());
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_READY);
+    weft_future_drop(&s.base);
+
+    /* A timeout of a negative duration times out at its first poll, unless
+     * the inner future is ready then. */
+    countdown_counts n;
+    timed_never tn;
+    never_start(&tn.inner, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_SEC(-3)), 0);
+    int out = 1;
+    assert_int_equal(poll_noop(&tn.t.base, &out), WEFT_READY);
+    assert_int_equal(tn.t.status, -ETIMEDOUT);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    weft_future_drop(&tn.t.base);
+    timed_countdown tc;
+    countdown_start(&tc.inner, &n, 0, 5, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(-1)), 0);
+    assert_int_equal(poll_noop(&tc.t.base, &out), WEFT_READY);
+    assert_int_equal(tc.t.status, 0);
+    assert_int_equal(out, 5);
+    weft_future_drop(&tc.t.base);
+    assert_true(misuse_reported(0, ""));
+
+    /* Too long to represent: a deadline that never comes. */
+    never_start(&tn.inner, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(UINT64_MAX)), 0);
+    assert_int_equal(tn.t.sleep.deadline, WEFT_NEVER);
+    weft_future_drop(&tn.t.base);
+    never_sleeper ns;
+    weft_future_init(&ns.base, &never_sleeper_ops, 0);
+    assert_int_equal(weft_block_on(g_rt, &ns.base, NULL, 0), 0);
+    assert_int_equal(ns.s.deadline, WEFT_NEVER);
+    assert_int_equal(ns.r, WEFT_PENDING);
+    assert_int_equal(ns.armed, 1);
+    assert_int_equal(ns.armed_after_drop, 0);
+}
 
 /* ==== sleep ============================================================== */
 
@@ -1631,6 +1760,9 @@ int main(void)
     alarm_watchdog_install("watchdog: test hung (a timer that never fired?)\n");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_durations_saturate_instead_of_wrapping),
+        T(test_deadlines_saturate_instead_of_wrapping),
+        T(test_negative_durations_are_due_and_huge_ones_never),
         T(test_sleep_completes_no_earlier_than_its_deadline),
         T(test_sleeps_complete_in_deadline_order),
         T(test_sleep_until_past_is_ready_on_first_poll),
