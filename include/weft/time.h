@@ -116,32 +116,68 @@ WEFT_API void weft_sleep_reset(weft_sleep *s, weft_instant deadline);
 
 /* ---- timeout ----------------------------------------------------------------- */
 
-/* Runs `inner` with a deadline. Output: the inner future's output (its
- * size is weft_future_out_size(inner)); `status` is then 0, or -ETIMEDOUT
- * if the deadline passed first — the inner future was then dropped and the
- * output bytes are zero. The inner future is polled before the timer, so
- * an inner that is ready in the same tick as the deadline wins.
- * The timeout owns `inner` from init on (it drops it exactly once). It
- * finds `inner` by its offset from the timeout, so the two may be moved
- * (memcpy'd, e.g. by weft_spawn) together before the first poll — keep
- * them in one struct — but never one without the other. Send when `inner`
- * is. Cancel safety: dropping a pending timeout drops `inner`; what is
- * lost is what `inner` would lose. */
+/* Runs an inner future with a deadline, in one of two forms: the owning
+ * timeout (weft_timeout_init) takes `inner` over and drops it; the
+ * borrowing one (weft_timeout_borrow_init) polls the caller's `inner`
+ * where it is and never drops it, so that after the deadline the caller
+ * still has it (a join handle can then be aborted, or waited for again).
+ * Output: the inner future's output (its size is
+ * weft_future_out_size(inner)); `status` is then 0, or -ETIMEDOUT if the
+ * deadline passed first, and the output bytes are zero. The inner future
+ * is polled before the timer, so an inner that is ready in the same tick
+ * as the deadline wins. Send when `inner` is. `status` is a plain field,
+ * still readable after the timeout was dropped. */
 typedef struct weft_timeout {
     weft_future base;
-    ptrdiff_t inner_off_;   /* inner's address minus the timeout's */
+    union {
+        ptrdiff_t off;    /* owning: inner's address minus the timeout's */
+        weft_future *ptr; /* borrowing: the caller's inner future */
+    } inner_;
     int status;
-    bool inner_done;
+    bool inner_done; /* finished with `inner` (the owning form dropped it) */
     weft_sleep sleep;
 } weft_timeout;
 
-/* Returns 0, or -EINVAL (NULL arguments, inner without poll function). On
+/* The owning form. The timeout owns `inner` from init on and drops it
+ * exactly once: at -ETIMEDOUT, at completion, or when the timeout is
+ * dropped first. It finds `inner` by its offset from the timeout, so the
+ * two may be moved (memcpy'd, e.g. by weft_spawn) together before the
+ * first poll — keep them in one struct — but never one without the other.
+ * Cancel safety: dropping a pending timeout drops `inner`; what is lost is
+ * what `inner` would lose.
+ * Returns 0, or -EINVAL (NULL arguments, inner without poll function). On
  * error the caller keeps `inner`. */
 WEFT_API WEFT_NODISCARD int weft_timeout_init(weft_timeout *t, weft_future *inner,
                                               weft_duration d);
 /* Same with an absolute deadline. */
 WEFT_API WEFT_NODISCARD int weft_timeout_at_init(weft_timeout *t, weft_future *inner,
                                                  weft_instant deadline);
+
+/* The borrowing form: `inner` stays the caller's. The timeout keeps its
+ * address and polls it there; it never drops it.
+ * Pinning: `inner` must stay where it is, alive and not dropped, until the
+ * timeout is dropped (a weft_spawn'ed timeout: until its task is done).
+ * It may have been polled before, where it is (by an earlier timeout, say).
+ * The timeout itself is a future like any other: movable until its first
+ * poll (without `inner`, which stays put), pinned from then on.
+ * While the timeout lives, only it polls `inner`; the caller neither polls
+ * nor drops it. Afterwards: at status 0 `inner` has finished (its output
+ * was delivered here) — drop it, never poll it again; at -ETIMEDOUT, or
+ * if the timeout was dropped first, `inner` is untouched and still
+ * pending — poll it again (another timeout, weft_block_on, an await),
+ * abort it if it is a join handle, or drop it.
+ * Cancel safety: dropping a pending borrowing timeout loses nothing: its
+ * timer is unlinked and `inner` is left as it was. `inner` may keep the
+ * waker of its last poll until its next one, so its owner may see one
+ * spurious wake.
+ * Returns 0, or -EINVAL (NULL arguments, malformed ops, and in debug
+ * builds an inner that already finished or moved since its first poll,
+ * reported by name). Any thread that owns `inner`. */
+WEFT_API WEFT_NODISCARD int weft_timeout_borrow_init(weft_timeout *t, weft_future *inner,
+                                                     weft_duration d);
+/* Same with an absolute deadline. */
+WEFT_API WEFT_NODISCARD int weft_timeout_borrow_at_init(weft_timeout *t, weft_future *inner,
+                                                        weft_instant deadline);
 
 /* ---- interval ------------------------------------------------------------------ */
 

@@ -48,6 +48,7 @@
 #include "support/co_steps.h"
 #include "support/countdown.h"
 #include "support/downcast.h"
+#include "support/gate.h"
 #include "support/never.h"
 #include "support/poll.h"
 #include "support/rng.h"
@@ -590,6 +591,7 @@ struct drop_scene {
     timed_never tn;
     countdown_counts n;
     int drops_after; /* drops of the timeout's inner future after the drop */
+    weft_poll inner_after; /* a borrowed inner future polled after the drop */
     weft_interval iv;
     weft_instant tick0;
     weft_next r0, r1; /* the interval's first two polls */
@@ -1062,6 +1064,214 @@ static void test_timeout_init_rejects_bad_arguments(void **state)
     assert_int_equal(weft_timeout_init(&t, &nopoll, 1), -EINVAL);
     weft_future_init(&nopoll, &no_poll_ops, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&t, &nopoll, 1), -EINVAL);
+}
+
+/* ---- the borrowing timeout ---------------------------------------------- */
+
+static void test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owner(void **state)
+{
+    (void)state;
+    countdown_counts n;
+    countdown c;
+    countdown_start(&c, &n, 3, 4242, WEFT_F_SEND);
+    weft_timeout t;
+    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(3600)), 0);
+    assert_true(weft_future_is_send(&t.base));
+    assert_int_equal(weft_future_out_size(&t.base), sizeof(int));
+    /* Moved before its first poll, without its inner future (it holds the
+     * inner's address); the old copy is scribbled over. */
+    weft_timeout moved;
+    memcpy(&moved, &t, sizeof t);
+    memset(&t, 0xa5, sizeof t);
+    int out = -1;
+    assert_int_equal(weft_block_on(g_rt, &moved.base, &out, sizeof out), 0);
+    assert_int_equal(moved.status, 0);
+    assert_int_equal(out, 4242);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), 4);
+    /* Finished, but not the timeout's to drop; its timer is gone. */
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    assert_int_equal(wheel_armed(), 0);
+#ifndef NDEBUG
+    /* Finished, it cannot be borrowed again (debug builds tell). */
+    g_misuse_expected = 1;
+    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(1)), -EINVAL);
+    assert_true(misuse_reported(1, "finished"));
+#endif
+    weft_future_drop(&c.base);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+}
+
+static void test_timeout_borrow_expires_and_leaves_inner_pending(void **state)
+{
+    (void)state;
+    countdown_counts n;
+    never nv;
+    never_start(&nv, &n, WEFT_F_SEND);
+    weft_timeout t;
+    assert_int_equal(weft_timeout_borrow_init(&t, &nv.base, WEFT_MS(2)), 0);
+    weft_instant deadline = t.sleep.deadline;
+    int out = 0x5a5a5a5a;
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_true(weft_now() >= deadline);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    assert_int_equal(out, 0);
+    int polls = weft_atomic_load_acquire(&n.polls);
+    assert_true(polls >= 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    assert_int_equal(wheel_armed(), 0);
+
+    /* Still pending where it is: a second timeout, with a deadline already
+     * behind us, polls it again (first) and times out at once. */
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &nv.base, 0), 0);
+    out = 1;
+    assert_int_equal(poll_noop(&t.base, &out), WEFT_READY);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), polls + 1);
+    weft_future_drop(&t.base);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    weft_future_drop(&nv.base); /* by its owner, once */
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* What the borrowing form is for: wait for a job under a deadline; past
+ * it, the join handle is still there, to be waited for again, aborted or
+ * cancelled. */
+static void test_timeout_borrow_of_a_join_then_wait_again_or_abort(void **state)
+{
+    (void)state;
+    weft_timeout t;
+    weft_join j;
+    int out = -1;
+
+    /* Waited for again, under a later deadline. */
+    gate g;
+    gate_init(&g);
+    gated gd = gated_make(&g, 7);
+    assert_int_equal(weft_spawn(g_rt, &gd.base, sizeof gd, &j), 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    assert_non_null(j.task); /* the handle is still live */
+    assert_false(weft_join_is_finished(&j));
+    gate_open(&g);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(out, 7);
+    weft_future_drop(&j.base);
+    gate_fini(&g);
+
+    /* Aborted, then waited for (by weft_block_on, where the timeout left
+     * it): the task's future is dropped and the handle says so. */
+    countdown_counts n;
+    never nv;
+    never_start(&nv, &n, WEFT_F_SEND);
+    assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    weft_join_abort(&j);
+    out = -1;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
+    assert_int_equal(j.status, -ECANCELED);
+    assert_int_equal(out, 0);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+
+    /* Cancelled: aborted and the handle dropped in one call. */
+    never_start(&nv, &n, WEFT_F_SEND);
+    assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    weft_join_cancel(&j);
+    WAIT_UNTIL(weft_atomic_load_acquire(&n.drops) >= 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* Drop a pending borrowing timeout: its timer is unlinked as for the
+ * owning form, and the inner future is left as it was — pending, the
+ * caller's to poll again and to drop. */
+static void borrow_arm(drop_scene *d)
+{
+    never_start(&d->tn.inner, &d->n, WEFT_F_SEND);
+    for (int i = 0; i < RETRIES && !d->pending; i++) {
+        /* A retry (the deadline passed before the first poll) takes a
+         * fresh timeout around the same inner future, still pending. */
+        if (i > 0)
+            weft_future_drop(&d->tn.t.base);
+        assert_int_equal(weft_timeout_borrow_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)), 0);
+        int scratch;
+        d->pending = poll_with(&d->tn.t.base, &d->pw, &scratch) == WEFT_PENDING;
+    }
+    d->deadline = d->tn.t.sleep.deadline;
+}
+
+static void borrow_drop(drop_scene *d)
+{
+    weft_future_drop(&d->tn.t.base);
+    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
+    int scratch;
+    d->inner_after = poll_noop(&d->tn.inner.base, &scratch);
+    weft_future_drop(&d->tn.inner.base);
+}
+
+static const drop_subject borrow_subject = { borrow_arm, borrow_drop };
+
+static void test_timeout_borrow_dropped_while_pending_leaves_inner_pending(void **state)
+{
+    (void)state;
+    drop_scene d;
+    run_drop_scene(&d, &borrow_subject, DROP_WHILE_ARMED);
+    assert_true(d.pending);
+    assert_int_equal(d.drops_after, 0);
+    assert_int_equal(d.inner_after, WEFT_PENDING);
+    assert_int_equal(weft_atomic_load_acquire(&d.n.drops), 1); /* by its owner */
+    assert_true(misuse_reported(0, ""));
+    assert_disarmed_silently(&d);
+}
+
+static void test_timeout_borrow_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    weft_timeout t;
+    weft_future bad = { NULL, 0, 0 };
+    static const weft_future_ops no_poll_ops = { "no_poll", 0, NULL, NULL, NULL };
+    static const weft_future_ops varies_ops = { "varies_without_size", WEFT_OUT_SIZE_VARIES,
+                                                countdown_poll, NULL, NULL };
+    countdown_counts n;
+    countdown c;
+    countdown_start(&c, &n, 2, 1, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_borrow_init(NULL, &c.base, 1), -EINVAL);
+    assert_int_equal(weft_timeout_borrow_init(&t, NULL, 1), -EINVAL);
+    assert_int_equal(weft_timeout_borrow_init(&t, &bad, 1), -EINVAL);
+    weft_future_init(&bad, &no_poll_ops, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &bad, 1), -EINVAL);
+    weft_future_init(&bad, &varies_ops, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &bad, 1), -EINVAL);
+#ifndef NDEBUG
+    /* Moved since its first poll: refused and reported at init, rather
+     * than every poll of it refused until the deadline. */
+    int out;
+    assert_int_equal(poll_noop(&c.base, &out), WEFT_PENDING);
+    countdown moved = c;
+    g_misuse_expected = 1;
+    assert_int_equal(weft_timeout_borrow_init(&t, &moved.base, WEFT_SEC(1)), -EINVAL);
+    assert_true(misuse_reported(1, "moved"));
+    assert_true(misuse_reported(1, "weft_timeout_borrow_init"));
+#endif
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    weft_future_drop(&c.base);
+
+    /* Send exactly when the inner future is. */
+    countdown_start(&c, &n, 0, 1, 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(1)), 0);
+    assert_false(weft_future_is_send(&t.base));
+    weft_future_drop(&t.base);
+    weft_future_drop(&c.base);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
 }
 
 /* ==== interval =========================================================== */
@@ -1779,6 +1989,11 @@ int main(void)
         T(test_timeout_of_non_send_inner_is_not_send),
         T(test_timeout_dropped_while_pending_drops_inner_and_disarms),
         T(test_timeout_init_rejects_bad_arguments),
+        T(test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owner),
+        T(test_timeout_borrow_expires_and_leaves_inner_pending),
+        T(test_timeout_borrow_of_a_join_then_wait_again_or_abort),
+        T(test_timeout_borrow_dropped_while_pending_leaves_inner_pending),
+        T(test_timeout_borrow_init_rejects_bad_arguments),
         T(test_interval_first_tick_immediate_then_period_apart),
         T(test_interval_missed_ticks_burst_fires_them_back_to_back),
         T(test_interval_missed_ticks_delay_restarts_from_now),
