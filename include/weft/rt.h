@@ -210,10 +210,16 @@ WEFT_API void weft_join_all_abort(weft_join_all *ja);
  * polls), with `rt` as the current runtime, then drop it. `fut` need not be
  * Send; it is polled in place and must not move while this runs. `out`
  * receives the output; `out_size` must equal weft_future_out_size(fut).
+ * `fut` may have been polled before (by hand, or by a borrowing timeout
+ * that gave up on it: weft_timeout_borrow_init) as long as it was not
+ * moved since its first poll and has not finished; debug builds refuse and report a moved
+ * or finished one (-EINVAL), release builds cannot tell (polling such a
+ * future is undefined, as for any future).
  * Returns 0 (the future was dropped), or — with the caller still owning
- * `fut`, which was not polled — -EINVAL (NULL arguments, size mismatch,
- * malformed ops, already polled), -EDEADLK (called from a worker thread: it would block
- * that worker), or -ENOMEM. Non-worker threads only. */
+ * `fut`, which this call did not poll — -EINVAL (NULL arguments, size
+ * mismatch, malformed ops, moved or finished as above), -EDEADLK (called
+ * from a worker thread: it would block that worker), or -ENOMEM.
+ * Non-worker threads only. */
 WEFT_API WEFT_NODISCARD int weft_block_on(weft_rt *rt, weft_future *fut,
                                           void *out, size_t out_size);
 
