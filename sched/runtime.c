@@ -188,7 +188,7 @@ void weft_rt_shutdown(weft_rt *rt)
      * later wakes do nothing. */
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
-    weft__slab_scan(&rt->pool.sched.slab, WEFT_T_COMPLETE, weft__task_shutdown);
+    weft__slab_scan(&rt->pool.sched.slab, WEFT_T_COMPLETE, weft__task_shutdown, NULL);
     weft__pool_close(&rt->pool);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);

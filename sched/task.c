@@ -361,8 +361,9 @@ void weft__task_run(struct weft__task *t)
     }
 }
 
-void weft__task_shutdown(void *block)
+void weft__task_shutdown(void *block, void *ctx)
 {
+    (void)ctx;
     struct weft__task *t = block;
     /* Acquire: a block the scan reports may have just been freed. */
     uint64_t s = weft_atomic_load_acquire(&t->state);

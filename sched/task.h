@@ -103,7 +103,7 @@ void weft__task_abort(struct weft__task *t);
 
 /* Shutdown (the scheduler's threads stopped): cancel the task now unless
  * it is already complete or its block is free (state 0). */
-void weft__task_shutdown(void *block);
+void weft__task_shutdown(void *block, void *ctx);
 
 /* The join handle of a task just spawned with JOIN_INTEREST (join.c). */
 void weft__join_init(weft_join *j, struct weft__task *t);
