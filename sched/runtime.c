@@ -179,16 +179,14 @@ void weft_rt_shutdown(weft_rt *rt)
                     "join itself); ignored");
         return;
     }
-    weft__pool_stop(&rt->pool);
-    /* Workers are gone: this thread now owns their queues. Cancel every
-     * task (futures dropped here, with this runtime current so their drops
-     * see it), then release the queue entries. Wakes from the
-     * cancellations land in the injector or inboxes (this is not a worker)
-     * and are released by the close; tasks are all complete afterwards, so
-     * later wakes do nothing. */
+    /* Cancel every task — Send futures dropped here, local ones on their
+     * owner workers, with this runtime current so the drops see it — and
+     * join the workers; this thread then owns their queues. Wakes from the
+     * drops land in queues that the close releases; every task is
+     * complete afterwards, so later wakes do nothing. */
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
-    weft__slab_scan(&rt->pool.sched.slab, WEFT_T_COMPLETE, weft__task_shutdown, NULL);
+    weft__pool_stop(&rt->pool);
     weft__pool_close(&rt->pool);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);

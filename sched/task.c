@@ -361,17 +361,19 @@ void weft__task_run(struct weft__task *t)
     }
 }
 
-void weft__task_shutdown(void *block, void *ctx)
+void weft__task_shutdown(struct weft__task *t)
 {
-    (void)ctx;
-    struct weft__task *t = block;
-    /* Acquire: a block the scan reports may have just been freed. */
+    /* Acquire: see the writes of whoever made the task what it is (its
+     * spawner, its last poll); a block the scan reports may just have been
+     * freed. */
     uint64_t s = weft_atomic_load_acquire(&t->state);
     for (;;) {
         if (s == 0 || (s & WEFT_T_COMPLETE))
             return; /* freed, or done and held by a join handle or waker */
         if (s & WEFT_T_RUNNING) {
-            /* Cannot happen once workers are joined. */
+            /* Cannot happen: nothing polls a task once shutdown cancels
+             * it, and only one thread cancels a given task (the stopping
+             * thread, or the one that drained its queue entry). */
             WEFT_DIE("task running during shutdown");
         }
         /* Take RUNNING plus a running reference (task_complete drops

@@ -39,7 +39,8 @@ typedef struct weft_rt_options {
 WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *opts);
 
 /* Stop the runtime and free it: every task not yet complete is cancelled
- * (its future dropped), join handles then yield -ECANCELED, worker threads
+ * (its future dropped: a local task's on its owner worker, the others on
+ * the calling thread), join handles then yield -ECANCELED, worker threads
  * are joined, and every byte the runtime allocated is freed. Join handles
  * and wakers still held by the caller stay valid: wakes become no-ops and
  * each handle frees its task when dropped. Call from a non-worker thread,

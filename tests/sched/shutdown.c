@@ -1,0 +1,244 @@
+/* Unit tests for the runtime's lifecycle in sched/runtime.c and the pool's
+ * stop in sched/worker.c: where shutdown drops each future (a local one on
+ * its owner worker), spawns racing shutdown (driven through the runtime's
+ * test hooks into a fixed interleaving), calls on a runtime that is shut
+ * down or freed, and what weft_rt_new refuses.
+ *
+ * Every test runs on the fixture's two-worker runtime (support/rt_fixture.h)
+ * under the counting allocator: the teardown fails a test that leaked a
+ * task (a reference, a future never dropped) or freed one twice. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "weft/weft.h"
+#include "core/atomic.h"
+#include "support/check.h"
+#include "support/downcast.h"
+#include "support/poll.h"
+#include "support/rt_fixture.h"
+#include "support/wait.h"
+
+/* ---- probes: futures that note where they are polled and dropped ------------------- */
+
+#define NPROBES 32u
+
+/* Per probe id. */
+static _Atomic int g_first_worker[NPROBES]; /* weft_worker_index() at the first poll */
+static _Atomic int g_drop_worker[NPROBES];  /* ... at the drop */
+static _Atomic int g_drops[NPROBES];
+static _Atomic int g_spawn_rc[NPROBES];       /* what a spawn in its drop returned */
+static _Atomic int g_spawn_local_rc[NPROBES]; /* what a local spawn in its drop returned */
+/* A waker clone a probe gives away at its first poll, consumed (woken) by
+ * the drop of the probe that targets it. */
+static weft_waker g_given[NPROBES];
+static _Atomic int g_first_polls;
+
+enum probe_flags {
+    PROBE_YIELD = 1,      /* wake itself at every poll: always queued */
+    PROBE_GIVE_WAKER = 2, /* clone its waker into g_given[id] at the first poll */
+    PROBE_SPAWN_CHILD = 4, /* spawn Send probe `target` at the first poll, keep its join */
+    PROBE_DROP_WAKES = 8, /* its drop wakes g_given[target] */
+    PROBE_DROP_SPAWNS = 16, /* its drop tries weft_spawn and weft_spawn_local */
+};
+
+typedef struct probe {
+    weft_future base;
+    unsigned id;
+    unsigned flags;
+    unsigned target;
+    bool polled;
+    bool has_child;
+    weft_join child; /* PROBE_SPAWN_CHILD */
+} probe;
+
+static void probe_init(probe *p, unsigned id, unsigned flags, unsigned target, uint32_t fflags);
+
+static weft_poll probe_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    DOWNCAST(probe, p);
+    (void)out;
+    if (!p->polled) {
+        p->polled = true;
+        weft_atomic_store_relaxed(&g_first_worker[p->id], weft_worker_index());
+        if (p->flags & PROBE_GIVE_WAKER)
+            g_given[p->id] = weft_waker_clone(cx->waker);
+        if (p->flags & PROBE_SPAWN_CHILD) {
+            probe c;
+            probe_init(&c, p->target, 0, 0, WEFT_F_SEND);
+            p->has_child = weft_spawn(NULL, &c.base, sizeof c, &p->child) == 0;
+            CHECK(p->has_child);
+        }
+        /* Release: the test thread waits for every first poll (acquire)
+         * before it shuts down, so what was written above is seen by the
+         * drops that shutdown runs. */
+        weft_atomic_fetch_add_release(&g_first_polls, 1);
+    }
+    if (p->flags & PROBE_YIELD)
+        weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static void probe_drop(weft_future *f)
+{
+    DOWNCAST(probe, p);
+    weft_atomic_store_relaxed(&g_drop_worker[p->id], weft_worker_index());
+    if (p->flags & PROBE_DROP_WAKES)
+        weft_waker_wake(&g_given[p->target]);
+    if (p->flags & PROBE_DROP_SPAWNS) {
+        probe c;
+        probe_init(&c, NPROBES - 1, 0, 0, WEFT_F_SEND);
+        weft_atomic_store_relaxed(&g_spawn_rc[p->id],
+                                  weft_spawn_or_drop(NULL, &c.base, sizeof c, NULL));
+        probe_init(&c, NPROBES - 1, 0, 0, 0);
+        int rc = weft_spawn_local(&c.base, sizeof c, NULL);
+        if (rc != 0)
+            weft_future_drop(&c.base);
+        weft_atomic_store_relaxed(&g_spawn_local_rc[p->id], rc);
+    }
+    if (p->has_child)
+        weft_future_drop(&p->child.base);
+    /* AcqRel: the test thread reads the notes above after it sees the drop. */
+    weft_atomic_fetch_add_acq_rel(&g_drops[p->id], 1);
+}
+
+static const weft_future_ops probe_ops = { "probe", 0, probe_poll, probe_drop, NULL };
+
+static void probe_init(probe *p, unsigned id, unsigned flags, unsigned target, uint32_t fflags)
+{
+    weft_future_init(&p->base, &probe_ops, fflags);
+    p->id = id;
+    p->flags = flags;
+    p->target = target;
+    p->polled = false;
+    p->has_child = false;
+}
+
+static void probes_reset(void)
+{
+    for (unsigned i = 0; i < NPROBES; i++) {
+        weft_atomic_store_relaxed(&g_first_worker[i], -2);
+        weft_atomic_store_relaxed(&g_drop_worker[i], -2);
+        weft_atomic_store_relaxed(&g_drops[i], 0);
+        weft_atomic_store_relaxed(&g_spawn_rc[i], 1);
+        weft_atomic_store_relaxed(&g_spawn_local_rc[i], 1);
+        g_given[i] = (weft_waker)WEFT_WAKER_EMPTY;
+    }
+    weft_atomic_store_relaxed(&g_first_polls, 0);
+}
+
+static int drops_of(unsigned id)
+{
+    /* Acquire: pairs with the drop's acq_rel count. */
+    return weft_atomic_load_acquire(&g_drops[id]);
+}
+
+/* ---- local futures are dropped on their owner -------------------------------------- */
+
+/* Each of two parents (Send, on whichever worker runs it) spawns ten local
+ * probes there, owned by that worker; probe ids are parent * 10 + k. */
+#define LOCALS 10u
+static weft_join g_local_joins[2];
+
+/* The local probes of parent `p`:
+ *   k0 idle, its join handle kept by the test; k1 idle, detached;
+ *   k2 yields at every poll (always queued); k3's drop wakes Send probe
+ *   20 + p; k4's drop wakes k5 (same owner); k5 gives its waker; k6's drop
+ *   spawns (refused); k7 spawns Send probe k9 and keeps its join handle,
+ *   which its drop drops; k8 gives its waker, woken by Send probe 22 + p's
+ *   drop. */
+static void spawn_locals(void *arg, void *out)
+{
+    unsigned p = *(const unsigned *)arg;
+    unsigned b = p * LOCALS;
+    static const struct { unsigned flags, target; } kinds[] = {
+        { 0, 0 },
+        { 0, 0 },
+        { PROBE_YIELD, 0 },
+        { PROBE_DROP_WAKES, 20 },
+        { PROBE_DROP_WAKES, 5 },
+        { PROBE_GIVE_WAKER, 0 },
+        { PROBE_DROP_SPAWNS, 0 },
+        { PROBE_SPAWN_CHILD, 9 },
+        { PROBE_GIVE_WAKER, 0 },
+    };
+    for (unsigned k = 0; k < 9; k++) {
+        probe l;
+        unsigned target = kinds[k].target + (kinds[k].target >= 20 ? p : b);
+        probe_init(&l, b + k, kinds[k].flags, target, 0);
+        int rc = weft_spawn_local(&l.base, sizeof l, k == 0 ? &g_local_joins[p] : NULL);
+        CHECK(rc == 0);
+    }
+    *(int *)out = weft_worker_index();
+}
+
+static void test_local_futures_are_dropped_on_their_owner_worker(void **state)
+{
+    (void)state;
+    async_failures_reset();
+    probes_reset();
+    for (unsigned p = 0; p < 2; p++) {
+        weft_join j;
+        assert_int_equal(weft_spawn_fn(g_rt, spawn_locals, &p, sizeof(int), &j), 0);
+        int worker = -1;
+        assert_int_equal(join_blocking(g_rt, &j, &worker, sizeof worker), 0);
+        assert_true(worker >= 0);
+        /* Send probes: 20 + p gives its waker (k3 wakes it); 22 + p's drop
+         * wakes k8 from the thread that cancels Send tasks. */
+        probe s;
+        probe_init(&s, 20 + p, PROBE_GIVE_WAKER, 0, WEFT_F_SEND);
+        assert_int_equal(weft_spawn(g_rt, &s.base, sizeof s, NULL), 0);
+        probe_init(&s, 22 + p, PROBE_DROP_WAKES, p * LOCALS + 8, WEFT_F_SEND);
+        assert_int_equal(weft_spawn(g_rt, &s.base, sizeof s, NULL), 0);
+    }
+    /* 2 * (9 local + 1 Send child) + 4 Send. */
+    WAIT_UNTIL(weft_atomic_load_acquire(&g_first_polls) == 24);
+    weft_rt_shutdown(g_rt);
+    g_rt = NULL;
+    assert_no_async_failures();
+
+    for (unsigned p = 0; p < 2; p++) {
+        for (unsigned k = 0; k < LOCALS; k++) {
+            unsigned id = p * LOCALS + k;
+            assert_int_equal(drops_of(id), 1);
+            if (k == 9)
+                continue; /* Send */
+            int owner = weft_atomic_load_relaxed(&g_first_worker[id]);
+            int dropped_on = weft_atomic_load_relaxed(&g_drop_worker[id]);
+            if (dropped_on != owner)
+                print_error("local probe %u: owned by worker %d, dropped on %d\n", id, owner,
+                            dropped_on);
+            assert_true(owner >= 0);
+            assert_int_equal(dropped_on, owner);
+        }
+        assert_int_equal(drops_of(20 + p), 1);
+        assert_int_equal(drops_of(22 + p), 1);
+        /* A spawn from a drop during shutdown is refused. */
+        assert_int_equal(weft_atomic_load_relaxed(&g_spawn_rc[p * LOCALS + 6]), -ECANCELED);
+        assert_int_equal(weft_atomic_load_relaxed(&g_spawn_local_rc[p * LOCALS + 6]), -ECANCELED);
+        /* The kept handle completes, cancelled. */
+        assert_true(weft_join_is_finished(&g_local_joins[p]));
+        assert_int_equal(poll_noop(&g_local_joins[p].base, NULL), WEFT_READY);
+        assert_int_equal(g_local_joins[p].status, -ECANCELED);
+        weft_future_drop(&g_local_joins[p].base);
+    }
+    /* The refused spawns' futures were dropped by the spawners. */
+    assert_int_equal(drops_of(NPROBES - 1), 4);
+    /* Teardown: every task and the runtime were freed. */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
+        T(test_local_futures_are_dropped_on_their_owner_worker),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
