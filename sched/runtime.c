@@ -28,28 +28,35 @@ static void rt_destroy(struct weft_rt *rt)
     weft__free(rt->raw);
 }
 
-static void task_allocated(struct weft_rt *rt)
+/* A thread off the runtime's workers counts the task it is about to spawn
+ * in remote_live before it looks at anything else of the runtime: from
+ * then on the runtime's memory stays, even if a shutdown finishes
+ * meanwhile (it frees the runtime only when the count reaches zero). Pair
+ * with release_remote when the spawn fails, else the task's free pairs
+ * with it. */
+static void claim_remote(struct weft_rt *rt)
 {
-    struct weft__worker *w = weft__pool_worker(&rt->pool);
-    if (w)
-        w->live_tasks++;
-    else
-        /* Relaxed: a counter; the free that brings it to zero uses acq_rel. */
-        weft_atomic_fetch_add_relaxed(&rt->remote_live, 1);
+    /* Acquire: a claim that comes after shutdown's last step (its acq_rel
+     * add to this count) sees `stopping` set. */
+    weft_atomic_fetch_add_acquire(&rt->remote_live, 1);
+}
+
+static void release_remote(struct weft_rt *rt)
+{
+    /* AcqRel: the thread reaching zero sees every other holder's accesses
+     * before it frees the runtime. */
+    if (weft_atomic_fetch_sub_acq_rel(&rt->remote_live, 1) == 1)
+        rt_destroy(rt);
 }
 
 static void task_freed(struct weft__sched *s)
 {
     struct weft_rt *rt = weft__rt_of(s);
     struct weft__worker *w = weft__pool_worker(&rt->pool);
-    if (w) {
+    if (w)
         w->live_tasks--;
-        return;
-    }
-    /* AcqRel: the thread reaching zero sees every other holder's accesses
-     * before it frees the runtime. */
-    if (weft_atomic_fetch_sub_acq_rel(&rt->remote_live, 1) == 1)
-        rt_destroy(rt);
+    else
+        release_remote(rt); /* may free the runtime: last */
 }
 
 /* The multi-thread flavour of the seam. */
@@ -73,24 +80,75 @@ int weft_worker_index(void)
     return w ? (int)w->index : -1;
 }
 
-/* ---- spawning ------------------------------------------------------------------- */
+/* ---- test hooks ------------------------------------------------------------------ */
+
+#if WEFT_DEBUG_LEVEL >= 1
+/* Set while no other thread spawns or shuts down; read by those. */
+static weft__rt_hook_fn *g_hook;
+static void *g_hook_ctx;
+
+void weft__rt_set_hook(weft__rt_hook_fn *fn, void *ctx)
+{
+    g_hook = fn;
+    g_hook_ctx = ctx;
+}
+
+#define RT_HOOK(at, rt) (g_hook ? g_hook((at), (rt), g_hook_ctx) : (void)0)
+#else
+void weft__rt_set_hook(weft__rt_hook_fn *fn, void *ctx)
+{
+    (void)fn, (void)ctx;
+}
+
+#define RT_HOOK(at, rt) ((void)0)
+#endif
+
+/* ---- spawning ------------------------------------------------------------------- *
+ *
+ * A spawn racing shutdown. A worker of the runtime spawns only while it
+ * runs (shutdown waits for the workers to leave their loops, and refuses
+ * spawns from the drops after). Any other thread may be anywhere in a
+ * spawn while a shutdown runs, and its task ends cancelled whatever the
+ * interleaving:
+ *  - it saw `stopping`: refused with -ECANCELED, nothing allocated;
+ *  - its task was allocated before the stop's scan reached it: the scan
+ *    cancels it; its queue entry is released by the close (or the
+ *    spawner's drain, below);
+ *  - allocated later: the scan misses it, but the spawner queues it, and
+ *    the close or the spawner itself (seeing `closed` after its push)
+ *    drains the entry and cancels the task (worker.c, "remote hand-off").
+ * The claim on the runtime (claim_remote) keeps its memory meanwhile. */
 
 static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_size,
                       weft_join *join, struct weft__worker *owner)
 {
+    struct weft__worker *w = weft__pool_worker(&rt->pool);
+    if (!w)
+        claim_remote(rt);
+    int rc = -ECANCELED;
     if (weft__pool_stopping(&rt->pool))
-        return -ECANCELED;
+        goto refused;
+    if (!w)
+        RT_HOOK(WEFT__RT_HOOK_SPAWN_ADMITTED, rt);
     uint64_t flags = WEFT_T_NOTIFIED | (join ? WEFT_T_JOIN_INTEREST : 0);
     unsigned refs = 2u + (join ? 1u : 0u); /* live + queue (+ join) */
     struct weft__task *t = weft__task_new(&rt->pool.sched, fut, fut_size,
                                           owner ? owner->index + 1u : 0u, flags, refs);
+    rc = -ENOMEM;
     if (!t)
-        return -ENOMEM;
-    task_allocated(rt);
+        goto refused;
+    if (w)
+        w->live_tasks++;
+    else
+        RT_HOOK(WEFT__RT_HOOK_SPAWN_ALLOCATED, rt);
     if (join)
         weft__join_init(join, t);
-    weft__pool_schedule(&rt->pool.sched, t);
+    weft__pool_schedule(&rt->pool.sched, t); /* may free the runtime: last */
     return 0;
+refused:
+    if (!w)
+        release_remote(rt); /* may free the runtime: last */
+    return rc;
 }
 
 static int check_spawnable(const weft_future *fut, size_t fut_size)
@@ -187,6 +245,7 @@ void weft_rt_shutdown(weft_rt *rt)
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
     weft__pool_stop(&rt->pool);
+    RT_HOOK(WEFT__RT_HOOK_SHUTDOWN_STOPPED, rt);
     weft__pool_close(&rt->pool);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);

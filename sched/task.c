@@ -42,10 +42,12 @@ struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
     t->block_units = block_size <= WEFT__SLAB_MAX ? (uint16_t)(block_size / WEFT__SLAB_GRAIN) : 0;
     memset(t->data, 0, out_room);
     memcpy(weft__task_future(t), fut, fut_size);
-    /* Relaxed: the task is published to other threads by the queue push
-     * (release) that follows; the store is atomic because the shutdown scan
-     * reads state words of blocks. */
-    weft_atomic_store_relaxed(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
+    /* Release: a shutdown scan may run meanwhile (a spawn from off the
+     * workers racing shutdown) and cancel the task as soon as it reads this
+     * word, so the word publishes the fields above (pairs with the scan's
+     * acquire load; on x86 this is a plain store). Other threads otherwise
+     * get the task through the queue push that follows. */
+    weft_atomic_store_release(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
     return t;
 }
 

@@ -26,7 +26,9 @@
  * freeing the last task frees the runtime — while this thread still
  * notifies. After weft__pool_close, such a late push is released by one
  * side or the other (a seq_cst store + fence against a fence + seq_cst
- * load). */
+ * load), and the task it holds is cancelled if it is still live: a spawn
+ * racing shutdown may have allocated it after the stop's scan (see
+ * "spawning" in runtime.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -118,10 +120,21 @@ static void maybe_notify_others(struct weft__worker *w)
         weft__idle_notify_local(&w->pool->idle);
 }
 
-/* After close, a remote scheduler that won its wake before the task was
- * cancelled may still push: release such entries. Collect first, then
- * drop the references, because dropping the last task reference may free
- * the runtime. */
+/* A queue entry after close: cancel its task if it is still live (a spawn
+ * racing shutdown queued it after the stop's scan went by), then drop the
+ * entry's reference. */
+static void release_entry(struct weft__task *t)
+{
+    weft__task_shutdown(t);
+    weft__task_drop_ref(t);
+}
+
+/* After close, a remote scheduler may still push: one that won its wake
+ * before the task was cancelled, or a spawn racing shutdown. Release such
+ * entries, cancelling what they hold, with the runtime current so the
+ * drops see it. Collect first, then release, because dropping the last
+ * task reference may free the runtime (and a drop may push again, which
+ * drains again). */
 static void drain_closed(struct weft__pool *p)
 {
     struct weft__task *list = NULL, *t;
@@ -138,11 +151,13 @@ static void drain_closed(struct weft__pool *p)
     }
     pthread_mutex_unlock(&p->drain_lock);
     /* Out of every queue now: the link field is ours. */
+    struct weft__sched *saved = weft__sched_enter(&p->sched);
     while (list) {
         t = list;
         list = t->qnode.next ? weft__task_of_qnode(t->qnode.next) : NULL;
-        weft__task_drop_ref(t);
+        release_entry(t); /* may free the runtime after the last one */
     }
+    weft__sched_enter(saved);
 }
 
 /* Queue `t` from a thread that is not one of the pool's workers: the
@@ -621,10 +636,10 @@ void weft__pool_close(struct weft__pool *p)
         if (w->lifo) {
             t = w->lifo;
             w->lifo = NULL;
-            weft__task_drop_ref(t);
+            release_entry(t);
         }
         while ((t = weft__ring_pop_owner(&w->ring)))
-            weft__task_drop_ref(t);
+            release_entry(t);
     }
     drain_closed(p);
 }

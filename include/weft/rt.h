@@ -44,8 +44,10 @@ WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *op
  * are joined, and every byte the runtime allocated is freed. Join handles
  * and wakers still held by the caller stay valid: wakes become no-ops and
  * each handle frees its task when dropped. Call from a non-worker thread,
- * once, when no other thread will call into this runtime any more except
- * through join handles and wakers; `rt` NULL is a no-op. */
+ * once; `rt` NULL is a no-op. Other threads may still use join handles and
+ * wakers, and may spawn while this runs (see weft_spawn); after it
+ * returned, the runtime's memory lives only as long as a join handle or
+ * waker of one of its tasks, and a spawn then returns -ECANCELED. */
 WEFT_API void weft_rt_shutdown(weft_rt *rt);
 
 /* The runtime whose worker (or weft_block_on) is running the calling
@@ -84,6 +86,9 @@ typedef struct weft_join {
  * -EINVAL (NULL fut, fut_size smaller than a weft_future, no poll function,
  * no runtime, or an already polled future), -EPERM (fut is not Send; debug
  * builds name it), -ENOMEM, or -ECANCELED (the runtime is shutting down).
+ * A spawn racing weft_rt_shutdown on another thread returns -ECANCELED, or
+ * 0 and the task is cancelled: its future dropped (maybe on this thread,
+ * before this returns), never polled; its join handle yields -ECANCELED.
  * Any thread, including workers and foreign threads. */
 WEFT_API WEFT_NODISCARD int weft_spawn(weft_rt *rt, const weft_future *fut,
                                        size_t fut_size, weft_join *join);

@@ -14,11 +14,13 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "sched/runtime.h"
 #include "support/check.h"
 #include "support/downcast.h"
 #include "support/poll.h"
@@ -233,11 +235,218 @@ static void test_local_futures_are_dropped_on_their_owner_worker(void **state)
     /* Teardown: every task and the runtime were freed. */
 }
 
+/* ---- spawns racing shutdown ---------------------------------------------------------- */
+
+/* Each interleaving of a spawn from off the workers with a shutdown, run on
+ * purpose through the runtime's test hooks (debug builds only). Whatever
+ * the interleaving, the spawn returns 0 and its task ends cancelled: the
+ * future dropped once, never polled, the join handle finished with
+ * -ECANCELED; or it returns -ECANCELED with the future still the caller's.
+ * The teardown checks that nothing leaked. */
+
+#ifndef NDEBUG /* the hooks and what the tests below run through them */
+
+/* The probe a racing spawn spawns, and what must have become of it. */
+static void expect_cancelled_unpolled(weft_join *j)
+{
+    assert_int_equal(drops_of(0), 1);
+    assert_int_equal(weft_atomic_load_acquire(&g_first_polls), 0);
+    if (!j)
+        return;
+    assert_true(weft_join_is_finished(j));
+    assert_int_equal(poll_noop(&j->base, NULL), WEFT_READY);
+    assert_int_equal(j->status, -ECANCELED);
+    weft_future_drop(&j->base);
+}
+
+/* A hook that runs a whole shutdown, once, at `at`. */
+typedef struct shutdown_at {
+    weft__rt_hook_at at;
+    bool done;
+} shutdown_at;
+
+static void shutdown_at_hook(weft__rt_hook_at at, weft_rt *rt, void *ctx)
+{
+    shutdown_at *h = ctx;
+    if (at != h->at || h->done)
+        return;
+    h->done = true;
+    weft_rt_shutdown(rt);
+}
+
+/* Spawns a probe while the whole shutdown runs at hook point `at` of the
+ * spawn itself. */
+static void spawn_around_a_whole_shutdown(weft__rt_hook_at at, bool with_join)
+{
+    probes_reset();
+    shutdown_at h = { at, false };
+    weft__rt_set_hook(shutdown_at_hook, &h);
+    probe f;
+    probe_init(&f, 0, 0, 0, WEFT_F_SEND);
+    weft_join j;
+    int rc = weft_spawn(g_rt, &f.base, sizeof f, with_join ? &j : NULL);
+    weft__rt_set_hook(NULL, NULL);
+    g_rt = NULL; /* shut down inside the spawn */
+    assert_true(h.done);
+    assert_int_equal(rc, 0);
+    expect_cancelled_unpolled(with_join ? &j : NULL);
+}
+
+/* Two threads take turns at the hook points (no sleeping: each spins on
+ * `step`, giving the CPU away). */
+static _Atomic int g_step;
+
+static void step_to(int n)
+{
+    /* Release: what this thread did happens before the other's turn. */
+    weft_atomic_store_release(&g_step, n);
+}
+
+static void step_wait(int n)
+{
+    weft_instant start = weft_now();
+    /* Acquire: pairs with step_to. */
+    while (weft_atomic_load_acquire(&g_step) < n) {
+        sched_yield();
+        if (wait_expired(start)) {
+            CHECK(!"step never came");
+            return;
+        }
+    }
+}
+
+/* The spawner (the test thread): admitted, it lets the shutdown run up to
+ * its close and queues its task then. The shutdown thread: stopped, it
+ * waits for that push before it closes. */
+static void between_scan_and_close_hook(weft__rt_hook_at at, weft_rt *rt, void *ctx)
+{
+    (void)rt, (void)ctx;
+    if (at == WEFT__RT_HOOK_SPAWN_ADMITTED) {
+        step_to(1);
+        step_wait(2);
+    } else if (at == WEFT__RT_HOOK_SHUTDOWN_STOPPED) {
+        step_to(2);
+        step_wait(3);
+    }
+}
+
+static void *shutdown_main(void *arg)
+{
+    step_wait(1);
+    weft_rt_shutdown(arg);
+    return NULL;
+}
+
+static int g_refused_rc;
+
+static void spawn_while_stopped_hook(weft__rt_hook_at at, weft_rt *rt, void *ctx)
+{
+    (void)ctx;
+    if (at != WEFT__RT_HOOK_SHUTDOWN_STOPPED)
+        return;
+    probe f;
+    probe_init(&f, 0, 0, 0, WEFT_F_SEND);
+    g_refused_rc = weft_spawn(rt, &f.base, sizeof f, NULL);
+    if (g_refused_rc != 0)
+        weft_future_drop(&f.base);
+}
+
+#endif
+
+/* The spawn saw the runtime running, then the whole shutdown ran before it
+ * allocated: its task comes after the stop's scan and after close, so the
+ * spawner drains its own push and cancels the task. */
+static void test_spawn_admitted_before_a_whole_shutdown_is_cancelled_by_the_spawner(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip(); /* release builds have no hooks */
+#else
+    spawn_around_a_whole_shutdown(WEFT__RT_HOOK_SPAWN_ADMITTED, true);
+#endif
+}
+
+static void test_detached_spawn_admitted_before_a_whole_shutdown_is_cancelled(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    spawn_around_a_whole_shutdown(WEFT__RT_HOOK_SPAWN_ADMITTED, false);
+#endif
+}
+
+/* The task was allocated (in the slab) but not queued when the whole
+ * shutdown ran: the stop's scan cancels it, and its later push is
+ * released. */
+static void test_spawn_allocated_before_a_whole_shutdown_is_cancelled_by_the_scan(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    spawn_around_a_whole_shutdown(WEFT__RT_HOOK_SPAWN_ALLOCATED, true);
+#endif
+}
+
+/* The task is allocated after the stop's scan went by and queued before
+ * the close: the close drains the entry and cancels the task. */
+static void test_spawn_queued_between_scan_and_close_is_cancelled_by_the_close(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    async_failures_reset();
+    probes_reset();
+    weft_atomic_store_relaxed(&g_step, 0);
+    weft__rt_set_hook(between_scan_and_close_hook, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, shutdown_main, g_rt), 0);
+    probe f;
+    probe_init(&f, 0, 0, 0, WEFT_F_SEND);
+    weft_join j;
+    int rc = weft_spawn(g_rt, &f.base, sizeof f, &j);
+    step_to(3);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    weft__rt_set_hook(NULL, NULL);
+    g_rt = NULL;
+    assert_no_async_failures();
+    assert_int_equal(rc, 0);
+    expect_cancelled_unpolled(&j);
+#endif
+}
+
+/* A spawn that starts once shutdown is under way (here: from its hook,
+ * on the thread shutting down) is refused and leaves the future with the
+ * caller. */
+static void test_spawn_during_shutdown_fails_with_ecanceled(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    probes_reset();
+    g_refused_rc = 1;
+    weft__rt_set_hook(spawn_while_stopped_hook, NULL);
+    weft_rt_shutdown(g_rt);
+    weft__rt_set_hook(NULL, NULL);
+    g_rt = NULL;
+    assert_int_equal(g_refused_rc, -ECANCELED);
+    assert_int_equal(drops_of(0), 1); /* by the caller */
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
         T(test_local_futures_are_dropped_on_their_owner_worker),
+        T(test_spawn_admitted_before_a_whole_shutdown_is_cancelled_by_the_spawner),
+        T(test_detached_spawn_admitted_before_a_whole_shutdown_is_cancelled),
+        T(test_spawn_allocated_before_a_whole_shutdown_is_cancelled_by_the_scan),
+        T(test_spawn_queued_between_scan_and_close_is_cancelled_by_the_close),
+        T(test_spawn_during_shutdown_fails_with_ecanceled),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
