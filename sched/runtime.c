@@ -18,12 +18,61 @@
 #include "core/future.h"
 #include "core/sys.h"
 
+#include <pthread.h>
 #include <string.h>
+
+/* ---- live runtimes (debug builds) ----------------------------------------------- *
+ *
+ * Debug builds keep every runtime whose memory is not freed on a list, so
+ * that a call with a runtime already shut down and freed — a second
+ * shutdown, a spawn after shutdown with no handle keeping the runtime —
+ * is reported and refused instead of using freed memory. The list's lock
+ * is held from the look-up to the point where the caller holds the
+ * runtime (its claim, or its shut_down flag), and rt_destroy takes it
+ * before the memory goes. A freed runtime's address may be reused by a
+ * later runtime, which hides the mistake. */
+
+#if WEFT_DEBUG_LEVEL >= 1
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_rt *g_live; /* under g_live_lock */
+
+static void live_add(struct weft_rt *rt)
+{
+    pthread_mutex_lock(&g_live_lock);
+    rt->live_next = g_live;
+    g_live = rt;
+    pthread_mutex_unlock(&g_live_lock);
+}
+
+static void live_remove(struct weft_rt *rt)
+{
+    pthread_mutex_lock(&g_live_lock);
+    for (struct weft_rt **pp = &g_live; *pp; pp = &(*pp)->live_next) {
+        if (*pp == rt) {
+            *pp = rt->live_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_live_lock);
+}
+
+/* Under g_live_lock. Compares addresses only: `rt` may be freed. */
+static bool live_has(const struct weft_rt *rt)
+{
+    for (struct weft_rt *r = g_live; r; r = r->live_next)
+        if (r == rt)
+            return true;
+    return false;
+}
+#endif
 
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void rt_destroy(struct weft_rt *rt)
 {
+#if WEFT_DEBUG_LEVEL >= 1
+    live_remove(rt);
+#endif
     weft__pool_fini(&rt->pool);
     weft__free(rt->raw);
 }
@@ -33,12 +82,33 @@ static void rt_destroy(struct weft_rt *rt)
  * then on the runtime's memory stays, even if a shutdown finishes
  * meanwhile (it frees the runtime only when the count reaches zero). Pair
  * with release_remote when the spawn fails, else the task's free pairs
- * with it. */
-static void claim_remote(struct weft_rt *rt)
+ * with it. Returns 0, or -EINVAL (debug builds: `rt` was freed). */
+static int claim_remote(struct weft_rt *rt)
 {
+#if WEFT_DEBUG_LEVEL >= 1
+    pthread_mutex_lock(&g_live_lock);
+    bool live = live_has(rt);
+    if (live) {
+        /* Relaxed: a first guess; the CAS acquires. A count of zero means
+         * the runtime's last task is being freed, and the runtime with it
+         * (rt_destroy waits for this lock): too late to claim it. */
+        int64_t n = weft_atomic_load_relaxed(&rt->remote_live);
+        do {
+            live = n > 0;
+            /* Acquire: as the add below. */
+        } while (live && !weft_atomic_cas_weak_acquire(&rt->remote_live, &n, n + 1));
+    }
+    pthread_mutex_unlock(&g_live_lock);
+    if (!live) {
+        WEFT_MISUSE("weft_spawn on runtime %p, which was shut down and freed", (void *)rt);
+        return -EINVAL;
+    }
+#else
     /* Acquire: a claim that comes after shutdown's last step (its acq_rel
      * add to this count) sees `stopping` set. */
     weft_atomic_fetch_add_acquire(&rt->remote_live, 1);
+#endif
+    return 0;
 }
 
 static void release_remote(struct weft_rt *rt)
@@ -122,10 +192,11 @@ void weft__rt_set_hook(weft__rt_hook_fn *fn, void *ctx)
 static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_size,
                       weft_join *join, struct weft__worker *owner)
 {
-    struct weft__worker *w = weft__pool_worker(&rt->pool);
-    if (!w)
-        claim_remote(rt);
-    int rc = -ECANCELED;
+    struct weft__worker *w = weft__pool_worker(&rt->pool); /* no access to rt */
+    int rc = w ? 0 : claim_remote(rt);
+    if (rc)
+        return rc;
+    rc = -ECANCELED;
     if (weft__pool_stopping(&rt->pool))
         goto refused;
     if (!w)
@@ -219,6 +290,10 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
         return -ENOMEM;
     }
     weft_atomic_init(&rt->remote_live, WEFT__RT_LIVE_BIAS);
+    weft_atomic_init(&rt->shut_down, false);
+#if WEFT_DEBUG_LEVEL >= 1
+    live_add(rt); /* rt_destroy, below or later, removes it */
+#endif
     int rc = weft__pool_start(&rt->pool, prefix, o.stack_size);
     if (rc != 0) {
         rt_destroy(rt);
@@ -226,6 +301,34 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     }
     *out = rt;
     return 0;
+}
+
+/* Marks `rt` shut down; false (reported) when it already was, or — debug
+ * builds — when its memory is gone. */
+static bool shutdown_begin(struct weft_rt *rt)
+{
+#if WEFT_DEBUG_LEVEL >= 1
+    /* The lock keeps a live rt from being freed until the flag is read. */
+    pthread_mutex_lock(&g_live_lock);
+    bool live = live_has(rt);
+    /* Relaxed: the flag only decides which call shuts down; the other
+     * returns without touching anything else. */
+    bool again = live && weft_atomic_swap_relaxed(&rt->shut_down, true);
+    pthread_mutex_unlock(&g_live_lock);
+    if (!live) {
+        WEFT_MISUSE("weft_rt_shutdown: runtime %p was already shut down and freed "
+                    "(shut down twice?); ignored", (void *)rt);
+        return false;
+    }
+#else
+    /* Relaxed: as above. */
+    bool again = weft_atomic_swap_relaxed(&rt->shut_down, true);
+#endif
+    if (again) {
+        WEFT_MISUSE("weft_rt_shutdown: runtime %p is already shut down; ignored", (void *)rt);
+        return false;
+    }
+    return true;
 }
 
 void weft_rt_shutdown(weft_rt *rt)
@@ -237,6 +340,8 @@ void weft_rt_shutdown(weft_rt *rt)
                     "join itself); ignored");
         return;
     }
+    if (!shutdown_begin(rt))
+        return;
     /* Cancel every task — Send futures dropped here, local ones on their
      * owner workers, with this runtime current so the drops see it — and
      * join the workers; this thread then owns their queues. Wakes from the
@@ -265,6 +370,15 @@ int weft_rt_stats(weft_rt *rt, weft_worker_stats *out, unsigned *n)
 {
     if (!rt || !n || (*n > 0 && !out))
         return -EINVAL;
+#if WEFT_DEBUG_LEVEL >= 1
+    pthread_mutex_lock(&g_live_lock);
+    bool live = live_has(rt);
+    pthread_mutex_unlock(&g_live_lock);
+    if (!live) {
+        WEFT_MISUSE("weft_rt_stats on runtime %p, which was shut down and freed", (void *)rt);
+        return -EINVAL;
+    }
+#endif
     unsigned m = *n < rt->pool.nworkers ? *n : rt->pool.nworkers;
     for (unsigned i = 0; i < m; i++) {
         struct weft__worker *w = &rt->pool.workers[i];

@@ -3,6 +3,7 @@
 #ifndef WEFT_SCHED_RUNTIME_H
 #define WEFT_SCHED_RUNTIME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "weft/rt.h"
@@ -15,6 +16,11 @@ struct weft_rt {
      * freed when the count (with the workers' shares added at shutdown)
      * reaches zero. See "lifetime" in runtime.c. */
     alignas(WEFT_CACHE_LINE) _Atomic int64_t remote_live;
+    /* Set by the first weft_rt_shutdown (a later one is refused). */
+    _Atomic bool shut_down;
+    /* Debug builds: the next runtime on the list of live ones (runtime.c,
+     * "live runtimes"); under that list's lock. */
+    struct weft_rt *live_next;
     void *raw; /* the allocation, before cache-line alignment */
 };
 

@@ -43,11 +43,16 @@ WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *op
  * the calling thread), join handles then yield -ECANCELED, worker threads
  * are joined, and every byte the runtime allocated is freed. Join handles
  * and wakers still held by the caller stay valid: wakes become no-ops and
- * each handle frees its task when dropped. Call from a non-worker thread,
- * once; `rt` NULL is a no-op. Other threads may still use join handles and
- * wakers, and may spawn while this runs (see weft_spawn); after it
- * returned, the runtime's memory lives only as long as a join handle or
- * waker of one of its tasks, and a spawn then returns -ECANCELED. */
+ * each handle frees its task when dropped. Call from a non-worker thread
+ * (on a worker: reported in debug builds, and ignored), once; `rt` NULL is
+ * a no-op. Other threads may still use join handles and wakers, and may
+ * spawn while this runs (see weft_spawn). After it returned, the runtime's
+ * memory lives only as long as a join handle or waker of one of its tasks:
+ * meanwhile a spawn returns -ECANCELED and a second shutdown is ignored
+ * (debug builds report it). Once the memory is gone, any call with `rt`
+ * uses freed memory; debug builds catch it in weft_rt_shutdown (reported,
+ * ignored), weft_spawn and weft_rt_stats (reported, -EINVAL), unless a
+ * new runtime got the same address. */
 WEFT_API void weft_rt_shutdown(weft_rt *rt);
 
 /* The runtime whose worker (or weft_block_on) is running the calling
@@ -84,7 +89,8 @@ typedef struct weft_join {
  * Returns 0 (the task owns the future; the caller must not drop its copy),
  * or — with the caller still owning `fut`, and nothing spawned —
  * -EINVAL (NULL fut, fut_size smaller than a weft_future, no poll function,
- * no runtime, or an already polled future), -EPERM (fut is not Send; debug
+ * no runtime, an already polled future, or — debug builds — a runtime shut
+ * down and freed; see weft_rt_shutdown), -EPERM (fut is not Send; debug
  * builds name it), -ENOMEM, or -ECANCELED (the runtime is shutting down).
  * A spawn racing weft_rt_shutdown on another thread returns -ECANCELED, or
  * 0 and the task is cancelled: its future dropped (maybe on this thread,
@@ -244,8 +250,9 @@ typedef struct weft_worker_stats {
 
 /* Copy up to `*n` workers' counters into `out` and set `*n` to the number
  * of workers. Counters are sampled while the runtime runs (each is exact;
- * they are not a consistent snapshot of each other). Returns 0 or -EINVAL.
- * Any thread while `rt` is alive. */
+ * they are not a consistent snapshot of each other). Returns 0 or -EINVAL
+ * (NULL rt or n, NULL out with *n > 0, or — debug builds — a runtime shut
+ * down and freed). Any thread while `rt` is alive. */
 WEFT_API WEFT_NODISCARD int weft_rt_stats(weft_rt *rt, weft_worker_stats *out,
                                           unsigned *n);
 

@@ -437,6 +437,78 @@ static void test_spawn_during_shutdown_fails_with_ecanceled(void **state)
 #endif
 }
 
+/* ---- calls after shutdown ------------------------------------------------------------- */
+
+/* A held join handle keeps the runtime's memory after shutdown: calling
+ * shutdown again is reported and ignored (every build), and a spawn is
+ * refused with -ECANCELED, the future left with the caller. */
+static void test_calls_after_shutdown_while_a_handle_keeps_the_runtime(void **state)
+{
+    (void)state;
+    probes_reset();
+    probe f;
+    probe_init(&f, 0, 0, 0, WEFT_F_SEND);
+    weft_join j;
+    assert_int_equal(weft_spawn(g_rt, &f.base, sizeof f, &j), 0);
+    weft_rt *rt = g_rt;
+    weft_rt_shutdown(rt);
+    g_rt = NULL;
+    assert_int_equal(drops_of(0), 1);
+
+    int before = misuse_count();
+    weft_rt_shutdown(rt);
+    assert_misuse_since(before, 1, "already shut down");
+
+    probe g;
+    probe_init(&g, 1, 0, 0, WEFT_F_SEND);
+    before = misuse_count();
+    assert_int_equal(weft_spawn(rt, &g.base, sizeof g, NULL), -ECANCELED);
+    assert_no_misuse_since(before);
+    assert_int_equal(drops_of(1), 0);
+    weft_future_drop(&g.base);
+
+    assert_int_equal(poll_noop(&j.base, NULL), WEFT_READY);
+    assert_int_equal(j.status, -ECANCELED);
+    weft_future_drop(&j.base); /* the last task: the runtime's memory goes */
+}
+
+/* Once the runtime's memory is gone, debug builds recognise it: shutting
+ * it down again, spawning on it or asking its stats is reported and
+ * refused (-EINVAL), never a use of freed memory. Release builds cannot
+ * tell (rt.h: undefined behaviour), so the test is skipped there. */
+static void test_calls_on_a_freed_runtime_are_reported_in_debug_builds(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#else
+    probes_reset();
+    weft_rt *rt = g_rt;
+    weft_rt_shutdown(rt); /* no task holds it: freed here */
+    g_rt = NULL;
+
+    int before = misuse_count();
+    weft_rt_shutdown(rt);
+    assert_misuse_since(before, 1, "freed");
+
+    probe f;
+    probe_init(&f, 0, 0, 0, WEFT_F_SEND);
+    before = misuse_count();
+    weft_join j;
+    assert_int_equal(weft_spawn(rt, &f.base, sizeof f, &j), -EINVAL);
+    assert_misuse_since(before, 1, "freed");
+    assert_int_equal(drops_of(0), 0); /* still ours */
+    assert_int_equal(weft_spawn_or_drop(rt, &f.base, sizeof f, NULL), -EINVAL);
+    assert_int_equal(drops_of(0), 1);
+
+    weft_worker_stats st[2];
+    unsigned n = 2;
+    before = misuse_count();
+    assert_int_equal(weft_rt_stats(rt, st, &n), -EINVAL);
+    assert_misuse_since(before, 1, "freed");
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +519,8 @@ int main(void)
         T(test_spawn_allocated_before_a_whole_shutdown_is_cancelled_by_the_scan),
         T(test_spawn_queued_between_scan_and_close_is_cancelled_by_the_close),
         T(test_spawn_during_shutdown_fails_with_ecanceled),
+        T(test_calls_after_shutdown_while_a_handle_keeps_the_runtime),
+        T(test_calls_on_a_freed_runtime_are_reported_in_debug_builds),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
