@@ -270,7 +270,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     *out = NULL;
     if (opts)
         o = *opts;
-    if (o.workers > WEFT_RT_MAX_WORKERS)
+    if (o.workers > WEFT_RT_MAX_WORKERS || o.stack_size > WEFT_RT_MAX_STACK_SIZE)
         return -EINVAL;
     unsigned n = o.workers ? o.workers : weft__sys_cpu_count();
     if (n > WEFT_RT_MAX_WORKERS)
@@ -297,6 +297,9 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     int rc = weft__pool_start(&rt->pool, prefix, o.stack_size);
     if (rc != 0) {
         rt_destroy(rt);
+        /* The system's verdict on the thread's attributes (-EINVAL: it
+         * calls the stack size invalid) or memory (-ENOMEM); anything else
+         * is a thread it could not start now. */
         return rc == -ENOMEM || rc == -EINVAL ? rc : -EAGAIN;
     }
     *out = rt;

@@ -22,7 +22,9 @@ typedef struct weft_rt_options {
     unsigned workers;               /* 0: number of online CPUs */
     const char *thread_name_prefix; /* NULL: "weft-w"; the worker index is
                                        appended (Linux truncates to 15) */
-    size_t stack_size;              /* 0: the platform default */
+    size_t stack_size;              /* 0: the platform default; raised to
+                                       the system's minimum; at most
+                                       WEFT_RT_MAX_STACK_SIZE */
 } weft_rt_options;
 
 #define WEFT_RT_OPTIONS_INIT { 0, NULL, 0 }
@@ -30,11 +32,18 @@ typedef struct weft_rt_options {
 /* Upper bound on `workers`. */
 #define WEFT_RT_MAX_WORKERS 256u
 
+/* Upper bound on `stack_size`: 1 GiB, far beyond what a worker needs; a
+ * larger request is a mistake (a unit error, an uninitialised field). */
+#define WEFT_RT_MAX_STACK_SIZE ((size_t)1 << 30)
+
 /* Create a runtime and start its workers. `opts` NULL means defaults.
- * Returns 0 and stores the runtime in `*out`, or -EINVAL (workers above
- * WEFT_RT_MAX_WORKERS, out NULL, a stack size the system refuses),
- * -ENOMEM, or -EAGAIN (a thread could not be started); on error nothing is
- * left running or allocated.
+ * Returns 0 and stores the runtime in `*out`, or -EINVAL (out NULL,
+ * workers above WEFT_RT_MAX_WORKERS, stack_size above
+ * WEFT_RT_MAX_STACK_SIZE — checked before anything starts — or a stack
+ * size the system calls invalid), -ENOMEM (no memory, also when thread
+ * creation reports it), or -EAGAIN (a worker thread could not be started,
+ * e.g. the thread limit, or no room for a stack that large); on error
+ * nothing is left running or allocated.
  * Any non-worker thread. Pair with weft_rt_shutdown(). */
 WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *opts);
 

@@ -509,6 +509,34 @@ static void test_calls_on_a_freed_runtime_are_reported_in_debug_builds(void **st
 #endif
 }
 
+/* ---- what weft_rt_new refuses ---------------------------------------------------------- */
+
+/* A stack size above WEFT_RT_MAX_STACK_SIZE is refused with -EINVAL before
+ * anything is allocated or started; a tiny one is raised to the system's
+ * minimum and works. */
+static void test_rt_new_refuses_a_stack_size_above_the_maximum_with_einval(void **state)
+{
+    (void)state;
+    long live = weft_atomic_load_acquire(&g_live_allocs);
+    const size_t refused[] = { WEFT_RT_MAX_STACK_SIZE + 1, (size_t)1 << 46, SIZE_MAX };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+        o.workers = 1;
+        o.stack_size = refused[i];
+        weft_rt *rt = (weft_rt *)&o; /* must be overwritten with NULL */
+        assert_int_equal(weft_rt_new(&rt, &o), -EINVAL);
+        assert_null(rt);
+        assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), live);
+    }
+    weft_rt_options o = WEFT_RT_OPTIONS_INIT;
+    o.workers = 1;
+    o.stack_size = 1;
+    weft_rt *rt = NULL;
+    assert_int_equal(weft_rt_new(&rt, &o), 0);
+    weft_rt_shutdown(rt);
+    assert_int_equal(weft_atomic_load_acquire(&g_live_allocs), live);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +549,7 @@ int main(void)
         T(test_spawn_during_shutdown_fails_with_ecanceled),
         T(test_calls_after_shutdown_while_a_handle_keeps_the_runtime),
         T(test_calls_on_a_freed_runtime_are_reported_in_debug_builds),
+        T(test_rt_new_refuses_a_stack_size_above_the_maximum_with_einval),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
