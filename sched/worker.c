@@ -617,8 +617,8 @@ int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size
 void weft__pool_stop(struct weft__pool *p)
 {
     stop_and_join(p, p->nworkers, true);
-    /* The workers are gone: give their caches back, so the slab scan and
-     * later frees see every block. */
+    /* The workers are gone: give their caches back, so later allocations
+     * and frees off the workers see every block. */
     for (unsigned i = 0; i < p->nworkers; i++)
         weft__slab_cache_flush(&p->workers[i].cache);
 }
