@@ -26,7 +26,9 @@
  * freeing the last task frees the runtime — while this thread still
  * notifies. After weft__pool_close, such a late push is released by one
  * side or the other (a seq_cst store + fence against a fence + seq_cst
- * load). */
+ * load), and the task it holds is cancelled if it is still live: a spawn
+ * racing shutdown may have allocated it after the stop's scan (see
+ * "spawning" in runtime.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -37,6 +39,7 @@
 #include "core/future.h"
 #include "core/sys.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,10 +120,21 @@ static void maybe_notify_others(struct weft__worker *w)
         weft__idle_notify_local(&w->pool->idle);
 }
 
-/* After close, a remote scheduler that won its wake before the task was
- * cancelled may still push: release such entries. Collect first, then
- * drop the references, because dropping the last task reference may free
- * the runtime. */
+/* A queue entry after close: cancel its task if it is still live (a spawn
+ * racing shutdown queued it after the stop's scan went by), then drop the
+ * entry's reference. */
+static void release_entry(struct weft__task *t)
+{
+    weft__task_shutdown(t);
+    weft__task_drop_ref(t);
+}
+
+/* After close, a remote scheduler may still push: one that won its wake
+ * before the task was cancelled, or a spawn racing shutdown. Release such
+ * entries, cancelling what they hold, with the runtime current so the
+ * drops see it. Collect first, then release, because dropping the last
+ * task reference may free the runtime (and a drop may push again, which
+ * drains again). */
 static void drain_closed(struct weft__pool *p)
 {
     struct weft__task *list = NULL, *t;
@@ -137,11 +151,13 @@ static void drain_closed(struct weft__pool *p)
     }
     pthread_mutex_unlock(&p->drain_lock);
     /* Out of every queue now: the link field is ours. */
+    struct weft__sched *saved = weft__sched_enter(&p->sched);
     while (list) {
         t = list;
         list = t->qnode.next ? weft__task_of_qnode(t->qnode.next) : NULL;
-        weft__task_drop_ref(t);
+        release_entry(t); /* may free the runtime after the last one */
     }
+    weft__sched_enter(saved);
 }
 
 /* Queue `t` from a thread that is not one of the pool's workers: the
@@ -394,6 +410,74 @@ static void park_worker(struct weft__worker *w)
     w->searching = searching && !weft_atomic_load_relaxed(&p->stopping);
 }
 
+/* ---- stopping ------------------------------------------------------------------ *
+ *
+ * A local future is polled and dropped only on its owner worker, so at
+ * shutdown the owners drop their own. The pool stops in three steps:
+ *  1. stop_and_join sets `stopping`; each worker leaves its loop between
+ *     two polls and waits (wait_for_stop), so nothing is polled any more;
+ *  2. the stopping thread scans the slab once (stop_task): it cancels each
+ *     Send task not yet complete — its future is dropped there and then —
+ *     and aborts each local one, counting it for its owner;
+ *  3. it lets the workers go: each cancels its counted local tasks
+ *     (cancel_own_locals) and exits; then they are joined.
+ * Send futures are thus dropped before local ones, and no task is polled
+ * after step 1. A drop may wake or abort other tasks: a Send task is
+ * complete by step 3 (the wake does nothing), a local one is marked
+ * CANCELLED and queued, so waking it does nothing either; nothing becomes
+ * runnable that the steps above do not cancel. A spawn from a drop is
+ * refused (`stopping`). */
+
+/* A worker out of its loop: count itself paused and wait for step 3. */
+static void wait_for_stop(struct weft__worker *w)
+{
+    struct weft__pool *p = w->pool;
+    pthread_mutex_lock(&p->stop_lock);
+    p->stop_paused++;
+    pthread_cond_broadcast(&p->stop_cond);
+    while (!p->stop_go)
+        pthread_cond_wait(&p->stop_cond, &p->stop_lock);
+    pthread_mutex_unlock(&p->stop_lock);
+}
+
+/* Step 3 on worker `w`: each local task the stopping thread counted for us
+ * is CANCELLED and NOTIFIED, so exactly one entry for it is in our inbox
+ * or on its way (its waker may be between its transition and its push).
+ * Run entries until that many tasks were cancelled: running a cancelled
+ * task drops its future, here. */
+static void cancel_own_locals(struct weft__worker *w)
+{
+    unsigned left = w->locals_to_cancel;
+    while (left > 0) {
+        struct weft__task *t = inbox_pop(w);
+        if (!t) {
+            sched_yield(); /* a waker finishing its push */
+            continue;
+        }
+        /* The entry holds a reference; only this thread completes the
+         * task now. */
+        if (!weft__task_is_complete(t))
+            left--;
+        weft__task_run(t);
+    }
+}
+
+/* Step 2, for each task the scan finds not complete (`ctx` is the pool). */
+static void stop_task(void *block, void *ctx)
+{
+    struct weft__pool *p = ctx;
+    struct weft__task *t = block;
+    struct weft__worker *owner = task_owner(p, t);
+    if (!owner) {
+        weft__task_shutdown(t);
+        return;
+    }
+    /* Aborting queues the task on its owner's inbox (unless a wake did
+     * already): one entry per counted task. */
+    owner->locals_to_cancel++;
+    weft__task_abort(t);
+}
+
 static void *worker_main(void *arg)
 {
     struct weft__worker *w = arg;
@@ -416,6 +500,11 @@ static void *worker_main(void *arg)
         }
         park_worker(w);
     }
+    /* Stopped. Wait while the stopping thread cancels the Send tasks and
+     * aborts our local ones, then drop those futures here, on the thread
+     * that owns them. */
+    wait_for_stop(w);
+    cancel_own_locals(w);
     weft__slab_cache_bind(NULL);
     weft__timers_enter(NULL);
     weft__sched_enter(NULL);
@@ -452,6 +541,12 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
     int rc = pthread_mutex_init(&p->drain_lock, NULL);
     if (rc != 0)
         WEFT_DIE_RC("pthread_mutex_init", rc);
+    rc = pthread_mutex_init(&p->stop_lock, NULL);
+    if (rc != 0)
+        WEFT_DIE_RC("pthread_mutex_init", rc);
+    rc = pthread_cond_init(&p->stop_cond, NULL);
+    if (rc != 0)
+        WEFT_DIE_RC("pthread_cond_init", rc);
     weft_atomic_init(&p->stopping, false);
     weft_atomic_init(&p->closed, false);
     for (unsigned i = 0; i < n; i++) {
@@ -472,15 +567,31 @@ void weft__pool_fini(struct weft__pool *p)
     weft__injector_fini(&p->injector);
     weft__idle_fini(&p->idle);
     pthread_mutex_destroy(&p->drain_lock);
+    pthread_mutex_destroy(&p->stop_lock);
+    pthread_cond_destroy(&p->stop_cond);
     weft__free(p->workers_raw);
 }
 
-static void stop_and_join(struct weft__pool *p, unsigned started)
+/* Stop the first `started` workers and join them; with `cancel`, cancel
+ * every task while they wait out of their loops (see "stopping"). */
+static void stop_and_join(struct weft__pool *p, unsigned started, bool cancel)
 {
     /* Release: pairs with the acquire load in worker_main. */
     weft_atomic_store_release(&p->stopping, true);
     for (unsigned i = 0; i < started; i++)
         weft__unpark(weft__idle_parker(&p->idle, i));
+    pthread_mutex_lock(&p->stop_lock);
+    while (p->stop_paused < started)
+        pthread_cond_wait(&p->stop_cond, &p->stop_lock);
+    pthread_mutex_unlock(&p->stop_lock);
+    /* Every worker is out of its loop, and the lock ordered what they did
+     * before the scan. */
+    if (cancel)
+        (void)weft__slab_scan(&p->sched.slab, WEFT_T_COMPLETE, stop_task, p);
+    pthread_mutex_lock(&p->stop_lock);
+    p->stop_go = true;
+    pthread_cond_broadcast(&p->stop_cond);
+    pthread_mutex_unlock(&p->stop_lock);
     for (unsigned i = 0; i < started; i++) {
         int rc = pthread_join(p->workers[i].thread, NULL);
         if (rc != 0)
@@ -496,7 +607,7 @@ int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size
         int rc = weft__sys_thread_start(&p->workers[i].thread, worker_main,
                                         &p->workers[i], stack_size, name);
         if (rc != 0) {
-            stop_and_join(p, i);
+            stop_and_join(p, i, false); /* no task exists yet */
             return rc;
         }
     }
@@ -505,9 +616,9 @@ int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size
 
 void weft__pool_stop(struct weft__pool *p)
 {
-    stop_and_join(p, p->nworkers);
-    /* The workers are gone: give their caches back, so the slab scan and
-     * later frees see every block. */
+    stop_and_join(p, p->nworkers, true);
+    /* The workers are gone: give their caches back, so later allocations
+     * and frees off the workers see every block. */
     for (unsigned i = 0; i < p->nworkers; i++)
         weft__slab_cache_flush(&p->workers[i].cache);
 }
@@ -525,10 +636,10 @@ void weft__pool_close(struct weft__pool *p)
         if (w->lifo) {
             t = w->lifo;
             w->lifo = NULL;
-            weft__task_drop_ref(t);
+            release_entry(t);
         }
         while ((t = weft__ring_pop_owner(&w->ring)))
-            weft__task_drop_ref(t);
+            release_entry(t);
     }
     drain_closed(p);
 }

@@ -43,6 +43,11 @@ struct weft__worker {
      * lifetime count, kept here so spawns pay no shared atomic
      * (runtime.c). */
     int64_t live_tasks;
+    /* At stop: how many of this worker's local tasks the stopping thread
+     * aborted, for this worker to cancel before it exits. Written by the
+     * stopping thread while the worker waits out of its loop, read by the
+     * worker after (both under the pool's stop_lock). */
+    unsigned locals_to_cancel;
     struct weft__pool *pool;
     pthread_t thread;
     struct weft__slab_cache cache;
@@ -66,6 +71,12 @@ struct weft__pool {
     alignas(WEFT_CACHE_LINE) _Atomic bool stopping;
     _Atomic bool closed;
     pthread_mutex_t drain_lock; /* serialises draining after close */
+    /* The stop handshake (weft__pool_stop): workers out of their loops
+     * count themselves in `stop_paused` and wait for `stop_go`. */
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    unsigned stop_paused; /* under stop_lock */
+    bool stop_go;         /* under stop_lock */
 
     alignas(WEFT_CACHE_LINE) weft__timers timers;
 };
@@ -77,11 +88,15 @@ void weft__pool_fini(struct weft__pool *p);
 /* Start the worker threads (named prefix + index). Returns 0, or a
  * negative errno with no thread left running. */
 int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size);
-/* Stop the loops and join the threads. Afterwards the calling thread owns
- * every queue. */
+/* Stop the loops, cancel every task not complete yet and join the
+ * threads: while the workers wait out of their loops, Send tasks are
+ * cancelled on the calling thread (their futures dropped here) and local
+ * tasks are aborted; then each worker drops its own local tasks' futures
+ * before it exits. Afterwards the calling thread owns every queue. Call
+ * from a thread off the pool, with the pool's scheduler entered (the drops
+ * see their runtime). Once. */
 void weft__pool_stop(struct weft__pool *p);
-/* After stop (and after every task was cancelled): close the queues and
- * release every entry still in them. */
+/* After stop: close the queues and release every entry still in them. */
 void weft__pool_close(struct weft__pool *p);
 /* True once weft__pool_stop began. Inline: every spawn asks. */
 static inline bool weft__pool_stopping(struct weft__pool *p)
