@@ -14,11 +14,11 @@
  * first so remote work is never starved, and due timers are fired;
  * otherwise LIFO (at most 3 times in a row), ring, inbox, a batch from the
  * injector. Out of work, the worker fires due timers, then becomes a
- * searcher (idle.c: at most half the workers search at once) and steals
- * half of a random victim's ring; a searcher that finds nothing spins for
- * a few tens of microseconds before it parks (a futex sleep/wake per task
- * costs far more). One parked worker drives the timers with a timeout on
- * its parker (time/driver.c). The no-lost-wakeup argument is in idle.c.
+ * searcher (idle.c: at most min(half the workers, CPUs) search at once)
+ * and steals half of a random victim's ring; a searcher that finds
+ * nothing spins for a few tens of microseconds before it parks (a futex
+ * sleep/wake per task costs far more). One parked worker drives the timers
+ * with a timeout on its parker (time/driver.c). The no-lost-wakeup argument is in idle.c.
  *
  * Remote hand-off. A thread off the pool's workers that queues a task
  * holds a task reference until it has finished notifying: once queued, a
@@ -332,8 +332,8 @@ static struct weft__task *steal_work(struct weft__worker *w)
  * of microseconds, with growing pauses) before sleeping. A producer on
  * another thread typically makes the next task available within that
  * window, and a futex sleep/wake pair costs far more than the spin. Only
- * searchers spin (at most half the workers), so idle cores are not all
- * burned. */
+ * searchers spin (at most min(half the workers, CPUs): idle.c), so idle
+ * cores are not all burned. */
 #define SPIN_ROUNDS 12u
 
 static struct weft__task *search_then_spin(struct weft__worker *w)
@@ -527,7 +527,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
     p->workers_raw = weft__alloc(sizeof(struct weft__worker) * n + WEFT_CACHE_LINE);
     if (!p->workers_raw)
         return -ENOMEM;
-    if (weft__idle_init(&p->idle, n) != 0) {
+    if (weft__idle_init(&p->idle, n, weft__sys_cpu_count()) != 0) {
         weft__free(p->workers_raw);
         return -ENOMEM;
     }
