@@ -15,10 +15,11 @@
  * otherwise LIFO (at most 3 times in a row), ring, inbox, a batch from the
  * injector. Out of work, the worker fires due timers, then becomes a
  * searcher (idle.c: at most min(half the workers, CPUs) search at once)
- * and steals half of a random victim's ring; a searcher that finds
- * nothing spins for a few tens of microseconds before it parks (a futex
- * sleep/wake per task costs far more). One parked worker drives the timers
- * with a timeout on its parker (time/driver.c). The no-lost-wakeup argument is in idle.c.
+ * and steals half of a random victim's ring; a searcher that finds nothing
+ * spins for up to some tens of microseconds (less after spins that found
+ * nothing) before it parks (a futex sleep/wake per task costs far more).
+ * One parked worker drives the timers with a timeout on its parker
+ * (time/driver.c). The no-lost-wakeup argument is in idle.c.
  *
  * Remote hand-off. A thread off the pool's workers that queues a task
  * holds a task reference until it has finished notifying: once queued, a
@@ -328,18 +329,25 @@ static struct weft__task *steal_work(struct weft__worker *w)
     return t;
 }
 
-/* Out of work: as a searcher, keep looking for a short while (about tens
- * of microseconds, with growing pauses) before sleeping. A producer on
- * another thread typically makes the next task available within that
- * window, and a futex sleep/wake pair costs far more than the spin. Only
- * searchers spin (at most min(half the workers, CPUs): idle.c), so idle
- * cores are not all burned. */
-#define SPIN_ROUNDS 12u
+/* Out of work: as a searcher, keep looking for a while (up to about 50 us,
+ * with growing pauses) before sleeping. A producer on another thread
+ * typically makes the next task available within that window, and a futex
+ * sleep/wake pair costs far more than the spin. Only searchers spin (at
+ * most min(half the workers, CPUs): idle.c), so idle cores are not all
+ * burned. The number of rounds adapts: a spin that found work restores the
+ * full count; one that found nothing halves it (down to one round), so a
+ * mostly idle runtime — a timer every millisecond — does not pay a whole
+ * spin per wake-up (that spin was four fifths of its CPU time), while a
+ * worker fed from another thread keeps spinning. */
+#define SPIN_ROUNDS_MAX 12u
+#define SPIN_ROUNDS_MIN 1u
 
 static struct weft__task *search_then_spin(struct weft__worker *w)
 {
     struct weft__task *t = steal_work(w);
-    for (unsigned round = 0; !t && w->searching && round < SPIN_ROUNDS; round++) {
+    unsigned round = 0;
+    for (; !t && w->searching && round < w->spin_rounds; round++) {
+        ctr_add(&w->ctr.spin_rounds, 1);
         for (unsigned i = 0; i < (16u << (round / 2)); i++)
             weft__cpu_relax();
         /* Relaxed: a hint; the loop re-checks with acquire. */
@@ -348,6 +356,10 @@ static struct weft__task *search_then_spin(struct weft__worker *w)
         if (!(t = next_local_task(w)))
             t = steal_work(w);
     }
+    if (t && round > 0)
+        w->spin_rounds = SPIN_ROUNDS_MAX;
+    else if (!t && round == w->spin_rounds && w->spin_rounds > SPIN_ROUNDS_MIN)
+        w->spin_rounds /= 2;
     return t;
 }
 
@@ -556,6 +568,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
         w->index = i;
         w->pool = p;
         w->rng = 0x9e3779b9u * (i + 1);
+        w->spin_rounds = SPIN_ROUNDS_MAX;
         weft__slab_cache_init(&w->cache, &p->sched.slab);
     }
     return 0;

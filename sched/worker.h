@@ -20,10 +20,12 @@
 
 /* Counters: written by the owning worker only (relaxed load + store, no
  * RMW), read by weft_rt_stats from any thread (relaxed: each value is a
- * sample, not a synchronisation point). */
+ * sample, not a synchronisation point). `spin_rounds` (pauses a searcher
+ * spent looking again before it parked) is not in weft_rt_stats; tests
+ * read it here. */
 struct weft__worker_counters {
     _Atomic uint64_t polls, steals, steal_ops, parks, injector_pulls,
-        lifo_hits, overflows;
+        lifo_hits, overflows, spin_rounds;
 };
 
 struct weft__worker {
@@ -38,6 +40,7 @@ struct weft__worker {
     uint32_t tick;
     uint32_t rng;
     bool searching;
+    unsigned spin_rounds; /* how long the next search may spin (worker.c) */
     unsigned index;
     /* Tasks allocated minus tasks freed on this worker: the runtime's
      * lifetime count, kept here so spawns pay no shared atomic

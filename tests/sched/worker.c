@@ -22,6 +22,8 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "core/sys.h"
+#include "sched/runtime.h"
 #include "sched/task.h"
 #include "support/check.h"
 #include "support/co_future.h"
@@ -29,6 +31,7 @@
 #include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
+#include "support/wait.h"
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
 
@@ -1345,6 +1348,91 @@ static void test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_
     expect_idle_sleep_parks_at_most(2, WEFT_MS(200), 16);
 }
 
+/* ================================================================================
+ * Many workers, mostly idle: what a wake-up costs (idle.c, the spin in worker.c)
+ * ================================================================================ */
+
+#define MANY_WORKERS 64u
+#define MANY_TICKS 50u
+
+/* Sleeps 1 ms, MANY_TICKS times. */
+typedef struct many_ticker {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} many_ticker;
+
+WEFT_ASYNC_FN(many_ticker, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < MANY_TICKS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+typedef struct idle_counts {
+    uint64_t parks, spin_rounds, wakes;
+} idle_counts;
+
+static idle_counts idle_counts_of(weft_rt *rt)
+{
+    struct weft__pool *p = &rt->pool;
+    idle_counts c = { 0, 0, 0 };
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        /* Relaxed: samples (each counter has one writer). */
+        c.parks += weft_atomic_load_relaxed(&p->workers[i].ctr.parks);
+        c.spin_rounds += weft_atomic_load_relaxed(&p->workers[i].ctr.spin_rounds);
+    }
+    c.wakes = weft_atomic_load_relaxed(&p->idle.wakes);
+    return c;
+}
+
+/* Every worker of `rt` is asleep (counted out of `unparked`). */
+static bool all_asleep(weft_rt *rt)
+{
+    /* Relaxed: a sample; the test only waits for it. */
+    return (weft_atomic_load_relaxed(&rt->pool.idle.state) >> 16) == 0;
+}
+
+/* 64 workers on a machine with far fewer CPUs, one task waking every
+ * millisecond: each wake-up must cost a handful of parks and unparks (no
+ * crowd woken) and little spinning (a searcher that keeps finding nothing
+ * spins less), and the searchers stay within min(half the workers, CPUs).
+ * Counted, not timed. */
+static void test_many_mostly_idle_workers_park_wake_and_spin_a_bounded_number_of_times(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(MANY_WORKERS);
+    WAIT_UNTIL(all_asleep(rt));
+    idle_counts a = idle_counts_of(rt);
+    unsigned ticks = 0;
+    assert_int_equal(spawn_blocking(rt, &(many_ticker){ WEFT_FN_INIT(many_ticker, WEFT_F_SEND) }.base,
+                                    sizeof(many_ticker), &ticks, sizeof ticks),
+                     0);
+    assert_int_equal(ticks, MANY_TICKS);
+    idle_counts b = idle_counts_of(rt);
+    unsigned cpus = weft__sys_cpu_count();
+    unsigned bound = cpus < MANY_WORKERS / 2 ? cpus : MANY_WORKERS / 2;
+    unsigned peak = weft_atomic_load_relaxed(&rt->pool.idle.searching_peak);
+    unsigned max_searching = rt->pool.idle.max_searching;
+    weft_rt_shutdown(rt);
+
+    print_message("%u workers, %u ticks: %llu parks, %llu wakes, %llu spin rounds; "
+                  "at most %u searchers (bound %u)\n",
+                  MANY_WORKERS, MANY_TICKS, (unsigned long long)(b.parks - a.parks),
+                  (unsigned long long)(b.wakes - a.wakes),
+                  (unsigned long long)(b.spin_rounds - a.spin_rounds), peak, bound);
+    assert_int_equal(max_searching, bound);
+    assert_true(peak <= max_searching);
+    assert_true(b.parks - a.parks <= 6u * MANY_TICKS);
+    assert_true(b.wakes - a.wakes <= 4u * MANY_TICKS);
+    assert_true(b.spin_rounds - a.spin_rounds <= 8u * MANY_TICKS);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1370,6 +1458,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_runtime_memory_is_cache_line_aligned),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
+        cmocka_unit_test(test_many_mostly_idle_workers_park_wake_and_spin_a_bounded_number_of_times),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }
