@@ -16,7 +16,9 @@
  * `weft-bench idle_timers` is not either: it measures what an otherwise
  * idle runtime costs while timers are pending (two 250 ms tickers and one
  * 10 s sleep, for 2 s) and prints cpu_per_wall (CPU seconds used per wall
- * second) and the workers' parks.
+ * second) and the workers' parks. `weft-bench idle_many` measures what a
+ * runtime with many workers costs when it has nothing or almost nothing
+ * to do (see its section below).
  *
  * The workloads are written the way a weft user would write them: tasks
  * that wait are async fns (WEFT_ASYNC_FN), root tasks that only spawn are
@@ -597,7 +599,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: weft-bench <workload> [--workers N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
-                    "fib_fork_join timers task_memory idle_timers\n");
+                    "fib_fork_join timers task_memory idle_timers idle_many\n");
     return 1;
 }
 
@@ -716,6 +718,222 @@ static int run_idle_timers(weft_rt *rt)
     return 0;
 }
 
+/* ---- idle_many ------------------------------------------------------------------------- */
+
+/* What a runtime that has (almost) nothing to do costs, with many workers:
+ * three phases of about 1 s each, measured one after the other.
+ *   idle      nothing spawned (after a settling pause)
+ *   tick      one task that sleeps 1 ms, IDLE_MANY_ROUNDS times
+ *   pingpong  a pinger that sleeps 1 ms, then wakes a ponger and waits for
+ *             its answer, IDLE_MANY_ROUNDS times
+ * Each phase prints its CPU seconds per wall second, the workers' parks and
+ * the process's wake-ups (voluntary context switches: every sleep that
+ * really blocked ends in one), in total and per second. */
+
+#define IDLE_MANY_ROUNDS 1000u
+#define IDLE_MANY_SETTLE_MS 200
+
+typedef struct idle_sample {
+    double wall_ms, cpu_ms;
+    uint64_t parks, wakes;
+} idle_sample;
+
+static uint64_t voluntary_switches(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_nvcsw;
+}
+
+static void idle_sample_take(weft_rt *rt, idle_sample *s)
+{
+    s->wall_ms = now_ms();
+    s->cpu_ms = cpu_ms();
+    s->parks = total_parks(rt);
+    s->wakes = voluntary_switches();
+}
+
+static void idle_phase_print(const char *phase, const idle_sample *a, const idle_sample *b)
+{
+    double wall = b->wall_ms - a->wall_ms;
+    printf("phase=%s wall_ms=%.1f cpu_per_wall=%.4f parks=%" PRIu64 " wakes=%" PRIu64
+           " parks_per_s=%.0f wakes_per_s=%.0f\n",
+           phase, wall, (b->cpu_ms - a->cpu_ms) / wall, b->parks - a->parks, b->wakes - a->wakes,
+           (double)(b->parks - a->parks) * 1e3 / wall, (double)(b->wakes - a->wakes) * 1e3 / wall);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Sleeps 1 ms, IDLE_MANY_ROUNDS times; outputs the rounds done. */
+typedef struct ms_ticker {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} ms_ticker;
+
+WEFT_ASYNC_FN(ms_ticker, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+/* A one-message mailbox: `full` is the message, the waker the receiver. */
+typedef struct flag_box {
+    atomic_bool full;
+    weft_atomic_waker waker;
+} flag_box;
+
+static void flag_send(flag_box *b)
+{
+    /* Release: the sender's writes before the message (pairs with the
+     * acquire exchange in flag_recv). */
+    atomic_store_explicit(&b->full, true, memory_order_release);
+    weft_atomic_waker_wake(&b->waker);
+}
+
+/* Poll function: take the message, or register and wait for it. */
+static weft_poll flag_recv(void *ctx, weft_cx *cx, void *out)
+{
+    flag_box *b = ctx;
+    (void)out;
+    /* Acquire: pairs with the release store in flag_send. */
+    if (atomic_exchange_explicit(&b->full, false, memory_order_acquire))
+        return WEFT_READY;
+    weft_atomic_waker_register(&b->waker, cx->waker);
+    /* A send that came before the registration woke nobody: look again. */
+    if (atomic_exchange_explicit(&b->full, false, memory_order_acquire))
+        return WEFT_READY;
+    return WEFT_PENDING;
+}
+
+typedef struct ping_pair {
+    flag_box ping, pong;
+} ping_pair;
+
+/* Sleeps 1 ms, sends a ping, waits for the pong; IDLE_MANY_ROUNDS times.
+ * Outputs the rounds done (fewer if a wait could not be set up). */
+typedef struct pinger {
+    weft_future base;
+    weft_co co;
+    ping_pair *pp;
+    weft_sleep tick;
+    weft_poll_fn wait;
+    unsigned n;
+} pinger;
+
+WEFT_ASYNC_FN(pinger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+        flag_send(&self->pp->ping);
+        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->pong, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+/* Answers IDLE_MANY_ROUNDS pings; outputs the rounds done. */
+typedef struct ponger {
+    weft_future base;
+    weft_co co;
+    ping_pair *pp;
+    weft_poll_fn wait;
+    unsigned n;
+} ponger;
+
+WEFT_ASYNC_FN(ponger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->ping, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+        flag_send(&self->pp->pong);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+/* Join `j` from the main thread; its output is a round count. */
+static int join_rounds(weft_rt *rt, weft_join *j, unsigned *rounds)
+{
+    int rc = weft_block_on(rt, &j->base, rounds, sizeof *rounds);
+    if (rc != 0) {
+        weft_future_drop(&j->base);
+        return rc;
+    }
+    if (j->status != 0)
+        return j->status;
+    return *rounds == IDLE_MANY_ROUNDS ? 0 : -EIO;
+}
+
+/* Its wakers are released in main, after shutdown (the tasks may hold
+ * them until then). */
+static ping_pair g_pp;
+
+static int run_idle_many(weft_rt *rt)
+{
+    ping_pair *pp = &g_pp;
+    idle_sample a, b;
+    unsigned rounds = 0;
+    int rc;
+
+    /* Let every worker start, find nothing and park before measuring. */
+    sleep_ms(IDLE_MANY_SETTLE_MS);
+    idle_sample_take(rt, &a);
+    sleep_ms(1000);
+    idle_sample_take(rt, &b);
+    idle_phase_print("idle", &a, &b);
+
+    weft_join j;
+    idle_sample_take(rt, &a);
+    rc = WEFT_SPAWN(rt, &j, &(ms_ticker){ WEFT_FN_INIT(ms_ticker, WEFT_F_SEND) });
+    if (rc == 0)
+        rc = join_rounds(rt, &j, &rounds);
+    idle_sample_take(rt, &b);
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: idle_many: tick: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    idle_phase_print("tick", &a, &b);
+
+    weft_join pj[2];
+    idle_sample_take(rt, &a);
+    rc = WEFT_SPAWN(rt, &pj[0], &(ponger){ WEFT_FN_INIT(ponger, WEFT_F_SEND), .pp = pp });
+    if (rc == 0) {
+        rc = WEFT_SPAWN(rt, &pj[1], &(pinger){ WEFT_FN_INIT(pinger, WEFT_F_SEND), .pp = pp });
+        if (rc != 0)
+            weft_join_cancel(&pj[0]);
+    }
+    if (rc == 0) {
+        rc = join_rounds(rt, &pj[1], &rounds);
+        int rc2 = join_rounds(rt, &pj[0], &rounds);
+        rc = rc ? rc : rc2;
+    }
+    idle_sample_take(rt, &b);
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: idle_many: pingpong: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    idle_phase_print("pingpong", &a, &b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *name = NULL;
@@ -742,7 +960,8 @@ int main(int argc, char **argv)
             w = &workloads[i];
     bool memory = strcmp(name, "task_memory") == 0;
     bool idle = strcmp(name, "idle_timers") == 0;
-    if (!w && !memory && !idle) {
+    bool idle_many = strcmp(name, "idle_many") == 0;
+    if (!w && !memory && !idle && !idle_many) {
         fprintf(stderr, "unsupported workload: %s\n", name);
         return 2;
     }
@@ -757,6 +976,8 @@ int main(int argc, char **argv)
     }
 
     static bench_shared sh;
+    weft_atomic_waker_init(&g_pp.ping.waker);
+    weft_atomic_waker_init(&g_pp.pong.waker);
     countdown_init(&sh.cd, memory ? MEMORY_TASKS : SPAWN_COUNT);
     signal_init(&sh.sig);
 
@@ -765,6 +986,8 @@ int main(int argc, char **argv)
         status = run_task_memory(rt, &sh);
     } else if (idle) {
         status = run_idle_timers(rt);
+    } else if (idle_many) {
+        status = run_idle_many(rt);
     } else {
         uint64_t check = 0;
         double t0 = now_ms();
@@ -783,6 +1006,8 @@ int main(int argc, char **argv)
     /* The workers are joined: no task can touch the shared state now. */
     signal_fini(&sh.cd.done);
     signal_fini(&sh.sig);
+    weft_atomic_waker_fini(&g_pp.ping.waker);
+    weft_atomic_waker_fini(&g_pp.pong.waker);
     if (memory && status == 0) {
         uint64_t dropped = atomic_load_explicit(&pending_dropped, memory_order_relaxed);
         printf("cancelled=%" PRIu64 "\n", dropped);
