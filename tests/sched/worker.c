@@ -1,7 +1,9 @@
 /* Tests for the runtime (sched/runtime.c and sched/worker.c): spawning
  * from every kind of thread, nested spawns, block_on misuse, shutdown with pending and running
  * tasks, Send enforcement, local-task ownership under steal pressure and
- * under foreign wakes, statistics, options, yield fairness.
+ * under foreign wakes, statistics, options, yield fairness, what idle
+ * workers cost (parks, wake-ups, spinning, with 64 workers too), and the
+ * LIFO slot behind a long poll.
  *
  * Rules these tests follow: they never sleep to wait for another thread
  * (they wait on join handles, condition variables, or a task state they can
