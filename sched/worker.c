@@ -4,7 +4,10 @@
  * Where a task goes when it becomes runnable (weft__pool_schedule):
  *  - a local task: its owner's inbox (and the owner is woken if asleep);
  *  - on a worker of its pool: the LIFO slot (the previous occupant moves
- *    to the ring), for message-passing locality;
+ *    to the ring), for message-passing locality; a searcher takes an
+ *    occupant that has waited behind a long poll (steal_lifo), and a poll
+ *    that fills the slot wakes a sleeper for that, once per busy spell
+ *    (lifo_wake);
  *  - anywhere else: the injector, then one idle worker is woken.
  * A task woken while it runs is requeued at the back of the ring after the
  * poll (weft__pool_requeue), so yielding tasks take turns. A full ring
@@ -14,11 +17,13 @@
  * first so remote work is never starved, and due timers are fired;
  * otherwise LIFO (at most 3 times in a row), ring, inbox, a batch from the
  * injector. Out of work, the worker fires due timers, then becomes a
- * searcher (idle.c: at most half the workers search at once) and steals
- * half of a random victim's ring; a searcher that finds nothing spins for
- * a few tens of microseconds before it parks (a futex sleep/wake per task
- * costs far more). One parked worker drives the timers with a timeout on
- * its parker (time/driver.c). The no-lost-wakeup argument is in idle.c.
+ * searcher (idle.c: at most min(half the workers, CPUs) search at once)
+ * and steals half of a random victim's ring, or a LIFO occupant its owner
+ * left waiting (steal_lifo); a searcher that finds nothing spins for up to
+ * some tens of microseconds (less after spins that found nothing) before
+ * it parks (a futex sleep/wake per task costs far more).
+ * One parked worker drives the timers with a timeout on its parker
+ * (time/driver.c). The no-lost-wakeup argument is in idle.c.
  *
  * Remote hand-off. A thread off the pool's workers that queues a task
  * holds a task reference until it has finished notifying: once queued, a
@@ -116,8 +121,26 @@ static void maybe_notify_others(struct weft__worker *w)
 {
     if (w->searching)
         return;
-    if (weft__ring_len(&w->ring) + (w->lifo ? 1u : 0u) > 1u)
+    if (weft__ring_len(&w->ring) + (weft__ring_lifo_full(&w->ring) ? 1u : 0u) > 1u)
         weft__idle_notify_local(&w->pool->idle);
+}
+
+/* A poll just filled the LIFO slot. Its occupant waits for that poll to
+ * end, which may be long: wake a sleeping worker to watch it (steal_lifo
+ * takes it once it has waited). But only once per busy spell: for a poll
+ * that ends soon — the common case, say a ping-pong pair — every such wake
+ * is a futex call here and a wake-up, search and park there (beside an idle
+ * worker, a waking ping-pong ran at half speed and burned a second core:
+ * weft-bench lifo_latency). The wake is re-armed when this worker runs out
+ * of work and when a thief took its occupant (waking paid off). */
+static void lifo_wake(struct weft__worker *w)
+{
+    /* Relaxed: a hint (see ring.h). */
+    if (w->searching || !weft_atomic_load_relaxed(&w->ring.lifo_wake_armed) ||
+        !weft__idle_wake_wanted(&w->pool->idle))
+        return;
+    weft_atomic_store_relaxed(&w->ring.lifo_wake_armed, false);
+    weft__idle_wake_searcher(&w->pool->idle);
 }
 
 /* A queue entry after close: cancel its task if it is still live (a spawn
@@ -193,13 +216,14 @@ void weft__pool_schedule(struct weft__sched *s, struct weft__task *t)
         return;
     }
     if (w && !owner) {
-        /* A worker of this pool: the LIFO slot (never stolen, so the task
-         * stays ours to touch until we run it). */
-        struct weft__task *prev = w->lifo;
-        w->lifo = t;
+        /* A worker of this pool: the LIFO slot (a thief may take the
+         * task once it has waited there: steal_lifo). */
+        struct weft__task *prev = weft__ring_lifo_put(&w->ring, t);
         if (prev)
             push_ring(w, prev);
         maybe_notify_others(w);
+        if (w->polling)
+            lifo_wake(w);
         return;
     }
     schedule_remote(p, t, owner);
@@ -257,9 +281,7 @@ static struct weft__task *next_local_task(struct weft__worker *w)
             return t;
         }
     }
-    if (w->lifo) {
-        t = w->lifo;
-        w->lifo = NULL;
+    if ((t = weft__ring_lifo_take(&w->ring))) {
         if (w->lifo_streak < LIFO_MAX_STREAK) {
             w->lifo_streak++;
             ctr_add(&w->ctr.lifo_hits, 1);
@@ -302,6 +324,68 @@ static void stop_searching(struct weft__worker *w)
     weft__idle_stop_search(&w->pool->idle);
 }
 
+/* A LIFO task may be stolen once it has waited this long behind one poll
+ * of its owner: long enough that the owner was not about to run it (and
+ * keep the cache warm for it), short next to the polls that strand it.
+ * (The pool keeps it in lifo_steal_after_ns, for tests.) */
+#define LIFO_STEAL_AFTER_NS 20000u
+
+static void unwatch(struct weft__worker *w)
+{
+    w->watch_victim = NULL;
+    w->watch_waiting = false;
+}
+
+static uint64_t polls_of(struct weft__worker *v)
+{
+    /* Relaxed: a sample of the owner's progress; nothing is read through
+     * it. */
+    return weft_atomic_load_relaxed(&v->ctr.polls);
+}
+
+/* Searching, found nothing in rings or the injector: the LIFO occupant of
+ * `v` (the first occupied slot this pass met), or of the one we watch.
+ * The owner runs its slot next, so its occupant has waited only if the
+ * owner has been inside one poll all along: same task in the slot, same
+ * poll count. Such a task is taken after LIFO_STEAL_AFTER_NS; until then
+ * we watch it (and search_then_spin keeps spinning for it). Returns the
+ * stolen task or NULL. */
+static struct weft__task *steal_lifo(struct weft__worker *w, struct weft__worker *v)
+{
+    struct weft__worker *u = w->watch_victim;
+    if (u) {
+        w->watch_waiting = false;
+        if (weft__ring_lifo_peek(&u->ring) == w->watch_task &&
+            polls_of(u) == w->watch_polls) {
+            /* Relaxed: a setting (see worker.h). */
+            uint64_t after = weft_atomic_load_relaxed(&w->pool->lifo_steal_after_ns);
+            if (weft__sys_now_ns() - w->watch_since_ns < after) {
+                w->watch_waiting = true;
+                return NULL;
+            }
+            struct weft__task *t = w->watch_task;
+            unwatch(w);
+            if (weft__ring_lifo_steal(&u->ring, t)) {
+                /* Relaxed: a hint; waking for its slot paid off. */
+                weft_atomic_store_relaxed(&u->ring.lifo_wake_armed, true);
+                ctr_add(&w->ctr.steals, 1);
+                ctr_add(&w->ctr.steal_ops, 1);
+                return t;
+            }
+            return NULL;
+        }
+        unwatch(w); /* its owner moved on */
+    }
+    struct weft__task *t = v ? weft__ring_lifo_peek(&v->ring) : NULL;
+    if (t) {
+        w->watch_victim = v;
+        w->watch_task = t;
+        w->watch_polls = polls_of(v);
+        w->watch_since_ns = weft__sys_now_ns();
+    }
+    return NULL;
+}
+
 static struct weft__task *steal_work(struct weft__worker *w)
 {
     struct weft__pool *p = w->pool;
@@ -310,6 +394,7 @@ static struct weft__task *steal_work(struct weft__worker *w)
         return NULL;
     struct weft__task *t = pull_injector(w);
     if (!t && p->nworkers > 1) {
+        struct weft__worker *lifo_victim = NULL;
         unsigned start = xorshift32(&w->rng) % p->nworkers;
         for (unsigned i = 0; i < p->nworkers && !t; i++) {
             struct weft__worker *v = &p->workers[(start + i) % p->nworkers];
@@ -320,27 +405,44 @@ static struct weft__task *steal_work(struct weft__worker *w)
             if (t) {
                 ctr_add(&w->ctr.steals, n);
                 ctr_add(&w->ctr.steal_ops, 1);
+            } else if (!lifo_victim && weft__ring_lifo_peek(&v->ring)) {
+                lifo_victim = v;
             }
         }
+        if (!t)
+            t = steal_lifo(w, lifo_victim);
     }
-    if (t)
+    if (t) {
+        unwatch(w);
         stop_searching(w);
+    }
     return t;
 }
 
-/* Out of work: as a searcher, keep looking for a short while (about tens
- * of microseconds, with growing pauses) before sleeping. A producer on
- * another thread typically makes the next task available within that
- * window, and a futex sleep/wake pair costs far more than the spin. Only
- * searchers spin (at most half the workers), so idle cores are not all
- * burned. */
-#define SPIN_ROUNDS 12u
+/* Out of work: as a searcher, keep looking for a while (up to about 50 us,
+ * with growing pauses) before sleeping. A producer on another thread
+ * typically makes the next task available within that window, and a futex
+ * sleep/wake pair costs far more than the spin. Only searchers spin (at
+ * most min(half the workers, CPUs): idle.c), so idle cores are not all
+ * burned. The number of rounds adapts: a spin that found work restores the
+ * full count; one that found nothing halves it (down to one round), so a
+ * mostly idle runtime — a timer every millisecond — does not pay a whole
+ * spin per wake-up (that spin was four fifths of its CPU time), while a
+ * worker fed from another thread keeps spinning. */
+#define SPIN_ROUNDS_MAX 12u
+#define SPIN_ROUNDS_MIN 1u
 
 static struct weft__task *search_then_spin(struct weft__worker *w)
 {
+    /* Out of work: the end of a busy spell (see lifo_wake). Relaxed: a
+     * hint. */
+    weft_atomic_store_relaxed(&w->ring.lifo_wake_armed, true);
     struct weft__task *t = steal_work(w);
-    for (unsigned round = 0; !t && w->searching && round < SPIN_ROUNDS; round++) {
-        for (unsigned i = 0; i < (16u << (round / 2)); i++)
+    unsigned round = 0;
+    for (; !t && w->searching && (round < w->spin_rounds || w->watch_waiting); round++) {
+        ctr_add(&w->ctr.spin_rounds, 1);
+        unsigned pause = round < SPIN_ROUNDS_MAX ? round : SPIN_ROUNDS_MAX - 1;
+        for (unsigned i = 0; i < (16u << (pause / 2)); i++)
             weft__cpu_relax();
         /* Relaxed: a hint; the loop re-checks with acquire. */
         if (weft_atomic_load_relaxed(&w->pool->stopping))
@@ -348,6 +450,11 @@ static struct weft__task *search_then_spin(struct weft__worker *w)
         if (!(t = next_local_task(w)))
             t = steal_work(w);
     }
+    if (t && round > 0)
+        w->spin_rounds = SPIN_ROUNDS_MAX;
+    else if (!t && round >= w->spin_rounds && w->spin_rounds > SPIN_ROUNDS_MIN)
+        w->spin_rounds /= 2;
+    unwatch(w);
     return t;
 }
 
@@ -366,7 +473,9 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
     }
 #endif
     ctr_add(&w->ctr.polls, 1);
+    w->polling = true;
     weft__task_run(t);
+    w->polling = false;
 }
 
 static bool work_pending(struct weft__pool *p)
@@ -527,7 +636,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
     p->workers_raw = weft__alloc(sizeof(struct weft__worker) * n + WEFT_CACHE_LINE);
     if (!p->workers_raw)
         return -ENOMEM;
-    if (weft__idle_init(&p->idle, n) != 0) {
+    if (weft__idle_init(&p->idle, n, weft__sys_cpu_count()) != 0) {
         weft__free(p->workers_raw);
         return -ENOMEM;
     }
@@ -549,6 +658,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
         WEFT_DIE_RC("pthread_cond_init", rc);
     weft_atomic_init(&p->stopping, false);
     weft_atomic_init(&p->closed, false);
+    weft_atomic_init(&p->lifo_steal_after_ns, LIFO_STEAL_AFTER_NS);
     for (unsigned i = 0; i < n; i++) {
         struct weft__worker *w = &p->workers[i];
         weft__ring_init(&w->ring);
@@ -556,6 +666,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
         w->index = i;
         w->pool = p;
         w->rng = 0x9e3779b9u * (i + 1);
+        w->spin_rounds = SPIN_ROUNDS_MAX;
         weft__slab_cache_init(&w->cache, &p->sched.slab);
     }
     return 0;
@@ -633,11 +744,8 @@ void weft__pool_close(struct weft__pool *p)
     struct weft__task *t;
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct weft__worker *w = &p->workers[i];
-        if (w->lifo) {
-            t = w->lifo;
-            w->lifo = NULL;
+        if ((t = weft__ring_lifo_take(&w->ring)))
             release_entry(t);
-        }
         while ((t = weft__ring_pop_owner(&w->ring)))
             release_entry(t);
     }

@@ -20,24 +20,34 @@
 
 /* Counters: written by the owning worker only (relaxed load + store, no
  * RMW), read by weft_rt_stats from any thread (relaxed: each value is a
- * sample, not a synchronisation point). */
+ * sample, not a synchronisation point). `spin_rounds` (pauses a searcher
+ * spent looking again before it parked) is not in weft_rt_stats; tests
+ * read it here. */
 struct weft__worker_counters {
     _Atomic uint64_t polls, steals, steal_ops, parks, injector_pulls,
-        lifo_hits, overflows;
+        lifo_hits, overflows, spin_rounds;
 };
 
 struct weft__worker {
     /* ---- shared with other threads ---- */
-    weft__ring ring;   /* stolen from by other workers */
+    weft__ring ring;   /* and the LIFO slot: stolen from by other workers */
     weft__inbox inbox; /* local tasks woken from anywhere */
     alignas(WEFT_CACHE_LINE) struct weft__worker_counters ctr;
 
     /* ---- owner thread only ---- */
-    alignas(WEFT_CACHE_LINE) struct weft__task *lifo;
-    unsigned lifo_streak;
+    alignas(WEFT_CACHE_LINE) unsigned lifo_streak;
     uint32_t tick;
     uint32_t rng;
     bool searching;
+    bool polling;         /* inside a task's poll (run_task) */
+    unsigned spin_rounds; /* how long the next search may spin (worker.c) */
+    /* The LIFO occupant this worker, searching, watches in another
+     * worker's slot (steal_lifo in worker.c): where, which task, that
+     * worker's poll count then, and since when. */
+    struct weft__worker *watch_victim;
+    struct weft__task *watch_task;
+    uint64_t watch_polls, watch_since_ns;
+    bool watch_waiting; /* seen unchanged at the last look, not yet due */
     unsigned index;
     /* Tasks allocated minus tasks freed on this worker: the runtime's
      * lifetime count, kept here so spawns pay no shared atomic
@@ -79,6 +89,12 @@ struct weft__pool {
     bool stop_go;         /* under stop_lock */
 
     alignas(WEFT_CACHE_LINE) weft__timers timers;
+
+    /* How long a LIFO occupant waits behind its owner's poll before a
+     * searcher may take it (worker.c: steal_lifo). Set at init; tests
+     * raise it to take stealing out of a count. Relaxed: read by
+     * searchers only. */
+    alignas(WEFT_CACHE_LINE) _Atomic uint64_t lifo_steal_after_ns;
 };
 
 /* Set up a pool of `n` workers (not started), its seam operations `ops`.
