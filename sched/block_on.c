@@ -62,6 +62,8 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
     }
     if (weft_future_out_size(fut) != out_size || (out_size > 0 && !out))
         return -EINVAL;
+    if (rt->flavour)
+        return rt->flavour->block_on(rt, fut, out, out_size);
     block_waker *b = weft__alloc(sizeof *b);
     if (!b)
         return -ENOMEM;
