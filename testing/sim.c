@@ -293,32 +293,45 @@ static void step(struct weft__sim *sim)
     weft__task_drop_ref(t);
 }
 
-/* Nothing is runnable: move the clock to the wheel's next deadline and
- * fire what is due. Returns 1 (moved), 0 (no timer armed) or -ETIMEDOUT
- * (the move would pass the time limit). */
+/* Nothing is runnable: move the clock to the next timer deadline and fire
+ * what is due. The wheel's next due tick may be the start of a coarse
+ * slot that only cascades (a deadline minutes away is reached in up to
+ * one step per wheel level); those steps are part of one jump. Returns 1
+ * (moved), 0 (no timer armed) or -ETIMEDOUT (the move would pass the time
+ * limit). */
 static int clock_jump(struct weft__sim *sim)
 {
     weft__timers *tm = &sim->rt.pool.timers;
-    /* Relaxed: timers are armed on this thread; the firing below re-reads
-     * under the driver's lock. */
-    uint64_t due = weft_atomic_load_relaxed(&tm->wheel.next_due);
-    if (due == WEFT__WHEEL_NONE)
-        return 0;
-    weft_instant at = weft__wheel_instant(&tm->wheel, due);
-    if (at < sim->now)
-        at = sim->now;
-    uint64_t late = weft__sim_lateness(&sim->chaos);
-    if (late) {
-        sim->late_timers++;
+    uint64_t late = 0;
+    bool moved = false;
+    for (;;) {
+        /* Relaxed: timers are armed on this thread; the firing below
+         * re-reads under the driver's lock. */
+        uint64_t due = weft_atomic_load_relaxed(&tm->wheel.next_due);
+        if (due == WEFT__WHEEL_NONE)
+            break;
+        if (!moved) {
+            /* One draw per jump: every step of it lands this much past
+             * its tick, so the deadline fires that late. */
+            late = weft__sim_lateness(&sim->chaos);
+            sim->late_timers += late != 0;
+        }
+        weft_instant at = weft__wheel_instant(&tm->wheel, due);
         at = late > UINT64_MAX - at ? UINT64_MAX : at + late;
+        if (at < sim->now)
+            at = sim->now;
+        if (sim->opts.time_limit && at - WEFT_SIM_START > sim->opts.time_limit)
+            return -ETIMEDOUT;
+        sim->now = at;
+        moved = true;
+        if (weft__timers_fire_due(tm) > 0) /* wakes land in the runnable set */
+            break;
     }
-    if (sim->opts.time_limit && at - WEFT_SIM_START > sim->opts.time_limit)
-        return -ETIMEDOUT;
-    sim->now = at;
+    if (!moved)
+        return 0;
     sim->clock_jumps++;
     sim->trace = weft__trace_add(weft__trace_add(sim->trace, WEFT__TRACE_CLOCK),
-                                 at - WEFT_SIM_START);
-    weft__timers_fire_due(tm); /* wakes land in the runnable set */
+                                 sim->now - WEFT_SIM_START);
     return 1;
 }
 
