@@ -326,6 +326,9 @@ static int clock_jump(struct weft__sim *sim)
         moved = true;
         if (weft__timers_fire_due(tm) > 0) /* wakes land in the runnable set */
             break;
+        /* A cascade step: the wheel moved past `due` (it reads the clock
+         * through weft_now, which must be ours here). */
+        WEFT_ASSERT(weft_atomic_load_relaxed(&tm->wheel.next_due) > due);
     }
     if (!moved)
         return 0;
