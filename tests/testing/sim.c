@@ -516,25 +516,28 @@ static void test_sim_interval_ticks_on_virtual_time(void **state)
 
 /* ---- WEFT_SEED -------------------------------------------------------------------------- */
 
-/* Sets WEFT_SEED to `value` (NULL: unset) and returns the old value, to
- * put back with env_seed_restore. */
-static char *env_seed_set(const char *value)
+/* Sets WEFT_SEED to `value` (NULL: unset). */
+static void env_seed_put(const char *value)
 {
-    const char *old = getenv("WEFT_SEED");
-    char *saved = old ? strdup(old) : NULL;
     if (value)
         setenv("WEFT_SEED", value, 1);
     else
         unsetenv("WEFT_SEED");
+}
+
+/* env_seed_put, returning the old value to put back with
+ * env_seed_restore. */
+static char *env_seed_set(const char *value)
+{
+    const char *old = getenv("WEFT_SEED");
+    char *saved = old ? strdup(old) : NULL;
+    env_seed_put(value);
     return saved;
 }
 
 static void env_seed_restore(char *saved)
 {
-    if (saved)
-        setenv("WEFT_SEED", saved, 1);
-    else
-        unsetenv("WEFT_SEED");
+    env_seed_put(saved);
     free(saved);
 }
 
@@ -551,14 +554,14 @@ static void test_sim_weft_seed_overrides_every_seed(void **state)
     assert_int_equal(sim_stats(rt).seed, 1234);
     weft_rt_shutdown(rt);
 
-    env_seed_set("0x10");
+    env_seed_put("0x10");
     rt = sim_start(&o);
     assert_int_equal(sim_stats(rt).seed, 16);
     weft_rt_shutdown(rt);
 
     const char *bad[] = { "x", "12abc", "-1", "99999999999999999999999" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        env_seed_set(bad[i]);
+        env_seed_put(bad[i]);
         rt = (weft_rt *)&o;
         int before = misuse_count();
         assert_int_equal(weft_rt_new_sim(&rt, &o), -EINVAL);
