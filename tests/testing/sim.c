@@ -759,8 +759,10 @@ static void test_sim_refuses_a_second_running_thread(void **state)
 
 /* ---- refusals ------------------------------------------------------------------------------ */
 
-/* Calls weft_block_on and weft_sim_run on its own sim from inside. */
-static int g_nested_rc[3];
+/* Calls weft_block_on and weft_sim_run on its own sim from inside, and
+ * weft_block_on on g_other_rt (a runtime of the other flavour). */
+static int g_nested_rc[4];
+static weft_rt *g_other_rt;
 
 static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
 {
@@ -772,6 +774,8 @@ static weft_poll nested_poll(weft_future *f, weft_cx *cx, void *out)
     weft_rt_shutdown(weft_rt_current()); /* ignored */
     g_nested_rc[2] = weft_sim_outside_begin(weft_rt_current());
     weft_sim_outside_end(weft_rt_current());
+    /* It would block every task of the sim, and run with the sim's clock. */
+    g_nested_rc[3] = weft_block_on(g_other_rt, &y.base, NULL, 0);
     return WEFT_READY;
 }
 
@@ -782,6 +786,9 @@ static void test_sim_refuses_running_itself_from_its_tasks(void **state)
     (void)state;
     weft_sim_options o = sim_options(13);
     weft_rt *rt = sim_start(&o);
+    weft_rt_options ro = WEFT_RT_OPTIONS_INIT;
+    ro.workers = 1;
+    assert_int_equal(weft_rt_new(&g_other_rt, &ro), 0);
     weft_future f;
     weft_future_init(&f, &nested_ops, WEFT_F_SEND);
     int before = misuse_count();
@@ -789,11 +796,13 @@ static void test_sim_refuses_running_itself_from_its_tasks(void **state)
     assert_int_equal(g_nested_rc[0], -EDEADLK);
     assert_int_equal(g_nested_rc[1], -EDEADLK);
     assert_int_equal(g_nested_rc[2], 0);
+    assert_int_equal(g_nested_rc[3], -EDEADLK);
 #ifndef NDEBUG
-    assert_int_equal(misuse_count(), before + 3);
+    assert_int_equal(misuse_count(), before + 4);
 #else
     (void)before;
 #endif
+    weft_rt_shutdown(g_other_rt);
     weft_rt_shutdown(rt);
 }
 
