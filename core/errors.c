@@ -18,7 +18,7 @@ const char *weft_strerror(int err)
     case -ECANCELED: return "cancelled";
     case -ETIMEDOUT: return "timed out";
     case -EAGAIN: return "try again (resource temporarily unavailable)";
-    case -EDEADLK: return "would deadlock (blocking call on a worker thread)";
+    case -EDEADLK: return "would deadlock (a blocking call on a worker, or a stalled sim)";
     default: return err < 0 ? strerror(-err) : "not an error code";
     }
 }

@@ -4,6 +4,7 @@
  * place, and the ready-made leaf futures weft_yield and weft_ready. */
 #include "weft/future.h"
 #include "weft/iter.h"
+#include "core/chaos.h"
 #include "core/errors.h"
 #include "core/future.h"
 
@@ -116,6 +117,8 @@ static weft_poll yield_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_yield *y = (weft_yield *)f;
     (void)out;
+    if (weft__chaos_pending(f, cx))
+        return WEFT_PENDING;
     if (y->yielded)
         return WEFT_READY;
     y->yielded = true;

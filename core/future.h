@@ -4,6 +4,7 @@
 #ifndef WEFT_CORE_FUTURE_H
 #define WEFT_CORE_FUTURE_H
 
+#define WEFT_F__CHAOS 0x10000000u  /* its last poll was a chaos PENDING (core/chaos.h) */
 #define WEFT_F__NAMED 0x20000000u  /* a `const char *` name follows the header */
 #define WEFT_F__POLLED 0x40000000u /* polled at least once: pinned */
 #define WEFT_F__DONE 0x80000000u   /* returned READY / DONE (debug builds) */

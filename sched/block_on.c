@@ -55,13 +55,16 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
     int rc = weft__future_check_in_place(fut, "weft_block_on");
     if (rc || !rt)
         return rc ? rc : -EINVAL;
-    if (weft__worker_current()) {
-        WEFT_MISUSE("weft_block_on of '%s' on a worker thread would block it",
-                    weft__future_name(fut));
+    weft_rt *cur = weft_rt_current();
+    if (weft__worker_current() || (cur && cur->flavour)) {
+        WEFT_MISUSE("weft_block_on of '%s' on a thread that runs tasks (a worker, or a "
+                    "sim runtime's) would block them", weft__future_name(fut));
         return -EDEADLK;
     }
     if (weft_future_out_size(fut) != out_size || (out_size > 0 && !out))
         return -EINVAL;
+    if (rt->flavour)
+        return rt->flavour->block_on(rt, fut, out, out_size);
     block_waker *b = weft__alloc(sizeof *b);
     if (!b)
         return -ENOMEM;

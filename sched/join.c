@@ -5,6 +5,7 @@
  * until the next transition. Orders as in task.c: transitions are acq_rel
  * unless a comment says why less is enough. */
 #include "sched/task.h"
+#include "core/chaos.h"
 #include "core/errors.h"
 
 #include <string.h>
@@ -62,6 +63,8 @@ static weft_poll join_poll(weft_future *f, weft_cx *cx, void *out)
         WEFT_MISUSE("join handle polled after it was detached");
         return WEFT_PENDING;
     }
+    if (weft__chaos_pending(f, cx))
+        return WEFT_PENDING;
     /* Acquire: pairs with the release in task_complete (output, status). */
     uint64_t s = weft_atomic_load_acquire(&t->state);
     if (!(s & WEFT_T_COMPLETE)) {

@@ -73,7 +73,10 @@ static void rt_destroy(struct weft_rt *rt)
 #if WEFT_DEBUG_LEVEL >= 1
     live_remove(rt);
 #endif
-    weft__pool_fini(&rt->pool);
+    if (rt->flavour)
+        rt->flavour->destroy(rt);
+    else
+        weft__pool_fini(&rt->pool);
     weft__free(rt->raw);
 }
 
@@ -119,7 +122,7 @@ static void release_remote(struct weft_rt *rt)
         rt_destroy(rt);
 }
 
-static void task_freed(struct weft__sched *s)
+void weft__rt_task_freed(struct weft__sched *s)
 {
     struct weft_rt *rt = weft__rt_of(s);
     struct weft__worker *w = weft__pool_worker(&rt->pool);
@@ -133,7 +136,7 @@ static void task_freed(struct weft__sched *s)
 static const weft__sched_ops pool_ops = {
     .schedule = weft__pool_schedule,
     .requeue = weft__pool_requeue,
-    .task_freed = task_freed,
+    .task_freed = weft__rt_task_freed,
 };
 
 /* ---- the calling thread --------------------------------------------------------- */
@@ -214,7 +217,7 @@ static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_siz
         RT_HOOK(WEFT__RT_HOOK_SPAWN_ALLOCATED, rt);
     if (join)
         weft__join_init(join, t);
-    weft__pool_schedule(&rt->pool.sched, t); /* may free the runtime: last */
+    rt->pool.sched.ops->schedule(&rt->pool.sched, t); /* the flavour's; may free the runtime: last */
     return 0;
 refused:
     if (!w)
@@ -253,6 +256,9 @@ int weft_spawn_local(const weft_future *fut, size_t fut_size, weft_join *join)
         return rc;
     struct weft__worker *w = weft__worker_current();
     if (!w) {
+        weft_rt *cur = weft_rt_current();
+        if (cur && cur->flavour) /* one thread runs all of its tasks */
+            return spawn_task(cur, fut, fut_size, join, NULL);
         WEFT_MISUSE("weft_spawn_local of '%s' from a thread that is not a worker",
                     weft__future_name(fut));
         return -EPERM;
@@ -261,6 +267,15 @@ int weft_spawn_local(const weft_future *fut, size_t fut_size, weft_join *join)
 }
 
 /* ---- construction and shutdown ---------------------------------------------------- */
+
+void weft__rt_accounting_init(struct weft_rt *rt)
+{
+    weft_atomic_init(&rt->remote_live, WEFT__RT_LIVE_BIAS);
+    weft_atomic_init(&rt->shut_down, false);
+#if WEFT_DEBUG_LEVEL >= 1
+    live_add(rt);
+#endif
+}
 
 int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
 {
@@ -289,11 +304,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
         weft__free(raw);
         return -ENOMEM;
     }
-    weft_atomic_init(&rt->remote_live, WEFT__RT_LIVE_BIAS);
-    weft_atomic_init(&rt->shut_down, false);
-#if WEFT_DEBUG_LEVEL >= 1
-    live_add(rt); /* rt_destroy, below or later, removes it */
-#endif
+    weft__rt_accounting_init(rt); /* rt_destroy, below or later, ends it */
     int rc = weft__pool_start(&rt->pool, prefix, o.stack_size);
     if (rc != 0) {
         rt_destroy(rt);
@@ -338,9 +349,11 @@ void weft_rt_shutdown(weft_rt *rt)
 {
     if (!rt)
         return;
-    if (weft__worker_current()) {
-        WEFT_MISUSE("weft_rt_shutdown called from a worker thread (it would "
-                    "join itself); ignored");
+    /* Only a current runtime is dereferenced here: a freed one is caught
+     * below (debug builds). */
+    if (weft__worker_current() || (weft_rt_current() == rt && rt->flavour)) {
+        WEFT_MISUSE("weft_rt_shutdown called from a thread running tasks (a worker, "
+                    "or a sim runtime's own thread: it would wait for itself); ignored");
         return;
     }
     if (!shutdown_begin(rt))
@@ -352,9 +365,13 @@ void weft_rt_shutdown(weft_rt *rt)
      * complete afterwards, so later wakes do nothing. */
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
-    weft__pool_stop(&rt->pool);
-    RT_HOOK(WEFT__RT_HOOK_SHUTDOWN_STOPPED, rt);
-    weft__pool_close(&rt->pool);
+    if (rt->flavour) {
+        rt->flavour->shutdown(rt);
+    } else {
+        weft__pool_stop(&rt->pool);
+        RT_HOOK(WEFT__RT_HOOK_SHUTDOWN_STOPPED, rt);
+        weft__pool_close(&rt->pool);
+    }
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);
     int64_t worker_live = 0;
@@ -382,6 +399,8 @@ int weft_rt_stats(weft_rt *rt, weft_worker_stats *out, unsigned *n)
         return -EINVAL;
     }
 #endif
+    if (rt->flavour)
+        return rt->flavour->stats(rt, out, n);
     unsigned m = *n < rt->pool.nworkers ? *n : rt->pool.nworkers;
     for (unsigned i = 0; i < m; i++) {
         struct weft__worker *w = &rt->pool.workers[i];

@@ -9,6 +9,30 @@
 #include "weft/rt.h"
 #include "sched/worker.h"
 
+/* A scheduler flavour other than the pool of workers: the cold paths that
+ * runtime.c and block_on.c hand over to it. The deterministic runtime
+ * (testing/sim.c) is one. Spawning needs no entry here: it reaches the
+ * flavour through the seam (pool.sched.ops), and the lifetime accounting
+ * below is runtime.c's for every flavour. */
+struct weft__rt_flavour {
+    /* weft_block_on, after its arguments were checked. */
+    int (*block_on)(weft_rt *rt, weft_future *fut, void *out, size_t out_size);
+    /* weft_rt_shutdown's middle part, instead of stopping the pool: cancel
+     * every task and release the queues. Called once, with the runtime
+     * current; the accounting that may free it follows. */
+    void (*shutdown)(weft_rt *rt);
+    /* weft_rt_stats, after its arguments were checked. */
+    int (*stats)(weft_rt *rt, weft_worker_stats *out, unsigned *n);
+    /* Free what the flavour allocated, the runtime's memory (raw) aside:
+     * its last task is gone. */
+    void (*destroy)(weft_rt *rt);
+};
+
+/* A runtime of another flavour (`flavour` set) has no workers: of `pool`
+ * it uses only the seam and task memory (pool.sched), the timers and the
+ * stopping flag. The flavour builds it (weft__rt_accounting_init, and
+ * weft__rt_task_freed as its seam's task_freed); runtime.c shuts it down
+ * and frees it. */
 struct weft_rt {
     struct weft__pool pool; /* first: the seam is the runtime's address */
     /* Tasks allocated or freed off this runtime's workers, plus a bias
@@ -22,6 +46,9 @@ struct weft_rt {
      * "live runtimes"); under that list's lock. */
     struct weft_rt *live_next;
     void *raw; /* the allocation, before cache-line alignment */
+    /* NULL: the pool's workers run the tasks. Set at construction, read
+     * on cold paths only (spawn goes through the seam). */
+    const struct weft__rt_flavour *flavour;
 };
 
 #define WEFT__RT_LIVE_BIAS ((int64_t)1 << 62)
@@ -44,6 +71,15 @@ typedef void weft__rt_hook_fn(weft__rt_hook_at at, weft_rt *rt, void *ctx);
  * the spawning or shutting-down thread. Set while no other thread spawns
  * or shuts down. */
 void weft__rt_set_hook(weft__rt_hook_fn *fn, void *ctx);
+
+/* Start the lifetime accounting of a runtime just built (the bias held
+ * until shutdown, the shut-down flag, debug builds' list of live
+ * runtimes); freeing the runtime ends it. */
+void weft__rt_accounting_init(struct weft_rt *rt);
+
+/* The seam's task_freed of every flavour: a task's memory went back to
+ * the slab; may free the runtime (the caller's last access to it). */
+void weft__rt_task_freed(struct weft__sched *s);
 
 /* The runtime whose scheduler is `s` (a pool's seam). */
 static inline struct weft_rt *weft__rt_of(struct weft__sched *s)

@@ -283,6 +283,11 @@ static void task_waker_wake_by_ref(const void *data)
         schedule(t);
 }
 
+void weft__task_wake(struct weft__task *t)
+{
+    task_waker_wake_by_ref(t);
+}
+
 static void task_waker_drop(void *data)
 {
     ref_dec_n(data, 1);

@@ -98,6 +98,10 @@ void weft__task_run(struct weft__task *t);
 void weft__task_hold(struct weft__task *t);
 void weft__task_drop_ref(struct weft__task *t);
 
+/* Wake the task as its own waker's wake_by_ref would (the deterministic
+ * runtime's spurious wakes). Any thread. */
+void weft__task_wake(struct weft__task *t);
+
 /* Abort: mark the task cancelled and, if it is idle, queue it so its
  * future is dropped at once. No effect once complete. Any thread. */
 void weft__task_abort(struct weft__task *t);

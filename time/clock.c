@@ -4,9 +4,11 @@
 #include "time/clock.h"
 #include "core/sys.h"
 
+_Thread_local const weft_instant *weft__clock_virtual;
+
 weft_instant weft_now(void)
 {
-    return weft__sys_now_ns();
+    return weft__clock_virtual ? *weft__clock_virtual : weft__sys_now_ns();
 }
 
 weft_instant weft__deadline_after(weft_duration d)

@@ -12,6 +12,11 @@ static inline weft_instant weft__instant_add(weft_instant t, weft_duration d)
     return d > WEFT_NEVER - t ? WEFT_NEVER : t + d;
 }
 
+/* While the calling thread runs a runtime with a clock of its own (the
+ * deterministic runtime's virtual time, testing/sim.c), that clock; NULL
+ * otherwise. weft_now() reads it; the runtime sets it around its run. */
+extern _Thread_local const weft_instant *weft__clock_virtual;
+
 /* The instant `d` after now (saturating as weft__instant_add). */
 weft_instant weft__deadline_after(weft_duration d);
 

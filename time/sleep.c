@@ -1,6 +1,7 @@
 /* weft_sleep: a future that completes once its deadline has passed, armed
  * in the current runtime's timer driver at its first pending poll. */
 #include "weft/time.h"
+#include "core/chaos.h"
 #include "core/errors.h"
 #include "core/future.h"
 #include "time/clock.h"
@@ -41,6 +42,8 @@ static weft_poll sleep_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_sleep *s = (weft_sleep *)f;
     (void)out;
+    if (weft__chaos_pending(f, cx))
+        return WEFT_PENDING;
     /* Acquire: pairs with the wheel's release store of FIRED. */
     uint32_t st = weft_atomic_load_acquire(&s->entry.state_);
     if (st == WEFT__TIMER_FIRED)

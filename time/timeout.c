@@ -5,6 +5,7 @@
  * forms share everything but where they find the inner future and whether
  * they drop it, told apart by their ops. */
 #include "weft/time.h"
+#include "core/chaos.h"
 #include "core/future.h"
 #include "time/clock.h"
 
@@ -102,6 +103,8 @@ static void timeout_finish(weft_timeout *t)
 static weft_poll timeout_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_timeout *t = (weft_timeout *)f;
+    if (weft__chaos_pending(f, cx))
+        return WEFT_PENDING;
     weft_future *inner = timeout_inner(t);
     size_t out_size = weft_future_out_size(inner);
     /* The inner future first: ready in the same tick as the deadline, it

@@ -80,7 +80,8 @@ extern "C" {
         default: weft__duration_s)((x), (weft_duration)(unit))
 #endif
 
-/* The current monotonic time. Any thread. */
+/* The current monotonic time. Any thread. On the thread running a sim
+ * runtime (weft/testing.h), while it runs, the sim's virtual clock. */
 WEFT_API weft_instant weft_now(void);
 
 /* A timer's registration in the wheel. Embedded in the futures below;

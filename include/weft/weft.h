@@ -8,5 +8,6 @@
 #include "weft/co.h"
 #include "weft/rt.h"
 #include "weft/time.h"
+#include "weft/testing.h"
 
 #endif /* WEFT_H */
