@@ -20,14 +20,14 @@
  *
  * What is read, and why none of it races:
  *
- *   | what                                   | written            | read                    |
- *   |----------------------------------------|--------------------|-------------------------|
- *   | state word (state, polls, references)  | atomically         | atomically              |
- *   | owner_plus1, block_units               | before the spawn   | after step 1            |
- *   | the future's ops; a NAMED future's name | before the spawn   | after step 1            |
- *   | the spawn time of an AGED task         | before the spawn   | after step 1            |
- *   | the future's flags, its weft_co, the   | by the task's own  | only during the hold of |
- *   | awaited children                       | polls              | step 2                  |
+ *   | what                                    | written           | read                    |
+ *   |-----------------------------------------|-------------------|-------------------------|
+ *   | state word (state, polls, references)   | atomically        | atomically              |
+ *   | owner_plus1, block_units                | before the spawn  | after step 1            |
+ *   | the future's ops; a NAMED future's name | before the spawn  | after step 1            |
+ *   | the spawn time of an AGED task          | before the spawn  | after step 1            |
+ *   | the future's flags, its weft_co, the    | by the task's own | only during the hold of |
+ *   | awaited children                        | polls             | step 2                  |
  *
  * The future's flags say where a coroutine's `co` sits (WEFT_FN_INIT), but
  * every poll writes them, hence the hold; whether the future is NAMED was
@@ -36,9 +36,9 @@
  *
  * dump_lock: a hold looks like a poll to everyone, another dump included,
  * which would report the held task as running. Holds are short (a few
- * loads) and the lock covers one task's hold, never a visitor call or a
- * free, so it nests with no other lock and a visitor may start another
- * walk.
+ * loads) and the lock covers one task's hold: never a visitor call (a
+ * visitor may start another walk) and never a free (which takes the
+ * slab's lock, which a walk holds while it takes references).
  *
  * Concurrency: any number of walks and counts may run at once, and with
  * every other operation on the runtime except weft_rt_shutdown (whose
@@ -47,8 +47,8 @@
 #include "sched/task.h"
 #include "core/errors.h"
 #include "core/future.h"
+#include "core/sys.h"
 #include "weft/co.h"
-#include "weft/time.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -183,7 +183,8 @@ int weft_rt_tasks(weft_rt *rt, weft_task_visit_fn *fn, void *ctx)
         WEFT_MISUSE("weft_rt_tasks: %s is NULL", rt ? "fn" : "rt");
         return -EINVAL;
     }
-    struct walk w = { &rt->pool.sched, fn, ctx, weft_now(), 0 };
+    /* The clock tasks record their spawn time with. */
+    struct walk w = { &rt->pool.sched, fn, ctx, weft__sys_coarse_ns(), 0 };
     weft__slab_walk(&rt->pool.sched.slab, walk_hold, walk_visit, &w);
     return w.rc;
 }

@@ -11,7 +11,7 @@
 #include "sched/task.h"
 #include "core/errors.h"
 #include "core/future.h"
-#include "weft/time.h"
+#include "core/sys.h"
 
 #include <string.h>
 
@@ -39,7 +39,7 @@ struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
     if (!t)
         return NULL;
     if (aged) {
-        uint64_t now = weft_now();
+        uint64_t now = weft__sys_coarse_ns(); /* a few ms steps: ages in dumps */
         memcpy((char *)t + block_size - WEFT__TASK_AGE_SIZE, &now, sizeof now);
         flags |= WEFT_T_AGED;
     }

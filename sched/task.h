@@ -14,7 +14,8 @@
  *                  spawn, so a dump finds the name without reading the
  *                  future's flags, which polls write
  *   AGED           spawned while age tracking was on: the spawn time
- *                  (weft_now) is the last 8 bytes of the block; fixed
+ *                  (weft__sys_coarse_ns) is the last 8 bytes of the
+ *                  block; fixed
  *   bits 9..39     reference count (31 bits; each reference is at least a
  *                  16-byte waker somewhere, so 2^31 of them cannot exist
  *                  on one task in practice; debug builds check)
