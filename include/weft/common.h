@@ -2,7 +2,8 @@
  * misuse reporting.
  *
  * Every fallible weft call returns 0 or a negative errno value (-ENOMEM,
- * -EINVAL, -EPERM, -EPIPE, -ECANCELED, -ETIMEDOUT, -EAGAIN, -EDEADLK) and
+ * -EINVAL, -EPERM, -EPIPE, -ECANCELED, -ETIMEDOUT, -EAGAIN, -EDEADLK,
+ * -EIO) and
  * hands objects back through out-parameters. weft never sets `errno` for its
  * own errors: a task may resume on another thread. */
 #ifndef WEFT_COMMON_H
