@@ -279,7 +279,8 @@ typedef struct weft_task_info {
     weft_task_state state;
     int worker;            /* owner worker of a local task; -1 for Send */
     uint32_t polls;        /* polls begun (a cancellation is no poll) */
-    uint32_t wakers;       /* the task's wakers held anywhere (below) */
+    uint32_t wakers;       /* its wakers held anywhere (as counted in
+                              weft_rt_counts.wakers) */
     uint64_t age_ns;       /* since spawn, or WEFT_TASK_AGE_UNKNOWN */
     /* Where an idle task waits, outermost future first: the spawned
      * coroutine's line, the child it awaits, that child's line if it is a
@@ -307,10 +308,11 @@ typedef int weft_task_visit_fn(const weft_task_info *task, void *ctx);
 WEFT_API WEFT_NODISCARD int weft_rt_tasks(weft_rt *rt, weft_task_visit_fn *fn, void *ctx);
 
 /* Write a table of `rt`'s tasks to `out` as weft_rt_tasks sees them, one
- * line each (id, name, state, worker, polls, age, wakers, await chain),
- * then a summary line with the counts of weft_rt_count. The format is for
- * people (docs/rt.md); programs use weft_rt_tasks. Returns 0, -EINVAL (rt
- * or out NULL) or -EIO (writing failed). Threads as weft_rt_tasks. */
+ * line each (id, name, state, worker, polls, age, wakers, await chain; an
+ * idle task with no waker is marked), then a summary line (the tasks
+ * listed, by state; armed timers; task wakers). The format is for people
+ * (docs/rt.md); programs use weft_rt_tasks. Returns 0, -EINVAL (rt or out
+ * NULL) or -EIO (writing failed). Threads as weft_rt_tasks. */
 WEFT_API WEFT_NODISCARD int weft_rt_dump(weft_rt *rt, FILE *out);
 
 /* Live counts of a runtime, sampled while it runs. */
@@ -322,8 +324,9 @@ typedef struct weft_rt_counts {
     /* Task wakers outstanding: for every task, the references beyond the
      * scheduler's and its join handle's — clones of its waker stored by
      * timers, channels or user code. Transient references (a remote wake
-     * being queued, a join handle being dropped, another dump) may count
-     * for a moment. An idle task with none can never be woken again. */
+     * being queued, a join handle being dropped, another dump, the
+     * scheduler's two of a task just marked complete) may count for a
+     * moment. An idle task with none can never be woken again. */
     uint64_t wakers;
 } weft_rt_counts;
 
@@ -336,8 +339,9 @@ WEFT_API WEFT_NODISCARD int weft_rt_count(weft_rt *rt, weft_rt_counts *out);
 /* Turn age tracking on or off for tasks spawned on `rt` from now on
  * (default off). A tracked task records its spawn time, so dumps show its
  * age: 8 more bytes per task (often 16: tasks take 16-byte steps) and one
- * clock read per spawn. Returns 0 or -EINVAL (rt NULL). Any thread while
- * rt is alive. */
+ * read of a coarse clock per spawn (ages move in steps of the kernel's
+ * tick, a few ms). Returns 0 or -EINVAL (rt NULL). Any thread while rt is
+ * alive. */
 WEFT_API WEFT_NODISCARD int weft_rt_track_ages(weft_rt *rt, bool on);
 
 #ifdef __cplusplus
