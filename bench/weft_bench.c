@@ -16,7 +16,10 @@
  * `weft-bench idle_timers` is not either: it measures what an otherwise
  * idle runtime costs while timers are pending (two 250 ms tickers and one
  * 10 s sleep, for 2 s) and prints cpu_per_wall (CPU seconds used per wall
- * second) and the workers' parks.
+ * second) and the workers' parks. `weft-bench idle_many` measures what a
+ * runtime with many workers costs when it has nothing or almost nothing
+ * to do, and `weft-bench lifo_latency` how long a task spawned by a
+ * long-polling parent waits to start (see their sections below).
  *
  * The workloads are written the way a weft user would write them: tasks
  * that wait are async fns (WEFT_ASYNC_FN), root tasks that only spawn are
@@ -597,7 +600,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: weft-bench <workload> [--workers N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
-                    "fib_fork_join timers task_memory idle_timers\n");
+                    "fib_fork_join timers task_memory idle_timers idle_many "
+                    "lifo_latency\n");
     return 1;
 }
 
@@ -716,6 +720,416 @@ static int run_idle_timers(weft_rt *rt)
     return 0;
 }
 
+/* ---- idle_many ------------------------------------------------------------------------- */
+
+/* What a runtime that has (almost) nothing to do costs, with many workers:
+ * three phases of about 1 s each, measured one after the other.
+ *   idle      nothing spawned (after a settling pause)
+ *   tick      one task that sleeps 1 ms, IDLE_MANY_ROUNDS times
+ *   pingpong  a pinger that sleeps 1 ms, then wakes a ponger and waits for
+ *             its answer, IDLE_MANY_ROUNDS times
+ * Each phase prints its CPU seconds per wall second, the workers' parks and
+ * the process's wake-ups (voluntary context switches: every sleep that
+ * really blocked ends in one), in total and per second. */
+
+#define IDLE_MANY_ROUNDS 1000u
+#define IDLE_MANY_SETTLE_MS 200
+
+typedef struct idle_sample {
+    double wall_ms, cpu_ms;
+    uint64_t parks, wakes;
+} idle_sample;
+
+static uint64_t voluntary_switches(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_nvcsw;
+}
+
+static void idle_sample_take(weft_rt *rt, idle_sample *s)
+{
+    s->wall_ms = now_ms();
+    s->cpu_ms = cpu_ms();
+    s->parks = total_parks(rt);
+    s->wakes = voluntary_switches();
+}
+
+static void idle_phase_print(const char *phase, const idle_sample *a, const idle_sample *b)
+{
+    double wall = b->wall_ms - a->wall_ms;
+    printf("phase=%s wall_ms=%.1f cpu_per_wall=%.4f parks=%" PRIu64 " wakes=%" PRIu64
+           " parks_per_s=%.0f wakes_per_s=%.0f\n",
+           phase, wall, (b->cpu_ms - a->cpu_ms) / wall, b->parks - a->parks, b->wakes - a->wakes,
+           (double)(b->parks - a->parks) * 1e3 / wall, (double)(b->wakes - a->wakes) * 1e3 / wall);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Sleeps 1 ms, IDLE_MANY_ROUNDS times; outputs the rounds done. */
+typedef struct ms_ticker {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} ms_ticker;
+
+WEFT_ASYNC_FN(ms_ticker, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+/* A one-message mailbox: `full` is the message, the waker the receiver. */
+typedef struct flag_box {
+    atomic_bool full;
+    weft_atomic_waker waker;
+} flag_box;
+
+static void flag_send(flag_box *b)
+{
+    /* Release: the sender's writes before the message (pairs with the
+     * acquire exchange in flag_recv). */
+    atomic_store_explicit(&b->full, true, memory_order_release);
+    weft_atomic_waker_wake(&b->waker);
+}
+
+/* Poll function: take the message, or register and wait for it. */
+static weft_poll flag_recv(void *ctx, weft_cx *cx, void *out)
+{
+    flag_box *b = ctx;
+    (void)out;
+    /* Acquire: pairs with the release store in flag_send. */
+    if (atomic_exchange_explicit(&b->full, false, memory_order_acquire))
+        return WEFT_READY;
+    weft_atomic_waker_register(&b->waker, cx->waker);
+    /* A send that came before the registration woke nobody: look again. */
+    if (atomic_exchange_explicit(&b->full, false, memory_order_acquire))
+        return WEFT_READY;
+    return WEFT_PENDING;
+}
+
+typedef struct ping_pair {
+    flag_box ping, pong;
+} ping_pair;
+
+/* Sleeps 1 ms, sends a ping, waits for the pong; IDLE_MANY_ROUNDS times.
+ * Outputs the rounds done (fewer if a wait could not be set up). */
+typedef struct pinger {
+    weft_future base;
+    weft_co co;
+    ping_pair *pp;
+    weft_sleep tick;
+    weft_poll_fn wait;
+    unsigned n;
+} pinger;
+
+WEFT_ASYNC_FN(pinger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+        flag_send(&self->pp->ping);
+        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->pong, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+/* Answers IDLE_MANY_ROUNDS pings; outputs the rounds done. */
+typedef struct ponger {
+    weft_future base;
+    weft_co co;
+    ping_pair *pp;
+    weft_poll_fn wait;
+    unsigned n;
+} ponger;
+
+WEFT_ASYNC_FN(ponger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->ping, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+        flag_send(&self->pp->pong);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+/* Join `j` from the main thread; its output is a round count. */
+static int join_rounds(weft_rt *rt, weft_join *j, unsigned *rounds)
+{
+    int rc = weft_block_on(rt, &j->base, rounds, sizeof *rounds);
+    if (rc != 0) {
+        weft_future_drop(&j->base);
+        return rc;
+    }
+    if (j->status != 0)
+        return j->status;
+    return *rounds == IDLE_MANY_ROUNDS ? 0 : -EIO;
+}
+
+/* Its wakers are released in main, after shutdown (the tasks may hold
+ * them until then). */
+static ping_pair g_pp;
+
+static int run_idle_many(weft_rt *rt)
+{
+    ping_pair *pp = &g_pp;
+    idle_sample a, b;
+    unsigned rounds = 0;
+    int rc;
+
+    /* Let every worker start, find nothing and park before measuring. */
+    sleep_ms(IDLE_MANY_SETTLE_MS);
+    idle_sample_take(rt, &a);
+    sleep_ms(1000);
+    idle_sample_take(rt, &b);
+    idle_phase_print("idle", &a, &b);
+
+    weft_join j;
+    idle_sample_take(rt, &a);
+    rc = WEFT_SPAWN(rt, &j, &(ms_ticker){ WEFT_FN_INIT(ms_ticker, WEFT_F_SEND) });
+    if (rc == 0)
+        rc = join_rounds(rt, &j, &rounds);
+    idle_sample_take(rt, &b);
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: idle_many: tick: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    idle_phase_print("tick", &a, &b);
+
+    weft_join pj[2];
+    idle_sample_take(rt, &a);
+    rc = WEFT_SPAWN(rt, &pj[0], &(ponger){ WEFT_FN_INIT(ponger, WEFT_F_SEND), .pp = pp });
+    if (rc == 0) {
+        rc = WEFT_SPAWN(rt, &pj[1], &(pinger){ WEFT_FN_INIT(pinger, WEFT_F_SEND), .pp = pp });
+        if (rc != 0)
+            weft_join_cancel(&pj[0]);
+    }
+    if (rc == 0) {
+        rc = join_rounds(rt, &pj[1], &rounds);
+        int rc2 = join_rounds(rt, &pj[0], &rounds);
+        rc = rc ? rc : rc2;
+    }
+    idle_sample_take(rt, &b);
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: idle_many: pingpong: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    idle_phase_print("pingpong", &a, &b);
+    return 0;
+}
+
+/* ---- lifo_latency ----------------------------------------------------------------------- */
+
+/* How long a task spawned by a long-polling parent waits to start, with 2
+ * workers: the parent works LIFO_LEAD_MS (so the other worker has gone to
+ * sleep), spawns one child — into its worker's LIFO slot — and keeps
+ * polling for LIFO_PARENT_POLL_MS. Prints the child's start latency
+ * (min / median / max over LIFO_ROUNDS rounds) and in how many rounds the
+ * child ran on the other worker while the parent was still polling; then
+ * what a fast ping-pong pair costs beside an idle worker (below). */
+
+#define LIFO_ROUNDS 20u
+#define LIFO_LEAD_MS 2.0
+#define LIFO_PARENT_POLL_MS 20.0
+#define LIFO_GAP_MS 5 /* between rounds: both workers go back to sleep */
+
+typedef struct lifo_round {
+    double spawn_ms;          /* written by the parent before the spawn */
+    atomic_int_least64_t start_us_x; /* the child's start, µs after spawn_ms + 1 (0: not yet) */
+    int parent_worker, child_worker;
+    bool ran_during_parent;   /* the child had started when the parent returned */
+    weft_join child;
+} lifo_round;
+
+static void busy_until(double t_ms)
+{
+    while (now_ms() < t_ms) {
+    }
+}
+
+/* The child: notes when and where it ran. A leaf touching shared state. */
+typedef struct lifo_child {
+    weft_future base;
+    lifo_round *r;
+} lifo_child;
+
+static weft_poll lifo_child_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    lifo_round *r = ((lifo_child *)f)->r;
+    (void)cx, (void)out;
+    r->child_worker = weft_worker_index();
+    /* Release: child_worker before the start mark (pairs with the
+     * parent's acquire load). */
+    atomic_store_explicit(&r->start_us_x, (int_least64_t)((now_ms() - r->spawn_ms) * 1e3) + 1,
+                          memory_order_release);
+    return WEFT_READY;
+}
+
+static const weft_future_ops lifo_child_ops = { .name = "bench_lifo_child",
+                                                .poll = lifo_child_poll };
+
+/* The parent, run by weft_spawn_fn; its argument is the round's address. */
+static void lifo_parent(void *arg, void *out)
+{
+    lifo_round *r = *(lifo_round **)arg;
+    (void)out;
+    busy_until(now_ms() + LIFO_LEAD_MS);
+    r->parent_worker = weft_worker_index();
+    r->spawn_ms = now_ms();
+    int rc = WEFT_SPAWN(NULL, &r->child,
+                        &(lifo_child){ .base = WEFT_FUTURE_INIT(&lifo_child_ops, WEFT_F_SEND),
+                                       .r = r });
+    if (rc != 0) {
+        r->ran_during_parent = false;
+        return;
+    }
+    busy_until(r->spawn_ms + LIFO_PARENT_POLL_MS);
+    /* Acquire: pairs with the child's release store. */
+    r->ran_during_parent = atomic_load_explicit(&r->start_us_x, memory_order_acquire) != 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The other side of the trade: a pair of tasks passing a message back and
+ * forth LIFO_PINGS times at full speed, which runs on one worker (each
+ * wakes the other into its LIFO slot) while the other worker idles. A
+ * scheduler that wakes an idle worker for every LIFO occupant pays for it
+ * here. */
+#define LIFO_PINGS 1000000u
+
+typedef struct fast_pinger {
+    weft_future base;
+    weft_co co;
+    ping_pair *pp;
+    weft_poll_fn wait;
+    unsigned n;
+} fast_pinger;
+
+WEFT_ASYNC_FN(fast_pinger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < LIFO_PINGS; self->n++) {
+        flag_send(&self->pp->ping);
+        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->pong, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+typedef struct fast_ponger {
+    weft_future base;
+    weft_co co;
+    ping_pair *pp;
+    weft_poll_fn wait;
+    unsigned n;
+} fast_ponger;
+
+WEFT_ASYNC_FN(fast_ponger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < LIFO_PINGS; self->n++) {
+        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->ping, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+        flag_send(&self->pp->pong);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+static int run_fast_pingpong(weft_rt *rt)
+{
+    idle_sample a, b;
+    unsigned n[2] = { 0, 0 };
+    weft_join pj[2];
+    sleep_ms(LIFO_GAP_MS);
+    idle_sample_take(rt, &a);
+    int rc = WEFT_SPAWN(rt, &pj[0], &(fast_ponger){ WEFT_FN_INIT(fast_ponger, WEFT_F_SEND),
+                                                     .pp = &g_pp });
+    if (rc == 0) {
+        rc = WEFT_SPAWN(rt, &pj[1], &(fast_pinger){ WEFT_FN_INIT(fast_pinger, WEFT_F_SEND),
+                                                     .pp = &g_pp });
+        if (rc != 0)
+            weft_join_cancel(&pj[0]);
+    }
+    for (int i = 1; i >= 0 && rc == 0; i--) {
+        if ((rc = weft_block_on(rt, &pj[i].base, &n[i], sizeof n[i])) != 0)
+            weft_future_drop(&pj[i].base);
+        else if (pj[i].status != 0 || n[i] != LIFO_PINGS)
+            rc = pj[i].status ? pj[i].status : -EIO;
+    }
+    idle_sample_take(rt, &b);
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: lifo_latency: pingpong: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    printf("pingpong_round_trips=%u\n", LIFO_PINGS);
+    printf("pingpong_ns_per_round_trip=%.0f\n", (b.wall_ms - a.wall_ms) * 1e6 / LIFO_PINGS);
+    printf("pingpong_cpu_per_wall=%.3f\n", (b.cpu_ms - a.cpu_ms) / (b.wall_ms - a.wall_ms));
+    printf("pingpong_parks=%" PRIu64 "\n", b.parks - a.parks);
+    printf("pingpong_wakes=%" PRIu64 "\n", b.wakes - a.wakes);
+    return 0;
+}
+
+static int run_lifo_latency(weft_rt *rt)
+{
+    static lifo_round rounds[LIFO_ROUNDS];
+    int64_t lat[LIFO_ROUNDS];
+    unsigned other = 0, during = 0;
+    for (unsigned i = 0; i < LIFO_ROUNDS; i++) {
+        lifo_round *r = &rounds[i];
+        atomic_init(&r->start_us_x, 0);
+        sleep_ms(LIFO_GAP_MS);
+        weft_join pj;
+        int rc = weft_spawn_fn(rt, lifo_parent, &r, 0, &pj);
+        if (rc == 0 && (rc = weft_block_on(rt, &pj.base, NULL, 0)) != 0)
+            weft_future_drop(&pj.base);
+        if (rc == 0 && (rc = weft_block_on(rt, &r->child.base, NULL, 0)) != 0)
+            weft_future_drop(&r->child.base);
+        if (rc == 0 && (pj.status != 0 || r->child.status != 0))
+            rc = pj.status ? pj.status : r->child.status;
+        if (rc != 0) {
+            fprintf(stderr, "weft-bench: lifo_latency: %s\n", weft_strerror(rc));
+            return 1;
+        }
+        lat[i] = atomic_load_explicit(&r->start_us_x, memory_order_acquire) - 1;
+        other += r->child_worker != r->parent_worker;
+        during += r->ran_during_parent;
+    }
+    qsort(lat, LIFO_ROUNDS, sizeof lat[0], cmp_i64);
+    printf("rounds=%u parent_poll_ms=%.0f\n", LIFO_ROUNDS, LIFO_PARENT_POLL_MS);
+    printf("child_start_us_min=%" PRId64 "\n", lat[0]);
+    printf("child_start_us_median=%" PRId64 "\n", lat[LIFO_ROUNDS / 2]);
+    printf("child_start_us_max=%" PRId64 "\n", lat[LIFO_ROUNDS - 1]);
+    printf("child_on_other_worker=%u\n", other);
+    printf("child_ran_during_parent=%u\n", during);
+    return run_fast_pingpong(rt);
+}
+
 int main(int argc, char **argv)
 {
     const char *name = NULL;
@@ -742,7 +1156,9 @@ int main(int argc, char **argv)
             w = &workloads[i];
     bool memory = strcmp(name, "task_memory") == 0;
     bool idle = strcmp(name, "idle_timers") == 0;
-    if (!w && !memory && !idle) {
+    bool idle_many = strcmp(name, "idle_many") == 0;
+    bool lifo = strcmp(name, "lifo_latency") == 0;
+    if (!w && !memory && !idle && !idle_many && !lifo) {
         fprintf(stderr, "unsupported workload: %s\n", name);
         return 2;
     }
@@ -757,6 +1173,8 @@ int main(int argc, char **argv)
     }
 
     static bench_shared sh;
+    weft_atomic_waker_init(&g_pp.ping.waker);
+    weft_atomic_waker_init(&g_pp.pong.waker);
     countdown_init(&sh.cd, memory ? MEMORY_TASKS : SPAWN_COUNT);
     signal_init(&sh.sig);
 
@@ -765,6 +1183,10 @@ int main(int argc, char **argv)
         status = run_task_memory(rt, &sh);
     } else if (idle) {
         status = run_idle_timers(rt);
+    } else if (idle_many) {
+        status = run_idle_many(rt);
+    } else if (lifo) {
+        status = run_lifo_latency(rt);
     } else {
         uint64_t check = 0;
         double t0 = now_ms();
@@ -783,6 +1205,8 @@ int main(int argc, char **argv)
     /* The workers are joined: no task can touch the shared state now. */
     signal_fini(&sh.cd.done);
     signal_fini(&sh.sig);
+    weft_atomic_waker_fini(&g_pp.ping.waker);
+    weft_atomic_waker_fini(&g_pp.pong.waker);
     if (memory && status == 0) {
         uint64_t dropped = atomic_load_explicit(&pending_dropped, memory_order_relaxed);
         printf("cancelled=%" PRIu64 "\n", dropped);

@@ -1,6 +1,7 @@
 /* The future contract's runtime side: checked polling (debug builds report
  * a future or stream moved after its first poll, or polled after it
- * finished), and the ready-made leaf futures weft_yield and weft_ready. */
+ * finished), the same check for a future handed to weft to be polled in
+ * place, and the ready-made leaf futures weft_yield and weft_ready. */
 #include "weft/future.h"
 #include "weft/iter.h"
 #include "core/errors.h"
@@ -60,6 +61,29 @@ static inline int finish(uint32_t *flags, int result, int final)
     (void)flags, (void)final;
 #endif
     return result;
+}
+
+int weft__future_check_in_place(const weft_future *fut, const char *what)
+{
+    if (!weft__future_well_formed(fut))
+        return -EINVAL;
+#if WEFT_DEBUG_LEVEL >= 1
+    /* The refusals weft_future_poll would make, made before the caller
+     * waits on a poll that would never run. */
+    if (fut->flags & WEFT_F__DONE) {
+        WEFT_MISUSE("%s of future '%s' that already finished", what,
+                    weft__future_name(fut));
+        return -EINVAL;
+    }
+    if ((fut->flags & WEFT_F__POLLED) && fut->pin_tag_ != pin_tag_of(fut)) {
+        WEFT_MISUSE("%s of future '%s' that moved after its first poll (it is pinned)",
+                    what, weft__future_name(fut));
+        return -EINVAL;
+    }
+#else
+    (void)what;
+#endif
+    return 0;
 }
 
 weft_poll weft_future_poll(weft_future *f, weft_cx *cx, void *out)

@@ -24,15 +24,21 @@ static inline const char *weft__future_name(const weft_future *f)
     return f->ops->name;
 }
 
-/* Check a future handed to weft (spawn, block_on) before it is copied or
- * polled: well-formed ops, and never polled (it would be pinned
- * elsewhere). Returns 0 or -EINVAL; `what` names the call in reports. */
+/* True when `fut` has the ops every call that takes a future relies on. */
+static inline bool weft__future_well_formed(const weft_future *fut)
+{
+    if (!fut || !fut->ops || !fut->ops->poll || !fut->ops->name)
+        return false;
+    return fut->ops->out_size != WEFT_OUT_SIZE_VARIES || fut->ops->out_size_of;
+}
+
+/* Check a future handed to weft to be copied (spawn) before it is copied:
+ * well-formed ops, and never polled (it would be pinned elsewhere).
+ * Returns 0 or -EINVAL; `what` names the call in reports. */
 static inline int weft__future_check_fresh(const weft_future *fut, const char *what)
 {
     (void)what; /* only named in debug-build reports */
-    if (!fut || !fut->ops || !fut->ops->poll || !fut->ops->name)
-        return -EINVAL;
-    if (fut->ops->out_size == WEFT_OUT_SIZE_VARIES && !fut->ops->out_size_of)
+    if (!weft__future_well_formed(fut))
         return -EINVAL;
     if (fut->flags & WEFT_F__POLLED) {
         WEFT_MISUSE("%s of future '%s' that was already polled (it is pinned)",
@@ -41,5 +47,11 @@ static inline int weft__future_check_fresh(const weft_future *fut, const char *w
     }
     return 0;
 }
+
+/* Check a future handed to weft to be polled where it is (block_on, a
+ * borrowing timeout): well-formed ops and, in debug builds, not moved since
+ * its first poll and not finished (reported by name; release builds cannot
+ * tell). A future polled before, in place, passes. Returns 0 or -EINVAL. */
+int weft__future_check_in_place(const weft_future *fut, const char *what);
 
 #endif

@@ -1,7 +1,8 @@
 /* weft_block_on: run a future to completion on the calling (non-worker)
- * thread. The future is polled in place; between polls the thread parks on
- * a futex. The waker is a small heap object with a reference count, because
- * a clone of it may outlive this call (a channel may keep it). */
+ * thread. The future is polled in place (it may have been polled before,
+ * there); between polls the thread parks on a futex. The waker is a small
+ * heap object with a reference count, because a clone of it may outlive
+ * this call (a channel may keep it). */
 #include "sched/runtime.h"
 #include "core/alloc.h"
 #include "core/future.h"
@@ -49,7 +50,9 @@ static void bw_wake(void *data)
 
 int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
 {
-    int rc = weft__future_check_fresh(fut, "weft_block_on");
+    /* Polled in place, so a future polled before is fine as long as it is
+     * still where it was first polled (and not finished). */
+    int rc = weft__future_check_in_place(fut, "weft_block_on");
     if (rc || !rt)
         return rc ? rc : -EINVAL;
     if (weft__worker_current()) {

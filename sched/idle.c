@@ -13,12 +13,27 @@
  * searcher sees the work (and wakes someone, possibly itself).
  * Non-searching workers may sleep without re-checking because a searcher
  * exists, and the last searcher re-checks. A searcher that finds work and
- * was the last one wakes another, so a burst fans out. At most half the
- * workers search at once, so a burst of idleness does not turn every
- * worker into a thief hammering the same queues.
+ * was the last one wakes another, so a burst fans out.
+ * The argument rests on the decrements and the fences only: raising the
+ * count of searchers or of unparked workers can only make a notifier skip
+ * a wake, and the worker so counted re-checks before it sleeps. That is
+ * why the increments below may be relaxed CASes.
+ *
+ * At most max_searching = min(ceil(workers / 2), CPUs) workers search at
+ * once, and that is a hard bound: every increment of `searching` is a CAS
+ * that checks it (a wake adds a searcher only when there is none). A
+ * burst of idleness must not turn every worker into a thief hammering the
+ * same queues, and searchers spin before they sleep (worker.c): with 64
+ * workers on 2 CPUs, 32 spinners would only take turns burning both.
  * The same pattern covers local tasks: the waker pushes to the owner's
  * inbox, fences, and reads the owner's `sleeping`; the owner sets
  * `sleeping`, fences, and re-reads its inbox.
+ *
+ * The sleeper list is a stack under `lock` (the tokio scheduler keeps its
+ * sleepers under a mutex too): a wake takes the latest sleeper, whose
+ * cache is the warmest; each worker knows its place in it, so leaving the
+ * list (a timed-out timer driver, a targeted wake) costs no search. Each
+ * wake unparks exactly one worker: nothing here wakes a crowd.
  *
  * TSan does not model fences, but no plain data depends on them here (only
  * whether a sleeper is woken), so there is nothing for it to misreport;
@@ -27,7 +42,7 @@
  *
  * Concurrency: notify*, wake_sleeper from any thread; start_search,
  * stop_search, sleep_begin, sleep_end from worker i only. The sleeper list
- * and each `sleeping`/`wake_searching` change under `lock`. */
+ * and each `sleeping`/`wake_searching`/`list_pos` change under `lock`. */
 #include "sched/idle.h"
 #include "core/alloc.h"
 #include "core/errors.h"
@@ -37,10 +52,14 @@
 #define UNPARKED_ONE WEFT__IDLE_UNPARKED_ONE
 #define SEARCHING_MASK WEFT__IDLE_SEARCHING_MASK
 
-int weft__idle_init(weft__idle *idle, unsigned n)
+int weft__idle_init(weft__idle *idle, unsigned n, unsigned cpus)
 {
     memset(idle, 0, sizeof *idle);
     idle->nworkers = n;
+    unsigned half = (n + 1) / 2;
+    idle->max_searching = cpus < half ? cpus : half;
+    if (idle->max_searching == 0)
+        idle->max_searching = 1;
     idle->sleepers = weft__calloc(sizeof(unsigned) * n);
     idle->slots_raw = weft__alloc(sizeof(struct weft__sleeper) * n + WEFT_CACHE_LINE);
     if (!idle->sleepers || !idle->slots_raw) {
@@ -60,6 +79,8 @@ int weft__idle_init(weft__idle *idle, unsigned n)
     if (rc != 0)
         WEFT_DIE_RC("pthread_mutex_init", rc);
     weft_atomic_init(&idle->state, n << 16); /* all unparked, none searching */
+    weft_atomic_init(&idle->wakes, 0);
+    weft_atomic_init(&idle->searching_peak, 0);
     return 0;
 }
 
@@ -70,41 +91,68 @@ void weft__idle_fini(weft__idle *idle)
     weft__free(idle->slots_raw);
 }
 
+/* The count of searchers became `n`: keep the peak. */
+static void note_searching(weft__idle *idle, uint32_t n)
+{
+    /* Relaxed: a statistic. */
+    uint32_t peak = weft_atomic_load_relaxed(&idle->searching_peak);
+    while (n > peak && !weft_atomic_cas_weak_relaxed(&idle->searching_peak, &peak, n)) {
+    }
+}
+
+static void unpark(weft__idle *idle, struct weft__sleeper *w)
+{
+    /* Relaxed: a statistic. */
+    weft_atomic_fetch_add_relaxed(&idle->wakes, 1);
+    weft__unpark(&w->parker);
+}
+
+/* The latest sleeper leaves the list (caller holds the lock, nsleepers > 0). */
+static struct weft__sleeper *pop_sleeper(weft__idle *idle)
+{
+    struct weft__sleeper *w = &idle->slots[idle->sleepers[--idle->nsleepers]];
+    /* Relaxed: `sleeping` changes under the lock; lock-free readers only
+     * use it as a hint before taking the lock. */
+    weft_atomic_store_relaxed(&w->sleeping, false);
+    return w;
+}
+
 void weft__idle_wake_searcher(weft__idle *idle)
 {
-    pthread_mutex_lock(&idle->lock);
-    /* Relaxed: re-read under the lock, which every sleeper-list change
-     * holds; the seq_cst RMWs below keep the state's total order. */
-    uint32_t s = weft_atomic_load_relaxed(&idle->state);
     struct weft__sleeper *w = NULL;
-    if ((s & SEARCHING_MASK) == 0 && idle->nsleepers > 0) {
-        w = &idle->slots[idle->sleepers[--idle->nsleepers]];
-        /* Relaxed: under the lock; lock-free readers use it as a hint. */
-        weft_atomic_store_relaxed(&w->sleeping, false);
-        w->wake_searching = true;
-        /* SeqCst RMW: part of the state's total order (see the top). */
-        weft_atomic_fetch_add_seq_cst(&idle->state, UNPARKED_ONE + 1);
+    pthread_mutex_lock(&idle->lock);
+    /* Relaxed: the CAS below re-checks. */
+    uint32_t s = weft_atomic_load_relaxed(&idle->state);
+    while ((s & SEARCHING_MASK) == 0 && idle->nsleepers > 0) {
+        /* Relaxed CAS: an increment (see the top). Fails when a searcher
+         * appeared meanwhile, who will find the work instead. */
+        if (weft_atomic_cas_weak_relaxed(&idle->state, &s, s + UNPARKED_ONE + 1)) {
+            w = pop_sleeper(idle);
+            w->wake_searching = true;
+            note_searching(idle, 1);
+            break;
+        }
     }
     pthread_mutex_unlock(&idle->lock);
     if (w)
-        weft__unpark(&w->parker);
+        unpark(idle, w);
 }
 
 /* Remove worker `i` from the sleeper list and count it as unparked (not
  * as a searcher). Caller holds the lock and saw it sleeping. */
 static void take_off_sleepers(weft__idle *idle, unsigned i)
 {
-    for (unsigned k = 0; k < idle->nsleepers; k++) {
-        if (idle->sleepers[k] == i) {
-            idle->sleepers[k] = idle->sleepers[--idle->nsleepers];
-            break;
-        }
-    }
+    unsigned k = idle->slots[i].list_pos;
+    WEFT_ASSERT(k < idle->nsleepers && idle->sleepers[k] == i);
+    unsigned last = idle->sleepers[--idle->nsleepers];
+    idle->sleepers[k] = last;
+    idle->slots[last].list_pos = k;
     /* Relaxed: `sleeping` changes under the lock; lock-free readers only
      * use it as a hint before taking the lock. */
     weft_atomic_store_relaxed(&idle->slots[i].sleeping, false);
     idle->slots[i].wake_searching = false;
-    /* SeqCst RMW: part of the state's total order (see the top). */
+    /* SeqCst RMW, though an increment (see the top): kept in the state's
+     * total order like its pair in sleep_begin; this path is not hot. */
     weft_atomic_fetch_add_seq_cst(&idle->state, UNPARKED_ONE);
 }
 
@@ -115,15 +163,15 @@ void weft__idle_wake_sleeper(weft__idle *idle)
     uint32_t s = weft_atomic_load_relaxed(&idle->state);
     if ((s >> 16) >= idle->nworkers)
         return; /* nobody sleeps */
-    int i = -1;
+    struct weft__sleeper *w = NULL;
     pthread_mutex_lock(&idle->lock);
     if (idle->nsleepers > 0) {
-        i = (int)idle->sleepers[idle->nsleepers - 1];
-        take_off_sleepers(idle, (unsigned)i);
+        w = &idle->slots[idle->sleepers[idle->nsleepers - 1]];
+        take_off_sleepers(idle, (unsigned)(w - idle->slots));
     }
     pthread_mutex_unlock(&idle->lock);
-    if (i >= 0)
-        weft__unpark(&idle->slots[i].parker);
+    if (w)
+        unpark(idle, w);
 }
 
 void weft__idle_notify_worker(weft__idle *idle, unsigned i)
@@ -142,18 +190,20 @@ void weft__idle_notify_worker(weft__idle *idle, unsigned i)
         take_off_sleepers(idle, i);
     pthread_mutex_unlock(&idle->lock);
     if (wake)
-        weft__unpark(&w->parker);
+        unpark(idle, w);
 }
 
 bool weft__idle_start_search(weft__idle *idle)
 {
-    /* Relaxed: a limit, not a guarantee; a concurrent transition may
-     * overshoot it by one, which only costs an extra searcher. */
+    /* Relaxed: the CAS below re-checks. */
     uint32_t s = weft_atomic_load_relaxed(&idle->state);
-    if (2u * (s & SEARCHING_MASK) >= idle->nworkers)
-        return false;
-    /* SeqCst RMW: part of the state's total order (see the top). */
-    weft_atomic_fetch_add_seq_cst(&idle->state, 1);
+    do {
+        if ((s & SEARCHING_MASK) >= idle->max_searching)
+            return false;
+        /* Relaxed CAS: an increment (see the top); the check and the
+         * increment are one step, so the bound holds exactly. */
+    } while (!weft_atomic_cas_weak_relaxed(&idle->state, &s, s + 1));
+    note_searching(idle, (s & SEARCHING_MASK) + 1);
     return true;
 }
 
@@ -169,8 +219,9 @@ void weft__idle_stop_search(weft__idle *idle)
 bool weft__idle_sleep_begin(weft__idle *idle, unsigned i, bool was_searching)
 {
     pthread_mutex_lock(&idle->lock);
+    WEFT_ASSERT(idle->nsleepers < idle->nworkers);
+    idle->slots[i].list_pos = idle->nsleepers;
     idle->sleepers[idle->nsleepers++] = i;
-    WEFT_ASSERT(idle->nsleepers <= idle->nworkers);
     /* Relaxed: ordered before the caller's queue re-reads by the fence
      * below. */
     weft_atomic_store_relaxed(&idle->slots[i].sleeping, true);

@@ -26,6 +26,9 @@ struct weft__sleeper {
     /* Set under the idle lock by whoever takes the worker off the list:
      * whether it wakes as a searcher (counted in `state`). */
     bool wake_searching;
+    /* Its index in `sleepers` while it sleeps (under the idle lock), so
+     * that leaving the list costs no search. */
+    unsigned list_pos;
 };
 
 typedef struct weft__idle {
@@ -33,16 +36,28 @@ typedef struct weft__idle {
      * workers and by notifiers; see idle.c for the protocol. */
     alignas(WEFT_CACHE_LINE) _Atomic uint32_t state;
     unsigned nworkers;
+    /* Most workers that search at once: half the workers, and no more
+     * than there are CPUs (a searcher spins; more spinners than CPUs only
+     * take turns burning them). Set at init; tests may lower it. */
+    unsigned max_searching;
     pthread_mutex_t lock; /* guards the sleeper list */
     unsigned nsleepers;
-    unsigned *sleepers;   /* worker indices */
+    unsigned *sleepers;   /* worker indices, a stack: the latest sleeper on top */
     struct weft__sleeper *slots; /* nworkers, cache-line aligned */
     void *slots_raw;
+
+    /* Statistics for tests and benchmarks, off the hot paths (relaxed: each
+     * is a sample, not a synchronisation point). `wakes`: unparks this file
+     * issued (fetch_add, any thread). `searching_peak`: most searchers
+     * seen at once (raised by whoever raises the count). */
+    alignas(WEFT_CACHE_LINE) _Atomic uint64_t wakes;
+    _Atomic uint32_t searching_peak;
 } weft__idle;
 
-/* All `n` workers start unparked and not searching. Returns 0 or -ENOMEM.
+/* All `n` workers start unparked and not searching; at most
+ * min(ceil(n / 2), cpus) of them search at once. Returns 0 or -ENOMEM.
  * Pair with weft__idle_fini. */
-int weft__idle_init(weft__idle *idle, unsigned n);
+int weft__idle_init(weft__idle *idle, unsigned n, unsigned cpus);
 void weft__idle_fini(weft__idle *idle);
 
 /* Worker `i`'s parker (unpark it to stop the worker at shutdown). */
@@ -96,8 +111,8 @@ void weft__idle_wake_sleeper(weft__idle *idle);
 
 /* ---- workers ------------------------------------------------------------ */
 
-/* Become a searcher; false when half the workers already search (the
- * caller then does not steal). */
+/* Become a searcher; false when max_searching workers already search
+ * (the caller then does not steal). */
 bool weft__idle_start_search(weft__idle *idle);
 /* Stop searching (found work, or going to sleep through sleep_begin
  * instead); the last searcher to find work wakes another. */

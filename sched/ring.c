@@ -23,6 +23,19 @@
  * claim — their successful CAS on head.
  * Concurrency: push/pop (owner only) | steal_into (any number of thieves,
  * at most one makes progress at a time); len from anyone.
+ *
+ * The LIFO slot (inline in ring.h, on the tail's line) is one atomic
+ * pointer. Only the owner fills it: a release store when it knows the slot
+ * is empty (`lifo_full` false: only the owner makes it full, so it stays
+ * empty), else a release swap. The owner empties it with a swap, a thief
+ * with a CAS from the task it saw to NULL; exactly one of them gets a given
+ * task, and the thief's acquire reads the release that put it there. An
+ * ABA (the task ran, its memory went to a new task put in the slot) lets
+ * the thief's CAS take the new task: just as runnable, and published by
+ * the store its CAS read. Linearization points: the store or swap that
+ * fills, the swap or CAS that empties.
+ * Concurrency: lifo_put/lifo_take (owner only) | lifo_peek/lifo_steal (any
+ * number of thieves).
  * No memory is allocated here. */
 #include "sched/ring.h"
 #include "core/errors.h"
@@ -41,6 +54,9 @@ void weft__ring_init(weft__ring *r)
 {
     weft_atomic_init(&r->head, 0);
     weft_atomic_init(&r->tail, 0);
+    weft_atomic_init(&r->lifo, NULL);
+    r->lifo_full = false;
+    weft_atomic_init(&r->lifo_wake_armed, true);
     for (unsigned i = 0; i < WEFT_RING_CAP; i++)
         weft_atomic_init(&r->slots[i], NULL);
 }

@@ -1,10 +1,12 @@
 /* Private: a worker's local run queue — a fixed ring, owner pushes at the
- * tail and pops at the head, thieves take half in one claim. */
+ * tail and pops at the head, thieves take half in one claim — and its LIFO
+ * slot, which thieves may empty too (ring.c). */
 #ifndef WEFT_SCHED_RING_H
 #define WEFT_SCHED_RING_H
 
 #include <stdalign.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/atomic.h"
@@ -26,6 +28,20 @@ typedef struct weft__ring {
     alignas(WEFT_CACHE_LINE) _Atomic uint64_t head;
     /* Written by the owner only (release); read by thieves (acquire). */
     alignas(WEFT_CACHE_LINE) _Atomic uint32_t tail;
+    /* The LIFO slot: the task the owner runs next (worker.c). Filled by
+     * the owner only (release store or swap); emptied by the owner (swap)
+     * or by a thief (CAS); read by thieves (acquire). On the tail's line:
+     * same writer, same readers. */
+    _Atomic(struct weft__task *) lifo;
+    /* Owner only: the owner filled `lifo` and has not emptied it since (a
+     * thief may have). False means the slot is empty for sure, so the
+     * owner's fill is a plain store and its take costs nothing. */
+    bool lifo_full;
+    /* For the owner's wake policy (worker.c: lifo_wake): whether a fill
+     * from inside a poll may wake a sleeping worker. Cleared by the owner
+     * when it does; set by the owner when it runs out of work and by a
+     * thief that took the occupant. Relaxed: a hint. */
+    _Atomic bool lifo_wake_armed;
     /* Slots: written by the owner before publishing `tail`, read by
      * thieves within a claimed range. Relaxed atomics: the tail/head
      * release/acquire pairs order them; atomics keep a stale thief read
@@ -54,6 +70,66 @@ struct weft__task *weft__ring_pop_owner(weft__ring *r);
  * run now, or NULL. `*stolen` receives how many were taken. */
 struct weft__task *weft__ring_steal_into(weft__ring *src, weft__ring *dst,
                                          unsigned *stolen);
+
+/* ---- the LIFO slot --------------------------------------------------------- */
+
+/* Owner: put `t` in the LIFO slot. Returns its previous occupant, for the
+ * caller to queue elsewhere, or NULL (the slot was empty, or a thief took
+ * the occupant). Inline: every spawn on a worker comes here. */
+static inline struct weft__task *weft__ring_lifo_put(weft__ring *r, struct weft__task *t)
+{
+    struct weft__task *prev = NULL;
+    if (!r->lifo_full) {
+        /* Release: publish the task's fields to a thief (pairs with the
+         * acquire load in lifo_peek and the acquire CAS in lifo_steal).
+         * A plain store is enough: the slot is empty and only we fill
+         * it. */
+        weft_atomic_store_release(&r->lifo, t);
+    } else {
+        /* Release: as above; the swap tells us whether a thief took the
+         * previous occupant (it reads our own store or a thief's NULL:
+         * nothing to acquire). */
+        prev = weft_atomic_swap_release(&r->lifo, t);
+    }
+    r->lifo_full = true;
+    return prev;
+}
+
+/* Owner: take the LIFO task, or NULL (empty, or a thief took it). */
+static inline struct weft__task *weft__ring_lifo_take(weft__ring *r)
+{
+    if (!r->lifo_full)
+        return NULL;
+    r->lifo_full = false;
+    /* Relaxed: we read either our own store or a thief's NULL; the swap
+     * only has to be atomic against a thief's CAS, so exactly one of us
+     * gets the task. */
+    return weft_atomic_swap_relaxed(&r->lifo, NULL);
+}
+
+/* Owner: whether the LIFO slot may hold a task. */
+static inline bool weft__ring_lifo_full(const weft__ring *r)
+{
+    return r->lifo_full;
+}
+
+/* Thief: the LIFO occupant now (a snapshot), or NULL. */
+static inline struct weft__task *weft__ring_lifo_peek(weft__ring *r)
+{
+    /* Acquire: pairs with the owner's release in lifo_put. */
+    return weft_atomic_load_acquire(&r->lifo);
+}
+
+/* Thief: take `t` out of the LIFO slot if it is still there; true when we
+ * got it. Should `t` have run and its memory been reused by another task
+ * put in the slot since, we take that task instead: just as runnable, and
+ * the CAS reads the store that put it. */
+static inline bool weft__ring_lifo_steal(weft__ring *r, struct weft__task *t)
+{
+    /* Acquire: pairs with the owner's release in lifo_put (the task's
+     * fields); the CAS excludes the owner's swap and other thieves. */
+    return weft_atomic_cas_strong_acquire(&r->lifo, &t, NULL);
+}
 
 /* Tasks in the ring (owner: exact; others: a snapshot). */
 unsigned weft__ring_len(weft__ring *r);

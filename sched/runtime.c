@@ -18,38 +18,115 @@
 #include "core/future.h"
 #include "core/sys.h"
 
+#include <pthread.h>
 #include <string.h>
+
+/* ---- live runtimes (debug builds) ----------------------------------------------- *
+ *
+ * Debug builds keep every runtime whose memory is not freed on a list, so
+ * that a call with a runtime already shut down and freed — a second
+ * shutdown, a spawn after shutdown with no handle keeping the runtime —
+ * is reported and refused instead of using freed memory. The list's lock
+ * is held from the look-up to the point where the caller holds the
+ * runtime (its claim, or its shut_down flag), and rt_destroy takes it
+ * before the memory goes. A freed runtime's address may be reused by a
+ * later runtime, which hides the mistake. */
+
+#if WEFT_DEBUG_LEVEL >= 1
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_rt *g_live; /* under g_live_lock */
+
+static void live_add(struct weft_rt *rt)
+{
+    pthread_mutex_lock(&g_live_lock);
+    rt->live_next = g_live;
+    g_live = rt;
+    pthread_mutex_unlock(&g_live_lock);
+}
+
+static void live_remove(struct weft_rt *rt)
+{
+    pthread_mutex_lock(&g_live_lock);
+    for (struct weft_rt **pp = &g_live; *pp; pp = &(*pp)->live_next) {
+        if (*pp == rt) {
+            *pp = rt->live_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_live_lock);
+}
+
+/* Under g_live_lock. Compares addresses only: `rt` may be freed. */
+static bool live_has(const struct weft_rt *rt)
+{
+    for (struct weft_rt *r = g_live; r; r = r->live_next)
+        if (r == rt)
+            return true;
+    return false;
+}
+#endif
 
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void rt_destroy(struct weft_rt *rt)
 {
+#if WEFT_DEBUG_LEVEL >= 1
+    live_remove(rt);
+#endif
     weft__pool_fini(&rt->pool);
     weft__free(rt->raw);
 }
 
-static void task_allocated(struct weft_rt *rt)
+/* A thread off the runtime's workers counts the task it is about to spawn
+ * in remote_live before it looks at anything else of the runtime: from
+ * then on the runtime's memory stays, even if a shutdown finishes
+ * meanwhile (it frees the runtime only when the count reaches zero). Pair
+ * with release_remote when the spawn fails, else the task's free pairs
+ * with it. Returns 0, or -EINVAL (debug builds: `rt` was freed). */
+static int claim_remote(struct weft_rt *rt)
 {
-    struct weft__worker *w = weft__pool_worker(&rt->pool);
-    if (w)
-        w->live_tasks++;
-    else
-        /* Relaxed: a counter; the free that brings it to zero uses acq_rel. */
-        weft_atomic_fetch_add_relaxed(&rt->remote_live, 1);
+#if WEFT_DEBUG_LEVEL >= 1
+    pthread_mutex_lock(&g_live_lock);
+    bool live = live_has(rt);
+    if (live) {
+        /* Relaxed: a first guess; the CAS acquires. A count of zero means
+         * the runtime's last task is being freed, and the runtime with it
+         * (rt_destroy waits for this lock): too late to claim it. */
+        int64_t n = weft_atomic_load_relaxed(&rt->remote_live);
+        do {
+            live = n > 0;
+            /* Acquire: as the add below. */
+        } while (live && !weft_atomic_cas_weak_acquire(&rt->remote_live, &n, n + 1));
+    }
+    pthread_mutex_unlock(&g_live_lock);
+    if (!live) {
+        WEFT_MISUSE("weft_spawn on runtime %p, which was shut down and freed", (void *)rt);
+        return -EINVAL;
+    }
+#else
+    /* Acquire: a claim that comes after shutdown's last step (its acq_rel
+     * add to this count) sees `stopping` set. */
+    weft_atomic_fetch_add_acquire(&rt->remote_live, 1);
+#endif
+    return 0;
+}
+
+static void release_remote(struct weft_rt *rt)
+{
+    /* AcqRel: the thread reaching zero sees every other holder's accesses
+     * before it frees the runtime. */
+    if (weft_atomic_fetch_sub_acq_rel(&rt->remote_live, 1) == 1)
+        rt_destroy(rt);
 }
 
 static void task_freed(struct weft__sched *s)
 {
     struct weft_rt *rt = weft__rt_of(s);
     struct weft__worker *w = weft__pool_worker(&rt->pool);
-    if (w) {
+    if (w)
         w->live_tasks--;
-        return;
-    }
-    /* AcqRel: the thread reaching zero sees every other holder's accesses
-     * before it frees the runtime. */
-    if (weft_atomic_fetch_sub_acq_rel(&rt->remote_live, 1) == 1)
-        rt_destroy(rt);
+    else
+        release_remote(rt); /* may free the runtime: last */
 }
 
 /* The multi-thread flavour of the seam. */
@@ -73,24 +150,76 @@ int weft_worker_index(void)
     return w ? (int)w->index : -1;
 }
 
-/* ---- spawning ------------------------------------------------------------------- */
+/* ---- test hooks ------------------------------------------------------------------ */
+
+#if WEFT_DEBUG_LEVEL >= 1
+/* Set while no other thread spawns or shuts down; read by those. */
+static weft__rt_hook_fn *g_hook;
+static void *g_hook_ctx;
+
+void weft__rt_set_hook(weft__rt_hook_fn *fn, void *ctx)
+{
+    g_hook = fn;
+    g_hook_ctx = ctx;
+}
+
+#define RT_HOOK(at, rt) (g_hook ? g_hook((at), (rt), g_hook_ctx) : (void)0)
+#else
+void weft__rt_set_hook(weft__rt_hook_fn *fn, void *ctx)
+{
+    (void)fn, (void)ctx;
+}
+
+#define RT_HOOK(at, rt) ((void)0)
+#endif
+
+/* ---- spawning ------------------------------------------------------------------- *
+ *
+ * A spawn racing shutdown. A worker of the runtime spawns only while it
+ * runs (shutdown waits for the workers to leave their loops, and refuses
+ * spawns from the drops after). Any other thread may be anywhere in a
+ * spawn while a shutdown runs, and its task ends cancelled whatever the
+ * interleaving:
+ *  - it saw `stopping`: refused with -ECANCELED, nothing allocated;
+ *  - its task was allocated before the stop's scan reached it: the scan
+ *    cancels it; its queue entry is released by the close (or the
+ *    spawner's drain, below);
+ *  - allocated later: the scan misses it, but the spawner queues it, and
+ *    the close or the spawner itself (seeing `closed` after its push)
+ *    drains the entry and cancels the task (worker.c, "remote hand-off").
+ * The claim on the runtime (claim_remote) keeps its memory meanwhile. */
 
 static int spawn_task(struct weft_rt *rt, const weft_future *fut, size_t fut_size,
                       weft_join *join, struct weft__worker *owner)
 {
+    struct weft__worker *w = weft__pool_worker(&rt->pool); /* no access to rt */
+    int rc = w ? 0 : claim_remote(rt);
+    if (rc)
+        return rc;
+    rc = -ECANCELED;
     if (weft__pool_stopping(&rt->pool))
-        return -ECANCELED;
+        goto refused;
+    if (!w)
+        RT_HOOK(WEFT__RT_HOOK_SPAWN_ADMITTED, rt);
     uint64_t flags = WEFT_T_NOTIFIED | (join ? WEFT_T_JOIN_INTEREST : 0);
     unsigned refs = 2u + (join ? 1u : 0u); /* live + queue (+ join) */
     struct weft__task *t = weft__task_new(&rt->pool.sched, fut, fut_size,
                                           owner ? owner->index + 1u : 0u, flags, refs);
+    rc = -ENOMEM;
     if (!t)
-        return -ENOMEM;
-    task_allocated(rt);
+        goto refused;
+    if (w)
+        w->live_tasks++;
+    else
+        RT_HOOK(WEFT__RT_HOOK_SPAWN_ALLOCATED, rt);
     if (join)
         weft__join_init(join, t);
-    weft__pool_schedule(&rt->pool.sched, t);
+    weft__pool_schedule(&rt->pool.sched, t); /* may free the runtime: last */
     return 0;
+refused:
+    if (!w)
+        release_remote(rt); /* may free the runtime: last */
+    return rc;
 }
 
 static int check_spawnable(const weft_future *fut, size_t fut_size)
@@ -141,7 +270,7 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     *out = NULL;
     if (opts)
         o = *opts;
-    if (o.workers > WEFT_RT_MAX_WORKERS)
+    if (o.workers > WEFT_RT_MAX_WORKERS || o.stack_size > WEFT_RT_MAX_STACK_SIZE)
         return -EINVAL;
     unsigned n = o.workers ? o.workers : weft__sys_cpu_count();
     if (n > WEFT_RT_MAX_WORKERS)
@@ -161,13 +290,48 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
         return -ENOMEM;
     }
     weft_atomic_init(&rt->remote_live, WEFT__RT_LIVE_BIAS);
+    weft_atomic_init(&rt->shut_down, false);
+#if WEFT_DEBUG_LEVEL >= 1
+    live_add(rt); /* rt_destroy, below or later, removes it */
+#endif
     int rc = weft__pool_start(&rt->pool, prefix, o.stack_size);
     if (rc != 0) {
         rt_destroy(rt);
+        /* The system's verdict on the thread's attributes (-EINVAL: it
+         * calls the stack size invalid) or memory (-ENOMEM); anything else
+         * is a thread it could not start now. */
         return rc == -ENOMEM || rc == -EINVAL ? rc : -EAGAIN;
     }
     *out = rt;
     return 0;
+}
+
+/* Marks `rt` shut down; false (reported) when it already was, or — debug
+ * builds — when its memory is gone. */
+static bool shutdown_begin(struct weft_rt *rt)
+{
+#if WEFT_DEBUG_LEVEL >= 1
+    /* The lock keeps a live rt from being freed until the flag is read. */
+    pthread_mutex_lock(&g_live_lock);
+    bool live = live_has(rt);
+    /* Relaxed: the flag only decides which call shuts down; the other
+     * returns without touching anything else. */
+    bool again = live && weft_atomic_swap_relaxed(&rt->shut_down, true);
+    pthread_mutex_unlock(&g_live_lock);
+    if (!live) {
+        WEFT_MISUSE("weft_rt_shutdown: runtime %p was already shut down and freed "
+                    "(shut down twice?); ignored", (void *)rt);
+        return false;
+    }
+#else
+    /* Relaxed: as above. */
+    bool again = weft_atomic_swap_relaxed(&rt->shut_down, true);
+#endif
+    if (again) {
+        WEFT_MISUSE("weft_rt_shutdown: runtime %p is already shut down; ignored", (void *)rt);
+        return false;
+    }
+    return true;
 }
 
 void weft_rt_shutdown(weft_rt *rt)
@@ -179,16 +343,17 @@ void weft_rt_shutdown(weft_rt *rt)
                     "join itself); ignored");
         return;
     }
-    weft__pool_stop(&rt->pool);
-    /* Workers are gone: this thread now owns their queues. Cancel every
-     * task (futures dropped here, with this runtime current so their drops
-     * see it), then release the queue entries. Wakes from the
-     * cancellations land in the injector or inboxes (this is not a worker)
-     * and are released by the close; tasks are all complete afterwards, so
-     * later wakes do nothing. */
+    if (!shutdown_begin(rt))
+        return;
+    /* Cancel every task — Send futures dropped here, local ones on their
+     * owner workers, with this runtime current so the drops see it — and
+     * join the workers; this thread then owns their queues. Wakes from the
+     * drops land in queues that the close releases; every task is
+     * complete afterwards, so later wakes do nothing. */
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
-    weft__slab_scan(&rt->pool.sched.slab, WEFT_T_COMPLETE, weft__task_shutdown);
+    weft__pool_stop(&rt->pool);
+    RT_HOOK(WEFT__RT_HOOK_SHUTDOWN_STOPPED, rt);
     weft__pool_close(&rt->pool);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);
@@ -208,6 +373,15 @@ int weft_rt_stats(weft_rt *rt, weft_worker_stats *out, unsigned *n)
 {
     if (!rt || !n || (*n > 0 && !out))
         return -EINVAL;
+#if WEFT_DEBUG_LEVEL >= 1
+    pthread_mutex_lock(&g_live_lock);
+    bool live = live_has(rt);
+    pthread_mutex_unlock(&g_live_lock);
+    if (!live) {
+        WEFT_MISUSE("weft_rt_stats on runtime %p, which was shut down and freed", (void *)rt);
+        return -EINVAL;
+    }
+#endif
     unsigned m = *n < rt->pool.nworkers ? *n : rt->pool.nworkers;
     for (unsigned i = 0; i < m; i++) {
         struct weft__worker *w = &rt->pool.workers[i];

@@ -25,8 +25,13 @@ struct weft__slab_chunk {
     alignas(16) unsigned char blocks[];
 };
 
+/* A large block, on one of two lists (the slab's, or those a running scan
+ * passed): `pprev` points at whatever points here (a list head or the
+ * previous block's `next`), so a free unlinks it from either list without
+ * knowing which. */
 struct weft__slab_large {
-    struct weft__slab_large *prev, *next;
+    struct weft__slab_large *next;
+    struct weft__slab_large **pprev;
     uint32_t size;
     alignas(16) unsigned char block[];
 };
@@ -59,6 +64,15 @@ void weft__slab_init(struct weft__slab *s)
     weft__spin_init(&s->lock);
 }
 
+static void free_large_list(struct weft__slab_large *l)
+{
+    while (l) {
+        struct weft__slab_large *next = l->next;
+        weft__free(l);
+        l = next;
+    }
+}
+
 void weft__slab_fini(struct weft__slab *s)
 {
     struct weft__slab_chunk *c = s->chunks;
@@ -67,14 +81,12 @@ void weft__slab_fini(struct weft__slab *s)
         weft__free(c);
         c = next;
     }
-    struct weft__slab_large *l = s->large;
-    while (l) { /* none should be left: every task was freed */
-        struct weft__slab_large *next = l->next;
-        weft__free(l);
-        l = next;
-    }
+    /* None should be left (every task was freed), and no scan runs. */
+    free_large_list(s->large);
+    free_large_list(s->large_seen);
     s->chunks = NULL;
     s->large = NULL;
+    s->large_seen = NULL;
 }
 
 /* A new zeroed chunk for class `cls`, linked into the slab. */
@@ -222,6 +234,23 @@ static void shared_free(struct weft__slab *s, unsigned cls, void *p)
 
 /* ---- large blocks ----------------------------------------------------------- */
 
+/* Both under the slab's lock. */
+static void large_push(struct weft__slab_large **head, struct weft__slab_large *l)
+{
+    l->next = *head;
+    if (l->next)
+        l->next->pprev = &l->next;
+    l->pprev = head;
+    *head = l;
+}
+
+static void large_unlink(struct weft__slab_large *l)
+{
+    *l->pprev = l->next;
+    if (l->next)
+        l->next->pprev = l->pprev;
+}
+
 static void *large_alloc(struct weft__slab *s, size_t size, uint32_t *block_size)
 {
     if (size > UINT32_MAX - sizeof(struct weft__slab_large))
@@ -231,11 +260,7 @@ static void *large_alloc(struct weft__slab *s, size_t size, uint32_t *block_size
         return NULL;
     l->size = (uint32_t)size;
     weft__spin_lock(&s->lock);
-    l->prev = NULL;
-    l->next = s->large;
-    if (s->large)
-        s->large->prev = l;
-    s->large = l;
+    large_push(&s->large, l);
     weft__spin_unlock(&s->lock);
     *block_size = (uint32_t)size;
     return l->block;
@@ -246,12 +271,7 @@ static void large_free(struct weft__slab *s, void *p)
     struct weft__slab_large *l =
         (struct weft__slab_large *)((char *)p - offsetof(struct weft__slab_large, block));
     weft__spin_lock(&s->lock);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        s->large = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    large_unlink(l);
     weft__spin_unlock(&s->lock);
     weft__free(l);
 }
@@ -289,44 +309,59 @@ void weft__slab_free(struct weft__slab *s, void *p, uint32_t block_size)
 
 static bool wanted(void *block, uint64_t skip)
 {
-    /* Acquire: the scan runs after the scheduler's threads were joined
-     * (pthread_join orders their writes); a block freed meanwhile by
-     * another thread reads 0 after its last reference was dropped
-     * (acq_rel), and the callee re-reads with acquire. */
+    /* Acquire: a block allocated while the scan runs (a spawn racing
+     * shutdown) is reported only with its contents, which its user
+     * published with a release store of this word; a block freed meanwhile
+     * reads 0 after its last reference was dropped (acq_rel), and the
+     * callee re-reads with acquire. */
     uint64_t word = weft_atomic_load_acquire((_Atomic uint64_t *)block);
     return word != 0 && !(word & skip);
 }
 
-void weft__slab_scan(struct weft__slab *s, uint64_t skip, void (*fn)(void *block))
+size_t weft__slab_scan(struct weft__slab *s, uint64_t skip,
+                       void (*fn)(void *block, void *ctx), void *ctx)
 {
-    /* The chunk list only grows on allocation, which cannot run now. */
+    size_t looked = 0;
+    /* Chunks: a snapshot of the list. A chunk allocated from now on is not
+     * walked; chunks are never freed before fini, so a block's word can be
+     * read whatever happens to the block. */
     weft__spin_lock(&s->lock);
     struct weft__slab_chunk *chunks = s->chunks;
     weft__spin_unlock(&s->lock);
     for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
         for (uint32_t i = 0; i < c->nblocks; i++) {
             void *p = c->blocks + (size_t)i * c->block_size;
+            looked++;
             if (wanted(p, skip))
-                fn(p);
+                fn(p, ctx);
         }
     }
-    /* Large blocks: fn may free any of them, so restart after each call
-     * from the list head; those already visited are skipped (fn left them
-     * free or with a `skip` bit). */
+    /* Large blocks: `fn` may free any of them, so no pointer into the list
+     * is kept across a call. Instead each block is moved, under the lock,
+     * from the list to `large_seen` before its word is read, and the
+     * next one is always the list's head: each block is looked at once. A
+     * free unlinks a block from whichever list holds it; a block
+     * allocated meanwhile lands at the head and is looked at too. */
     for (;;) {
         weft__spin_lock(&s->lock);
         struct weft__slab_large *l = s->large;
-        void *pick = NULL;
-        for (; l; l = l->next) {
-            if (wanted(l->block, skip)) {
-                pick = l->block;
-                break;
-            }
+        if (!l) {
+            /* In the same critical section, so no new block is lost: the
+             * blocks seen become the list again. */
+            s->large = s->large_seen;
+            if (s->large)
+                s->large->pprev = &s->large;
+            s->large_seen = NULL;
+            weft__spin_unlock(&s->lock);
+            return looked;
         }
+        large_unlink(l);
+        large_push(&s->large_seen, l);
+        bool want = wanted(l->block, skip);
         weft__spin_unlock(&s->lock);
-        if (!pick)
-            break;
-        fn(pick);
+        looked++;
+        if (want)
+            fn(l->block, ctx); /* stays allocated until then: see slab.h */
     }
 }
 

@@ -39,6 +39,7 @@ struct weft__slab {
     weft__spinlock lock;
     struct weft__slab_chunk *chunks;      /* every chunk; only grows */
     struct weft__slab_large *large;       /* tasks above WEFT__SLAB_MAX */
+    struct weft__slab_large *large_seen;  /* those a running scan passed */
     void *batches[WEFT__SLAB_CLASSES];    /* free blocks, BATCH per batch */
     void *singles[WEFT__SLAB_CLASSES];    /* free blocks, one by one */
     unsigned char *bump[WEFT__SLAB_CLASSES]; /* uncarved part of a chunk */
@@ -72,11 +73,19 @@ void weft__slab_cache_init(struct weft__slab_cache *c, struct weft__slab *s);
 /* Give a cache's blocks back to its slab (after its thread stopped). */
 void weft__slab_cache_flush(struct weft__slab_cache *c);
 
-/* Call `fn` for every block whose first word is neither 0 (free) nor has
- * a bit of `skip` set. `fn` must leave the block free or with a `skip`
- * bit set (a task it cancelled is COMPLETE). No allocation may run
- * concurrently; frees may (fn itself may free blocks). */
-void weft__slab_scan(struct weft__slab *s, uint64_t skip, void (*fn)(void *block));
+/* Call `fn(block, ctx)`, with the slab unlocked, for every block whose
+ * first word is neither 0 (free) nor has a bit of `skip` set when the scan
+ * reaches it; returns how many blocks it looked at (each block once:
+ * linear in the slab's size). `fn` must leave the block free or with a
+ * `skip` bit set (a task it cancelled is COMPLETE). The caller guarantees
+ * that a block the scan reports stays allocated until `fn` has it (for
+ * tasks: only the scanning thread completes a live task meanwhile).
+ * Frees may run concurrently (`fn` itself may free any block), and so may
+ * allocations: a block allocated during the scan may or may not be
+ * reported, so its user must publish the block's contents with a release
+ * store of the first word. One scan at a time. */
+size_t weft__slab_scan(struct weft__slab *s, uint64_t skip,
+                       void (*fn)(void *block, void *ctx), void *ctx);
 
 /* Walk every block while the slab is in use: allocations and frees may run
  * concurrently (task dumps). `hold(block, ctx)` is called for each block,

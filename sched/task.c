@@ -54,10 +54,13 @@ struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
     t->block_units = block_size <= WEFT__SLAB_MAX ? (uint16_t)(block_size / WEFT__SLAB_GRAIN) : 0;
     memset(t->data, 0, out_room);
     memcpy(weft__task_future(t), fut, fut_size);
-    /* Release: a dump may find the block before the task is queued (it
-     * walks the slabs) and then reads what was written above (pairs with
-     * the acquire CAS in weft__task_try_ref). The queue push that follows
-     * publishes the task to the worker that runs it. */
+    /* Release: a shutdown scan may run meanwhile (a spawn from off the
+     * workers racing shutdown) and cancel the task as soon as it reads this
+     * word, and a dump may find the block before the task is queued (both
+     * walk the slabs): the word publishes the fields above (pairs with the
+     * scan's acquire load and the acquire CAS in weft__task_try_ref; on
+     * x86 this is a plain store). Other threads otherwise get the task
+     * through the queue push that follows. */
     weft_atomic_store_release(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
     return t;
 }
@@ -378,16 +381,19 @@ void weft__task_run(struct weft__task *t)
     }
 }
 
-void weft__task_shutdown(void *block)
+void weft__task_shutdown(struct weft__task *t)
 {
-    struct weft__task *t = block;
-    /* Acquire: a block the scan reports may have just been freed. */
+    /* Acquire: see the writes of whoever made the task what it is (its
+     * spawner, its last poll); a block the scan reports may just have been
+     * freed. */
     uint64_t s = weft_atomic_load_acquire(&t->state);
     for (;;) {
         if (s == 0 || (s & WEFT_T_COMPLETE))
             return; /* freed, or done and held by a join handle or waker */
         if (s & WEFT_T_RUNNING) {
-            /* Cannot happen once workers are joined. */
+            /* Cannot happen: nothing polls a task once shutdown cancels
+             * it, and only one thread cancels a given task (the stopping
+             * thread, or the one that drained its queue entry). */
             WEFT_DIE("task running during shutdown");
         }
         /* Take RUNNING plus a running reference (task_complete drops

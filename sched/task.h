@@ -132,9 +132,19 @@ void weft__task_drop_ref(struct weft__task *t);
  * future is dropped at once. No effect once complete. Any thread. */
 void weft__task_abort(struct weft__task *t);
 
-/* Shutdown (the scheduler's threads stopped): cancel the task now unless
+/* Shutdown (nothing polls the task any more): cancel the task now — drop
+ * its future on the calling thread, complete it with -ECANCELED — unless
  * it is already complete or its block is free (state 0). */
-void weft__task_shutdown(void *block);
+void weft__task_shutdown(struct weft__task *t);
+
+/* True once `t` completed (its future is gone). The caller holds a
+ * reference or otherwise knows the task is not freed. */
+static inline bool weft__task_is_complete(struct weft__task *t)
+{
+    /* Acquire: pairs with task_complete's release, so a true answer comes
+     * with the completion's writes. */
+    return (weft_atomic_load_acquire(&t->state) & WEFT_T_COMPLETE) != 0;
+}
 
 /* The join handle of a task just spawned with JOIN_INTEREST (join.c). */
 void weft__join_init(weft_join *j, struct weft__task *t);

@@ -4,7 +4,10 @@
  * Where a task goes when it becomes runnable (weft__pool_schedule):
  *  - a local task: its owner's inbox (and the owner is woken if asleep);
  *  - on a worker of its pool: the LIFO slot (the previous occupant moves
- *    to the ring), for message-passing locality;
+ *    to the ring), for message-passing locality; a searcher takes an
+ *    occupant that has waited behind a long poll (steal_lifo), and a poll
+ *    that fills the slot wakes a sleeper for that, once per busy spell
+ *    (lifo_wake);
  *  - anywhere else: the injector, then one idle worker is woken.
  * A task woken while it runs is requeued at the back of the ring after the
  * poll (weft__pool_requeue), so yielding tasks take turns. A full ring
@@ -14,11 +17,13 @@
  * first so remote work is never starved, and due timers are fired;
  * otherwise LIFO (at most 3 times in a row), ring, inbox, a batch from the
  * injector. Out of work, the worker fires due timers, then becomes a
- * searcher (idle.c: at most half the workers search at once) and steals
- * half of a random victim's ring; a searcher that finds nothing spins for
- * a few tens of microseconds before it parks (a futex sleep/wake per task
- * costs far more). One parked worker drives the timers with a timeout on
- * its parker (time/driver.c). The no-lost-wakeup argument is in idle.c.
+ * searcher (idle.c: at most min(half the workers, CPUs) search at once)
+ * and steals half of a random victim's ring, or a LIFO occupant its owner
+ * left waiting (steal_lifo); a searcher that finds nothing spins for up to
+ * some tens of microseconds (less after spins that found nothing) before
+ * it parks (a futex sleep/wake per task costs far more).
+ * One parked worker drives the timers with a timeout on its parker
+ * (time/driver.c). The no-lost-wakeup argument is in idle.c.
  *
  * Remote hand-off. A thread off the pool's workers that queues a task
  * holds a task reference until it has finished notifying: once queued, a
@@ -26,7 +31,9 @@
  * freeing the last task frees the runtime — while this thread still
  * notifies. After weft__pool_close, such a late push is released by one
  * side or the other (a seq_cst store + fence against a fence + seq_cst
- * load). */
+ * load), and the task it holds is cancelled if it is still live: a spawn
+ * racing shutdown may have allocated it after the stop's scan (see
+ * "spawning" in runtime.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -37,6 +44,7 @@
 #include "core/future.h"
 #include "core/sys.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -113,14 +121,43 @@ static void maybe_notify_others(struct weft__worker *w)
 {
     if (w->searching)
         return;
-    if (weft__ring_len(&w->ring) + (w->lifo ? 1u : 0u) > 1u)
+    if (weft__ring_len(&w->ring) + (weft__ring_lifo_full(&w->ring) ? 1u : 0u) > 1u)
         weft__idle_notify_local(&w->pool->idle);
 }
 
-/* After close, a remote scheduler that won its wake before the task was
- * cancelled may still push: release such entries. Collect first, then
- * drop the references, because dropping the last task reference may free
- * the runtime. */
+/* A poll just filled the LIFO slot. Its occupant waits for that poll to
+ * end, which may be long: wake a sleeping worker to watch it (steal_lifo
+ * takes it once it has waited). But only once per busy spell: for a poll
+ * that ends soon — the common case, say a ping-pong pair — every such wake
+ * is a futex call here and a wake-up, search and park there (beside an idle
+ * worker, a waking ping-pong ran at half speed and burned a second core:
+ * weft-bench lifo_latency). The wake is re-armed when this worker runs out
+ * of work and when a thief took its occupant (waking paid off). */
+static void lifo_wake(struct weft__worker *w)
+{
+    /* Relaxed: a hint (see ring.h). */
+    if (w->searching || !weft_atomic_load_relaxed(&w->ring.lifo_wake_armed) ||
+        !weft__idle_wake_wanted(&w->pool->idle))
+        return;
+    weft_atomic_store_relaxed(&w->ring.lifo_wake_armed, false);
+    weft__idle_wake_searcher(&w->pool->idle);
+}
+
+/* A queue entry after close: cancel its task if it is still live (a spawn
+ * racing shutdown queued it after the stop's scan went by), then drop the
+ * entry's reference. */
+static void release_entry(struct weft__task *t)
+{
+    weft__task_shutdown(t);
+    weft__task_drop_ref(t);
+}
+
+/* After close, a remote scheduler may still push: one that won its wake
+ * before the task was cancelled, or a spawn racing shutdown. Release such
+ * entries, cancelling what they hold, with the runtime current so the
+ * drops see it. Collect first, then release, because dropping the last
+ * task reference may free the runtime (and a drop may push again, which
+ * drains again). */
 static void drain_closed(struct weft__pool *p)
 {
     struct weft__task *list = NULL, *t;
@@ -137,11 +174,13 @@ static void drain_closed(struct weft__pool *p)
     }
     pthread_mutex_unlock(&p->drain_lock);
     /* Out of every queue now: the link field is ours. */
+    struct weft__sched *saved = weft__sched_enter(&p->sched);
     while (list) {
         t = list;
         list = t->qnode.next ? weft__task_of_qnode(t->qnode.next) : NULL;
-        weft__task_drop_ref(t);
+        release_entry(t); /* may free the runtime after the last one */
     }
+    weft__sched_enter(saved);
 }
 
 /* Queue `t` from a thread that is not one of the pool's workers: the
@@ -177,13 +216,14 @@ void weft__pool_schedule(struct weft__sched *s, struct weft__task *t)
         return;
     }
     if (w && !owner) {
-        /* A worker of this pool: the LIFO slot (never stolen, so the task
-         * stays ours to touch until we run it). */
-        struct weft__task *prev = w->lifo;
-        w->lifo = t;
+        /* A worker of this pool: the LIFO slot (a thief may take the
+         * task once it has waited there: steal_lifo). */
+        struct weft__task *prev = weft__ring_lifo_put(&w->ring, t);
         if (prev)
             push_ring(w, prev);
         maybe_notify_others(w);
+        if (w->polling)
+            lifo_wake(w);
         return;
     }
     schedule_remote(p, t, owner);
@@ -241,9 +281,7 @@ static struct weft__task *next_local_task(struct weft__worker *w)
             return t;
         }
     }
-    if (w->lifo) {
-        t = w->lifo;
-        w->lifo = NULL;
+    if ((t = weft__ring_lifo_take(&w->ring))) {
         if (w->lifo_streak < LIFO_MAX_STREAK) {
             w->lifo_streak++;
             ctr_add(&w->ctr.lifo_hits, 1);
@@ -286,6 +324,68 @@ static void stop_searching(struct weft__worker *w)
     weft__idle_stop_search(&w->pool->idle);
 }
 
+/* A LIFO task may be stolen once it has waited this long behind one poll
+ * of its owner: long enough that the owner was not about to run it (and
+ * keep the cache warm for it), short next to the polls that strand it.
+ * (The pool keeps it in lifo_steal_after_ns, for tests.) */
+#define LIFO_STEAL_AFTER_NS 20000u
+
+static void unwatch(struct weft__worker *w)
+{
+    w->watch_victim = NULL;
+    w->watch_waiting = false;
+}
+
+static uint64_t polls_of(struct weft__worker *v)
+{
+    /* Relaxed: a sample of the owner's progress; nothing is read through
+     * it. */
+    return weft_atomic_load_relaxed(&v->ctr.polls);
+}
+
+/* Searching, found nothing in rings or the injector: the LIFO occupant of
+ * `v` (the first occupied slot this pass met), or of the one we watch.
+ * The owner runs its slot next, so its occupant has waited only if the
+ * owner has been inside one poll all along: same task in the slot, same
+ * poll count. Such a task is taken after LIFO_STEAL_AFTER_NS; until then
+ * we watch it (and search_then_spin keeps spinning for it). Returns the
+ * stolen task or NULL. */
+static struct weft__task *steal_lifo(struct weft__worker *w, struct weft__worker *v)
+{
+    struct weft__worker *u = w->watch_victim;
+    if (u) {
+        w->watch_waiting = false;
+        if (weft__ring_lifo_peek(&u->ring) == w->watch_task &&
+            polls_of(u) == w->watch_polls) {
+            /* Relaxed: a setting (see worker.h). */
+            uint64_t after = weft_atomic_load_relaxed(&w->pool->lifo_steal_after_ns);
+            if (weft__sys_now_ns() - w->watch_since_ns < after) {
+                w->watch_waiting = true;
+                return NULL;
+            }
+            struct weft__task *t = w->watch_task;
+            unwatch(w);
+            if (weft__ring_lifo_steal(&u->ring, t)) {
+                /* Relaxed: a hint; waking for its slot paid off. */
+                weft_atomic_store_relaxed(&u->ring.lifo_wake_armed, true);
+                ctr_add(&w->ctr.steals, 1);
+                ctr_add(&w->ctr.steal_ops, 1);
+                return t;
+            }
+            return NULL;
+        }
+        unwatch(w); /* its owner moved on */
+    }
+    struct weft__task *t = v ? weft__ring_lifo_peek(&v->ring) : NULL;
+    if (t) {
+        w->watch_victim = v;
+        w->watch_task = t;
+        w->watch_polls = polls_of(v);
+        w->watch_since_ns = weft__sys_now_ns();
+    }
+    return NULL;
+}
+
 static struct weft__task *steal_work(struct weft__worker *w)
 {
     struct weft__pool *p = w->pool;
@@ -294,6 +394,7 @@ static struct weft__task *steal_work(struct weft__worker *w)
         return NULL;
     struct weft__task *t = pull_injector(w);
     if (!t && p->nworkers > 1) {
+        struct weft__worker *lifo_victim = NULL;
         unsigned start = xorshift32(&w->rng) % p->nworkers;
         for (unsigned i = 0; i < p->nworkers && !t; i++) {
             struct weft__worker *v = &p->workers[(start + i) % p->nworkers];
@@ -304,27 +405,44 @@ static struct weft__task *steal_work(struct weft__worker *w)
             if (t) {
                 ctr_add(&w->ctr.steals, n);
                 ctr_add(&w->ctr.steal_ops, 1);
+            } else if (!lifo_victim && weft__ring_lifo_peek(&v->ring)) {
+                lifo_victim = v;
             }
         }
+        if (!t)
+            t = steal_lifo(w, lifo_victim);
     }
-    if (t)
+    if (t) {
+        unwatch(w);
         stop_searching(w);
+    }
     return t;
 }
 
-/* Out of work: as a searcher, keep looking for a short while (about tens
- * of microseconds, with growing pauses) before sleeping. A producer on
- * another thread typically makes the next task available within that
- * window, and a futex sleep/wake pair costs far more than the spin. Only
- * searchers spin (at most half the workers), so idle cores are not all
- * burned. */
-#define SPIN_ROUNDS 12u
+/* Out of work: as a searcher, keep looking for a while (up to about 50 us,
+ * with growing pauses) before sleeping. A producer on another thread
+ * typically makes the next task available within that window, and a futex
+ * sleep/wake pair costs far more than the spin. Only searchers spin (at
+ * most min(half the workers, CPUs): idle.c), so idle cores are not all
+ * burned. The number of rounds adapts: a spin that found work restores the
+ * full count; one that found nothing halves it (down to one round), so a
+ * mostly idle runtime — a timer every millisecond — does not pay a whole
+ * spin per wake-up (that spin was four fifths of its CPU time), while a
+ * worker fed from another thread keeps spinning. */
+#define SPIN_ROUNDS_MAX 12u
+#define SPIN_ROUNDS_MIN 1u
 
 static struct weft__task *search_then_spin(struct weft__worker *w)
 {
+    /* Out of work: the end of a busy spell (see lifo_wake). Relaxed: a
+     * hint. */
+    weft_atomic_store_relaxed(&w->ring.lifo_wake_armed, true);
     struct weft__task *t = steal_work(w);
-    for (unsigned round = 0; !t && w->searching && round < SPIN_ROUNDS; round++) {
-        for (unsigned i = 0; i < (16u << (round / 2)); i++)
+    unsigned round = 0;
+    for (; !t && w->searching && (round < w->spin_rounds || w->watch_waiting); round++) {
+        ctr_add(&w->ctr.spin_rounds, 1);
+        unsigned pause = round < SPIN_ROUNDS_MAX ? round : SPIN_ROUNDS_MAX - 1;
+        for (unsigned i = 0; i < (16u << (pause / 2)); i++)
             weft__cpu_relax();
         /* Relaxed: a hint; the loop re-checks with acquire. */
         if (weft_atomic_load_relaxed(&w->pool->stopping))
@@ -332,6 +450,11 @@ static struct weft__task *search_then_spin(struct weft__worker *w)
         if (!(t = next_local_task(w)))
             t = steal_work(w);
     }
+    if (t && round > 0)
+        w->spin_rounds = SPIN_ROUNDS_MAX;
+    else if (!t && round >= w->spin_rounds && w->spin_rounds > SPIN_ROUNDS_MIN)
+        w->spin_rounds /= 2;
+    unwatch(w);
     return t;
 }
 
@@ -350,7 +473,9 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
     }
 #endif
     ctr_add(&w->ctr.polls, 1);
+    w->polling = true;
     weft__task_run(t);
+    w->polling = false;
 }
 
 static bool work_pending(struct weft__pool *p)
@@ -394,6 +519,74 @@ static void park_worker(struct weft__worker *w)
     w->searching = searching && !weft_atomic_load_relaxed(&p->stopping);
 }
 
+/* ---- stopping ------------------------------------------------------------------ *
+ *
+ * A local future is polled and dropped only on its owner worker, so at
+ * shutdown the owners drop their own. The pool stops in three steps:
+ *  1. stop_and_join sets `stopping`; each worker leaves its loop between
+ *     two polls and waits (wait_for_stop), so nothing is polled any more;
+ *  2. the stopping thread scans the slab once (stop_task): it cancels each
+ *     Send task not yet complete — its future is dropped there and then —
+ *     and aborts each local one, counting it for its owner;
+ *  3. it lets the workers go: each cancels its counted local tasks
+ *     (cancel_own_locals) and exits; then they are joined.
+ * Send futures are thus dropped before local ones, and no task is polled
+ * after step 1. A drop may wake or abort other tasks: a Send task is
+ * complete by step 3 (the wake does nothing), a local one is marked
+ * CANCELLED and queued, so waking it does nothing either; nothing becomes
+ * runnable that the steps above do not cancel. A spawn from a drop is
+ * refused (`stopping`). */
+
+/* A worker out of its loop: count itself paused and wait for step 3. */
+static void wait_for_stop(struct weft__worker *w)
+{
+    struct weft__pool *p = w->pool;
+    pthread_mutex_lock(&p->stop_lock);
+    p->stop_paused++;
+    pthread_cond_broadcast(&p->stop_cond);
+    while (!p->stop_go)
+        pthread_cond_wait(&p->stop_cond, &p->stop_lock);
+    pthread_mutex_unlock(&p->stop_lock);
+}
+
+/* Step 3 on worker `w`: each local task the stopping thread counted for us
+ * is CANCELLED and NOTIFIED, so exactly one entry for it is in our inbox
+ * or on its way (its waker may be between its transition and its push).
+ * Run entries until that many tasks were cancelled: running a cancelled
+ * task drops its future, here. */
+static void cancel_own_locals(struct weft__worker *w)
+{
+    unsigned left = w->locals_to_cancel;
+    while (left > 0) {
+        struct weft__task *t = inbox_pop(w);
+        if (!t) {
+            sched_yield(); /* a waker finishing its push */
+            continue;
+        }
+        /* The entry holds a reference; only this thread completes the
+         * task now. */
+        if (!weft__task_is_complete(t))
+            left--;
+        weft__task_run(t);
+    }
+}
+
+/* Step 2, for each task the scan finds not complete (`ctx` is the pool). */
+static void stop_task(void *block, void *ctx)
+{
+    struct weft__pool *p = ctx;
+    struct weft__task *t = block;
+    struct weft__worker *owner = task_owner(p, t);
+    if (!owner) {
+        weft__task_shutdown(t);
+        return;
+    }
+    /* Aborting queues the task on its owner's inbox (unless a wake did
+     * already): one entry per counted task. */
+    owner->locals_to_cancel++;
+    weft__task_abort(t);
+}
+
 static void *worker_main(void *arg)
 {
     struct weft__worker *w = arg;
@@ -416,6 +609,11 @@ static void *worker_main(void *arg)
         }
         park_worker(w);
     }
+    /* Stopped. Wait while the stopping thread cancels the Send tasks and
+     * aborts our local ones, then drop those futures here, on the thread
+     * that owns them. */
+    wait_for_stop(w);
+    cancel_own_locals(w);
     weft__slab_cache_bind(NULL);
     weft__timers_enter(NULL);
     weft__sched_enter(NULL);
@@ -438,7 +636,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
     p->workers_raw = weft__alloc(sizeof(struct weft__worker) * n + WEFT_CACHE_LINE);
     if (!p->workers_raw)
         return -ENOMEM;
-    if (weft__idle_init(&p->idle, n) != 0) {
+    if (weft__idle_init(&p->idle, n, weft__sys_cpu_count()) != 0) {
         weft__free(p->workers_raw);
         return -ENOMEM;
     }
@@ -452,8 +650,15 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
     int rc = pthread_mutex_init(&p->drain_lock, NULL);
     if (rc != 0)
         WEFT_DIE_RC("pthread_mutex_init", rc);
+    rc = pthread_mutex_init(&p->stop_lock, NULL);
+    if (rc != 0)
+        WEFT_DIE_RC("pthread_mutex_init", rc);
+    rc = pthread_cond_init(&p->stop_cond, NULL);
+    if (rc != 0)
+        WEFT_DIE_RC("pthread_cond_init", rc);
     weft_atomic_init(&p->stopping, false);
     weft_atomic_init(&p->closed, false);
+    weft_atomic_init(&p->lifo_steal_after_ns, LIFO_STEAL_AFTER_NS);
     for (unsigned i = 0; i < n; i++) {
         struct weft__worker *w = &p->workers[i];
         weft__ring_init(&w->ring);
@@ -461,6 +666,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
         w->index = i;
         w->pool = p;
         w->rng = 0x9e3779b9u * (i + 1);
+        w->spin_rounds = SPIN_ROUNDS_MAX;
         weft__slab_cache_init(&w->cache, &p->sched.slab);
     }
     return 0;
@@ -472,15 +678,31 @@ void weft__pool_fini(struct weft__pool *p)
     weft__injector_fini(&p->injector);
     weft__idle_fini(&p->idle);
     pthread_mutex_destroy(&p->drain_lock);
+    pthread_mutex_destroy(&p->stop_lock);
+    pthread_cond_destroy(&p->stop_cond);
     weft__free(p->workers_raw);
 }
 
-static void stop_and_join(struct weft__pool *p, unsigned started)
+/* Stop the first `started` workers and join them; with `cancel`, cancel
+ * every task while they wait out of their loops (see "stopping"). */
+static void stop_and_join(struct weft__pool *p, unsigned started, bool cancel)
 {
     /* Release: pairs with the acquire load in worker_main. */
     weft_atomic_store_release(&p->stopping, true);
     for (unsigned i = 0; i < started; i++)
         weft__unpark(weft__idle_parker(&p->idle, i));
+    pthread_mutex_lock(&p->stop_lock);
+    while (p->stop_paused < started)
+        pthread_cond_wait(&p->stop_cond, &p->stop_lock);
+    pthread_mutex_unlock(&p->stop_lock);
+    /* Every worker is out of its loop, and the lock ordered what they did
+     * before the scan. */
+    if (cancel)
+        (void)weft__slab_scan(&p->sched.slab, WEFT_T_COMPLETE, stop_task, p);
+    pthread_mutex_lock(&p->stop_lock);
+    p->stop_go = true;
+    pthread_cond_broadcast(&p->stop_cond);
+    pthread_mutex_unlock(&p->stop_lock);
     for (unsigned i = 0; i < started; i++) {
         int rc = pthread_join(p->workers[i].thread, NULL);
         if (rc != 0)
@@ -496,7 +718,7 @@ int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size
         int rc = weft__sys_thread_start(&p->workers[i].thread, worker_main,
                                         &p->workers[i], stack_size, name);
         if (rc != 0) {
-            stop_and_join(p, i);
+            stop_and_join(p, i, false); /* no task exists yet */
             return rc;
         }
     }
@@ -505,9 +727,9 @@ int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size
 
 void weft__pool_stop(struct weft__pool *p)
 {
-    stop_and_join(p, p->nworkers);
-    /* The workers are gone: give their caches back, so the slab scan and
-     * later frees see every block. */
+    stop_and_join(p, p->nworkers, true);
+    /* The workers are gone: give their caches back, so later allocations
+     * and frees off the workers see every block. */
     for (unsigned i = 0; i < p->nworkers; i++)
         weft__slab_cache_flush(&p->workers[i].cache);
 }
@@ -522,13 +744,10 @@ void weft__pool_close(struct weft__pool *p)
     struct weft__task *t;
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct weft__worker *w = &p->workers[i];
-        if (w->lifo) {
-            t = w->lifo;
-            w->lifo = NULL;
-            weft__task_drop_ref(t);
-        }
+        if ((t = weft__ring_lifo_take(&w->ring)))
+            release_entry(t);
         while ((t = weft__ring_pop_owner(&w->ring)))
-            weft__task_drop_ref(t);
+            release_entry(t);
     }
     drain_closed(p);
 }

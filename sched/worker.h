@@ -20,29 +20,44 @@
 
 /* Counters: written by the owning worker only (relaxed load + store, no
  * RMW), read by weft_rt_stats from any thread (relaxed: each value is a
- * sample, not a synchronisation point). */
+ * sample, not a synchronisation point). `spin_rounds` (pauses a searcher
+ * spent looking again before it parked) is not in weft_rt_stats; tests
+ * read it here. */
 struct weft__worker_counters {
     _Atomic uint64_t polls, steals, steal_ops, parks, injector_pulls,
-        lifo_hits, overflows;
+        lifo_hits, overflows, spin_rounds;
 };
 
 struct weft__worker {
     /* ---- shared with other threads ---- */
-    weft__ring ring;   /* stolen from by other workers */
+    weft__ring ring;   /* and the LIFO slot: stolen from by other workers */
     weft__inbox inbox; /* local tasks woken from anywhere */
     alignas(WEFT_CACHE_LINE) struct weft__worker_counters ctr;
 
     /* ---- owner thread only ---- */
-    alignas(WEFT_CACHE_LINE) struct weft__task *lifo;
-    unsigned lifo_streak;
+    alignas(WEFT_CACHE_LINE) unsigned lifo_streak;
     uint32_t tick;
     uint32_t rng;
     bool searching;
+    bool polling;         /* inside a task's poll (run_task) */
+    unsigned spin_rounds; /* how long the next search may spin (worker.c) */
+    /* The LIFO occupant this worker, searching, watches in another
+     * worker's slot (steal_lifo in worker.c): where, which task, that
+     * worker's poll count then, and since when. */
+    struct weft__worker *watch_victim;
+    struct weft__task *watch_task;
+    uint64_t watch_polls, watch_since_ns;
+    bool watch_waiting; /* seen unchanged at the last look, not yet due */
     unsigned index;
     /* Tasks allocated minus tasks freed on this worker: the runtime's
      * lifetime count, kept here so spawns pay no shared atomic
      * (runtime.c). */
     int64_t live_tasks;
+    /* At stop: how many of this worker's local tasks the stopping thread
+     * aborted, for this worker to cancel before it exits. Written by the
+     * stopping thread while the worker waits out of its loop, read by the
+     * worker after (both under the pool's stop_lock). */
+    unsigned locals_to_cancel;
     struct weft__pool *pool;
     pthread_t thread;
     struct weft__slab_cache cache;
@@ -66,8 +81,20 @@ struct weft__pool {
     alignas(WEFT_CACHE_LINE) _Atomic bool stopping;
     _Atomic bool closed;
     pthread_mutex_t drain_lock; /* serialises draining after close */
+    /* The stop handshake (weft__pool_stop): workers out of their loops
+     * count themselves in `stop_paused` and wait for `stop_go`. */
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    unsigned stop_paused; /* under stop_lock */
+    bool stop_go;         /* under stop_lock */
 
     alignas(WEFT_CACHE_LINE) weft__timers timers;
+
+    /* How long a LIFO occupant waits behind its owner's poll before a
+     * searcher may take it (worker.c: steal_lifo). Set at init; tests
+     * raise it to take stealing out of a count. Relaxed: read by
+     * searchers only. */
+    alignas(WEFT_CACHE_LINE) _Atomic uint64_t lifo_steal_after_ns;
 };
 
 /* Set up a pool of `n` workers (not started), its seam operations `ops`.
@@ -77,11 +104,15 @@ void weft__pool_fini(struct weft__pool *p);
 /* Start the worker threads (named prefix + index). Returns 0, or a
  * negative errno with no thread left running. */
 int weft__pool_start(struct weft__pool *p, const char *prefix, size_t stack_size);
-/* Stop the loops and join the threads. Afterwards the calling thread owns
- * every queue. */
+/* Stop the loops, cancel every task not complete yet and join the
+ * threads: while the workers wait out of their loops, Send tasks are
+ * cancelled on the calling thread (their futures dropped here) and local
+ * tasks are aborted; then each worker drops its own local tasks' futures
+ * before it exits. Afterwards the calling thread owns every queue. Call
+ * from a thread off the pool, with the pool's scheduler entered (the drops
+ * see their runtime). Once. */
 void weft__pool_stop(struct weft__pool *p);
-/* After stop (and after every task was cancelled): close the queues and
- * release every entry still in them. */
+/* After stop: close the queues and release every entry still in them. */
 void weft__pool_close(struct weft__pool *p);
 /* True once weft__pool_stop began. Inline: every spawn asks. */
 static inline bool weft__pool_stopping(struct weft__pool *p)

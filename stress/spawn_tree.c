@@ -11,7 +11,9 @@
  * Each round builds a runtime, spawns a root task and lets the tree grow.
  * Every decision a task makes (how many children, Send or local, join,
  * abort, detach or hand the join to a foreign thread, when to yield, whether
- * to wait for a foreign wake) comes from a PRNG whose state lives in the
+ * to wait for a foreign wake, whether to keep polling for up to 100 us right
+ * after a spawn, so that an idle worker steals the child from the LIFO
+ * slot while a parent's abort may race with it) comes from a PRNG whose state lives in the
  * task and is derived from the round's seed and the task's path in the
  * tree, so a seed replays the same tree shapes; only the interleavings
  * differ. Some rounds shut the runtime down while the tree still runs.
@@ -82,7 +84,7 @@ typedef struct round_state {
     /* Events, this round's and the run's (the summary line). */
     stress_counter n_rounds_shut_down, n_nodes, n_completed, n_cancelled, n_failed_spawns;
     stress_counter n_aborts_task, n_aborts_foreign, n_detached, n_foreign_waits, n_local,
-        n_stuck, n_joins_ok, n_joins_cancelled;
+        n_stuck, n_joins_ok, n_joins_cancelled, n_long_polls;
 
     /* Progress, for the test thread to wait on. */
     pthread_mutex_t lock;
@@ -522,7 +524,15 @@ static weft_poll node_poll(weft_future *f, weft_cx *cx, void *out)
         s->nkids = (int)(rng_next32(&s->rng) % (g_rs.max_fanout + 1));
     for (s->k = 0; s->k < s->nkids; s->k++) {
         spawn_kid(s, s->k);
-        if (rng_next32(&s->rng) % 4 == 0)
+        uint32_t r = rng_next32(&s->rng);
+        if (r % 8 == 0) {
+            /* A long poll: the child waits in this worker's LIFO slot. */
+            weft_instant until = weft_now() + WEFT_US((r >> 8) % 100);
+            while (weft_now() < until) {
+            }
+            stress_count(&g_rs.n_long_polls);
+        }
+        if ((r >> 16) % 4 == 0)
             WEFT_CO_YIELD(&s->co, cx);
     }
     for (s->k = 0; s->k < s->nkids; s->k++) {
@@ -709,12 +719,12 @@ int main(int argc, char **argv)
         &g_rs.n_rounds_shut_down, &g_rs.n_nodes, &g_rs.n_completed, &g_rs.n_cancelled,
         &g_rs.n_failed_spawns, &g_rs.n_local, &g_rs.n_stuck, &g_rs.n_aborts_task,
         &g_rs.n_aborts_foreign, &g_rs.n_detached, &g_rs.n_foreign_waits, &g_rs.n_joins_ok,
-        &g_rs.n_joins_cancelled,
+        &g_rs.n_joins_cancelled, &g_rs.n_long_polls,
     };
     const stress_program p = {
         "stress_spawn_tree", run_round, counters, sizeof counters / sizeof counters[0],
         "shut_down_mid_tree nodes completed cancelled refused local stuck aborts_task "
-        "aborts_foreign detached foreign_waits joins_ok joins_cancelled",
+        "aborts_foreign detached foreign_waits joins_ok joins_cancelled long_polls",
     };
     return stress_main(argc, argv, &p);
 }

@@ -11,6 +11,5 @@ weft_instant weft_now(void)
 
 weft_instant weft__deadline_after(weft_duration d)
 {
-    weft_instant now = weft_now();
-    return d > UINT64_MAX - now ? UINT64_MAX : now + d;
+    return weft__instant_add(weft_now(), d);
 }

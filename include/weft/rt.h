@@ -24,7 +24,9 @@ typedef struct weft_rt_options {
     unsigned workers;               /* 0: number of online CPUs */
     const char *thread_name_prefix; /* NULL: "weft-w"; the worker index is
                                        appended (Linux truncates to 15) */
-    size_t stack_size;              /* 0: the platform default */
+    size_t stack_size;              /* 0: the platform default; raised to
+                                       the system's minimum; at most
+                                       WEFT_RT_MAX_STACK_SIZE */
 } weft_rt_options;
 
 #define WEFT_RT_OPTIONS_INIT { 0, NULL, 0 }
@@ -32,21 +34,36 @@ typedef struct weft_rt_options {
 /* Upper bound on `workers`. */
 #define WEFT_RT_MAX_WORKERS 256u
 
+/* Upper bound on `stack_size`: 1 GiB, far beyond what a worker needs; a
+ * larger request is a mistake (a unit error, an uninitialised field). */
+#define WEFT_RT_MAX_STACK_SIZE ((size_t)1 << 30)
+
 /* Create a runtime and start its workers. `opts` NULL means defaults.
- * Returns 0 and stores the runtime in `*out`, or -EINVAL (workers above
- * WEFT_RT_MAX_WORKERS, out NULL, a stack size the system refuses),
- * -ENOMEM, or -EAGAIN (a thread could not be started); on error nothing is
- * left running or allocated.
+ * Returns 0 and stores the runtime in `*out`, or -EINVAL (out NULL,
+ * workers above WEFT_RT_MAX_WORKERS, stack_size above
+ * WEFT_RT_MAX_STACK_SIZE — checked before anything starts — or a stack
+ * size the system calls invalid), -ENOMEM (no memory, also when thread
+ * creation reports it), or -EAGAIN (a worker thread could not be started,
+ * e.g. the thread limit, or no room for a stack that large); on error
+ * nothing is left running or allocated.
  * Any non-worker thread. Pair with weft_rt_shutdown(). */
 WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *opts);
 
 /* Stop the runtime and free it: every task not yet complete is cancelled
- * (its future dropped), join handles then yield -ECANCELED, worker threads
+ * (its future dropped: a local task's on its owner worker, the others on
+ * the calling thread), join handles then yield -ECANCELED, worker threads
  * are joined, and every byte the runtime allocated is freed. Join handles
  * and wakers still held by the caller stay valid: wakes become no-ops and
- * each handle frees its task when dropped. Call from a non-worker thread,
- * once, when no other thread will call into this runtime any more except
- * through join handles and wakers; `rt` NULL is a no-op. */
+ * each handle frees its task when dropped. Call from a non-worker thread
+ * (on a worker: reported in debug builds, and ignored), once; `rt` NULL is
+ * a no-op. Other threads may still use join handles and wakers, and may
+ * spawn while this runs (see weft_spawn). After it returned, the runtime's
+ * memory lives only as long as a join handle or waker of one of its tasks:
+ * meanwhile a spawn returns -ECANCELED and a second shutdown is ignored
+ * (debug builds report it). Once the memory is gone, any call with `rt`
+ * uses freed memory; debug builds catch it in weft_rt_shutdown (reported,
+ * ignored), weft_spawn and weft_rt_stats (reported, -EINVAL), unless a
+ * new runtime got the same address. */
 WEFT_API void weft_rt_shutdown(weft_rt *rt);
 
 /* The runtime whose worker (or weft_block_on) is running the calling
@@ -83,8 +100,12 @@ typedef struct weft_join {
  * Returns 0 (the task owns the future; the caller must not drop its copy),
  * or — with the caller still owning `fut`, and nothing spawned —
  * -EINVAL (NULL fut, fut_size smaller than a weft_future, no poll function,
- * no runtime, or an already polled future), -EPERM (fut is not Send; debug
+ * no runtime, an already polled future, or — debug builds — a runtime shut
+ * down and freed; see weft_rt_shutdown), -EPERM (fut is not Send; debug
  * builds name it), -ENOMEM, or -ECANCELED (the runtime is shutting down).
+ * A spawn racing weft_rt_shutdown on another thread returns -ECANCELED, or
+ * 0 and the task is cancelled: its future dropped (maybe on this thread,
+ * before this returns), never polled; its join handle yields -ECANCELED.
  * Any thread, including workers and foreign threads. */
 WEFT_API WEFT_NODISCARD int weft_spawn(weft_rt *rt, const weft_future *fut,
                                        size_t fut_size, weft_join *join);
@@ -212,10 +233,16 @@ WEFT_API void weft_join_all_abort(weft_join_all *ja);
  * polls), with `rt` as the current runtime, then drop it. `fut` need not be
  * Send; it is polled in place and must not move while this runs. `out`
  * receives the output; `out_size` must equal weft_future_out_size(fut).
+ * `fut` may have been polled before (by hand, or by a borrowing timeout
+ * that gave up on it: weft_timeout_borrow_init) as long as it was not
+ * moved since its first poll and has not finished; debug builds refuse and report a moved
+ * or finished one (-EINVAL), release builds cannot tell (polling such a
+ * future is undefined, as for any future).
  * Returns 0 (the future was dropped), or — with the caller still owning
- * `fut`, which was not polled — -EINVAL (NULL arguments, size mismatch,
- * malformed ops, already polled), -EDEADLK (called from a worker thread: it would block
- * that worker), or -ENOMEM. Non-worker threads only. */
+ * `fut`, which this call did not poll — -EINVAL (NULL arguments, size
+ * mismatch, malformed ops, moved or finished as above), -EDEADLK (called
+ * from a worker thread: it would block that worker), or -ENOMEM.
+ * Non-worker threads only. */
 WEFT_API WEFT_NODISCARD int weft_block_on(weft_rt *rt, weft_future *fut,
                                           void *out, size_t out_size);
 
@@ -234,8 +261,9 @@ typedef struct weft_worker_stats {
 
 /* Copy up to `*n` workers' counters into `out` and set `*n` to the number
  * of workers. Counters are sampled while the runtime runs (each is exact;
- * they are not a consistent snapshot of each other). Returns 0 or -EINVAL.
- * Any thread while `rt` is alive. */
+ * they are not a consistent snapshot of each other). Returns 0 or -EINVAL
+ * (NULL rt or n, NULL out with *n > 0, or — debug builds — a runtime shut
+ * down and freed). Any thread while `rt` is alive. */
 WEFT_API WEFT_NODISCARD int weft_rt_stats(weft_rt *rt, weft_worker_stats *out,
                                           unsigned *n);
 

@@ -24,10 +24,61 @@ extern "C" {
 typedef uint64_t weft_instant;
 typedef uint64_t weft_duration;
 
-#define WEFT_NS(x) ((weft_duration)(x))
-#define WEFT_US(x) ((weft_duration)(x) * 1000u)
-#define WEFT_MS(x) ((weft_duration)(x) * 1000000u)
-#define WEFT_SEC(x) ((weft_duration)(x) * 1000000000u)
+/* The latest instant and the longest duration: a deadline that never comes.
+ * The duration macros below and the deadlines the init functions compute
+ * (now + a duration) saturate to it instead of wrapping. */
+#define WEFT_NEVER UINT64_MAX
+
+/* Durations from a count of units. `x` is any arithmetic value, evaluated
+ * once (these are calls, not constant expressions). They saturate instead
+ * of wrapping: a count of zero or less gives 0 (a deadline of now, so
+ * already due), a count too large for 64 bits of nanoseconds gives
+ * WEFT_NEVER, and a fraction is cut off (WEFT_SEC(1.5) is 1 s). */
+#define WEFT_NS(x) WEFT__DURATION((x), 1u)
+#define WEFT_US(x) WEFT__DURATION((x), 1000u)
+#define WEFT_MS(x) WEFT__DURATION((x), 1000000u)
+#define WEFT_SEC(x) WEFT__DURATION((x), 1000000000u)
+
+/* The helpers behind them: one per kind of count, so that the sign of `x`
+ * is read in its own type (a negative count is not a huge unsigned one). */
+static inline weft_duration weft__duration_u(unsigned long long n, weft_duration unit)
+{
+    return n > WEFT_NEVER / unit ? WEFT_NEVER : (weft_duration)n * unit;
+}
+
+static inline weft_duration weft__duration_s(long long n, weft_duration unit)
+{
+    return n <= 0 ? 0 : weft__duration_u((unsigned long long)n, unit);
+}
+
+static inline weft_duration weft__duration_f(long double n, weft_duration unit)
+{
+    if (!(n >= 1)) /* below one unit, negative, or NaN */
+        return 0;
+    return n >= 18446744073709551616.0L ? WEFT_NEVER /* 2^64 */
+                                        : weft__duration_u((unsigned long long)n, unit);
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#include <limits>
+template <typename T> inline weft_duration weft__duration(T n, weft_duration unit)
+{
+    return !std::numeric_limits<T>::is_integer ? weft__duration_f((long double)n, unit)
+           : std::numeric_limits<T>::is_signed ? weft__duration_s((long long)n, unit)
+                                               : weft__duration_u((unsigned long long)n, unit);
+}
+extern "C" {
+#define WEFT__DURATION(x, unit) weft__duration((x), (weft_duration)(unit))
+#else
+#define WEFT__DURATION(x, unit)                                                    \
+    _Generic((x) + 0,                                                              \
+        unsigned: weft__duration_u, unsigned long: weft__duration_u,               \
+        unsigned long long: weft__duration_u,                                      \
+        float: weft__duration_f, double: weft__duration_f,                         \
+        long double: weft__duration_f,                                             \
+        default: weft__duration_s)((x), (weft_duration)(unit))
+#endif
 
 /* The current monotonic time. Any thread. */
 WEFT_API weft_instant weft_now(void);
@@ -65,32 +116,68 @@ WEFT_API void weft_sleep_reset(weft_sleep *s, weft_instant deadline);
 
 /* ---- timeout ----------------------------------------------------------------- */
 
-/* Runs `inner` with a deadline. Output: the inner future's output (its
- * size is weft_future_out_size(inner)); `status` is then 0, or -ETIMEDOUT
- * if the deadline passed first — the inner future was then dropped and the
- * output bytes are zero. The inner future is polled before the timer, so
- * an inner that is ready in the same tick as the deadline wins.
- * The timeout owns `inner` from init on (it drops it exactly once). It
- * finds `inner` by its offset from the timeout, so the two may be moved
- * (memcpy'd, e.g. by weft_spawn) together before the first poll — keep
- * them in one struct — but never one without the other. Send when `inner`
- * is. Cancel safety: dropping a pending timeout drops `inner`; what is
- * lost is what `inner` would lose. */
+/* Runs an inner future with a deadline, in one of two forms: the owning
+ * timeout (weft_timeout_init) takes `inner` over and drops it; the
+ * borrowing one (weft_timeout_borrow_init) polls the caller's `inner`
+ * where it is and never drops it, so that after the deadline the caller
+ * still has it (a join handle can then be aborted, or waited for again).
+ * Output: the inner future's output (its size is
+ * weft_future_out_size(inner)); `status` is then 0, or -ETIMEDOUT if the
+ * deadline passed first, and the output bytes are zero. The inner future
+ * is polled before the timer, so an inner that is ready in the same tick
+ * as the deadline wins. Send when `inner` is. `status` is a plain field,
+ * still readable after the timeout was dropped. */
 typedef struct weft_timeout {
     weft_future base;
-    ptrdiff_t inner_off_;   /* inner's address minus the timeout's */
+    union {
+        ptrdiff_t off;    /* owning: inner's address minus the timeout's */
+        weft_future *ptr; /* borrowing: the caller's inner future */
+    } inner_;
     int status;
-    bool inner_done;
+    bool inner_done; /* finished with `inner` (the owning form dropped it) */
     weft_sleep sleep;
 } weft_timeout;
 
-/* Returns 0, or -EINVAL (NULL arguments, inner without poll function). On
+/* The owning form. The timeout owns `inner` from init on and drops it
+ * exactly once: at -ETIMEDOUT, at completion, or when the timeout is
+ * dropped first. It finds `inner` by its offset from the timeout, so the
+ * two may be moved (memcpy'd, e.g. by weft_spawn) together before the
+ * first poll — keep them in one struct — but never one without the other.
+ * Cancel safety: dropping a pending timeout drops `inner`; what is lost is
+ * what `inner` would lose.
+ * Returns 0, or -EINVAL (NULL arguments, inner without poll function). On
  * error the caller keeps `inner`. */
 WEFT_API WEFT_NODISCARD int weft_timeout_init(weft_timeout *t, weft_future *inner,
                                               weft_duration d);
 /* Same with an absolute deadline. */
 WEFT_API WEFT_NODISCARD int weft_timeout_at_init(weft_timeout *t, weft_future *inner,
                                                  weft_instant deadline);
+
+/* The borrowing form: `inner` stays the caller's. The timeout keeps its
+ * address and polls it there; it never drops it.
+ * Pinning: `inner` must stay where it is, alive and not dropped, until the
+ * timeout is dropped (a weft_spawn'ed timeout: until its task is done).
+ * It may have been polled before, where it is (by an earlier timeout, say).
+ * The timeout itself is a future like any other: movable until its first
+ * poll (without `inner`, which stays put), pinned from then on.
+ * While the timeout lives, only it polls `inner`; the caller neither polls
+ * nor drops it. Afterwards: at status 0 `inner` has finished (its output
+ * was delivered here) — drop it, never poll it again; at -ETIMEDOUT, or
+ * if the timeout was dropped first, `inner` is untouched and still
+ * pending — poll it again (another timeout, weft_block_on, an await),
+ * abort it if it is a join handle, or drop it.
+ * Cancel safety: dropping a pending borrowing timeout loses nothing: its
+ * timer is unlinked and `inner` is left as it was. `inner` may keep the
+ * waker of its last poll until its next one, so its owner may see one
+ * spurious wake.
+ * Returns 0, or -EINVAL (NULL arguments, malformed ops, and in debug
+ * builds an inner that already finished or moved since its first poll,
+ * reported by name). Any thread that owns `inner`. */
+WEFT_API WEFT_NODISCARD int weft_timeout_borrow_init(weft_timeout *t, weft_future *inner,
+                                                     weft_duration d);
+/* Same with an absolute deadline. */
+WEFT_API WEFT_NODISCARD int weft_timeout_borrow_at_init(weft_timeout *t, weft_future *inner,
+                                                        weft_instant deadline);
 
 /* ---- interval ------------------------------------------------------------------ */
 

@@ -1,13 +1,15 @@
 /* Unit tests for sched/block_on.c: running a future to completion on the
  * calling (non-worker) thread — its output, its refusals (-EDEADLK on a
- * worker, -EINVAL on bad arguments), parking until a foreign thread wakes
- * it, non-Send futures, the current runtime while it runs, and its waker
- * outliving the call.
+ * worker, -EINVAL on bad arguments, a finished or moved future), a future
+ * polled before where it is (a join handle waited for again), parking
+ * until a foreign thread wakes it, non-Send futures, the current runtime
+ * while it runs, and its waker outliving the call.
  *
  * Each test gets a fresh two-worker runtime and a counting allocator, and
  * teardown checks every allocation came back after shutdown. No sleeps and
- * no timing assertions: threads hand off through atomics, and a spin's
- * watchdog only turns a hang into a readable failure. */
+ * no timing assertions: threads hand off through atomics, and watchdogs
+ * (a spin's, and the alarm's over each test) only turn a hang into a
+ * readable failure. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -27,9 +29,12 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "support/alarm_watchdog.h"
 #include "support/co_future.h"
 #include "support/countdown.h"
 #include "support/downcast.h"
+#include "support/gate.h"
+#include "support/never.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
 #include "support/spawn_join.h"
@@ -129,15 +134,119 @@ static void test_block_on_rejects_bad_arguments(void **state)
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 0);
     assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
 
-    /* Already polled (pinned somewhere else's state machine): refused too. */
-    countdown_init(&c, 3, 1, &n, WEFT_F_SEND);
-    assert_int_equal(poll_noop(&c.base, &out), WEFT_PENDING);
+}
+
+/* Debug builds refuse (and report) a future that finished, or that moved
+ * since its first poll: its poll would be refused, and block_on would wait
+ * forever on a poll that never runs. Release builds cannot tell. */
+static void test_block_on_refuses_a_finished_or_moved_future(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip();
+#endif
+    countdown_counts n;
+    countdown c;
+    int out = 0;
+    countdown_start(&c, &n, 0, 4, WEFT_F_SEND);
+    assert_int_equal(poll_noop(&c.base, &out), WEFT_READY);
     assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), -EINVAL);
+    assert_true(misuse_reported(1, "finished"));
+    assert_true(misuse_reported(1, "test_countdown"));
+    /* Refused: not polled again, not dropped; still the caller's. */
     assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
     assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
-    assert_true(misuse_reported(1, "test_countdown"));
     weft_future_drop(&c.base);
+
+    countdown_start(&c, &n, 3, 4, WEFT_F_SEND);
+    assert_int_equal(poll_noop(&c.base, &out), WEFT_PENDING);
+    countdown moved = c;
+    assert_int_equal(weft_block_on(g_rt, &moved.base, &out, sizeof out), -EINVAL);
+    assert_true(misuse_reported(2, "moved"));
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 0);
+    weft_future_drop(&moved.base);
+}
+
+/* ---- a future polled before ------------------------------------------------------------ */
+
+/* A future polled before, where it still is, is finished by block_on. */
+static void test_block_on_finishes_a_future_polled_before_in_place(void **state)
+{
+    (void)state;
+    countdown_counts n;
+    countdown c;
+    countdown_start(&c, &n, 3, 8, WEFT_F_SEND);
+    int out = 0;
+    assert_int_equal(poll_noop(&c.base, &out), WEFT_PENDING);
+    assert_int_equal(weft_block_on(g_rt, &c.base, &out, sizeof out), 0);
+    assert_int_equal(out, 8);
+    assert_int_equal(weft_atomic_load_relaxed(&n.polls), 4);
     assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* Polls `inner` (an int-output future) once, in place, and gives up on it
+ * whatever it says: the inner future stays its owner's, as under a
+ * deadline that passed. */
+typedef struct peeker {
+    weft_future base;
+    weft_future *inner;
+    weft_poll r;
+    int out;
+} peeker;
+
+static weft_poll peeker_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    DOWNCAST(peeker, g);
+    (void)out;
+    g->r = weft_future_poll(g->inner, cx, &g->out);
+    return WEFT_READY;
+}
+
+static const weft_future_ops peeker_ops = { "test_peeker", 0, peeker_poll, NULL, NULL };
+
+/* Gives up on `inner` once from a block_on (so its waker is a block_on
+ * waker that is gone by the next wait) and returns what the poll said. */
+static weft_poll give_up_once(weft_future *inner)
+{
+    peeker g = { WEFT_FUTURE_INIT(&peeker_ops, 0), inner, WEFT_READY, 0 };
+    assert_int_equal(weft_block_on(g_rt, &g.base, NULL, 0), 0);
+    return g.r;
+}
+
+/* A join handle given up on can be waited for again, or aborted and then
+ * waited for: block_on takes it where it was first polled. */
+static void test_block_on_waits_again_for_a_join_given_up_on(void **state)
+{
+    (void)state;
+    gate g;
+    gate_init(&g);
+    weft_join j;
+    gated gd = gated_make(&g, 99);
+    assert_int_equal(weft_spawn(g_rt, &gd.base, sizeof gd, &j), 0);
+    assert_int_equal(give_up_once(&j.base), WEFT_PENDING);
+    assert_int_equal(give_up_once(&j.base), WEFT_PENDING); /* and again */
+    gate_open(&g);
+    int out = 0;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(out, 99);
+    gate_fini(&g);
+
+    /* Given up on, then aborted: waiting again yields the cancellation. */
+    countdown_counts n;
+    never nv;
+    never_start(&nv, &n, WEFT_F_SEND);
+    assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
+    assert_int_equal(give_up_once(&j.base), WEFT_PENDING);
+    weft_join_abort(&j);
+    out = -1;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
+    assert_int_equal(j.status, -ECANCELED);
+    assert_int_equal(out, 0);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
 }
 
 /* Ops that claim a per-instance output size but give no way to ask for it:
@@ -516,14 +625,33 @@ static void test_block_on_fires_timers_while_every_worker_is_busy(void **state)
     }
 }
 
+/* The support fixture under the watchdog: block_on's way to fail is to
+ * wait for ever on a poll that never comes. */
+static int setup(void **state)
+{
+    alarm_watchdog_arm(state);
+    return rt_setup(state);
+}
+
+static int teardown(void **state)
+{
+    int rc = rt_teardown(state);
+    alarm_watchdog_disarm(state);
+    return rc;
+}
+
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, rt_setup, rt_teardown)
+    alarm_watchdog_install("watchdog: test hung (block_on waiting on a poll that never runs?)\n");
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_block_on_returns_the_output_and_drops_once),
         T(test_block_on_inside_a_task_returns_edeadlk),
         T(test_block_on_rejects_bad_arguments),
         T(test_block_on_rejects_ops_without_out_size_of),
+        T(test_block_on_refuses_a_finished_or_moved_future),
+        T(test_block_on_finishes_a_future_polled_before_in_place),
+        T(test_block_on_waits_again_for_a_join_given_up_on),
         T(test_block_on_parks_until_a_foreign_thread_wakes_it),
         T(test_block_on_runs_a_non_send_future),
         T(test_block_on_makes_rt_current_while_it_runs),

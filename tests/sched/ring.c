@@ -836,6 +836,99 @@ static void test_ring_steal_publishes_tasks_to_thieves_of_the_thief(void **state
     conc_run(RELAY_ROUNDS, 3, fn);
 }
 
+/* ---- the LIFO slot ---------------------------------------------------------- */
+
+static void test_ring_lifo_slot_holds_the_last_put_and_hands_back_the_one_before(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    assert_null(weft__ring_lifo_take(r));
+    assert_null(weft__ring_lifo_put(r, &f->tasks[0]));
+    assert_true(weft__ring_lifo_full(r));
+    assert_ptr_equal(weft__ring_lifo_put(r, &f->tasks[1]), &f->tasks[0]);
+    assert_ptr_equal(weft__ring_lifo_peek(r), &f->tasks[1]);
+    assert_ptr_equal(weft__ring_lifo_take(r), &f->tasks[1]);
+    assert_false(weft__ring_lifo_full(r));
+    assert_null(weft__ring_lifo_take(r));
+    assert_null(weft__ring_lifo_peek(r));
+    assert_true(weft__ring_is_empty(r)); /* the slot is not part of the ring */
+}
+
+static void test_ring_lifo_thief_takes_only_the_task_it_saw(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    assert_null(weft__ring_lifo_put(r, &f->tasks[0]));
+    assert_false(weft__ring_lifo_steal(r, &f->tasks[1])); /* not there */
+    assert_true(weft__ring_lifo_steal(r, &f->tasks[0]));
+    assert_false(weft__ring_lifo_steal(r, &f->tasks[0])); /* gone */
+    assert_null(weft__ring_lifo_peek(r));
+    /* The owner learns it was taken: its take finds nothing, and its next
+     * put hands back nothing to queue. */
+    assert_true(weft__ring_lifo_full(r));
+    assert_null(weft__ring_lifo_take(r));
+    assert_null(weft__ring_lifo_put(r, &f->tasks[2]));
+    assert_true(weft__ring_lifo_steal(r, &f->tasks[2]));
+    assert_null(weft__ring_lifo_put(r, &f->tasks[3]));
+    assert_ptr_equal(weft__ring_lifo_take(r), &f->tasks[3]);
+}
+
+/* The owner puts every task in its LIFO slot once, taking one back now and
+ * then, as a worker does; thieves take whatever they see there. Each task
+ * must come out exactly once — through a later put, a take or a steal —
+ * with the payload the owner wrote before putting it. */
+static void *lifo_owner(void *arg)
+{
+    struct conc *c = ((struct conc_thread *)arg)->c;
+    weft__ring *r = &c->q->owner;
+    uint64_t rng = rng_seed((uint64_t)c->round ^ 0x11f0);
+    conc_start_gate(c);
+    for (size_t i = 0; i < c->ntasks; i++) {
+        uint64_t x = rng_next(&rng);
+        c->tasks[i].out_size = (uint32_t)c->round;
+        struct weft__task *t = weft__ring_lifo_put(r, &c->tasks[i]);
+        if (t)
+            conc_see(c, t);
+        if (x % 4 == 0 && (t = weft__ring_lifo_take(r)) != NULL)
+            conc_see(c, t);
+        if ((x >> 8) % 16 == 0)
+            sched_yield(); /* leave the occupant to the thieves a while */
+    }
+    struct weft__task *t = weft__ring_lifo_take(r);
+    if (t)
+        conc_see(c, t);
+    /* Release: pairs with the thieves' acquire load. */
+    atomic_store_explicit(&c->producer_done, true, memory_order_release);
+    return NULL;
+}
+
+static void *lifo_thief(void *arg)
+{
+    struct conc *c = ((struct conc_thread *)arg)->c;
+    weft__ring *r = &c->q->owner;
+    conc_start_gate(c);
+    for (;;) {
+        bool done = atomic_load_explicit(&c->producer_done, memory_order_acquire);
+        struct weft__task *t = weft__ring_lifo_peek(r);
+        if (t && weft__ring_lifo_steal(r, t)) {
+            conc_see(c, t);
+            continue;
+        }
+        if (done && !weft__ring_lifo_peek(r))
+            break; /* the owner emptied the slot and puts nothing more */
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void test_ring_lifo_concurrent_thieves_and_owner_see_each_task_once(void **state)
+{
+    (void)state;
+    void *(*const fn[])(void *) = { lifo_owner, lifo_thief, lifo_thief, lifo_thief };
+    static_assert(sizeof fn / sizeof fn[0] == 1 + THIEVES, "an owner and the thieves");
+    conc_run(CONC_ROUNDS, 1 + THIEVES, fn);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -855,6 +948,9 @@ int main(void)
         T(test_ring_steal_frees_room_for_owner_pushes),
         cmocka_unit_test(test_ring_concurrent_steals_see_each_task_exactly_once),
         cmocka_unit_test(test_ring_steal_publishes_tasks_to_thieves_of_the_thief),
+        T(test_ring_lifo_slot_holds_the_last_put_and_hands_back_the_one_before),
+        T(test_ring_lifo_thief_takes_only_the_task_it_saw),
+        cmocka_unit_test(test_ring_lifo_concurrent_thieves_and_owner_see_each_task_once),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -299,8 +299,9 @@ static void note_visit(void *p)
 }
 
 /* Leaves the block with the skip bit, as cancelling a task completes it. */
-static void visit_and_skip(void *p)
+static void visit_and_skip(void *p, void *ctx)
 {
+    (void)ctx;
     note_visit(p);
     struct block *b = p;
     /* Relaxed: the scan runs on this thread. */
@@ -313,8 +314,9 @@ static void visit_and_skip(void *p)
 
 /* Frees the block it is given, as dropping a cancelled task's last
  * reference does. */
-static void visit_and_free(void *p)
+static void visit_and_free(void *p, void *ctx)
 {
+    (void)ctx;
     note_visit(p);
     struct block *b = p;
     give_back(b, word_of(b));
@@ -340,12 +342,12 @@ static void test_slab_scan_visits_exactly_the_live_blocks_without_a_skip_bit(voi
         else if (i % 3 == 2)
             weft_atomic_fetch_or_relaxed(&g_scan_blocks[i]->word, SKIP_BIT);
     }
-    weft__slab_scan(&g_slab, SKIP_BIT, visit_and_skip);
+    (void)weft__slab_scan(&g_slab, SKIP_BIT, visit_and_skip, NULL);
     for (size_t i = 0; i < NSCAN; i++)
         assert_int_equal(g_visits[i], i % 3 == 0 ? 1 : 0);
     assert_int_equal(g_stray_visits, 0);
     /* Now every block is free or skipped: another scan visits none. */
-    weft__slab_scan(&g_slab, SKIP_BIT, visit_and_skip);
+    (void)weft__slab_scan(&g_slab, SKIP_BIT, visit_and_skip, NULL);
     for (size_t i = 0; i < NSCAN; i++)
         assert_int_equal(g_visits[i], i % 3 == 0 ? 1 : 0);
     assert_int_equal(g_stray_visits, 0);
@@ -357,17 +359,127 @@ static void test_slab_scan_tolerates_the_callback_freeing_its_block(void **state
     (void)state;
     long live = live_allocs();
     take_scan_blocks();
-    weft__slab_scan(&g_slab, SKIP_BIT, visit_and_free);
+    (void)weft__slab_scan(&g_slab, SKIP_BIT, visit_and_free, NULL);
     for (size_t i = 0; i < NSCAN; i++)
         assert_int_equal(g_visits[i], 1);
     assert_int_equal(g_stray_visits, 0);
     assert_no_async_failures();
     /* Every large block went back; only the classes' chunks stay. */
     assert_int_equal(live_allocs(), live + 3);
-    weft__slab_scan(&g_slab, SKIP_BIT, visit_and_free);
+    (void)weft__slab_scan(&g_slab, SKIP_BIT, visit_and_free, NULL);
     for (size_t i = 0; i < NSCAN; i++)
         assert_int_equal(g_visits[i], 1);
     assert_int_equal(g_stray_visits, 0);
+}
+
+/* The scan of large blocks is linear: each block is looked at once, also
+ * when the callback leaves every block in place (a cancelled task that a
+ * join handle still holds is COMPLETE, not freed). Counted, not timed. */
+#define NLARGE 2000u
+
+static struct block *g_large[NLARGE];
+static unsigned g_large_visits[NLARGE];
+static unsigned g_large_stray;
+
+static void reset_large(void)
+{
+    memset(g_large, 0, sizeof g_large);
+    memset(g_large_visits, 0, sizeof g_large_visits);
+    g_large_stray = 0;
+}
+
+static void note_large_visit(void *p)
+{
+    size_t i = index_of(g_large, NLARGE, p);
+    if (i < NLARGE)
+        g_large_visits[i]++;
+    else
+        g_large_stray++;
+}
+
+static void visit_large_and_skip(void *p, void *ctx)
+{
+    (void)ctx;
+    note_large_visit(p);
+    /* Relaxed: the scan runs on this thread. */
+    weft_atomic_fetch_or_relaxed(&((struct block *)p)->word, SKIP_BIT);
+}
+
+static void test_slab_scan_looks_at_each_large_block_once(void **state)
+{
+    (void)state;
+    reset_large();
+    for (size_t i = 0; i < NLARGE; i++)
+        assert_non_null(g_large[i] = take(MAX + 16, i + 1));
+    size_t looked = weft__slab_scan(&g_slab, SKIP_BIT, visit_large_and_skip, NULL);
+    for (size_t i = 0; i < NLARGE; i++)
+        assert_int_equal(g_large_visits[i], 1);
+    assert_int_equal(g_large_stray, 0);
+    /* No chunk exists, so only the large blocks were looked at: a scan
+     * that went back to the head after each call looks at n(n+1)/2. */
+    print_message("    %zu blocks looked at for %u large blocks\n", looked, NLARGE);
+    assert_true(looked <= 2u * NLARGE);
+    /* All are skipped now; they are all still on the list (for the next
+     * scan and for fini), and a scan looks at each once more. */
+    looked = weft__slab_scan(&g_slab, SKIP_BIT, visit_large_and_skip, NULL);
+    assert_int_equal(looked, NLARGE);
+    for (size_t i = 0; i < NLARGE; i++)
+        assert_int_equal(g_large_visits[i], 1);
+    assert_no_async_failures();
+}
+
+/* The callback frees blocks other than its own (dropping a cancelled
+ * task's future may drop the last reference of another task) and
+ * allocates new ones (a spawn racing shutdown): each block is still
+ * looked at once at most, a freed one never after its free, and blocks
+ * allocated meanwhile stay on the list for the next scan. */
+#define NEW_DURING_SCAN 16u
+
+static unsigned g_large_calls;
+
+static void visit_large_free_partner_and_allocate(void *p, void *ctx)
+{
+    (void)ctx;
+    note_large_visit(p);
+    size_t i = index_of(g_large, NLARGE, p);
+    if (i >= NLARGE)
+        return;
+    weft_atomic_fetch_or_relaxed(&g_large[i]->word, SKIP_BIT);
+    size_t partner = i ^ 1u;
+    if (partner < NLARGE / 2 && g_large[partner] && g_large_visits[partner] == 0) {
+        give_back(g_large[partner], partner + 1);
+        g_large[partner] = NULL;
+    }
+    /* While the first half is scanned, blocks for the second half come
+     * into being. */
+    if (g_large_calls++ < NEW_DURING_SCAN)
+        CHECK((g_large[NLARGE / 2 + g_large_calls - 1] =
+                   take(MAX + 32, NLARGE + g_large_calls)) != NULL);
+}
+
+static void test_slab_scan_of_large_blocks_survives_frees_and_allocations_in_the_callback(void **state)
+{
+    (void)state;
+    reset_large();
+    g_large_calls = 0;
+    for (size_t i = 0; i < NLARGE / 2; i++)
+        assert_non_null(g_large[i] = take(MAX + 16, i + 1));
+    size_t looked = weft__slab_scan(&g_slab, SKIP_BIT, visit_large_free_partner_and_allocate, NULL);
+    assert_int_equal(g_large_stray, 0);
+    /* Of each pair, one was visited and freed the other. */
+    for (size_t i = 0; i < NLARGE / 2; i += 2)
+        assert_int_equal(g_large_visits[i] + g_large_visits[i + 1], 1);
+    for (size_t i = NLARGE / 2; i < NLARGE; i++)
+        assert_true(g_large_visits[i] <= 1);
+    assert_true(looked <= NLARGE / 2 + NEW_DURING_SCAN);
+    /* The blocks allocated during the scan are on the list: the next scan
+     * visits those it did not (the others are skipped now). */
+    looked = weft__slab_scan(&g_slab, SKIP_BIT, visit_large_and_skip, NULL);
+    assert_int_equal(looked, NLARGE / 4 + NEW_DURING_SCAN);
+    for (size_t i = NLARGE / 2; i < NLARGE / 2 + NEW_DURING_SCAN; i++)
+        assert_int_equal(g_large_visits[i], 1);
+    assert_int_equal(g_large_stray, 0);
+    assert_no_async_failures();
 }
 
 /* ---- caches and threads -------------------------------------------------- */
@@ -553,7 +665,7 @@ static void test_slab_concurrent_alloc_and_free_hand_out_each_block_once(void **
         weft__slab_cache_flush(&t[i].cache);
     /* Every block is free again: a scan finds none. */
     reset_visits();
-    weft__slab_scan(&g_slab, SKIP_BIT, visit_and_skip);
+    (void)weft__slab_scan(&g_slab, SKIP_BIT, visit_and_skip, NULL);
     assert_int_equal(g_all_visits, 0);
     assert_int_equal(pthread_mutex_destroy(&pool.lock), 0);
 }
@@ -647,6 +759,8 @@ int main(void)
         T(test_slab_blocks_above_max_are_allocated_alone_and_freed),
         T(test_slab_scan_visits_exactly_the_live_blocks_without_a_skip_bit),
         T(test_slab_scan_tolerates_the_callback_freeing_its_block),
+        T(test_slab_scan_looks_at_each_large_block_once),
+        T(test_slab_scan_of_large_blocks_survives_frees_and_allocations_in_the_callback),
         T(test_slab_cache_flush_hands_blocks_to_a_thread_without_a_cache),
         T(test_slab_concurrent_alloc_and_free_hand_out_each_block_once),
         T(test_slab_alloc_returns_null_without_leaking_when_memory_runs_out),

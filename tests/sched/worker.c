@@ -1,7 +1,9 @@
 /* Tests for the runtime (sched/runtime.c and sched/worker.c): spawning
  * from every kind of thread, nested spawns, block_on misuse, shutdown with pending and running
  * tasks, Send enforcement, local-task ownership under steal pressure and
- * under foreign wakes, statistics, options, yield fairness.
+ * under foreign wakes, statistics, options, yield fairness, what idle
+ * workers cost (parks, wake-ups, spinning, with 64 workers too), and the
+ * LIFO slot behind a long poll.
  *
  * Rules these tests follow: they never sleep to wait for another thread
  * (they wait on join handles, condition variables, or a task state they can
@@ -22,6 +24,8 @@
 
 #include "weft/weft.h"
 #include "core/atomic.h"
+#include "core/sys.h"
+#include "sched/runtime.h"
 #include "sched/task.h"
 #include "support/check.h"
 #include "support/co_future.h"
@@ -29,6 +33,7 @@
 #include "support/downcast.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
+#include "support/wait.h"
 
 /* ---- a counter a thread can wait on -------------------------------------------- */
 
@@ -1345,6 +1350,282 @@ static void test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_
     expect_idle_sleep_parks_at_most(2, WEFT_MS(200), 16);
 }
 
+/* ================================================================================
+ * Many workers, mostly idle: what a wake-up costs (idle.c, the spin in worker.c)
+ * ================================================================================ */
+
+#define MANY_WORKERS 64u
+#define MANY_TICKS 50u
+
+/* Sleeps 1 ms, MANY_TICKS times. */
+typedef struct many_ticker {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} many_ticker;
+
+WEFT_ASYNC_FN(many_ticker, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < MANY_TICKS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->tick, NULL);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+typedef struct idle_counts {
+    uint64_t parks, spin_rounds, wakes;
+} idle_counts;
+
+static idle_counts idle_counts_of(weft_rt *rt)
+{
+    struct weft__pool *p = &rt->pool;
+    idle_counts c = { 0, 0, 0 };
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        /* Relaxed: samples (each counter has one writer). */
+        c.parks += weft_atomic_load_relaxed(&p->workers[i].ctr.parks);
+        c.spin_rounds += weft_atomic_load_relaxed(&p->workers[i].ctr.spin_rounds);
+    }
+    c.wakes = weft_atomic_load_relaxed(&p->idle.wakes);
+    return c;
+}
+
+/* Every worker of `rt` is asleep (counted out of `unparked`). */
+static bool all_asleep(weft_rt *rt)
+{
+    /* Relaxed: a sample; the test only waits for it. */
+    return (weft_atomic_load_relaxed(&rt->pool.idle.state) >> 16) == 0;
+}
+
+/* 64 workers on a machine with far fewer CPUs, one task waking every
+ * millisecond: each wake-up must cost a handful of parks and unparks (no
+ * crowd woken) and little spinning (a searcher that keeps finding nothing
+ * spins less), and the searchers stay within min(half the workers, CPUs).
+ * Counted, not timed. */
+static void test_many_mostly_idle_workers_park_wake_and_spin_a_bounded_number_of_times(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(MANY_WORKERS);
+    WAIT_UNTIL(all_asleep(rt));
+    idle_counts a = idle_counts_of(rt);
+    unsigned ticks = 0;
+    assert_int_equal(spawn_blocking(rt, &(many_ticker){ WEFT_FN_INIT(many_ticker, WEFT_F_SEND) }.base,
+                                    sizeof(many_ticker), &ticks, sizeof ticks),
+                     0);
+    assert_int_equal(ticks, MANY_TICKS);
+    idle_counts b = idle_counts_of(rt);
+    unsigned cpus = weft__sys_cpu_count();
+    unsigned bound = cpus < MANY_WORKERS / 2 ? cpus : MANY_WORKERS / 2;
+    unsigned peak = weft_atomic_load_relaxed(&rt->pool.idle.searching_peak);
+    unsigned max_searching = rt->pool.idle.max_searching;
+    weft_rt_shutdown(rt);
+
+    print_message("%u workers, %u ticks: %llu parks, %llu wakes, %llu spin rounds; "
+                  "at most %u searchers (bound %u)\n",
+                  MANY_WORKERS, MANY_TICKS, (unsigned long long)(b.parks - a.parks),
+                  (unsigned long long)(b.wakes - a.wakes),
+                  (unsigned long long)(b.spin_rounds - a.spin_rounds), peak, bound);
+    assert_int_equal(max_searching, bound);
+    assert_true(peak <= max_searching);
+    assert_true(b.parks - a.parks <= 6u * MANY_TICKS);
+    assert_true(b.wakes - a.wakes <= 4u * MANY_TICKS);
+    assert_true(b.spin_rounds - a.spin_rounds <= 8u * MANY_TICKS);
+}
+
+/* ================================================================================
+ * The LIFO slot behind a long poll (worker.c: steal_lifo)
+ * ================================================================================ */
+
+/* Written by the child (release), read by the parent and the test. */
+static _Atomic bool g_lifo_child_ran;
+static _Atomic int g_lifo_child_worker;
+static weft_join g_lifo_child_join;
+
+typedef struct lifo_parent_out {
+    bool child_ran_first; /* the child ran before this poll returned */
+    bool timed_out;       /* the wait for the other worker to sleep hung */
+    int worker;
+} lifo_parent_out;
+
+static void lifo_child(void *arg, void *out)
+{
+    (void)arg, (void)out;
+    weft_atomic_store_relaxed(&g_lifo_child_worker, weft_worker_index());
+    /* Release: the worker index before the flag (pairs with the acquire
+     * loads in lifo_parent and the test). */
+    weft_atomic_store_release(&g_lifo_child_ran, true);
+}
+
+/* The parent: waits until the other worker is asleep, spawns the child
+ * (into this worker's LIFO slot) and keeps polling until the child has
+ * run — on the other worker, the only one free — or the hang limit. */
+static void lifo_parent(void *arg, void *out)
+{
+    weft_rt *rt = *(weft_rt **)arg;
+    lifo_parent_out *o = out;
+    o->worker = weft_worker_index();
+    o->timed_out = false;
+    weft_instant start = weft_now();
+    /* Relaxed: a sample; the other worker's sleep is what this waits for. */
+    while ((weft_atomic_load_relaxed(&rt->pool.idle.state) >> 16) != 1) {
+        if (wait_expired(start)) {
+            o->timed_out = true;
+            return;
+        }
+        sched_yield();
+    }
+    CHECK(weft_spawn_fn(NULL, lifo_child, &(char){ 0 }, 0, &g_lifo_child_join) == 0);
+    start = weft_now();
+    /* Acquire: pairs with the child's release store. */
+    while (!weft_atomic_load_acquire(&g_lifo_child_ran) && !wait_expired(start))
+        weft__cpu_relax();
+    o->child_ran_first = weft_atomic_load_acquire(&g_lifo_child_ran);
+}
+
+/* A parent that spawns a child and then polls for long must not strand
+ * the child in its worker's LIFO slot while another worker sleeps: the
+ * sleeper is woken and takes the child, which runs before the parent's
+ * poll returns. Ordering by flags, no clock but the hang limit. */
+static void test_child_in_the_lifo_slot_runs_on_the_idle_worker_during_the_parents_poll(void **state)
+{
+    (void)state;
+    weft_atomic_store_relaxed(&g_lifo_child_ran, false);
+    weft_atomic_store_relaxed(&g_lifo_child_worker, -1);
+    weft_rt *rt = rt_start(2);
+    WAIT_UNTIL(all_asleep(rt));
+    weft_join pj;
+    lifo_parent_out o;
+    assert_int_equal(weft_spawn_fn(rt, lifo_parent, &rt, sizeof o, &pj), 0);
+    assert_int_equal(join_blocking(rt, &pj, &o, sizeof o), 0);
+    assert_false(o.timed_out);
+    assert_int_equal(join_blocking(rt, &g_lifo_child_join, NULL, 0), 0);
+    assert_true(o.worker == 0 || o.worker == 1);
+    weft_worker_stats st[2];
+    unsigned n = 2;
+    assert_int_equal(weft_rt_stats(rt, st, &n), 0);
+    weft_rt_shutdown(rt);
+    assert_no_async_failures();
+
+    assert_true(o.child_ran_first);
+    assert_int_equal(weft_atomic_load_acquire(&g_lifo_child_worker), 1 - o.worker);
+    assert_true(st[1 - o.worker].steals >= 1); /* taken from the slot */
+}
+
+/* A ping-pong pair at full speed: each wakes the other into its worker's
+ * LIFO slot from inside a poll, so the pair stays on one worker while the
+ * other worker sleeps. Waking that sleeper for every such fill would cost
+ * a futex wake-up, a search and a park per message; the wake is spent once
+ * per busy spell (re-armed when the worker runs out of work or a thief
+ * took its occupant). Stealing from the slot is switched off here, so that
+ * a preempted worker (a loaded machine) cannot start new spells: then the
+ * count of wake-ups does not depend on timing. */
+#define PINGS 100000u
+
+typedef struct flag_box {
+    _Atomic bool full;
+    weft_atomic_waker waker;
+} flag_box;
+
+static flag_box g_ping, g_pong;
+
+static void flag_send(flag_box *b)
+{
+    /* Release: pairs with the acquire swap in flag_recv. */
+    weft_atomic_store_release(&b->full, true);
+    weft_atomic_waker_wake(&b->waker);
+}
+
+static weft_poll flag_recv(void *ctx, weft_cx *cx, void *out)
+{
+    flag_box *b = ctx;
+    (void)out;
+    /* Acquire: pairs with the release store in flag_send. */
+    if (weft_atomic_swap_acquire(&b->full, false))
+        return WEFT_READY;
+    weft_atomic_waker_register(&b->waker, cx->waker);
+    if (weft_atomic_swap_acquire(&b->full, false))
+        return WEFT_READY;
+    return WEFT_PENDING;
+}
+
+typedef struct lifo_pinger {
+    weft_future base;
+    weft_co co;
+    flag_box *out, *in;
+    weft_poll_fn wait;
+    unsigned n;
+} lifo_pinger;
+
+/* Sends first when `out` is g_ping, else answers; PINGS times each. */
+WEFT_ASYNC_FN(lifo_pinger, unsigned)
+{
+    WEFT_FN_BEGIN;
+    for (self->n = 0; self->n < PINGS; self->n++) {
+        if (self->out == &g_ping)
+            flag_send(self->out);
+        if (weft_poll_fn_init(&self->wait, flag_recv, self->in, 0, WEFT_F_SEND) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->wait, NULL);
+        if (self->out == &g_pong)
+            flag_send(self->out);
+    }
+    WEFT_FN_RETURN(self->n);
+    WEFT_FN_END;
+}
+
+static uint64_t total_steals(weft_rt *rt)
+{
+    weft_worker_stats st[2];
+    unsigned n = 2;
+    assert_int_equal(weft_rt_stats(rt, st, &n), 0);
+    return st[0].steals + st[1].steals;
+}
+
+static void test_ping_pong_beside_an_idle_worker_wakes_it_once_per_busy_spell(void **state)
+{
+    (void)state;
+    weft_atomic_init(&g_ping.full, false);
+    weft_atomic_init(&g_pong.full, false);
+    weft_atomic_waker_init(&g_ping.waker);
+    weft_atomic_waker_init(&g_pong.waker);
+    weft_rt *rt = rt_start(2);
+    weft_atomic_store_relaxed(&rt->pool.lifo_steal_after_ns, UINT64_MAX);
+    WAIT_UNTIL(all_asleep(rt));
+    uint64_t wakes0 = weft_atomic_load_relaxed(&rt->pool.idle.wakes);
+    uint64_t steals0 = total_steals(rt);
+    weft_join j[2];
+    assert_int_equal(WEFT_SPAWN(rt, &j[0],
+                                &(lifo_pinger){ WEFT_FN_INIT(lifo_pinger, WEFT_F_SEND),
+                                                .out = &g_pong, .in = &g_ping }),
+                     0);
+    assert_int_equal(WEFT_SPAWN(rt, &j[1],
+                                &(lifo_pinger){ WEFT_FN_INIT(lifo_pinger, WEFT_F_SEND),
+                                                .out = &g_ping, .in = &g_pong }),
+                     0);
+    unsigned n[2] = { 0, 0 };
+    assert_int_equal(join_blocking(rt, &j[1], &n[1], sizeof n[1]), 0);
+    assert_int_equal(join_blocking(rt, &j[0], &n[0], sizeof n[0]), 0);
+    uint64_t wakes = weft_atomic_load_relaxed(&rt->pool.idle.wakes) - wakes0;
+    uint64_t steals = total_steals(rt) - steals0;
+    weft_rt_shutdown(rt);
+    weft_atomic_waker_fini(&g_ping.waker);
+    weft_atomic_waker_fini(&g_pong.waker);
+
+    print_message("%u round trips: %llu wake-ups, %llu steals\n", PINGS,
+                  (unsigned long long)wakes, (unsigned long long)steals);
+    assert_int_equal(n[0], PINGS);
+    assert_int_equal(n[1], PINGS);
+    /* The spawns' wake-ups (the first worker, its fan-out), then one per
+     * busy spell: one spell, plus two for each time the pair moved (a
+     * steal from the ring, the streak rule's way out). A wake not spent
+     * would wake the idle worker each time it went back to sleep: tens
+     * to thousands of times, with the machine's load. */
+    assert_true(wakes <= 8 + 2 * steals);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1370,6 +1651,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_runtime_memory_is_cache_line_aligned),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
+        cmocka_unit_test(test_many_mostly_idle_workers_park_wake_and_spin_a_bounded_number_of_times),
+        cmocka_unit_test(test_child_in_the_lifo_slot_runs_on_the_idle_worker_during_the_parents_poll),
+        cmocka_unit_test(test_ping_pong_beside_an_idle_worker_wakes_it_once_per_busy_spell),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }

@@ -1,5 +1,7 @@
-/* Unit tests for time/sleep.c, time/timeout.c and time/interval.c on a
- * real two-worker runtime — completion no earlier than the deadline, ordering,
+/* Unit tests for time/clock.c, time/sleep.c, time/timeout.c and
+ * time/interval.c on a real two-worker runtime — durations and deadlines
+ * that saturate instead of wrapping, completion no earlier than the
+ * deadline, ordering,
  * cancellation by drop (a dropped timer never wakes anyone), reset, the
  * timeout's race between its inner future and its timer, the interval's
  * schedule and missed-tick policies, 100,000 sleeps created and dropped at
@@ -25,6 +27,8 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -37,12 +41,14 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sched/runtime.h"
+#include "time/clock.h"
 #include "time/driver.h"
 #include "support/alarm_watchdog.h"
 #include "support/co_future.h"
 #include "support/co_steps.h"
 #include "support/countdown.h"
 #include "support/downcast.h"
+#include "support/gate.h"
 #include "support/never.h"
 #include "support/poll.h"
 #include "support/rng.h"
@@ -203,6 +209,130 @@ typedef struct timed_never {
     weft_timeout t;
     never inner;
 } timed_never;
+
+/* ==== durations ========================================================== */
+
+static void test_durations_saturate_instead_of_wrapping(void **state)
+{
+    (void)state;
+    /* In range: exact. */
+    assert_int_equal(WEFT_NS(7), 7);
+    assert_int_equal(WEFT_US(7), 7000);
+    assert_int_equal(WEFT_MS(250), 250000000);
+    assert_int_equal(WEFT_SEC(3), 3000000000ull);
+    assert_int_equal(WEFT_MS((uint8_t)200), 200000000);
+    assert_int_equal(WEFT_MS((uint32_t)UINT32_MAX), 4294967295000000ull);
+    assert_int_equal(WEFT_SEC(1.5), WEFT_SEC(1)); /* fractions are cut off */
+
+    /* Zero or less: 0, already due (wrapping made WEFT_MS(-1) 584 years). */
+    int neg = -5;
+    long lmin = LONG_MIN;
+    assert_int_equal(WEFT_MS(-1), 0);
+    assert_int_equal(WEFT_SEC(neg), 0);
+    assert_int_equal(WEFT_NS(lmin), 0);
+    assert_int_equal(WEFT_US((int64_t)-1), 0);
+    assert_int_equal(WEFT_SEC(0), 0);
+    assert_int_equal(WEFT_MS(-0.5), 0);
+    assert_int_equal(WEFT_MS(-1e30), 0);
+    assert_int_equal(WEFT_SEC(NAN), 0);
+
+    /* Too large: never. The last whole second that fits is exact; one
+     * more used to wrap to 0.29 s. */
+    uint64_t huge = UINT64_MAX;
+    assert_int_equal(WEFT_SEC(18446744073u), 18446744073000000000ull);
+    assert_int_equal(WEFT_SEC(18446744074ull), WEFT_NEVER);
+    assert_int_equal(WEFT_SEC(huge), WEFT_NEVER);
+    assert_int_equal(WEFT_NS(huge), WEFT_NEVER);
+    assert_int_equal(WEFT_MS(INT64_MAX), WEFT_NEVER);
+    assert_int_equal(WEFT_US(UINT64_MAX / 1000u + 1u), WEFT_NEVER);
+    assert_int_equal(WEFT_SEC(1e30), WEFT_NEVER);
+
+    /* The count is evaluated once. */
+    int calls = 0;
+    assert_int_equal(WEFT_MS(++calls), WEFT_MS(1));
+    assert_int_equal(calls, 1);
+}
+
+static void test_deadlines_saturate_instead_of_wrapping(void **state)
+{
+    (void)state;
+    assert_int_equal(weft__instant_add(5, 7), 12);
+    assert_int_equal(weft__instant_add(WEFT_NEVER - 5, 5), WEFT_NEVER);
+    assert_int_equal(weft__instant_add(WEFT_NEVER - 5, 6), WEFT_NEVER);
+    assert_int_equal(weft__instant_add(weft_now(), WEFT_SEC(UINT64_MAX)), WEFT_NEVER);
+    weft_instant before = weft_now();
+    assert_true(weft__deadline_after(WEFT_MS(10)) >= before + WEFT_MS(10));
+    assert_int_equal(weft__deadline_after(WEFT_NEVER), WEFT_NEVER);
+    assert_int_equal(weft__deadline_after(WEFT_NEVER - 1), WEFT_NEVER);
+}
+
+/* Polls a sleep of WEFT_NEVER once (it arms), notes the wheel, drops it. */
+typedef struct never_sleeper {
+    weft_future base;
+    weft_sleep s;
+    weft_poll r;
+    size_t armed, armed_after_drop;
+} never_sleeper;
+
+static weft_poll never_sleeper_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    DOWNCAST(never_sleeper, n);
+    (void)out;
+    weft_sleep_init(&n->s, WEFT_SEC(18446744074ull)); /* used to wrap to 0.29 s */
+    n->r = weft_future_poll(&n->s.base, cx, NULL);
+    n->armed = wheel_armed();
+    weft_future_drop(&n->s.base);
+    n->armed_after_drop = wheel_armed();
+    return WEFT_READY;
+}
+
+static const weft_future_ops never_sleeper_ops = { "never_sleeper", 0, never_sleeper_poll,
+                                                   NULL, NULL };
+
+static void test_negative_durations_are_due_and_huge_ones_never(void **state)
+{
+    (void)state;
+    /* A negative duration is already due: READY at the first poll, with no
+     * wheel (polled outside any runtime, and no misuse). */
+    weft_sleep s;
+    weft_sleep_init(&s, WEFT_MS(-1));
+    assert_true(s.deadline <= weft_now());
+    assert_int_equal(poll_noop(&s.base, NULL), WEFT_READY);
+    weft_future_drop(&s.base);
+
+    /* A timeout of a negative duration times out at its first poll, unless
+     * the inner future is ready then. */
+    countdown_counts n;
+    timed_never tn;
+    never_start(&tn.inner, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_SEC(-3)), 0);
+    int out = 1;
+    assert_int_equal(poll_noop(&tn.t.base, &out), WEFT_READY);
+    assert_int_equal(tn.t.status, -ETIMEDOUT);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    weft_future_drop(&tn.t.base);
+    timed_countdown tc;
+    countdown_start(&tc.inner, &n, 0, 5, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tc.t, &tc.inner.base, WEFT_MS(-1)), 0);
+    assert_int_equal(poll_noop(&tc.t.base, &out), WEFT_READY);
+    assert_int_equal(tc.t.status, 0);
+    assert_int_equal(out, 5);
+    weft_future_drop(&tc.t.base);
+    assert_true(misuse_reported(0, ""));
+
+    /* Too long to represent: a deadline that never comes. */
+    never_start(&tn.inner, &n, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(UINT64_MAX)), 0);
+    assert_int_equal(tn.t.sleep.deadline, WEFT_NEVER);
+    weft_future_drop(&tn.t.base);
+    never_sleeper ns;
+    weft_future_init(&ns.base, &never_sleeper_ops, 0);
+    assert_int_equal(weft_block_on(g_rt, &ns.base, NULL, 0), 0);
+    assert_int_equal(ns.s.deadline, WEFT_NEVER);
+    assert_int_equal(ns.r, WEFT_PENDING);
+    assert_int_equal(ns.armed, 1);
+    assert_int_equal(ns.armed_after_drop, 0);
+}
 
 /* ==== sleep ============================================================== */
 
@@ -461,6 +591,7 @@ struct drop_scene {
     timed_never tn;
     countdown_counts n;
     int drops_after; /* drops of the timeout's inner future after the drop */
+    weft_poll inner_after; /* a borrowed inner future polled after the drop */
     weft_interval iv;
     weft_instant tick0;
     weft_next r0, r1; /* the interval's first two polls */
@@ -933,6 +1064,214 @@ static void test_timeout_init_rejects_bad_arguments(void **state)
     assert_int_equal(weft_timeout_init(&t, &nopoll, 1), -EINVAL);
     weft_future_init(&nopoll, &no_poll_ops, WEFT_F_SEND);
     assert_int_equal(weft_timeout_at_init(&t, &nopoll, 1), -EINVAL);
+}
+
+/* ---- the borrowing timeout ---------------------------------------------- */
+
+static void test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owner(void **state)
+{
+    (void)state;
+    countdown_counts n;
+    countdown c;
+    countdown_start(&c, &n, 3, 4242, WEFT_F_SEND);
+    weft_timeout t;
+    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(3600)), 0);
+    assert_true(weft_future_is_send(&t.base));
+    assert_int_equal(weft_future_out_size(&t.base), sizeof(int));
+    /* Moved before its first poll, without its inner future (it holds the
+     * inner's address); the old copy is scribbled over. */
+    weft_timeout moved;
+    memcpy(&moved, &t, sizeof t);
+    memset(&t, 0xa5, sizeof t);
+    int out = -1;
+    assert_int_equal(weft_block_on(g_rt, &moved.base, &out, sizeof out), 0);
+    assert_int_equal(moved.status, 0);
+    assert_int_equal(out, 4242);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), 4);
+    /* Finished, but not the timeout's to drop; its timer is gone. */
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    assert_int_equal(wheel_armed(), 0);
+#ifndef NDEBUG
+    /* Finished, it cannot be borrowed again (debug builds tell). */
+    g_misuse_expected = 1;
+    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(1)), -EINVAL);
+    assert_true(misuse_reported(1, "finished"));
+#endif
+    weft_future_drop(&c.base);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+}
+
+static void test_timeout_borrow_expires_and_leaves_inner_pending(void **state)
+{
+    (void)state;
+    countdown_counts n;
+    never nv;
+    never_start(&nv, &n, WEFT_F_SEND);
+    weft_timeout t;
+    assert_int_equal(weft_timeout_borrow_init(&t, &nv.base, WEFT_MS(2)), 0);
+    weft_instant deadline = t.sleep.deadline;
+    int out = 0x5a5a5a5a;
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_true(weft_now() >= deadline);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    assert_int_equal(out, 0);
+    int polls = weft_atomic_load_acquire(&n.polls);
+    assert_true(polls >= 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    assert_int_equal(wheel_armed(), 0);
+
+    /* Still pending where it is: a second timeout, with a deadline already
+     * behind us, polls it again (first) and times out at once. */
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &nv.base, 0), 0);
+    out = 1;
+    assert_int_equal(poll_noop(&t.base, &out), WEFT_READY);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    assert_int_equal(weft_atomic_load_acquire(&n.polls), polls + 1);
+    weft_future_drop(&t.base);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    weft_future_drop(&nv.base); /* by its owner, once */
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* What the borrowing form is for: wait for a job under a deadline; past
+ * it, the join handle is still there, to be waited for again, aborted or
+ * cancelled. */
+static void test_timeout_borrow_of_a_join_then_wait_again_or_abort(void **state)
+{
+    (void)state;
+    weft_timeout t;
+    weft_join j;
+    int out = -1;
+
+    /* Waited for again, under a later deadline. */
+    gate g;
+    gate_init(&g);
+    gated gd = gated_make(&g, 7);
+    assert_int_equal(weft_spawn(g_rt, &gd.base, sizeof gd, &j), 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    assert_non_null(j.task); /* the handle is still live */
+    assert_false(weft_join_is_finished(&j));
+    gate_open(&g);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(j.status, 0);
+    assert_int_equal(out, 7);
+    weft_future_drop(&j.base);
+    gate_fini(&g);
+
+    /* Aborted, then waited for (by weft_block_on, where the timeout left
+     * it): the task's future is dropped and the handle says so. */
+    countdown_counts n;
+    never nv;
+    never_start(&nv, &n, WEFT_F_SEND);
+    assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    weft_join_abort(&j);
+    out = -1;
+    assert_int_equal(weft_block_on(g_rt, &j.base, &out, sizeof out), 0);
+    assert_int_equal(j.status, -ECANCELED);
+    assert_int_equal(out, 0);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+
+    /* Cancelled: aborted and the handle dropped in one call. */
+    never_start(&nv, &n, WEFT_F_SEND);
+    assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
+    assert_int_equal(t.status, -ETIMEDOUT);
+    weft_join_cancel(&j);
+    WAIT_UNTIL(weft_atomic_load_acquire(&n.drops) >= 1);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
+    assert_true(misuse_reported(0, ""));
+}
+
+/* Drop a pending borrowing timeout: its timer is unlinked as for the
+ * owning form, and the inner future is left as it was — pending, the
+ * caller's to poll again and to drop. */
+static void borrow_arm(drop_scene *d)
+{
+    never_start(&d->tn.inner, &d->n, WEFT_F_SEND);
+    for (int i = 0; i < RETRIES && !d->pending; i++) {
+        /* A retry (the deadline passed before the first poll) takes a
+         * fresh timeout around the same inner future, still pending. */
+        if (i > 0)
+            weft_future_drop(&d->tn.t.base);
+        assert_int_equal(weft_timeout_borrow_init(&d->tn.t, &d->tn.inner.base, WEFT_MS(2)), 0);
+        int scratch;
+        d->pending = poll_with(&d->tn.t.base, &d->pw, &scratch) == WEFT_PENDING;
+    }
+    d->deadline = d->tn.t.sleep.deadline;
+}
+
+static void borrow_drop(drop_scene *d)
+{
+    weft_future_drop(&d->tn.t.base);
+    d->drops_after = weft_atomic_load_acquire(&d->n.drops);
+    int scratch;
+    d->inner_after = poll_noop(&d->tn.inner.base, &scratch);
+    weft_future_drop(&d->tn.inner.base);
+}
+
+static const drop_subject borrow_subject = { borrow_arm, borrow_drop };
+
+static void test_timeout_borrow_dropped_while_pending_leaves_inner_pending(void **state)
+{
+    (void)state;
+    drop_scene d;
+    run_drop_scene(&d, &borrow_subject, DROP_WHILE_ARMED);
+    assert_true(d.pending);
+    assert_int_equal(d.drops_after, 0);
+    assert_int_equal(d.inner_after, WEFT_PENDING);
+    assert_int_equal(weft_atomic_load_acquire(&d.n.drops), 1); /* by its owner */
+    assert_true(misuse_reported(0, ""));
+    assert_disarmed_silently(&d);
+}
+
+static void test_timeout_borrow_init_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    weft_timeout t;
+    weft_future bad = { NULL, 0, 0 };
+    static const weft_future_ops no_poll_ops = { "no_poll", 0, NULL, NULL, NULL };
+    static const weft_future_ops varies_ops = { "varies_without_size", WEFT_OUT_SIZE_VARIES,
+                                                countdown_poll, NULL, NULL };
+    countdown_counts n;
+    countdown c;
+    countdown_start(&c, &n, 2, 1, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_borrow_init(NULL, &c.base, 1), -EINVAL);
+    assert_int_equal(weft_timeout_borrow_init(&t, NULL, 1), -EINVAL);
+    assert_int_equal(weft_timeout_borrow_init(&t, &bad, 1), -EINVAL);
+    weft_future_init(&bad, &no_poll_ops, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &bad, 1), -EINVAL);
+    weft_future_init(&bad, &varies_ops, WEFT_F_SEND);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &bad, 1), -EINVAL);
+#ifndef NDEBUG
+    /* Moved since its first poll: refused and reported at init, rather
+     * than every poll of it refused until the deadline. */
+    int out;
+    assert_int_equal(poll_noop(&c.base, &out), WEFT_PENDING);
+    countdown moved = c;
+    g_misuse_expected = 1;
+    assert_int_equal(weft_timeout_borrow_init(&t, &moved.base, WEFT_SEC(1)), -EINVAL);
+    assert_true(misuse_reported(1, "moved"));
+    assert_true(misuse_reported(1, "weft_timeout_borrow_init"));
+#endif
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 0);
+    weft_future_drop(&c.base);
+
+    /* Send exactly when the inner future is. */
+    countdown_start(&c, &n, 0, 1, 0);
+    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(1)), 0);
+    assert_false(weft_future_is_send(&t.base));
+    weft_future_drop(&t.base);
+    weft_future_drop(&c.base);
+    assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
 }
 
 /* ==== interval =========================================================== */
@@ -1631,6 +1970,9 @@ int main(void)
     alarm_watchdog_install("watchdog: test hung (a timer that never fired?)\n");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_durations_saturate_instead_of_wrapping),
+        T(test_deadlines_saturate_instead_of_wrapping),
+        T(test_negative_durations_are_due_and_huge_ones_never),
         T(test_sleep_completes_no_earlier_than_its_deadline),
         T(test_sleeps_complete_in_deadline_order),
         T(test_sleep_until_past_is_ready_on_first_poll),
@@ -1647,6 +1989,11 @@ int main(void)
         T(test_timeout_of_non_send_inner_is_not_send),
         T(test_timeout_dropped_while_pending_drops_inner_and_disarms),
         T(test_timeout_init_rejects_bad_arguments),
+        T(test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owner),
+        T(test_timeout_borrow_expires_and_leaves_inner_pending),
+        T(test_timeout_borrow_of_a_join_then_wait_again_or_abort),
+        T(test_timeout_borrow_dropped_while_pending_leaves_inner_pending),
+        T(test_timeout_borrow_init_rejects_bad_arguments),
         T(test_interval_first_tick_immediate_then_period_apart),
         T(test_interval_missed_ticks_burst_fires_them_back_to_back),
         T(test_interval_missed_ticks_delay_restarts_from_now),
