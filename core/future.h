@@ -5,6 +5,8 @@
 #define WEFT_CORE_FUTURE_H
 
 #define WEFT_F__CHAOS 0x10000000u  /* its last poll was a chaos PENDING (core/chaos.h) */
+/* Bits 16..25: where a coroutine's `weft_co` sits (WEFT__F_CO_AT in
+ * weft/co.h; WEFT_FN_INIT sets them); task dumps read them. */
 #define WEFT_F__NAMED 0x20000000u  /* a `const char *` name follows the header */
 #define WEFT_F__POLLED 0x40000000u /* polled at least once: pinned */
 #define WEFT_F__DONE 0x80000000u   /* returned READY / DONE (debug builds) */

@@ -23,6 +23,10 @@ unsigned weft__sys_cpu_count(void);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t weft__sys_now_ns(void);
+/* A cheaper monotonic clock in nanoseconds that advances in steps of the
+ * kernel's tick (a few ms; the precise clock where there is none): for
+ * task ages, read at every spawn when they are tracked. */
+uint64_t weft__sys_coarse_ns(void);
 
 /* Start a thread with an optional stack size (0: default) and name
  * (NULL: none). Returns 0 or a negative errno. */

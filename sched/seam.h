@@ -14,6 +14,7 @@
 #define WEFT_SCHED_SEAM_H
 
 #include <stdalign.h>
+#include <stdbool.h>
 
 #include "core/atomic.h"
 #include "sched/slab.h"
@@ -39,12 +40,23 @@ typedef struct weft__sched_ops {
  * flavour's own structure. */
 struct weft__sched {
     const weft__sched_ops *ops; /* read on every wake and task free */
+    /* Tasks spawned while set record their spawn time (weft_rt_track_ages,
+     * sched/dump.c). Written by any thread, read by every spawn; beside
+     * `ops` because it is read as often and written almost never. */
+    _Atomic bool track_ages;
     /* Task memory, and the registry of live tasks. On a line of its own:
      * threads off the workers allocate under its lock, and that must not
      * evict `ops` from the workers' caches (false sharing cost W2 a fifth
      * of its time). */
     alignas(WEFT_CACHE_LINE) struct weft__slab slab;
+    /* Serialises the holds of concurrent task dumps, so that one dump
+     * never reports a task another one holds as running (sched/dump.c).
+     * Taken once per task a dump reads: on a line of its own, away from
+     * `ops`. */
+    alignas(WEFT_CACHE_LINE) weft__spinlock dump_lock;
 };
+/* A flavour zeroes its scheduler before use (track_ages off, dump_lock
+ * free), then sets `ops` and initialises `slab`. */
 
 /* The scheduler the calling thread runs tasks for (a worker, or a thread
  * inside weft_block_on), or NULL. */

@@ -364,3 +364,49 @@ size_t weft__slab_scan(struct weft__slab *s, uint64_t skip,
             fn(l->block, ctx); /* stays allocated until then: see slab.h */
     }
 }
+
+/* ---- walking while in use (task dumps) ------------------------------------------ */
+
+void weft__slab_walk(struct weft__slab *s, bool (*hold)(void *block, void *ctx),
+                     void (*fn)(void *block, void *ctx), void *ctx)
+{
+    /* Chunks are only ever prepended, each with its fields written before
+     * it is linked under the lock, and never freed before weft__slab_fini:
+     * the list from a head read under the lock can be walked without it. */
+    weft__spin_lock(&s->lock);
+    struct weft__slab_chunk *chunks = s->chunks;
+    weft__spin_unlock(&s->lock);
+    for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
+        for (uint32_t i = 0; i < c->nblocks; i++) {
+            void *p = c->blocks + (size_t)i * c->block_size;
+            if (hold(p, ctx))
+                fn(p, ctx);
+        }
+    }
+    /* Large blocks are freed with their node, so the list is walked hand
+     * over hand: under the lock, a block is held before the lock is let go
+     * (large_free needs the lock, so a block seen under it is still
+     * allocated), and the node after a held one is read before fn drops
+     * that hold. */
+    weft__spin_lock(&s->lock);
+    struct weft__slab_large *l = s->large;
+    while (l && !hold(l->block, ctx))
+        l = l->next;
+    weft__spin_unlock(&s->lock);
+    while (l) {
+        weft__spin_lock(&s->lock);
+        struct weft__slab_large *next = l->next; /* l is held: still linked */
+        while (next && !hold(next->block, ctx))
+            next = next->next;
+        weft__spin_unlock(&s->lock);
+        fn(l->block, ctx);
+        l = next;
+    }
+}
+
+uint32_t weft__slab_large_size(const void *p)
+{
+    const struct weft__slab_large *l =
+        (const void *)((const char *)p - offsetof(struct weft__slab_large, block));
+    return l->size;
+}

@@ -2,7 +2,8 @@
  * which doubles as the registry of live tasks: shutdown scans the slabs
  * for tasks that have not completed (including idle ones that sit in no
  * queue) instead of keeping a list that every spawn and completion would
- * have to lock.
+ * have to lock. Task dumps walk them too, while the runtime runs
+ * (weft__slab_walk).
  * The contract with the blocks' user: a block's first word is an
  * _Atomic uint64_t that is 0 while the block is free and never 0 while it
  * is in use (a task's state word: a live task holds at least one
@@ -85,5 +86,19 @@ void weft__slab_cache_flush(struct weft__slab_cache *c);
  * store of the first word. One scan at a time. */
 size_t weft__slab_scan(struct weft__slab *s, uint64_t skip,
                        void (*fn)(void *block, void *ctx), void *ctx);
+
+/* Walk every block while the slab is in use: allocations and frees may run
+ * concurrently (task dumps). `hold(block, ctx)` is called for each block,
+ * free or not — for a large block under the slab's lock, so it must
+ * neither take that lock nor free anything. When it returns true it has
+ * taken something that keeps the block allocated (a task reference), and
+ * `fn(block, ctx)` follows with no lock held; fn must give that up (it may
+ * free the block). A block allocated during the walk may be missed. Any
+ * thread while the slab lives. */
+void weft__slab_walk(struct weft__slab *s, bool (*hold)(void *block, void *ctx),
+                     void (*fn)(void *block, void *ctx), void *ctx);
+/* The size of an allocated block above WEFT__SLAB_MAX (what
+ * weft__slab_alloc returned in `*block_size`). */
+uint32_t weft__slab_large_size(const void *p);
 
 #endif

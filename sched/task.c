@@ -10,12 +10,14 @@
  * made from an existing one, like Arc::clone). */
 #include "sched/task.h"
 #include "core/errors.h"
+#include "core/future.h"
+#include "core/sys.h"
 
 #include <string.h>
 
 static inline uint64_t ref_count(uint64_t s)
 {
-    return s >> WEFT_T_REF_SHIFT;
+    return weft__task_refs(s);
 }
 
 /* ---- allocation ------------------------------------------------------------ */
@@ -28,11 +30,21 @@ struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
     if (out_size > UINT32_MAX / 2 || fut_size > UINT32_MAX / 2)
         return NULL;
     size_t out_room = (out_size + 15u) & ~(size_t)15u;
-    size_t size = sizeof(struct weft__task) + out_room + fut_size;
+    /* Relaxed: a switch; a spawn racing with it may go either way. */
+    bool aged = weft_atomic_load_relaxed(&s->track_ages);
+    size_t size = sizeof(struct weft__task) + out_room + fut_size +
+                  (aged ? WEFT__TASK_AGE_SIZE : 0u);
     uint32_t block_size;
     struct weft__task *t = weft__slab_alloc(&s->slab, size, &block_size);
     if (!t)
         return NULL;
+    if (aged) {
+        uint64_t now = weft__sys_coarse_ns(); /* a few ms steps: ages in dumps */
+        memcpy((char *)t + block_size - WEFT__TASK_AGE_SIZE, &now, sizeof now);
+        flags |= WEFT_T_AGED;
+    }
+    if (fut->flags & WEFT_F__NAMED)
+        flags |= WEFT_T_NAMED;
     cds_wfcq_node_init(&t->qnode);
     t->sched = s;
     t->owner_plus1 = (uint16_t)owner_plus1;
@@ -44,9 +56,11 @@ struct weft__task *weft__task_new(struct weft__sched *s, const weft_future *fut,
     memcpy(weft__task_future(t), fut, fut_size);
     /* Release: a shutdown scan may run meanwhile (a spawn from off the
      * workers racing shutdown) and cancel the task as soon as it reads this
-     * word, so the word publishes the fields above (pairs with the scan's
-     * acquire load; on x86 this is a plain store). Other threads otherwise
-     * get the task through the queue push that follows. */
+     * word, and a dump may find the block before the task is queued (both
+     * walk the slabs): the word publishes the fields above (pairs with the
+     * scan's acquire load and the acquire CAS in weft__task_try_ref; on
+     * x86 this is a plain store). Other threads otherwise get the task
+     * through the queue push that follows. */
     weft_atomic_store_release(&t->state, flags | (uint64_t)refs * WEFT_T_REF_ONE);
     return t;
 }
@@ -68,7 +82,9 @@ static void ref_inc(struct weft__task *t)
 {
     /* Relaxed: the caller already holds a reference, so the task cannot be
      * freed concurrently; nothing is published by taking a reference. */
-    weft_atomic_fetch_add_relaxed(&t->state, WEFT_T_REF_ONE);
+    uint64_t prev = weft_atomic_fetch_add_relaxed(&t->state, WEFT_T_REF_ONE);
+    WEFT_ASSERT(ref_count(prev) < WEFT_T_REF_MAX); /* the count never carries */
+    (void)prev;
 }
 
 /* Drop `n` references; frees the task when they were the last. */
@@ -194,6 +210,8 @@ static enum run_action transition_to_running(struct weft__task *t)
             return RUN_SKIP;
         }
         uint64_t next = (s | WEFT_T_RUNNING) & ~(uint64_t)WEFT_T_NOTIFIED;
+        if (!(s & WEFT_T_CANCELLED) && weft__task_polls(s) < WEFT_T_POLL_MAX)
+            next += WEFT_T_POLL_ONE; /* a poll begins (for dumps) */
         /* Acquire: see everything the waker published before queueing and
          * the previous poll's writes to the future (pairs with the release
          * in transition_to_idle and the wake transitions). Taking RUNNING
@@ -398,4 +416,64 @@ void weft__task_abort(struct weft__task *t)
 {
     if (transition_cancel(t) == WAKE_SUBMIT)
         schedule(t);
+}
+
+/* ---- inspection (sched/dump.c) --------------------------------------------------- */
+
+/* A dump reads a task it holds: a reference keeps the block from being
+ * freed and reused, and for an idle task the RUNNING bit keeps every
+ * worker away from its future. To wakers and aborts that hold looks like a
+ * poll in progress: they set NOTIFIED (and CANCELLED) and leave the
+ * queueing to whoever holds RUNNING, which weft__task_let_go does. */
+bool weft__task_try_ref(void *block)
+{
+    struct weft__task *t = block;
+    /* Relaxed: a first guess; the CAS below acquires. */
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (ref_count(s) == 0)
+            return false; /* free (0), or its last reference is gone */
+        /* Acquire: see the header and the future's ops the spawner wrote
+         * (pairs with the release store in weft__task_new, whose release
+         * sequence every later transition continues). A new reference
+         * publishes nothing. */
+        if (weft_atomic_cas_weak_acquire(&t->state, &s, s + WEFT_T_REF_ONE))
+            return true;
+    }
+}
+
+uint64_t weft__task_hold_idle(struct weft__task *t)
+{
+    /* Relaxed: a task that is not idle is only classified by this value
+     * (what a dump reads of it besides was written before the spawn, and
+     * weft__task_try_ref acquired that). */
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
+    for (;;) {
+        if (s & (WEFT_T_RUNNING | WEFT_T_NOTIFIED | WEFT_T_COMPLETE))
+            return s;
+        /* Acquire: the last poll's writes to the future happen before our
+         * reads of it (pairs with the release in transition_to_idle).
+         * Taking RUNNING publishes nothing. */
+        if (weft_atomic_cas_weak_acquire(&t->state, &s,
+                                         (s | WEFT_T_RUNNING) + WEFT_T_REF_ONE))
+            return s;
+    }
+}
+
+void weft__task_let_go(struct weft__task *t)
+{
+    /* Relaxed: a first guess; the CAS below releases. */
+    uint64_t s = weft_atomic_load_relaxed(&t->state);
+    uint64_t next;
+    do {
+        next = s & ~(uint64_t)WEFT_T_RUNNING;
+        if (!(s & WEFT_T_NOTIFIED))
+            next -= WEFT_T_REF_ONE; /* the live reference remains */
+        /* Release: the hold's reads of the future happen before the next
+         * poll writes it (pairs with the acquire in transition_to_running);
+         * a wake during the hold reaches that poll through this RMW, which
+         * continues the waker's release sequence. */
+    } while (!weft_atomic_cas_weak_release(&t->state, &s, next));
+    if (s & WEFT_T_NOTIFIED)
+        schedule(t); /* woken or aborted meanwhile: the hold's reference queues it */
 }

@@ -10,11 +10,21 @@
  *   JOIN_WAKER     join_waker is set and owned by the completing side
  *   OUT_CANCELLED  set with COMPLETE when the task was cancelled (the join
  *                  status is -ECANCELED, else 0)
- *   bits 7..63     reference count
+ *   NAMED          the future carries its own name (WEFT_F__NAMED); fixed at
+ *                  spawn, so a dump finds the name without reading the
+ *                  future's flags, which polls write
+ *   AGED           spawned while age tracking was on: the spawn time
+ *                  (weft__sys_coarse_ns) is the last 8 bytes of the
+ *                  block; fixed
+ *   bits 9..39     reference count (31 bits; each reference is at least a
+ *                  16-byte waker somewhere, so 2^31 of them cannot exist
+ *                  on one task in practice; debug builds check)
+ *   bits 40..63    polls begun (24 bits, saturating), for dumps: counted by
+ *                  the transition to RUNNING, which is a CAS anyway
  * References are held by: the task itself until it completes (the "live"
  * reference: an idle task nobody can wake still exists, and shutdown finds
  * it by scanning the slabs), the queue entry (or the worker running it),
- * the join handle, and every task waker.
+ * the join handle, every task waker, and a dump while it reads the task.
  * Invariant: NOTIFIED && !RUNNING && !COMPLETE <=> exactly one queue entry
  * holds a reference; a running task's notification is requeued by the
  * worker after the poll, so a task is never in two queues. */
@@ -38,8 +48,28 @@
 #define WEFT_T_JOIN_INTEREST 0x10u
 #define WEFT_T_JOIN_WAKER 0x20u
 #define WEFT_T_OUT_CANCELLED 0x40u /* with COMPLETE: status is -ECANCELED */
-#define WEFT_T_REF_SHIFT 7
+#define WEFT_T_NAMED 0x80u
+#define WEFT_T_AGED 0x100u
+#define WEFT_T_REF_SHIFT 9
 #define WEFT_T_REF_ONE ((uint64_t)1 << WEFT_T_REF_SHIFT)
+#define WEFT_T_REF_MAX (((uint64_t)1 << 31) - 1u)
+#define WEFT_T_POLL_SHIFT 40
+#define WEFT_T_POLL_ONE ((uint64_t)1 << WEFT_T_POLL_SHIFT)
+#define WEFT_T_POLL_MAX (((uint64_t)1 << 24) - 1u)
+
+/* Fields of a state word. */
+static inline uint64_t weft__task_refs(uint64_t s)
+{
+    return (s >> WEFT_T_REF_SHIFT) & WEFT_T_REF_MAX;
+}
+
+static inline uint32_t weft__task_polls(uint64_t s)
+{
+    return (uint32_t)(s >> WEFT_T_POLL_SHIFT);
+}
+
+/* Bytes an aged task's block has beyond its header, output and future. */
+#define WEFT__TASK_AGE_SIZE sizeof(uint64_t)
 
 struct weft__task {
     /* Written by every thread that transitions the task. */
@@ -122,5 +152,25 @@ static inline bool weft__task_is_complete(struct weft__task *t)
 
 /* The join handle of a task just spawned with JOIN_INTEREST (join.c). */
 void weft__join_init(weft_join *j, struct weft__task *t);
+
+/* ---- inspection (sched/dump.c) ---- */
+
+/* Take a reference on the task in `block` if it is alive: only from a
+ * nonzero count (a weak pointer's upgrade), so a free or dying block is
+ * left alone. Returns false when the block holds no live task. After it,
+ * what was written before the spawn and never after (the header, the
+ * future's ops, the name of a NAMED future, the spawn time of an AGED
+ * one) may be read. Drop with weft__task_drop_ref. Any thread; the block
+ * must belong to a live scheduler's slab. */
+bool weft__task_try_ref(void *block);
+/* With a reference held: if the task is idle (not queued, running or
+ * complete), hold it as RUNNING so that nothing polls or drops its future
+ * until weft__task_let_go — its future may be read meanwhile; wakes and
+ * aborts during the hold are honoured at the let-go. Returns the state
+ * word just before; the hold was taken iff that word is idle. */
+uint64_t weft__task_hold_idle(struct weft__task *t);
+/* End a hold of weft__task_hold_idle; a task woken or aborted during it
+ * is queued from the calling thread. */
+void weft__task_let_go(struct weft__task *t);
 
 #endif

@@ -197,3 +197,11 @@ void weft__timers_driver_end(weft__timers *t, weft__parker *me)
     if (handoff)
         t->wake_sleeper(t->wake_ctx);
 }
+
+size_t weft__timers_armed(weft__timers *t)
+{
+    weft__spin_lock(&t->lock);
+    size_t n = t->wheel.armed;
+    weft__spin_unlock(&t->lock);
+    return n;
+}

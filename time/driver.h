@@ -68,4 +68,8 @@ uint64_t weft__timers_timeout(weft__timers *t);
 uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);
 void weft__timers_driver_end(weft__timers *t, weft__parker *me);
 
+/* Timers armed now (in the wheel or due and not yet fired), for dumps: a
+ * sample taken under the lock. Any thread. */
+size_t weft__timers_armed(weft__timers *t);
+
 #endif

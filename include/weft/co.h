@@ -277,16 +277,30 @@ static inline weft_poll weft__co_finish(weft_co *co)
     WEFT__ASYNC_FN_BODY(T, void *)
 
 /* Designated initialisers for the header members of an async fn's struct:
- * `base` (ops T_ops, WEFT_F_* `flags` limited to WEFT_F_USER_MASK) and `co`
- * (at its start). Usable wherever T_ops is visible (after WEFT_ASYNC_FN),
- * in declarations, compound literals and static initialisers:
+ * `base` (ops T_ops, WEFT_F_* `flags` limited to WEFT_F_USER_MASK, plus
+ * weft's record of where `co` sits, which task dumps read) and `co` (at its
+ * start). Usable wherever T_ops is visible (after WEFT_ASYNC_FN), in
+ * declarations, compound literals and static initialisers:
  *   answer a = { WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 42 };
  *   self->child = (answer){ WEFT_FN_INIT(answer, WEFT_F_SEND), .n = 1 };
  * Members not named are zero. The future may be moved until its first
  * poll. */
 #define WEFT_FN_INIT(T, flags)                                                \
-    .base = WEFT_FUTURE_INIT(&T##_ops, (uint32_t)(flags) & WEFT_F_USER_MASK), \
+    .base = WEFT_FUTURE_INIT(&T##_ops,                                        \
+                             ((uint32_t)(flags) & WEFT_F_USER_MASK) |         \
+                                 WEFT__F_CO_AT(T)),                           \
     .co = WEFT_CO_INIT
+
+/* Where the `co` member of future struct T sits, as weft's flag bits 16..25
+ * (internal; core/future.h lists weft's bits): its offset in units of
+ * _Alignof(weft_co), or 0 (unknown) when it is too far from the header.
+ * A task dump finds the resume line and the awaited child through it. */
+#define WEFT__F_CO_SHIFT 16
+#define WEFT__F_CO_UNITS 0x3ffu
+#define WEFT__F_CO_AT(T)                                                      \
+    (offsetof(T, co) / _Alignof(weft_co) <= WEFT__F_CO_UNITS                   \
+         ? (uint32_t)(offsetof(T, co) / _Alignof(weft_co)) << WEFT__F_CO_SHIFT \
+         : 0u)
 
 /* The first statement of an async fn body: resume where the last poll
  * stopped. A resume point that is no await of this body (an await inside a

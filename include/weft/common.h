@@ -2,8 +2,8 @@
  * misuse reporting.
  *
  * Every fallible weft call returns 0 or a negative errno value (-ENOMEM,
- * -EINVAL, -EPERM, -EPIPE, -ECANCELED, -ETIMEDOUT, -EAGAIN, -EDEADLK; the
- * sim runtime of weft/testing.h adds -EBUSY and -EPROTO) and
+ * -EINVAL, -EPERM, -EPIPE, -ECANCELED, -ETIMEDOUT, -EAGAIN, -EDEADLK,
+ * -EIO; the sim runtime of weft/testing.h adds -EBUSY and -EPROTO) and
  * hands objects back through out-parameters. weft never sets `errno` for its
  * own errors: a task may resume on another thread. */
 #ifndef WEFT_COMMON_H

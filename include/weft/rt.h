@@ -10,6 +10,8 @@
 
 #include "weft/future.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -264,6 +266,111 @@ typedef struct weft_worker_stats {
  * down and freed). Any thread while `rt` is alive. */
 WEFT_API WEFT_NODISCARD int weft_rt_stats(weft_rt *rt, weft_worker_stats *out,
                                           unsigned *n);
+
+/* ---- task dump ----------------------------------------------------------- */
+
+/* What a task is doing (docs/rt.md, "Task dumps"). */
+typedef enum weft_task_state {
+    WEFT_TASK_IDLE,       /* waiting for a wake */
+    WEFT_TASK_QUEUED,     /* spawned or woken, waiting in a run queue */
+    WEFT_TASK_RUNNING,    /* being polled */
+    WEFT_TASK_CANCELLING, /* aborted; its future is dropped at its next turn */
+    WEFT_TASK_COMPLETE,   /* finished; kept by its join handle or a waker */
+    WEFT_TASK_CANCELLED   /* finished by cancellation; kept likewise */
+} weft_task_state;
+
+/* The short name of a state ("idle", "queued", ...); never NULL. */
+WEFT_API const char *weft_task_state_name(weft_task_state state);
+
+/* A task's await chain is cut after this many frames. */
+#define WEFT_TASK_AWAIT_MAX 4u
+
+/* One frame of an await chain: a future, and — for a coroutine
+ * (WEFT_ASYNC_FN, weft/co.h) — the line it is suspended at. */
+typedef struct weft_task_frame {
+    const char *name; /* the future's name (static storage) */
+    int line;         /* resume line; 0 for a future that is no coroutine */
+} weft_task_frame;
+
+/* Polls of one task saturate at this count. */
+#define WEFT_TASK_POLLS_MAX 16777215u
+/* age_ns of a task spawned while weft_rt_track_ages was off. */
+#define WEFT_TASK_AGE_UNKNOWN UINT64_MAX
+
+/* A snapshot of one task, taken while the runtime runs: each field is
+ * exact at the moment it was read, but the task moves on at once. */
+typedef struct weft_task_info {
+    const void *id;        /* the task's address: unique among live tasks,
+                              reused once it is freed */
+    const char *name;      /* the spawned future's name (its ops name, or
+                              the function of weft_spawn_fn); static */
+    weft_task_state state;
+    int worker;            /* owner worker of a local task; -1 for Send */
+    uint32_t polls;        /* polls begun (a cancellation is no poll) */
+    uint32_t wakers;       /* its wakers held anywhere (as counted in
+                              weft_rt_counts.wakers) */
+    uint64_t age_ns;       /* since spawn, or WEFT_TASK_AGE_UNKNOWN */
+    /* Where an idle task waits, outermost future first: the spawned
+     * coroutine's line, the child it awaits, that child's line if it is a
+     * coroutine, ... Empty (0) when the task is not idle, or its future is
+     * not a coroutine made with WEFT_FN_INIT. */
+    unsigned depth;
+    weft_task_frame await[WEFT_TASK_AWAIT_MAX];
+} weft_task_info;
+
+/* Called once per task; return 0 to go on, anything else to stop. `task`
+ * is valid during the call only. Nothing of weft is held meanwhile: the
+ * callback may spawn, print, or call weft again. */
+typedef int weft_task_visit_fn(const weft_task_info *task, void *ctx);
+
+/* Call `fn` for every task of `rt` that is alive or complete and still
+ * kept (a task not yet freed), while the runtime runs: other threads go
+ * on polling, spawning and freeing tasks. A task spawned or freed during
+ * the walk may or may not be seen; none is seen twice. An idle task is
+ * held for a moment while its await chain is read: a wake meanwhile is
+ * honoured when the hold ends (the task is then queued from the calling
+ * thread). Costs time linear in the tasks' memory. Returns 0, the first
+ * nonzero value `fn` returned, or -EINVAL (rt or fn NULL). Any thread
+ * (also a task on one of rt's workers, which shows itself as running)
+ * while rt is alive; not concurrently with weft_rt_shutdown. */
+WEFT_API WEFT_NODISCARD int weft_rt_tasks(weft_rt *rt, weft_task_visit_fn *fn, void *ctx);
+
+/* Write a table of `rt`'s tasks to `out` as weft_rt_tasks sees them, one
+ * line each (id, name, state, worker, polls, age, wakers, await chain; an
+ * idle task with no waker is marked), then a summary line (the tasks
+ * listed, by state; armed timers; task wakers). The format is for people
+ * (docs/rt.md); programs use weft_rt_tasks. Returns 0, -EINVAL (rt or out
+ * NULL) or -EIO (writing failed). Threads as weft_rt_tasks. */
+WEFT_API WEFT_NODISCARD int weft_rt_dump(weft_rt *rt, FILE *out);
+
+/* Live counts of a runtime, sampled while it runs. */
+typedef struct weft_rt_counts {
+    uint64_t tasks;  /* tasks not complete (idle, queued, running,
+                        cancelling) */
+    uint64_t kept;   /* complete tasks kept by a join handle or a waker */
+    uint64_t timers; /* timers armed in the runtime's timer driver */
+    /* Task wakers outstanding: for every task, the references beyond the
+     * scheduler's and its join handle's — clones of its waker stored by
+     * timers, channels or user code. Transient references (a remote wake
+     * being queued, a join handle being dropped, another dump, the
+     * scheduler's two of a task just marked complete) may count for a
+     * moment. An idle task with none can never be woken again. */
+    uint64_t wakers;
+} weft_rt_counts;
+
+/* Count `rt`'s tasks, armed timers and task wakers into `*out` (a walk of
+ * the tasks' memory, reading each task's state word once; it holds no
+ * task). Returns 0 or -EINVAL (rt or out NULL). Threads as
+ * weft_rt_tasks. */
+WEFT_API WEFT_NODISCARD int weft_rt_count(weft_rt *rt, weft_rt_counts *out);
+
+/* Turn age tracking on or off for tasks spawned on `rt` from now on
+ * (default off). A tracked task records its spawn time, so dumps show its
+ * age: 8 more bytes per task (often 16: tasks take 16-byte steps) and one
+ * read of a coarse clock per spawn (ages move in steps of the kernel's
+ * tick, a few ms). Returns 0 or -EINVAL (rt NULL). Any thread while rt is
+ * alive. */
+WEFT_API WEFT_NODISCARD int weft_rt_track_ages(weft_rt *rt, bool on);
 
 #ifdef __cplusplus
 }
