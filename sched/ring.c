@@ -128,8 +128,17 @@ struct weft__task *weft__ring_pop_owner(weft__ring *r)
          * happens-before the owner goes on to reuse slots; on failure it
          * reloads their claim. The CAS excludes thieves claiming the same
          * slot; popping publishes nothing. */
-        if (weft_atomic_cas_weak_acquire(&r->head, &h, pack(next_steal, next_real)))
+        if (weft_atomic_cas_weak_acquire(&r->head, &h, pack(next_steal, next_real))) {
+            /* The task after this one is most likely the next to run:
+             * start bringing its header in now (its state word is the
+             * first thing the run touches, and with many tasks queued it
+             * is no longer in this core's first-level cache). A stale
+             * slot is harmless: a prefetch never faults. */
+            if (next_real != tail)
+                __builtin_prefetch(
+                    weft_atomic_load_relaxed(&r->slots[next_real & WEFT_RING_MASK]), 1);
             return weft_atomic_load_relaxed(&r->slots[real & WEFT_RING_MASK]);
+        }
     }
 }
 
