@@ -1,9 +1,9 @@
 /* weft_interval: a stream of ticks on a sleep that is reset after each
  * tick, with tokio's policies for ticks a slow consumer missed. */
 #include "weft/time.h"
+#include "time/clock.h"
 
 #include <string.h>
-
 
 static weft_next interval_poll_next(weft_stream *st, weft_cx *cx, void *item);
 static void interval_drop(weft_stream *st);
@@ -44,16 +44,19 @@ static weft_next interval_poll_next(weft_stream *st, weft_cx *cx, void *item)
         return WEFT_NEXT_PENDING;
     weft_instant tick = iv->sleep.deadline;
     weft_instant now = weft_now();
-    weft_instant next = tick + iv->period;
-    if (now > tick + MISSED_TOLERANCE) {
+    /* Saturating sums: a period too long to add makes the next tick one
+     * that never comes, not one that wrapped into the past. */
+    weft_instant next = weft__instant_add(tick, iv->period);
+    if (now > weft__instant_add(tick, MISSED_TOLERANCE)) {
         switch (iv->missed) {
         case WEFT_MISSED_BURST:
             break;
         case WEFT_MISSED_DELAY:
-            next = now + iv->period;
+            next = weft__instant_add(now, iv->period);
             break;
         case WEFT_MISSED_SKIP:
-            next = now + iv->period - (now - tick) % iv->period;
+            /* The next point of the grid after now. */
+            next = weft__instant_add(now, iv->period - (now - tick) % iv->period);
             break;
         }
     }

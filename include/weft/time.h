@@ -25,8 +25,9 @@ typedef uint64_t weft_instant;
 typedef uint64_t weft_duration;
 
 /* The latest instant and the longest duration: a deadline that never comes.
- * The duration macros below and the deadlines the init functions compute
- * (now + a duration) saturate to it instead of wrapping. */
+ * The duration macros below, the deadlines the init functions compute
+ * (now + a duration) and an interval's next tick saturate to it instead
+ * of wrapping. */
 #define WEFT_NEVER UINT64_MAX
 
 /* Durations from a count of units. `x` is any arithmetic value, evaluated

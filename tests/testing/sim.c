@@ -670,6 +670,51 @@ static void test_sim_time_limit_stops_a_run_that_never_ends(void **state)
     weft_rt_shutdown(rt);
 }
 
+/* An interval whose period is too long to add to a deadline: one tick, then
+ * none (the next deadline saturates to WEFT_NEVER instead of wrapping into
+ * the past, which made every poll a tick). For each missed-tick policy,
+ * started a second late so the policies that recompute from now run. */
+typedef struct never_again {
+    weft_future base;
+    weft_missed_tick policy;
+    weft_next r[2];
+} never_again;
+
+static weft_poll never_again_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    DOWNCAST(never_again, self);
+    (void)out;
+    weft_interval iv;
+    weft_instant tick;
+    if (weft_interval_at_init(&iv, weft_now() - WEFT_SEC(1), WEFT_NEVER, self->policy) != 0)
+        return WEFT_READY;
+    self->r[0] = weft_stream_poll_next(&iv.base, cx, &tick);
+    self->r[1] = weft_stream_poll_next(&iv.base, cx, &tick);
+    weft_stream_drop(&iv.base);
+    return WEFT_READY;
+}
+
+static const weft_future_ops never_again_ops = {
+    "never_again", 0, never_again_poll, NULL, NULL,
+};
+
+static void test_sim_interval_with_a_huge_period_ticks_once(void **state)
+{
+    (void)state;
+    const weft_missed_tick policies[] = { WEFT_MISSED_BURST, WEFT_MISSED_DELAY,
+                                          WEFT_MISSED_SKIP };
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+        weft_sim_options o = sim_options(45);
+        weft_rt *rt = sim_start(&o);
+        never_again na = { .policy = policies[i], .r = { WEFT_NEXT_DONE, WEFT_NEXT_DONE } };
+        weft_future_init(&na.base, &never_again_ops, WEFT_F_SEND);
+        assert_int_equal(weft_block_on(rt, &na.base, NULL, 0), 0);
+        assert_int_equal(na.r[0], WEFT_NEXT_ITEM);
+        assert_int_equal(na.r[1], WEFT_NEXT_PENDING);
+        weft_rt_shutdown(rt);
+    }
+}
+
 /* ---- other threads -------------------------------------------------------------------------- */
 
 typedef struct opener_arg {
@@ -1033,6 +1078,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sim_run_stall_cancels_what_is_left, sim_setup,
                                         sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_time_limit_stops_a_run_that_never_ends,
+                                        sim_setup, sim_teardown),
+        cmocka_unit_test_setup_teardown(test_sim_interval_with_a_huge_period_ticks_once,
                                         sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_outside_thread_spawns_and_wakes, sim_setup,
                                         sim_teardown),
