@@ -52,6 +52,22 @@ uint64_t weft__sys_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t weft__sys_now_coarse_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        WEFT_DIE("clock_gettime(CLOCK_MONOTONIC_COARSE) failed");
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t weft__sys_coarse_lag_ns(void)
+{
+    struct timespec ts;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        WEFT_DIE("clock_getres(CLOCK_MONOTONIC_COARSE) failed");
+    return 2u * ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
 /* Calls left before an injected failure (0: none armed). Written by tests
  * before runtimes start; read by weft_rt_new's thread. */
 static unsigned g_fail_thread_start_in;

@@ -10,11 +10,12 @@
  * poll (weft__pool_requeue), so yielding tasks take turns. A full ring
  * spills half of itself to the injector in one batch.
  *
- * Worker loop: every 61st tick the injector (then the inbox) is checked
- * first so remote work is never starved, and due timers are fired;
- * otherwise LIFO (at most 3 times in a row), ring, inbox, a batch from the
- * injector. Out of work, the worker fires due timers, then becomes a
- * searcher (idle.c: at most half the workers search at once) and steals
+ * Worker loop: every tick, due timers are fired by the clock (cheap when
+ * none is near: time/driver.h); every 61st tick the injector (then the
+ * inbox) is checked first so remote work is never starved; otherwise LIFO
+ * (at most 3 times in a row), ring, inbox, a batch from the injector. Out
+ * of work, the worker becomes a searcher (idle.c: at most half the
+ * workers search at once) and steals
  * half of a random victim's ring; a searcher that finds nothing spins for
  * a few tens of microseconds before it parks (a futex sleep/wake per task
  * costs far more). One parked worker drives the timers with a timeout on
@@ -227,9 +228,12 @@ static struct weft__task *next_local_task(struct weft__worker *w)
 {
     struct weft__task *t;
     w->tick++;
+    /* Due timers by the clock, every tick: when every worker runs long
+     * polls, a timer is late by one poll, not by 61 of them. Whatever
+     * they wake lands in this worker's queues, checked below. */
+    weft__timers_tick(&w->pool->timers);
     if (w->tick % INJECTOR_INTERVAL == 0) {
-        /* Busy workers fire due timers as they go (whatever they wake
-         * lands in this worker's queues, checked next). */
+        /* And by the exact clock, should the coarse one lag. */
         weft__timers_fire_due(&w->pool->timers);
         if ((t = injector_pop(w->pool))) {
             ctr_add(&w->ctr.injector_pulls, 1);
@@ -405,8 +409,6 @@ static void *worker_main(void *arg)
     /* Acquire: pairs with the release store in weft__pool_stop. */
     while (!weft_atomic_load_acquire(&p->stopping)) {
         struct weft__task *t = next_local_task(w);
-        if (!t && weft__timers_fire_due(&p->timers) > 0)
-            continue; /* woke tasks into our own queues */
         if (!t)
             t = search_then_spin(w);
         if (t) {

@@ -32,6 +32,7 @@ void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn
     t->driver_deadline = WEFT__WHEEL_NONE;
     t->wake_sleeper = wake;
     t->wake_ctx = wake_ctx;
+    t->coarse_lag_ns = weft__sys_coarse_lag_ns();
 }
 
 weft__timers *weft__timers_current(void)
@@ -148,6 +149,21 @@ size_t weft__timers_fire_due(weft__timers *t)
         total += n;
     } while (n == FIRE_BATCH);
     return total;
+}
+
+size_t weft__timers_tick_armed(weft__timers *t)
+{
+    /* Relaxed: as in fire_due. */
+    uint64_t due = weft_atomic_load_relaxed(&t->wheel.next_due);
+    /* The coarse clock first (a few ns, no hardware counter read): while
+     * the next deadline is further away than it may lag, that is all a
+     * tick costs; the exact clock only near the deadline. (Only the
+     * pool's workers call this: their wheel runs on the monotonic clock
+     * the coarse one trails.) */
+    if (due == WEFT__WHEEL_NONE ||
+        weft__sys_now_coarse_ns() + t->coarse_lag_ns < weft__wheel_instant(&t->wheel, due))
+        return 0;
+    return weft__timers_fire_due(t);
 }
 
 uint64_t weft__timers_timeout(weft__timers *t)

@@ -15,6 +15,7 @@
 
 #include "weft/time.h"
 #include "core/park.h"
+#include "core/sys.h"
 #include "core/spinlock.h"
 #include "time/wheel.h"
 
@@ -31,6 +32,7 @@ typedef struct weft__timers {
     uint64_t driver_deadline;
     weft__timers_wake_fn *wake_sleeper;
     void *wake_ctx;
+    uint64_t coarse_lag_ns; /* weft__sys_coarse_lag_ns(), read once */
 } weft__timers;
 
 void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn *wake,
@@ -59,6 +61,19 @@ bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
 
 /* Fire every timer due now; returns how many were fired. Any thread. */
 size_t weft__timers_fire_due(weft__timers *t);
+/* A worker between two polls: fire what is due by the clock, so that with
+ * every worker busy a timer is late by at most the poll it fell due in
+ * (DESIGN §5: by elapsed time, not by tick count). Every scheduler tick
+ * calls it: inline, one relaxed load when nothing is armed; otherwise
+ * weft__timers_tick_armed. */
+size_t weft__timers_tick_armed(weft__timers *t);
+static inline void weft__timers_tick(weft__timers *t)
+{
+    /* Relaxed: a hint (see next_due in wheel.h); a stale value delays
+     * the check by one tick or costs a clock read for nothing. */
+    if (weft_atomic_load_relaxed(&t->wheel.next_due) != WEFT__WHEEL_NONE)
+        weft__timers_tick_armed(t);
+}
 /* How long until the wheel next has work (UINT64_MAX: nothing armed), for
  * a thread that parks and fires timers itself (weft_block_on). A hint read
  * without the lock. Any thread. */

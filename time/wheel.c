@@ -47,11 +47,6 @@ uint64_t weft__wheel_tick_floor(const weft__wheel *w, weft_instant t)
     return t <= w->origin_ns ? 0 : (t - w->origin_ns) / 1000000u;
 }
 
-weft_instant weft__wheel_instant(const weft__wheel *w, uint64_t tick)
-{
-    return w->origin_ns + tick * 1000000u;
-}
-
 static unsigned level_for(uint64_t elapsed, uint64_t when)
 {
     uint64_t masked = (elapsed ^ when) | (WEFT__WHEEL_SLOTS - 1u);

@@ -1345,6 +1345,132 @@ static void test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_
     expect_idle_sleep_parks_at_most(2, WEFT_MS(200), 16);
 }
 
+/* ---- busy workers fire due timers ------------------------------------------------ */
+
+/* Parks of every worker of `rt`, from any thread (no cmocka assertion:
+ * workers call it too); UINT64_MAX if the stats cannot be read. */
+static uint64_t parks_sampled(weft_rt *rt)
+{
+    weft_worker_stats st[4];
+    unsigned n = 4;
+    if (weft_rt_stats(rt, st, &n) != 0 || n > 4)
+        return UINT64_MAX;
+    uint64_t parks = 0;
+    for (unsigned i = 0; i < n; i++)
+        parks += st[i].parks;
+    return parks;
+}
+
+static _Atomic bool g_nap_armed; /* the nap's sleep is in the wheel */
+static _Atomic bool g_nap_done;  /* the nap's sleep completed */
+static gate g_long_polls_over = GATE_INIT;
+
+/* A task that sleeps 2 ms and raises g_nap_done; g_nap_armed once its
+ * first poll armed the timer. */
+typedef struct nap_task {
+    weft_future base;
+    weft_sleep sleep;
+    bool started;
+} nap_task;
+
+static weft_poll nap_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    nap_task *n = (nap_task *)f;
+    (void)out;
+    if (!n->started) {
+        weft_sleep_init(&n->sleep, WEFT_MS(2));
+        n->started = true;
+    }
+    weft_poll r = weft_future_poll(&n->sleep.base, cx, NULL);
+    /* Release: pairs with the acquire loads in long_poll. */
+    weft_atomic_store_release(&g_nap_armed, true);
+    if (r == WEFT_PENDING)
+        return WEFT_PENDING;
+    weft_atomic_store_release(&g_nap_done, true);
+    return WEFT_READY;
+}
+
+static void nap_drop(weft_future *f)
+{
+    nap_task *n = (nap_task *)f;
+    if (n->started)
+        weft_future_drop(&n->sleep.base);
+}
+
+static const weft_future_ops nap_ops = { "nap", 0, nap_poll, nap_drop, NULL };
+
+/* A task whose every poll lasts at least 1 ms of spinning, then yields,
+ * until the nap is over (or 200 polls, so that a timer that never fires
+ * ends the test rather than hangs it). Output: its polls since the nap's
+ * timer was armed. It also checks that no worker parked meanwhile. */
+#define LONG_POLLS_MAX 200u
+
+typedef struct long_poller {
+    weft_future base;
+    weft_rt *rt;
+    uint64_t parks_at_start;
+    uint32_t polls_armed;
+    bool started;
+} long_poller;
+
+static weft_poll long_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    long_poller *p = (long_poller *)f;
+    if (!p->started) {
+        p->parks_at_start = parks_sampled(p->rt);
+        p->started = true;
+    }
+    weft_instant end = weft_now() + WEFT_MS(1);
+    while (weft_now() < end)
+        ;
+    /* Acquire: pairs with the release stores in nap_poll. */
+    if (weft_atomic_load_acquire(&g_nap_armed))
+        p->polls_armed++;
+    if (!weft_atomic_load_acquire(&g_nap_done) && p->polls_armed < LONG_POLLS_MAX) {
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    CHECK(parks_sampled(p->rt) == p->parks_at_start);
+    memcpy(out, &p->polls_armed, sizeof p->polls_armed);
+    gate_add(&g_long_polls_over, 1);
+    return WEFT_READY;
+}
+
+static const weft_future_ops long_poller_ops = { "long_poller", sizeof(uint32_t), long_poll,
+                                                 NULL, NULL };
+
+/* The only worker runs 1 ms polls back to back, so it never parks and
+ * never idles: it must fire the nap's 2 ms timer between two polls by the
+ * clock. Each poll lasts at least 1 ms however slow the machine, so the
+ * timer (at most 3 ms after it was armed, counting the round-up to the
+ * wheel's tick) is due after the third poll following the arm; the nap
+ * runs next (the fired wake lands in the LIFO slot), and the poller sees
+ * it at its next poll. A worker that fires timers only every 61st
+ * scheduler tick lets about 60 polls go by. Counted, not timed: the
+ * assertion is on polls. The test thread waits on a gate, not in
+ * weft_block_on, which fires due timers itself. */
+static void test_busy_worker_fires_a_due_timer_between_long_polls(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(1);
+    weft_atomic_store_relaxed(&g_nap_armed, false);
+    weft_atomic_store_relaxed(&g_nap_done, false);
+    gate_reset(&g_long_polls_over);
+    nap_task nap = { .base = WEFT_FUTURE_INIT(&nap_ops, WEFT_F_SEND) };
+    long_poller lp = { .base = WEFT_FUTURE_INIT(&long_poller_ops, WEFT_F_SEND), .rt = rt };
+    weft_join nap_join, lp_join;
+    assert_int_equal(weft_spawn(rt, &nap.base, sizeof nap, &nap_join), 0);
+    assert_int_equal(weft_spawn(rt, &lp.base, sizeof lp, &lp_join), 0);
+    gate_wait(&g_long_polls_over, 1);
+    uint32_t polls = 0;
+    assert_int_equal(join_blocking(rt, &lp_join, &polls, sizeof polls), 0);
+    assert_int_equal(join_blocking(rt, &nap_join, NULL, 0), 0);
+    weft_rt_shutdown(rt);
+    assert_no_async_failures();
+    print_message("nap fired after %u long polls\n", polls);
+    assert_true(polls <= 8);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1370,6 +1496,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_runtime_memory_is_cache_line_aligned),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
+        cmocka_unit_test(test_busy_worker_fires_a_due_timer_between_long_polls),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }
