@@ -4,10 +4,13 @@
  * Who touches a timer entry: the task polling or dropping its future (the
  * "owner"), and the driver (under its lock). The owner arms an entry under
  * the lock (state IDLE -> ARMED, waker cloned into it); the driver fires it
- * under the lock (ARMED -> FIRED, waker moved out, woken after unlock);
+ * under the lock (ARMED -> FIRED, waker copied out, woken after unlock);
  * the owner cancels under the lock (ARMED -> IDLE). Outside the lock the
  * owner reads the state with acquire loads: FIRED means the driver is done
- * with the entry for good.
+ * with the entry for good. Only the owner writes the entry's waker (the
+ * wheel copies it out when firing and leaves the field alone), so the
+ * owner may read it without the lock: a re-poll with the same waker
+ * (weft_waker_will_wake) takes no lock.
  *
  * Who fires timers: there is no timer thread. One parked worker is the
  * driver: it sleeps on its parker with a timeout at the next deadline, and
@@ -30,6 +33,7 @@ void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn
     weft__wheel_init(&t->wheel, origin_ns);
     t->driver = NULL;
     t->driver_deadline = WEFT__WHEEL_NONE;
+    t->locks_taken = 0;
     t->wake_sleeper = wake;
     t->wake_ctx = wake_ctx;
     t->coarse_lag_ns = weft__sys_coarse_lag_ns();
@@ -47,6 +51,17 @@ weft__timers *weft__timers_enter(weft__timers *t)
     return prev;
 }
 
+static void timers_lock(weft__timers *t)
+{
+    weft__spin_lock(&t->lock);
+    t->locks_taken++;
+}
+
+static void timers_unlock(weft__timers *t)
+{
+    weft__spin_unlock(&t->lock);
+}
+
 /* ---- the futures' side ------------------------------------------------------ */
 
 bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadline,
@@ -55,10 +70,10 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
     weft__wheel *w = &t->wheel;
     weft__parker *unpark = NULL;
     bool no_driver;
-    weft__spin_lock(&t->lock);
+    timers_lock(t);
     e->when_ = weft__wheel_tick_ceil(w, deadline);
     if (e->when_ <= w->elapsed) {
-        weft__spin_unlock(&t->lock);
+        timers_unlock(t);
         return false;
     }
     e->driver_ = t;
@@ -79,7 +94,7 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
         t->driver_deadline = e->when_;
     }
     no_driver = !t->driver;
-    weft__spin_unlock(&t->lock);
+    timers_unlock(t);
     if (unpark)
         weft__unpark(unpark);
     else if (no_driver)
@@ -94,7 +109,7 @@ void weft__timer_cancel(weft_timer_entry *e)
         return;
     weft__timers *t = e->driver_;
     weft_waker waker = WEFT_WAKER_EMPTY;
-    weft__spin_lock(&t->lock);
+    timers_lock(t);
     /* Relaxed under the lock: every state change happens under it. */
     if (weft_atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED) {
         weft__wheel_remove(&t->wheel, e);
@@ -103,22 +118,27 @@ void weft__timer_cancel(weft_timer_entry *e)
         e->waker_.data = NULL;
         weft_atomic_store_relaxed(&e->state_, WEFT__TIMER_IDLE);
     }
-    weft__spin_unlock(&t->lock);
+    timers_unlock(t);
     weft_waker_drop(&waker); /* outside the lock: may free a task */
 }
 
 bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker)
 {
+    /* The same task's waker: nothing to change, and no lock. We are the
+     * owner, the only writer of waker_ (see the top). If the timer fired
+     * meanwhile, its wake is on its way to this same task. */
+    if (weft_waker_will_wake(&e->waker_, waker))
+        return true;
     weft__timers *t = e->driver_;
     weft_waker old = WEFT_WAKER_EMPTY;
     bool armed;
-    weft__spin_lock(&t->lock);
+    timers_lock(t);
     armed = weft_atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED; /* under lock */
-    if (armed && !weft_waker_will_wake(&e->waker_, waker)) {
+    if (armed) {
         old = e->waker_;
         e->waker_ = weft_waker_clone(waker);
     }
-    weft__spin_unlock(&t->lock);
+    timers_unlock(t);
     weft_waker_drop(&old);
     return armed;
 }
@@ -141,9 +161,9 @@ size_t weft__timers_fire_due(weft__timers *t)
     size_t total = 0, n;
     weft_waker batch[FIRE_BATCH];
     do {
-        weft__spin_lock(&t->lock);
+        timers_lock(t);
         n = weft__wheel_poll(w, now, batch, FIRE_BATCH);
-        weft__spin_unlock(&t->lock);
+        timers_unlock(t);
         for (size_t i = 0; i < n; i++)
             weft_waker_wake(&batch[i]);
         total += n;
@@ -182,14 +202,14 @@ uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me)
 {
     weft__wheel *w = &t->wheel;
     uint64_t timeout_ns = UINT64_MAX;
-    weft__spin_lock(&t->lock);
+    timers_lock(t);
     if (!t->driver) {
         t->driver = me;
         t->driver_deadline = weft__wheel_next_due(w);
     }
     bool driving = t->driver == me;
     uint64_t deadline = t->driver_deadline;
-    weft__spin_unlock(&t->lock);
+    timers_unlock(t);
     if (driving && deadline != WEFT__WHEEL_NONE) {
         weft_instant at = weft__wheel_instant(w, deadline);
         weft_instant now = weft_now();
@@ -201,13 +221,13 @@ uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me)
 void weft__timers_driver_end(weft__timers *t, weft__parker *me)
 {
     bool handoff = false;
-    weft__spin_lock(&t->lock);
+    timers_lock(t);
     if (t->driver == me) {
         t->driver = NULL;
         t->driver_deadline = WEFT__WHEEL_NONE;
         handoff = t->wheel.armed > 0;
     }
-    weft__spin_unlock(&t->lock);
+    timers_unlock(t);
     /* We leave to run tasks, possibly for long: timers still armed need a
      * parked driver, not our next tick. */
     if (handoff)

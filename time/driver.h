@@ -30,6 +30,8 @@ typedef struct weft__timers {
      * timers (NULL: none). */
     weft__parker *driver;
     uint64_t driver_deadline;
+    /* Times the lock was taken (written under it): tests count it. */
+    uint64_t locks_taken;
     weft__timers_wake_fn *wake_sleeper;
     void *wake_ctx;
     uint64_t coarse_lag_ns; /* weft__sys_coarse_lag_ns(), read once */
@@ -54,7 +56,9 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
 /* Disarm `e` if armed; afterwards the wheel no longer references it. */
 void weft__timer_cancel(weft_timer_entry *e);
 /* Replace an armed entry's waker if it would wake someone else. Returns
- * false if the entry fired meanwhile. */
+ * false if the entry fired meanwhile (only known when the waker changed:
+ * with the same waker it takes no lock and returns true; the fired
+ * timer's wake then reaches that same waker). */
 bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
 
 /* ---- the scheduler's side ---- */

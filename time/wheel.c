@@ -209,9 +209,10 @@ size_t weft__wheel_poll(weft__wheel *w, uint64_t now, weft_waker *out, size_t ma
             weft_timer_entry *e = w->pending;
             list_unlink(&w->pending, e);
             w->armed--;
+            /* Copied out, the field left as it is: the owner may be
+             * reading it right now (time/driver.c: only the owner writes
+             * an entry's waker). The reference is the caller's now. */
             out[n++] = e->waker_;
-            e->waker_.ops = NULL;
-            e->waker_.data = NULL;
             /* Release: the entry's owner may reuse or free it once it
              * reads FIRED (pairs with the acquire loads in time/driver.c). */
             weft_atomic_store_release(&e->state_, WEFT__TIMER_FIRED);

@@ -186,6 +186,23 @@ static void test_driver_cancel_unlinks_and_releases_the_waker(void **state)
     assert_int_equal(g_f->t.wheel.armed, 0);
 }
 
+/* A sleep re-polled by the same task finds the same waker in its entry:
+ * nothing to change, and no lock to take. */
+static void test_driver_update_with_the_same_waker_takes_no_lock(void **state)
+{
+    (void)state;
+    int other_target;
+    weft_waker other = { &cw_ops, &other_target };
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    uint64_t locks = g_f->t.locks_taken;
+    for (int i = 0; i < 3; i++)
+        assert_true(weft__timer_update_waker(&g_f->e[0], &g_waker));
+    assert_int_equal(g_f->t.locks_taken, locks);
+    assert_int_equal(g_live, 1);
+    assert_true(weft__timer_update_waker(&g_f->e[0], &other));
+    assert_int_equal(g_f->t.locks_taken, locks + 1);
+}
+
 static void test_driver_update_waker_replaces_only_a_different_waker(void **state)
 {
     (void)state;
@@ -227,6 +244,7 @@ int main(void)
         T(test_driver_only_the_driver_gives_up_the_role),
         T(test_driver_fire_due_wakes_due_timers_once),
         T(test_driver_cancel_unlinks_and_releases_the_waker),
+        T(test_driver_update_with_the_same_waker_takes_no_lock),
         T(test_driver_update_waker_replaces_only_a_different_waker),
         T(test_driver_current_timers_are_per_thread),
     };
