@@ -382,18 +382,22 @@ static void park_worker(struct weft__worker *w)
     ctr_add(&w->ctr.parks, 1);
     /* One parked worker drives the timers: it sleeps until the next
      * deadline (an earlier new timer unparks it); the others sleep until
-     * woken. */
+     * woken. With no timer armed this takes no lock: sleep_begin's fence
+     * above orders our listing before its read (time/driver.c). */
     weft__parker *parker = weft__idle_parker(&p->idle, w->index);
     uint64_t timeout = weft__timers_driver_begin(&p->timers, parker);
     weft__park_timeout(parker, timeout);
 
-    /* Off the sleeper list first, then out of the driver role: ending the
-     * role with timers armed wakes a sleeper to take it over, and that
-     * must be another worker — picking ourselves would unpark our own
-     * parker and make every later park return at once (a spinning idle
-     * runtime). */
+    /* Off the sleeper list first, then out of the driver park: a driver
+     * woken to run tasks found elsewhere (as a searcher, or for a local
+     * task in our inbox) hands the role on with timers armed, waking a
+     * sleeper, and that must be another worker — picking ourselves would
+     * unpark our own parker and make every later park return at once (a
+     * spinning idle runtime). Woken by its deadline or an earlier timer,
+     * it keeps the role and wakes nobody. */
     bool searching = weft__idle_sleep_end(&p->idle, w->index);
-    weft__timers_driver_end(&p->timers, parker);
+    weft__timers_driver_end(&p->timers, parker,
+                            searching || !weft__inbox_is_empty(&w->inbox));
     /* Relaxed: stopping only ends the loop, which re-reads it (acquire). */
     w->searching = searching && !weft_atomic_load_relaxed(&p->stopping);
 }

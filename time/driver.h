@@ -4,8 +4,9 @@
  *
  * The driver knows nothing of workers: the scheduler hands it a parker
  * when a worker parks as the driver, and a hook to wake some sleeping
- * worker when timers need a driver and none is parked. A second scheduler
- * flavour (the deterministic runtime) drives the same structure. */
+ * worker when timers need a driver and nobody holds the role. A second
+ * scheduler flavour (the deterministic runtime) drives the same
+ * structure. */
 #ifndef WEFT_TIME_DRIVER_H
 #define WEFT_TIME_DRIVER_H
 
@@ -24,12 +25,23 @@
 typedef void weft__timers_wake_fn(void *ctx);
 
 typedef struct weft__timers {
-    weft__spinlock lock; /* guards everything below and every entry */
+    weft__spinlock lock; /* guards the wheel, the driver fields and every entry */
     weft__wheel wheel;
-    /* The parker of the worker sleeping until driver_deadline to fire
-     * timers (NULL: none). */
-    weft__parker *driver;
+    /* The worker holding the driver role, by its parker (NULL: none).
+     * Written under the lock; read without it by a worker only to learn
+     * whether the role is its own (only a worker makes itself the
+     * driver, and nobody takes the role from a parked driver). */
+    _Atomic(weft__parker *) driver;
+    /* Under the lock. Parked: the driver sleeps until driver_deadline.
+     * Away: it left its park for a timer event (its deadline, an earlier
+     * timer) and runs what the timers woke; it takes the role back when it
+     * parks, unless a worker that parks first took it over. */
+    bool driver_parked;
     uint64_t driver_deadline;
+    /* The wheel's count of armed entries, for readers outside the lock (a
+     * parking worker takes no lock when it is 0). Written under the lock
+     * after every change of wheel.armed. */
+    _Atomic size_t armed;
     /* Times the lock was taken (written under it): tests count it. */
     uint64_t locks_taken;
     weft__timers_wake_fn *wake_sleeper;
@@ -56,9 +68,7 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
 /* Disarm `e` if armed; afterwards the wheel no longer references it. */
 void weft__timer_cancel(weft_timer_entry *e);
 /* Replace an armed entry's waker if it would wake someone else. Returns
- * false if the entry fired meanwhile (only known when the waker changed:
- * with the same waker it takes no lock and returns true; the fired
- * timer's wake then reaches that same waker). */
+ * false if the entry fired meanwhile. */
 bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
 
 /* ---- the scheduler's side ---- */
@@ -82,9 +92,21 @@ static inline void weft__timers_tick(weft__timers *t)
  * a thread that parks and fires timers itself (weft_block_on). A hint read
  * without the lock. Any thread. */
 uint64_t weft__timers_timeout(weft__timers *t);
-/* A worker about to park: become the driver if there is none. Returns how
- * long to sleep (UINT64_MAX: until woken). Pair with _end after waking. */
+/* A worker about to park: become the driver if there is none, or if the
+ * driver is away (awake). Returns how long to sleep (UINT64_MAX: until
+ * woken). With no timer armed and the role not its own, it takes no lock:
+ * call it after listing the worker as a sleeper and a seq_cst fence
+ * (weft__idle_sleep_begin does both), which pair with the fence in
+ * weft__timers_arm, so that either this worker sees the new timer or the
+ * arm finds it sleeping and wakes it. Pair with _end after waking. */
 uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);
-void weft__timers_driver_end(weft__timers *t, weft__parker *me);
+/* The worker woke. `for_work`: it was woken to run tasks found elsewhere,
+ * so it leaves idle: a driver gives up the role and, with timers armed,
+ * has a sleeper woken to take it over. Otherwise (its deadline, an
+ * earlier timer, a spurious wake) a driver keeps the role, away, while it
+ * runs what the timers woke, and takes it back when it parks: no other
+ * worker is woken for a timer event. Takes no lock unless the caller is
+ * the driver. */
+void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work);
 
 #endif

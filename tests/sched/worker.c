@@ -1471,6 +1471,73 @@ static void test_busy_worker_fires_a_due_timer_between_long_polls(void **state)
     assert_true(polls <= 8);
 }
 
+/* ---- an idle runtime with a ticker ---------------------------------------------- */
+
+#define TICKER_TICKS 10u
+
+static gate g_ticker_over = GATE_INIT;
+
+/* Sleeps 10 ms TICKER_TICKS times, then opens g_ticker_over. */
+typedef struct ticker_task {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} ticker_task;
+
+static weft_poll ticker_task_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)out;
+    CO_FUTURE_BEGIN(ticker_task, self);
+    for (self->n = 0; self->n < TICKER_TICKS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(10));
+        WEFT_AWAIT(&self->co, cx, &self->tick.base, NULL);
+    }
+    gate_add(&g_ticker_over, 1);
+    CO_FUTURE_END(self);
+}
+CO_FUTURE_OPS(ticker_task, "ticker_task", 0);
+
+/* Parks of each of the two workers of `rt`. */
+static void parks_of_two(weft_rt *rt, uint64_t parks[2])
+{
+    weft_worker_stats st[2];
+    unsigned n = 2;
+    assert_int_equal(weft_rt_stats(rt, st, &n), 0);
+    assert_int_equal(n, 2);
+    parks[0] = st[0].parks;
+    parks[1] = st[1].parks;
+}
+
+/* One worker drives the ticker's timers: woken by its deadline, it fires
+ * the tick, runs the ticker (which arms the next tick) and parks again as
+ * the driver; the other worker sleeps throughout. About one park per tick
+ * (plus one where a tick's timer sits on the wheel's second level and is
+ * cascaded first), where handing the role on at every wake made both
+ * workers park at every tick. The test thread waits on a gate, not in
+ * weft_block_on, which would fire the timers itself. Counted, not timed. */
+static void test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(2);
+    gate_reset(&g_ticker_over);
+    uint64_t before[2], after[2];
+    parks_of_two(rt, before);
+    ticker_task tk;
+    co_future_init(&tk, sizeof tk, &ticker_task_ops, WEFT_F_SEND);
+    weft_join j;
+    assert_int_equal(weft_spawn(rt, &tk.base, sizeof tk, &j), 0);
+    gate_wait(&g_ticker_over, 1);
+    parks_of_two(rt, after);
+    assert_int_equal(join_blocking(rt, &j, NULL, 0), 0);
+    weft_rt_shutdown(rt);
+    uint64_t p0 = after[0] - before[0], p1 = after[1] - before[1];
+    print_message("%u ticks: parks %llu + %llu\n", TICKER_TICKS, (unsigned long long)p0,
+                  (unsigned long long)p1);
+    assert_true(p0 + p1 <= TICKER_TICKS * 2u - 2u);
+    assert_true((p0 < p1 ? p0 : p1) <= 3u);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1497,6 +1564,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idle_runtime_waiting_on_a_short_sleep_parks_a_handful_of_times),
         cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
         cmocka_unit_test(test_busy_worker_fires_a_due_timer_between_long_polls),
+        cmocka_unit_test(test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }

@@ -96,13 +96,13 @@ static void test_driver_parks_until_the_next_deadline(void **state)
 {
     (void)state;
     assert_int_equal(weft__timers_driver_begin(&g_f->t, &g_f->driver), UINT64_MAX);
-    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
     assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
     /* Finite and no later than the deadline (the wheel may wake its driver
      * earlier, at the start of a coarse slot, to cascade). */
     uint64_t timeout = weft__timers_driver_begin(&g_f->t, &g_f->driver);
     assert_true(timeout <= WEFT_SEC(3601));
-    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
 }
 
 static void test_driver_an_earlier_timer_unparks_the_driver(void **state)
@@ -118,29 +118,95 @@ static void test_driver_an_earlier_timer_unparks_the_driver(void **state)
     assert_true(weft__timers_arm(&g_f->t, &g_f->e[2], weft_now() + WEFT_SEC(60), &g_waker));
     assert_true(driver_unparked());
     assert_int_equal(g_hooks, 0); /* there is a driver: no sleeper needed */
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
     uint64_t timeout = weft__timers_driver_begin(&g_f->t, &g_f->driver);
     assert_true(timeout <= WEFT_SEC(61));
-    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
 }
 
-static void test_driver_leaving_with_timers_armed_hands_the_role_on(void **state)
+static void test_driver_leaving_for_work_with_timers_armed_hands_the_role_on(void **state)
 {
     (void)state;
-    weft__timers_driver_begin(&g_f->t, &g_f->driver);
     assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
     g_hooks = 0;
-    /* The driver leaves its park to run tasks: another sleeper must take
-     * over, or the timer waits for this worker's next park. */
-    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    assert_true(weft__timers_driver_begin(&g_f->t, &g_f->driver) != UINT64_MAX);
+    /* The driver leaves its park to run tasks found elsewhere: another
+     * sleeper must take over, or the timer waits for this worker's next
+     * park. */
+    weft__timers_driver_end(&g_f->t, &g_f->driver, true);
     assert_int_equal(g_hooks, 1);
+    /* The role is free: the next timer asks for a sleeper too. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], in_an_hour(), &g_waker));
+    assert_int_equal(g_hooks, 2);
 }
 
 static void test_driver_leaving_with_nothing_armed_wakes_nobody(void **state)
 {
     (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
     weft__timers_driver_begin(&g_f->t, &g_f->driver);
-    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    weft__timer_cancel(&g_f->e[0]);
+    g_hooks = 0;
+    weft__timers_driver_end(&g_f->t, &g_f->driver, true);
     assert_int_equal(g_hooks, 0);
+}
+
+/* The churn this removes: a driver woken by its deadline used to give the
+ * role up and wake another worker, which only parked again. */
+static void test_driver_woken_by_a_timer_keeps_the_role_and_wakes_nobody(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    g_hooks = 0;
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false); /* its deadline */
+    assert_int_equal(g_hooks, 0);
+    /* Away, it fires and runs what was due; the timer a woken task arms
+     * wakes nobody (the away driver is awake)... */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], weft_now() + WEFT_SEC(60), &g_waker));
+    assert_int_equal(g_hooks, 0);
+    assert_false(driver_unparked());
+    /* ...and parking again, it drives until the new, earlier deadline. */
+    uint64_t timeout = weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    assert_true(timeout <= WEFT_SEC(61));
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
+    assert_int_equal(g_hooks, 0);
+}
+
+static void test_driver_a_worker_parking_first_takes_the_role_from_an_away_driver(void **state)
+{
+    (void)state;
+    weft__parker other;
+    weft__parker_init(&other);
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false); /* away */
+    /* Another worker parks while the driver is still running tasks. */
+    assert_true(weft__timers_driver_begin(&g_f->t, &other) <= WEFT_SEC(3601));
+    /* The old driver parks later: the role is taken, it sleeps until woken. */
+    assert_int_equal(weft__timers_driver_begin(&g_f->t, &g_f->driver), UINT64_MAX);
+    g_hooks = 0;
+    weft__timers_driver_end(&g_f->t, &g_f->driver, true); /* not the driver: no hand-off */
+    assert_int_equal(g_hooks, 0);
+    /* An earlier timer unparks the new driver. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], weft_now() + WEFT_SEC(60), &g_waker));
+    assert_true(weft__park_timeout(&other, 0));
+    assert_int_equal(g_hooks, 0);
+}
+
+static void test_driver_an_away_driver_gives_the_role_up_once_nothing_is_armed(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    weft__timers_driver_begin(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false); /* away */
+    weft__timer_cancel(&g_f->e[0]);
+    assert_int_equal(weft__timers_driver_begin(&g_f->t, &g_f->driver), UINT64_MAX);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
+    /* Nobody drives now: a new timer asks for a sleeper. */
+    g_hooks = 0;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], in_an_hour(), &g_waker));
+    assert_int_equal(g_hooks, 1);
 }
 
 static void test_driver_only_the_driver_gives_up_the_role(void **state)
@@ -148,15 +214,41 @@ static void test_driver_only_the_driver_gives_up_the_role(void **state)
     (void)state;
     weft__parker other;
     weft__parker_init(&other);
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
     weft__timers_driver_begin(&g_f->t, &g_f->driver);
     /* A second parking worker is not the driver: it sleeps until woken. */
     assert_int_equal(weft__timers_driver_begin(&g_f->t, &other), UINT64_MAX);
-    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
     g_hooks = 0;
-    weft__timers_driver_end(&g_f->t, &other); /* no hand-off from a non-driver */
+    weft__timers_driver_end(&g_f->t, &other, true); /* no hand-off from a non-driver */
     assert_int_equal(g_hooks, 0);
-    weft__timers_driver_end(&g_f->t, &g_f->driver);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, true);
     assert_int_equal(g_hooks, 1);
+}
+
+/* Every park asks the driver whether to drive: with no timer armed that
+ * must cost no lock (both workers of an idle runtime park all the time). */
+static void test_driver_parking_with_nothing_armed_takes_no_lock(void **state)
+{
+    (void)state;
+    weft__parker other;
+    weft__parker_init(&other);
+    uint64_t locks = g_f->t.locks_taken;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(weft__timers_driver_begin(&g_f->t, &g_f->driver), UINT64_MAX);
+        weft__timers_driver_end(&g_f->t, &g_f->driver, i % 2 == 0);
+        assert_int_equal(weft__timers_driver_begin(&g_f->t, &other), UINT64_MAX);
+        weft__timers_driver_end(&g_f->t, &other, i % 2 != 0);
+    }
+    assert_int_equal(g_f->t.locks_taken, locks);
+    /* With a timer armed, the parking worker takes the lock to drive. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    locks = g_f->t.locks_taken;
+    assert_true(weft__timers_driver_begin(&g_f->t, &g_f->driver) != UINT64_MAX);
+    assert_int_equal(g_f->t.locks_taken, locks + 1);
+    /* The other worker, not the driver, still sleeps without it. */
+    weft__timers_driver_end(&g_f->t, &other, true);
+    assert_int_equal(g_f->t.locks_taken, locks + 1);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
 }
 
 static void test_driver_fire_due_wakes_due_timers_once(void **state)
@@ -184,6 +276,7 @@ static void test_driver_cancel_unlinks_and_releases_the_waker(void **state)
     assert_int_equal(weft__timers_fire_due(&g_f->t), 0);
     assert_int_equal(g_wakes, 0);
     assert_int_equal(g_f->t.wheel.armed, 0);
+    assert_int_equal(weft_atomic_load_relaxed(&g_f->t.armed), 0);
 }
 
 /* A sleep re-polled by the same task finds the same waker in its entry:
@@ -239,9 +332,13 @@ int main(void)
         T(test_driver_arming_with_no_driver_asks_for_a_sleeper),
         T(test_driver_parks_until_the_next_deadline),
         T(test_driver_an_earlier_timer_unparks_the_driver),
-        T(test_driver_leaving_with_timers_armed_hands_the_role_on),
+        T(test_driver_leaving_for_work_with_timers_armed_hands_the_role_on),
         T(test_driver_leaving_with_nothing_armed_wakes_nobody),
+        T(test_driver_woken_by_a_timer_keeps_the_role_and_wakes_nobody),
+        T(test_driver_a_worker_parking_first_takes_the_role_from_an_away_driver),
+        T(test_driver_an_away_driver_gives_the_role_up_once_nothing_is_armed),
         T(test_driver_only_the_driver_gives_up_the_role),
+        T(test_driver_parking_with_nothing_armed_takes_no_lock),
         T(test_driver_fire_due_wakes_due_timers_once),
         T(test_driver_cancel_unlinks_and_releases_the_waker),
         T(test_driver_update_with_the_same_waker_takes_no_lock),
