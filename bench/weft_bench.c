@@ -874,11 +874,12 @@ static int run_timer_lateness(weft_rt *rt, unsigned poll_us)
 /* ---- timer_churn ------------------------------------------------------------------------ */
 
 /* CHURN_TASKS tasks each run CHURN_CYCLES cycles of: init a sleep of
- * 10-1000 ms, poll it (it arms its timer), poll it again with the same
+ * 0.1-10 s, poll it (it arms its timer), poll it again with the same
  * waker, drop it (the timer is cancelled). That is what a request with a
  * timeout that does not expire costs. A task yields every CHURN_BATCH
  * cycles (each arm takes one unit of the poll's coop budget), so the tasks
- * spread over the workers. Prints cycles per second. */
+ * spread over the workers. Prints cycles per second. (A worker descheduled
+ * for a whole sleep finds it READY at its first poll; the cycle counts.) */
 #define CHURN_TASKS 8u
 #define CHURN_CYCLES 250000u
 #define CHURN_BATCH 64u
@@ -899,14 +900,10 @@ static weft_poll churn_poll(weft_future *f, weft_cx *cx, void *out)
         c->rng ^= c->rng >> 7;
         c->rng ^= c->rng << 17;
         weft_sleep s;
-        weft_sleep_init(&s, WEFT_MS(10 + c->rng % 991));
-        weft_poll first = weft_future_poll(&s.base, cx, NULL);
-        weft_poll again = weft_future_poll(&s.base, cx, NULL);
+        weft_sleep_init(&s, WEFT_MS(100 + c->rng % 9901));
+        if (weft_future_poll(&s.base, cx, NULL) == WEFT_PENDING)
+            (void)weft_future_poll(&s.base, cx, NULL);
         weft_future_drop(&s.base);
-        if (first != WEFT_PENDING || again != WEFT_PENDING) {
-            signal_set(&c->cd->done, 0, -EPROTO);
-            return WEFT_READY;
-        }
     }
     if (c->done == CHURN_CYCLES) {
         countdown_hit(c->cd);
