@@ -1,40 +1,61 @@
-/* The timer driver: one wheel per runtime under a spinlock, fired by
- * whichever worker gets to it.
+/* The timer driver: the wheels of one runtime, one per shard under its own
+ * spinlock, fired by whichever worker gets to them.
+ *
+ * Shards (the design of tokio's sharded timer). A thread arms its timers
+ * in its own shard (weft__tl_timer_shard, given round-robin), so workers
+ * that arm and cancel at the same time do not share a lock or a cache
+ * line; an entry remembers its shard, so a cancel or a waker update takes
+ * that shard's lock wherever the task runs by then. Each worker fires its
+ * own shard between polls; the parked driver sleeps until the earliest
+ * deadline of all shards and fires them all.
  *
  * Who touches a timer entry: the task polling or dropping its future (the
- * "owner"), and the driver (under its lock). The owner arms an entry under
- * the lock (state IDLE -> ARMED, waker cloned into it); the driver fires it
- * under the lock (ARMED -> FIRED, waker copied out, woken after unlock);
- * the owner cancels under the lock (ARMED -> IDLE). Outside the lock the
- * owner reads the state with acquire loads: FIRED means the driver is done
- * with the entry for good. Only the owner writes the entry's waker (the
- * wheel copies it out when firing and leaves the field alone), so the
- * owner may read it without the lock: a re-poll with the same waker
- * (weft_waker_will_wake) takes no lock.
+ * "owner"), and the driver (under its shard's lock). The owner arms an
+ * entry under the lock (state IDLE -> ARMED, waker cloned into it); the
+ * driver fires it under the lock (ARMED -> FIRED, waker copied out, woken
+ * after unlock); the owner cancels under the lock (ARMED -> IDLE). Outside
+ * the lock the owner reads the state with acquire loads: FIRED means the
+ * driver is done with the entry for good. Only the owner writes the
+ * entry's waker (the wheel copies it out when firing and leaves the field
+ * alone), so the owner may read it without the lock: a re-poll with the
+ * same waker (weft_waker_will_wake) takes no lock.
  *
  * Who fires timers: there is no timer thread. One parked worker is the
- * driver: it sleeps on its parker with a timeout at the next deadline, and
- * an earlier new timer unparks it. Woken by its deadline or by an earlier
- * timer, the driver keeps the role, "away", while it fires and runs what
- * the timers woke, and takes it back (with the new deadline) when it parks
- * again; meanwhile a new timer wakes nobody, and a worker that parks first
- * takes the role over. Woken to run other work, it leaves idle: it gives
- * the role up and, with timers still armed, asks the scheduler to wake a
- * sleeper, which parks again as the driver. Busy workers, the away driver
- * among them, fire due timers between polls (weft__timers_tick). Wakers are
- * always woken after unlocking: waking may free a task, and never runs
- * user code.
+ * driver: it sleeps on its parker with a timeout at the earliest deadline
+ * of all shards, and an earlier new timer unparks it. Woken by its
+ * deadline or by an earlier timer, the driver keeps the role, "away",
+ * while it fires and runs what the timers woke, and takes it back (with
+ * the new deadline) when it parks again; meanwhile a new timer wakes
+ * nobody, and a worker that parks first takes the role over. (Waking, it
+ * fires every shard: its deadline may be another shard's.) Woken to run
+ * other work, it leaves idle: it gives the role up and, with timers still
+ * armed, asks the scheduler to wake a sleeper, which parks again as the
+ * driver. Busy workers, the away driver among them, fire their own shard's
+ * due timers between polls (weft__timers_tick) and every shard's every
+ * 61st tick (weft__timers_fire_due). Wakers are always woken after
+ * unlocking: waking may free a task, and never runs user code.
  *
- * No lost timer. A timer armed while nobody holds the role wakes a
- * sleeper; one armed while the driver is away is seen by the away driver,
- * which takes the lock when it parks; one armed while the driver is parked
- * and earlier than its deadline unparks it. A worker that parks with no
- * timer armed takes no lock, so arm and park meet through `armed` and the
- * idle protocol's sleeper list instead: the arm publishes `armed`, fences
- * (seq_cst) and looks for a sleeper; the parking worker lists itself as a
- * sleeper, fences (weft__idle_sleep_begin) and reads `armed`. By the
- * fences' order, either the arm finds the worker listed and wakes it, or
- * the worker sees the timer and takes the role under the lock.
+ * The role word `drive` (driver.h) says what an arm must do, and an arm
+ * reads it without the role lock: NONE, wake a sleeper to drive; AWAY,
+ * nothing (the away driver is awake and reads every shard when it parks);
+ * a parked deadline, unpark the driver (lowering the deadline under the
+ * role lock) if the new timer is earlier; COMPUTING, take the role lock,
+ * which the driver holds while it reads the shards, and decide then.
+ *
+ * No lost timer. An arm publishes its entry (shard lock), executes a
+ * seq_cst fence, then reads `drive`. A worker that parks as the driver
+ * stores COMPUTING, executes a seq_cst fence, then reads every shard's
+ * next_due and `armed`. By the fences' order, either the driver sees the
+ * new entry (and sleeps no later than its slot), or the arm sees COMPUTING
+ * or what followed it (and unparks the driver, or wakes a sleeper when the
+ * driver found nothing to drive and gave the role up). The same holds for
+ * a driver that gives the role up when it leaves for work: it stores NONE,
+ * fences, reads `armed`. A worker that parks with no timer armed and the
+ * role not its own takes no lock at all: it lists itself as a sleeper,
+ * fences (weft__idle_sleep_begin) and reads every shard's `armed`; an arm
+ * that finds NONE fences before the hook looks for a sleeper: either the
+ * worker sees the timer and takes the role, or the hook finds the worker
+ * asleep and wakes it.
  *
  * Concurrency: arm, cancel, update_waker on an entry by its owner only
  * (one at a time); fire_due, tick, timeout from any thread; driver_begin
@@ -45,20 +66,41 @@
 #include <string.h>
 
 static _Thread_local weft__timers *tl_timers;
+_Thread_local weft__timer_shard *weft__tl_timer_shard;
+static _Thread_local unsigned tl_shard;
+static _Thread_local bool tl_shard_given;
+/* Shards handed out so far, to every thread of the process. */
+static _Atomic unsigned g_shards_given;
 
 void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn *wake,
                        void *wake_ctx)
 {
+    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++) {
+        weft__timer_shard *s = &t->shards[i];
+        weft__spin_init(&s->lock);
+        s->locks_taken = 0;
+        weft_atomic_init(&s->armed, 0);
+        s->coarse_lag_ns = weft__sys_coarse_lag_ns();
+        weft__wheel_init(&s->wheel, origin_ns);
+    }
     weft__spin_init(&t->lock);
-    weft__wheel_init(&t->wheel, origin_ns);
-    weft_atomic_init(&t->driver, NULL);
-    t->driver_parked = false;
-    t->driver_deadline = WEFT__WHEEL_NONE;
-    weft_atomic_init(&t->armed, 0);
     t->locks_taken = 0;
+    weft_atomic_init(&t->driver, NULL);
+    weft_atomic_init(&t->drive, WEFT__DRIVE_NONE);
     t->wake_sleeper = wake;
     t->wake_ctx = wake_ctx;
-    t->coarse_lag_ns = weft__sys_coarse_lag_ns();
+}
+
+/* The calling thread's shard, given on first use. */
+static unsigned my_shard(void)
+{
+    if (!tl_shard_given) {
+        /* Relaxed: only spreads threads over the shards. */
+        unsigned n = weft_atomic_fetch_add_relaxed(&g_shards_given, 1u);
+        tl_shard = n & (WEFT__TIMER_SHARDS - 1u);
+        tl_shard_given = true;
+    }
+    return tl_shard;
 }
 
 weft__timers *weft__timers_current(void)
@@ -70,54 +112,95 @@ weft__timers *weft__timers_enter(weft__timers *t)
 {
     weft__timers *prev = tl_timers;
     tl_timers = t;
+    weft__tl_timer_shard = t ? &t->shards[my_shard()] : NULL;
     return prev;
 }
 
-static void timers_lock(weft__timers *t)
+static void shard_lock(weft__timer_shard *s)
+{
+    weft__spin_lock(&s->lock);
+    s->locks_taken++;
+}
+
+static void shard_unlock(weft__timer_shard *s)
+{
+    weft__spin_unlock(&s->lock);
+}
+
+static void role_lock(weft__timers *t)
 {
     weft__spin_lock(&t->lock);
     t->locks_taken++;
 }
 
-static void timers_unlock(weft__timers *t)
+static void role_unlock(weft__timers *t)
 {
     weft__spin_unlock(&t->lock);
 }
 
-/* Under the lock, after wheel.armed changed. */
-static void publish_armed(weft__timers *t)
+/* Under the shard's lock, after wheel.armed changed. */
+static void publish_armed(weft__timer_shard *s)
 {
-    /* Relaxed: the parking worker's read is ordered by the fences (see
-     * "No lost timer" at the top); other readers take the lock. */
-    weft_atomic_store_relaxed(&t->armed, t->wheel.armed);
+    /* Relaxed: the readers outside the lock are ordered by the fences
+     * (see "No lost timer" at the top). */
+    weft_atomic_store_relaxed(&s->armed, s->wheel.armed);
 }
 
-/* The role holder, for a thread that holds the lock or compares it with
- * itself (see `driver` in driver.h). */
+size_t weft__timers_armed(weft__timers *t)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++)
+        n += weft_atomic_load_relaxed(&t->shards[i].armed); /* relaxed: see publish_armed */
+    return n;
+}
+
+uint64_t weft__timers_locks_taken(weft__timers *t)
+{
+    uint64_t n = t->locks_taken;
+    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++)
+        n += t->shards[i].locks_taken;
+    return n;
+}
+
+/* The earliest tick at which some shard has work, from the next_due
+ * hints, or WEFT__WHEEL_NONE. */
+static uint64_t earliest_due(weft__timers *t)
+{
+    uint64_t due = WEFT__WHEEL_NONE;
+    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++) {
+        /* Relaxed: see next_due in wheel.h; ordered by the caller's fence
+         * where it matters (driver_begin). */
+        uint64_t d = weft_atomic_load_relaxed(&t->shards[i].wheel.next_due);
+        if (d < due)
+            due = d;
+    }
+    return due;
+}
+
+/* The role holder, for a thread that holds the role lock or compares it
+ * with itself (see `driver` in driver.h). */
 static weft__parker *driver_of(weft__timers *t)
 {
-    /* Relaxed: every write is under the lock. */
+    /* Relaxed: every write is under the role lock. */
     return weft_atomic_load_relaxed(&t->driver);
 }
 
-/* Under the lock. */
-static void set_driver(weft__timers *t, weft__parker *d, bool parked, uint64_t deadline)
+/* Under the role lock. */
+static void set_role(weft__timers *t, weft__parker *d, uint64_t drive)
 {
-    /* Relaxed: under the lock (see driver_of). */
+    /* Relaxed: under the role lock; the lock-free readers order their
+     * reads with fences (see the top). */
     weft_atomic_store_relaxed(&t->driver, d);
-    t->driver_parked = parked;
-    t->driver_deadline = deadline;
+    weft_atomic_store_relaxed(&t->drive, drive);
 }
 
 /* Have a sleeping worker woken to park as the driver: nobody holds the
- * role and timers are armed. Called after unlocking. */
+ * role and timers are armed. Called with no lock held, after a seq_cst
+ * fence that follows the caller's publication (an entry, or NONE): that
+ * fence pairs with the one a parking worker executes between listing
+ * itself as a sleeper and reading `armed` in driver_begin. */
 static void wake_a_driver(weft__timers *t)
 {
-    /* SeqCst fence: the `armed` and `driver` writes before the hook's read
-     * of the sleepers; pairs with the fence a parking worker executes
-     * between listing itself as a sleeper and reading `armed` in
-     * driver_begin (see "No lost timer" at the top). */
-    weft_atomic_fence_seq_cst();
     t->wake_sleeper(t->wake_ctx);
 }
 
@@ -126,18 +209,19 @@ static void wake_a_driver(weft__timers *t)
 bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadline,
                       const weft_waker *waker)
 {
-    weft__wheel *w = &t->wheel;
-    weft__parker *unpark = NULL;
-    timers_lock(t);
-    e->when_ = weft__wheel_tick_ceil(w, deadline);
-    if (e->when_ <= w->elapsed) {
-        timers_unlock(t);
+    weft__timer_shard *s = &t->shards[my_shard()];
+    weft__wheel *w = &s->wheel;
+    shard_lock(s);
+    uint64_t when = weft__wheel_tick_ceil(w, deadline);
+    if (when <= w->elapsed) {
+        shard_unlock(s);
         return false;
     }
-    e->driver_ = t;
+    e->when_ = when;
+    e->driver_ = s;
     e->waker_ = weft_waker_clone(waker);
     weft__wheel_insert(w, e);
-    publish_armed(t);
+    publish_armed(s);
     /* Relaxed under the lock: readers outside it only act on FIRED. */
     weft_atomic_store_relaxed(&e->state_, WEFT__TIMER_ARMED);
     /* next_due is when the wheel next has work: the start of the earliest
@@ -147,18 +231,37 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
      * deadline here, a driver woken at the slot's start would find nothing
      * due and spin until the deadline. (Relaxed: see wheel.h.) */
     weft_atomic_store_relaxed(&w->next_due, weft__wheel_next_due(w));
-    weft__parker *d = driver_of(t);
-    if (d && t->driver_parked && e->when_ < t->driver_deadline) {
-        /* The driver sleeps past this deadline: wake it to re-arm. */
-        unpark = d;
-        t->driver_deadline = e->when_;
+    shard_unlock(s);
+
+    /* SeqCst fence: the entry (armed, next_due) before our read of the
+     * role word; pairs with the fences in driver_begin and driver_end and
+     * with a parking worker's sleeper fence (see "No lost timer"). */
+    weft_atomic_fence_seq_cst();
+    /* Relaxed: ordered by the fence above. */
+    uint64_t drive = weft_atomic_load_relaxed(&t->drive);
+    if (drive == WEFT__DRIVE_AWAY || (drive != WEFT__DRIVE_COMPUTING && when >= drive))
+        return true; /* an awake driver, or a parked one due no later */
+    weft__parker *unpark = NULL;
+    bool wake = drive == WEFT__DRIVE_NONE;
+    if (!wake) {
+        /* A parked driver due later than this timer, or one deciding its
+         * deadline right now: decide under the role lock, where `drive`
+         * is never COMPUTING. */
+        role_lock(t);
+        /* Relaxed: under the role lock. */
+        drive = weft_atomic_load_relaxed(&t->drive);
+        if (drive == WEFT__DRIVE_NONE) {
+            wake = true;
+        } else if (drive != WEFT__DRIVE_AWAY && when < drive) {
+            /* The driver sleeps past this deadline: wake it to re-arm. */
+            unpark = driver_of(t);
+            weft_atomic_store_relaxed(&t->drive, when); /* relaxed: under the lock */
+        }
+        role_unlock(t);
     }
-    /* An away driver is awake: it fires due timers between polls and
-     * takes this deadline with it when it parks. */
-    timers_unlock(t);
     if (unpark)
         weft__unpark(unpark);
-    else if (!d)
+    else if (wake)
         wake_a_driver(t); /* a sleeper parks again as the driver */
     return true;
 }
@@ -168,19 +271,19 @@ void weft__timer_cancel(weft_timer_entry *e)
     /* Acquire: pairs with the release store of FIRED in weft__wheel_poll. */
     if (weft_atomic_load_acquire(&e->state_) != WEFT__TIMER_ARMED)
         return;
-    weft__timers *t = e->driver_;
+    weft__timer_shard *s = e->driver_;
     weft_waker waker = WEFT_WAKER_EMPTY;
-    timers_lock(t);
+    shard_lock(s);
     /* Relaxed under the lock: every state change happens under it. */
     if (weft_atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED) {
-        weft__wheel_remove(&t->wheel, e);
-        publish_armed(t);
+        weft__wheel_remove(&s->wheel, e);
+        publish_armed(s);
         waker = e->waker_;
         e->waker_.ops = NULL;
         e->waker_.data = NULL;
         weft_atomic_store_relaxed(&e->state_, WEFT__TIMER_IDLE);
     }
-    timers_unlock(t);
+    shard_unlock(s);
     weft_waker_drop(&waker); /* outside the lock: may free a task */
 }
 
@@ -191,16 +294,16 @@ bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker)
      * meanwhile, its wake is on its way to this same task. */
     if (weft_waker_will_wake(&e->waker_, waker))
         return true;
-    weft__timers *t = e->driver_;
+    weft__timer_shard *s = e->driver_;
     weft_waker old = WEFT_WAKER_EMPTY;
     bool armed;
-    timers_lock(t);
+    shard_lock(s);
     armed = weft_atomic_load_relaxed(&e->state_) == WEFT__TIMER_ARMED; /* under lock */
     if (armed) {
         old = e->waker_;
         e->waker_ = weft_waker_clone(waker);
     }
-    timers_unlock(t);
+    shard_unlock(s);
     weft_waker_drop(&old);
     return armed;
 }
@@ -209,24 +312,21 @@ bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker)
 
 #define FIRE_BATCH 32u
 
-size_t weft__timers_fire_due(weft__timers *t)
+/* Fire what shard `s` has due by tick `now`. */
+static size_t fire_shard(weft__timer_shard *s, uint64_t now)
 {
-    weft__wheel *w = &t->wheel;
+    weft__wheel *w = &s->wheel;
     /* Relaxed: a stale value only delays this check to the next tick or
      * makes us take the lock for nothing. */
-    uint64_t due = weft_atomic_load_relaxed(&w->next_due);
-    if (due == WEFT__WHEEL_NONE)
-        return 0;
-    uint64_t now = weft__wheel_tick_floor(w, weft_now());
-    if (now < due)
+    if (weft_atomic_load_relaxed(&w->next_due) > now)
         return 0;
     size_t total = 0, n;
     weft_waker batch[FIRE_BATCH];
     do {
-        timers_lock(t);
+        shard_lock(s);
         n = weft__wheel_poll(w, now, batch, FIRE_BATCH);
-        publish_armed(t);
-        timers_unlock(t);
+        publish_armed(s);
+        shard_unlock(s);
         for (size_t i = 0; i < n; i++)
             weft_waker_wake(&batch[i]);
         total += n;
@@ -234,29 +334,42 @@ size_t weft__timers_fire_due(weft__timers *t)
     return total;
 }
 
-size_t weft__timers_tick_armed(weft__timers *t)
+size_t weft__timers_fire_due(weft__timers *t)
 {
-    /* Relaxed: as in fire_due. */
-    uint64_t due = weft_atomic_load_relaxed(&t->wheel.next_due);
+    if (earliest_due(t) == WEFT__WHEEL_NONE)
+        return 0;
+    /* All shards share one origin, so one tick number is now for all. */
+    uint64_t now = weft__wheel_tick_floor(&t->shards[0].wheel, weft_now());
+    size_t total = 0;
+    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++)
+        total += fire_shard(&t->shards[i], now);
+    return total;
+}
+
+size_t weft__timers_tick_armed(weft__timer_shard *s)
+{
+    weft__wheel *w = &s->wheel;
+    /* Relaxed: as in fire_shard. */
+    uint64_t due = weft_atomic_load_relaxed(&w->next_due);
     /* The coarse clock first (a few ns, no hardware counter read): while
      * the next deadline is further away than it may lag, that is all a
      * tick costs; the exact clock only near the deadline. (Only the
-     * pool's workers call this: their wheel runs on the monotonic clock
+     * pool's workers call this: their wheels run on the monotonic clock
      * the coarse one trails.) */
     if (due == WEFT__WHEEL_NONE ||
-        weft__sys_now_coarse_ns() + t->coarse_lag_ns < weft__wheel_instant(&t->wheel, due))
+        weft__sys_now_coarse_ns() + s->coarse_lag_ns < weft__wheel_instant(w, due))
         return 0;
-    return weft__timers_fire_due(t);
+    return fire_shard(s, weft__wheel_tick_floor(w, weft_now()));
 }
 
 uint64_t weft__timers_timeout(weft__timers *t)
 {
-    /* Relaxed: a hint (see next_due in wheel.h); a stale value only makes
-     * the caller wake early or fire nothing. */
-    uint64_t due = weft_atomic_load_relaxed(&t->wheel.next_due);
+    /* A hint (see next_due in wheel.h); a stale value only makes the
+     * caller wake early or fire nothing. */
+    uint64_t due = earliest_due(t);
     if (due == WEFT__WHEEL_NONE)
         return UINT64_MAX;
-    weft_instant at = weft__wheel_instant(&t->wheel, due);
+    weft_instant at = weft__wheel_instant(&t->shards[0].wheel, due);
     weft_instant now = weft_now();
     return at > now ? at - now : 0;
 }
@@ -266,24 +379,30 @@ uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me)
     /* Relaxed: `driver` is only compared with ourselves (see driver.h);
      * `armed` is ordered after our listing as a sleeper by the caller's
      * fence (see "No lost timer" at the top). */
-    if (driver_of(t) != me && weft_atomic_load_relaxed(&t->armed) == 0)
+    if (driver_of(t) != me && weft__timers_armed(t) == 0)
         return UINT64_MAX;
-    weft__wheel *w = &t->wheel;
-    timers_lock(t);
+    role_lock(t);
     weft__parker *d = driver_of(t);
-    if (w->armed == 0) {
-        if (d == me)
-            set_driver(t, NULL, false, WEFT__WHEEL_NONE); /* nothing to drive */
-    } else if (!d || !t->driver_parked) {
+    /* Relaxed: under the role lock. */
+    uint64_t drive = weft_atomic_load_relaxed(&t->drive);
+    if (!d || d == me || drive == WEFT__DRIVE_AWAY) {
         /* No driver, or an away one (possibly us): whoever parks drives. */
-        set_driver(t, me, true, weft__wheel_next_due(w));
+        set_role(t, me, WEFT__DRIVE_COMPUTING);
+        /* SeqCst fence: COMPUTING before our reads of the shards; pairs
+         * with the fence in arm (see "No lost timer" at the top). */
+        weft_atomic_fence_seq_cst();
+        uint64_t due = earliest_due(t);
+        if (due == WEFT__WHEEL_NONE || weft__timers_armed(t) == 0)
+            set_role(t, NULL, WEFT__DRIVE_NONE); /* nothing to drive */
+        else
+            set_role(t, me, due);
     }
     bool driving = driver_of(t) == me;
-    uint64_t deadline = t->driver_deadline;
-    timers_unlock(t);
-    if (!driving || deadline == WEFT__WHEEL_NONE)
+    drive = weft_atomic_load_relaxed(&t->drive); /* relaxed: under the role lock */
+    role_unlock(t);
+    if (!driving)
         return UINT64_MAX;
-    weft_instant at = weft__wheel_instant(w, deadline);
+    weft_instant at = weft__wheel_instant(&t->shards[0].wheel, drive);
     weft_instant now = weft_now();
     return at > now ? at - now : 0;
 }
@@ -294,17 +413,22 @@ void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work)
      * parked driver: if it is not ours now, it was not ours in the park. */
     if (driver_of(t) != me)
         return;
-    bool handoff = false;
-    timers_lock(t);
-    if (for_work) {
-        /* We leave idle to run tasks, possibly for long: timers still
-         * armed need a parked driver, not our next tick. */
-        handoff = t->wheel.armed > 0;
-        set_driver(t, NULL, false, WEFT__WHEEL_NONE);
-    } else {
-        set_driver(t, me, false, WEFT__WHEEL_NONE); /* away */
+    role_lock(t);
+    set_role(t, for_work ? NULL : me, for_work ? WEFT__DRIVE_NONE : WEFT__DRIVE_AWAY);
+    role_unlock(t);
+    if (!for_work) {
+        /* Our deadline may be another shard's, which our ticks do not
+         * look at: fire every shard now. What it wakes lands in our own
+         * queues. */
+        weft__timers_fire_due(t);
+        return;
     }
-    timers_unlock(t);
-    if (handoff)
+    /* We leave idle to run tasks, possibly for long: timers still armed
+     * need a parked driver, not our next tick. SeqCst fence: NONE before
+     * our read of `armed`; pairs with the fence in arm, so that a timer
+     * armed meanwhile is seen here or sees NONE and asks for a sleeper
+     * itself. */
+    weft_atomic_fence_seq_cst();
+    if (weft__timers_armed(t) > 0)
         wake_a_driver(t);
 }

@@ -1,6 +1,7 @@
-/* Private: the timer driver of one runtime — its wheel under a lock, which
- * parked worker (if any) sleeps until the next deadline to fire timers,
- * and the operations the time futures use (arm, cancel, update a waker).
+/* Private: the timer driver of one runtime — its wheels (one per shard,
+ * each under its own lock), which parked worker (if any) sleeps until the
+ * next deadline to fire timers, and the operations the time futures use
+ * (arm, cancel, update a waker).
  *
  * The driver knows nothing of workers: the scheduler hands it a parker
  * when a worker parks as the driver, and a hook to wake some sleeping
@@ -10,6 +11,7 @@
 #ifndef WEFT_TIME_DRIVER_H
 #define WEFT_TIME_DRIVER_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,29 +26,52 @@
  * thread; called with no lock held. */
 typedef void weft__timers_wake_fn(void *ctx);
 
-typedef struct weft__timers {
-    weft__spinlock lock; /* guards the wheel, the driver fields and every entry */
-    weft__wheel wheel;
-    /* The worker holding the driver role, by its parker (NULL: none).
-     * Written under the lock; read without it by a worker only to learn
-     * whether the role is its own (only a worker makes itself the
-     * driver, and nobody takes the role from a parked driver). */
-    _Atomic(weft__parker *) driver;
-    /* Under the lock. Parked: the driver sleeps until driver_deadline.
-     * Away: it left its park for a timer event (its deadline, an earlier
-     * timer) and runs what the timers woke; it takes the role back when it
-     * parks, unless a worker that parks first took it over. */
-    bool driver_parked;
-    uint64_t driver_deadline;
-    /* The wheel's count of armed entries, for readers outside the lock (a
-     * parking worker takes no lock when it is 0). Written under the lock
-     * after every change of wheel.armed. */
+/* Shards: every thread arms its timers in one shard, picked round-robin
+ * the first time it enters (or arms in) a runtime's timers, so workers
+ * arming and cancelling at the same time take different locks and write
+ * different cache lines. A power of two. */
+#define WEFT__TIMER_SHARDS 8u
+
+/* One wheel and the lock that guards it and the entries armed in it. */
+typedef struct weft__timer_shard {
+    alignas(WEFT_CACHE_LINE) weft__spinlock lock;
+    uint64_t locks_taken; /* written under the lock; tests count it */
+    /* wheel.armed, for readers outside the lock (parking workers, who take
+     * no lock when every shard has 0): written under the lock after every
+     * change of wheel.armed. */
     _Atomic size_t armed;
-    /* Times the lock was taken (written under it): tests count it. */
-    uint64_t locks_taken;
+    uint64_t coarse_lag_ns; /* weft__sys_coarse_lag_ns(), read once */
+    weft__wheel wheel;
+} weft__timer_shard;
+
+/* The role word (weft__timers.drive): the tick the parked driver sleeps
+ * until, or one of these (above any tick). */
+#define WEFT__DRIVE_NONE UINT64_MAX             /* nobody holds the role */
+#define WEFT__DRIVE_AWAY (UINT64_MAX - 1u)      /* the driver is awake */
+#define WEFT__DRIVE_COMPUTING (UINT64_MAX - 2u) /* it reads the shards (under the role lock) */
+
+typedef struct weft__timers {
+    weft__timer_shard shards[WEFT__TIMER_SHARDS];
+
+    /* ---- the driver role ---- */
+    /* Serialises role changes and the lowering of a parked driver's
+     * deadline. */
+    alignas(WEFT_CACHE_LINE) weft__spinlock lock;
+    uint64_t locks_taken; /* written under the lock; tests count it */
+    /* The worker holding the role, by its parker (NULL: none). Written
+     * under the role lock; read without it by a worker only to learn
+     * whether the role is its own (only a worker makes itself the driver,
+     * and nobody takes the role from a parked driver). */
+    _Atomic(weft__parker *) driver;
+    /* Written under the role lock: the parked driver's deadline (a tick),
+     * WEFT__DRIVE_AWAY (it left its park for a timer event — its deadline,
+     * an earlier timer — and runs what the timers woke; it takes the role
+     * back when it parks, unless a worker that parks first takes it over),
+     * WEFT__DRIVE_COMPUTING or WEFT__DRIVE_NONE. Read without the lock by
+     * arms, after a seq_cst fence (see time/driver.c). */
+    _Atomic uint64_t drive;
     weft__timers_wake_fn *wake_sleeper;
     void *wake_ctx;
-    uint64_t coarse_lag_ns; /* weft__sys_coarse_lag_ns(), read once */
 } weft__timers;
 
 void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn *wake,
@@ -55,42 +80,54 @@ void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn
 /* The timers of the runtime the calling thread runs in (a worker, or a
  * thread inside weft_block_on), or NULL. The scheduler sets it. */
 weft__timers *weft__timers_current(void);
-/* Make `t` the calling thread's timers; returns the previous ones. */
+/* Make `t` the calling thread's timers; returns the previous ones. A
+ * thread entering timers for the first time is given its shard. */
 weft__timers *weft__timers_enter(weft__timers *t);
+
+/* The calling thread's shard in the timers it entered last (NULL: none).
+ * Written by the thread itself (weft__timers_enter); a variable because
+ * every scheduler tick reads it. */
+extern _Thread_local weft__timer_shard *weft__tl_timer_shard;
 
 /* ---- the futures' side ---- */
 
-/* Arm entry `e` (idle) for `deadline` with a clone of `waker`. Returns
- * false when the deadline has already passed for the wheel (nothing
- * armed: the caller is ready). */
+/* Arm entry `e` (idle) for `deadline` with a clone of `waker`, in the
+ * calling thread's shard. Returns false when the deadline has already
+ * passed for that shard's wheel (nothing armed: the caller is ready). */
 bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadline,
                       const weft_waker *waker);
 /* Disarm `e` if armed; afterwards the wheel no longer references it. */
 void weft__timer_cancel(weft_timer_entry *e);
 /* Replace an armed entry's waker if it would wake someone else. Returns
- * false if the entry fired meanwhile. */
+ * false if the entry fired meanwhile (only known when the waker changed:
+ * with the same waker it takes no lock and returns true; the fired
+ * timer's wake then reaches that same waker). */
 bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
 
 /* ---- the scheduler's side ---- */
 
-/* Fire every timer due now; returns how many were fired. Any thread. */
+/* Fire every timer due now, in every shard; returns how many were fired.
+ * Any thread. */
 size_t weft__timers_fire_due(weft__timers *t);
-/* A worker between two polls: fire what is due by the clock, so that with
- * every worker busy a timer is late by at most the poll it fell due in
- * (DESIGN §5: by elapsed time, not by tick count). Every scheduler tick
- * calls it: inline, one relaxed load when nothing is armed; otherwise
- * weft__timers_tick_armed. */
-size_t weft__timers_tick_armed(weft__timers *t);
+/* A worker between two polls: fire what is due in its own shard by the
+ * clock, so that with every worker busy a timer is late by at most the
+ * poll its worker was in when it fell due (DESIGN §5: by elapsed time, not
+ * by tick count). Every scheduler tick calls it: inline, one relaxed load
+ * when the shard has nothing armed; otherwise weft__timers_tick_armed.
+ * The calling thread must have entered `t` (a worker of its runtime). */
+size_t weft__timers_tick_armed(weft__timer_shard *s);
 static inline void weft__timers_tick(weft__timers *t)
 {
+    weft__timer_shard *s = weft__tl_timer_shard;
+    (void)t; /* s is in t: the worker entered t */
     /* Relaxed: a hint (see next_due in wheel.h); a stale value delays
      * the check by one tick or costs a clock read for nothing. */
-    if (weft_atomic_load_relaxed(&t->wheel.next_due) != WEFT__WHEEL_NONE)
-        weft__timers_tick_armed(t);
+    if (weft_atomic_load_relaxed(&s->wheel.next_due) != WEFT__WHEEL_NONE)
+        weft__timers_tick_armed(s);
 }
-/* How long until the wheel next has work (UINT64_MAX: nothing armed), for
+/* How long until a wheel next has work (UINT64_MAX: nothing armed), for
  * a thread that parks and fires timers itself (weft_block_on). A hint read
- * without the lock. Any thread. */
+ * without the locks. Any thread. */
 uint64_t weft__timers_timeout(weft__timers *t);
 /* A worker about to park: become the driver if there is none, or if the
  * driver is away (awake). Returns how long to sleep (UINT64_MAX: until
@@ -103,10 +140,17 @@ uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);
 /* The worker woke. `for_work`: it was woken to run tasks found elsewhere,
  * so it leaves idle: a driver gives up the role and, with timers armed,
  * has a sleeper woken to take it over. Otherwise (its deadline, an
- * earlier timer, a spurious wake) a driver keeps the role, away, while it
- * runs what the timers woke, and takes it back when it parks: no other
- * worker is woken for a timer event. Takes no lock unless the caller is
- * the driver. */
+ * earlier timer, a spurious wake) a driver keeps the role, away, fires
+ * what is due in every shard, runs what that woke, and takes the role back
+ * when it parks: no other worker is woken for a timer event. Takes no lock
+ * unless the caller is the driver. */
 void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work);
+
+/* ---- observation (tests, a sample: no lock) ---- */
+
+/* Timers armed in all shards. */
+size_t weft__timers_armed(weft__timers *t);
+/* Times any of the locks (the shards', the role's) was taken. */
+uint64_t weft__timers_locks_taken(weft__timers *t);
 
 #endif

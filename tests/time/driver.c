@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,22 +233,22 @@ static void test_driver_parking_with_nothing_armed_takes_no_lock(void **state)
     (void)state;
     weft__parker other;
     weft__parker_init(&other);
-    uint64_t locks = g_f->t.locks_taken;
+    uint64_t locks = weft__timers_locks_taken(&g_f->t);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(weft__timers_driver_begin(&g_f->t, &g_f->driver), UINT64_MAX);
         weft__timers_driver_end(&g_f->t, &g_f->driver, i % 2 == 0);
         assert_int_equal(weft__timers_driver_begin(&g_f->t, &other), UINT64_MAX);
         weft__timers_driver_end(&g_f->t, &other, i % 2 != 0);
     }
-    assert_int_equal(g_f->t.locks_taken, locks);
+    assert_int_equal(weft__timers_locks_taken(&g_f->t), locks);
     /* With a timer armed, the parking worker takes the lock to drive. */
     assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
-    locks = g_f->t.locks_taken;
+    locks = weft__timers_locks_taken(&g_f->t);
     assert_true(weft__timers_driver_begin(&g_f->t, &g_f->driver) != UINT64_MAX);
-    assert_int_equal(g_f->t.locks_taken, locks + 1);
+    assert_int_equal(weft__timers_locks_taken(&g_f->t), locks + 1);
     /* The other worker, not the driver, still sleeps without it. */
     weft__timers_driver_end(&g_f->t, &other, true);
-    assert_int_equal(g_f->t.locks_taken, locks + 1);
+    assert_int_equal(weft__timers_locks_taken(&g_f->t), locks + 1);
     weft__timers_driver_end(&g_f->t, &g_f->driver, false);
 }
 
@@ -275,8 +276,7 @@ static void test_driver_cancel_unlinks_and_releases_the_waker(void **state)
     assert_int_equal(g_live, 0);
     assert_int_equal(weft__timers_fire_due(&g_f->t), 0);
     assert_int_equal(g_wakes, 0);
-    assert_int_equal(g_f->t.wheel.armed, 0);
-    assert_int_equal(weft_atomic_load_relaxed(&g_f->t.armed), 0);
+    assert_int_equal(weft__timers_armed(&g_f->t), 0);
 }
 
 /* A sleep re-polled by the same task finds the same waker in its entry:
@@ -287,13 +287,13 @@ static void test_driver_update_with_the_same_waker_takes_no_lock(void **state)
     int other_target;
     weft_waker other = { &cw_ops, &other_target };
     assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
-    uint64_t locks = g_f->t.locks_taken;
+    uint64_t locks = weft__timers_locks_taken(&g_f->t);
     for (int i = 0; i < 3; i++)
         assert_true(weft__timer_update_waker(&g_f->e[0], &g_waker));
-    assert_int_equal(g_f->t.locks_taken, locks);
+    assert_int_equal(weft__timers_locks_taken(&g_f->t), locks);
     assert_int_equal(g_live, 1);
     assert_true(weft__timer_update_waker(&g_f->e[0], &other));
-    assert_int_equal(g_f->t.locks_taken, locks + 1);
+    assert_int_equal(weft__timers_locks_taken(&g_f->t), locks + 1);
 }
 
 static void test_driver_update_waker_replaces_only_a_different_waker(void **state)
@@ -312,6 +312,68 @@ static void test_driver_update_waker_replaces_only_a_different_waker(void **stat
     assert_true(weft__timers_arm(&g_f->t, &g_f->e[1], due_now(), &g_waker));
     assert_int_equal(weft__timers_fire_due(&g_f->t), 1);
     assert_false(weft__timer_update_waker(&g_f->e[1], &other));
+}
+
+/* ---- shards ---- */
+
+/* Arm an entry from another thread (in that thread's shard). */
+typedef struct remote_arm {
+    weft_timer_entry *e;
+    weft_instant deadline;
+    bool armed;
+} remote_arm;
+
+static void *remote_arm_main(void *arg)
+{
+    remote_arm *r = arg;
+    r->armed = weft__timers_arm(&g_f->t, r->e, r->deadline, &g_waker);
+    return NULL;
+}
+
+static bool arm_from_another_thread(weft_timer_entry *e, weft_instant deadline)
+{
+    remote_arm r = { e, deadline, false };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, remote_arm_main, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    return r.armed;
+}
+
+/* Two threads arm in two shards: neither takes the other's lock, and the
+ * driver still sleeps until the earliest deadline of all shards, is
+ * unparked by an earlier timer in any shard, and fires every shard. */
+static void test_driver_threads_arm_in_shards_of_their_own(void **state)
+{
+    (void)state;
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[0], in_an_hour(), &g_waker));
+    weft__timer_shard *mine = g_f->e[0].driver_;
+    assert_true(weft__timers_driver_begin(&g_f->t, &g_f->driver) <= WEFT_SEC(3601));
+    uint64_t my_locks = mine->locks_taken;
+    g_hooks = 0;
+    /* Another thread, an earlier timer: another shard, and the driver is
+     * unparked to sleep less. */
+    assert_true(arm_from_another_thread(&g_f->e[1], weft_now() + WEFT_SEC(60)));
+    weft__timer_shard *theirs = g_f->e[1].driver_;
+    assert_ptr_not_equal(theirs, mine);
+    assert_int_equal(mine->locks_taken, my_locks);
+    assert_true(driver_unparked());
+    assert_int_equal(g_hooks, 0);
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
+    assert_true(weft__timers_driver_begin(&g_f->t, &g_f->driver) <= WEFT_SEC(61));
+    weft__timers_driver_end(&g_f->t, &g_f->driver, false);
+    /* Due timers in both shards: one call fires them all. */
+    assert_true(weft__timers_arm(&g_f->t, &g_f->e[2], due_now(), &g_waker));
+    assert_true(arm_from_another_thread(&g_f->e[3], due_now()));
+    assert_ptr_not_equal(g_f->e[3].driver_, mine);
+    assert_int_equal(weft__timers_armed(&g_f->t), 4);
+    assert_int_equal(weft__timers_fire_due(&g_f->t), 2);
+    assert_int_equal(g_wakes, 2);
+    assert_int_equal(weft__timers_armed(&g_f->t), 2);
+    /* A cancel from this thread takes the entry's own shard's lock. */
+    uint64_t their_locks = theirs->locks_taken;
+    weft__timer_cancel(&g_f->e[1]);
+    assert_int_equal(theirs->locks_taken, their_locks + 1);
+    assert_int_equal(weft__timers_armed(&g_f->t), 1);
 }
 
 static void test_driver_current_timers_are_per_thread(void **state)
@@ -343,6 +405,7 @@ int main(void)
         T(test_driver_cancel_unlinks_and_releases_the_waker),
         T(test_driver_update_with_the_same_waker_takes_no_lock),
         T(test_driver_update_waker_replaces_only_a_different_waker),
+        T(test_driver_threads_arm_in_shards_of_their_own),
         T(test_driver_current_timers_are_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
