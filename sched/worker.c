@@ -10,10 +10,9 @@
  * poll (weft__pool_requeue), so yielding tasks take turns. A full ring
  * spills half of itself to the injector in one batch.
  *
- * Worker loop: every tick, its timer shard's due timers are fired by the
- * clock (cheap when none is near: time/driver.h); every 61st tick every
- * shard's, and the injector (then the inbox) is checked first so remote
- * work is never starved; otherwise LIFO
+ * Worker loop: every tick, due timers are fired by the clock (cheap when
+ * none is near: time/driver.h); every 61st tick the injector (then the
+ * inbox) is checked first so remote work is never starved; otherwise LIFO
  * (at most 3 times in a row), ring, inbox, a batch from the injector. Out
  * of work, the worker becomes a searcher (idle.c: at most half the
  * workers search at once) and steals
@@ -229,13 +228,12 @@ static struct weft__task *next_local_task(struct weft__worker *w)
 {
     struct weft__task *t;
     w->tick++;
-    /* Due timers of our shard by the clock, every tick: when every worker
-     * runs long polls, a timer is late by one poll, not by 61 of them.
-     * Whatever they wake lands in this worker's queues, checked below. */
+    /* Due timers by the clock, every tick: when every worker runs long
+     * polls, a timer is late by one poll, not by 61 of them. Whatever
+     * they wake lands in this worker's queues, checked below. */
     weft__timers_tick(&w->pool->timers);
     if (w->tick % INJECTOR_INTERVAL == 0) {
-        /* And every shard by the exact clock, should the coarse one lag
-         * or a worker stuck in a long poll leave its shard's due. */
+        /* And by the exact clock, should the coarse one lag. */
         weft__timers_fire_due(&w->pool->timers);
         if ((t = injector_pop(w->pool))) {
             ctr_add(&w->ctr.injector_pulls, 1);

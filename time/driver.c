@@ -2,12 +2,13 @@
  * spinlock, fired by whichever worker gets to them.
  *
  * Shards (the design of tokio's sharded timer). A thread arms its timers
- * in its own shard (weft__tl_timer_shard, given round-robin), so workers
- * that arm and cancel at the same time do not share a lock or a cache
- * line; an entry remembers its shard, so a cancel or a waker update takes
- * that shard's lock wherever the task runs by then. Each worker fires its
- * own shard between polls; the parked driver sleeps until the earliest
- * deadline of all shards and fires them all.
+ * in its own shard (given round-robin when it first enters or arms), so
+ * workers that arm and cancel at the same time do not share a lock or a
+ * cache line; an entry remembers its shard, so a cancel or a waker update
+ * takes that shard's lock wherever the task runs by then. Between polls a
+ * worker looks at one word, `earliest` (no later than any shard's next
+ * due tick), and when it has come fires every shard that has work due;
+ * the parked driver sleeps until the earliest deadline of all shards.
  *
  * Who touches a timer entry: the task polling or dropping its future (the
  * "owner"), and the driver (under its shard's lock). The owner arms an
@@ -26,13 +27,11 @@
  * deadline or by an earlier timer, the driver keeps the role, "away",
  * while it fires and runs what the timers woke, and takes it back (with
  * the new deadline) when it parks again; meanwhile a new timer wakes
- * nobody, and a worker that parks first takes the role over. (Waking, it
- * fires every shard: its deadline may be another shard's.) Woken to run
+ * nobody, and a worker that parks first takes the role over. Woken to run
  * other work, it leaves idle: it gives the role up and, with timers still
  * armed, asks the scheduler to wake a sleeper, which parks again as the
- * driver. Busy workers, the away driver among them, fire their own shard's
- * due timers between polls (weft__timers_tick) and every shard's every
- * 61st tick (weft__timers_fire_due). Wakers are always woken after
+ * driver. Busy workers, the away driver among them, fire due timers
+ * between polls (weft__timers_tick). Wakers are always woken after
  * unlocking: waking may free a task, and never runs user code.
  *
  * The role word `drive` (driver.h) says what an arm must do, and an arm
@@ -43,19 +42,21 @@
  * which the driver holds while it reads the shards, and decide then.
  *
  * No lost timer. An arm publishes its entry (shard lock), executes a
- * seq_cst fence, then reads `drive`. A worker that parks as the driver
- * stores COMPUTING, executes a seq_cst fence, then reads every shard's
- * next_due and `armed`. By the fences' order, either the driver sees the
- * new entry (and sleeps no later than its slot), or the arm sees COMPUTING
- * or what followed it (and unparks the driver, or wakes a sleeper when the
- * driver found nothing to drive and gave the role up). The same holds for
- * a driver that gives the role up when it leaves for work: it stores NONE,
- * fences, reads `armed`. A worker that parks with no timer armed and the
- * role not its own takes no lock at all: it lists itself as a sleeper,
- * fences (weft__idle_sleep_begin) and reads every shard's `armed`; an arm
- * that finds NONE fences before the hook looks for a sleeper: either the
- * worker sees the timer and takes the role, or the hook finds the worker
- * asleep and wakes it.
+ * seq_cst fence, then reads `earliest` (lowering it) and `drive`. A worker
+ * that parks as the driver stores COMPUTING, executes a seq_cst fence,
+ * then reads every shard's next_due and `armed`. By the fences' order,
+ * either the driver sees the new entry (and sleeps no later than its
+ * slot), or the arm sees COMPUTING or what followed it (and unparks the
+ * driver, or wakes a sleeper when the driver found nothing to drive and
+ * gave the role up). The same holds for a driver that gives the role up
+ * when it leaves for work (it stores NONE, fences, reads `armed`) and for
+ * firing, which raises `earliest` (a CAS, a fence, a second scan). A
+ * worker that parks with no timer armed and the role not its own takes no
+ * lock at all: it lists itself as a sleeper, fences
+ * (weft__idle_sleep_begin) and reads every shard's `armed`; an arm that
+ * finds NONE fenced before the hook looks for a sleeper: either the worker
+ * sees the timer and takes the role, or the hook finds the worker asleep
+ * and wakes it.
  *
  * Concurrency: arm, cancel, update_waker on an entry by its owner only
  * (one at a time); fire_due, tick, timeout from any thread; driver_begin
@@ -66,7 +67,6 @@
 #include <string.h>
 
 static _Thread_local weft__timers *tl_timers;
-_Thread_local weft__timer_shard *weft__tl_timer_shard;
 static _Thread_local unsigned tl_shard;
 static _Thread_local bool tl_shard_given;
 /* Shards handed out so far, to every thread of the process. */
@@ -80,9 +80,10 @@ void weft__timers_init(weft__timers *t, uint64_t origin_ns, weft__timers_wake_fn
         weft__spin_init(&s->lock);
         s->locks_taken = 0;
         weft_atomic_init(&s->armed, 0);
-        s->coarse_lag_ns = weft__sys_coarse_lag_ns();
         weft__wheel_init(&s->wheel, origin_ns);
     }
+    weft_atomic_init(&t->earliest, WEFT__WHEEL_NONE);
+    t->coarse_lag_ns = weft__sys_coarse_lag_ns();
     weft__spin_init(&t->lock);
     t->locks_taken = 0;
     weft_atomic_init(&t->driver, NULL);
@@ -112,7 +113,8 @@ weft__timers *weft__timers_enter(weft__timers *t)
 {
     weft__timers *prev = tl_timers;
     tl_timers = t;
-    weft__tl_timer_shard = t ? &t->shards[my_shard()] : NULL;
+    if (t)
+        my_shard();
     return prev;
 }
 
@@ -177,6 +179,33 @@ static uint64_t earliest_due(weft__timers *t)
     return due;
 }
 
+/* Make `earliest` no later than `due`. */
+static void lower_earliest(weft__timers *t, uint64_t due)
+{
+    /* Relaxed: `earliest` is a hint; what keeps it a lower bound is the
+     * fence before this call (in arm) and the one in raise_earliest. */
+    uint64_t low = weft_atomic_load_relaxed(&t->earliest);
+    while (due < low && !weft_atomic_cas_weak_relaxed(&t->earliest, &low, due))
+        ;
+}
+
+/* After firing: raise `earliest` from `seen` (read before the shards
+ * were polled) to what the shards say now. An arm that lowered it
+ * meanwhile makes the CAS fail: its value stands. An arm whose entry the
+ * scan missed and that read `earliest` before the CAS: it lowers it
+ * afterwards, or the second scan (after the fence) sees its entry. */
+static void raise_earliest(weft__timers *t, uint64_t seen)
+{
+    uint64_t due = earliest_due(t);
+    /* Relaxed CAS: the fence below orders it. */
+    if (due <= seen || !weft_atomic_cas_strong_relaxed(&t->earliest, &seen, due))
+        return;
+    /* SeqCst fence: our raise before the second scan; pairs with the
+     * fence in arm before its lower_earliest. */
+    weft_atomic_fence_seq_cst();
+    lower_earliest(t, earliest_due(t));
+}
+
 /* The role holder, for a thread that holds the role lock or compares it
  * with itself (see `driver` in driver.h). */
 static weft__parker *driver_of(weft__timers *t)
@@ -230,13 +259,16 @@ bool weft__timers_arm(weft__timers *t, weft_timer_entry *e, weft_instant deadlin
      * exactly that tick, so the two must agree: with the entry's own
      * deadline here, a driver woken at the slot's start would find nothing
      * due and spin until the deadline. (Relaxed: see wheel.h.) */
-    weft_atomic_store_relaxed(&w->next_due, weft__wheel_next_due(w));
+    uint64_t due = weft__wheel_next_due(w);
+    weft_atomic_store_relaxed(&w->next_due, due);
     shard_unlock(s);
 
-    /* SeqCst fence: the entry (armed, next_due) before our read of the
-     * role word; pairs with the fences in driver_begin and driver_end and
-     * with a parking worker's sleeper fence (see "No lost timer"). */
+    /* SeqCst fence: the entry (armed, next_due) before our reads of
+     * `earliest` and of the role word; pairs with the fences in
+     * raise_earliest, driver_begin and driver_end and with a parking
+     * worker's sleeper fence (see "No lost timer"). */
     weft_atomic_fence_seq_cst();
+    lower_earliest(t, due);
     /* Relaxed: ordered by the fence above. */
     uint64_t drive = weft_atomic_load_relaxed(&t->drive);
     if (drive == WEFT__DRIVE_AWAY || (drive != WEFT__DRIVE_COMPUTING && when >= drive))
@@ -336,30 +368,39 @@ static size_t fire_shard(weft__timer_shard *s, uint64_t now)
 
 size_t weft__timers_fire_due(weft__timers *t)
 {
-    if (earliest_due(t) == WEFT__WHEEL_NONE)
-        return 0;
-    /* All shards share one origin, so one tick number is now for all. */
-    uint64_t now = weft__wheel_tick_floor(&t->shards[0].wheel, weft_now());
+    /* Relaxed: a hint, checked against the scan below. */
+    uint64_t seen = weft_atomic_load_relaxed(&t->earliest);
+    /* The shards themselves, not `earliest`, decide: a caller woken at a
+     * shard's deadline must find it. */
+    uint64_t due = earliest_due(t);
     size_t total = 0;
-    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++)
-        total += fire_shard(&t->shards[i], now);
+    if (due != WEFT__WHEEL_NONE) {
+        /* All shards share one origin: one tick number is now for all. */
+        uint64_t now = weft__wheel_tick_floor(&t->shards[0].wheel, weft_now());
+        for (unsigned i = 0; i < WEFT__TIMER_SHARDS && now >= due; i++)
+            total += fire_shard(&t->shards[i], now);
+    }
+    /* Fired timers, or cancelled ones the hint still counts: the ticks
+     * would look again at every tick until it is raised. */
+    if (seen < due || total > 0)
+        raise_earliest(t, seen);
     return total;
 }
 
-size_t weft__timers_tick_armed(weft__timer_shard *s)
+size_t weft__timers_tick_armed(weft__timers *t)
 {
-    weft__wheel *w = &s->wheel;
-    /* Relaxed: as in fire_shard. */
-    uint64_t due = weft_atomic_load_relaxed(&w->next_due);
+    /* Relaxed: a hint (see `earliest` in driver.h). */
+    uint64_t due = weft_atomic_load_relaxed(&t->earliest);
     /* The coarse clock first (a few ns, no hardware counter read): while
      * the next deadline is further away than it may lag, that is all a
      * tick costs; the exact clock only near the deadline. (Only the
      * pool's workers call this: their wheels run on the monotonic clock
      * the coarse one trails.) */
     if (due == WEFT__WHEEL_NONE ||
-        weft__sys_now_coarse_ns() + s->coarse_lag_ns < weft__wheel_instant(w, due))
+        weft__sys_now_coarse_ns() + t->coarse_lag_ns <
+            weft__wheel_instant(&t->shards[0].wheel, due))
         return 0;
-    return fire_shard(s, weft__wheel_tick_floor(w, weft_now()));
+    return weft__timers_fire_due(t);
 }
 
 uint64_t weft__timers_timeout(weft__timers *t)
@@ -416,13 +457,8 @@ void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work)
     role_lock(t);
     set_role(t, for_work ? NULL : me, for_work ? WEFT__DRIVE_NONE : WEFT__DRIVE_AWAY);
     role_unlock(t);
-    if (!for_work) {
-        /* Our deadline may be another shard's, which our ticks do not
-         * look at: fire every shard now. What it wakes lands in our own
-         * queues. */
-        weft__timers_fire_due(t);
-        return;
-    }
+    if (!for_work)
+        return; /* our next tick fires what is due */
     /* We leave idle to run tasks, possibly for long: timers still armed
      * need a parked driver, not our next tick. SeqCst fence: NONE before
      * our read of `armed`; pairs with the fence in arm, so that a timer

@@ -40,7 +40,6 @@ typedef struct weft__timer_shard {
      * no lock when every shard has 0): written under the lock after every
      * change of wheel.armed. */
     _Atomic size_t armed;
-    uint64_t coarse_lag_ns; /* weft__sys_coarse_lag_ns(), read once */
     weft__wheel wheel;
 } weft__timer_shard;
 
@@ -52,6 +51,18 @@ typedef struct weft__timer_shard {
 
 typedef struct weft__timers {
     weft__timer_shard shards[WEFT__TIMER_SHARDS];
+
+    /* No later than any shard's next_due (WEFT__WHEEL_NONE: nothing
+     * armed), so that a worker's tick looks at one word for all shards.
+     * Lowered by arms (a CAS to the minimum, after the arm's fence);
+     * raised by weft__timers_fire_due once the shards say later (a CAS
+     * from the value it read first, which fails if an arm lowered it
+     * meanwhile; then a fence and a second scan, for an arm that read the
+     * old value). Read by every tick: on a line of its own, written seldom
+     * (an arm writes it only when it is earlier than every timer armed
+     * before). */
+    alignas(WEFT_CACHE_LINE) _Atomic uint64_t earliest;
+    uint64_t coarse_lag_ns; /* weft__sys_coarse_lag_ns(), read once */
 
     /* ---- the driver role ---- */
     /* Serialises role changes and the lowering of a parked driver's
@@ -84,11 +95,6 @@ weft__timers *weft__timers_current(void);
  * thread entering timers for the first time is given its shard. */
 weft__timers *weft__timers_enter(weft__timers *t);
 
-/* The calling thread's shard in the timers it entered last (NULL: none).
- * Written by the thread itself (weft__timers_enter); a variable because
- * every scheduler tick reads it. */
-extern _Thread_local weft__timer_shard *weft__tl_timer_shard;
-
 /* ---- the futures' side ---- */
 
 /* Arm entry `e` (idle) for `deadline` with a clone of `waker`, in the
@@ -109,21 +115,18 @@ bool weft__timer_update_waker(weft_timer_entry *e, const weft_waker *waker);
 /* Fire every timer due now, in every shard; returns how many were fired.
  * Any thread. */
 size_t weft__timers_fire_due(weft__timers *t);
-/* A worker between two polls: fire what is due in its own shard by the
- * clock, so that with every worker busy a timer is late by at most the
- * poll its worker was in when it fell due (DESIGN §5: by elapsed time, not
- * by tick count). Every scheduler tick calls it: inline, one relaxed load
- * when the shard has nothing armed; otherwise weft__timers_tick_armed.
- * The calling thread must have entered `t` (a worker of its runtime). */
-size_t weft__timers_tick_armed(weft__timer_shard *s);
+/* A worker between two polls: fire what is due by the clock, so that with
+ * every worker busy a timer is late by at most the poll it fell due in
+ * (DESIGN §5: by elapsed time, not by tick count). Every scheduler tick
+ * calls it: inline, one relaxed load when nothing is armed; otherwise
+ * weft__timers_tick_armed. */
+size_t weft__timers_tick_armed(weft__timers *t);
 static inline void weft__timers_tick(weft__timers *t)
 {
-    weft__timer_shard *s = weft__tl_timer_shard;
-    (void)t; /* s is in t: the worker entered t */
-    /* Relaxed: a hint (see next_due in wheel.h); a stale value delays
-     * the check by one tick or costs a clock read for nothing. */
-    if (weft_atomic_load_relaxed(&s->wheel.next_due) != WEFT__WHEEL_NONE)
-        weft__timers_tick_armed(s);
+    /* Relaxed: a hint (see `earliest`); a stale value delays the check by
+     * one tick or costs a clock read for nothing. */
+    if (weft_atomic_load_relaxed(&t->earliest) != WEFT__WHEEL_NONE)
+        weft__timers_tick_armed(t);
 }
 /* How long until a wheel next has work (UINT64_MAX: nothing armed), for
  * a thread that parks and fires timers itself (weft_block_on). A hint read
@@ -140,10 +143,10 @@ uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);
 /* The worker woke. `for_work`: it was woken to run tasks found elsewhere,
  * so it leaves idle: a driver gives up the role and, with timers armed,
  * has a sleeper woken to take it over. Otherwise (its deadline, an
- * earlier timer, a spurious wake) a driver keeps the role, away, fires
- * what is due in every shard, runs what that woke, and takes the role back
- * when it parks: no other worker is woken for a timer event. Takes no lock
- * unless the caller is the driver. */
+ * earlier timer, a spurious wake) a driver keeps the role, away, while it
+ * runs what the timers woke, and takes it back when it parks: no other
+ * worker is woken for a timer event. Takes no lock unless the caller is
+ * the driver. */
 void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work);
 
 /* ---- observation (tests, a sample: no lock) ---- */

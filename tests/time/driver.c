@@ -376,6 +376,27 @@ static void test_driver_threads_arm_in_shards_of_their_own(void **state)
     assert_int_equal(weft__timers_armed(&g_f->t), 1);
 }
 
+/* Arming is sharded, firing is not: a worker's tick fires what is due in
+ * any shard (when the worker that armed it is stuck in a long poll or
+ * preempted, another must not wait for it). */
+static void test_driver_a_tick_fires_due_timers_of_every_shard(void **state)
+{
+    (void)state;
+    assert_true(arm_from_another_thread(&g_f->e[0], in_an_hour()));
+    weft__timers_tick(&g_f->t);
+    assert_int_equal(g_wakes, 0);
+    assert_true(arm_from_another_thread(&g_f->e[1], due_now()));
+    weft__timers_tick(&g_f->t);
+    assert_int_equal(g_wakes, 1);
+    assert_int_equal(atomic_load(&g_f->e[1].state_), WEFT__TIMER_FIRED);
+    assert_int_equal(atomic_load(&g_f->e[0].state_), WEFT__TIMER_ARMED);
+    /* And the word the ticks read is raised past what fired, to no later
+     * than what is left. */
+    uint64_t earliest = weft_atomic_load_relaxed(&g_f->t.earliest);
+    assert_true(earliest > weft__wheel_tick_floor(&g_f->t.shards[0].wheel, due_now()));
+    assert_true(earliest <= g_f->e[0].when_);
+}
+
 static void test_driver_current_timers_are_per_thread(void **state)
 {
     (void)state;
@@ -406,6 +427,7 @@ int main(void)
         T(test_driver_update_with_the_same_waker_takes_no_lock),
         T(test_driver_update_waker_replaces_only_a_different_waker),
         T(test_driver_threads_arm_in_shards_of_their_own),
+        T(test_driver_a_tick_fires_due_timers_of_every_shard),
         T(test_driver_current_timers_are_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
