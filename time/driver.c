@@ -368,10 +368,15 @@ static size_t fire_shard(weft__timer_shard *s, uint64_t now)
 
 size_t weft__timers_fire_due(weft__timers *t)
 {
-    /* Relaxed: a hint, checked against the scan below. */
+    /* Relaxed: a hint, checked against the scan below. NONE: nothing is
+     * armed (or, for the moment a racing raise takes to lower it again,
+     * nothing the caller will not find at its next look), and no shard's
+     * line need be read: the busy workers' 61st tick calls this. */
     uint64_t seen = weft_atomic_load_relaxed(&t->earliest);
-    /* The shards themselves, not `earliest`, decide: a caller woken at a
-     * shard's deadline must find it. */
+    if (seen == WEFT__WHEEL_NONE)
+        return 0;
+    /* The shards themselves, not `earliest`, decide when something is
+     * due: a caller woken at a shard's deadline must find it. */
     uint64_t due = earliest_due(t);
     size_t total = 0;
     if (due != WEFT__WHEEL_NONE) {
