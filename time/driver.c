@@ -64,7 +64,17 @@
 #include "time/driver.h"
 #include "core/errors.h"
 
+#include <assert.h>
 #include <string.h>
+
+/* Each shard on lines of its own (workers write their own shards at the
+ * same time); `earliest` apart from them (every tick reads it) and from the
+ * role (written by parking and arming threads). */
+static_assert(sizeof(weft__timer_shard) % WEFT_CACHE_LINE == 0, "shards share a cache line");
+static_assert(offsetof(weft__timers, earliest) % WEFT_CACHE_LINE == 0,
+              "earliest shares a cache line with a shard");
+static_assert(offsetof(weft__timers, lock) % WEFT_CACHE_LINE == 0,
+              "the role shares a cache line with earliest");
 
 static _Thread_local weft__timers *tl_timers;
 static _Thread_local unsigned tl_shard;

@@ -149,11 +149,12 @@ uint64_t weft__timers_driver_begin(weft__timers *t, weft__parker *me);
  * the driver. */
 void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work);
 
-/* ---- observation (tests, a sample: no lock) ---- */
+/* ---- observation ---- */
 
-/* Timers armed in all shards. */
+/* Timers armed in all shards (a sample; any thread). */
 size_t weft__timers_armed(weft__timers *t);
-/* Times any of the locks (the shards', the role's) was taken. */
+/* Times any of the locks (the shards', the role's) was taken. Tests only,
+ * while no other thread uses `t`. */
 uint64_t weft__timers_locks_taken(weft__timers *t);
 
 #endif
