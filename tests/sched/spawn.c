@@ -13,6 +13,7 @@
 #include "core/future.h"
 #include "sched/task.h"
 #include "support/rt_fixture.h"
+#include "support/wait.h"
 
 /* ---- weft_spawn_fn ------------------------------------------------------------- */
 
@@ -113,19 +114,41 @@ static void test_spawn_fn_rejects_bad_arguments(void **state)
     assert_int_equal(weft__spawn_fn(g_rt, tick, "tick", NULL, 4, 0, &j), -EINVAL);
 }
 
+static _Atomic bool g_holding, g_hold_released;
+
+/* Keeps its worker busy until the test thread releases it. */
+static void hold_worker(void *arg, void *out)
+{
+    (void)arg, (void)out;
+    atomic_store_explicit(&g_holding, true, memory_order_release);
+    while (!atomic_load_explicit(&g_hold_released, memory_order_acquire))
+        sched_yield();
+}
+
 static void test_spawn_fn_task_is_named_after_the_function(void **state)
 {
     (void)state;
-    weft_join j;
+    /* The name is read from the task's future, whose flags its first poll
+     * writes: the only worker is held busy meanwhile, so the task is not
+     * polled while this thread reads them. */
+    weft_rt *rt = rt_start(1);
+    atomic_store_explicit(&g_holding, false, memory_order_relaxed);
+    atomic_store_explicit(&g_hold_released, false, memory_order_relaxed);
+    weft_join hold, j;
+    assert_int_equal(weft_spawn_fn(rt, hold_worker, &(int){ 0 }, 0, &hold), 0);
+    WAIT_UNTIL(atomic_load_explicit(&g_holding, memory_order_acquire));
     struct sum_arg arg = { 1, 1, 0 };
-    assert_int_equal(weft_spawn_fn(g_rt, add, &arg, sizeof(int), &j), 0);
+    assert_int_equal(weft_spawn_fn(rt, add, &arg, sizeof(int), &j), 0);
     /* The task's future reports the function's name (#fn), not the
      * library type's; the handle keeps the task's memory alive. */
     assert_string_equal(weft__future_name(weft__task_future(j.task)), "add");
     assert_string_equal(weft__task_future(j.task)->ops->name, "weft_spawn_fn");
+    atomic_store_explicit(&g_hold_released, true, memory_order_release);
     int sum = 0;
-    assert_int_equal(join_blocking(g_rt, &j, &sum, sizeof sum), 0);
+    assert_int_equal(join_blocking(rt, &j, &sum, sizeof sum), 0);
     assert_int_equal(sum, 2);
+    assert_int_equal(join_blocking(rt, &hold, NULL, 0), 0);
+    weft_rt_shutdown(rt);
 }
 
 /* ---- the consuming spawn ---------------------------------------------------------- */
