@@ -374,7 +374,20 @@ static void park_worker(struct weft__worker *w)
     w->searching = false;
     /* The idle protocol's re-checks (idle.c): the last searcher looks at
      * every queue, every sleeper at its own inbox. */
-    if (weft__idle_sleep_begin(&p->idle, w->index, was_searching) && work_pending(p))
+    bool recheck = weft__idle_sleep_begin(&p->idle, w->index, was_searching);
+    /* And so does a worker that finds nobody searching once it is listed
+     * (the relaxed read comes after sleep_begin's fence). It did not search
+     * because another worker did, and counted on that searcher to wake it
+     * for what it finds; but the searcher may have found work and looked
+     * for a sleeper before we were listed. Acquire fence: the searcher
+     * queued that work before its stop-search RMW (a release), which our
+     * read saw. Had it not stopped yet, its look for a sleeper comes after
+     * our listing and finds us. */
+    if (!recheck && weft__idle_wake_wanted(&p->idle)) {
+        weft_atomic_fence_acquire();
+        recheck = true;
+    }
+    if (recheck && work_pending(p))
         weft__idle_notify(&p->idle);
     if (!weft__inbox_is_empty(&w->inbox))
         weft__idle_notify_worker(&p->idle, w->index);

@@ -1538,6 +1538,62 @@ static void test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep(void 
     assert_true((p0 < p1 ? p0 : p1) <= 3u);
 }
 
+/* ---- a burst fans out to a worker that was on its way to sleep ------------------- */
+
+#define MEET_ROUNDS 40u
+
+static _Atomic unsigned g_arrived;
+
+/* One of two tasks that wait for each other inside their first poll (so
+ * each holds a worker), giving up after 2 s so that a lost wake-up ends
+ * the round instead of hanging it. Output: 1 if it gave up. */
+static weft_poll meet_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)f, (void)cx;
+    weft_atomic_fetch_add_relaxed(&g_arrived, 1);
+    weft_instant give_up = weft_now() + WEFT_SEC(2);
+    while (weft_atomic_load_relaxed(&g_arrived) < 2 && weft_now() < give_up)
+        sched_yield();
+    *(int *)out = weft_atomic_load_relaxed(&g_arrived) < 2;
+    return WEFT_READY;
+}
+
+static const weft_future_ops meet_ops = { "meet", sizeof(int), meet_poll, NULL, NULL };
+
+typedef struct meet_task {
+    weft_future base;
+} meet_task;
+
+/* Two tasks spawned at once onto a runtime whose workers are just going
+ * to sleep must run at the same time: the worker that finds them (the
+ * searcher) runs one and must wake the other worker for the second. That
+ * other worker may have given up searching (one searcher at a time) and
+ * be on its way to sleep, not yet counted as sleeping, when the searcher
+ * looks for a sleeper to wake: it must then look at the queues itself
+ * before it sleeps, or the second task waits for the first one's poll to
+ * end (here: the give-up). Counted over fresh runtimes, where worker
+ * start-up makes that window likely. */
+static void test_a_burst_reaches_a_worker_parking_while_the_searcher_finds_it(void **state)
+{
+    (void)state;
+    unsigned lonely = 0;
+    for (unsigned r = 0; r < MEET_ROUNDS; r++) {
+        weft_rt *rt = rt_start(2);
+        weft_atomic_store_relaxed(&g_arrived, 0);
+        weft_join j[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(WEFT_SPAWN(rt, &j[i], &(meet_task){ WEFT_FUTURE_INIT(&meet_ops, WEFT_F_SEND) }), 0);
+        for (int i = 0; i < 2; i++) {
+            int gave_up = -1;
+            assert_int_equal(join_blocking(rt, &j[i], &gave_up, sizeof gave_up), 0);
+            lonely += gave_up == 1;
+        }
+        weft_rt_shutdown(rt);
+    }
+    print_message("%u of %u rounds: the two tasks never ran at once\n", lonely, MEET_ROUNDS);
+    assert_int_equal(lonely, 0);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1565,6 +1621,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idle_runtime_waiting_on_a_coarse_wheel_slot_parks_a_handful_of_times),
         cmocka_unit_test(test_busy_worker_fires_a_due_timer_between_long_polls),
         cmocka_unit_test(test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep),
+        cmocka_unit_test(test_a_burst_reaches_a_worker_parking_while_the_searcher_finds_it),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }
