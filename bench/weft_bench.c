@@ -1,6 +1,7 @@
 /* weft-bench: weft's implementation of the benchmark workloads.
  *
- * Usage: weft-bench <workload> [--workers N]      (N defaults to online CPUs)
+ * Usage: weft-bench <workload> [--workers N] [--poll-us N]
+ *        (workers default to online CPUs; --poll-us is timer_lateness's)
  *
  * One workload per process. Each prints
  *   elapsed_ms=<float>   timed from just before the workload starts to its
@@ -20,6 +21,10 @@
  * runtime with many workers costs when it has nothing or almost nothing
  * to do, and `weft-bench lifo_latency` how long a task spawned by a
  * long-polling parent waits to start (see their sections below).
+ * `weft-bench timer_lateness --poll-us N` measures how late 10 ms sleeps
+ * resume while busy tasks with N-microsecond polls keep every worker busy
+ * (p50/p99/max and count); `weft-bench timer_churn` measures arm + re-poll
+ * + cancel cycles of a sleep per second.
  *
  * The workloads are written the way a weft user would write them: tasks
  * that wait are async fns (WEFT_ASYNC_FN), root tasks that only spawn are
@@ -33,6 +38,7 @@
 #include <weft/weft.h>
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -598,11 +604,23 @@ static double now_ms(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: weft-bench <workload> [--workers N]\n"
+    fprintf(stderr, "usage: weft-bench <workload> [--workers N] [--poll-us N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
                     "fib_fork_join timers task_memory idle_timers idle_many "
-                    "lifo_latency\n");
+                    "lifo_latency timer_lateness timer_churn\n");
     return 1;
+}
+
+/* timer_lateness's busy poll length: 1 to 100000 microseconds. */
+static bool parse_poll_us(const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 100000 || s[0] == '-')
+        return false;
+    *out = (unsigned)v;
+    return true;
 }
 
 static bool parse_workers(const char *s, unsigned *out)
@@ -1130,12 +1148,221 @@ static int run_lifo_latency(weft_rt *rt)
     return run_fast_pingpong(rt);
 }
 
+/* ---- timer_lateness --------------------------------------------------------------------- */
+
+/* Busy tasks (LATE_BUSY_PER_WORKER per worker) run polls of --poll-us
+ * microseconds of spinning and yield, so no worker is ever idle; meanwhile
+ * LATE_SLEEPERS tasks each sleep 10 ms LATE_SLEEPS times and record how
+ * late each sleep resumed (resume instant minus deadline). The sleepers
+ * start 1 ms apart so their deadlines do not share a wheel tick. The main
+ * thread waits on a condition variable, not in weft_block_on: a thread in
+ * weft_block_on fires due timers itself and would hide the workers'
+ * lateness. */
+#define LATE_BUSY_PER_WORKER 2u
+#define LATE_SLEEPERS 10u
+#define LATE_SLEEPS 100u
+#define LATE_SLEEP WEFT_MS(10)
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned sleepers_done; /* under lock */
+    atomic_bool stop;       /* the busy tasks finish (release/acquire) */
+    /* Slot i * LATE_SLEEPS + k: sleeper i's k-th lateness in ns, written
+     * by that sleeper only, read by the main thread after sleepers_done. */
+    uint64_t late_ns[LATE_SLEEPERS * LATE_SLEEPS];
+} g_late = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, { 0 } };
+
+/* A busy task: each poll spins for `poll_ns`, then yields, until told to
+ * stop; its output is how many polls it ran. */
+typedef struct busy_task {
+    weft_future base;
+    weft_duration poll_ns;
+    uint64_t polls;
+} busy_task;
+
+static weft_poll busy_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    busy_task *b = (busy_task *)f;
+    weft_instant end = weft_now() + b->poll_ns;
+    while (weft_now() < end)
+        ;
+    b->polls++;
+    if (atomic_load_explicit(&g_late.stop, memory_order_acquire)) {
+        memcpy(out, &b->polls, sizeof b->polls);
+        return WEFT_READY;
+    }
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops busy_ops = {
+    .name = "bench_busy", .out_size = sizeof(uint64_t), .poll = busy_poll,
+};
+
+typedef struct late_sleeper {
+    weft_future base;
+    weft_co co;
+    weft_sleep sleep;
+    unsigned index, k;
+    weft_instant deadline;
+} late_sleeper;
+
+WEFT_ASYNC_FN_VOID(late_sleeper)
+{
+    WEFT_FN_BEGIN;
+    weft_sleep_init(&self->sleep, WEFT_MS(self->index)); /* the stagger */
+    WEFT_FN_AWAIT(&self->sleep, NULL);
+    for (self->k = 0; self->k < LATE_SLEEPS; self->k++) {
+        weft_sleep_init(&self->sleep, LATE_SLEEP);
+        self->deadline = self->sleep.deadline;
+        WEFT_FN_AWAIT(&self->sleep, NULL);
+        g_late.late_ns[self->index * LATE_SLEEPS + self->k] = weft_now() - self->deadline;
+    }
+    pthread_mutex_lock(&g_late.lock);
+    if (++g_late.sleepers_done == LATE_SLEEPERS)
+        pthread_cond_signal(&g_late.cond);
+    pthread_mutex_unlock(&g_late.lock);
+    WEFT_FN_END;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int run_timer_lateness(weft_rt *rt, unsigned poll_us)
+{
+    weft_worker_stats st[WEFT_RT_MAX_WORKERS];
+    unsigned nworkers = WEFT_RT_MAX_WORKERS;
+    if (weft_rt_stats(rt, st, &nworkers) != 0)
+        return 1;
+    unsigned nbusy = LATE_BUSY_PER_WORKER * nworkers;
+    weft_join busy[LATE_BUSY_PER_WORKER * WEFT_RT_MAX_WORKERS];
+    unsigned spawned = 0;
+    int rc = 0;
+    double t0 = now_ms();
+    for (; spawned < nbusy && rc == 0; spawned++) {
+        busy_task *b = &(busy_task){ .base = WEFT_FUTURE_INIT(&busy_ops, WEFT_F_SEND),
+                                     .poll_ns = WEFT_US(poll_us) };
+        if ((rc = WEFT_SPAWN(rt, &busy[spawned], b)) != 0)
+            break;
+    }
+    for (unsigned i = 0; i < LATE_SLEEPERS && rc == 0; i++)
+        rc = WEFT_SPAWN(rt, NULL, &(late_sleeper){ WEFT_FN_INIT(late_sleeper, WEFT_F_SEND),
+                                                   .index = i });
+    if (rc == 0) {
+        pthread_mutex_lock(&g_late.lock);
+        while (g_late.sleepers_done < LATE_SLEEPERS)
+            pthread_cond_wait(&g_late.cond, &g_late.lock);
+        pthread_mutex_unlock(&g_late.lock);
+    }
+    double t1 = now_ms();
+    atomic_store_explicit(&g_late.stop, true, memory_order_release);
+    uint64_t busy_polls = 0;
+    for (unsigned i = 0; i < spawned; i++) {
+        uint64_t polls = 0;
+        if (weft_block_on(rt, &busy[i].base, &polls, sizeof polls) != 0)
+            weft_join_cancel(&busy[i]);
+        busy_polls += polls;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: timer_lateness: %s\n", weft_strerror(rc));
+        return 1; /* shutdown cancels the sleepers */
+    }
+    size_t n = LATE_SLEEPERS * LATE_SLEEPS;
+    qsort(g_late.late_ns, n, sizeof g_late.late_ns[0], cmp_u64);
+    printf("elapsed_ms=%.1f\n", t1 - t0);
+    printf("poll_us=%u\n", poll_us);
+    printf("busy_tasks=%u\n", nbusy);
+    printf("busy_polls=%" PRIu64 "\n", busy_polls);
+    printf("count=%zu\n", n);
+    printf("p50_us=%.0f\n", (double)g_late.late_ns[n / 2] / 1e3);
+    printf("p99_us=%.0f\n", (double)g_late.late_ns[n * 99 / 100] / 1e3);
+    printf("max_us=%.0f\n", (double)g_late.late_ns[n - 1] / 1e3);
+    return 0;
+}
+
+/* ---- timer_churn ------------------------------------------------------------------------ */
+
+/* CHURN_TASKS tasks each run CHURN_CYCLES cycles of: init a sleep of
+ * 0.1-10 s, poll it (it arms its timer), poll it again with the same
+ * waker, drop it (the timer is cancelled). That is what a request with a
+ * timeout that does not expire costs. A task yields every CHURN_BATCH
+ * cycles (each arm takes one unit of the poll's coop budget), so the tasks
+ * spread over the workers. Prints cycles per second. (A worker descheduled
+ * for a whole sleep finds it READY at its first poll; the cycle counts.) */
+#define CHURN_TASKS 8u
+#define CHURN_CYCLES 250000u
+#define CHURN_BATCH 64u
+
+typedef struct churn_task {
+    weft_future base;
+    countdown *cd;
+    uint64_t rng;
+    uint32_t done;
+} churn_task;
+
+static weft_poll churn_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    churn_task *c = (churn_task *)f;
+    (void)out;
+    for (unsigned i = 0; i < CHURN_BATCH && c->done < CHURN_CYCLES; i++, c->done++) {
+        c->rng ^= c->rng << 13;
+        c->rng ^= c->rng >> 7;
+        c->rng ^= c->rng << 17;
+        weft_sleep s;
+        weft_sleep_init(&s, WEFT_MS(100 + c->rng % 9901));
+        if (weft_future_poll(&s.base, cx, NULL) == WEFT_PENDING)
+            (void)weft_future_poll(&s.base, cx, NULL);
+        weft_future_drop(&s.base);
+    }
+    if (c->done == CHURN_CYCLES) {
+        countdown_hit(c->cd);
+        return WEFT_READY;
+    }
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops churn_ops = { .name = "bench_churn", .poll = churn_poll };
+
+static int run_timer_churn(weft_rt *rt, bench_shared *sh)
+{
+    countdown_init(&sh->cd, CHURN_TASKS);
+    int rc = 0;
+    double t0 = now_ms();
+    for (unsigned i = 0; i < CHURN_TASKS && rc == 0; i++) {
+        churn_task *c = &(churn_task){ .base = WEFT_FUTURE_INIT(&churn_ops, WEFT_F_SEND),
+                                       .cd = &sh->cd, .rng = 0x2545F4914F6CDD1Dull + i };
+        rc = WEFT_SPAWN(rt, NULL, c);
+    }
+    uint64_t tasks = 0;
+    if (rc == 0)
+        rc = signal_block_on(rt, &sh->cd.done, &tasks);
+    double t1 = now_ms();
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: timer_churn: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    uint64_t cycles = tasks * CHURN_CYCLES;
+    printf("elapsed_ms=%.1f\n", t1 - t0);
+    printf("check=%" PRIu64 "\n", cycles);
+    printf("cycles_per_sec=%.0f\n", (double)cycles / ((t1 - t0) / 1e3));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *name = NULL;
     unsigned workers = 0; /* weft's default: online CPUs */
+    unsigned poll_us = 60; /* timer_lateness */
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--workers") == 0) {
+        if (strcmp(argv[i], "--poll-us") == 0) {
+            if (++i >= argc || !parse_poll_us(argv[i], &poll_us))
+                return usage();
+        } else if (strcmp(argv[i], "--workers") == 0) {
             if (++i >= argc || !parse_workers(argv[i], &workers))
                 return usage();
         } else if (strncmp(argv[i], "--workers=", 10) == 0) {
@@ -1158,7 +1385,9 @@ int main(int argc, char **argv)
     bool idle = strcmp(name, "idle_timers") == 0;
     bool idle_many = strcmp(name, "idle_many") == 0;
     bool lifo = strcmp(name, "lifo_latency") == 0;
-    if (!w && !memory && !idle && !idle_many && !lifo) {
+    bool lateness = strcmp(name, "timer_lateness") == 0;
+    bool churn = strcmp(name, "timer_churn") == 0;
+    if (!w && !memory && !idle && !idle_many && !lifo && !lateness && !churn) {
         fprintf(stderr, "unsupported workload: %s\n", name);
         return 2;
     }
@@ -1187,6 +1416,10 @@ int main(int argc, char **argv)
         status = run_idle_many(rt);
     } else if (lifo) {
         status = run_lifo_latency(rt);
+    } else if (lateness) {
+        status = run_timer_lateness(rt, poll_us);
+    } else if (churn) {
+        status = run_timer_churn(rt, &sh);
     } else {
         uint64_t check = 0;
         double t0 = now_ms();

@@ -64,6 +64,16 @@ uint64_t weft__sys_coarse_ns(void)
     return weft__sys_now_ns();
 }
 
+uint64_t weft__sys_coarse_lag_ns(void)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec ts;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0)
+        return 2u * ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+#endif
+    return 0; /* weft__sys_coarse_ns is the precise clock */
+}
+
 /* Calls left before an injected failure (0: none armed). Written by tests
  * before runtimes start; read by weft_rt_new's thread. */
 static unsigned g_fail_thread_start_in;

@@ -23,10 +23,15 @@ unsigned weft__sys_cpu_count(void);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t weft__sys_now_ns(void);
-/* A cheaper monotonic clock in nanoseconds that advances in steps of the
- * kernel's tick (a few ms; the precise clock where there is none): for
- * task ages, read at every spawn when they are tracked. */
+/* The same clock as of the kernel's last tick (the precise clock where
+ * there is none): a few nanoseconds a read instead of about 25, never
+ * ahead of weft__sys_now_ns, behind it by up to weft__sys_coarse_lag_ns().
+ * For task ages (read at every spawn when they are tracked) and the busy
+ * workers' timer check. */
 uint64_t weft__sys_coarse_ns(void);
+/* How far behind the coarse clock may be: twice its resolution (one
+ * kernel tick, 1-10 ms), so a late tick still counts as in range. */
+uint64_t weft__sys_coarse_lag_ns(void);
 
 /* Start a thread with an optional stack size (0: default) and name
  * (NULL: none). Returns 0 or a negative errno. */

@@ -11,9 +11,12 @@
  * seq_cst fence and re-reads every queue. By the fences' total order,
  * either the producer sees the decrement (and wakes a sleeper) or the last
  * searcher sees the work (and wakes someone, possibly itself).
- * Non-searching workers may sleep without re-checking because a searcher
- * exists, and the last searcher re-checks. A searcher that finds work and
- * was the last one wakes another, so a burst fans out.
+ * Non-searching workers may sleep without re-checking the other queues
+ * while a searcher exists, and the last searcher re-checks. A searcher
+ * that finds work and was the last one wakes another, so a burst fans
+ * out. A non-searching worker that finds nobody searching once it is
+ * listed re-checks too (worker.c, park_worker): the searcher it counted on
+ * may have found work and looked for a sleeper before it was listed.
  * The argument rests on the decrements and the fences only: raising the
  * count of searchers or of unparked workers can only make a notifier skip
  * a wake, and the worker so counted re-checks before it sleeps. That is

@@ -13,17 +13,17 @@
  * poll (weft__pool_requeue), so yielding tasks take turns. A full ring
  * spills half of itself to the injector in one batch.
  *
- * Worker loop: every 61st tick the injector (then the inbox) is checked
- * first so remote work is never starved, and due timers are fired;
- * otherwise LIFO (at most 3 times in a row), ring, inbox, a batch from the
- * injector. Out of work, the worker fires due timers, then becomes a
- * searcher (idle.c: at most min(half the workers, CPUs) search at once)
- * and steals half of a random victim's ring, or a LIFO occupant its owner
- * left waiting (steal_lifo); a searcher that finds nothing spins for up to
- * some tens of microseconds (less after spins that found nothing) before
- * it parks (a futex sleep/wake per task costs far more).
- * One parked worker drives the timers with a timeout on its parker
- * (time/driver.c). The no-lost-wakeup argument is in idle.c.
+ * Worker loop: every tick, due timers are fired by the clock (cheap when
+ * none is near: time/driver.h); every 61st tick the injector (then the
+ * inbox) is checked first so remote work is never starved; otherwise LIFO
+ * (at most 3 times in a row), ring, inbox, a batch from the injector. Out
+ * of work, the worker becomes a searcher (idle.c: at most min(half the
+ * workers, CPUs) search at once) and steals half of a random victim's
+ * ring, or a LIFO occupant its owner left waiting (steal_lifo); a searcher
+ * that finds nothing spins for up to some tens of microseconds (less after
+ * spins that found nothing) before it parks (a futex sleep/wake per task
+ * costs far more). One parked worker drives the timers with a timeout on
+ * its parker (time/driver.c). The no-lost-wakeup argument is in idle.c.
  *
  * Remote hand-off. A thread off the pool's workers that queues a task
  * holds a task reference until it has finished notifying: once queued, a
@@ -267,9 +267,12 @@ static struct weft__task *next_local_task(struct weft__worker *w)
 {
     struct weft__task *t;
     w->tick++;
+    /* Due timers by the clock, every tick: when every worker runs long
+     * polls, a timer is late by one poll, not by 61 of them. Whatever
+     * they wake lands in this worker's queues, checked below. */
+    weft__timers_tick(&w->pool->timers);
     if (w->tick % INJECTOR_INTERVAL == 0) {
-        /* Busy workers fire due timers as they go (whatever they wake
-         * lands in this worker's queues, checked next). */
+        /* And by the exact clock, should the coarse one lag. */
         weft__timers_fire_due(&w->pool->timers);
         if ((t = injector_pop(w->pool))) {
             ctr_add(&w->ctr.injector_pulls, 1);
@@ -495,7 +498,20 @@ static void park_worker(struct weft__worker *w)
     w->searching = false;
     /* The idle protocol's re-checks (idle.c): the last searcher looks at
      * every queue, every sleeper at its own inbox. */
-    if (weft__idle_sleep_begin(&p->idle, w->index, was_searching) && work_pending(p))
+    bool recheck = weft__idle_sleep_begin(&p->idle, w->index, was_searching);
+    /* And so does a worker that finds nobody searching once it is listed
+     * (the relaxed read comes after sleep_begin's fence). It did not search
+     * because another worker did, and counted on that searcher to wake it
+     * for what it finds; but the searcher may have found work and looked
+     * for a sleeper before we were listed. Acquire fence: the searcher
+     * queued that work before its stop-search RMW (a release), which our
+     * read saw. Had it not stopped yet, its look for a sleeper comes after
+     * our listing and finds us. */
+    if (!recheck && weft__idle_wake_wanted(&p->idle)) {
+        weft_atomic_fence_acquire();
+        recheck = true;
+    }
+    if (recheck && work_pending(p))
         weft__idle_notify(&p->idle);
     if (!weft__inbox_is_empty(&w->inbox))
         weft__idle_notify_worker(&p->idle, w->index);
@@ -503,18 +519,22 @@ static void park_worker(struct weft__worker *w)
     ctr_add(&w->ctr.parks, 1);
     /* One parked worker drives the timers: it sleeps until the next
      * deadline (an earlier new timer unparks it); the others sleep until
-     * woken. */
+     * woken. With no timer armed this takes no lock: sleep_begin's fence
+     * above orders our listing before its read (time/driver.c). */
     weft__parker *parker = weft__idle_parker(&p->idle, w->index);
     uint64_t timeout = weft__timers_driver_begin(&p->timers, parker);
     weft__park_timeout(parker, timeout);
 
-    /* Off the sleeper list first, then out of the driver role: ending the
-     * role with timers armed wakes a sleeper to take it over, and that
-     * must be another worker — picking ourselves would unpark our own
-     * parker and make every later park return at once (a spinning idle
-     * runtime). */
+    /* Off the sleeper list first, then out of the driver park: a driver
+     * woken to run tasks found elsewhere (as a searcher, or for a local
+     * task in our inbox) hands the role on with timers armed, waking a
+     * sleeper, and that must be another worker — picking ourselves would
+     * unpark our own parker and make every later park return at once (a
+     * spinning idle runtime). Woken by its deadline or an earlier timer,
+     * it keeps the role and wakes nobody. */
     bool searching = weft__idle_sleep_end(&p->idle, w->index);
-    weft__timers_driver_end(&p->timers, parker);
+    weft__timers_driver_end(&p->timers, parker,
+                            searching || !weft__inbox_is_empty(&w->inbox));
     /* Relaxed: stopping only ends the loop, which re-reads it (acquire). */
     w->searching = searching && !weft_atomic_load_relaxed(&p->stopping);
 }
@@ -598,8 +618,6 @@ static void *worker_main(void *arg)
     /* Acquire: pairs with the release store in weft__pool_stop. */
     while (!weft_atomic_load_acquire(&p->stopping)) {
         struct weft__task *t = next_local_task(w);
-        if (!t && weft__timers_fire_due(&p->timers) > 0)
-            continue; /* woke tasks into our own queues */
         if (!t)
             t = search_then_spin(w);
         if (t) {

@@ -18,15 +18,23 @@
  *    dropped where it stands (a sleep armed, or fired but not yet polled);
  *  - timeout: a weft_timeout of 0-3 ms around a yield loop, awaited;
  *  - a lone sleep of 0-3 ms, awaited (a timer that never fires hangs it).
- * Some racers abort random racers (possibly themselves) between races, and
- * foreign threads abort random racers at random moments. All decisions
- * come from PRNGs derived from the round's seed and the racer's index, so
- * a seed replays the same races; only the interleavings differ.
+ * A sixteenth of the sleeps and timeouts last 4-20 ms instead (some on the
+ * wheel's second level), so the runtime idles between timer events and the
+ * timer driver parks, wakes, keeps or hands on its role; an eighth of the
+ * yield loops spin 20-300 us in every poll (at most 30 of them), so every
+ * worker may be in a long poll when a timer falls due and must fire it
+ * between polls. Some racers abort random racers (possibly themselves)
+ * between races, and foreign threads abort random racers at random moments
+ * and await sleeps of their own in weft_block_on (timers armed from off
+ * the workers). All decisions come from PRNGs derived from the round's
+ * seed and the racer's index, so a seed replays the same races; only the
+ * interleavings differ.
  *
  * Invariants (any violation aborts with the seed and round):
  *  - every future the program initialises (sleep and timeout wrappers,
  *    yield loops, racers) is dropped exactly once;
- *  - a sleep that won its race completed at or after its deadline;
+ *  - a sleep that won its race, and a foreign thread's sleep, completed at
+ *    or after its deadline;
  *  - a timeout that timed out reported -ETIMEDOUT with zeroed output, no
  *    earlier than its deadline, having dropped its inner future exactly
  *    once; one that did not time out has its inner future's output;
@@ -62,18 +70,33 @@
 #include "support/co_steps.h"
 #include "support/downcast.h"
 
-/* A timer duration: 0-3 ms, a tenth of them exactly 0. */
+/* A timer duration: 0-3 ms, a tenth of them exactly 0, a sixteenth 4-20
+ * ms (long enough for the runtime to idle meanwhile). */
 static weft_duration random_duration(uint64_t *r)
 {
-    if (rng_next32(r) % 10 == 0)
+    uint32_t pick = rng_next32(r);
+    if (pick % 10 == 0)
         return 0;
+    if (pick % 16 == 1)
+        return WEFT_MS(4) + (weft_duration)rng_next32(r) % (WEFT_MS(16) + 1);
     return (weft_duration)rng_next32(r) % (WEFT_MS(3) + 1);
 }
 
-/* A yield loop's length, from nothing to long enough to lose to any
- * sleep. */
-static unsigned random_yields(uint64_t *r)
+/* How long each poll of a yield loop spins: nothing, or for an eighth of
+ * the loops 20-300 us (a long poll). */
+static weft_duration random_spin(uint64_t *r)
 {
+    if (rng_next32(r) % 8 != 0)
+        return 0;
+    return WEFT_US(20) + (weft_duration)rng_next32(r) % (WEFT_US(280) + 1);
+}
+
+/* A yield loop's length, from nothing to long enough to lose to any
+ * sleep (at most 30 polls for a loop that spins). */
+static unsigned random_yields(uint64_t *r, weft_duration spin)
+{
+    if (spin)
+        return rng_next32(r) % 31;
     switch (rng_next32(r) % 4) {
     case 0: return rng_next32(r) % 4;
     case 1: return rng_next32(r) % 100;
@@ -92,6 +115,7 @@ static unsigned random_yields(uint64_t *r)
 
 typedef struct round_state {
     uint64_t seed;
+    weft_rt *rt; /* for the foreign threads' sleeps */
     unsigned nracers;
     bool shutdown_mid;
     _Atomic bool shutting_down; /* set (release) just before weft_rt_shutdown */
@@ -113,7 +137,7 @@ typedef struct round_state {
 
     /* Events, this round's and the run's (the summary line). */
     stress_counter races_started, sleep_wins, loop_wins, tmo_ok, tmo_expired, sleeps_alone,
-        cut_short;
+        cut_short, spinning_loops, foreign_sleeps;
     stress_counter aborts_task, aborts_foreign, racers_completed, racers_cancelled;
     stress_counter rounds_shut_down, racers, sub_futures;
 
@@ -163,16 +187,22 @@ static void abort_racer(unsigned victim, stress_counter *counter)
 /* ---- a yield loop ------------------------------------------------------- */
 
 /* PENDING `left` times (waking itself: it goes to the back of the queue),
- * then READY with `value`. */
+ * then READY with `value`; every poll first spins for `spin`. */
 typedef struct yloop {
     weft_future base;
     uint32_t id, value;
     unsigned left;
+    weft_duration spin;
 } yloop;
 
 static weft_poll yloop_poll(weft_future *f, weft_cx *cx, void *out)
 {
     DOWNCAST(yloop, y);
+    if (y->spin) {
+        weft_instant end = weft_now() + y->spin;
+        while (weft_now() < end)
+            ;
+    }
     if (y->left > 0) {
         y->left--;
         weft_waker_wake_by_ref(cx->waker);
@@ -190,11 +220,14 @@ static void yloop_drop(weft_future *f)
 static const weft_future_ops yloop_ops = { "yield_loop", sizeof(uint32_t), yloop_poll,
                                            yloop_drop, NULL };
 
-static void yloop_init(yloop *y, unsigned left)
+static void yloop_init(yloop *y, uint64_t *r)
 {
     weft_future_init(&y->base, &yloop_ops, WEFT_F_SEND);
     y->id = new_id();
-    y->left = left;
+    y->spin = random_spin(r);
+    y->left = random_yields(r, y->spin);
+    if (y->spin)
+        stress_count(&g_rs.spinning_loops);
     y->value = (uint32_t)mix64(y->id) | 1u;
 }
 
@@ -275,11 +308,11 @@ static void ctimeout_drop(weft_future *f)
 static const weft_future_ops ctimeout_ops = { "counted_timeout", sizeof(uint32_t),
                                               ctimeout_poll, ctimeout_drop, NULL };
 
-static void ctimeout_init(ctimeout *c, weft_duration d, unsigned yields)
+static void ctimeout_init(ctimeout *c, weft_duration d, uint64_t *r)
 {
     weft_future_init(&c->base, &ctimeout_ops, WEFT_F_SEND);
     c->id = new_id();
-    yloop_init(&c->inner, yields);
+    yloop_init(&c->inner, r);
     if (weft_timeout_init(&c->t, &c->inner.base, d) != 0)
         stress_die("weft_timeout_init refused a valid inner future");
 }
@@ -359,7 +392,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
             s->race = RACE_SLEEP_LOOP;
             csleep_init(&s->cs, random_duration(&s->rng));
             s->sleep_live = true;
-            yloop_init(&s->yl, random_yields(&s->rng));
+            yloop_init(&s->yl, &s->rng);
             s->loop_live = true;
             s->turn = rng_next32(&s->rng) & 1u;
             /* Pending turns: the sleep holds our waker, the loop woke us. */
@@ -376,7 +409,7 @@ static weft_poll racer_poll(weft_future *f, weft_cx *cx, void *out)
             stress_count(&g_rs.sleeps_alone);
         } else {
             s->race = RACE_TIMEOUT;
-            ctimeout_init(&s->ct, random_duration(&s->rng), random_yields(&s->rng));
+            ctimeout_init(&s->ct, random_duration(&s->rng), &s->rng);
             WEFT_AWAIT(&s->co, cx, &s->ct.base, &s->scratch);
         }
         racer_end_race(s);
@@ -424,13 +457,28 @@ static void racer_init(racer *s, unsigned idx, uint64_t round_seed)
     s->race = RACE_NONE;
 }
 
-/* ---- foreign aborters --------------------------------------------------- */
+/* ---- foreign threads ---------------------------------------------------- */
 
+/* A sleep awaited from off the workers: it arms its timer from this
+ * thread, which then fires what is due itself while it waits. */
+static void foreign_sleep(uint64_t *rng)
+{
+    weft_sleep s;
+    weft_sleep_init(&s, random_duration(rng));
+    int rc = weft_block_on(g_rs.rt, &s.base, NULL, 0);
+    STRESS_ENSURE(rc == 0, "foreign sleep: weft_block_on: %s", weft_strerror(rc));
+    STRESS_ENSURE(weft_now() >= s.deadline, "foreign sleep completed before its deadline");
+    stress_count(&g_rs.foreign_sleeps);
+}
+
+/* Aborts random racers at random moments, and sleeps in between. */
 static void *aborter_main(void *arg)
 {
     uint64_t rng = rng_seed(g_rs.seed ^ (uintptr_t)arg);
     unsigned n = rng_next32(&rng) % 5;
     for (unsigned i = 0; i < n; i++) {
+        if (rng_next32(&rng) % 2 == 0)
+            foreign_sleep(&rng);
         /* A random moment: a random number of scheduler yields. */
         for (unsigned k = rng_next32(&rng) % 3000; k > 0; k--) {
             if (atomic_load_explicit(&g_rs.over, memory_order_acquire))
@@ -471,6 +519,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
 {
     round_reset(seed);
     weft_rt *rt = stress_rt_new(opt);
+    g_rs.rt = rt;
 
     pthread_t aborters[ABORT_THREADS];
     for (uintptr_t i = 0; i < ABORT_THREADS; i++)
@@ -558,13 +607,13 @@ int main(int argc, char **argv)
         &g_rs.rounds_shut_down, &g_rs.racers, &g_rs.racers_completed, &g_rs.racers_cancelled,
         &g_rs.races_started, &g_rs.sleep_wins, &g_rs.loop_wins, &g_rs.tmo_ok, &g_rs.tmo_expired,
         &g_rs.sleeps_alone, &g_rs.cut_short, &g_rs.aborts_task, &g_rs.aborts_foreign,
-        &g_rs.sub_futures,
+        &g_rs.sub_futures, &g_rs.spinning_loops, &g_rs.foreign_sleeps,
     };
     const stress_program p = {
         "stress_timer_race", run_round, counters, sizeof counters / sizeof counters[0],
         "shut_down_mid_flight racers completed cancelled races sleep_wins loop_wins "
         "timeouts_ok timeouts_expired lone_sleeps cut_short aborts_task aborts_foreign "
-        "sub_futures",
+        "sub_futures spinning_loops foreign_sleeps",
     };
     return stress_main(argc, argv, &p);
 }

@@ -305,10 +305,10 @@ static int clock_jump(struct weft__sim *sim)
     uint64_t late = 0;
     bool moved = false;
     for (;;) {
-        /* Relaxed: timers are armed on this thread; the firing below
-         * re-reads under the driver's lock. */
-        uint64_t due = weft_atomic_load_relaxed(&tm->wheel.next_due);
-        if (due == WEFT__WHEEL_NONE)
+        /* Timers are armed on this thread; the firing below re-reads
+         * under the shards' locks. */
+        weft_instant at = weft__timers_next_deadline(tm);
+        if (at == WEFT_NEVER)
             break;
         if (!moved) {
             /* One draw per jump: every step of it lands this much past
@@ -316,7 +316,7 @@ static int clock_jump(struct weft__sim *sim)
             late = weft__sim_lateness(&sim->chaos);
             sim->late_timers += late != 0;
         }
-        weft_instant at = weft__wheel_instant(&tm->wheel, due);
+        weft_instant due = at;
         at = late > UINT64_MAX - at ? UINT64_MAX : at + late;
         if (at < sim->now)
             at = sim->now;
@@ -328,7 +328,7 @@ static int clock_jump(struct weft__sim *sim)
             break;
         /* A cascade step: the wheel moved past `due` (it reads the clock
          * through weft_now, which must be ours here). */
-        WEFT_ASSERT(weft_atomic_load_relaxed(&tm->wheel.next_due) > due);
+        WEFT_ASSERT(weft__timers_next_deadline(tm) > due);
     }
     if (!moved)
         return 0;

@@ -47,11 +47,6 @@ uint64_t weft__wheel_tick_floor(const weft__wheel *w, weft_instant t)
     return t <= w->origin_ns ? 0 : (t - w->origin_ns) / 1000000u;
 }
 
-weft_instant weft__wheel_instant(const weft__wheel *w, uint64_t tick)
-{
-    return w->origin_ns + tick * 1000000u;
-}
-
 static unsigned level_for(uint64_t elapsed, uint64_t when)
 {
     uint64_t masked = (elapsed ^ when) | (WEFT__WHEEL_SLOTS - 1u);
@@ -214,9 +209,10 @@ size_t weft__wheel_poll(weft__wheel *w, uint64_t now, weft_waker *out, size_t ma
             weft_timer_entry *e = w->pending;
             list_unlink(&w->pending, e);
             w->armed--;
+            /* Copied out, the field left as it is: the owner may be
+             * reading it right now (time/driver.c: only the owner writes
+             * an entry's waker). The reference is the caller's now. */
             out[n++] = e->waker_;
-            e->waker_.ops = NULL;
-            e->waker_.data = NULL;
             /* Release: the entry's owner may reuse or free it once it
              * reads FIRED (pairs with the acquire loads in time/driver.c). */
             weft_atomic_store_release(&e->state_, WEFT__TIMER_FIRED);

@@ -19,8 +19,9 @@
 
 /* Entry states (weft_timer_entry.state_). ARMED: linked in the wheel (or
  * its pending list), waker owned by the wheel. FIRED: unlinked by the
- * wheel, which took the waker. Transitions under the driver's lock;
- * readers outside it use acquire loads. */
+ * wheel, which took the waker (a copy: the entry's field still holds it
+ * but owns no reference). Transitions under the driver's lock; readers
+ * outside it use acquire loads. */
 enum { WEFT__TIMER_IDLE = 0, WEFT__TIMER_ARMED = 1, WEFT__TIMER_FIRED = 2 };
 #define WEFT__TIMER_PENDING_LEVEL 0xffu
 
@@ -48,9 +49,9 @@ void weft__wheel_init(weft__wheel *w, uint64_t origin_ns);
 void weft__wheel_insert(weft__wheel *w, weft_timer_entry *e);
 /* Unlink an armed `e`. */
 void weft__wheel_remove(weft__wheel *w, weft_timer_entry *e);
-/* Advance to `now`: move up to `max` due entries' wakers into `out` (the
- * entries become FIRED). Returns how many; call again while it returns
- * `max`. */
+/* Advance to `now`: copy up to `max` due entries' wakers into `out` (the
+ * entries become FIRED; the references are the caller's). Returns how
+ * many; call again while it returns `max`. */
 size_t weft__wheel_poll(weft__wheel *w, uint64_t now, weft_waker *out, size_t max);
 /* Earliest tick at which an armed entry is due, or WEFT__WHEEL_NONE. */
 uint64_t weft__wheel_next_due(const weft__wheel *w);
@@ -62,7 +63,11 @@ uint64_t weft__wheel_next_due(const weft__wheel *w);
 uint64_t weft__wheel_tick_ceil(const weft__wheel *w, weft_instant t);
 /* The tick containing instant `t` (the present rounds down). */
 uint64_t weft__wheel_tick_floor(const weft__wheel *w, weft_instant t);
-/* The instant at which tick `tick` begins. */
-weft_instant weft__wheel_instant(const weft__wheel *w, uint64_t tick);
+/* The instant at which tick `tick` begins. Inline: busy workers ask it
+ * every scheduler tick while a timer is armed. */
+static inline weft_instant weft__wheel_instant(const weft__wheel *w, uint64_t tick)
+{
+    return w->origin_ns + tick * 1000000u;
+}
 
 #endif

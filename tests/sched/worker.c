@@ -3,7 +3,7 @@
  * tasks, Send enforcement, local-task ownership under steal pressure and
  * under foreign wakes, statistics, options, yield fairness, what idle
  * workers cost (parks, wake-ups, spinning, with 64 workers too), and the
- * LIFO slot behind a long poll.
+ * LIFO slot behind a long poll, busy workers firing due timers.
  *
  * Rules these tests follow: they never sleep to wait for another thread
  * (they wait on join handles, condition variables, or a task state they can
@@ -1626,6 +1626,255 @@ static void test_ping_pong_beside_an_idle_worker_wakes_it_once_per_busy_spell(vo
     assert_true(wakes <= 8 + 2 * steals);
 }
 
+/* ---- busy workers fire due timers ------------------------------------------------ */
+
+/* Parks of every worker of `rt`, from any thread (no cmocka assertion:
+ * workers call it too); UINT64_MAX if the stats cannot be read. */
+static uint64_t parks_sampled(weft_rt *rt)
+{
+    weft_worker_stats st[4];
+    unsigned n = 4;
+    if (weft_rt_stats(rt, st, &n) != 0 || n > 4)
+        return UINT64_MAX;
+    uint64_t parks = 0;
+    for (unsigned i = 0; i < n; i++)
+        parks += st[i].parks;
+    return parks;
+}
+
+static _Atomic bool g_nap_armed; /* the nap's sleep is in the wheel */
+static _Atomic bool g_nap_done;  /* the nap's sleep completed */
+static gate g_long_polls_over = GATE_INIT;
+
+/* A task that sleeps 2 ms and raises g_nap_done; g_nap_armed once its
+ * first poll armed the timer. */
+typedef struct nap_task {
+    weft_future base;
+    weft_sleep sleep;
+    bool started;
+} nap_task;
+
+static weft_poll nap_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    nap_task *n = (nap_task *)f;
+    (void)out;
+    if (!n->started) {
+        weft_sleep_init(&n->sleep, WEFT_MS(2));
+        n->started = true;
+    }
+    weft_poll r = weft_future_poll(&n->sleep.base, cx, NULL);
+    /* Release: pairs with the acquire loads in long_poll. */
+    weft_atomic_store_release(&g_nap_armed, true);
+    if (r == WEFT_PENDING)
+        return WEFT_PENDING;
+    weft_atomic_store_release(&g_nap_done, true);
+    return WEFT_READY;
+}
+
+static void nap_drop(weft_future *f)
+{
+    nap_task *n = (nap_task *)f;
+    if (n->started)
+        weft_future_drop(&n->sleep.base);
+}
+
+static const weft_future_ops nap_ops = { "nap", 0, nap_poll, nap_drop, NULL };
+
+/* A task whose every poll lasts at least 1 ms of spinning, then yields,
+ * until the nap is over (or 200 polls, so that a timer that never fires
+ * ends the test rather than hangs it). Output: its polls since the nap's
+ * timer was armed. It also checks that no worker parked meanwhile. */
+#define LONG_POLLS_MAX 200u
+
+typedef struct long_poller {
+    weft_future base;
+    weft_rt *rt;
+    uint64_t parks_at_start;
+    uint32_t polls_armed;
+    bool started;
+} long_poller;
+
+static weft_poll long_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    long_poller *p = (long_poller *)f;
+    if (!p->started) {
+        p->parks_at_start = parks_sampled(p->rt);
+        p->started = true;
+    }
+    weft_instant end = weft_now() + WEFT_MS(1);
+    while (weft_now() < end)
+        ;
+    /* Acquire: pairs with the release stores in nap_poll. */
+    if (weft_atomic_load_acquire(&g_nap_armed))
+        p->polls_armed++;
+    if (!weft_atomic_load_acquire(&g_nap_done) && p->polls_armed < LONG_POLLS_MAX) {
+        weft_waker_wake_by_ref(cx->waker);
+        return WEFT_PENDING;
+    }
+    CHECK(parks_sampled(p->rt) == p->parks_at_start);
+    memcpy(out, &p->polls_armed, sizeof p->polls_armed);
+    gate_add(&g_long_polls_over, 1);
+    return WEFT_READY;
+}
+
+static const weft_future_ops long_poller_ops = { "long_poller", sizeof(uint32_t), long_poll,
+                                                 NULL, NULL };
+
+/* The only worker runs 1 ms polls back to back, so it never parks and
+ * never idles: it must fire the nap's 2 ms timer between two polls by the
+ * clock. Each poll lasts at least 1 ms however slow the machine, so the
+ * timer (at most 3 ms after it was armed, counting the round-up to the
+ * wheel's tick) is due after the third poll following the arm; the nap
+ * runs next (the fired wake lands in the LIFO slot), and the poller sees
+ * it at its next poll. A worker that fires timers only every 61st
+ * scheduler tick lets about 60 polls go by. Counted, not timed: the
+ * assertion is on polls. The test thread waits on a gate, not in
+ * weft_block_on, which fires due timers itself. */
+static void test_busy_worker_fires_a_due_timer_between_long_polls(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(1);
+    weft_atomic_store_relaxed(&g_nap_armed, false);
+    weft_atomic_store_relaxed(&g_nap_done, false);
+    gate_reset(&g_long_polls_over);
+    nap_task nap = { .base = WEFT_FUTURE_INIT(&nap_ops, WEFT_F_SEND) };
+    long_poller lp = { .base = WEFT_FUTURE_INIT(&long_poller_ops, WEFT_F_SEND), .rt = rt };
+    weft_join nap_join, lp_join;
+    assert_int_equal(weft_spawn(rt, &nap.base, sizeof nap, &nap_join), 0);
+    assert_int_equal(weft_spawn(rt, &lp.base, sizeof lp, &lp_join), 0);
+    gate_wait(&g_long_polls_over, 1);
+    uint32_t polls = 0;
+    assert_int_equal(join_blocking(rt, &lp_join, &polls, sizeof polls), 0);
+    assert_int_equal(join_blocking(rt, &nap_join, NULL, 0), 0);
+    weft_rt_shutdown(rt);
+    assert_no_async_failures();
+    print_message("nap fired after %u long polls\n", polls);
+    assert_true(polls <= 8);
+}
+
+/* ---- an idle runtime with a ticker ---------------------------------------------- */
+
+#define TICKER_TICKS 10u
+
+static gate g_ticker_over = GATE_INIT;
+
+/* Sleeps 10 ms TICKER_TICKS times, then opens g_ticker_over. */
+typedef struct ticker_task {
+    weft_future base;
+    weft_co co;
+    weft_sleep tick;
+    unsigned n;
+} ticker_task;
+
+static weft_poll ticker_task_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)out;
+    CO_FUTURE_BEGIN(ticker_task, self);
+    for (self->n = 0; self->n < TICKER_TICKS; self->n++) {
+        weft_sleep_init(&self->tick, WEFT_MS(10));
+        WEFT_AWAIT(&self->co, cx, &self->tick.base, NULL);
+    }
+    gate_add(&g_ticker_over, 1);
+    CO_FUTURE_END(self);
+}
+CO_FUTURE_OPS(ticker_task, "ticker_task", 0);
+
+/* Parks of each of the two workers of `rt`. */
+static void parks_of_two(weft_rt *rt, uint64_t parks[2])
+{
+    weft_worker_stats st[2];
+    unsigned n = 2;
+    assert_int_equal(weft_rt_stats(rt, st, &n), 0);
+    assert_int_equal(n, 2);
+    parks[0] = st[0].parks;
+    parks[1] = st[1].parks;
+}
+
+/* One worker drives the ticker's timers: woken by its deadline, it fires
+ * the tick, runs the ticker (which arms the next tick) and parks again as
+ * the driver; the other worker sleeps throughout. About one park per tick
+ * (plus one where a tick's timer sits on the wheel's second level and is
+ * cascaded first), where handing the role on at every wake made both
+ * workers park at every tick. The test thread waits on a gate, not in
+ * weft_block_on, which would fire the timers itself. Counted, not timed. */
+static void test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(2);
+    gate_reset(&g_ticker_over);
+    uint64_t before[2], after[2];
+    parks_of_two(rt, before);
+    ticker_task tk;
+    co_future_init(&tk, sizeof tk, &ticker_task_ops, WEFT_F_SEND);
+    weft_join j;
+    assert_int_equal(weft_spawn(rt, &tk.base, sizeof tk, &j), 0);
+    gate_wait(&g_ticker_over, 1);
+    parks_of_two(rt, after);
+    assert_int_equal(join_blocking(rt, &j, NULL, 0), 0);
+    weft_rt_shutdown(rt);
+    uint64_t p0 = after[0] - before[0], p1 = after[1] - before[1];
+    print_message("%u ticks: parks %llu + %llu\n", TICKER_TICKS, (unsigned long long)p0,
+                  (unsigned long long)p1);
+    assert_true(p0 + p1 <= TICKER_TICKS * 2u - 2u);
+    assert_true((p0 < p1 ? p0 : p1) <= 3u);
+}
+
+/* ---- a burst fans out to a worker that was on its way to sleep ------------------- */
+
+#define MEET_ROUNDS 40u
+
+static _Atomic unsigned g_arrived;
+
+/* One of two tasks that wait for each other inside their first poll (so
+ * each holds a worker), giving up after 2 s so that a lost wake-up ends
+ * the round instead of hanging it. Output: 1 if it gave up. */
+static weft_poll meet_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)f, (void)cx;
+    weft_atomic_fetch_add_relaxed(&g_arrived, 1);
+    weft_instant give_up = weft_now() + WEFT_SEC(2);
+    while (weft_atomic_load_relaxed(&g_arrived) < 2 && weft_now() < give_up)
+        sched_yield();
+    *(int *)out = weft_atomic_load_relaxed(&g_arrived) < 2;
+    return WEFT_READY;
+}
+
+static const weft_future_ops meet_ops = { "meet", sizeof(int), meet_poll, NULL, NULL };
+
+typedef struct meet_task {
+    weft_future base;
+} meet_task;
+
+/* Two tasks spawned at once onto a runtime whose workers are just going
+ * to sleep must run at the same time: the worker that finds them (the
+ * searcher) runs one and must wake the other worker for the second. That
+ * other worker may have given up searching (one searcher at a time) and
+ * be on its way to sleep, not yet counted as sleeping, when the searcher
+ * looks for a sleeper to wake: it must then look at the queues itself
+ * before it sleeps, or the second task waits for the first one's poll to
+ * end (here: the give-up). Counted over fresh runtimes, where worker
+ * start-up makes that window likely. */
+static void test_a_burst_reaches_a_worker_parking_while_the_searcher_finds_it(void **state)
+{
+    (void)state;
+    unsigned lonely = 0;
+    for (unsigned r = 0; r < MEET_ROUNDS; r++) {
+        weft_rt *rt = rt_start(2);
+        weft_atomic_store_relaxed(&g_arrived, 0);
+        weft_join j[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(WEFT_SPAWN(rt, &j[i], &(meet_task){ WEFT_FUTURE_INIT(&meet_ops, WEFT_F_SEND) }), 0);
+        for (int i = 0; i < 2; i++) {
+            int gave_up = -1;
+            assert_int_equal(join_blocking(rt, &j[i], &gave_up, sizeof gave_up), 0);
+            lonely += gave_up == 1;
+        }
+        weft_rt_shutdown(rt);
+    }
+    print_message("%u of %u rounds: the two tasks never ran at once\n", lonely, MEET_ROUNDS);
+    assert_int_equal(lonely, 0);
+}
+
 /* An optional argument selects tests by name pattern (e.g. "*shutdown*"). */
 int main(int argc, char **argv)
 {
@@ -1654,6 +1903,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_mostly_idle_workers_park_wake_and_spin_a_bounded_number_of_times),
         cmocka_unit_test(test_child_in_the_lifo_slot_runs_on_the_idle_worker_during_the_parents_poll),
         cmocka_unit_test(test_ping_pong_beside_an_idle_worker_wakes_it_once_per_busy_spell),
+        cmocka_unit_test(test_busy_worker_fires_a_due_timer_between_long_polls),
+        cmocka_unit_test(test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep),
+        cmocka_unit_test(test_a_burst_reaches_a_worker_parking_while_the_searcher_finds_it),
     };
     return cmocka_run_group_tests(tests, misuse_capture_setup, misuse_capture_teardown);
 }

@@ -87,14 +87,10 @@ static int teardown(void **state)
 }
 
 
-/* Timers armed in the runtime's wheel right now. */
+/* Timers armed in the runtime's wheels right now (a sample). */
 static size_t wheel_armed(void)
 {
-    weft__timers *t = &g_rt->pool.timers;
-    weft__spin_lock(&t->lock);
-    size_t n = t->wheel.armed;
-    weft__spin_unlock(&t->lock);
-    return n;
+    return weft__timers_armed(&g_rt->pool.timers);
 }
 
 /* ---- a probe waker ------------------------------------------------------ */
