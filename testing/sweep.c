@@ -6,7 +6,7 @@
  * in 0..N-1, a run builds the scenario afresh, polls the future k times
  * and drops it. Every run then goes on until each task of the sim has
  * completed (weft_sim_run), and is judged: the caller's check, then the
- * sim is shut down and the caller's teardown runs, then no clone of the
+ * caller's teardown, then the sim is shut down, and then no clone of the
  * future's waker may be left. The first failure stops the sweep.
  *
  * The driver. The future under test is polled by a task of its own, the
@@ -429,9 +429,9 @@ static int one_run(struct sweep *sw, uint64_t seed, uint32_t k, uint32_t max_pol
             }
         }
     }
-    weft_rt_shutdown(r->rt);
     if (r->build_ok && c->teardown)
         c->teardown(c->ctx);
+    weft_rt_shutdown(r->rt);
     uint32_t left = probe_clones(r->probe);
     if (rc == 0 && left > 0) {
         snprintf(why, sizeof why,

@@ -197,9 +197,11 @@ typedef struct weft_sweep_case {
      * NULL: only the sweep's own checks (below). */
     const char *(*check)(weft_rt *rt, void *ctx, const weft_sweep_run *run);
     /* Release what build made and the run left (join handles kept, a
-     * borrowed future, memory), after the sim was shut down (so its tasks
-     * were cancelled first). Called after every build that returned 0.
-     * NULL: nothing to release. */
+     * borrowed future, an interval, memory), after the check, while the
+     * sim is still up (its tasks have all completed, or were cancelled by
+     * a stall): a timer can still be unlinked from its wheel. The sim is
+     * shut down after. Called after every build that returned 0. NULL:
+     * nothing to release. */
     void (*teardown)(void *ctx);
     void *ctx; /* handed to all three */
 } weft_sweep_case;
@@ -238,7 +240,7 @@ typedef struct weft_sweep_result {
  * polls N (that run is the one of k = N: complete, then dropped); then for
  * every k in 0..N-1, build afresh, poll the future k times, drop it, and
  * run the rest of the scenario until every task has completed. After each
- * run, `check` is called, the sim is shut down, and `teardown` is called.
+ * run, `check` is called, then `teardown`, and the sim is shut down.
  * Exhaustive, not random: every await point the future passes becomes a
  * cancellation point. With one seed the runs of k differ from the
  * counting run only after the drop (same seed, same order); with chaos on,
