@@ -860,7 +860,8 @@ static void test_sleep_reset_rearms(void **state)
 static void timed_countdown_hour(timed_countdown *tc, countdown_counts *n, int pending, int value)
 {
     countdown_start(&tc->inner, n, pending, value, WEFT_F_SEND);
-    assert_int_equal(weft_timeout_init(&tc->t, &tc->inner.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_timeout_at_init(&tc->t, &tc->inner.base, rt_now(g_rt) + WEFT_SEC(3600)),
+                     0);
 }
 
 /* The timeout dropped its inner future (counts `n`) exactly once, and no
@@ -1093,7 +1094,7 @@ static void test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owne
     countdown c;
     countdown_start(&c, &n, 3, 4242, WEFT_F_SEND);
     weft_timeout t;
-    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &c.base, rt_now(g_rt) + WEFT_SEC(3600)), 0);
     assert_true(weft_future_is_send(&t.base));
     assert_int_equal(weft_future_out_size(&t.base), sizeof(int));
     /* Moved before its first poll, without its inner future (it holds the
@@ -1173,7 +1174,7 @@ static void test_timeout_borrow_of_a_join_then_wait_again_or_abort(void **state)
     assert_non_null(j.task); /* the handle is still live */
     assert_false(weft_join_is_finished(&j));
     gate_open(&g);
-    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &j.base, rt_now(g_rt) + WEFT_SEC(3600)), 0);
     assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
     assert_int_equal(t.status, 0);
     assert_int_equal(j.status, 0);
