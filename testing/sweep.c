@@ -44,6 +44,7 @@
 #include "testing/sim.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -297,10 +298,21 @@ static const weft_future_ops driver_ops = {
     .name = "weft_cancel_sweep", .out_size = 0, .poll = driver_poll, .drop = driver_drop,
 };
 
+/* snprintf for messages that may be cut short: a report longer than its
+ * buffer (a stall naming many tasks) loses its end, nothing else. */
+__attribute__((format(printf, 3, 4))) static void say(char *dst, size_t size, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+}
+
 static void capture_report(const char *msg, void *arg)
 {
     struct run *r = arg;
-    snprintf(r->report, sizeof r->report, "%s", msg);
+    say(r->report, sizeof r->report, "%s", msg);
 }
 
 /* ---- the sweep ---------------------------------------------------------------------- */
@@ -321,17 +333,17 @@ static void fail(struct sweep *sw, const struct run *r, uint64_t seed, uint32_t 
     res->k = k;
     res->seed = seed;
     res->polls = n ? n : k;
-    snprintf(res->message, sizeof res->message, "%s", why);
+    say(res->message, sizeof res->message, "%s", why);
     char where[96];
     if (n)
-        snprintf(where, sizeof where, "k=%" PRIu32 " of N=%" PRIu32, k, n);
+        say(where, sizeof where, "k=%" PRIu32 " of N=%" PRIu32, k, n);
     else
-        snprintf(where, sizeof where, "poll %" PRIu32 " of the counting run", k);
+        say(where, sizeof where, "poll %" PRIu32 " of the counting run", k);
     char msg[sizeof res->message + 256];
-    snprintf(msg, sizeof msg,
-             "weft sweep: '%s' failed at %s, seed=%" PRIu64 ": %s\n"
-             "weft sweep: replay with WEFT_SEED=%" PRIu64,
-             r->name, where, seed, res->message, seed);
+    say(msg, sizeof msg,
+        "weft sweep: '%s' failed at %s, seed=%" PRIu64 ": %s\n"
+        "weft sweep: replay with WEFT_SEED=%" PRIu64,
+        r->name, where, seed, res->message, seed);
     weft__sim_report(&sw->o.sim, msg);
 }
 
@@ -342,28 +354,28 @@ static void judge(struct run *r, int ran, uint32_t *n, char *why, size_t size)
     why[0] = '\0';
     if (r->k == COUNT) {
         if (!r->completed && !r->cancelled && r->polls >= r->max_polls)
-            snprintf(why, size, "the future did not complete in %" PRIu32 " polls (max_polls)",
-                     r->max_polls);
+            say(why, size, "the future did not complete in %" PRIu32 " polls (max_polls)",
+                r->max_polls);
         else if (!r->completed)
-            snprintf(why, size, "the future never completed; the sim said:\n%s", r->report);
+            say(why, size, "the future never completed; the sim said:\n%s", r->report);
         else if (ran != 0)
-            snprintf(why, size,
-                     "it completed, but then the rest of the scenario did not finish; the "
-                     "sim said:\n%s", r->report);
+            say(why, size,
+                "it completed, but then the rest of the scenario did not finish; the "
+                "sim said:\n%s", r->report);
         if (r->completed)
             *n = r->polls;
         return;
     }
     if (r->completed || r->cancelled || r->polls < r->k)
-        snprintf(why, size,
-                 "diverged from the counting run of its seed: the future %s after %" PRIu32
-                 " poll(s), where it needed %" PRIu32 " (the scenario depends on more than "
-                 "the seed: global state, the wall clock, another thread)",
-                 r->completed ? "completed" : "stalled", r->polls, *n);
+        say(why, size,
+            "diverged from the counting run of its seed: the future %s after %" PRIu32
+            " poll(s), where it needed %" PRIu32 " (the scenario depends on more than "
+            "the seed: global state, the wall clock, another thread)",
+            r->completed ? "completed" : "stalled", r->polls, *n);
     else if (ran != 0)
-        snprintf(why, size,
-                 "after the drop, the rest of the scenario did not finish; the sim "
-                 "said:\n%s", r->report);
+        say(why, size,
+            "after the drop, the rest of the scenario did not finish; the sim "
+            "said:\n%s", r->report);
 }
 
 /* One run of `k` (COUNT: the counting run, which sets `*n`). Returns 0
@@ -434,10 +446,10 @@ static int one_run(struct sweep *sw, uint64_t seed, uint32_t k, uint32_t max_pol
     weft_rt_shutdown(r->rt);
     uint32_t left = probe_clones(r->probe);
     if (rc == 0 && left > 0) {
-        snprintf(why, sizeof why,
-                 "%" PRIu32 " clone(s) of its waker were still held after teardown: a "
-                 "registration its drop did not take back, which nothing will release",
-                 left);
+        say(why, sizeof why,
+            "%" PRIu32 " clone(s) of its waker were still held after teardown: a "
+            "registration its drop did not take back, which nothing will release",
+            left);
         fail(sw, r, seed, r->polls, *n, why);
         rc = -EPROTO;
     }
