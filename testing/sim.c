@@ -42,10 +42,12 @@
 #include "core/alloc.h"
 #include "core/errors.h"
 #include "core/future.h"
+#include "weft/co.h"
 #include "time/clock.h"
 #include "time/driver.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -344,11 +346,48 @@ struct stall {
     const struct weft__task *root; /* weft_block_on's task, or NULL */
     size_t blocked;
     size_t len;
-    char text[4096];
+    char text[8192];
 };
 
 #define STALL_LIST_MAX 64u
 
+/* weft_block_on's future, for the root's await chain (defined with it). */
+static const weft_future *root_inner(const weft_future *root);
+
+/* The await chain that starts at `f`, outermost first: each coroutine
+ * made with WEFT_FN_INIT, at its resume line, then the child it awaits.
+ * The task dump reads the same record (sched/dump.c), holding each task
+ * while it does; here nothing runs any more, and only this thread ever
+ * polls the sim's tasks, so the futures are read directly. */
+static unsigned await_chain(const weft_future *f, weft_task_frame *fr)
+{
+    unsigned n = 0;
+    while (f && n < WEFT_TASK_AWAIT_MAX) {
+        uint32_t units = (f->flags >> WEFT__F_CO_SHIFT) & WEFT__F_CO_UNITS;
+        const weft_co *co = units ? (const weft_co *)(const void *)((const char *)f +
+                                                                    units * _Alignof(weft_co))
+                                  : NULL;
+        fr[n].name = weft__future_name(f);
+        fr[n++].line = co ? co->line : 0;
+        f = co ? co->awaiting : NULL;
+    }
+    return n;
+}
+
+__attribute__((format(printf, 2, 3))) static void stall_add(struct stall *st,
+                                                           const char *fmt, ...)
+{
+    if (st->len >= sizeof st->text)
+        return; /* full: the report is cut short */
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(st->text + st->len, sizeof st->text - st->len, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        st->len += (size_t)w;
+}
+
+/* One blocked task: "'name' at where > it > waits", then cancel it. */
 static void stall_cancel(void *block, void *ctx)
 {
     struct weft__task *t = block;
@@ -357,12 +396,23 @@ static void stall_cancel(void *block, void *ctx)
     uint64_t s = weft_atomic_load_acquire(&t->state);
     if (s == 0 || (s & WEFT_T_COMPLETE))
         return;
-    if (st->blocked++ < STALL_LIST_MAX && st->len < sizeof st->text) {
-        int w = snprintf(st->text + st->len, sizeof st->text - st->len, "\n  '%s'%s",
-                         weft__future_name(weft__task_future(t)),
-                         t == st->root ? " (the future given to weft_block_on)" : "");
-        if (w > 0)
-            st->len += (size_t)w;
+    if (st->blocked++ < STALL_LIST_MAX) {
+        const weft_future *f = weft__task_future(t);
+        bool root = t == st->root;
+        weft_task_frame fr[WEFT_TASK_AWAIT_MAX];
+        unsigned n = await_chain(root ? root_inner(f) : f, fr);
+        stall_add(st, "\n  '%s'%s", weft__future_name(f),
+                  root ? " (the future given to weft_block_on)" : "");
+        /* A first frame without a line is the task's future itself, named
+         * already; a line says where a coroutine waits. */
+        unsigned i = n > 0 && fr[0].line == 0 ? 1 : 0;
+        for (const char *sep = " at "; i < n; i++, sep = " > ") {
+            stall_add(st, "%s%s", sep, fr[i].name);
+            if (fr[i].line > 0)
+                stall_add(st, ":%d", fr[i].line);
+            else if (fr[i].line == WEFT__CO_FAILED)
+                stall_add(st, ":refused");
+        }
     }
     weft__task_shutdown(t); /* cancel: its future is dropped here */
 }
@@ -449,6 +499,11 @@ static void root_drop(weft_future *f)
 static const weft_future_ops root_ops = {
     .name = "weft_block_on", .out_size = 0, .poll = root_poll, .drop = root_drop,
 };
+
+static const weft_future *root_inner(const weft_future *root)
+{
+    return ((const root_ref *)root)->inner;
+}
 
 static int sim_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
 {

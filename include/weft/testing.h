@@ -20,7 +20,12 @@
  *
  * The run is deterministic while only the running thread touches the sim.
  * Other threads may spawn onto it and wake its tasks (their order then
- * depends on the OS); tell the sim they exist with weft_sim_outside_begin. */
+ * depends on the OS); tell the sim they exist with weft_sim_outside_begin.
+ *
+ * The cancel sweep (weft_cancel_sweep, at the end) runs one future under
+ * test on fresh sims, dropping it after 0, 1, ... N polls, and checks the
+ * caller's invariants after each drop: every await point becomes a
+ * cancellation point. */
 #ifndef WEFT_TESTING_H
 #define WEFT_TESTING_H
 
@@ -145,6 +150,128 @@ typedef int weft_sim_scenario(weft_rt *rt, void *arg);
 WEFT_API WEFT_NODISCARD int weft_sim_check_replay(const weft_sim_options *opts,
                                                   weft_sim_scenario *scenario, void *arg,
                                                   uint64_t *hash);
+
+/* ---- the cancel sweep -------------------------------------------------------- */
+
+/* What one run of a cancel sweep did, as its check sees it. */
+typedef struct weft_sweep_run {
+    uint64_t seed;      /* the seed of the run's sim */
+    uint32_t k;         /* polls the future got before it was dropped */
+    uint32_t polls;     /* N: polls it needed to complete with this seed */
+    bool completed;     /* it returned READY at poll k (then k == N): its
+                           output was written, then it was dropped */
+    /* Right after the drop: clones of the future's waker still held
+     * anywhere (0 when it took back every registration), and timers armed
+     * in the sim (its own and its environment's). */
+    uint32_t wakers_after_drop;
+    uint64_t timers_after_drop;
+    /* Wakes that reached the future's waker after the drop, until the
+     * check (a dropped timer that still fired, a waiter left in a list). */
+    uint32_t wakes_after_drop;
+} weft_sweep_run;
+
+/* The scenario of a cancel sweep: a future under test and its
+ * environment, built afresh on a new sim runtime for every run. The sweep
+ * calls these on the thread that called weft_cancel_sweep, one run at a
+ * time, never concurrently. */
+typedef struct weft_sweep_case {
+    /* Build the scenario on `rt`, a fresh sim runtime: spawn the tasks the
+     * future talks to, initialise the future in memory that stays where it
+     * is until teardown (`ctx` is the usual place), and store it in `*fut`
+     * and where its output goes in `*out` (left NULL when its output size
+     * is 0). It runs inside the run, in the first turn of the task that
+     * then polls the future: weft_now() is the sim's clock (deadlines come
+     * out right) and `rt` is the current runtime; it must not drive the
+     * sim (weft_block_on, weft_sim_run). The sweep polls the future and
+     * drops it; build neither polls nor drops it. Returns 0, or a negative
+     * errno, which stops the sweep (weft_cancel_sweep returns it; no
+     * teardown follows). Required. */
+    int (*build)(weft_rt *rt, void *ctx, weft_future **fut, void **out);
+    /* Check the invariants once the run is over: the future was dropped
+     * after `run->k` polls and the rest of the scenario ran until every
+     * task completed. `rt` is still up, not running: the check may read it
+     * (weft_rt_count; weft_sim_stats_get for the virtual clock, as
+     * weft_now() outside a run is the monotonic one) and run more on it
+     * (weft_block_on, weft_sim_run). Returns NULL when everything holds,
+     * else what broke (static storage, or in `ctx`; copied at once).
+     * NULL: only the sweep's own checks (below). */
+    const char *(*check)(weft_rt *rt, void *ctx, const weft_sweep_run *run);
+    /* Release what build made and the run left (join handles kept, a
+     * borrowed future, an interval, memory), after the check, while the
+     * sim is still up (its tasks have all completed, or were cancelled by
+     * a stall): a timer can still be unlinked from its wheel. The sim is
+     * shut down after. Called after every build that returned 0. NULL:
+     * nothing to release. */
+    void (*teardown)(void *ctx);
+    void *ctx; /* handed to all three */
+} weft_sweep_case;
+
+/* Options of weft_cancel_sweep. Start from WEFT_SWEEP_OPTIONS_INIT. */
+typedef struct weft_sweep_options {
+    /* The sim of every run (chaos knobs, time limit, report). Its seed is
+     * the first seed swept; failures are reported through its report
+     * function (stderr by default), as the sim's own are. */
+    weft_sim_options sim;
+    /* Seeds to sweep: sim.seed, sim.seed + 1, ... (0 or 1: one). WEFT_SEED
+     * in the environment makes it that one seed. */
+    uint32_t seeds;
+    /* A future that has not completed after this many polls fails the
+     * sweep (0: WEFT_SWEEP_MAX_POLLS). Each seed costs N + 1 runs of up to
+     * N polls each. */
+    uint32_t max_polls;
+} weft_sweep_options;
+
+#define WEFT_SWEEP_OPTIONS_INIT { WEFT_SIM_OPTIONS_INIT, 1, 0 }
+#define WEFT_SWEEP_MAX_POLLS 10000u
+
+/* What a sweep found. */
+typedef struct weft_sweep_result {
+    uint32_t runs;      /* runs made (every seed, every k) */
+    uint32_t seeds;     /* seeds swept */
+    uint32_t polls;     /* N of the failing seed; else the largest N */
+    bool failed;
+    uint32_t k;         /* the failing run: polls before the drop */
+    uint64_t seed;      /*              its seed (replay: WEFT_SEED) */
+    char message[2048]; /* what failed, "" when nothing did */
+} weft_sweep_result;
+
+/* Run the cancel sweep of `c`: for each seed, build the scenario on a
+ * fresh sim runtime and poll the future until it completes, counting its
+ * polls N (that run is the one of k = N: complete, then dropped); then for
+ * every k in 0..N-1, build afresh, poll the future k times, drop it, and
+ * run the rest of the scenario until every task has completed. After each
+ * run, `check` is called, then `teardown`, and the sim is shut down.
+ * Exhaustive, not random: every await point the future passes becomes a
+ * cancellation point. With one seed the runs of k differ from the
+ * counting run only after the drop (same seed, same order); with chaos on,
+ * N may differ from seed to seed.
+ *
+ * The future is polled in a task named "weft_cancel_sweep" (stall reports
+ * and dumps show the future under it) with a waker of the sweep's that
+ * forwards wakes to that task and counts the clones the future hands out.
+ * A run fails, and the sweep stops there, when:
+ *  - the check returned a message;
+ *  - the rest of the scenario did not finish: a stall or the time limit
+ *    after the drop (the sim's report, naming the blocked tasks and where
+ *    they wait, is part of the message);
+ *  - the future did not complete in the counting run (a stall, the time
+ *    limit, or max_polls);
+ *  - a run of k < N diverged from the counting run (the future completed
+ *    before poll k, or stalled before it): the scenario depends on more
+ *    than the seed;
+ *  - a clone of the future's waker was still held after teardown: a
+ *    registration that nothing will ever release.
+ * Returns 0 when every run passed; -EPROTO when one failed (`result` says
+ * which k and seed, and why; the report names them and how to replay);
+ * -EINVAL (c or c->build NULL, a knob of opts->sim outside 0..1, WEFT_SEED
+ * not a number, build's future NULL or malformed, or its output size
+ * nonzero with `out` NULL); -EDEADLK (called inside a runtime: on a
+ * worker, or from a future that weft_block_on or a sim runs); -ENOMEM; or
+ * the first error build returned. `opts` NULL: one seed (0), no chaos.
+ * `result` NULL: not stored. Any thread outside every runtime. */
+WEFT_API WEFT_NODISCARD int weft_cancel_sweep(const weft_sweep_case *c,
+                                              const weft_sweep_options *opts,
+                                              weft_sweep_result *result);
 
 #ifdef __cplusplus
 }

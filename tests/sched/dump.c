@@ -8,7 +8,11 @@
  * names. No sleeps, no timing assertions: the test thread waits on
  * conditions (WAIT_UNTIL) and join handles. The last test dumps from a
  * second thread, over and over, while tasks spawn, run and finish; it is
- * the one the sanitizer builds are for. */
+ * the one the sanitizer builds are for.
+ *
+ * The tests that need no worker held busy run again on a sim runtime,
+ * dumped between its runs: the states they wait for are where the sim
+ * stops (RT_WAIT_UNTIL runs it until every task waits). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -27,6 +31,7 @@
 #include "support/downcast.h"
 #include "support/never.h"
 #include "support/rt_fixture.h"
+#include "support/sim_fixture.h"
 #include "support/wait.h"
 
 /* ---- finding a task by name -------------------------------------------------- */
@@ -265,7 +270,7 @@ static void test_a_blocked_task_is_idle_with_its_await_chain(void **state)
     weft_join j;
     assert_int_equal(WEFT_SPAWN(g_rt, &j, &(outer){ WEFT_FN_INIT(outer, WEFT_F_SEND) }), 0);
     weft_task_info t;
-    WAIT_UNTIL(in_state(g_rt, "outer", WEFT_TASK_IDLE, &t));
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "outer", WEFT_TASK_IDLE, &t));
     assert_ptr_equal(t.id, j.task);
     assert_int_equal(t.worker, -1);
     assert_int_equal(t.polls, 1);
@@ -303,7 +308,7 @@ static void test_a_completed_task_kept_by_its_handle_is_listed_until_dropped(voi
     /* Its worker drops the scheduler's two references just after marking
      * it complete; until then they count as wakers. */
     weft_task_info t;
-    WAIT_UNTIL(in_state(g_rt, "weft_ready", WEFT_TASK_COMPLETE, &t) && t.wakers == 0);
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "weft_ready", WEFT_TASK_COMPLETE, &t) && t.wakers == 0);
     assert_int_equal(t.polls, 1);
     assert_int_equal(t.depth, 0);
     weft_rt_counts c = counts_of(g_rt);
@@ -320,9 +325,9 @@ static void test_a_cancelled_task_was_never_polled_again(void **state)
     countdown_counts_init(&g_never_counts);
     weft_join j;
     spawn_blocked(g_rt, &j);
-    WAIT_UNTIL(in_state(g_rt, "blocked", WEFT_TASK_IDLE, NULL));
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "blocked", WEFT_TASK_IDLE, NULL));
     weft_join_abort(&j);
-    WAIT_UNTIL(weft_join_is_finished(&j));
+    RT_WAIT_UNTIL(g_rt, weft_join_is_finished(&j));
     weft_task_info t;
     assert_true(in_state(g_rt, "blocked", WEFT_TASK_CANCELLED, &t));
     assert_int_equal(t.polls, 1); /* a cancellation is no poll */
@@ -330,7 +335,7 @@ static void test_a_cancelled_task_was_never_polled_again(void **state)
     assert_int_equal(counts_of(g_rt).kept, 1);
     int sink;
     assert_int_equal(join_blocking(g_rt, &j, &sink, sizeof sink), -ECANCELED);
-    WAIT_UNTIL(tasks_listed(g_rt) == 0); /* once its worker let go too */
+    RT_WAIT_UNTIL(g_rt, tasks_listed(g_rt) == 0); /* once its worker let go too */
 }
 
 /* One worker, held by a gate: what comes after it waits in the queue, and
@@ -436,7 +441,7 @@ static void test_wakers_count_the_clones_held_elsewhere(void **state)
     holder h = { WEFT_FUTURE_INIT(&holder_ops, WEFT_F_SEND) };
     assert_int_equal(weft_spawn(g_rt, &h.base, sizeof h, &j), 0);
     weft_task_info t;
-    WAIT_UNTIL(in_state(g_rt, "holder", WEFT_TASK_IDLE, &t));
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "holder", WEFT_TASK_IDLE, &t));
     assert_int_equal(t.wakers, HOLDER_WAKERS);
     assert_int_equal(t.depth, 0); /* not a coroutine */
     assert_int_equal(counts_of(g_rt).wakers, HOLDER_WAKERS);
@@ -450,7 +455,7 @@ static void test_wakers_count_the_clones_held_elsewhere(void **state)
     /* The last clone keeps the completed task: listed, with no handle.
      * (Its worker drops the scheduler's two references just after marking
      * it complete, which the join may see first: until then they count.) */
-    WAIT_UNTIL(in_state(g_rt, "holder", WEFT_TASK_COMPLETE, &t) && t.wakers == 1);
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "holder", WEFT_TASK_COMPLETE, &t) && t.wakers == 1);
     assert_int_equal(t.polls, 2);
     weft_waker_drop(&g_held[2]);
     assert_int_equal(tasks_listed(g_rt), 0);
@@ -462,7 +467,7 @@ static void test_timers_count_armed_sleeps(void **state)
     weft_join j;
     assert_int_equal(WEFT_SPAWN(g_rt, &j, &(napper){ WEFT_FN_INIT(napper, WEFT_F_SEND) }), 0);
     weft_task_info t;
-    WAIT_UNTIL(in_state(g_rt, "napper", WEFT_TASK_IDLE, &t));
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "napper", WEFT_TASK_IDLE, &t));
     assert_int_equal(t.depth, 2);
     assert_string_equal(t.await[1].name, "weft_sleep");
     assert_int_equal(t.await[0].line,
@@ -474,7 +479,7 @@ static void test_timers_count_armed_sleeps(void **state)
     weft_join_abort(&j);
     assert_int_equal(join_blocking(g_rt, &j, NULL, 0), -ECANCELED);
     /* Gone once its worker dropped the last references (see above). */
-    WAIT_UNTIL(counts_of(g_rt).kept == 0);
+    RT_WAIT_UNTIL(g_rt, counts_of(g_rt).kept == 0);
     c = counts_of(g_rt);
     assert_int_equal(c.tasks, 0);
     assert_int_equal(c.timers, 0);
@@ -488,7 +493,7 @@ static void test_polls_saturate(void **state)
     weft_join j;
     holder h = { WEFT_FUTURE_INIT(&holder_ops, WEFT_F_SEND) };
     assert_int_equal(weft_spawn(g_rt, &h.base, sizeof h, &j), 0);
-    WAIT_UNTIL(in_state(g_rt, "holder", WEFT_TASK_IDLE, NULL));
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "holder", WEFT_TASK_IDLE, NULL));
     /* Idle and woken by nobody but us: move its count near the top (the
      * count is part of the state word; see sched/task.h). */
     weft_atomic_fetch_add_relaxed(&j.task->state,
@@ -499,7 +504,7 @@ static void test_polls_saturate(void **state)
     for (int i = 0; i < 3; i++) {
         int polled = weft_atomic_load_acquire(&g_holder_polls);
         weft_waker_wake_by_ref(&g_held[0]);
-        WAIT_UNTIL(weft_atomic_load_acquire(&g_holder_polls) > polled &&
+        RT_WAIT_UNTIL(g_rt, weft_atomic_load_acquire(&g_holder_polls) > polled &&
                    in_state(g_rt, "holder", WEFT_TASK_IDLE, NULL));
     }
     assert_true(in_state(g_rt, "holder", WEFT_TASK_IDLE, &t));
@@ -523,7 +528,7 @@ static void test_ages_are_known_only_for_tasks_spawned_while_tracking(void **sta
     assert_int_equal(weft_rt_track_ages(g_rt, false), 0);
 
     weft_task_info tp, ta, tb;
-    WAIT_UNTIL(in_state(g_rt, "blocked", WEFT_TASK_IDLE, &tp) &&
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "blocked", WEFT_TASK_IDLE, &tp) &&
                in_state(g_rt, "outer", WEFT_TASK_IDLE, &ta) &&
                in_state(g_rt, "bulky", WEFT_TASK_IDLE, &tb));
     assert_int_equal(tp.age_ns, WEFT_TASK_AGE_UNKNOWN);
@@ -555,7 +560,7 @@ static void test_a_visitor_stops_the_walk(void **state)
     weft_join j[3];
     for (int i = 0; i < 3; i++)
         spawn_blocked(g_rt, &j[i]);
-    WAIT_UNTIL(tasks_listed(g_rt) == 3);
+    RT_WAIT_UNTIL(g_rt, tasks_listed(g_rt) == 3);
     int visits = 0;
     assert_int_equal(weft_rt_tasks(g_rt, stop_visit, &visits), 42);
     assert_int_equal(visits, 1);
@@ -571,7 +576,7 @@ static void test_dump_prints_a_table_and_the_counts(void **state)
     weft_join jb, jn;
     spawn_blocked(g_rt, &jb);
     assert_int_equal(WEFT_SPAWN(g_rt, &jn, &(napper){ WEFT_FN_INIT(napper, WEFT_F_SEND) }), 0);
-    WAIT_UNTIL(in_state(g_rt, "blocked", WEFT_TASK_IDLE, NULL) &&
+    RT_WAIT_UNTIL(g_rt, in_state(g_rt, "blocked", WEFT_TASK_IDLE, NULL) &&
                in_state(g_rt, "napper", WEFT_TASK_IDLE, NULL));
 
     char *text = NULL;
@@ -901,6 +906,19 @@ int main(void)
                                         rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_dumps_from_another_thread_while_tasks_come_and_go,
                                         rt_setup, rt_teardown),
+/* The same test on a sim runtime. */
+#define S(fn) { #fn "_on_a_sim", fn, sim_setup_g_rt, rt_teardown, NULL }
+        S(test_an_empty_runtime_lists_nothing),
+        S(test_a_blocked_task_is_idle_with_its_await_chain),
+        S(test_a_completed_task_kept_by_its_handle_is_listed_until_dropped),
+        S(test_a_cancelled_task_was_never_polled_again),
+        S(test_wakers_count_the_clones_held_elsewhere),
+        S(test_timers_count_armed_sleeps),
+        S(test_polls_saturate),
+        S(test_ages_are_known_only_for_tasks_spawned_while_tracking),
+        S(test_a_visitor_stops_the_walk),
+        S(test_dump_prints_a_table_and_the_counts),
+#undef S
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* Unit tests for sched/join.c beyond the task state machine (which
  * tests/sched/task.c covers through join handles): weft_join_cancel and
- * weft_join_all. */
+ * weft_join_all. Each runs on a two-worker runtime and again on a sim
+ * runtime (one thread, seeded order, virtual time: the 10 s bound costs
+ * nothing there), where a wait for a worker becomes a run of the sim. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +18,7 @@
 #include "support/never.h"
 #include "support/poll.h"
 #include "support/rt_fixture.h"
+#include "support/sim_fixture.h"
 #include "support/wait.h"
 
 /* The tasks that never finish by themselves are nevers (support/never.h):
@@ -44,10 +47,10 @@ static void spawn_square(weft_join *j, int i)
     assert_int_equal(weft_spawn_fn(g_rt, square, &i, sizeof(int), j), 0);
 }
 
-/* Wait for exactly `want` drops, made on a worker (support/wait.h). */
+/* Wait for exactly `want` drops, made on a worker, or by the sim. */
 static void wait_drops(countdown_counts *n, int want)
 {
-    WAIT_UNTIL(weft_atomic_load_acquire(&n->drops) >= want);
+    RT_WAIT_UNTIL(g_rt, weft_atomic_load_acquire(&n->drops) >= want);
     assert_int_equal(weft_atomic_load_acquire(&n->drops), want);
 }
 
@@ -59,7 +62,7 @@ static int run_bounded(weft_future *f)
         weft_timeout limit;
     } bounded;
     bounded b;
-    assert_int_equal(weft_timeout_init(&b.limit, f, WEFT_SEC(10)), 0);
+    assert_int_equal(weft_timeout_at_init(&b.limit, f, rt_now(g_rt) + WEFT_SEC(10)), 0);
     assert_int_equal(weft_block_on(g_rt, &b.limit.base, NULL, 0), 0);
     return b.limit.status;
 }
@@ -215,6 +218,8 @@ static void test_join_all_init_rejects_bad_arguments(void **state)
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
+/* The same test on a sim runtime. */
+#define S(name) { #name "_on_a_sim", name, sim_setup_g_rt, rt_teardown, NULL }
 
 int main(void)
 {
@@ -227,6 +232,13 @@ int main(void)
         T(test_join_all_abort_stops_every_task_not_yet_joined),
         T(test_dropping_a_pending_join_all_detaches_the_rest),
         T(test_join_all_init_rejects_bad_arguments),
+        S(test_join_cancel_aborts_the_task_and_drops_the_handle),
+        S(test_join_all_writes_every_output_in_order),
+        S(test_join_all_reports_the_first_failure_in_array_order),
+        S(test_join_all_fail_fast_aborts_the_rest_and_waits_for_them),
+        S(test_join_all_abort_stops_every_task_not_yet_joined),
+        S(test_dropping_a_pending_join_all_detaches_the_rest),
+        S(test_join_all_init_rejects_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
 /* Unit tests for sched/spawn.c: the consuming spawn (weft_spawn_or_drop,
- * WEFT_SPAWN) and leaf tasks from plain functions (weft_spawn_fn). */
+ * WEFT_SPAWN) and leaf tasks from plain functions (weft_spawn_fn). Each
+ * runs on a two-worker runtime and again on a sim runtime, where waiting
+ * for detached tasks is a run of the sim rather than a spin. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +15,7 @@
 #include "core/future.h"
 #include "sched/task.h"
 #include "support/rt_fixture.h"
+#include "support/sim_fixture.h"
 
 /* ---- weft_spawn_fn ------------------------------------------------------------- */
 
@@ -98,8 +101,7 @@ static void test_spawn_fn_without_output_or_join_runs_detached(void **state)
     atomic_store(&g_ticks, 0);
     for (int i = 0; i < 100; i++)
         assert_int_equal(weft_spawn_fn(g_rt, tick, &(int){ 2 }, 0, NULL), 0);
-    while (atomic_load(&g_ticks) < 200)
-        sched_yield();
+    RT_WAIT_UNTIL(g_rt, atomic_load(&g_ticks) >= 200);
     assert_int_equal(atomic_load(&g_ticks), 200);
 }
 
@@ -198,6 +200,8 @@ static void test_spawn_or_drop_leaves_a_malformed_future_alone(void **state)
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, rt_setup, rt_teardown)
+/* The same test on a sim runtime. */
+#define S(name) { #name "_on_a_sim", name, sim_setup_g_rt, rt_teardown, NULL }
 
 int main(void)
 {
@@ -211,6 +215,12 @@ int main(void)
         T(test_spawn_macro_takes_a_compound_literal_and_its_size),
         T(test_spawn_or_drop_drops_the_future_when_spawn_fails),
         T(test_spawn_or_drop_leaves_a_malformed_future_alone),
+        S(test_spawn_fn_runs_function_with_its_own_copy_of_arg),
+        S(test_spawn_fn_output_size_is_what_the_join_yields),
+        S(test_spawn_fn_copies_a_large_argument_whole),
+        S(test_spawn_fn_without_output_or_join_runs_detached),
+        S(test_spawn_macro_takes_a_compound_literal_and_its_size),
+        S(test_spawn_or_drop_drops_the_future_when_spawn_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

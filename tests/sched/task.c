@@ -6,6 +6,11 @@
  * reference-count leak fails every build (ASan/LSan additionally catch
  * double frees and use-after-free).
  *
+ * The tests that need no second thread — the task is idle or finished
+ * when the handle acts, wakers, shutdown, many tasks — run again on a sim
+ * runtime (weft/testing.h), in a seeded order on the test thread, where a
+ * wait for a worker becomes a run of the sim (RT_WAIT_UNTIL).
+ *
  * Rules: no sleeps and no timing assertions. The test thread waits on join
  * handles (weft_block_on) or spins, yielding the CPU, on a flag a task sets.
  * A spin has a watchdog that fails the test with what it was waiting for;
@@ -36,6 +41,7 @@
 #include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
+#include "support/sim_fixture.h"
 #include "support/spawn_join.h"
 #include "support/wait.h"
 
@@ -143,7 +149,8 @@ static void probe_drop(weft_future *f)
     probe *p = ((probe_fut *)f)->p;
     if (weft_atomic_load_acquire(&p->in_poll))
         weft_atomic_store_relaxed(&p->overlap, 1);
-    if (weft_worker_index() >= 0)
+    /* On a sim, the thread running it is its one worker. */
+    if (weft_worker_index() >= 0 || rt_is_sim(weft_rt_current()))
         weft_atomic_store_relaxed(&p->drop_on_worker, 1);
     /* Release: the test reads the other fields after seeing the drop. */
     weft_atomic_fetch_add_acq_rel(&p->drops, 1);
@@ -178,6 +185,23 @@ static int setup(void **state)
     for (int i = 0; i < NPROBES; i++)
         probe_reset(&c->p[i], M_READY);
     if (rt_fixture_up(&c->rt, "task-test") != 0) {
+        rt_fixture_down(&c->rt);
+        free(c);
+        return -1;
+    }
+    *state = c;
+    return 0;
+}
+
+/* The same with a sim runtime (seed 1). */
+static int setup_sim(void **state)
+{
+    ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    for (int i = 0; i < NPROBES; i++)
+        probe_reset(&c->p[i], M_READY);
+    if (sim_fixture_up(&c->rt, 1) != 0) {
         rt_fixture_down(&c->rt);
         free(c);
         return -1;
@@ -438,7 +462,7 @@ static void spawn_running(ctx *c, enum probe_mode mode, int value)
 static void spawn_finished(ctx *c, enum probe_mode mode, int value)
 {
     spawn_probe(c, &c->p[0], mode, value, &c->join[0]);
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    RT_WAIT_UNTIL(c->rt, weft_join_is_finished(&c->join[0]));
 }
 
 /* Joins probe 0's task from the test thread (join[0]) and checks what the
@@ -458,16 +482,16 @@ static void expect_join_then(ctx *c, void (*action)(void *), void *arg, int out)
     assert_int_equal(st, 0);
 }
 
-static void wait_dropped(probe *p)
+static void wait_dropped(ctx *c, probe *p)
 {
-    WAIT_UNTIL(weft_atomic_load_acquire(&p->drops) == 1);
+    RT_WAIT_UNTIL(c->rt, weft_atomic_load_acquire(&p->drops) == 1);
 }
 
 /* A detached task runs to completion: its future completed, then was
  * dropped. */
-static void wait_completed(probe *p)
+static void wait_completed(ctx *c, probe *p)
 {
-    wait_dropped(p);
+    wait_dropped(c, p);
     assert_int_equal(weft_atomic_load_relaxed(&p->completed), 1);
 }
 
@@ -497,7 +521,7 @@ static void expect_output(ctx *c, int out)
  * join says -ECANCELED with a zeroed output, and nothing overlapped. */
 static void expect_cancelled(ctx *c, int polls)
 {
-    wait_dropped(&c->p[0]);
+    wait_dropped(c, &c->p[0]);
     expect_join(c, 0, -ECANCELED);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), polls);
     assert_probe_clean(&c->p[0]);
@@ -544,7 +568,7 @@ static void test_detach_before_first_poll_still_runs(void **state)
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 0);
     release_gates(c);
     for (int i = 0; i < 2; i++) {
-        wait_completed(&c->p[i]);
+        wait_completed(c, &c->p[i]);
         assert_int_equal(weft_atomic_load_relaxed(&c->p[i].polls), 1);
         assert_probe_clean(&c->p[i]);
     }
@@ -587,7 +611,7 @@ static void test_detach_while_running_still_completes(void **state)
 {
     ctx *c = *state;
     act_while_running(c, 9, DETACH);
-    wait_completed(&c->p[0]);
+    wait_completed(c, &c->p[0]);
     assert_probe_clean(&c->p[0]);
 }
 
@@ -596,9 +620,9 @@ static void test_detach_while_running_still_completes(void **state)
 static void spawn_idle(ctx *c, probe *p, int value, weft_join *j)
 {
     spawn_probe(c, p, M_IDLE, value, j);
-    WAIT_UNTIL(weft_atomic_load_acquire(&p->started));
+    RT_WAIT_UNTIL(c->rt, weft_atomic_load_acquire(&p->started));
     if (j)
-        WAIT_UNTIL(task_is_idle(j));
+        RT_WAIT_UNTIL(c->rt, task_is_idle(j));
 }
 
 static void test_join_while_idle(void **state)
@@ -617,11 +641,11 @@ static void test_abort_while_idle_drops_future_promptly_on_a_worker(void **state
     spawn_idle(c, &c->p[0], 11, &c->join[0]);
     weft_join_abort(&c->join[0]);
     /* Nothing but the abort can bring the task back to a worker. */
-    wait_dropped(&c->p[0]);
+    wait_dropped(c, &c->p[0]);
     assert_probe_clean(&c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 1);
     /* The drop comes first, then the completion is published. */
-    WAIT_UNTIL(weft_join_is_finished(&c->join[0]));
+    RT_WAIT_UNTIL(c->rt, weft_join_is_finished(&c->join[0]));
     expect_join(c, 0, -ECANCELED);
     /* The stashed waker outlived the task's future: waking it does nothing. */
     weft_waker_wake_by_ref(&c->p[0].stash);
@@ -638,7 +662,7 @@ static void test_detach_while_idle_then_wake_completes(void **state)
     /* By value: the stash's reference becomes the queue's; the task then
      * holds the last references itself and frees itself at completion. */
     weft_waker_wake(&c->p[0].stash);
-    wait_completed(&c->p[0]);
+    wait_completed(c, &c->p[0]);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].polls), 2);
     assert_probe_clean(&c->p[0]);
 }
@@ -712,7 +736,7 @@ static void test_join_waker_is_replaced_and_released_when_the_handle_drops(void 
     assert_int_equal(cw_outstanding(&b), 0);
     assert_int_equal(cw_woken(&a) + cw_woken(&b), 0);
     release_and_wake(&c->p[0]);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    RT_WAIT_UNTIL(c->rt, weft_atomic_load_acquire(&c->p[0].drops) == 1);
     assert_int_equal(weft_atomic_load_relaxed(&c->p[0].completed), 1);
     assert_int_equal(cw_woken(&b), 0);
     weft_waker_drop(&c->p[0].stash);
@@ -728,14 +752,14 @@ static void test_join_waker_is_woken_once_at_completion(void **state)
     spawn_idle(c, &c->p[0], 17, &c->join[0]);
     assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_PENDING);
     release_and_wake(&c->p[0]);
-    WAIT_UNTIL(cw_woken(&a) == 1);
+    RT_WAIT_UNTIL(c->rt, cw_woken(&a) == 1);
     assert_int_equal(poll_with(&c->join[0].base, &wa, &out), WEFT_READY);
     assert_int_equal(out, 17);
     assert_int_equal(c->join[0].status, 0);
-    WAIT_UNTIL(weft_atomic_load_acquire(&c->p[0].drops) == 1);
+    RT_WAIT_UNTIL(c->rt, weft_atomic_load_acquire(&c->p[0].drops) == 1);
     weft_future_drop(&c->join[0].base);
     assert_int_equal(cw_woken(&a), 1);
-    WAIT_UNTIL(cw_outstanding(&a) == 0); /* the completer lets go of it */
+    RT_WAIT_UNTIL(c->rt, cw_outstanding(&a) == 0); /* the completer lets go of it */
     weft_waker_drop(&c->p[0].stash);
 }
 
@@ -834,7 +858,7 @@ static void test_many_tasks_with_mixed_join_abort_detach(void **state)
         }
     }
     for (int i = 0; i < MIXED_TASKS; i++) {
-        WAIT_UNTIL(weft_atomic_load_acquire(&n[i].drops) >= 1);
+        RT_WAIT_UNTIL(c->rt, weft_atomic_load_acquire(&n[i].drops) >= 1);
         assert_int_equal(weft_atomic_load_acquire(&n[i].drops), 1);
     }
     free(joins);
@@ -1157,6 +1181,23 @@ int main(void)
         T(test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid),
         T(test_wakes_racing_shutdown_are_released_once),
         T(test_wake_storm_loses_no_wakeup_and_never_polls_concurrently),
+/* The same test on a sim runtime. */
+#define S(fn) { #fn "_on_a_sim", fn, setup_sim, teardown, NULL }
+        S(test_join_returns_the_output),
+        S(test_task_joins_a_child_it_spawned),
+        S(test_join_while_idle),
+        S(test_abort_while_idle_drops_future_promptly_on_a_worker),
+        S(test_detach_while_idle_then_wake_completes),
+        S(test_join_after_completion),
+        S(test_abort_after_completion_has_no_effect),
+        S(test_detach_after_completion_frees_the_task),
+        S(test_wake_after_completion_is_a_noop),
+        S(test_join_waker_is_replaced_and_released_when_the_handle_drops),
+        S(test_join_waker_is_woken_once_at_completion),
+        S(test_handles_and_wakers_outlive_shutdown),
+        S(test_many_tasks_with_mixed_join_abort_detach),
+        S(test_shutdown_cancels_every_kind_of_task_and_handles_stay_valid),
+#undef S
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * interval, stats, shutdown), the seeded order (not FIFO; one seed, one
  * order), virtual time (a ten-minute sleep is one clock jump, and the clock
  * moves only when nothing is runnable), WEFT_SEED, stall and time-limit
- * reports naming the blocked tasks, outside holds, and refusals.
+ * reports naming the blocked tasks and where each waits, outside holds,
+ * and refusals.
  *
  * Everything runs on the test thread (the sim's thread) except where a
  * test starts a thread on purpose. No timing: virtual time is exact, and
@@ -96,12 +97,15 @@ typedef struct waits_forever {
     int out;
 } waits_forever;
 
+static int g_waits_forever_line; /* the line of its await */
+
 WEFT_ASYNC_FN(waits_forever, int)
 {
     WEFT_FN_BEGIN;
     never_init(&self->nv, self->n, WEFT_F_SEND);
     if (weft_spawn(NULL, &self->nv.base, sizeof self->nv, &self->j) != 0)
         WEFT_FN_RETURN(-1);
+    g_waits_forever_line = __LINE__ + 1;
     WEFT_FN_AWAIT(&self->j, &self->out);
     WEFT_FN_RETURN(self->j.status);
     WEFT_FN_END;
@@ -586,13 +590,92 @@ static void test_sim_stall_names_the_blocked_tasks_and_the_seed(void **state)
     assert_int_equal(g_sim_reports, 1);
     assert_true(sim_report_contains("stall"));
     assert_true(sim_report_contains("2 blocked task(s)"));
-    assert_true(sim_report_contains("'never'"));
-    assert_true(sim_report_contains("'waits_forever' (the future given to weft_block_on)"));
+    assert_true(sim_report_contains("\n  'never'\n"));
+    /* Where it waits: the line of its await, and what it awaits. */
+    char want[128];
+    snprintf(want, sizeof want,
+             "'waits_forever' (the future given to weft_block_on) at waits_forever:%d > "
+             "weft_join\n",
+             g_waits_forever_line);
+    assert_true(sim_report_contains(want));
     assert_true(sim_report_contains("seed=42; replay with WEFT_SEED=42"));
     /* Both were cancelled: the never's future is gone, and the caller's
      * future was dropped (block_on owns it). */
     assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
     assert_null(w.co.awaiting);
+    weft_rt_shutdown(rt);
+}
+
+/* Await chains in stall reports: a spawned coroutine waiting in a
+ * coroutine it awaits, which waits on a future that never finishes; and a
+ * chain deeper than a dump keeps. */
+static int g_nest_line; /* the line of its await of the next level */
+
+typedef struct nest {
+    weft_future base;
+    weft_co co;
+    int level, depth;
+    struct nest *child; /* the next level, heap: a struct cannot hold itself */
+    never nv;
+    countdown_counts *n;
+} nest;
+
+static void nest_drop(weft_future *f);
+
+WEFT_ASYNC_FN_VOID_WITH_DROP(nest)
+{
+    WEFT_FN_BEGIN;
+    if (self->level + 1 < self->depth) {
+        self->child = malloc(sizeof *self->child);
+        if (!self->child)
+            WEFT_FN_RETURN_VOID;
+        *self->child = (nest){ WEFT_FN_INIT(nest, WEFT_F_SEND), .level = self->level + 1,
+                               .depth = self->depth, .n = self->n };
+        g_nest_line = __LINE__ + 1;
+        WEFT_FN_AWAIT(self->child, NULL);
+    } else {
+        never_init(&self->nv, self->n, WEFT_F_SEND);
+        WEFT_FN_AWAIT(&self->nv, NULL);
+    }
+    WEFT_FN_END;
+}
+
+static void nest_drop(weft_future *f)
+{
+    nest *self = (nest *)f;
+    weft_co_drop(&self->co); /* drops the child, which frees its own */
+    free(self->child);
+    self->child = NULL;
+}
+
+static void test_sim_stall_report_shows_where_each_task_waits(void **state)
+{
+    (void)state;
+    weft_sim_options o = sim_options(45);
+    weft_rt *rt = sim_start(&o);
+    countdown_counts n;
+    countdown_counts_init(&n);
+    /* Two levels: the first awaits the second, which awaits a never. */
+    assert_int_equal(WEFT_SPAWN(rt, NULL, &(nest){ WEFT_FN_INIT(nest, WEFT_F_SEND), .depth = 2,
+                                                  .n = &n }),
+                     0);
+    assert_int_equal(weft_sim_run(rt), -EDEADLK);
+    char want[160];
+    assert_true(sim_report_contains("1 blocked task(s) cancelled:\n  'nest' at nest:"));
+    snprintf(want, sizeof want, "'nest' at nest:%d > nest:%d > never\n", g_nest_line,
+             g_nest_line + 3);
+    assert_true(sim_report_contains(want));
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 1);
+
+    /* Deeper than WEFT_TASK_AWAIT_MAX frames: the first four are named. */
+    assert_int_equal(WEFT_SPAWN(rt, NULL, &(nest){ WEFT_FN_INIT(nest, WEFT_F_SEND), .depth = 6,
+                                                  .n = &n }),
+                     0);
+    assert_int_equal(weft_sim_run(rt), -EDEADLK);
+    snprintf(want, sizeof want, "'nest' at nest:%d > nest:%d > nest:%d > nest:%d\n",
+             g_nest_line, g_nest_line, g_nest_line, g_nest_line);
+    assert_true(sim_report_contains(want));
+    assert_int_equal(weft_atomic_load_relaxed(&n.drops), 2);
     weft_rt_shutdown(rt);
 }
 
@@ -1074,6 +1157,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sim_weft_seed_overrides_every_seed, sim_setup,
                                         sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_stall_names_the_blocked_tasks_and_the_seed,
+                                        sim_setup, sim_teardown),
+        cmocka_unit_test_setup_teardown(test_sim_stall_report_shows_where_each_task_waits,
                                         sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_run_stall_cancels_what_is_left, sim_setup,
                                         sim_teardown),

@@ -16,6 +16,13 @@
  * other threads are event driven (wakes forwarded to the waiting future),
  * with a watchdog that only turns a hang into a readable failure.
  *
+ * Every test that does not need worker threads runs a second time on a
+ * sim runtime (weft/testing.h: one thread, virtual time), where the same
+ * code is deterministic and waits for nothing: a 2 ms deadline is a jump
+ * of the clock, a test thread can never be descheduled past a deadline
+ * (the tests that skip themselves then never skip there), and a wait for
+ * a worker becomes a run of the sim (RT_WAIT_UNTIL).
+ *
  * Each test gets a fresh runtime and a counting allocator; teardown checks
  * every allocation came back after shutdown and no unexpected misuse was
  * reported. Code running on workers records what it sees in atomics; the
@@ -53,6 +60,7 @@
 #include "support/poll.h"
 #include "support/rng.h"
 #include "support/rt_fixture.h"
+#include "support/sim_fixture.h"
 #include "support/wait.h"
 #include "support/waker_ops.h"
 
@@ -70,6 +78,14 @@ static int setup(void **state)
     g_misuse_expected = 0;
     alarm_watchdog_arm(state);
     return rt_setup(state);
+}
+
+/* The same on a sim runtime. */
+static int setup_sim(void **state)
+{
+    g_misuse_expected = 0;
+    alarm_watchdog_arm(state);
+    return sim_setup_g_rt(state);
 }
 
 static int teardown(void **state)
@@ -382,11 +398,11 @@ static void test_sleep_completes_no_earlier_than_its_deadline(void **state)
     (void)state;
     /* A bare sleep, run by block_on. */
     weft_sleep s;
-    weft_sleep_init(&s, WEFT_MS(2));
+    weft_sleep_until_init(&s, rt_now(g_rt) + WEFT_MS(2));
     weft_instant deadline = s.deadline;
-    assert_true(deadline >= weft_now());
+    assert_true(deadline >= rt_now(g_rt));
     assert_int_equal(weft_block_on(g_rt, &s.base, NULL, 0), 0);
-    assert_true(weft_now() >= deadline);
+    assert_true(rt_now(g_rt) >= deadline);
 
     /* Awaited in a coroutine; deadlines not on tick boundaries. */
     sleeper c;
@@ -638,8 +654,12 @@ static void run_drop_scene(drop_scene *d, const drop_subject *subject, int when)
  * guard is later). */
 static void assert_disarmed_silently(const drop_scene *d)
 {
-    if (!d->in_time)
-        skip(); /* the test thread was descheduled past the deadline */
+    if (!d->in_time) {
+        /* The test thread was descheduled past the deadline: never on a
+         * sim, whose clock moves only when every task waits. */
+        assert_false(rt_is_sim(g_rt));
+        skip();
+    }
     assert_int_equal(d->armed_before, 1);
     assert_int_equal(d->armed_after, 0);
     assert_int_equal(d->clones_after, 0);
@@ -667,7 +687,7 @@ static void run_sleep_drop(drop_scene *d, int when)
     run_drop_scene(d, &sleep_subject, when);
     assert_int_equal(probe_clones(&g_probe), 0);
     assert_int_equal(wheel_armed(), 0);
-    assert_true(weft_now() >= d->deadline + WEFT_MS(2));
+    assert_true(rt_now(g_rt) >= d->deadline + WEFT_MS(2));
 }
 
 static void test_sleep_dropped_before_first_poll_never_arms(void **state)
@@ -825,8 +845,10 @@ static void test_sleep_reset_rearms(void **state)
     assert_int_equal(r.r_far_again, WEFT_PENDING);
     assert_int_equal(r.armed_after_far_drop, 0);
     assert_int_equal(probe_clones(&g_probe), 0);
-    if (!r.reset_in_time)
+    if (!r.reset_in_time) {
+        assert_false(rt_is_sim(g_rt)); /* see assert_disarmed_silently */
         skip(); /* descheduled past the old deadline: it may have fired */
+    }
     assert_int_equal(r.wakes_after_guard, r.wakes_before_guard);
     assert_int_equal(r.wakes_before_guard, 2);
 }
@@ -838,7 +860,8 @@ static void test_sleep_reset_rearms(void **state)
 static void timed_countdown_hour(timed_countdown *tc, countdown_counts *n, int pending, int value)
 {
     countdown_start(&tc->inner, n, pending, value, WEFT_F_SEND);
-    assert_int_equal(weft_timeout_init(&tc->t, &tc->inner.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_timeout_at_init(&tc->t, &tc->inner.base, rt_now(g_rt) + WEFT_SEC(3600)),
+                     0);
 }
 
 /* The timeout dropped its inner future (counts `n`) exactly once, and no
@@ -891,11 +914,11 @@ static void test_timeout_expires_drops_inner_once_and_zeroes_output(void **state
     countdown_counts n;
     timed_never tn;
     never_start(&tn.inner, &n, WEFT_F_SEND);
-    assert_int_equal(weft_timeout_init(&tn.t, &tn.inner.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_timeout_at_init(&tn.t, &tn.inner.base, rt_now(g_rt) + WEFT_MS(2)), 0);
     weft_instant deadline = tn.t.sleep.deadline;
     int out = 0x5a5a5a5a;
     assert_int_equal(weft_block_on(g_rt, &tn.t.base, &out, sizeof out), 0);
-    assert_true(weft_now() >= deadline);
+    assert_true(rt_now(g_rt) >= deadline);
     assert_int_equal(tn.t.status, -ETIMEDOUT);
     assert_int_equal(out, 0);
     assert_true(weft_atomic_load_acquire(&n.polls) >= 1);
@@ -911,7 +934,7 @@ static void test_timeout_inner_ready_at_once_wins_past_deadline(void **state)
     countdown_counts n;
     timed_countdown tc;
     countdown_start(&tc.inner, &n, 0, 77, WEFT_F_SEND);
-    assert_int_equal(weft_timeout_at_init(&tc.t, &tc.inner.base, weft_now() - WEFT_MS(10)), 0);
+    assert_int_equal(weft_timeout_at_init(&tc.t, &tc.inner.base, rt_now(g_rt) - WEFT_MS(10)), 0);
     int out = 0;
     assert_int_equal(weft_block_on(g_rt, &tc.t.base, &out, sizeof out), 0);
     assert_int_equal(tc.t.status, 0);
@@ -1071,7 +1094,7 @@ static void test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owne
     countdown c;
     countdown_start(&c, &n, 3, 4242, WEFT_F_SEND);
     weft_timeout t;
-    assert_int_equal(weft_timeout_borrow_init(&t, &c.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &c.base, rt_now(g_rt) + WEFT_SEC(3600)), 0);
     assert_true(weft_future_is_send(&t.base));
     assert_int_equal(weft_future_out_size(&t.base), sizeof(int));
     /* Moved before its first poll, without its inner future (it holds the
@@ -1104,11 +1127,11 @@ static void test_timeout_borrow_expires_and_leaves_inner_pending(void **state)
     never nv;
     never_start(&nv, &n, WEFT_F_SEND);
     weft_timeout t;
-    assert_int_equal(weft_timeout_borrow_init(&t, &nv.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &nv.base, rt_now(g_rt) + WEFT_MS(2)), 0);
     weft_instant deadline = t.sleep.deadline;
     int out = 0x5a5a5a5a;
     assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
-    assert_true(weft_now() >= deadline);
+    assert_true(rt_now(g_rt) >= deadline);
     assert_int_equal(t.status, -ETIMEDOUT);
     assert_int_equal(out, 0);
     int polls = weft_atomic_load_acquire(&n.polls);
@@ -1145,13 +1168,13 @@ static void test_timeout_borrow_of_a_join_then_wait_again_or_abort(void **state)
     gate_init(&g);
     gated gd = gated_make(&g, 7);
     assert_int_equal(weft_spawn(g_rt, &gd.base, sizeof gd, &j), 0);
-    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &j.base, rt_now(g_rt) + WEFT_MS(2)), 0);
     assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
     assert_int_equal(t.status, -ETIMEDOUT);
     assert_non_null(j.task); /* the handle is still live */
     assert_false(weft_join_is_finished(&j));
     gate_open(&g);
-    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_SEC(3600)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &j.base, rt_now(g_rt) + WEFT_SEC(3600)), 0);
     assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
     assert_int_equal(t.status, 0);
     assert_int_equal(j.status, 0);
@@ -1165,7 +1188,7 @@ static void test_timeout_borrow_of_a_join_then_wait_again_or_abort(void **state)
     never nv;
     never_start(&nv, &n, WEFT_F_SEND);
     assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
-    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &j.base, rt_now(g_rt) + WEFT_MS(2)), 0);
     assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
     assert_int_equal(t.status, -ETIMEDOUT);
     weft_join_abort(&j);
@@ -1178,11 +1201,11 @@ static void test_timeout_borrow_of_a_join_then_wait_again_or_abort(void **state)
     /* Cancelled: aborted and the handle dropped in one call. */
     never_start(&nv, &n, WEFT_F_SEND);
     assert_int_equal(weft_spawn(g_rt, &nv.base, sizeof nv, &j), 0);
-    assert_int_equal(weft_timeout_borrow_init(&t, &j.base, WEFT_MS(2)), 0);
+    assert_int_equal(weft_timeout_borrow_at_init(&t, &j.base, rt_now(g_rt) + WEFT_MS(2)), 0);
     assert_int_equal(weft_block_on(g_rt, &t.base, &out, sizeof out), 0);
     assert_int_equal(t.status, -ETIMEDOUT);
     weft_join_cancel(&j);
-    WAIT_UNTIL(weft_atomic_load_acquire(&n.drops) >= 1);
+    RT_WAIT_UNTIL(g_rt, weft_atomic_load_acquire(&n.drops) >= 1);
     assert_int_equal(weft_atomic_load_acquire(&n.drops), 1);
     assert_true(misuse_reported(0, ""));
 }
@@ -1291,6 +1314,7 @@ typedef struct ticker {
     weft_instant got[IV_ITEMS];     /* clock when the item arrived */
     bool at_once[IV_ITEMS];         /* item arrived on its first poll */
     weft_instant before_late_poll, after_late_poll;
+    weft_sleep busy; /* how a late consumer spends 3.5 periods */
 } ticker;
 
 static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
@@ -1309,9 +1333,11 @@ static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
             CO_NEXT(&t->co, cx, &t->iv.base, &t->item[t->k], t->rc);
         t->got[t->k] = weft_now();
         if (t->k == 0 && t->late) {
-            /* A slow consumer: spin on the clock (no sleep involved). */
-            while (weft_now() < t->got[0] + IV_PERIOD * 7 / 2)
-                weft__cpu_relax();
+            /* A slow consumer, away 3.5 periods (on a sleep of its own:
+             * the interval's timer is not armed meanwhile, as with a
+             * consumer busy elsewhere; and a sim's clock moves). */
+            weft_sleep_until_init(&t->busy, t->got[0] + IV_PERIOD * 7 / 2);
+            WEFT_AWAIT(&t->co, cx, &t->busy.base, NULL);
             t->before_late_poll = weft_now();
         }
         if (t->k == 1 && t->late)
@@ -1323,6 +1349,7 @@ static weft_poll ticker_poll(weft_future *f, weft_cx *cx, void *out)
 static void ticker_drop(weft_future *f)
 {
     ticker *t = (ticker *)f;
+    weft_co_drop(&t->co); /* the busy sleep, if it waits there */
     if (t->live)
         weft_stream_drop(&t->iv.base);
 }
@@ -1846,7 +1873,7 @@ static void test_shutdown_with_pending_timers_drops_everything_once(void **state
         t.id = i;
         assert_int_equal(weft_spawn(g_rt, &t.base, sizeof t, i % 2 ? &joins[i] : NULL), 0);
     }
-    WAIT_UNTIL(weft_atomic_load_acquire(&g_shut_armed) >= SHUT_TASKS);
+    RT_WAIT_UNTIL(g_rt, weft_atomic_load_acquire(&g_shut_armed) >= SHUT_TASKS);
     assert_int_equal(wheel_armed(), SHUT_TASKS);
 
     weft_rt_shutdown(g_rt);
@@ -1965,6 +1992,8 @@ int main(void)
 {
     alarm_watchdog_install("watchdog: test hung (a timer that never fired?)\n");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+/* The same test on a sim runtime. */
+#define S(fn) { #fn "_on_a_sim", fn, setup_sim, teardown, NULL }
     const struct CMUnitTest tests[] = {
         T(test_durations_saturate_instead_of_wrapping),
         T(test_deadlines_saturate_instead_of_wrapping),
@@ -2000,7 +2029,35 @@ int main(void)
         T(test_shutdown_with_pending_timers_drops_everything_once),
         T(test_sleep_polled_outside_runtime_reports_misuse),
         T(test_sleep_fires_while_the_driving_worker_is_busy),
+
+        S(test_negative_durations_are_due_and_huge_ones_never),
+        S(test_sleep_completes_no_earlier_than_its_deadline),
+        S(test_sleeps_complete_in_deadline_order),
+        S(test_sleep_until_past_is_ready_on_first_poll),
+        S(test_sleep_dropped_before_first_poll_never_arms),
+        S(test_sleep_dropped_while_armed_is_never_woken),
+        S(test_sleep_dropped_after_firing),
+        S(test_sleep_memory_may_be_freed_after_drop),
+        S(test_sleep_reset_rearms),
+        S(test_timeout_inner_first_copies_output),
+        S(test_timeout_spawned_together_with_its_inner_uses_the_copy),
+        S(test_timeout_expires_drops_inner_once_and_zeroes_output),
+        S(test_timeout_inner_ready_at_once_wins_past_deadline),
+        S(test_timeout_of_non_send_inner_is_not_send),
+        S(test_timeout_dropped_while_pending_drops_inner_and_disarms),
+        S(test_timeout_borrow_delivers_the_output_and_leaves_inner_to_its_owner),
+        S(test_timeout_borrow_expires_and_leaves_inner_pending),
+        S(test_timeout_borrow_of_a_join_then_wait_again_or_abort),
+        S(test_timeout_borrow_dropped_while_pending_leaves_inner_pending),
+        S(test_interval_first_tick_immediate_then_period_apart),
+        S(test_interval_missed_ticks_burst_fires_them_back_to_back),
+        S(test_interval_missed_ticks_delay_restarts_from_now),
+        S(test_interval_missed_ticks_skip_stays_on_the_grid),
+        S(test_interval_dropped_while_armed_is_never_woken),
+        S(test_many_sleeps_created_and_dropped_at_random),
+        S(test_shutdown_with_pending_timers_drops_everything_once),
     };
+#undef S
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
