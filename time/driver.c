@@ -191,7 +191,18 @@ static uint64_t earliest_due(weft__timers *t)
 
 weft_instant weft__timers_next_deadline(weft__timers *t)
 {
-    uint64_t due = earliest_due(t);
+    /* Exact, from each wheel under its lock: the next_due hints are not
+     * raised when a timer is cancelled, and a clock that jumps to a
+     * cancelled timer's deadline would move time for nothing. */
+    uint64_t due = WEFT__WHEEL_NONE;
+    for (unsigned i = 0; i < WEFT__TIMER_SHARDS; i++) {
+        weft__timer_shard *s = &t->shards[i];
+        shard_lock(s);
+        uint64_t d = weft__wheel_next_due(&s->wheel);
+        shard_unlock(s);
+        if (d < due)
+            due = d;
+    }
     /* Every shard's wheel has the same origin: any one converts. */
     return due == WEFT__WHEEL_NONE ? WEFT_NEVER
                                    : weft__wheel_instant(&t->shards[0].wheel, due);

@@ -153,9 +153,9 @@ void weft__timers_driver_end(weft__timers *t, weft__parker *me, bool for_work);
 
 /* The instant at which the earliest tick with work in any shard begins
  * (a deadline, or a coarse slot's start that only cascades), or
- * WEFT_NEVER when nothing is armed. From the shards' hints, without
- * locks: exact for a thread that arms and fires every timer itself (the
- * deterministic runtime's clock jump). */
+ * WEFT_NEVER when nothing is armed. Exact: each shard's wheel is read
+ * under its lock (a cancelled timer no longer counts). For the
+ * deterministic runtime's clock jump. */
 weft_instant weft__timers_next_deadline(weft__timers *t);
 /* Timers armed in all shards (a sample, for dumps and the idle check;
  * any thread). */

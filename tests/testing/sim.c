@@ -375,6 +375,50 @@ static void test_sim_ten_minute_sleep_is_one_clock_jump(void **state)
     weft_rt_shutdown(rt);
 }
 
+/* Arms a 5 s sleep, drops it (which unlinks its timer), then waits for
+ * something that never comes. */
+typedef struct changed_mind {
+    weft_future base;
+    weft_sleep sleep;
+    bool armed;
+} changed_mind;
+
+static weft_poll changed_mind_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    DOWNCAST(changed_mind, self);
+    (void)out;
+    if (!self->armed) {
+        self->armed = true;
+        weft_sleep_init(&self->sleep, WEFT_SEC(5));
+        if (weft_future_poll(&self->sleep.base, cx, NULL) == WEFT_READY)
+            return WEFT_READY;
+        weft_future_drop(&self->sleep.base);
+    }
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops changed_mind_ops = {
+    "changed_mind", 0, changed_mind_poll, NULL, NULL,
+};
+
+/* The clock moves only to a timer that is still armed: with the dropped
+ * sleep's deadline still counted, the stall below was found 5 virtual
+ * seconds late (the wheels' next-due hints are not raised by a cancel). */
+static void test_sim_clock_skips_a_cancelled_timer(void **state)
+{
+    (void)state;
+    weft_sim_options o = sim_options(8);
+    weft_rt *rt = sim_start(&o);
+    changed_mind c = { .armed = false };
+    weft_future_init(&c.base, &changed_mind_ops, WEFT_F_SEND);
+    assert_int_equal(weft_block_on(rt, &c.base, NULL, 0), -EDEADLK);
+    assert_true(sim_report_contains("changed_mind"));
+    weft_sim_stats st = sim_stats(rt);
+    assert_int_equal(st.now, WEFT_SIM_START);
+    assert_int_equal(st.clock_jumps, 0);
+    weft_rt_shutdown(rt);
+}
+
 /* Yields `n` times, noting whether weft_now() ever moved meanwhile, and
  * whether the napper finished before it did. */
 static bool g_napper_done;
@@ -1166,6 +1210,8 @@ int main(void)
                                         sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_interval_with_a_huge_period_ticks_once,
                                         sim_setup, sim_teardown),
+        cmocka_unit_test_setup_teardown(test_sim_clock_skips_a_cancelled_timer, sim_setup,
+                                        sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_outside_thread_spawns_and_wakes, sim_setup,
                                         sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_refuses_a_second_running_thread, sim_setup,
