@@ -79,9 +79,8 @@ static const char *sleep_check(weft_rt *rt, void *ctx, const weft_sweep_run *run
     if (why)
         return why;
     /* Completed: the clock went to its deadline, or a late tick after it.
-     * (Dropped before, the clock may still jump to the deadline it had:
-     * the wheel does not lower its next-due hint when a timer is
-     * cancelled, and the sim follows the hint; nothing fires there.) */
+     * (Dropped before, the clock may have moved anyway: with chaos on, a
+     * poll after its timer fired may still return PENDING.) */
     weft_duration at = elapsed(rt);
     if (run->completed && at < WEFT_MS(10))
         return sweep_say("completed at +%llu ns", (unsigned long long)at);
