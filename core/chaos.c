@@ -1,6 +1,5 @@
 /* The chaos hook of the library's leaf futures (see chaos.h). */
 #include "core/chaos.h"
-#include "core/future.h"
 
 _Thread_local weft__chaos *weft__chaos_current;
 

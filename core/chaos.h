@@ -16,6 +16,10 @@
 
 #include "weft/future.h"
 
+/* A future flag (weft owns bits 16..31; core/future.h lists the others):
+ * its last poll was a chaos PENDING. */
+#define WEFT_F__CHAOS 0x10000000u
+
 /* Decides whether this poll gets a chaos PENDING (the runtime's knob and
  * random stream). Called on the thread that installed it. */
 typedef struct weft__chaos {

@@ -4,7 +4,7 @@
 #ifndef WEFT_CORE_FUTURE_H
 #define WEFT_CORE_FUTURE_H
 
-#define WEFT_F__CHAOS 0x10000000u  /* its last poll was a chaos PENDING (core/chaos.h) */
+/* Bit 28: WEFT_F__CHAOS, defined with the chaos hook (core/chaos.h). */
 /* Bits 16..25: where a coroutine's `weft_co` sits (WEFT__F_CO_AT in
  * weft/co.h; WEFT_FN_INIT sets them); task dumps read them. */
 #define WEFT_F__NAMED 0x20000000u  /* a `const char *` name follows the header */
