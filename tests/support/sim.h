@@ -86,11 +86,13 @@ static inline weft_duration sim_elapsed(weft_rt *rt)
         }                                                                     \
     } while (0)
 
-/* A sweep over seeds means nothing when WEFT_SEED fixes them all. */
+/* A sweep over seeds means nothing when WEFT_SEED fixes them all, and a
+ * test that checks the seed it chose in a report cannot pass when WEFT_SEED
+ * replaced it: both skip. */
 static inline void sim_skip_if_seed_fixed(void)
 {
     if (getenv("WEFT_SEED")) {
-        print_message("WEFT_SEED is set: a sweep over seeds is skipped\n");
+        print_message("WEFT_SEED is set: a test of chosen seeds is skipped\n");
         skip();
     }
 }
