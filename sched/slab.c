@@ -318,17 +318,24 @@ static bool wanted(void *block, uint64_t skip)
     return word != 0 && !(word & skip);
 }
 
+/* The chunk list as of now, to walk without the lock. Chunks are only ever
+ * prepended, each with its fields written before it is linked under the
+ * lock, and never freed before weft__slab_fini: a chunk allocated later is
+ * not walked, and a block's first word can be read whatever happens to the
+ * block meanwhile. */
+static struct weft__slab_chunk *chunks_snapshot(struct weft__slab *s)
+{
+    weft__spin_lock(&s->lock);
+    struct weft__slab_chunk *chunks = s->chunks;
+    weft__spin_unlock(&s->lock);
+    return chunks;
+}
+
 size_t weft__slab_scan(struct weft__slab *s, uint64_t skip,
                        void (*fn)(void *block, void *ctx), void *ctx)
 {
     size_t looked = 0;
-    /* Chunks: a snapshot of the list. A chunk allocated from now on is not
-     * walked; chunks are never freed before fini, so a block's word can be
-     * read whatever happens to the block. */
-    weft__spin_lock(&s->lock);
-    struct weft__slab_chunk *chunks = s->chunks;
-    weft__spin_unlock(&s->lock);
-    for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
+    for (struct weft__slab_chunk *c = chunks_snapshot(s); c; c = c->next) {
         for (uint32_t i = 0; i < c->nblocks; i++) {
             void *p = c->blocks + (size_t)i * c->block_size;
             looked++;
@@ -370,13 +377,7 @@ size_t weft__slab_scan(struct weft__slab *s, uint64_t skip,
 void weft__slab_walk(struct weft__slab *s, bool (*hold)(void *block, void *ctx),
                      void (*fn)(void *block, void *ctx), void *ctx)
 {
-    /* Chunks are only ever prepended, each with its fields written before
-     * it is linked under the lock, and never freed before weft__slab_fini:
-     * the list from a head read under the lock can be walked without it. */
-    weft__spin_lock(&s->lock);
-    struct weft__slab_chunk *chunks = s->chunks;
-    weft__spin_unlock(&s->lock);
-    for (struct weft__slab_chunk *c = chunks; c; c = c->next) {
+    for (struct weft__slab_chunk *c = chunks_snapshot(s); c; c = c->next) {
         for (uint32_t i = 0; i < c->nblocks; i++) {
             void *p = c->blocks + (size_t)i * c->block_size;
             if (hold(p, ctx))
