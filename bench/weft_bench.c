@@ -867,11 +867,12 @@ WEFT_ASYNC_FN(pinger, unsigned)
     WEFT_FN_END;
 }
 
-/* Answers IDLE_MANY_ROUNDS pings; outputs the rounds done. */
+/* Answers `rounds` pings; outputs the rounds done. */
 typedef struct ponger {
     weft_future base;
     weft_co co;
     ping_pair *pp;
+    unsigned rounds;
     weft_poll_fn wait;
     unsigned n;
 } ponger;
@@ -879,7 +880,7 @@ typedef struct ponger {
 WEFT_ASYNC_FN(ponger, unsigned)
 {
     WEFT_FN_BEGIN;
-    for (self->n = 0; self->n < IDLE_MANY_ROUNDS; self->n++) {
+    for (self->n = 0; self->n < self->rounds; self->n++) {
         if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->ping, 0, WEFT_F_SEND) != 0)
             break;
         WEFT_FN_AWAIT(&self->wait, NULL);
@@ -934,7 +935,8 @@ static int run_idle_many(weft_rt *rt)
 
     weft_join pj[2];
     idle_sample_take(rt, &a);
-    rc = WEFT_SPAWN(rt, &pj[0], &(ponger){ WEFT_FN_INIT(ponger, WEFT_F_SEND), .pp = pp });
+    rc = WEFT_SPAWN(rt, &pj[0], &(ponger){ WEFT_FN_INIT(ponger, WEFT_F_SEND), .pp = pp,
+                                                .rounds = IDLE_MANY_ROUNDS });
     if (rc == 0) {
         rc = WEFT_SPAWN(rt, &pj[1], &(pinger){ WEFT_FN_INIT(pinger, WEFT_F_SEND), .pp = pp });
         if (rc != 0)
@@ -1058,27 +1060,6 @@ WEFT_ASYNC_FN(fast_pinger, unsigned)
     WEFT_FN_END;
 }
 
-typedef struct fast_ponger {
-    weft_future base;
-    weft_co co;
-    ping_pair *pp;
-    weft_poll_fn wait;
-    unsigned n;
-} fast_ponger;
-
-WEFT_ASYNC_FN(fast_ponger, unsigned)
-{
-    WEFT_FN_BEGIN;
-    for (self->n = 0; self->n < LIFO_PINGS; self->n++) {
-        if (weft_poll_fn_init(&self->wait, flag_recv, &self->pp->ping, 0, WEFT_F_SEND) != 0)
-            break;
-        WEFT_FN_AWAIT(&self->wait, NULL);
-        flag_send(&self->pp->pong);
-    }
-    WEFT_FN_RETURN(self->n);
-    WEFT_FN_END;
-}
-
 static int run_fast_pingpong(weft_rt *rt)
 {
     idle_sample a, b;
@@ -1086,8 +1067,8 @@ static int run_fast_pingpong(weft_rt *rt)
     weft_join pj[2];
     sleep_ms(LIFO_GAP_MS);
     idle_sample_take(rt, &a);
-    int rc = WEFT_SPAWN(rt, &pj[0], &(fast_ponger){ WEFT_FN_INIT(fast_ponger, WEFT_F_SEND),
-                                                     .pp = &g_pp });
+    int rc = WEFT_SPAWN(rt, &pj[0], &(ponger){ WEFT_FN_INIT(ponger, WEFT_F_SEND), .pp = &g_pp,
+                                                .rounds = LIFO_PINGS });
     if (rc == 0) {
         rc = WEFT_SPAWN(rt, &pj[1], &(fast_pinger){ WEFT_FN_INIT(fast_pinger, WEFT_F_SEND),
                                                      .pp = &g_pp });
