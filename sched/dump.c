@@ -43,6 +43,7 @@
  * Concurrency: any number of walks and counts may run at once, and with
  * every other operation on the runtime except weft_rt_shutdown (whose
  * cancellation scan does not expect a task held as RUNNING). */
+#include "sched/dump.h"
 #include "sched/runtime.h"
 #include "sched/task.h"
 #include "core/errors.h"
@@ -94,23 +95,25 @@ static const weft_co *co_of(const weft_future *f)
                  : NULL;
 }
 
+unsigned weft__await_chain(const weft_future *f, weft_task_frame *fr, unsigned max)
+{
+    unsigned n = 0;
+    while (f && n < max) {
+        const weft_co *co = co_of(f);
+        fr[n].name = weft__future_name(f);
+        fr[n++].line = co ? co->line : 0;
+        f = co ? co->awaiting : NULL; /* a leaf: where it waits is its own business */
+    }
+    return n;
+}
+
 /* The await chain of the idle, held task whose spawned future is `f`. */
 static void read_await(weft_task_info *info, const weft_future *f)
 {
-    const weft_co *co = co_of(f);
-    if (!co)
+    if (!co_of(f))
         return; /* not a coroutine: nothing recorded */
+    info->depth = weft__await_chain(f, info->await, WEFT_TASK_AWAIT_MAX);
     info->await[0].name = info->name;
-    info->await[0].line = co->line;
-    info->depth = 1;
-    for (f = co->awaiting; f && info->depth < WEFT_TASK_AWAIT_MAX; f = co->awaiting) {
-        co = co_of(f);
-        weft_task_frame *fr = &info->await[info->depth++];
-        fr->name = weft__future_name(f);
-        fr->line = co ? co->line : 0;
-        if (!co)
-            break; /* a leaf: where it waits is its own business */
-    }
 }
 
 static uint64_t spawn_time(struct weft__task *t)

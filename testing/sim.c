@@ -38,6 +38,7 @@
  * (sim_destroy, then the runtime's memory). */
 #include "testing/sim.h"
 #include "testing/trace.h"
+#include "sched/dump.h"
 #include "sched/task.h"
 #include "core/alloc.h"
 #include "core/errors.h"
@@ -354,26 +355,6 @@ struct stall {
 /* weft_block_on's future, for the root's await chain (defined with it). */
 static const weft_future *root_inner(const weft_future *root);
 
-/* The await chain that starts at `f`, outermost first: each coroutine
- * made with WEFT_FN_INIT, at its resume line, then the child it awaits.
- * The task dump reads the same record (sched/dump.c), holding each task
- * while it does; here nothing runs any more, and only this thread ever
- * polls the sim's tasks, so the futures are read directly. */
-static unsigned await_chain(const weft_future *f, weft_task_frame *fr)
-{
-    unsigned n = 0;
-    while (f && n < WEFT_TASK_AWAIT_MAX) {
-        uint32_t units = (f->flags >> WEFT__F_CO_SHIFT) & WEFT__F_CO_UNITS;
-        const weft_co *co = units ? (const weft_co *)(const void *)((const char *)f +
-                                                                    units * _Alignof(weft_co))
-                                  : NULL;
-        fr[n].name = weft__future_name(f);
-        fr[n++].line = co ? co->line : 0;
-        f = co ? co->awaiting : NULL;
-    }
-    return n;
-}
-
 __attribute__((format(printf, 2, 3))) static void stall_add(struct stall *st,
                                                            const char *fmt, ...)
 {
@@ -400,7 +381,7 @@ static void stall_cancel(void *block, void *ctx)
         const weft_future *f = weft__task_future(t);
         bool root = t == st->root;
         weft_task_frame fr[WEFT_TASK_AWAIT_MAX];
-        unsigned n = await_chain(root ? root_inner(f) : f, fr);
+        unsigned n = weft__await_chain(root ? root_inner(f) : f, fr, WEFT_TASK_AWAIT_MAX);
         stall_add(st, "\n  '%s'%s", weft__future_name(f),
                   root ? " (the future given to weft_block_on)" : "");
         /* A first frame without a line is the task's future itself, named
