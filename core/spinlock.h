@@ -19,13 +19,15 @@ static inline void weft__spin_init(weft__spinlock *l)
     weft_atomic_init(&l->held, 0);
 }
 
-static inline void weft__spin_lock(weft__spinlock *l)
+/* The lock on a bare word, for structures that embed one in a public
+ * type (sync/'s waiter queues). */
+static inline void weft__spin_lock_word(_Atomic uint32_t *held)
 {
     /* Acquire: the critical section sees the previous holder's writes
-     * (pairs with the release in weft__spin_unlock). */
-    while (weft_atomic_swap_acquire(&l->held, 1u) != 0) {
+     * (pairs with the release in weft__spin_unlock_word). */
+    while (weft_atomic_swap_acquire(held, 1u) != 0) {
         unsigned spins = 0;
-        while (weft_atomic_load_relaxed(&l->held) != 0) {
+        while (weft_atomic_load_relaxed(held) != 0) {
             if (++spins < 64)
                 weft__cpu_relax();
             else
@@ -34,10 +36,20 @@ static inline void weft__spin_lock(weft__spinlock *l)
     }
 }
 
-static inline void weft__spin_unlock(weft__spinlock *l)
+static inline void weft__spin_unlock_word(_Atomic uint32_t *held)
 {
     /* Release: publish the critical section to the next holder. */
-    weft_atomic_store_release(&l->held, 0u);
+    weft_atomic_store_release(held, 0u);
+}
+
+static inline void weft__spin_lock(weft__spinlock *l)
+{
+    weft__spin_lock_word(&l->held);
+}
+
+static inline void weft__spin_unlock(weft__spinlock *l)
+{
+    weft__spin_unlock_word(&l->held);
 }
 
 #endif

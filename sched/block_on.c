@@ -3,6 +3,7 @@
  * there); between polls the thread parks on a futex. The waker is a small
  * heap object with a reference count, because a clone of it may outlive
  * this call (a channel may keep it). */
+#include "sched/block_on.h"
 #include "sched/runtime.h"
 #include "core/alloc.h"
 #include "core/future.h"
@@ -48,6 +49,47 @@ static void bw_wake(void *data)
     bw_drop(data);
 }
 
+/* True (and a misuse report naming `what`) on a thread that runs tasks:
+ * blocking it would block them. */
+static bool on_task_thread(const char *what, const weft_future *fut)
+{
+    weft_rt *cur = weft_rt_current();
+    if (!weft__worker_current() && !(cur && cur->flavour))
+        return false;
+    WEFT_MISUSE("%s of '%s' on a thread that runs tasks (a worker, or a sim runtime's) "
+                "would block them", what, weft__future_name(fut));
+    return true;
+}
+
+static block_waker *block_waker_new(void)
+{
+    block_waker *b = weft__alloc(sizeof *b);
+    if (b) {
+        weft__parker_init(&b->parker);
+        weft_atomic_init(&b->refs, 1);
+    }
+    return b;
+}
+
+int weft__block_poll(weft_future *fut, void *out, const char *what)
+{
+    if (on_task_thread(what, fut))
+        return -EDEADLK;
+    block_waker *b = block_waker_new();
+    if (!b)
+        return -ENOMEM;
+    weft_waker w = { &bw_ops, b };
+    for (;;) {
+        weft_cx cx;
+        weft_cx_init(&cx, &w);
+        if (weft_future_poll(fut, &cx, out) == WEFT_READY)
+            break;
+        weft__park(&b->parker);
+    }
+    bw_drop(b);
+    return 0;
+}
+
 int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
 {
     /* Polled in place, so a future polled before is fine as long as it is
@@ -55,21 +97,15 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
     int rc = weft__future_check_in_place(fut, "weft_block_on");
     if (rc || !rt)
         return rc ? rc : -EINVAL;
-    weft_rt *cur = weft_rt_current();
-    if (weft__worker_current() || (cur && cur->flavour)) {
-        WEFT_MISUSE("weft_block_on of '%s' on a thread that runs tasks (a worker, or a "
-                    "sim runtime's) would block them", weft__future_name(fut));
+    if (on_task_thread("weft_block_on", fut))
         return -EDEADLK;
-    }
     if (weft_future_out_size(fut) != out_size || (out_size > 0 && !out))
         return -EINVAL;
     if (rt->flavour)
         return rt->flavour->block_on(rt, fut, out, out_size);
-    block_waker *b = weft__alloc(sizeof *b);
+    block_waker *b = block_waker_new();
     if (!b)
         return -ENOMEM;
-    weft__parker_init(&b->parker);
-    weft_atomic_init(&b->refs, 1);
     weft_waker w = { &bw_ops, b };
 
     /* `rt` is the current runtime while the future runs (its timers arm

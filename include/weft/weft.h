@@ -8,6 +8,7 @@
 #include "weft/co.h"
 #include "weft/rt.h"
 #include "weft/time.h"
+#include "weft/sync.h"
 #include "weft/testing.h"
 
 #endif /* WEFT_H */
