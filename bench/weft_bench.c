@@ -685,6 +685,23 @@ WEFT_ASYNC_FN(ticker, unsigned)
     WEFT_FN_END;
 }
 
+/* With WEFT_BENCH_STATS set: each worker's counters on stderr, after the
+ * workload (what scheduling did: steals, overflows, parks). */
+static void print_worker_stats(weft_rt *rt)
+{
+    weft_worker_stats st[WEFT_RT_MAX_WORKERS];
+    unsigned n = WEFT_RT_MAX_WORKERS;
+    if (weft_rt_stats(rt, st, &n) != 0)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        fprintf(stderr,
+                "worker %u: polls=%" PRIu64 " steals=%" PRIu64 " steal_ops=%" PRIu64
+                " parks=%" PRIu64 " injector_pulls=%" PRIu64 " lifo_hits=%" PRIu64
+                " overflows=%" PRIu64 "\n",
+                i, st[i].polls, st[i].steals, st[i].steal_ops, st[i].parks,
+                st[i].injector_pulls, st[i].lifo_hits, st[i].overflows);
+}
+
 static double cpu_ms(void)
 {
     struct rusage ru;
@@ -1414,6 +1431,8 @@ int main(int argc, char **argv)
             printf("check=%" PRIu64 "\n", check);
         }
     }
+    if (getenv("WEFT_BENCH_STATS"))
+        print_worker_stats(rt);
 
     weft_rt_shutdown(rt);
     /* The workers are joined: no task can touch the shared state now. */

@@ -56,6 +56,8 @@ static bool on_task_thread(const char *what, const weft_future *fut)
     weft_rt *cur = weft_rt_current();
     if (!weft__worker_current() && !(cur && cur->flavour))
         return false;
+    (void)what; /* release builds report nothing */
+    (void)fut;
     WEFT_MISUSE("%s of '%s' on a thread that runs tasks (a worker, or a sim runtime's) "
                 "would block them", what, weft__future_name(fut));
     return true;
