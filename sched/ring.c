@@ -12,6 +12,10 @@
  *    them to the global queue as one batch.
  *  - pop (owner): CAS head.real forward (and head.steal with it when no
  *    steal is in flight).
+ *  - push at the front (owner): when no steal is in flight and there is
+ *    room, write the slot before head, then CAS both halves of head back
+ *    onto it (release). It fails, and the caller queues elsewhere, while
+ *    a thief copies or when the ring is full.
  *  - steal (thief): one thief at a time per ring (steal != real means busy).
  *    Claim ceil(n/2) tasks by CASing head.real forward while head.steal
  *    stays; copy the slots; then CAS head.steal up to head.real, releasing
@@ -19,9 +23,9 @@
  * Invariants: slots in [steal, tail) are owned by the queue; the owner never
  * writes a slot in [steal, real) (a thief may be copying it) because it
  * checks tail - steal < CAP; no buffer is ever freed, so no reclamation.
- * Linearization points: push — the release store of tail; pop and steal
- * claim — their successful CAS on head.
- * Concurrency: push/pop (owner only) | steal_into (any number of thieves,
+ * Linearization points: push — the release store of tail; push at the
+ * front, pop and steal claim — their successful CAS on head.
+ * Concurrency: push/push_front/pop (owner only) | steal_into (any number of thieves,
  * at most one makes progress at a time); len from anyone.
  *
  * The LIFO slot (inline in ring.h, on the tail's line) is one atomic
@@ -109,6 +113,34 @@ unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
         unsigned n = claim_half(r, t, real, spill);
         if (n)
             return n;
+    }
+}
+
+bool weft__ring_push_front_owner(weft__ring *r, struct weft__task *t)
+{
+    /* Relaxed: only this thread writes tail. */
+    uint32_t tail = weft_atomic_load_relaxed(&r->tail);
+    /* Acquire: a thief's release of its claim happens-before we write the
+     * slot below, which it may have copied from (as in push). */
+    uint64_t h = weft_atomic_load_acquire(&r->head);
+    for (;;) {
+        uint32_t steal = head_steal(h), real = head_real(h);
+        /* A thief copying [steal, real) may be reading the slot before
+         * real; and a full ring has no slot before its head. */
+        if (steal != real || tail - steal >= WEFT_RING_CAP)
+            return false;
+        uint32_t front = real - 1;
+        /* Relaxed: the slot is outside [steal, tail), so nobody reads it
+         * until the CAS below puts it inside. */
+        weft_atomic_store_relaxed(&r->slots[front & WEFT_RING_MASK], t);
+        /* Release: publish the slot (and the task's fields) to a thief,
+         * whose claim CAS (or the load before it) acquires head. A thief
+         * that read head before this CAS fails its own and reloads. Should
+         * head come back to a value a thief saw (we pop what we pushed),
+         * the thief's claim still covers queued tasks only: tail never
+         * moves back, so [real, real + n) stays inside [head, tail). */
+        if (weft_atomic_cas_weak_release(&r->head, &h, pack(front, front)))
+            return true;
     }
 }
 

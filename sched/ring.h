@@ -62,6 +62,11 @@ void weft__ring_init(weft__ring *r);
 unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
                                struct weft__task **spill);
 
+/* Owner: push `t` at the head, to be popped next: true, or false (the
+ * caller queues it elsewhere) when the ring is full or a thief is copying
+ * from it. */
+bool weft__ring_push_front_owner(weft__ring *r, struct weft__task *t);
+
 /* Owner: pop from the head, or NULL when empty. */
 struct weft__task *weft__ring_pop_owner(weft__ring *r);
 

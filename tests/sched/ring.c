@@ -397,6 +397,76 @@ static void test_ring_push_during_steal_sends_only_new_task_to_injector(void **s
     }
 }
 
+/* ---- push at the front ------------------------------------------------------ */
+
+/* A task pushed at the front is popped next, before everything queued
+ * behind it, which keeps its order; at every start position (the u32
+ * wrap included), into an empty ring, and until the ring is full. */
+static void test_ring_push_front_is_popped_next(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(r, starts[s]);
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[CAP]));
+        assert_int_equal(weft__ring_len(r), 1);
+        expect_pops(f, r, CAP, 1);
+
+        ring_reset_at(r, starts[s]);
+        push_range(f, r, 0, CAP - 2);
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[CAP + 1]));
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[CAP]));
+        assert_int_equal(weft__ring_len(r), CAP);
+        /* Full: refused, and nothing moved. */
+        assert_false(weft__ring_push_front_owner(r, &f->tasks[CAP + 2]));
+        assert_int_equal(weft__ring_len(r), CAP);
+        pop_seq(f, r, CAP, 2);
+        expect_pops(f, r, 0, CAP - 2);
+        expect_injector_empty(f);
+    }
+}
+
+/* While a thief copies a claimed range, the slot before the head may be
+ * one it reads: the push is refused and the ring left as it was. */
+static void test_ring_push_front_refused_while_a_thief_copies(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        uint32_t base = starts[s];
+        ring_reset_at(r, base);
+        push_range(f, r, 0, 4);
+        atomic_store(&r->head, ((uint64_t)base << 32) | (uint32_t)(base + 2));
+        assert_false(weft__ring_push_front_owner(r, &f->tasks[CAP]));
+        assert_int_equal(atomic_load(&r->head), ((uint64_t)base << 32) | (uint32_t)(base + 2));
+        /* The thief finishes; now it goes in. */
+        atomic_store(&r->head, ((uint64_t)(base + 2) << 32) | (uint32_t)(base + 2));
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[CAP]));
+        pop_seq(f, r, CAP, 1);
+        expect_pops(f, r, 2, 2);
+    }
+}
+
+/* A thief after a push at the front takes the oldest half, the pushed
+ * task first. */
+static void test_ring_steal_after_push_front_takes_it_first(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(&f->q->src, starts[s]);
+        ring_reset_at(&f->q->dst, starts[s]);
+        push_range(f, &f->q->src, 0, 3);
+        assert_true(weft__ring_push_front_owner(&f->q->src, &f->tasks[CAP]));
+        unsigned stolen = 0;
+        struct weft__task *t = weft__ring_steal_into(&f->q->src, &f->q->dst, &stolen);
+        assert_int_equal(stolen, 2);
+        /* The thief runs the last one it took and queues the rest. */
+        assert_int_equal(index_of(f, t), 0);
+        expect_pops(f, &f->q->dst, CAP, 1);
+        expect_pops(f, &f->q->src, 1, 2);
+    }
+}
+
 /* ---- steal ---------------------------------------------------------------- */
 
 /* Victim holds n tasks; an empty thief takes min(ceil(n/2), CAP/2), the
@@ -654,6 +724,10 @@ static void *conc_owner(void *arg)
         size_t burst = (x & 63) == 0 ? CAP + HALF + (size_t)((x >> 8) % CAP) : 1;
         for (size_t i = 0; i < burst && next < c->ntasks; i++, next++) {
             c->tasks[next].out_size = (uint32_t)c->round;
+            /* Now and then at the front, racing the thieves' claims
+             * (it fails while one copies or when full: then the back). */
+            if ((x >> 28) % 8 == 0 && weft__ring_push_front_owner(r, &c->tasks[next]))
+                continue;
             push_or_spill(r, &c->tasks[next], &c->q->inj);
         }
         if ((x >> 20) % 4 == 0) {
@@ -942,6 +1016,9 @@ int main(void)
         T(test_ring_push_when_full_moves_half_and_new_task_to_injector),
         T(test_ring_overflow_repeats_each_time_ring_fills),
         T(test_ring_push_during_steal_sends_only_new_task_to_injector),
+        T(test_ring_push_front_is_popped_next),
+        T(test_ring_push_front_refused_while_a_thief_copies),
+        T(test_ring_steal_after_push_front_takes_it_first),
         T(test_ring_steal_takes_half_rounded_up),
         T(test_ring_steal_refuses_when_thief_ring_more_than_half_full),
         T(test_ring_steal_into_half_full_ring_appends_after_own_tasks),
