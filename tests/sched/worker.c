@@ -11,6 +11,7 @@
  * longjmp, so they run on the test thread only; code running on workers or
  * helper threads records failures with CHECK() and the test thread asserts
  * that none were recorded once those threads are done. */
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -1752,6 +1753,99 @@ static void test_busy_worker_fires_a_due_timer_between_long_polls(void **state)
     assert_true(polls <= 8);
 }
 
+/* ---- two timers due in one tick ------------------------------------------------------- */
+
+#define SAME_TICK_BUSY 3u
+
+static _Atomic uint64_t g_busy_polls; /* polls of the busy tasks so far */
+static _Atomic unsigned g_same_tick_done; /* naps resumed */
+static gate g_same_tick_over = GATE_INIT;
+
+/* Spins 200 µs a poll and yields, until both naps resumed. */
+static weft_poll busy_yield_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)f;
+    (void)out;
+    weft_instant end = weft_now() + WEFT_US(200);
+    while (weft_now() < end)
+        ;
+    weft_atomic_fetch_add_relaxed(&g_busy_polls, 1);
+    /* Acquire: pairs with the naps' release increments. */
+    if (weft_atomic_load_acquire(&g_same_tick_done) == 2)
+        return WEFT_READY;
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops busy_yield_ops = { "busy_yield", 0, busy_yield_poll, NULL, NULL };
+
+/* Sleeps until `deadline`, then records how many busy polls ran by then. */
+typedef struct same_tick_nap {
+    weft_future base;
+    weft_sleep sleep;
+    uint64_t *busy_at_resume;
+} same_tick_nap;
+
+static weft_poll same_tick_nap_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)out;
+    same_tick_nap *n = (same_tick_nap *)f;
+    if (weft_future_poll(&n->sleep.base, cx, NULL) == WEFT_PENDING)
+        return WEFT_PENDING;
+    *n->busy_at_resume = weft_atomic_load_relaxed(&g_busy_polls);
+    /* Release: the record above before the busy tasks see the count. */
+    if (weft_atomic_fetch_add_release(&g_same_tick_done, 1) + 1 == 2)
+        gate_add(&g_same_tick_over, 1);
+    return WEFT_READY;
+}
+
+static void same_tick_nap_drop(weft_future *f)
+{
+    weft_future_drop(&((same_tick_nap *)f)->sleep.base);
+}
+
+static const weft_future_ops same_tick_nap_ops = { "same_tick_nap", 0, same_tick_nap_poll,
+                                                   same_tick_nap_drop, NULL };
+
+/* The only worker runs 200 µs polls of three yielding tasks back to back
+ * while two naps sleep until one deadline: both timers fire in the same
+ * tick, between two polls, and both naps must run before the busy tasks
+ * poll again. Through the LIFO slot the second nap pushed the first out
+ * to the back of the ring, behind the three busy tasks: three polls (one
+ * poll of lateness each). Counted, not timed; the test thread waits on a
+ * gate, not in weft_block_on (which fires due timers itself). */
+static void test_timers_due_in_one_tick_run_before_the_queued_polls(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(1);
+    weft_atomic_store_relaxed(&g_busy_polls, 0);
+    weft_atomic_store_relaxed(&g_same_tick_done, 0);
+    gate_reset(&g_same_tick_over);
+    uint64_t at[2] = { 0, 0 };
+    weft_instant deadline = weft_now() + WEFT_MS(5);
+    weft_join naps[2], busy[SAME_TICK_BUSY];
+    for (unsigned i = 0; i < 2; i++) {
+        same_tick_nap n = { .base = WEFT_FUTURE_INIT(&same_tick_nap_ops, WEFT_F_SEND),
+                            .busy_at_resume = &at[i] };
+        weft_sleep_until_init(&n.sleep, deadline);
+        assert_int_equal(weft_spawn(rt, &n.base, sizeof n, &naps[i]), 0);
+    }
+    for (unsigned i = 0; i < SAME_TICK_BUSY; i++) {
+        weft_future b = WEFT_FUTURE_INIT(&busy_yield_ops, WEFT_F_SEND);
+        assert_int_equal(weft_spawn(rt, &b, sizeof b, &busy[i]), 0);
+    }
+    gate_wait(&g_same_tick_over, 1);
+    for (unsigned i = 0; i < 2; i++)
+        assert_int_equal(join_blocking(rt, &naps[i], NULL, 0), 0);
+    for (unsigned i = 0; i < SAME_TICK_BUSY; i++)
+        assert_int_equal(join_blocking(rt, &busy[i], NULL, 0), 0);
+    weft_rt_shutdown(rt);
+    uint64_t apart = at[0] > at[1] ? at[0] - at[1] : at[1] - at[0];
+    print_message("naps resumed after %" PRIu64 " and %" PRIu64 " busy polls\n", at[0], at[1]);
+    assert_true(at[0] > 0 && at[1] > 0); /* the timers fired between busy polls */
+    assert_true(apart < SAME_TICK_BUSY);
+}
+
 /* ---- an idle runtime with a ticker ---------------------------------------------- */
 
 #define TICKER_TICKS 10u
@@ -1904,6 +1998,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_in_the_lifo_slot_runs_on_the_idle_worker_during_the_parents_poll),
         cmocka_unit_test(test_ping_pong_beside_an_idle_worker_wakes_it_once_per_busy_spell),
         cmocka_unit_test(test_busy_worker_fires_a_due_timer_between_long_polls),
+        cmocka_unit_test(test_timers_due_in_one_tick_run_before_the_queued_polls),
         cmocka_unit_test(test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep),
         cmocka_unit_test(test_a_burst_reaches_a_worker_parking_while_the_searcher_finds_it),
     };
