@@ -15,7 +15,10 @@
  *  - push at the front (owner): when no steal is in flight and there is
  *    room, write the slot before head, then CAS both halves of head back
  *    onto it (release). It fails, and the caller queues elsewhere, while
- *    a thief copies or when the ring is full.
+ *    a thief copies or when the ring is full — and, so that tasks at the
+ *    back are never starved, once WEFT_RING_BACK_WAIT_MAX pops came from
+ *    the run of front pushes while tasks waited at the back, until every
+ *    task queued then was popped (owner-only bookkeeping: note_pop).
  *  - steal (thief): one thief at a time per ring (steal != real means busy).
  *    Claim ceil(n/2) tasks by CASing head.real forward while head.steal
  *    stays; copy the slots; then CAS head.steal up to head.real, releasing
@@ -61,6 +64,11 @@ void weft__ring_init(weft__ring *r)
     weft_atomic_init(&r->lifo, NULL);
     r->lifo_full = false;
     weft_atomic_init(&r->lifo_wake_armed, true);
+    r->front_end = 0;
+    r->back_waited = 0;
+    r->serve_until = 0;
+    r->serving = false;
+    r->pops = r->run_since = 0;
     for (unsigned i = 0; i < WEFT_RING_CAP; i++)
         weft_atomic_init(&r->slots[i], NULL);
 }
@@ -123,12 +131,22 @@ bool weft__ring_push_front_owner(weft__ring *r, struct weft__task *t)
     /* Acquire: a thief's release of its claim happens-before we write the
      * slot below, which it may have copied from (as in push). */
     uint64_t h = weft_atomic_load_acquire(&r->head);
+    if (r->serving) {
+        if ((int32_t)(r->serve_until - head_real(h)) > 0)
+            return false; /* the tasks at the back go first now */
+        r->serving = false; /* thieves took the rest */
+        r->back_waited = 0;
+    }
     for (;;) {
         uint32_t steal = head_steal(h), real = head_real(h);
         /* A thief copying [steal, real) may be reading the slot before
          * real; and a full ring has no slot before its head. */
         if (steal != real || tail - steal >= WEFT_RING_CAP)
             return false;
+        if ((int32_t)(r->front_end - real) <= 0) {
+            r->front_end = real; /* the front run was empty: it starts here */
+            r->run_since = r->pops;
+        }
         uint32_t front = real - 1;
         /* Relaxed: the slot is outside [steal, tail), so nobody reads it
          * until the CAS below puts it inside. */
@@ -141,6 +159,37 @@ bool weft__ring_push_front_owner(weft__ring *r, struct weft__task *t)
          * moves back, so [real, real + n) stays inside [head, tail). */
         if (weft_atomic_cas_weak_release(&r->head, &h, pack(front, front)))
             return true;
+    }
+}
+
+/* The owner popped index `real` (tail is `tail`): count a pop from the
+ * front run while tasks wait at the back, and once the count reaches
+ * WEFT_RING_BACK_WAIT_MAX serve the back — every task queued now — before
+ * the front again (see weft__ring_push_front_owner). Counted over pops,
+ * not in a row: each task popped from the back may start a new run at the
+ * front, and resetting there would let a long back wait a run per task. */
+static void note_pop(weft__ring *r, uint32_t real, uint32_t tail)
+{
+    r->pops++;
+    if (r->serving) {
+        if ((int32_t)(r->serve_until - (real + 1)) <= 0) {
+            r->serving = false;
+            r->back_waited = 0;
+        }
+        return;
+    }
+    if ((int32_t)(r->front_end - real) <= 0)
+        return; /* from the back */
+    bool back_too_long = false;
+    if (tail == r->front_end)
+        r->back_waited = 0; /* nobody waits at the back */
+    else
+        back_too_long = ++r->back_waited >= WEFT_RING_BACK_WAIT_MAX;
+    bool run_too_old = (int32_t)(r->front_end - (real + 1)) > 0 &&
+                       r->pops - r->run_since >= WEFT_RING_FRONT_AGE_MAX;
+    if (back_too_long || run_too_old) {
+        r->serving = true;
+        r->serve_until = tail;
     }
 }
 
@@ -161,6 +210,7 @@ struct weft__task *weft__ring_pop_owner(weft__ring *r)
          * reloads their claim. The CAS excludes thieves claiming the same
          * slot; popping publishes nothing. */
         if (weft_atomic_cas_weak_acquire(&r->head, &h, pack(next_steal, next_real))) {
+            note_pop(r, real, tail);
             /* The task after this one is most likely the next to run:
              * start bringing its header in now (its state word is the
              * first thing the run touches, and with many tasks queued it

@@ -42,6 +42,19 @@ typedef struct weft__ring {
      * when it does; set by the owner when it runs out of work and by a
      * thief that took the occupant. Relaxed: a hint. */
     _Atomic bool lifo_wake_armed;
+    /* Owner only: tasks pushed at the front form a run [head, front_end)
+     * (empty when front_end is at or behind head: thieves take from the
+     * run first); back_waited counts the owner's pops from that run while
+     * tasks queued at the back waited behind it; once it reaches
+     * WEFT_RING_BACK_WAIT_MAX the ring is `serving` its back: no pushes at
+     * the front until head passes serve_until (the tail then). */
+    uint32_t front_end;
+    uint32_t back_waited;
+    uint32_t serve_until;
+    bool serving;
+    /* Owner only: its pops so far, and their number when the front run
+     * last started (its oldest task was pushed then). */
+    uint32_t pops, run_since;
     /* Slots: written by the owner before publishing `tail`, read by
      * thieves within a claimed range. Relaxed atomics: the tail/head
      * release/acquire pairs order them; atomics keep a stale thief read
@@ -62,9 +75,25 @@ void weft__ring_init(weft__ring *r);
 unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
                                struct weft__task **spill);
 
+/* Pops from the front run, with tasks waiting at the back, after which
+ * pushes at the front are refused until every task then queued was
+ * popped: depth-first order may delay the tasks queued at the back (by at
+ * most this many pops and two ringfuls), never starve them. */
+#define WEFT_RING_BACK_WAIT_MAX 64u
+/* Pops since the front run started, after which the ring likewise serves
+ * everything queued before pushing at the front again: a task buried at
+ * the bottom of the run (a task woken just before its waker spawned a
+ * large tree) waits that long at most, plus two ringfuls. Larger than the
+ * back's bound because a fork-join tree's oldest pending task is the root
+ * of its largest subtree, which depth-first order wants last. */
+#ifndef WEFT_RING_FRONT_AGE_MAX
+#define WEFT_RING_FRONT_AGE_MAX 1024u
+#endif
+
 /* Owner: push `t` at the head, to be popped next: true, or false (the
- * caller queues it elsewhere) when the ring is full or a thief is copying
- * from it. */
+ * caller queues it elsewhere) when the ring is full, a thief is copying
+ * from it, or the ring is serving the tasks at its back (they waited
+ * WEFT_RING_BACK_WAIT_MAX pops). */
 bool weft__ring_push_front_owner(weft__ring *r, struct weft__task *t);
 
 /* Owner: pop from the head, or NULL when empty. */

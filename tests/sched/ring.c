@@ -108,6 +108,7 @@ static void ring_reset_at(weft__ring *r, uint32_t idx)
     weft__ring_init(r);
     atomic_store(&r->head, ((uint64_t)idx << 32) | idx);
     atomic_store(&r->tail, idx);
+    r->front_end = idx; /* no run of front pushes */
     assert_int_equal(weft__ring_len(r), 0);
 }
 
@@ -464,6 +465,38 @@ static void test_ring_steal_after_push_front_takes_it_first(void **state)
         assert_int_equal(index_of(f, t), 0);
         expect_pops(f, &f->q->dst, CAP, 1);
         expect_pops(f, &f->q->src, 1, 2);
+    }
+}
+
+/* Pushes at the front keep going first only for so long: once
+ * WEFT_RING_BACK_WAIT_MAX pops in a row came from the front while a task
+ * waited at the back, the front is refused until that task was popped;
+ * with nothing at the back, there is no limit. */
+static void test_ring_push_front_never_starves_the_back(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(r, starts[s]);
+        /* Nothing at the back: any number of front pushes and pops. */
+        for (unsigned i = 0; i < 2 * WEFT_RING_BACK_WAIT_MAX; i++) {
+            assert_true(weft__ring_push_front_owner(r, &f->tasks[1]));
+            expect_pops(f, r, 1, 1);
+        }
+        /* One task at the back; a task at the front, popped and pushed
+         * again, as a depth-first tree would, until refused. */
+        push_range(f, r, 0, 1);
+        unsigned pops = 0;
+        while (weft__ring_push_front_owner(r, &f->tasks[1])) {
+            pop_seq(f, r, 1, 1);
+            pops++;
+            assert_true(pops <= WEFT_RING_BACK_WAIT_MAX);
+        }
+        assert_int_equal(pops, WEFT_RING_BACK_WAIT_MAX);
+        /* The back task runs next; then the front is open again. */
+        expect_pops(f, r, 0, 1);
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[1]));
+        expect_pops(f, r, 1, 1);
     }
 }
 
@@ -1019,6 +1052,7 @@ int main(void)
         T(test_ring_push_front_is_popped_next),
         T(test_ring_push_front_refused_while_a_thief_copies),
         T(test_ring_steal_after_push_front_takes_it_first),
+        T(test_ring_push_front_never_starves_the_back),
         T(test_ring_steal_takes_half_rounded_up),
         T(test_ring_steal_refuses_when_thief_ring_more_than_half_full),
         T(test_ring_steal_into_half_full_ring_appends_after_own_tasks),

@@ -26,6 +26,7 @@
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "core/sys.h"
+#include "sched/ring.h"
 #include "sched/runtime.h"
 #include "sched/task.h"
 #include "support/check.h"
@@ -1282,6 +1283,125 @@ static void test_yielding_tasks_interleave_on_one_worker(void **state)
     assert_true(other_at_first_finish >= FAIR_YIELDS / 2);
 }
 
+/* ---- depth-first order, and the bound on it ----------------------------------------------- */
+
+#define ORDER_CHILDREN 4
+
+/* Written by the single worker only; read after the joins. */
+static int g_order_log[ORDER_CHILDREN];
+static int g_order_nlog;
+
+static void order_child(void *arg, void *out)
+{
+    (void)out;
+    g_order_log[g_order_nlog++] = *(int *)arg;
+}
+
+/* On the worker: spawns the children in one poll, 0 first. */
+static void spawn_order_children(void *arg, void *out)
+{
+    (void)arg, (void)out;
+    for (int i = 0; i < ORDER_CHILDREN; i++)
+        CHECK(weft_spawn_fn(NULL, order_child, &i, 0, NULL) == 0);
+}
+
+/* Tasks spawned (or woken) in one poll on a worker run newest first: the
+ * last in the LIFO slot, each one it pushed out at the front of the ring.
+ * A fork-join tree then runs depth-first and keeps a path of pending
+ * tasks queued rather than a whole level (weft-bench fib_fork_join).
+ * Through the back of the ring they ran 3, 0, 1, 2. */
+static void test_tasks_spawned_in_one_poll_run_newest_first(void **state)
+{
+    (void)state;
+    g_order_nlog = 0;
+    weft_rt *rt = rt_start(1);
+    assert_int_equal(RUN_FN_BLOCKING(rt, spawn_order_children, NULL, 0), 0);
+    weft_rt_shutdown(rt); /* after the children: one worker, the LIFO child first */
+    assert_no_async_failures();
+    assert_int_equal(g_order_nlog, ORDER_CHILDREN);
+    for (int i = 0; i < ORDER_CHILDREN; i++)
+        assert_int_equal(g_order_log[i], ORDER_CHILDREN - 1 - i);
+}
+
+#define WIDE_TREE_DEPTH 14 /* a binary tree of 2^15 - 1 tasks */
+#define WIDE_TREE_TASKS ((1u << (WIDE_TREE_DEPTH + 1)) - 1u)
+
+static uint64_t g_wide_polls;       /* the single worker's only */
+static uint64_t g_wide_longest_gap; /* tree polls between two yielder polls */
+
+/* A full binary tree: a task of depth d > 0 spawns two of depth d - 1.
+ * Run depth-first, it keeps the front of the ring busy until it is done:
+ * only a few tasks are queued at a time, but every one is at the front. */
+static void wide_tree_task(void *arg, void *out)
+{
+    (void)out;
+    int depth = *(int *)arg;
+    g_wide_polls++;
+    for (int i = 0; i < 2 && depth > 0; i++) {
+        int child = depth - 1;
+        CHECK(weft_spawn_fn(NULL, wide_tree_task, &child, 0, NULL) == 0);
+    }
+}
+
+/* Yields until the tree is done, noting the most tree polls between two of
+ * its own polls. */
+typedef struct gap_yielder {
+    weft_future base;
+    uint64_t last;
+} gap_yielder;
+
+static weft_poll gap_yielder_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)out;
+    gap_yielder *y = (gap_yielder *)f;
+    uint64_t gap = g_wide_polls - y->last;
+    if (gap > g_wide_longest_gap)
+        g_wide_longest_gap = gap;
+    y->last = g_wide_polls;
+    if (g_wide_polls >= WIDE_TREE_TASKS)
+        return WEFT_READY;
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static const weft_future_ops gap_yielder_ops = { "gap_yielder", 0, gap_yielder_poll, NULL, NULL };
+
+static weft_join g_gap_join;
+
+/* On the worker: the yielder first (it goes to the back of the ring at
+ * its first yield), then the tree's root. */
+static void spawn_wide_tree_and_yielder(void *arg, void *out)
+{
+    (void)arg, (void)out;
+    gap_yielder y = { .base = WEFT_FUTURE_INIT(&gap_yielder_ops, WEFT_F_SEND) };
+    CHECK(weft_spawn(NULL, &y.base, sizeof y, &g_gap_join) == 0);
+    int depth = WIDE_TREE_DEPTH;
+    CHECK(weft_spawn_fn(NULL, wide_tree_task, &depth, 0, NULL) == 0);
+}
+
+/* Depth-first order must not starve what it runs ahead of: a yielding
+ * task beside a tree of 32767 tasks on one worker. Pushed out of the LIFO
+ * slot by the tree's root, it starts at the bottom of the ring's front
+ * run; without the ring's bounds it waited for the whole tree. With them
+ * it waits at most WEFT_RING_FRONT_AGE_MAX pops from the front plus two
+ * ringfuls (each pop follows at most three LIFO polls), and spills to the
+ * injector stretch that a little: a quarter of the tree is far above the
+ * bound and far below the starved wait. (In FIFO order it waited about
+ * two thirds of the tree: a level of a breadth-first tree overflows the
+ * ring, and the injector is read once per 61 polls.) */
+static void test_a_growing_tree_does_not_starve_a_yielding_task(void **state)
+{
+    (void)state;
+    g_wide_polls = g_wide_longest_gap = 0;
+    weft_rt *rt = rt_start(1);
+    assert_int_equal(RUN_FN_BLOCKING(rt, spawn_wide_tree_and_yielder, NULL, 0), 0);
+    assert_int_equal(join_blocking(rt, &g_gap_join, NULL, 0), 0);
+    weft_rt_shutdown(rt);
+    assert_no_async_failures();
+    print_message("longest wait of the yielder: %" PRIu64 " tree polls\n", g_wide_longest_gap);
+    assert_true(g_wide_longest_gap <= WIDE_TREE_TASKS / 4);
+}
+
 /* The runtime's structure keeps fields written by different threads on
  * lines of their own (alignas(64)), so its memory must be cache-line
  * aligned, whatever alignment the allocator gives (malloc: 16). */
@@ -1999,6 +2119,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ping_pong_beside_an_idle_worker_wakes_it_once_per_busy_spell),
         cmocka_unit_test(test_busy_worker_fires_a_due_timer_between_long_polls),
         cmocka_unit_test(test_timers_due_in_one_tick_run_before_the_queued_polls),
+        cmocka_unit_test(test_tasks_spawned_in_one_poll_run_newest_first),
+        cmocka_unit_test(test_a_growing_tree_does_not_starve_a_yielding_task),
         cmocka_unit_test(test_idle_runtime_with_a_ticker_leaves_the_other_worker_asleep),
         cmocka_unit_test(test_a_burst_reaches_a_worker_parking_while_the_searcher_finds_it),
     };
