@@ -620,6 +620,78 @@ static void test_cancel_sweep_notified_woken_by_notify_waiters_passes_nothing_on
     assert_int_equal(misuse_count(), 0);
 }
 
+/* The future polled every other turn, as inside a select whose other
+ * branch keeps its task busy: on odd polls it polls the notified, on even
+ * ones it only wakes itself. A drop after an even poll finds the waiter
+ * chosen by a notify_one it has not seen (SERVED): the hand-on path, with
+ * chaos off. */
+typedef struct every_other {
+    weft_future base;
+    weft_notified *nf;
+    unsigned polls;
+} every_other;
+
+static weft_poll every_other_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    every_other *eo = (every_other *)f;
+    (void)out;
+    if (eo->polls++ % 2 == 0 && weft_future_poll(&eo->nf->base, cx, NULL) == WEFT_READY)
+        return WEFT_READY;
+    weft_waker_wake_by_ref(cx->waker);
+    return WEFT_PENDING;
+}
+
+static void every_other_drop(weft_future *f)
+{
+    weft_future_drop(&((every_other *)f)->nf->base);
+}
+
+static const weft_future_ops every_other_ops = { "every_other", 0, every_other_poll,
+                                                 every_other_drop, NULL };
+
+typedef struct every_other_case {
+    notified_case nc;
+    every_other eo;
+} every_other_case;
+
+static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    every_other_case *ec = ctx;
+    weft_future *inner;
+    int err = notified_build(rt, &ec->nc, &inner, out);
+    weft_future_init(&ec->eo.base, &every_other_ops, WEFT_F_SEND);
+    ec->eo.nf = &ec->nc.nf;
+    ec->eo.polls = 0;
+    *fut = &ec->eo.base;
+    return err;
+}
+
+static const char *every_other_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    return notified_check(rt, &((every_other_case *)ctx)->nc, run);
+}
+
+static void every_other_teardown(void *ctx)
+{
+    notified_teardown(&((every_other_case *)ctx)->nc);
+}
+
+static void test_cancel_sweep_notified_chosen_but_unseen_hands_it_on(void **state)
+{
+    (void)state;
+    static every_other_case ec;
+    ec.nc.e.all = false;
+    weft_sweep_case c = { every_other_build, every_other_check, every_other_teardown, &ec };
+    weft_sweep_options o = sweep_options(1, 1);
+    weft_sweep_result res = sweep_pass(&c, &o);
+    assert_true(res.polls >= 3);
+    o = sweep_chaos_options(1, SEEDS, CHAOS);
+    sweep_pass(&c, &o);
+    ec.nc.e.all = true;
+    sweep_pass(&c, &o);
+    assert_int_equal(misuse_count(), 0);
+}
+
 int main(void)
 {
     alarm_watchdog_install("watchdog: a notify test hung (a lost notification?)\n");
@@ -640,6 +712,7 @@ int main(void)
         RT(test_notify_wait_blocking_in_a_task_is_edeadlk),
         T(test_cancel_sweep_notified_never_loses_a_notify_one),
         T(test_cancel_sweep_notified_woken_by_notify_waiters_passes_nothing_on),
+        T(test_cancel_sweep_notified_chosen_but_unseen_hands_it_on),
     };
 #undef T
 #undef RT
