@@ -60,14 +60,27 @@ static inline weft_notified *notified_of(weft__waiter *w)
     return (weft_notified *)((char *)w - offsetof(weft_notified, w_));
 }
 
+/* A NULL notify is misuse: reported, and the call does nothing. */
+static bool notify_null(const weft_notify *n, const char *what)
+{
+    if (n)
+        return false;
+    WEFT_MISUSE("%s: notify is NULL", what);
+    return true;
+}
+
 void weft_notify_init(weft_notify *n)
 {
+    if (notify_null(n, "weft_notify_init"))
+        return;
     weft_atomic_init(&n->state_, (uintptr_t)ST_EMPTY);
     weft__waitq_init(&n->q_);
 }
 
 void weft_notify_fini(weft_notify *n)
 {
+    if (notify_null(n, "weft_notify_fini"))
+        return;
     weft__waitq_lock(&n->q_);
     bool waiters = !weft__waitq_empty(&n->q_);
     weft__waitq_unlock(&n->q_);
@@ -105,6 +118,8 @@ static void notify_locked(weft_notify *n, weft__wakeset *s)
 
 void weft_notify_one(weft_notify *n)
 {
+    if (notify_null(n, "weft_notify_one"))
+        return;
     /* Fast path: nobody waits, so store the permit with one CAS. Relaxed
      * load: the CAS checks it. */
     uintptr_t curr = weft_atomic_load_relaxed(&n->state_);
@@ -124,6 +139,8 @@ void weft_notify_one(weft_notify *n)
 
 void weft_notify_waiters(weft_notify *n)
 {
+    if (notify_null(n, "weft_notify_waiters"))
+        return;
     weft__wakeset s;
     weft__wakeset_init(&s);
     weft__waitq_lock(&n->q_);
@@ -176,14 +193,18 @@ void weft_notified_init(weft_notified *nf, weft_notify *n)
 {
     weft_future_init(&nf->base, &notified_ops, WEFT_F_SEND);
     nf->n_ = n;
+    nf->step_ = STEP_INIT;
+    nf->reserved_ = 0;
+    weft__waiter_init(&nf->w_);
+    if (notify_null(n, "weft_notified_init")) {
+        nf->calls_ = 0; /* its poll completes at once */
+        return;
+    }
     /* Acquire: pairs with the release increment of notify_waiters, so a
      * caller that checks its condition after this and finds it false
      * either sees the count before that call (and is woken by it) or
      * sees what the notifier did before it. */
     nf->calls_ = calls_of(weft_atomic_load_acquire(&n->state_));
-    nf->step_ = STEP_INIT;
-    nf->reserved_ = 0;
-    weft__waiter_init(&nf->w_);
 }
 
 /* Take the stored permit if there is one: NOTIFIED -> EMPTY. */
@@ -221,6 +242,10 @@ static weft_poll notified_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_READY;
     }
     WEFT_ASSERT(nf->step_ == STEP_INIT);
+    if (!n) { /* misuse, reported at initialisation: never hang */
+        nf->step_ = STEP_DONE;
+        return WEFT_READY;
+    }
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     /* Acquire: pairs with notify_waiters' release increment. */
@@ -291,10 +316,8 @@ int weft_notified_wait_blocking(weft_notified *nf)
 
 int weft_notify_wait_blocking(weft_notify *n)
 {
-    if (!n) {
-        WEFT_MISUSE("weft_notify_wait_blocking: notify is NULL");
+    if (notify_null(n, "weft_notify_wait_blocking"))
         return -EINVAL;
-    }
     weft_notified nf;
     weft_notified_init(&nf, n);
     int rc = weft__block_poll(&nf.base, NULL, "weft_notify_wait_blocking");

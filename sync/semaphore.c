@@ -76,6 +76,10 @@ int weft_semaphore_init(weft_semaphore *s, size_t permits)
 
 void weft_semaphore_fini(weft_semaphore *s)
 {
+    if (!s) {
+        WEFT_MISUSE("weft_semaphore_fini: semaphore is NULL");
+        return;
+    }
     weft__waitq_lock(&s->q_);
     bool waiters = !weft__waitq_empty(&s->q_);
     weft__waitq_unlock(&s->q_);

@@ -106,7 +106,9 @@ typedef struct weft_notified {
 } weft_notified;
 
 /* Initialise `nf` to wait on `n` (which must outlive it). From here on,
- * a notify_waiters call completes it. Any thread. */
+ * a notify_waiters call completes it. `n` NULL is misuse (reported; the
+ * future completes at its first poll, as every call given a NULL notify
+ * does nothing rather than crash). Any thread. */
 WEFT_API void weft_notified_init(weft_notified *nf, weft_notify *n);
 
 /* For threads that run no tasks: poll `nf` to completion, parking the

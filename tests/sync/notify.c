@@ -248,6 +248,24 @@ static void test_fini_with_waiters_is_reported(void **state)
     assert_int_equal(cw_outstanding(&c), 0);
 }
 
+static void test_null_arguments_are_reported_and_refused(void **state)
+{
+    (void)state;
+    weft_notify_one(NULL);
+    weft_notify_waiters(NULL);
+    assert_int_equal(weft_notify_wait_blocking(NULL), -EINVAL);
+    assert_int_equal(weft_notified_wait_blocking(NULL), -EINVAL);
+    assert_misuse_since(0, 4, "weft_notified_wait_blocking");
+    counting_waker c;
+    cw_init(&c);
+    weft_notified nf;
+    weft_notified_init(&nf, NULL);
+    assert_misuse_since(4, 1, "weft_notified_init");
+    assert_int_equal(poll_with(&nf, &c), WEFT_READY); /* never a hang */
+    weft_future_drop(&nf.base);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
 /* ---- producers and consumers ------------------------------------------------------------ */
 
 /* Producers add items and notify_one each; consumers claim items and
@@ -706,6 +724,7 @@ int main(void)
         T(test_a_queued_waiter_dropped_just_unlinks),
         T(test_a_waiter_woken_by_notify_waiters_dropped_passes_nothing_on),
         T(test_fini_with_waiters_is_reported),
+        T(test_null_arguments_are_reported_and_refused),
         RT(test_producers_and_consumers_lose_no_notification_on_two_workers),
         T(test_producers_and_consumers_on_the_sim_under_chaos),
         T(test_notify_wait_blocking_parks_a_foreign_thread_until_notified),
