@@ -438,6 +438,50 @@ static void test_permits_are_conserved_under_random_aborts_on_two_workers(void *
     assert_int_equal(misuse_count(), 0);
 }
 
+/* Acquires `n` and outputs the status (giving back what it got). */
+typedef struct acquirer {
+    weft_future base;
+    weft_co co;
+    weft_semaphore *s;
+    weft_semaphore_acquire a;
+    size_t n;
+    int rc;
+} acquirer;
+
+WEFT_ASYNC_FN(acquirer, int)
+{
+    WEFT_FN_BEGIN;
+    weft_semaphore_acquire_init(&self->a, self->s, self->n);
+    WEFT_FN_AWAIT(&self->a, &self->rc);
+    if (self->rc == 0 && weft_semaphore_release(self->s, self->n) != 0)
+        WEFT_FN_RETURN(-1);
+    WEFT_FN_RETURN(self->rc);
+    WEFT_FN_END;
+}
+
+static void test_close_wakes_every_waiting_task_with_epipe_on_two_workers(void **state)
+{
+    (void)state;
+    enum { TASKS = 40 };
+    static weft_join j[TASKS];
+    weft_semaphore s;
+    assert_int_equal(weft_semaphore_init(&s, 1), 0);
+    for (int i = 0; i < TASKS; i++)
+        assert_int_equal(WEFT_SPAWN(g_rt, &j[i], &(acquirer){ WEFT_FN_INIT(acquirer, WEFT_F_SEND),
+                                                              .s = &s, .n = 2 }),
+                         0);
+    WAIT_UNTIL(queued(&s) == TASKS);
+    weft_semaphore_close(&s);
+    for (int i = 0; i < TASKS; i++) {
+        int out = 0;
+        assert_int_equal(join_blocking(g_rt, &j[i], &out, sizeof out), 0);
+        assert_int_equal(out, -EPIPE);
+    }
+    assert_int_equal(weft_semaphore_available(&s), 1); /* the front's partial grant */
+    weft_semaphore_fini(&s);
+    assert_int_equal(misuse_count(), 0);
+}
+
 /* ---- FIFO: a large request is not starved ---------------------------------------------------- */
 
 /* The shared record of the FIFO scenario. */
@@ -824,6 +868,7 @@ int main(void)
         T(test_acquire_of_zero_or_too_many),
         T(test_fini_with_waiters_is_reported),
         RT(test_permits_are_conserved_under_random_aborts_on_two_workers),
+        RT(test_close_wakes_every_waiting_task_with_epipe_on_two_workers),
         T(test_a_large_acquire_at_the_front_is_not_starved_on_the_sim),
         T(test_acquire_blocking_parks_a_foreign_thread_until_released),
         RT(test_acquire_blocking_in_a_task_is_edeadlk),
