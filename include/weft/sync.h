@@ -114,8 +114,8 @@ WEFT_API void weft_notified_init(weft_notified *nf, weft_notify *n);
 /* For threads that run no tasks: poll `nf` to completion, parking the
  * thread in between (it is not dropped: drop it after). Returns 0;
  * -EDEADLK on a worker or a sim runtime's thread (misuse, reported; not
- * polled); -ENOMEM (not polled); -EINVAL (nf NULL, not initialised, or already
- * completed; misuse, reported).
+ * polled); -ENOMEM (not polled); -EINVAL (nf NULL, not initialised, or
+ * already completed; misuse, reported).
  * weft_notify_wait_blocking(n) does the same with a future of its own. */
 WEFT_API WEFT_NODISCARD int weft_notified_wait_blocking(weft_notified *nf);
 WEFT_API WEFT_NODISCARD int weft_notify_wait_blocking(weft_notify *n);
@@ -182,8 +182,8 @@ WEFT_API void weft_semaphore_close(weft_semaphore *s);
 
 /* The future that acquires `n` permits. Output: int — 0 (the caller now
  * holds `n` permits: give them back with weft_semaphore_release), -EPIPE
- * (closed; holds nothing) or -EINVAL (n above WEFT_SEMAPHORE_MAX; misuse,
- * reported). n == 0 completes at once with 0 (-EPIPE if closed). Send.
+ * (closed; holds nothing) or -EINVAL (s NULL or n above
+ * WEFT_SEMAPHORE_MAX; misuse, reported at init). n == 0 completes at once with 0 (-EPIPE if closed). Send.
  * Cancel safety: dropped while pending it loses only its place in the
  * queue: permits it had been partly given, or all `n` if it was served
  * but had not seen it yet, go back to the semaphore (to the next waiters
