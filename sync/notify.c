@@ -63,6 +63,7 @@ static inline weft_notified *notified_of(weft__waiter *w)
 /* A NULL notify is misuse: reported, and the call does nothing. */
 static bool notify_null(const weft_notify *n, const char *what)
 {
+    (void)what; /* release builds report nothing */
     if (n)
         return false;
     WEFT_MISUSE("%s: notify is NULL", what);
