@@ -48,13 +48,167 @@ typedef struct weft_sync_queue {
 
 /* ---- notify ------------------------------------------------------------------ */
 
-/* (notify: to be written) */
+/* A notification between tasks, tokio's Notify: one task tells another
+ * "look again" without a value. `weft_notify_one` wakes the oldest waiter,
+ * or, when nobody waits, stores one permit that the next wait consumes at
+ * once (at most one: a second notify_one with nobody waiting stores
+ * nothing more). `weft_notify_waiters` wakes every waiter there is at that
+ * moment and stores nothing.
+ *
+ * A `weft_notified` counts as waiting from its initialisation for
+ * notify_waiters, not from its first poll: it captures the notify's
+ * notify_waiters count when initialised, and completes at its first poll
+ * if a notify_waiters came since. So "initialise the future, check the
+ * condition, then await it" cannot miss a notify_waiters sent between the
+ * check and the await. (notify_one needs no such care: its permit waits.)
+ *
+ * Caller-owned; must not move once used. Pair init with fini; finalising
+ * with waiters still queued is misuse (reported in debug builds). Every
+ * call may come from any thread. */
+typedef struct weft_notify {
+    /* (notify_waiters calls << 2) | EMPTY, WAITING or NOTIFIED: written
+     * by notify_one's fast path and by a waiter that takes the stored
+     * permit without the lock, else under the queue's lock. */
+    WEFT_ATOMIC(uintptr_t) state_;
+    weft_sync_queue q_;
+} weft_notify;
+
+/* Initialise `n`: nobody waiting, no permit. Any thread. */
+WEFT_API void weft_notify_init(weft_notify *n);
+/* Finalise `n` (nothing to free). No waiter may remain (misuse). */
+WEFT_API void weft_notify_fini(weft_notify *n);
+
+/* Wake the oldest waiter, or store the permit when nobody waits (one at
+ * most). Everything the caller did before is visible to the task that
+ * completes because of it. Any thread; never blocks beyond the queue's
+ * short spinlock (and not even that when nobody waits). */
+WEFT_API void weft_notify_one(weft_notify *n);
+/* Wake every waiter queued now, and every `weft_notified` initialised
+ * before this call that is not queued yet (it completes at its next
+ * poll). Stores no permit; a stored permit stays. Everything the caller
+ * did before is visible to those waiters. Any thread. */
+WEFT_API void weft_notify_waiters(weft_notify *n);
+
+/* The future that waits for a notification. Output: none. Send.
+ * Cancel safety: dropped while pending it loses only its place in the
+ * queue. A notify_one that had already chosen it (and that it did not see)
+ * is handed on, to the next waiter or back as the stored permit, so no
+ * notify_one is ever lost; a notify_waiters that woke it is not (nothing
+ * was stored for anyone else). Initialise with weft_notified_init; drop
+ * like any future. Its fields are weft's. */
+typedef struct weft_notified {
+    weft_future base;
+    weft_notify *n_;
+    uintptr_t calls_; /* notify_waiters count at initialisation */
+    uint32_t step_;   /* not polled yet / queued / done */
+    uint32_t reserved_;
+    weft_sync_waiter w_;
+} weft_notified;
+
+/* Initialise `nf` to wait on `n` (which must outlive it). From here on,
+ * a notify_waiters call completes it. `n` NULL is misuse (reported; the
+ * future completes at its first poll, as every call given a NULL notify
+ * does nothing rather than crash). Any thread. */
+WEFT_API void weft_notified_init(weft_notified *nf, weft_notify *n);
+
+/* For threads that run no tasks: poll `nf` to completion, parking the
+ * thread in between (it is not dropped: drop it after). Returns 0;
+ * -EDEADLK on a worker or a sim runtime's thread (misuse, reported; not
+ * polled); -ENOMEM (not polled); -EINVAL (nf NULL, not initialised, or
+ * already completed; misuse, reported).
+ * weft_notify_wait_blocking(n) does the same with a future of its own. */
+WEFT_API WEFT_NODISCARD int weft_notified_wait_blocking(weft_notified *nf);
+WEFT_API WEFT_NODISCARD int weft_notify_wait_blocking(weft_notify *n);
 
 
 
 /* ---- semaphore ------------------------------------------------------------------ */
 
-/* (semaphore: to be written) */
+/* A counting semaphore, tokio's batch semaphore: fair (strict FIFO) and
+ * with partial grants. Released permits go to the oldest waiter first; a
+ * waiter wanting 3 when 2 are free is given the 2 (kept in its node) and
+ * waits for the third, and nobody queued behind it passes it, so a large
+ * request is never starved by small ones. `weft_semaphore_try_acquire`
+ * does not barge either: with waiters queued it fails.
+ *
+ * Uncontended, acquire is one CAS on the permit word and release one
+ * atomic add. Closing makes every pending and later acquire fail with
+ * -EPIPE; releases after a close still count (weft_semaphore_available).
+ * Permits are not owned by anybody: what an acquire took comes back only
+ * through weft_semaphore_release (or a drop while pending, below).
+ *
+ * Caller-owned; must not move once used. Pair init with fini; finalising
+ * with waiters still queued is misuse (reported in debug builds). Every
+ * call may come from any thread. */
+
+/* At most this many permits, in the semaphore or in one call. */
+#define WEFT_SEMAPHORE_MAX (SIZE_MAX >> 3)
+
+typedef struct weft_semaphore {
+    /* (available << 2) | WAITERS | CLOSED. available and CLOSED change
+     * with or without the lock; WAITERS (the queue is not empty) only
+     * under it. */
+    WEFT_ATOMIC(size_t) permits_;
+    weft_sync_queue q_;
+} weft_semaphore;
+
+/* Initialise `s` with `permits` available. Returns 0, or -EINVAL (s NULL,
+ * permits above WEFT_SEMAPHORE_MAX). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_semaphore_init(weft_semaphore *s, size_t permits);
+/* Finalise `s` (nothing to free). No waiter may remain (misuse). */
+WEFT_API void weft_semaphore_fini(weft_semaphore *s);
+
+/* Take `n` permits now or not at all. Returns 0; -EAGAIN when fewer than
+ * `n` are available or any acquire is queued (it never passes a waiter);
+ * -EPIPE once closed; -EINVAL (s NULL, n above WEFT_SEMAPHORE_MAX).
+ * n == 0 takes nothing and succeeds unless closed. Any thread. */
+WEFT_API WEFT_NODISCARD int weft_semaphore_try_acquire(weft_semaphore *s, size_t n);
+
+/* Give `n` permits back (or add new ones): to the queued waiters, oldest
+ * first, and the rest to the semaphore. Everything the caller did before
+ * is visible to whoever acquires them. Counts after a close too. Returns
+ * 0, or -EINVAL (s NULL, or more than WEFT_SEMAPHORE_MAX would be
+ * available: nothing is added; misuse, reported). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_semaphore_release(weft_semaphore *s, size_t n);
+
+/* Permits available now (a snapshot; 0 while any acquire is queued,
+ * except for a moment while a release hands them over). Any thread. */
+WEFT_API size_t weft_semaphore_available(weft_semaphore *s);
+
+/* Close `s`: every queued acquire completes with -EPIPE (permits it had
+ * been partly given go back to the semaphore), and so does every later
+ * one. Releases still count. Idempotent. Any thread. */
+WEFT_API void weft_semaphore_close(weft_semaphore *s);
+
+/* The future that acquires `n` permits. Output: int — 0 (the caller now
+ * holds `n` permits: give them back with weft_semaphore_release), -EPIPE
+ * (closed; holds nothing) or -EINVAL (s NULL or n above
+ * WEFT_SEMAPHORE_MAX; misuse, reported at init). n == 0 completes at once with 0 (-EPIPE if closed). Send.
+ * Cancel safety: dropped while pending it loses only its place in the
+ * queue: permits it had been partly given, or all `n` if it was served
+ * but had not seen it yet, go back to the semaphore (to the next waiters
+ * first). Dropped after READY it gives nothing back: the caller holds
+ * what it got. Initialise with weft_semaphore_acquire_init; drop like any
+ * future. Its fields are weft's. */
+typedef struct weft_semaphore_acquire {
+    weft_future base;
+    weft_semaphore *s_;
+    size_t n_;
+    uint32_t step_; /* not polled yet / queued / done */
+    uint32_t reserved_;
+    weft_sync_waiter w_; /* data_: permits still needed while queued */
+} weft_semaphore_acquire;
+
+/* Initialise `a` to acquire `n` permits of `s` (which must outlive it).
+ * Any thread. */
+WEFT_API void weft_semaphore_acquire_init(weft_semaphore_acquire *a, weft_semaphore *s,
+                                          size_t n);
+
+/* For threads that run no tasks: acquire `n` permits, parking the thread
+ * until they are given. Returns 0 (held), -EPIPE (closed), -EINVAL (s
+ * NULL, n too large), -EDEADLK on a worker or a sim runtime's thread
+ * (misuse, reported; nothing taken, nothing queued) or -ENOMEM. */
+WEFT_API WEFT_NODISCARD int weft_semaphore_acquire_blocking(weft_semaphore *s, size_t n);
 
 
 
