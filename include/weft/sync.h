@@ -141,7 +141,91 @@ WEFT_API WEFT_NODISCARD int weft_mutex_lock_blocking(weft_mutex *m, weft_mutex_g
 
 /* ---- rwlock --------------------------------------------------------------------- */
 
-/* (rwlock: to be written) */
+/* An async reader-writer lock: many readers or one writer. Writer-
+ * preferring and FIFO: once anybody waits, new readers and writers queue
+ * behind it, so readers never starve a writer; when the lock frees, the
+ * front writer, or the whole run of readers at the front of the queue, is
+ * admitted together (tokio's RwLock, on its fair semaphore).
+ *
+ * Memory model: a writer's unlock publishes its writes to every later
+ * holder; a reader's lock sees every earlier writer's writes.
+ *
+ * At most WEFT_RWLOCK_MAX_READERS readers hold it at once: beyond that
+ * weft_rwlock_try_read returns -EAGAIN and a read future waits in the
+ * queue until a reader leaves.
+ *
+ * Caller-owned, must not move once used; pair weft_rwlock_init with
+ * weft_rwlock_fini. Its fields are weft's: `state_` (WRITER, QUEUED bits
+ * and the reader count; any thread) and `q_`, the queue of waiting read
+ * and write futures. */
+#define WEFT_RWLOCK_MAX_READERS ((1u << 30) - 1u)
+
+typedef struct weft_rwlock {
+    WEFT_ATOMIC(uint32_t) state_;
+    uint32_t reserved_;
+    weft_sync_queue q_;
+} weft_rwlock;
+
+/* Proof of holding a read lock (the read future's output); `rwlock` is
+ * NULL once unlocked. Unlock it once, with weft_rwlock_read_unlock. */
+typedef struct weft_rwlock_read_guard {
+    weft_rwlock *rwlock;
+} weft_rwlock_read_guard;
+
+/* Proof of holding the write lock (the write future's output); `rwlock`
+ * is NULL once unlocked. Unlock it once, with weft_rwlock_write_unlock. */
+typedef struct weft_rwlock_write_guard {
+    weft_rwlock *rwlock;
+} weft_rwlock_write_guard;
+
+/* Initialise `rw` unlocked. Any thread. Pair with weft_rwlock_fini. */
+WEFT_API void weft_rwlock_init(weft_rwlock *rw);
+/* Finalise `rw` once nobody uses it; finalising it held or with waiters
+ * is misuse (reported in debug builds). */
+WEFT_API void weft_rwlock_fini(weft_rwlock *rw);
+
+/* Take a read lock without waiting: 0 (and `*guard` filled), -EAGAIN
+ * (write-locked, somebody queued — a writer may be among them — or
+ * WEFT_RWLOCK_MAX_READERS readers hold it), -EINVAL (NULL). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_rwlock_try_read(weft_rwlock *rw, weft_rwlock_read_guard *guard);
+/* Take the write lock without waiting: 0, -EAGAIN (held or queued for),
+ * -EINVAL (NULL). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_rwlock_try_write(weft_rwlock *rw, weft_rwlock_write_guard *guard);
+
+/* Release a read lock and empty the guard; the last reader out admits
+ * the waiter at the front. Returns 0, or -EINVAL (an empty or NULL
+ * guard, or no reader holds the lock: misuse, reported in debug builds;
+ * nothing changes). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_rwlock_read_unlock(weft_rwlock_read_guard *guard);
+/* Release the write lock and empty the guard, admitting the front writer
+ * or the run of readers at the front. Returns 0, or -EINVAL as above
+ * (the lock is not write-locked). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_rwlock_write_unlock(weft_rwlock_write_guard *guard);
+
+/* The read and write futures. Output: a weft_rwlock_read_guard, or a
+ * weft_rwlock_write_guard. Send. The waiter node lives inside: no
+ * allocation. Cancel safety: dropping one while pending loses only its
+ * place in the queue — a queued one unlinks itself (and if it was a
+ * writer holding readers back, those readers are admitted); one already
+ * admitted before it saw it unlocks at once, handing the lock on. Fields
+ * are weft's. */
+typedef struct weft_rwlock_read {
+    weft_future base;
+    weft_rwlock *rwlock_;
+    weft_sync_waiter waiter_;
+} weft_rwlock_read;
+
+typedef struct weft_rwlock_write {
+    weft_future base;
+    weft_rwlock *rwlock_;
+    weft_sync_waiter waiter_;
+} weft_rwlock_write;
+
+/* Initialise a read (write) future on `rw`; it may be moved until its
+ * first poll. Returns 0, or -EINVAL (a NULL argument; the future is then
+ * not initialised). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_rwlock_read_init(weft_rwlock_read *r, weft_rwlock *rw);
+WEFT_API WEFT_NODISCARD int weft_rwlock_write_init(weft_rwlock_write *w, weft_rwlock *rw);
 
 
 
