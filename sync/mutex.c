@@ -185,9 +185,20 @@ int weft_mutex_unlock(weft_mutex_guard *guard)
         guard->mutex = NULL;
         return 0;
     }
-    if (!(old & M_LOCKED)) {
-        WEFT_MISUSE("weft_mutex_unlock: the mutex is not locked (a guard unlocked twice?)");
-        return -EINVAL;
+    for (;;) {
+        if (!(old & M_LOCKED)) {
+            WEFT_MISUSE("weft_mutex_unlock: the mutex is not locked (a guard unlocked twice?)");
+            return -EINVAL;
+        }
+        /* Waiters, but one of them is awake already (it will retry), or
+         * none: release LOCKED alone, without the queue's lock. */
+        if ((old & M_STARVING) || (M_WAITERS(old) != 0 && !(old & M_WOKEN)))
+            break;
+        /* Release: as above. */
+        if (weft_atomic_cas_weak_release(&m->state_, &old, old & ~M_LOCKED)) {
+            guard->mutex = NULL;
+            return 0;
+        }
     }
     guard->mutex = NULL;
     unlock_slow(m);
@@ -238,8 +249,11 @@ static weft_poll lock_done(weft_mutex_lock *l, void *out)
 static weft_poll lock_acquire(weft_mutex_lock *l, weft_cx *cx, void *out)
 {
     weft_mutex *m = l->mutex_;
+    /* Guess "free, nobody waiting" first: the CAS fetches the cache line
+     * for writing at once, where a load first would fetch it twice under
+     * contention. */
+    uint32_t old = 0;
     for (;;) {
-        uint32_t old = weft_atomic_load_relaxed(&m->state_);
         while (!(old & M_LOCKED)) {
             uint32_t want = (old | M_LOCKED) & ~(l->woken_ ? M_WOKEN : 0u);
             /* Acquire: pairs with the release of the unlock that freed it
@@ -278,6 +292,7 @@ static weft_poll lock_acquire(weft_mutex_lock *l, weft_cx *cx, void *out)
         }
         /* Freed while we took the queue's lock: try again. */
         weft__waitq_unlock(&m->q_);
+        old = weft_atomic_load_relaxed(&m->state_);
     }
 }
 
@@ -363,7 +378,13 @@ int weft_mutex_lock_init(weft_mutex_lock *l, weft_mutex *m)
     }
     weft_future_init(&l->base, &lock_ops, WEFT_F_SEND);
     l->mutex_ = m;
-    weft__waiter_init(&l->waiter_);
+    /* weft__waiter_init, spelled out: this runs once per lock, on the
+     * uncontended path too. */
+    l->waiter_.prev_ = l->waiter_.next_ = NULL;
+    l->waiter_.waker_ = (weft_waker)WEFT_WAKER_EMPTY;
+    l->waiter_.data_ = 0;
+    weft_atomic_init(&l->waiter_.state_, WEFT__WAITER_IDLE);
+    l->waiter_.reserved_ = 0;
     l->since_ = 0;
     l->woken_ = false;
     return 0;
