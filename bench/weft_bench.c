@@ -24,7 +24,9 @@
  * `weft-bench timer_lateness --poll-us N` measures how late 10 ms sleeps
  * resume while busy tasks with N-microsecond polls keep every worker busy
  * (p50/p99/max and count); `weft-bench timer_churn` measures arm + re-poll
- * + cancel cycles of a sleep per second.
+ * + cancel cycles of a sleep per second. `weft-bench mutex_uncontended`
+ * prints the nanoseconds of one lock/unlock pair of a weft_mutex that
+ * only one task uses (ns_per_pair).
  *
  * The workloads are written the way a weft user would write them: tasks
  * that wait are async fns (WEFT_ASYNC_FN), root tasks that only spawn are
@@ -579,6 +581,95 @@ static int run_timers(weft_rt *rt, bench_shared *sh, uint64_t *check)
     return signal_block_on(rt, &sh->cd.done, check);
 }
 
+/* ---- W12 mutex_contended ------------------------------------------------------------- */
+
+#define MUTEX_TASKS 100u            /* W12 */
+#define MUTEX_LOCKS_PER_TASK 10000u /* W12 */
+#define MUTEX_PAIRS 10000000u       /* mutex_uncontended */
+
+/* One shared async mutex and the counter it guards; the last task to
+ * finish publishes the counter. */
+typedef struct mutex_shared {
+    weft_mutex m;
+    uint64_t counter; /* under m */
+    atomic_uint_fast64_t running;
+    bench_signal done;
+} mutex_shared;
+
+static mutex_shared g_mx;
+
+static double now_ms(void);
+
+/* Locks the shared mutex, adds one, unlocks; `n` times. Awaits the lock
+ * future as tokio's `m.lock().await` would. */
+typedef struct mutex_task {
+    weft_future base;
+    weft_co co;
+    mutex_shared *sh;
+    uint32_t i, n;
+    weft_mutex_lock lk;
+    weft_mutex_guard g;
+} mutex_task;
+
+WEFT_ASYNC_FN_VOID(mutex_task)
+{
+    WEFT_FN_BEGIN;
+    for (self->i = 0; self->i < self->n; self->i++) {
+        if (weft_mutex_lock_init(&self->lk, &self->sh->m) != 0)
+            break;
+        WEFT_FN_AWAIT(&self->lk, &self->g);
+        self->sh->counter += 1;
+        if (weft_mutex_unlock(&self->g) != 0)
+            break;
+    }
+    /* AcqRel: the last one out acquires every other task's release, so
+     * it reads the counter after all their critical sections. */
+    if (atomic_fetch_sub_explicit(&self->sh->running, 1, memory_order_acq_rel) == 1)
+        signal_set(&self->sh->done, self->sh->counter, 0);
+    WEFT_FN_END;
+}
+
+static int run_mutex_tasks(weft_rt *rt, uint32_t tasks, uint32_t n, uint64_t *check)
+{
+    mutex_shared *sh = &g_mx;
+    weft_mutex_init(&sh->m);
+    sh->counter = 0;
+    atomic_init(&sh->running, tasks);
+    signal_init(&sh->done);
+    int rc = 0;
+    for (uint32_t i = 0; i < tasks && rc == 0; i++)
+        rc = WEFT_SPAWN(rt, NULL, &(mutex_task){ WEFT_FN_INIT(mutex_task, WEFT_F_SEND), .sh = sh,
+                                                 .n = n });
+    if (rc == 0)
+        rc = signal_block_on(rt, &sh->done, check);
+    return rc;
+}
+
+static int run_mutex_contended(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)sh;
+    return run_mutex_tasks(rt, MUTEX_TASKS, MUTEX_LOCKS_PER_TASK, check);
+}
+
+/* mutex_uncontended: one task, MUTEX_PAIRS lock/unlock pairs; prints the
+ * nanoseconds per pair (the lock future's first poll takes the mutex with
+ * one CAS, the unlock releases it with another). */
+static int run_mutex_uncontended(weft_rt *rt)
+{
+    uint64_t check = 0;
+    double t0 = now_ms();
+    int rc = run_mutex_tasks(rt, 1, MUTEX_PAIRS, &check);
+    double t1 = now_ms();
+    if (rc != 0) {
+        fprintf(stderr, "weft-bench: mutex_uncontended: %s\n", weft_strerror(rc));
+        return 1;
+    }
+    printf("elapsed_ms=%.3f\n", t1 - t0);
+    printf("ns_per_pair=%.2f\n", (t1 - t0) * 1e6 / MUTEX_PAIRS);
+    printf("check=%" PRIu64 "\n", check);
+    return check == MUTEX_PAIRS ? 0 : 1;
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -593,6 +684,7 @@ static const struct workload {
     { "chained_spawn", run_chained_spawn }, /* W5 */
     { "fib_fork_join", run_fib_fork_join }, /* W6 */
     { "timers", run_timers },               /* W11 */
+    { "mutex_contended", run_mutex_contended }, /* W12 */
 };
 
 static double now_ms(void)
@@ -607,7 +699,8 @@ static int usage(void)
     fprintf(stderr, "usage: weft-bench <workload> [--workers N] [--poll-us N]\n"
                     "workloads: spawn_many spawn_remote yield_many chained_spawn "
                     "fib_fork_join timers task_memory idle_timers idle_many "
-                    "lifo_latency timer_lateness timer_churn\n");
+                    "lifo_latency timer_lateness timer_churn mutex_contended "
+                    "mutex_uncontended\n");
     return 1;
 }
 
@@ -1385,7 +1478,8 @@ int main(int argc, char **argv)
     bool lifo = strcmp(name, "lifo_latency") == 0;
     bool lateness = strcmp(name, "timer_lateness") == 0;
     bool churn = strcmp(name, "timer_churn") == 0;
-    if (!w && !memory && !idle && !idle_many && !lifo && !lateness && !churn) {
+    bool uncontended = strcmp(name, "mutex_uncontended") == 0;
+    if (!w && !memory && !idle && !idle_many && !lifo && !lateness && !churn && !uncontended) {
         fprintf(stderr, "unsupported workload: %s\n", name);
         return 2;
     }
@@ -1418,6 +1512,8 @@ int main(int argc, char **argv)
         status = run_timer_lateness(rt, poll_us);
     } else if (churn) {
         status = run_timer_churn(rt, &sh);
+    } else if (uncontended) {
+        status = run_mutex_uncontended(rt);
     } else {
         uint64_t check = 0;
         double t0 = now_ms();
@@ -1438,6 +1534,10 @@ int main(int argc, char **argv)
     /* The workers are joined: no task can touch the shared state now. */
     signal_fini(&sh.cd.done);
     signal_fini(&sh.sig);
+    if (uncontended || strcmp(name, "mutex_contended") == 0) {
+        signal_fini(&g_mx.done);
+        weft_mutex_fini(&g_mx.m);
+    }
     weft_atomic_waker_fini(&g_pp.ping.waker);
     weft_atomic_waker_fini(&g_pp.pong.waker);
     if (memory && status == 0) {

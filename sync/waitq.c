@@ -83,3 +83,18 @@ void weft__wakeset_wake(weft__wakeset *s)
         weft_waker_wake(&s->w[i]);
     s->n = 0;
 }
+
+void weft__waitq_push_front(weft__waitq *q, weft__waiter *w, const weft_waker *waker)
+{
+    WEFT_ASSERT(weft_atomic_load_relaxed(&w->state_) == WEFT__WAITER_IDLE);
+    w->waker_ = weft_waker_clone(waker);
+    w->prev_ = NULL;
+    w->next_ = q->head_;
+    if (q->head_)
+        q->head_->prev_ = w;
+    else
+        q->tail_ = w;
+    q->head_ = w;
+    /* Relaxed: as in weft__waitq_push_back. */
+    weft_atomic_store_relaxed(&w->state_, WEFT__WAITER_QUEUED);
+}

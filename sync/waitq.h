@@ -99,4 +99,9 @@ static inline void weft__waiter_reset(weft__waiter *w)
     weft_atomic_store_relaxed(&w->state_, WEFT__WAITER_IDLE);
 }
 
+/* Put `w` (IDLE) at the front with a clone of `waker`; it becomes QUEUED.
+ * For a waiter that was served but could not use what it got (a mutex's
+ * woken waiter that lost the lock to a running task): it keeps its turn. */
+void weft__waitq_push_front(weft__waitq *q, weft__waiter *w, const weft_waker *waker);
+
 #endif

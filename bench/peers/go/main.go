@@ -2,7 +2,7 @@
 //
 // Usage: go-bench <workload> [--workers N]
 //
-// Every workload is the one defined in the benchmark spec (W1..W11), written
+// Every workload is the one defined in the benchmark spec (W1..W12), written
 // the way a Go programmer would write it: goroutines, buffered channels,
 // select, sync.WaitGroup and time.Sleep. GOMAXPROCS is set to N. The process
 // prints exactly two lines: elapsed_ms=<float> (timed from just before the
@@ -41,6 +41,8 @@ const (
 	pipelineItems     = 100_000
 	pipelineInFlight  = 64
 	timerTasks        = 1_000_000
+	mutexTasks        = 100
+	mutexLocksPerTask = 10_000
 )
 
 // work is the CPU-bound step of W10: 2,000 rounds of xorshift + multiply.
@@ -354,6 +356,26 @@ func timers() string {
 	return strconv.FormatInt(<-result, 10)
 }
 
+// W12
+func mutexContended() string {
+	var mu sync.Mutex
+	var counter uint64
+	var wg sync.WaitGroup
+	wg.Add(mutexTasks)
+	for i := 0; i < mutexTasks; i++ {
+		go func() {
+			defer wg.Done()
+			for j := 0; j < mutexLocksPerTask; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return strconv.FormatUint(counter, 10)
+}
+
 var workloads = map[string]func() string{
 	"spawn_many":       spawnMany,
 	"spawn_remote":     spawnRemote,
@@ -368,6 +390,7 @@ var workloads = map[string]func() string{
 	"pipeline_peritem": pipelinePerItem,
 	"pipeline_seq":     pipelineSeq,
 	"timers":           timers,
+	"mutex_contended":  mutexContended,
 }
 
 func usage() {

@@ -2,7 +2,7 @@
 //!
 //! Usage: `tokio-bench <workload> [--workers N]`
 //!
-//! Every workload is the one defined in the benchmark spec (W1..W11), written
+//! Every workload is the one defined in the benchmark spec (W1..W12), written
 //! the way a tokio user would write it. The process prints exactly two lines:
 //! `elapsed_ms=<float>` (timed from just before the workload starts to its
 //! end; building the runtime is not timed) and `check=<value>`, a checksum
@@ -37,6 +37,8 @@ const SELECT_CAP: usize = 128;
 const PIPELINE_ITEMS: u64 = 100_000;
 const PIPELINE_IN_FLIGHT: usize = 64;
 const TIMER_TASKS: u64 = 1_000_000;
+const MUTEX_TASKS: u64 = 100;
+const MUTEX_LOCKS_PER_TASK: u64 = 10_000;
 
 /// The CPU-bound step of W10: 2,000 rounds of xorshift + multiply.
 #[inline(never)]
@@ -333,6 +335,29 @@ fn timers(rt: &Runtime) -> String {
     count.to_string()
 }
 
+// W12
+fn mutex_contended(rt: &Runtime) -> String {
+    let count = rt.block_on(async {
+        let m = Arc::new(tokio::sync::Mutex::new(0u64));
+        let mut handles = Vec::with_capacity(MUTEX_TASKS as usize);
+        for _ in 0..MUTEX_TASKS {
+            let m = m.clone();
+            handles.push(tokio::spawn(async move {
+                for _ in 0..MUTEX_LOCKS_PER_TASK {
+                    let mut g = m.lock().await;
+                    *g += 1;
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let v = *m.lock().await;
+        v
+    });
+    count.to_string()
+}
+
 const WORKLOADS: &[&str] = &[
     "spawn_many",
     "spawn_remote",
@@ -346,6 +371,7 @@ const WORKLOADS: &[&str] = &[
     "pipeline",
     "pipeline_seq",
     "timers",
+    "mutex_contended",
 ];
 
 fn usage() -> ! {
@@ -405,6 +431,7 @@ fn main() {
         "pipeline" => pipeline(&rt),
         "pipeline_seq" => pipeline_seq(),
         "timers" => timers(&rt),
+        "mutex_contended" => mutex_contended(&rt),
         _ => unreachable!(),
     };
     let elapsed = start.elapsed();
