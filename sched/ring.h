@@ -87,7 +87,7 @@ unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
  * back's bound because a fork-join tree's oldest pending task is the root
  * of its largest subtree, which depth-first order wants last. */
 #ifndef WEFT_RING_FRONT_AGE_MAX
-#define WEFT_RING_FRONT_AGE_MAX 1024u
+#define WEFT_RING_FRONT_AGE_MAX 256u
 #endif
 
 /* Owner: push `t` at the head, to be popped next: true, or false (the

@@ -500,6 +500,40 @@ static void test_ring_push_front_never_starves_the_back(void **state)
     }
 }
 
+/* A task at the bottom of the front run, under a stack that keeps being
+ * pushed and popped on top of it (a depth-first tree), is popped within
+ * WEFT_RING_FRONT_AGE_MAX pops of the run's start plus what was queued
+ * then: after that the ring serves everything queued before pushing at
+ * the front again. */
+static void test_ring_front_run_is_served_within_its_age_bound(void **state)
+{
+    struct fixture *f = *state;
+    weft__ring *r = &f->q->src;
+    for (size_t s = 0; s < NSTARTS; s++) {
+        ring_reset_at(r, starts[s]);
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[0])); /* the buried one */
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[1]));
+        unsigned pops = 0;
+        for (;;) {
+            struct weft__task *t = weft__ring_pop_owner(r);
+            assert_non_null(t);
+            pops++;
+            if (t == &f->tasks[0])
+                break;
+            assert_true(pops <= WEFT_RING_FRONT_AGE_MAX + 2u);
+            /* The tree goes on: what ran pushes a child at the front (or,
+             * refused, at the back). */
+            if (!weft__ring_push_front_owner(r, t))
+                assert_false(push_or_spill(r, t, &f->q->inj));
+        }
+        assert_int_equal(pops, WEFT_RING_FRONT_AGE_MAX + 1u);
+        /* Served: the front is open again. */
+        expect_pops(f, r, 1, 1);
+        assert_true(weft__ring_push_front_owner(r, &f->tasks[2]));
+        expect_pops(f, r, 2, 1);
+    }
+}
+
 /* ---- steal ---------------------------------------------------------------- */
 
 /* Victim holds n tasks; an empty thief takes min(ceil(n/2), CAP/2), the
@@ -1053,6 +1087,7 @@ int main(void)
         T(test_ring_push_front_refused_while_a_thief_copies),
         T(test_ring_steal_after_push_front_takes_it_first),
         T(test_ring_push_front_never_starves_the_back),
+        T(test_ring_front_run_is_served_within_its_age_bound),
         T(test_ring_steal_takes_half_rounded_up),
         T(test_ring_steal_refuses_when_thief_ring_more_than_half_full),
         T(test_ring_steal_into_half_full_ring_appends_after_own_tasks),

@@ -1323,7 +1323,7 @@ static void test_tasks_spawned_in_one_poll_run_newest_first(void **state)
         assert_int_equal(g_order_log[i], ORDER_CHILDREN - 1 - i);
 }
 
-#define WIDE_TREE_DEPTH 14 /* a binary tree of 2^15 - 1 tasks */
+#define WIDE_TREE_DEPTH 12 /* a binary tree of 2^13 - 1 tasks */
 #define WIDE_TREE_TASKS ((1u << (WIDE_TREE_DEPTH + 1)) - 1u)
 
 static uint64_t g_wide_polls;       /* the single worker's only */
@@ -1380,15 +1380,15 @@ static void spawn_wide_tree_and_yielder(void *arg, void *out)
 }
 
 /* Depth-first order must not starve what it runs ahead of: a yielding
- * task beside a tree of 32767 tasks on one worker. Pushed out of the LIFO
+ * task beside a tree of 8191 tasks on one worker. Pushed out of the LIFO
  * slot by the tree's root, it starts at the bottom of the ring's front
  * run; without the ring's bounds it waited for the whole tree. With them
- * it waits at most WEFT_RING_FRONT_AGE_MAX pops from the front plus two
- * ringfuls (each pop follows at most three LIFO polls), and spills to the
- * injector stretch that a little: a quarter of the tree is far above the
- * bound and far below the starved wait. (In FIFO order it waited about
- * two thirds of the tree: a level of a breadth-first tree overflows the
- * ring, and the injector is read once per 61 polls.) */
+ * it waits WEFT_RING_FRONT_AGE_MAX pops from the front plus what is queued
+ * then (each pop follows at most three LIFO polls), about a quarter of the
+ * tree here; spills to the injector stretch that, so the assertion is
+ * half the tree: far above the bound, far below the starved wait. The
+ * ring's own test (test_ring_front_run_is_served_within_its_age_bound)
+ * checks the bound exactly. */
 static void test_a_growing_tree_does_not_starve_a_yielding_task(void **state)
 {
     (void)state;
@@ -1399,7 +1399,7 @@ static void test_a_growing_tree_does_not_starve_a_yielding_task(void **state)
     weft_rt_shutdown(rt);
     assert_no_async_failures();
     print_message("longest wait of the yielder: %" PRIu64 " tree polls\n", g_wide_longest_gap);
-    assert_true(g_wide_longest_gap <= WIDE_TREE_TASKS / 4);
+    assert_true(g_wide_longest_gap <= WIDE_TREE_TASKS / 2);
 }
 
 /* The runtime's structure keeps fields written by different threads on
