@@ -62,6 +62,7 @@ void weft_once_fini(weft_once *c)
     if (!c)
         return;
     weft__waitq_lock(&c->q_);
+    /* Relaxed: under the lock every state write holds. */
     bool busy = !weft__waitq_empty(&c->q_) ||
                 weft_atomic_load_relaxed(&c->state_) == ONCE_RUNNING;
     weft__waitq_unlock(&c->q_);
@@ -192,6 +193,7 @@ static weft_poll goi_poll(weft_future *f, weft_cx *cx, void *out)
             return goi_ready(g, out, 0);
         }
         if (st == ONCE_EMPTY) {
+            /* Relaxed: RUNNING publishes nothing; read under the lock. */
             weft_atomic_store_relaxed(&c->state_, (uint32_t)ONCE_RUNNING);
             weft__waitq_unlock(&c->q_);
             g->phase_ = PHASE_RUNNING;
