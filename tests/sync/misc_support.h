@@ -23,6 +23,16 @@ static inline weft_rt *chaos_sim(uint64_t seed)
     return sim_start(&o);
 }
 
+/* Shut a chaos_sim down, adding the chaos it dealt (leaf PENDINGs and
+ * spurious wakes) to `*dealt`: a loop over seeds asserts that it dealt
+ * some, so the knobs reached the futures under test. */
+static inline void chaos_sim_done(weft_rt *rt, uint64_t *dealt)
+{
+    weft_sim_stats st = sim_stats(rt);
+    *dealt += st.leaf_pendings + st.spurious_wakes;
+    weft_rt_shutdown(rt);
+}
+
 /* Spawn the int-output future `f` (`size` bytes) on `rt` with its handle
  * in `*j`. */
 static inline void spawn_into(weft_rt *rt, weft_future *f, size_t size, weft_join *j)
