@@ -185,10 +185,12 @@ static void test_misuse_is_einval_or_reported(void **state)
 /* ---- parties over many generations ------------------------------------------------------ */
 
 #define PARTIES 5
+#define MANY_PARTIES 40 /* more than one batch of wakes */
 #define ROUNDS 20
 
 typedef struct rounds {
     weft_barrier b;
+    int parties;
     _Atomic int arrivals[ROUNDS];
     _Atomic int leaders[ROUNDS];
 } rounds;
@@ -215,7 +217,7 @@ WEFT_ASYNC_FN(party, int)
         weft_atomic_fetch_add_relaxed(&self->r->arrivals[self->i], 1);
         weft_barrier_wait_init(&self->w, &self->r->b);
         WEFT_FN_AWAIT(&self->w, &self->leader);
-        if (weft_atomic_load_relaxed(&self->r->arrivals[self->i]) < PARTIES)
+        if (weft_atomic_load_relaxed(&self->r->arrivals[self->i]) < self->r->parties)
             self->bad++;
         if (self->leader)
             weft_atomic_fetch_add_relaxed(&self->r->leaders[self->i], 1);
@@ -224,20 +226,21 @@ WEFT_ASYNC_FN(party, int)
     WEFT_FN_END;
 }
 
-static void run_rounds(weft_rt *rt)
+static void run_rounds(weft_rt *rt, int parties)
 {
     static rounds r;
-    assert_int_equal(weft_barrier_init(&r.b, PARTIES), 0);
+    r.parties = parties;
+    assert_int_equal(weft_barrier_init(&r.b, (uint32_t)parties), 0);
     for (int i = 0; i < ROUNDS; i++) {
         weft_atomic_init(&r.arrivals[i], 0);
         weft_atomic_init(&r.leaders[i], 0);
     }
-    weft_join j[PARTIES];
-    for (int p = 0; p < PARTIES; p++) {
+    weft_join j[MANY_PARTIES];
+    for (int p = 0; p < parties; p++) {
         party t = { WEFT_FN_INIT(party, WEFT_F_SEND), .r = &r, .yields = p };
         spawn_into(rt, &t.base, sizeof t, &j[p]);
     }
-    for (int p = 0; p < PARTIES; p++)
+    for (int p = 0; p < parties; p++)
         assert_int_equal(join_int(rt, &j[p]), 0);
     for (int i = 0; i < ROUNDS; i++)
         assert_int_equal(weft_atomic_load_relaxed(&r.leaders[i]), 1);
@@ -249,7 +252,11 @@ static void test_parties_meet_every_generation_with_one_leader(void **state)
 {
     (void)state;
     for (int round = 0; round < 20; round++)
-        run_rounds(g_rt);
+        run_rounds(g_rt, PARTIES);
+    /* A leader lets the lock go between batches of wakes: the next
+     * generation's parties arrive meanwhile and must wait for theirs. */
+    for (int round = 0; round < 10; round++)
+        run_rounds(g_rt, MANY_PARTIES);
 }
 
 static void test_sim_chaos_parties_meet_every_generation_with_one_leader(void **state)
@@ -259,7 +266,7 @@ static void test_sim_chaos_parties_meet_every_generation_with_one_leader(void **
     uint64_t dealt = 0;
     for (uint64_t seed = 1; seed <= CHAOS_SEEDS; seed++) {
         weft_rt *rt = chaos_sim(seed);
-        run_rounds(rt);
+        run_rounds(rt, seed % 10 == 0 ? MANY_PARTIES : PARTIES);
         chaos_sim_done(rt, &dealt);
     }
     assert_true(dealt > 0);
