@@ -78,7 +78,7 @@ typedef struct weft_sync_queue {
  * next generation at once. Caller-owned; must not move once used; pair
  * weft_barrier_init with weft_barrier_fini. Any thread. */
 typedef struct weft_barrier {
-    weft_sync_queue q_;   /* the parties of this generation waiting */
+    weft_sync_queue q_;   /* parties waiting, tagged with their generation */
     uint32_t n_;          /* parties per generation; set at init */
     uint32_t arrived_;    /* this generation's arrivals; under q_'s lock */
     uint64_t generation_; /* generations released; under q_'s lock */
