@@ -1,5 +1,6 @@
-/* stress_sync_storm: tasks and foreign threads storming one weft_mutex and
- * one weft_rwlock, with random timeouts and aborts, on a real runtime.
+/* stress_sync_storm: tasks and foreign threads storming one weft_mutex, one
+ * weft_rwlock and one weft_semaphore, with random timeouts and aborts, on
+ * a real runtime.
  *
  *   stress_sync_storm [--threads N] [--iters N] [--seed S] [--seconds T]
  *
@@ -9,12 +10,12 @@
  * --seconds  time box (default 3)
  *
  * Each round starts a runtime and spawns 8-48 tasks. A task runs 1-40
- * operations; each takes the mutex, a read lock or the write lock, in one
- * of four ways: awaiting the lock future (half of them); awaiting it
+ * operations; each takes the mutex, a read lock, the write lock or 1-2 of
+ * the semaphore's SEM_PERMITS permits, in one of four ways: awaiting the lock future (half of them); awaiting it
  * under a borrowing timeout (weft_timeout_borrow_init) of 0-2 ms, dropping
  * the lock future itself when the timeout expires; under an owning timeout
  * (weft_timeout_init), which drops it; or with try_lock / try_read /
- * try_write. Holding the lock, it yields (a quarter), sleeps 0-0.5 ms (a
+ * try_write / try_acquire. Holding the lock, it yields (a quarter), sleeps 0-0.5 ms (a
  * sixteenth) or does nothing, then counts its critical section and
  * unlocks. A fifth of the tasks abort a random task before a sixteenth of
  * their operations; a foreign thread aborts random tasks at
@@ -30,15 +31,18 @@
  *
  * Invariants (any violation aborts with the seed and round):
  *  - mutual exclusion: never two holders of the mutex; never two writers,
- *    or a writer with readers, in the rwlock (counted on entry);
+ *    or a writer with readers, in the rwlock; never more than SEM_PERMITS
+ *    permits held (counted on entry);
  *  - the mutex's counter equals the critical sections completed under it,
  *    and the rwlock's the write sections (the counters are plain
  *    variables, written only under the locks);
  *  - every task is dropped exactly once, its join agrees with it
  *    (-ECANCELED only after an abort or a shutdown), completed + cancelled
  *    == spawned: every waiter finished;
- *  - afterwards both locks are free with empty queues (weft_*_fini would
- *    report anything else, and misuse reports are fatal);
+ *  - afterwards both locks are free with empty queues, and the semaphore
+ *    has all SEM_PERMITS permits back and an empty queue: none was lost
+ *    to a dropped acquire (weft_*_fini would report a queue left, and
+ *    misuse reports are fatal);
  *  - no hang: a lost wake leaves a waiter on a free lock forever, which
  *    the watchdog reports (seconds * 10 + 30 s).
  * Waits for threads are joins and condition variables; the only clock
@@ -63,8 +67,9 @@
 #define MAX_TASKS 48
 #define MAX_OPS 40
 #define FOREIGN_OPS 200
+#define SEM_PERMITS 3
 
-enum { K_MUTEX, K_READ, K_WRITE };
+enum { K_MUTEX, K_READ, K_WRITE, K_SEM };
 enum { HOW_AWAIT, HOW_BORROW, HOW_OWN, HOW_TRY };
 
 /* ---- per-round state ---------------------------------------------------- */
@@ -78,9 +83,10 @@ typedef struct round_state {
 
     weft_mutex m;
     weft_rwlock rw;
+    weft_semaphore sem;
     /* Plain: written only under the mutex / the write lock. */
     uint64_t m_counter, rw_counter;
-    _Atomic int m_inside, rw_readers, rw_writers;
+    _Atomic int m_inside, rw_readers, rw_writers, sem_held;
     _Atomic uint64_t violations;
 
     weft_join joins[MAX_TASKS];
@@ -88,7 +94,7 @@ typedef struct round_state {
     unsigned nops[MAX_TASKS];
     _Atomic uint8_t drops[MAX_TASKS], done[MAX_TASKS], aborted[MAX_TASKS];
 
-    stress_counter m_cs, r_cs, w_cs, timeouts, try_fails, aborts_task, aborts_foreign,
+    stress_counter m_cs, r_cs, w_cs, s_cs, timeouts, try_fails, aborts_task, aborts_foreign,
         dropped_holding, completed, cancelled, foreign_cs, rounds_shut_down, tasks;
 
     pthread_mutex_t lock;
@@ -100,9 +106,15 @@ static round_state g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND
 
 /* ---- critical sections --------------------------------------------------- */
 
-static void enter(int kind)
+/* Enter a section of `kind`; `permits` for K_SEM. */
+static void enter(int kind, unsigned permits)
 {
     switch (kind) {
+    case K_SEM:
+        if (atomic_fetch_add_explicit(&g.sem_held, (int)permits, memory_order_relaxed) +
+                (int)permits > SEM_PERMITS)
+            atomic_fetch_add_explicit(&g.violations, 1, memory_order_relaxed);
+        break;
     case K_MUTEX:
         if (atomic_fetch_add_explicit(&g.m_inside, 1, memory_order_relaxed) != 0)
             atomic_fetch_add_explicit(&g.violations, 1, memory_order_relaxed);
@@ -121,9 +133,14 @@ static void enter(int kind)
 }
 
 /* Leave; `count` when the section completed (not cut short by a drop). */
-static void leave(int kind, bool count)
+static void leave(int kind, unsigned permits, bool count)
 {
     switch (kind) {
+    case K_SEM:
+        if (count)
+            stress_count(&g.s_cs);
+        atomic_fetch_sub_explicit(&g.sem_held, (int)permits, memory_order_relaxed);
+        break;
     case K_MUTEX:
         if (count) {
             g.m_counter++;
@@ -156,7 +173,10 @@ typedef struct storm_task {
     bool aborter;
     int kind, how, inside; /* inside: 0 nothing, 1 yield, 2 sleep */
     bool borrowed_live;    /* the borrowed lock future still needs its drop */
-    bool held;             /* holds a guard of `kind` */
+    bool held;             /* holds a guard of `kind` (K_SEM: the permits) */
+    unsigned permits;      /* K_SEM: 1 or 2 */
+    int sem_status;        /* K_SEM: the acquire's output */
+    weft_semaphore_acquire sa;
     weft_mutex_lock ml;
     weft_rwlock_read rr;
     weft_rwlock_write rwr;
@@ -175,6 +195,8 @@ static weft_future *lock_future(storm_task *s)
         return &s->ml.base;
     case K_READ:
         return &s->rr.base;
+    case K_SEM:
+        return &s->sa.base;
     default:
         return &s->rwr.base;
     }
@@ -182,11 +204,18 @@ static weft_future *lock_future(storm_task *s)
 
 static void *guard_of(storm_task *s)
 {
-    return s->kind == K_MUTEX ? (void *)&s->mg : s->kind == K_READ ? (void *)&s->rg : (void *)&s->wg;
+    return s->kind == K_MUTEX  ? (void *)&s->mg
+           : s->kind == K_READ ? (void *)&s->rg
+           : s->kind == K_SEM  ? (void *)&s->sem_status
+                               : (void *)&s->wg;
 }
 
 static void init_lock_future(storm_task *s)
 {
+    if (s->kind == K_SEM) {
+        weft_semaphore_acquire_init(&s->sa, &g.sem, s->permits);
+        return;
+    }
     int rc = s->kind == K_MUTEX  ? weft_mutex_lock_init(&s->ml, &g.m)
              : s->kind == K_READ ? weft_rwlock_read_init(&s->rr, &g.rw)
                                  : weft_rwlock_write_init(&s->rwr, &g.rw);
@@ -195,7 +224,8 @@ static void init_lock_future(storm_task *s)
 
 static bool try_take(storm_task *s)
 {
-    int rc = s->kind == K_MUTEX  ? weft_mutex_try_lock(&g.m, &s->mg)
+    int rc = s->kind == K_SEM    ? weft_semaphore_try_acquire(&g.sem, s->permits)
+             : s->kind == K_MUTEX ? weft_mutex_try_lock(&g.m, &s->mg)
              : s->kind == K_READ ? weft_rwlock_try_read(&g.rw, &s->rg)
                                  : weft_rwlock_try_write(&g.rw, &s->wg);
     STRESS_ENSURE(rc == 0 || rc == -EAGAIN, "try: %d", rc);
@@ -204,7 +234,8 @@ static bool try_take(storm_task *s)
 
 static void unlock_held(storm_task *s)
 {
-    int rc = s->kind == K_MUTEX  ? weft_mutex_unlock(&s->mg)
+    int rc = s->kind == K_SEM    ? weft_semaphore_release(&g.sem, s->permits)
+             : s->kind == K_MUTEX ? weft_mutex_unlock(&s->mg)
              : s->kind == K_READ ? weft_rwlock_read_unlock(&s->rg)
                                  : weft_rwlock_write_unlock(&s->wg);
     STRESS_ENSURE(rc == 0, "unlock: %d", rc);
@@ -243,7 +274,7 @@ static void storm_task_drop(weft_future *f)
         weft_future_drop(lock_future(s));
     }
     if (s->held) {
-        leave(s->kind, false);
+        leave(s->kind, s->permits, false);
         unlock_held(s);
         stress_count(&g.dropped_holding);
     }
@@ -264,7 +295,8 @@ WEFT_ASYNC_FN_WITH_DROP(storm_task, uint64_t)
             if (n > 0)
                 abort_task(rng_next32(&self->rng) % n, &g.aborts_task);
         }
-        self->kind = (int)(rng_next32(&self->rng) % 3);
+        self->kind = (int)(rng_next32(&self->rng) % 4);
+        self->permits = 1 + rng_next32(&self->rng) % 2;
         self->how = (int)(rng_next32(&self->rng) % 10);
         self->how = self->how < 5 ? HOW_AWAIT : self->how < 7 ? HOW_BORROW
                                                 : self->how < 9 ? HOW_OWN : HOW_TRY;
@@ -280,9 +312,14 @@ WEFT_ASYNC_FN_WITH_DROP(storm_task, uint64_t)
                 WEFT_FN_AWAIT(&self->ml, &self->mg);
             else if (self->kind == K_READ)
                 WEFT_FN_AWAIT(&self->rr, &self->rg);
+            else if (self->kind == K_SEM)
+                WEFT_FN_AWAIT(&self->sa, &self->sem_status);
             else
                 WEFT_FN_AWAIT(&self->rwr, &self->wg);
             self->held = true;
+            /* The semaphore is never closed: an acquire always gets. */
+            STRESS_ENSURE(self->kind != K_SEM || self->sem_status == 0, "acquire: %d",
+                          self->sem_status);
         } else {
             init_lock_future(self);
             int rc;
@@ -296,6 +333,8 @@ WEFT_ASYNC_FN_WITH_DROP(storm_task, uint64_t)
             STRESS_ENSURE(rc == 0, "timeout init: %d", rc);
             WEFT_FN_AWAIT(&self->t, guard_of(self));
             self->held = self->t.status == 0;
+            STRESS_ENSURE(!self->held || self->kind != K_SEM || self->sem_status == 0,
+                          "acquire under a timeout: %d", self->sem_status);
             if (!self->held) {
                 STRESS_ENSURE(self->t.status == -ETIMEDOUT, "timeout status %d", self->t.status);
                 stress_count(&g.timeouts);
@@ -309,7 +348,7 @@ WEFT_ASYNC_FN_WITH_DROP(storm_task, uint64_t)
         }
         if (!self->held)
             continue;
-        enter(self->kind);
+        enter(self->kind, self->permits);
         if (self->inside == 1) {
             weft_yield_init(&self->y);
             WEFT_FN_AWAIT(&self->y, NULL);
@@ -317,7 +356,7 @@ WEFT_ASYNC_FN_WITH_DROP(storm_task, uint64_t)
             weft_sleep_init(&self->s, (weft_duration)rng_next32(&self->rng) % (WEFT_US(500) + 1));
             WEFT_FN_AWAIT(&self->s, NULL);
         }
-        leave(self->kind, true);
+        leave(self->kind, self->permits, true);
         unlock_held(self);
     }
     atomic_store_explicit(&g.done[self->idx], 1, memory_order_release);
@@ -380,10 +419,10 @@ static void *locker_main(void *arg)
                 continue;
             }
         }
-        enter(kind);
+        enter(kind, 0);
         for (unsigned k = rng_next32(&rng) % 50; k > 0; k--)
             sched_yield();
-        leave(kind, true);
+        leave(kind, 0, true);
         rc = kind == K_MUTEX  ? weft_mutex_unlock(&mg)
              : kind == K_READ ? weft_rwlock_read_unlock(&rg)
                               : weft_rwlock_write_unlock(&wg);
@@ -424,6 +463,8 @@ static void round_reset(uint64_t seed)
     atomic_store_explicit(&g.over, false, memory_order_relaxed);
     weft_mutex_init(&g.m);
     weft_rwlock_init(&g.rw);
+    STRESS_ENSURE(weft_semaphore_init(&g.sem, SEM_PERMITS) == 0, "semaphore init");
+    atomic_store_explicit(&g.sem_held, 0, memory_order_relaxed);
     g.m_counter = g.rw_counter = 0;
     atomic_store_explicit(&g.m_inside, 0, memory_order_relaxed);
     atomic_store_explicit(&g.rw_readers, 0, memory_order_relaxed);
@@ -515,8 +556,14 @@ static void run_round(uint64_t seed, const stress_options *opt)
     STRESS_ENSURE(atomic_load_explicit(&g.rw.state_, memory_order_relaxed) == 0 && !g.rw.q_.head_,
                   "rwlock state %#x after the round",
                   (unsigned)atomic_load_explicit(&g.rw.state_, memory_order_relaxed));
+    /* Permit conservation: every acquire that was given permits and then
+     * dropped gave them back, and every holder released. */
+    STRESS_ENSURE(weft_semaphore_available(&g.sem) == SEM_PERMITS && !g.sem.q_.head_,
+                  "semaphore: %zu of %d permits after the round", weft_semaphore_available(&g.sem),
+                  SEM_PERMITS);
     weft_mutex_fini(&g.m);
     weft_rwlock_fini(&g.rw);
+    weft_semaphore_fini(&g.sem);
 
     stress_count_n(&g.rounds_shut_down, g.shutdown_mid);
     stress_count_n(&g.tasks, g.ntasks);
@@ -528,13 +575,13 @@ int main(int argc, char **argv)
 {
     static stress_counter *const counters[] = {
         &g.rounds_shut_down, &g.tasks, &g.completed, &g.cancelled, &g.m_cs, &g.r_cs, &g.w_cs,
-        &g.foreign_cs, &g.timeouts, &g.try_fails, &g.aborts_task, &g.aborts_foreign,
+        &g.s_cs, &g.foreign_cs, &g.timeouts, &g.try_fails, &g.aborts_task, &g.aborts_foreign,
         &g.dropped_holding,
     };
     const stress_program p = {
         "stress_sync_storm", run_round, counters, sizeof counters / sizeof counters[0],
         "shut_down_mid_flight tasks completed cancelled mutex_sections read_sections "
-        "write_sections foreign_sections timeouts try_fails aborts_task aborts_foreign "
+        "write_sections semaphore_sections foreign_sections timeouts try_fails aborts_task aborts_foreign "
         "dropped_holding",
     };
     return stress_main(argc, argv, &p);
