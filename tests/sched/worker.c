@@ -1291,10 +1291,13 @@ static void test_yielding_tasks_interleave_on_one_worker(void **state)
 static int g_order_log[ORDER_CHILDREN];
 static int g_order_nlog;
 
+static gate g_order_over = GATE_INIT;
+
 static void order_child(void *arg, void *out)
 {
     (void)out;
     g_order_log[g_order_nlog++] = *(int *)arg;
+    gate_add(&g_order_over, 1);
 }
 
 /* On the worker: spawns the children in one poll, 0 first. */
@@ -1314,9 +1317,11 @@ static void test_tasks_spawned_in_one_poll_run_newest_first(void **state)
 {
     (void)state;
     g_order_nlog = 0;
+    gate_reset(&g_order_over);
     weft_rt *rt = rt_start(1);
     assert_int_equal(RUN_FN_BLOCKING(rt, spawn_order_children, NULL, 0), 0);
-    weft_rt_shutdown(rt); /* after the children: one worker, the LIFO child first */
+    gate_wait(&g_order_over, ORDER_CHILDREN); /* (the gate's lock publishes the log) */
+    weft_rt_shutdown(rt);
     assert_no_async_failures();
     assert_int_equal(g_order_nlog, ORDER_CHILDREN);
     for (int i = 0; i < ORDER_CHILDREN; i++)
