@@ -79,7 +79,7 @@ unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
  * pushes at the front are refused until every task then queued was
  * popped: depth-first order may delay the tasks queued at the back (by at
  * most this many pops and two ringfuls), never starve them. */
-#define WEFT_RING_BACK_WAIT_MAX 64u
+#define WEFT_RING_BACK_WAIT_MAX 256u
 /* Pops since the front run started, after which the ring likewise serves
  * everything queued before pushing at the front again: a task buried at
  * the bottom of the run (a task woken just before its waker spawned a
@@ -87,7 +87,7 @@ unsigned weft__ring_push_owner(weft__ring *r, struct weft__task *t,
  * back's bound because a fork-join tree's oldest pending task is the root
  * of its largest subtree, which depth-first order wants last. */
 #ifndef WEFT_RING_FRONT_AGE_MAX
-#define WEFT_RING_FRONT_AGE_MAX 256u
+#define WEFT_RING_FRONT_AGE_MAX 1024u
 #endif
 
 /* Owner: push `t` at the head, to be popped next: true, or false (the

@@ -1328,7 +1328,7 @@ static void test_tasks_spawned_in_one_poll_run_newest_first(void **state)
         assert_int_equal(g_order_log[i], ORDER_CHILDREN - 1 - i);
 }
 
-#define WIDE_TREE_DEPTH 12 /* a binary tree of 2^13 - 1 tasks */
+#define WIDE_TREE_DEPTH 13 /* a binary tree of 2^14 - 1 tasks */
 #define WIDE_TREE_TASKS ((1u << (WIDE_TREE_DEPTH + 1)) - 1u)
 
 static uint64_t g_wide_polls;       /* the single worker's only */
@@ -1385,13 +1385,13 @@ static void spawn_wide_tree_and_yielder(void *arg, void *out)
 }
 
 /* Depth-first order must not starve what it runs ahead of: a yielding
- * task beside a tree of 8191 tasks on one worker. Pushed out of the LIFO
- * slot by the tree's root, it starts at the bottom of the ring's front
- * run; without the ring's bounds it waited for the whole tree. With them
- * it waits WEFT_RING_FRONT_AGE_MAX pops from the front plus what is queued
- * then (each pop follows at most three LIFO polls), about a quarter of the
- * tree here; spills to the injector stretch that, so the assertion is
- * half the tree: far above the bound, far below the starved wait. The
+ * task beside a tree of 16,383 tasks on one worker. Pushed out of the
+ * LIFO slot by the tree's root, it starts at the bottom of the ring's
+ * front run; without the ring's bounds it waited for the whole tree. With
+ * them it waits WEFT_RING_FRONT_AGE_MAX pops from the front plus what is
+ * queued then (each pop follows at most three LIFO polls): 2,000-3,700
+ * tree polls here; spills to the injector stretch that, so the assertion
+ * is half the tree: far above the bound, far below the starved wait. The
  * ring's own test (test_ring_front_run_is_served_within_its_age_bound)
  * checks the bound exactly. */
 static void test_a_growing_tree_does_not_starve_a_yielding_task(void **state)
