@@ -75,17 +75,10 @@ static weft_poll barrier_wait_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_PENDING;
     }
     if (w->arrived_) {
-        /* Acquire: pairs with the release in weft__waitq_serve by the
-         * leader; what every party did before arriving is visible. */
-        if (weft__waiter_state(&w->w_) != WEFT__WAITER_SERVED) {
-            weft__waitq_lock(&b->q_);
-            bool queued = weft__waiter_state(&w->w_) == WEFT__WAITER_QUEUED;
-            if (queued)
-                weft__waiter_set_waker(&w->w_, cx->waker);
-            weft__waitq_unlock(&b->q_);
-            if (queued)
-                return WEFT_PENDING;
-        }
+        /* Served by the leader: what every party did before arriving is
+         * visible (weft__waiter_poll's acquire). */
+        if (weft__waiter_poll(&b->q_, &w->w_, cx->waker) != WEFT__WAITER_SERVED)
+            return WEFT_PENDING;
         weft__waiter_reset(&w->w_);
         w->arrived_ = false;
         *(bool *)out = false;

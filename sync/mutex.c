@@ -302,19 +302,9 @@ static weft_poll lock_poll(weft_future *f, weft_cx *cx, void *out)
     weft_mutex *m = l->mutex_;
     if (weft__chaos_pending(f, cx))
         return WEFT_PENDING;
-    uint32_t st = weft__waiter_state(&l->waiter_);
-    if (st == WEFT__WAITER_QUEUED) {
-        weft__waitq_lock(&m->q_);
-        /* Relaxed: a serve happens under the lock we hold, and the lock's
-         * acquire orders what the server wrote (data_) before our reads. */
-        st = weft_atomic_load_relaxed(&l->waiter_.state_);
-        if (st == WEFT__WAITER_QUEUED) {
-            weft__waiter_set_waker(&l->waiter_, cx->waker);
-            weft__waitq_unlock(&m->q_);
-            return WEFT_PENDING;
-        }
-        weft__waitq_unlock(&m->q_);
-    }
+    uint32_t st = weft__waiter_poll(&m->q_, &l->waiter_, cx->waker);
+    if (st == WEFT__WAITER_QUEUED)
+        return WEFT_PENDING;
     if (st == WEFT__WAITER_SERVED) {
         weft__waiter_reset(&l->waiter_);
         if (l->waiter_.data_ == GRANT_LOCK)

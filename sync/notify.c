@@ -229,15 +229,8 @@ static weft_poll notified_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_PENDING;
     if (nf->step_ == STEP_QUEUED) {
         /* Served: the notification is ours (acquire inside). */
-        if (weft__waiter_state(&nf->w_) != WEFT__WAITER_SERVED) {
-            weft__waitq_lock(&n->q_);
-            if (weft_atomic_load_relaxed(&nf->w_.state_) == WEFT__WAITER_QUEUED) {
-                weft__waiter_set_waker(&nf->w_, cx->waker);
-                weft__waitq_unlock(&n->q_);
-                return WEFT_PENDING;
-            }
-            weft__waitq_unlock(&n->q_);
-        }
+        if (weft__waiter_poll(&n->q_, &nf->w_, cx->waker) != WEFT__WAITER_SERVED)
+            return WEFT_PENDING;
         weft__waiter_reset(&nf->w_);
         nf->step_ = STEP_DONE;
         return WEFT_READY;

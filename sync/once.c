@@ -204,17 +204,10 @@ static weft_poll goi_poll(weft_future *f, weft_cx *cx, void *out)
             return WEFT_PENDING;
         }
     } else if (g->phase_ == PHASE_QUEUED) {
-        /* Acquire: pairs with the release in weft__waitq_serve; `data_`
-         * and, for a value, the buffer are visible. */
-        if (weft__waiter_state(&g->w_) != WEFT__WAITER_SERVED) {
-            weft__waitq_lock(&c->q_);
-            bool queued = weft__waiter_state(&g->w_) == WEFT__WAITER_QUEUED;
-            if (queued)
-                weft__waiter_set_waker(&g->w_, cx->waker);
-            weft__waitq_unlock(&c->q_);
-            if (queued)
-                return WEFT_PENDING;
-        }
+        /* Served: `data_` and, for a value, the buffer are visible
+         * (weft__waiter_poll's acquire). */
+        if (weft__waiter_poll(&c->q_, &g->w_, cx->waker) != WEFT__WAITER_SERVED)
+            return WEFT_PENDING;
         weft__waiter_reset(&g->w_);
         if (g->w_.data_ == WAITER_GOT_VALUE)
             return goi_ready(g, out, 0);

@@ -262,18 +262,9 @@ int weft_rwlock_write_unlock(weft_rwlock_write_guard *guard)
  * -1 idle (not queued: try to enter). */
 static int waiter_poll(weft_rwlock *rw, weft__waiter *w, weft_cx *cx)
 {
-    uint32_t st = weft__waiter_state(w);
-    if (st == WEFT__WAITER_QUEUED) {
-        weft__waitq_lock(&rw->q_);
-        /* Relaxed: serves happen under the lock we hold. */
-        st = weft_atomic_load_relaxed(&w->state_);
-        if (st == WEFT__WAITER_QUEUED) {
-            weft__waiter_set_waker(w, cx->waker);
-            weft__waitq_unlock(&rw->q_);
-            return 0;
-        }
-        weft__waitq_unlock(&rw->q_);
-    }
+    uint32_t st = weft__waiter_poll(&rw->q_, w, cx->waker);
+    if (st == WEFT__WAITER_QUEUED)
+        return 0;
     if (st == WEFT__WAITER_SERVED) {
         weft__waiter_reset(w);
         return 1;

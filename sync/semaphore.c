@@ -280,15 +280,8 @@ static weft_poll acquire_poll(weft_future *f, weft_cx *cx, void *out)
     if (a->step_ == STEP_QUEUED) {
         /* Served: the permits (or the close) are ours to see (acquire
          * inside; pairs with the release in weft__waitq_serve). */
-        if (weft__waiter_state(&a->w_) != WEFT__WAITER_SERVED) {
-            weft__waitq_lock(&s->q_);
-            if (weft_atomic_load_relaxed(&a->w_.state_) == WEFT__WAITER_QUEUED) {
-                weft__waiter_set_waker(&a->w_, cx->waker);
-                weft__waitq_unlock(&s->q_);
-                return WEFT_PENDING;
-            }
-            weft__waitq_unlock(&s->q_);
-        }
+        if (weft__waiter_poll(&s->q_, &a->w_, cx->waker) != WEFT__WAITER_SERVED)
+            return WEFT_PENDING;
         int status = a->w_.data_ == CLOSED_MARK ? -EPIPE : 0;
         weft__waiter_reset(&a->w_);
         return acquire_done(a, out, status);

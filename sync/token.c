@@ -225,17 +225,9 @@ static weft_poll cancelled_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_PENDING;
     }
     if (w->queued_) {
-        /* Acquire: pairs with the release in weft__waitq_serve (after the
-         * flag was set). */
-        if (weft__waiter_state(&w->w_) != WEFT__WAITER_SERVED) {
-            weft__waitq_lock(&t->q_);
-            bool queued = weft__waiter_state(&w->w_) == WEFT__WAITER_QUEUED;
-            if (queued)
-                weft__waiter_set_waker(&w->w_, cx->waker);
-            weft__waitq_unlock(&t->q_);
-            if (queued)
-                return WEFT_PENDING;
-        }
+        /* Served after the flag was set (weft__waiter_poll's acquire). */
+        if (weft__waiter_poll(&t->q_, &w->w_, cx->waker) != WEFT__WAITER_SERVED)
+            return WEFT_PENDING;
         weft__waiter_reset(&w->w_);
         w->queued_ = false;
         return WEFT_READY;

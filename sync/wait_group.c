@@ -120,17 +120,10 @@ static weft_poll wg_wait_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_PENDING;
     }
     if (w->queued_) {
-        /* Acquire (in weft__waiter_state): pairs with the release in
-         * weft__waitq_serve, after the done that reached zero. */
-        if (weft__waiter_state(&w->w_) != WEFT__WAITER_SERVED) {
-            weft__waitq_lock(&wg->q_);
-            bool queued = weft__waiter_state(&w->w_) == WEFT__WAITER_QUEUED;
-            if (queued)
-                weft__waiter_set_waker(&w->w_, cx->waker);
-            weft__waitq_unlock(&wg->q_);
-            if (queued)
-                return WEFT_PENDING;
-        }
+        /* Served after the done that reached zero (weft__waiter_poll's
+         * acquire). */
+        if (weft__waiter_poll(&wg->q_, &w->w_, cx->waker) != WEFT__WAITER_SERVED)
+            return WEFT_PENDING;
         weft__waiter_reset(&w->w_);
         w->queued_ = false;
         return WEFT_READY;

@@ -91,6 +91,13 @@ static inline uint32_t weft__waiter_state(weft__waiter *w)
     return weft_atomic_load_acquire(&w->state_);
 }
 
+/* The owning future's poll of its waiter: the state it finds. SERVED: the
+ * primitive gave it what it waited for, and what the server wrote before
+ * serving is visible. QUEUED: still waiting, and its waker is now `waker`
+ * (replaced under the queue's lock unless it wakes the same task). IDLE:
+ * it was not queued. */
+uint32_t weft__waiter_poll(weft__waitq *q, weft__waiter *w, const weft_waker *waker);
+
 /* Consume a SERVED waiter's mark (the owner took what it was given):
  * back to IDLE so the future may wait again. Owner only, no lock needed
  * (nobody else touches a waiter that is not in a list). */

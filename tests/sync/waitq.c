@@ -131,6 +131,40 @@ static void test_a_waker_for_the_same_task_is_kept_another_replaces_it(void **st
     assert_int_equal(weft__waiter_state(&w), WEFT__WAITER_IDLE);
 }
 
+/* The owner's poll: IDLE before it queued, QUEUED (with the poll's waker
+ * stored in place of the old one) while it waits, SERVED after. */
+static void test_the_owners_poll_tells_the_state_and_keeps_the_waker_current(void **state)
+{
+    (void)state;
+    counting_waker a, b;
+    cw_init(&a);
+    cw_init(&b);
+    weft_waker wa = cw_waker(&a), wb = cw_waker(&b);
+    weft__waitq q;
+    weft__waitq_init(&q);
+    weft__waiter w;
+    weft__waiter_init(&w);
+    assert_int_equal(weft__waiter_poll(&q, &w, &wa), WEFT__WAITER_IDLE);
+    assert_int_equal(weft_atomic_load_relaxed(&a.clones), 0);
+    weft__waitq_lock(&q);
+    weft__waitq_push_back(&q, &w, &wa);
+    weft__waitq_unlock(&q);
+    assert_int_equal(weft__waiter_poll(&q, &w, &wa), WEFT__WAITER_QUEUED);
+    assert_int_equal(weft_atomic_load_relaxed(&a.clones), 1); /* kept */
+    assert_int_equal(weft__waiter_poll(&q, &w, &wb), WEFT__WAITER_QUEUED);
+    assert_int_equal(weft_atomic_load_relaxed(&a.drops), 1);
+    assert_int_equal(weft_atomic_load_relaxed(&b.clones), 1);
+    weft__wakeset s;
+    weft__wakeset_init(&s);
+    weft__waitq_lock(&q);
+    weft__waitq_serve(&q, &w, &s);
+    weft__waitq_unlock(&q);
+    weft__wakeset_wake(&s);
+    assert_int_equal(weft_atomic_load_relaxed(&b.wakes), 1); /* the latest waker */
+    assert_int_equal(weft__waiter_poll(&q, &w, &wa), WEFT__WAITER_SERVED);
+    assert_int_equal(weft_atomic_load_relaxed(&a.clones), 1); /* served: nothing stored */
+}
+
 static void test_a_full_wakeset_is_reported_so_the_caller_flushes(void **state)
 {
     (void)state;
@@ -171,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_waiters_leave_in_the_order_they_came),
         cmocka_unit_test(test_removing_from_the_middle_keeps_both_links),
         cmocka_unit_test(test_a_waker_for_the_same_task_is_kept_another_replaces_it),
+        cmocka_unit_test(test_the_owners_poll_tells_the_state_and_keeps_the_waker_current),
         cmocka_unit_test(test_a_full_wakeset_is_reported_so_the_caller_flushes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
