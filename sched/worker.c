@@ -277,8 +277,15 @@ static struct weft__task *pull_injector(struct weft__worker *w)
     ctr_add(&w->ctr.injector_pulls, n);
     for (unsigned i = 1; i < n; i++)
         push_ring(w, weft__task_of_qnode(w->batch[i]));
-    if (n > 1)
-        maybe_notify_others(w);
+    /* The rest wait in our ring while we run the first: more than we run
+     * next, even when it is one task (maybe_notify_others counts a ring
+     * of one as our next). A searcher wakes another when it stops
+     * searching; otherwise wake one here, fenced: a worker on its way to
+     * sleep may have re-checked the queues while these tasks were in
+     * neither (popped, not yet pushed), and only the fence against its
+     * decrement (idle.c) makes one of us see the other. */
+    if (n > 1 && !w->searching)
+        weft__idle_notify(&p->idle);
     return weft__task_of_qnode(w->batch[0]);
 }
 
