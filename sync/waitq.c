@@ -63,17 +63,13 @@ void weft__waiter_set_waker(weft__waiter *w, const weft_waker *waker)
     weft_waker_drop(&old);
 }
 
-uint32_t weft__waiter_poll(weft__waitq *q, weft__waiter *w, const weft_waker *waker)
+/* weft__waiter_poll's slow half: the waiter was queued when it looked. */
+uint32_t weft__waiter_poll_queued(weft__waitq *q, weft__waiter *w, const weft_waker *waker)
 {
-    /* Acquire (in weft__waiter_state): pairs with the release store of
-     * SERVED in weft__waitq_serve. */
-    uint32_t st = weft__waiter_state(w);
-    if (st != WEFT__WAITER_QUEUED)
-        return st;
     weft__waitq_lock(q);
     /* Relaxed: a serve happens under the lock we now hold, whose acquire
      * orders what the server wrote before our reads. */
-    st = weft_atomic_load_relaxed(&w->state_);
+    uint32_t st = weft_atomic_load_relaxed(&w->state_);
     if (st == WEFT__WAITER_QUEUED)
         weft__waiter_set_waker(w, waker);
     weft__waitq_unlock(q);

@@ -96,7 +96,15 @@ static inline uint32_t weft__waiter_state(weft__waiter *w)
  * serving is visible. QUEUED: still waiting, and its waker is now `waker`
  * (replaced under the queue's lock unless it wakes the same task). IDLE:
  * it was not queued. */
-uint32_t weft__waiter_poll(weft__waitq *q, weft__waiter *w, const weft_waker *waker);
+uint32_t weft__waiter_poll_queued(weft__waitq *q, weft__waiter *w, const weft_waker *waker);
+static inline uint32_t weft__waiter_poll(weft__waitq *q, weft__waiter *w,
+                                         const weft_waker *waker)
+{
+    /* Acquire: pairs with the release store of SERVED in
+     * weft__waitq_serve. Inline: a lock's first poll comes here. */
+    uint32_t st = weft_atomic_load_acquire(&w->state_);
+    return st == WEFT__WAITER_QUEUED ? weft__waiter_poll_queued(q, w, waker) : st;
+}
 
 /* Consume a SERVED waiter's mark (the owner took what it was given):
  * back to IDLE so the future may wait again. Owner only, no lock needed
