@@ -38,6 +38,7 @@
 #include "core/errors.h"
 #include "core/future.h"
 #include "sync/waitq.h"
+#include "sched/block_on.h"
 
 #define RW_WRITER 1u
 #define RW_QUEUED 2u
@@ -405,4 +406,34 @@ int weft_rwlock_write_init(weft_rwlock_write *w, weft_rwlock *rw)
     w->rwlock_ = rw;
     weft__waiter_init(&w->waiter_);
     return 0;
+}
+
+/* ---- blocking forms --------------------------------------------------------------------- */
+
+int weft_rwlock_read_blocking(weft_rwlock *rw, weft_rwlock_read_guard *guard)
+{
+    weft_rwlock_read r;
+    if (!guard || weft_rwlock_read_init(&r, rw) != 0) {
+        if (!guard)
+            WEFT_MISUSE("weft_rwlock_read_blocking: NULL guard");
+        return -EINVAL;
+    }
+    int rc = weft__block_poll(&r.base, guard, "weft_rwlock_read_blocking");
+    /* Completed, or refused before its first poll: the drop has nothing
+     * to undo. */
+    weft_future_drop(&r.base);
+    return rc;
+}
+
+int weft_rwlock_write_blocking(weft_rwlock *rw, weft_rwlock_write_guard *guard)
+{
+    weft_rwlock_write w;
+    if (!guard || weft_rwlock_write_init(&w, rw) != 0) {
+        if (!guard)
+            WEFT_MISUSE("weft_rwlock_write_blocking: NULL guard");
+        return -EINVAL;
+    }
+    int rc = weft__block_poll(&w.base, guard, "weft_rwlock_write_blocking");
+    weft_future_drop(&w.base);
+    return rc;
 }

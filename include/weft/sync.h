@@ -381,6 +381,16 @@ typedef struct weft_rwlock_write {
 WEFT_API WEFT_NODISCARD int weft_rwlock_read_init(weft_rwlock_read *r, weft_rwlock *rw);
 WEFT_API WEFT_NODISCARD int weft_rwlock_write_init(weft_rwlock_write *w, weft_rwlock *rw);
 
+/* For threads that run no tasks: take a read (write) lock of `rw`, parking
+ * the thread until it is given, in the same FIFO queue as the futures.
+ * Returns 0 (the guard holds it), -EINVAL (a NULL argument), -EDEADLK on
+ * a worker or a sim runtime's thread (misuse, reported; nothing queued)
+ * or -ENOMEM. */
+WEFT_API WEFT_NODISCARD int weft_rwlock_read_blocking(weft_rwlock *rw,
+                                                      weft_rwlock_read_guard *guard);
+WEFT_API WEFT_NODISCARD int weft_rwlock_write_blocking(weft_rwlock *rw,
+                                                       weft_rwlock_write_guard *guard);
+
 
 
 /* ---- barrier -------------------------------------------------------------------- */

@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include "weft/weft.h"
 #include "core/atomic.h"
 #include "sync/waitq.h"
@@ -467,6 +470,93 @@ static void test_readers_and_writers_on_the_sim_with_chaos_over_200_seeds(void *
     }
 }
 
+/* ---- blocking forms ----------------------------------------------------------------------------- */
+
+typedef struct rw_blocker {
+    weft_rwlock *rw;
+    bool write;
+    int rc;
+    _Atomic bool done;
+} rw_blocker;
+
+static void *rw_blocker_main(void *arg)
+{
+    rw_blocker *b = arg;
+    if (b->write) {
+        weft_rwlock_write_guard g;
+        b->rc = weft_rwlock_write_blocking(b->rw, &g);
+        if (b->rc == 0)
+            b->rc = weft_rwlock_write_unlock(&g);
+    } else {
+        weft_rwlock_read_guard g;
+        b->rc = weft_rwlock_read_blocking(b->rw, &g);
+        if (b->rc == 0)
+            b->rc = weft_rwlock_read_unlock(&g);
+    }
+    weft_atomic_store_release(&b->done, true);
+    return NULL;
+}
+
+/* A foreign thread's read waits behind a held write lock, and a write
+ * behind a held read lock; each gets it once the lock is given back. */
+static void test_blocking_forms_park_a_foreign_thread_until_given(void **state)
+{
+    (void)state;
+    for (int write = 0; write < 2; write++) {
+        weft_rwlock rw;
+        weft_rwlock_init(&rw);
+        weft_rwlock_read_guard rg;
+        weft_rwlock_write_guard wg;
+        if (write)
+            assert_int_equal(weft_rwlock_try_read(&rw, &rg), 0);
+        else
+            assert_int_equal(weft_rwlock_try_write(&rw, &wg), 0);
+        rw_blocker b = { .rw = &rw, .write = write != 0 };
+        weft_atomic_init(&b.done, false);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, rw_blocker_main, &b), 0);
+        while (!(state_of(&rw) & S_QUEUED)) /* it queued */
+            sched_yield();
+        assert_false(weft_atomic_load_acquire(&b.done));
+        if (write)
+            assert_int_equal(weft_rwlock_read_unlock(&rg), 0);
+        else
+            assert_int_equal(weft_rwlock_write_unlock(&wg), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(b.rc, 0);
+        assert_int_equal(state_of(&rw), 0);
+        weft_rwlock_fini(&rw);
+    }
+}
+
+static void rw_blocking_in_a_task(void *arg, void *out)
+{
+    (void)arg;
+    static weft_rwlock rw;
+    weft_rwlock_init(&rw);
+    weft_rwlock_read_guard rg = { NULL };
+    weft_rwlock_write_guard wg = { NULL };
+    int a = weft_rwlock_read_blocking(&rw, &rg);
+    int b = weft_rwlock_write_blocking(&rw, &wg);
+    *(int *)out = a == -EDEADLK && b == -EDEADLK && state_of(&rw) == 0;
+    weft_rwlock_fini(&rw);
+}
+
+/* On a worker the blocking forms would block the worker: refused with
+ * -EDEADLK before anything is queued, and reported. */
+static void test_blocking_forms_in_a_task_return_edeadlk(void **state)
+{
+    (void)state;
+    int before = misuse_count();
+    int ok = 0;
+    assert_int_equal(RUN_FN_BLOCKING(g_rt, rw_blocking_in_a_task, &ok, sizeof ok), 0);
+    assert_int_equal(ok, 1);
+    assert_int_equal(misuse_count() - before, 2);
+    weft_rwlock_read_guard rg;
+    assert_int_equal(weft_rwlock_read_blocking(NULL, &rg), -EINVAL);
+    assert_int_equal(weft_rwlock_write_blocking(NULL, NULL), -EINVAL);
+}
+
 /* ---- cancel sweeps ----------------------------------------------------------------------------- */
 
 /* Holds the write lock `holds` times for 2 ms each, relocking at once. */
@@ -641,6 +731,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_readers_and_writers_on_the_sim_with_chaos_over_200_seeds, sim_setup,
             sim_teardown),
+        cmocka_unit_test(test_blocking_forms_park_a_foreign_thread_until_given),
+        cmocka_unit_test_setup_teardown(test_blocking_forms_in_a_task_return_edeadlk, rt_setup,
+                                        rt_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_sweep_rwlock_read, sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_sweep_rwlock_write, sim_setup, sim_teardown),
     };
