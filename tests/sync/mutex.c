@@ -42,21 +42,6 @@ static weft_mutex_lock lock_of(weft_mutex *m)
     return l;
 }
 
-static int misuse_setup(void **state)
-{
-    (void)state;
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
-    return 0;
-}
-
-static int misuse_teardown(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(NULL, NULL);
-    return 0;
-}
-
 /* ---- by hand --------------------------------------------------------------------------------- */
 
 static void test_uncontended_lock_is_ready_at_once_and_unlock_frees_it(void **state)
@@ -727,11 +712,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_uncontended_lock_is_ready_at_once_and_unlock_frees_it,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(test_try_lock_fails_while_held_and_succeeds_once_free,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(test_misuse_is_reported_and_refused_without_harm,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test(test_unlock_wakes_the_oldest_waiter_to_retry),
         cmocka_unit_test(test_a_woken_waiter_that_loses_the_race_goes_back_to_the_front),
         cmocka_unit_test(test_a_dropped_queued_waiter_unlinks_and_releases_its_waker),
@@ -745,7 +730,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_waiter_is_not_passed_over_forever_by_a_relocking_task,
                                         sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_lock_blocking_parks_a_foreign_thread_until_unlocked,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(test_lock_blocking_in_a_task_returns_edeadlk, rt_setup,
                                         rt_teardown),
         cmocka_unit_test_setup_teardown(test_lock_blocking_on_a_sim_thread_returns_edeadlk,

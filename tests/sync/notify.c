@@ -16,6 +16,7 @@
 #include "sync/waitq.h"
 #include "support/alarm_watchdog.h"
 #include "support/counting_waker.h"
+#include "support/every_other.h"
 #include "support/rng.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
@@ -638,35 +639,9 @@ static void test_cancel_sweep_notified_woken_by_notify_waiters_passes_nothing_on
     assert_int_equal(misuse_count(), 0);
 }
 
-/* The future polled every other turn, as inside a select whose other
- * branch keeps its task busy: on odd polls it polls the notified, on even
- * ones it only wakes itself. A drop after an even poll finds the waiter
- * chosen by a notify_one it has not seen (SERVED): the hand-on path, with
- * chaos off. */
-typedef struct every_other {
-    weft_future base;
-    weft_notified *nf;
-    unsigned polls;
-} every_other;
-
-static weft_poll every_other_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    every_other *eo = (every_other *)f;
-    (void)out;
-    if (eo->polls++ % 2 == 0 && weft_future_poll(&eo->nf->base, cx, NULL) == WEFT_READY)
-        return WEFT_READY;
-    weft_waker_wake_by_ref(cx->waker);
-    return WEFT_PENDING;
-}
-
-static void every_other_drop(weft_future *f)
-{
-    weft_future_drop(&((every_other *)f)->nf->base);
-}
-
-static const weft_future_ops every_other_ops = { "every_other", 0, every_other_poll,
-                                                 every_other_drop, NULL };
-
+/* The notified polled every other turn (support/every_other.h): a drop
+ * after a turn it skipped finds the waiter chosen by a notify_one it has
+ * not seen (SERVED), the hand-on path, with chaos off. */
 typedef struct every_other_case {
     notified_case nc;
     every_other eo;
@@ -677,9 +652,7 @@ static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **o
     every_other_case *ec = ctx;
     weft_future *inner;
     int err = notified_build(rt, &ec->nc, &inner, out);
-    weft_future_init(&ec->eo.base, &every_other_ops, WEFT_F_SEND);
-    ec->eo.nf = &ec->nc.nf;
-    ec->eo.polls = 0;
+    every_other_init(&ec->eo, inner);
     *fut = &ec->eo.base;
     return err;
 }

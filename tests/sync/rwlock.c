@@ -33,21 +33,6 @@ static uint32_t state_of(weft_rwlock *rw)
     return weft_atomic_load_acquire(&rw->state_);
 }
 
-static int misuse_setup(void **state)
-{
-    (void)state;
-    misuse_reset();
-    weft_set_misuse_handler(record_misuse, NULL);
-    return 0;
-}
-
-static int misuse_teardown(void **state)
-{
-    (void)state;
-    weft_set_misuse_handler(NULL, NULL);
-    return 0;
-}
-
 /* A waiting future by hand: a read or a write, its waker and output. */
 typedef struct hand {
     bool write;
@@ -718,9 +703,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_uncontended_reads_share_and_a_write_excludes,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test_setup_teardown(test_misuse_is_reported_and_refused_without_harm,
-                                        misuse_setup, misuse_teardown),
+                                        misuse_capture_setup, misuse_capture_teardown),
         cmocka_unit_test(test_a_waiting_writer_holds_back_new_readers),
         cmocka_unit_test(test_the_run_of_readers_at_the_front_is_admitted_together),
         cmocka_unit_test(test_more_readers_than_a_wakeset_holds_are_all_admitted),

@@ -18,6 +18,7 @@
 #include "sync/waitq.h"
 #include "support/alarm_watchdog.h"
 #include "support/counting_waker.h"
+#include "support/every_other.h"
 #include "support/rng.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
@@ -786,32 +787,8 @@ static void test_cancel_sweep_semaphore_acquire_gives_back_what_it_was_given(voi
     assert_int_equal(misuse_count(), 0);
 }
 
-/* The acquire polled every other turn (as inside a select whose other
- * branch keeps its task busy), so a drop may find it served in full but
- * unseen. */
-typedef struct every_other {
-    weft_future base;
-    weft_semaphore_acquire *a;
-    unsigned polls;
-} every_other;
-
-static weft_poll every_other_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    every_other *eo = (every_other *)f;
-    if (eo->polls++ % 2 == 0 && weft_future_poll(&eo->a->base, cx, out) == WEFT_READY)
-        return WEFT_READY;
-    weft_waker_wake_by_ref(cx->waker);
-    return WEFT_PENDING;
-}
-
-static void every_other_drop(weft_future *f)
-{
-    weft_future_drop(&((every_other *)f)->a->base);
-}
-
-static const weft_future_ops every_other_ops = { "every_other", sizeof(int), every_other_poll,
-                                                 every_other_drop, NULL };
-
+/* The acquire polled every other turn (support/every_other.h), so a drop
+ * may find it served in full but unseen. */
 typedef struct every_other_case {
     acquire_case ac;
     every_other eo;
@@ -822,9 +799,7 @@ static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **o
     every_other_case *ec = ctx;
     weft_future *inner;
     int err = acquire_build(rt, &ec->ac, &inner, out);
-    weft_future_init(&ec->eo.base, &every_other_ops, WEFT_F_SEND);
-    ec->eo.a = &ec->ac.a;
-    ec->eo.polls = 0;
+    every_other_init(&ec->eo, inner);
     *fut = &ec->eo.base;
     return err;
 }
