@@ -6,10 +6,10 @@
  *  - on a worker of its pool: the LIFO slot, for message-passing
  *    locality; the previous occupant moves to the front of the ring, so
  *    several tasks spawned or woken in one poll run newest first
- *    (depth-first, within the ring's bound on delaying its back); a task
- *    woken by a timer the worker fires between polls goes straight to
- *    the front of the ring; a searcher takes an
- *    occupant that has waited behind a long poll (steal_lifo), and a poll
+ *    (depth-first, within the ring's bounds on delaying what waits
+ *    behind: timers due in one tick all run before the polls queued); a
+ *    searcher takes an occupant that has waited behind a long poll
+ *    (steal_lifo), and a poll
  *    that fills the slot wakes a sleeper for that, once per busy spell
  *    (lifo_wake);
  *  - anywhere else: the injector, then one idle worker is woken.
@@ -220,15 +220,6 @@ void weft__pool_schedule(struct weft__sched *s, struct weft__task *t)
         return;
     }
     if (w && !owner) {
-        /* Woken by a timer this worker fires between polls: the front of
-         * the ring, so that it runs after the LIFO occupant, not behind
-         * every task queued (a second timer due in the same tick would
-         * push the first out of the LIFO slot to the back, and with long
-         * polls queued that is a poll of lateness for each). */
-        if (w->firing && weft__ring_push_front_owner(&w->ring, t)) {
-            maybe_notify_others(w);
-            return;
-        }
         /* A worker of this pool: the LIFO slot (a thief may take the
          * task once it has waited there: steal_lifo). */
         struct weft__task *prev = weft__ring_lifo_put(&w->ring, t);
@@ -296,12 +287,10 @@ static struct weft__task *next_local_task(struct weft__worker *w)
     /* Due timers by the clock, every tick: when every worker runs long
      * polls, a timer is late by one poll, not by 61 of them. Whatever
      * they wake lands in this worker's queues, checked below. */
-    w->firing = true;
     weft__timers_tick(&w->pool->timers);
-    if (w->tick % INJECTOR_INTERVAL == 0)
-        weft__timers_fire_due(&w->pool->timers); /* should the coarse clock lag */
-    w->firing = false;
     if (w->tick % INJECTOR_INTERVAL == 0) {
+        /* And by the exact clock, should the coarse one lag. */
+        weft__timers_fire_due(&w->pool->timers);
         if ((t = injector_pop(w->pool))) {
             ctr_add(&w->ctr.injector_pulls, 1);
             w->lifo_streak = 0;

@@ -40,7 +40,6 @@ struct weft__worker {
     uint32_t rng;
     bool searching;
     bool polling;         /* inside a task's poll (run_task) */
-    bool firing;          /* firing due timers between polls (worker.c) */
     unsigned spin_rounds; /* how long the next search may spin (worker.c) */
     /* The LIFO occupant this worker, searching, watches in another
      * worker's slot (steal_lifo in worker.c): where, which task, that
