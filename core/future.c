@@ -111,6 +111,60 @@ void weft_stream_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
     }
 }
 
+weft_next weft_stream_poll_next_many(weft_stream *s, weft_cx *cx, void *items, size_t max,
+                                     size_t *n)
+{
+    *n = 0;
+    if (max == 0) {
+        WEFT_MISUSE("weft_stream_poll_next_many: max 0 (stream %s)", s->ops->name);
+        return WEFT_NEXT_PENDING;
+    }
+    if (!check_pinned(&s->flags, &s->pin_tag_, s, "stream", s->ops->name))
+        return WEFT_NEXT_PENDING;
+    if (s->ops->poll_next_many) {
+        weft_next r = s->ops->poll_next_many(s, cx, items, max, n);
+        return (weft_next)finish(&s->flags, r, WEFT_NEXT_DONE);
+    }
+    /* Repeat poll_next while it yields; a PENDING or DONE after the first
+     * item is not reported (the next call sees it again: DONE streams stay
+     * DONE, and a PENDING poll arranged a wake that costs one extra poll). */
+    size_t stride = s->ops->item_size;
+    unsigned char *out = items;
+    while (*n < max) {
+        weft_next r = s->ops->poll_next(s, cx, out + *n * stride);
+        if (r != WEFT_NEXT_ITEM) {
+            if (*n > 0)
+                return WEFT_NEXT_ITEM;
+            return (weft_next)finish(&s->flags, r, WEFT_NEXT_DONE);
+        }
+        (*n)++;
+    }
+    return WEFT_NEXT_ITEM;
+}
+
+static weft_poll stream_next_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    weft_stream_next *nx = (weft_stream_next *)f;
+    weft_next r = weft_stream_poll_next(nx->s_, cx, nx->item_);
+    if (r == WEFT_NEXT_PENDING)
+        return WEFT_PENDING;
+    *(int *)out = r == WEFT_NEXT_ITEM;
+    return WEFT_READY;
+}
+
+static const weft_future_ops stream_next_ops = {
+    .name = "weft_stream_next",
+    .out_size = sizeof(int),
+    .poll = stream_next_poll,
+};
+
+void weft_stream_next_init(weft_stream_next *f, weft_stream *s, void *item)
+{
+    weft_future_init(&f->base, &stream_next_ops, s->flags & WEFT_F_SEND);
+    f->s_ = s;
+    f->item_ = item;
+}
+
 /* ---- yield and ready ------------------------------------------------------- */
 
 static weft_poll yield_poll(weft_future *f, weft_cx *cx, void *out)

@@ -9,6 +9,7 @@
 #include "weft/rt.h"
 #include "weft/time.h"
 #include "weft/sync.h"
+#include "weft/channels.h"
 #include "weft/testing.h"
 
 #endif /* WEFT_H */

@@ -245,10 +245,12 @@ static void hinted_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
     *hi = ((const hinted *)s)->hi;
 }
 
-static const weft_stream_ops hinted_ops = { "test_hinted", 0, hinted_poll_next, NULL,
-                                            hinted_size_hint };
-static const weft_stream_ops unhinted_ops = { "test_unhinted", 0, hinted_poll_next, NULL,
-                                              NULL };
+static const weft_stream_ops hinted_ops = {
+    .name = "test_hinted", .poll_next = hinted_poll_next, .size_hint = hinted_size_hint,
+};
+static const weft_stream_ops unhinted_ops = {
+    .name = "test_unhinted", .poll_next = hinted_poll_next,
+};
 
 static void test_stream_size_hint_defaults_to_unknown(void **state)
 {
@@ -551,7 +553,7 @@ static weft_next cds_poll_next(weft_stream *s, weft_cx *cx, void *item)
 }
 
 static const weft_stream_ops cds_ops = {
-    "test_finished_stream", sizeof(int), cds_poll_next, NULL, NULL,
+    .name = "test_finished_stream", .item_size = sizeof(int), .poll_next = cds_poll_next,
 };
 
 static void test_stream_polled_after_done_is_reported_by_name_and_not_polled(void **state)
