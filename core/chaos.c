@@ -10,16 +10,16 @@ weft__chaos *weft__chaos_enter(weft__chaos *c)
     return prev;
 }
 
-bool weft__chaos_interleave(weft__chaos *c, weft_future *f, weft_cx *cx)
+bool weft__chaos_interleave(weft__chaos *c, uint32_t *flags, weft_cx *cx)
 {
-    if (f->flags & WEFT_F__CHAOS) {
+    if (*flags & WEFT_F__CHAOS) {
         /* The previous poll was ours: this one goes through. */
-        f->flags &= ~WEFT_F__CHAOS;
+        *flags &= ~WEFT_F__CHAOS;
         return false;
     }
     if (!c->decide(c))
         return false;
-    f->flags |= WEFT_F__CHAOS;
+    *flags |= WEFT_F__CHAOS;
     weft_waker_wake_by_ref(cx->waker);
     return true;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "weft/future.h"
+#include "weft/iter.h"
 
 /* A future flag (weft owns bits 16..31; core/future.h lists the others):
  * its last poll was a chaos PENDING. */
@@ -33,15 +34,22 @@ extern _Thread_local weft__chaos *weft__chaos_current;
 weft__chaos *weft__chaos_enter(weft__chaos *c);
 
 /* The slow half of weft__chaos_pending: ask `c`, and on yes wake the task
- * and mark `f`. */
-bool weft__chaos_interleave(weft__chaos *c, weft_future *f, weft_cx *cx);
+ * and mark the future's (or stream's) `flags`. */
+bool weft__chaos_interleave(weft__chaos *c, uint32_t *flags, weft_cx *cx);
 
 /* At the top of a library leaf future's poll: true means "return
  * WEFT_PENDING now" (the task was woken, so it is polled again). */
 static inline bool weft__chaos_pending(weft_future *f, weft_cx *cx)
 {
     weft__chaos *c = weft__chaos_current;
-    return c && weft__chaos_interleave(c, f, cx);
+    return c && weft__chaos_interleave(c, &f->flags, cx);
+}
+
+/* The same for a leaf stream's poll_next (a channel receiver). */
+static inline bool weft__chaos_pending_stream(weft_stream *s, weft_cx *cx)
+{
+    weft__chaos *c = weft__chaos_current;
+    return c && weft__chaos_interleave(c, &s->flags, cx);
 }
 
 #endif
