@@ -128,7 +128,7 @@ weft_next weft_stream_poll_next_many(weft_stream *s, weft_cx *cx, void *items, s
     /* Repeat poll_next while it yields; a PENDING or DONE after the first
      * item is not reported (the next call sees it again: DONE streams stay
      * DONE, and a PENDING poll arranged a wake that costs one extra poll). */
-    size_t stride = s->ops->item_size;
+    size_t stride = weft_stream_item_size(s);
     unsigned char *out = items;
     while (*n < max) {
         weft_next r = s->ops->poll_next(s, cx, out + *n * stride);

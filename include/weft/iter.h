@@ -37,13 +37,20 @@ typedef void weft_size_hint_fn(const weft_stream *s, size_t *lo, size_t *hi);
 typedef weft_next weft_poll_next_many_fn(weft_stream *s, weft_cx *cx, void *items,
                                          size_t max, size_t *n);
 
+/* Item size of streams whose item size is fixed per instance rather than
+ * per type (a channel receiver). */
+#define WEFT_ITEM_SIZE_VARIES ((size_t)-1)
+typedef size_t weft_stream_item_size_fn(const weft_stream *s);
+
 typedef struct weft_stream_ops {
     const char *name;                /* never NULL */
-    size_t item_size;                /* bytes written per item (may be 0) */
+    size_t item_size;                /* bytes written per item (may be 0), or
+                                        WEFT_ITEM_SIZE_VARIES with item_size_of */
     weft_poll_next_fn *poll_next;    /* required */
     weft_stream_drop_fn *drop;       /* NULL: nothing to free */
     weft_size_hint_fn *size_hint;    /* NULL: (0, SIZE_MAX) */
     weft_poll_next_many_fn *poll_next_many; /* NULL: poll_next in a loop */
+    weft_stream_item_size_fn *item_size_of; /* only with WEFT_ITEM_SIZE_VARIES */
 } weft_stream_ops;
 
 /* First member of every stream struct; flags as for futures (WEFT_F_SEND). */
@@ -71,6 +78,13 @@ static inline void weft_stream_drop(weft_stream *s)
 {
     if (s->ops->drop)
         s->ops->drop(s);
+}
+
+/* Bytes `s` writes per item. */
+static inline size_t weft_stream_item_size(const weft_stream *s)
+{
+    return s->ops->item_size == WEFT_ITEM_SIZE_VARIES ? s->ops->item_size_of(s)
+                                                      : s->ops->item_size;
 }
 
 /* (lo, hi) bounds on the items left; (0, SIZE_MAX) when unknown. */
@@ -116,14 +130,18 @@ typedef weft_poll weft_sink_poll_fn(weft_sink *s, weft_cx *cx, int *res);
 typedef int weft_sink_start_send_fn(weft_sink *s, const void *item);
 typedef void weft_sink_drop_fn(weft_sink *s);
 
+typedef size_t weft_sink_item_size_fn(const weft_sink *s);
+
 typedef struct weft_sink_ops {
     const char *name;                  /* never NULL */
-    size_t item_size;                  /* bytes read per item (may be 0) */
+    size_t item_size;                  /* bytes read per item (may be 0), or
+                                          WEFT_ITEM_SIZE_VARIES with item_size_of */
     weft_sink_poll_fn *poll_ready;     /* required */
     weft_sink_start_send_fn *start_send; /* required */
     weft_sink_poll_fn *poll_flush;     /* required */
     weft_sink_poll_fn *poll_close;     /* required */
     weft_sink_drop_fn *drop;           /* NULL: nothing to free */
+    weft_sink_item_size_fn *item_size_of; /* only with WEFT_ITEM_SIZE_VARIES */
 } weft_sink_ops;
 
 struct weft_sink {
@@ -137,6 +155,13 @@ static inline void weft_sink_init(weft_sink *s, const weft_sink_ops *ops, uint32
     s->ops = ops;
     s->flags = flags & WEFT_F_USER_MASK;
     s->pin_tag_ = 0;
+}
+
+/* Bytes `s` reads per item. */
+static inline size_t weft_sink_item_size(const weft_sink *s)
+{
+    return s->ops->item_size == WEFT_ITEM_SIZE_VARIES ? s->ops->item_size_of(s)
+                                                      : s->ops->item_size;
 }
 
 static inline weft_poll weft_sink_poll_ready(weft_sink *s, weft_cx *cx, int *res)
