@@ -670,6 +670,201 @@ static int run_mutex_uncontended(weft_rt *rt)
     return check == MUTEX_PAIRS ? 0 : 1;
 }
 
+/* ---- W4 ping_pong, W7 mpsc_throughput, W8 spsc_throughput ------------------------------ */
+
+#define PING_PAIRS 100u          /* W4 */
+#define PING_ROUNDS 10000u       /* W4 */
+#define CHAN_ITEMS 10000000u     /* W7, W8 */
+#define CHAN_CAPACITY 1024u      /* W7, W8 */
+#define CHAN_MPSC_PRODUCERS 4u   /* W7 */
+#define CHAN_BATCH 256u          /* items the consumer takes per receive */
+
+/* Sends lo, lo + 1, ..., hi - 1, then drops its sender. */
+typedef struct chan_producer {
+    weft_future base;
+    weft_co co;
+    weft_chan_tx tx;
+    uint64_t v, hi;
+    int rc;
+    weft_chan_send send;
+} chan_producer;
+
+WEFT_ASYNC_FN_VOID(chan_producer)
+{
+    WEFT_FN_BEGIN;
+    for (; self->v < self->hi; self->v++) {
+        weft_chan_send_init(&self->send, &self->tx, &self->v);
+        WEFT_FN_AWAIT(&self->send, &self->rc);
+        if (self->rc != 0)
+            break;
+    }
+    weft_chan_tx_drop(&self->tx);
+    WEFT_FN_END;
+}
+
+/* Sums everything received, taking up to CHAN_BATCH items per wake, until
+ * the channel is closed and drained; then publishes the sum. */
+typedef struct chan_consumer {
+    weft_future base;
+    weft_co co;
+    weft_chan_rx rx;
+    bench_signal *done;
+    uint64_t sum;
+    size_t n;
+    weft_chan_recv_many recv;
+    uint64_t buf[CHAN_BATCH];
+} chan_consumer;
+
+WEFT_ASYNC_FN_VOID(chan_consumer)
+{
+    WEFT_FN_BEGIN;
+    for (;;) {
+        weft_chan_recv_many_init(&self->recv, &self->rx, self->buf, CHAN_BATCH);
+        WEFT_FN_AWAIT(&self->recv, &self->n);
+        if (self->n == 0)
+            break;
+        for (size_t k = 0; k < self->n; k++)
+            self->sum += self->buf[k];
+    }
+    weft_chan_rx_drop(&self->rx);
+    signal_set(self->done, self->sum, 0);
+    WEFT_FN_END;
+}
+
+static int run_channel_throughput(weft_rt *rt, bench_shared *sh, uint32_t producers,
+                                  uint64_t *check)
+{
+    weft_chan_tx tx;
+    weft_chan_rx rx;
+    int rc = weft_mpsc_new(&tx, &rx, sizeof(uint64_t), CHAN_CAPACITY);
+    if (rc != 0)
+        return rc;
+    signal_init(&sh->sig);
+    chan_consumer *c = malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    *c = (chan_consumer){ WEFT_FN_INIT(chan_consumer, WEFT_F_SEND), .rx = rx, .done = &sh->sig };
+    rc = weft_spawn(rt, &c->base, sizeof *c, NULL);
+    free(c);
+    uint64_t per = CHAN_ITEMS / producers;
+    for (uint32_t p = 0; p < producers && rc == 0; p++) {
+        chan_producer pr = { WEFT_FN_INIT(chan_producer, WEFT_F_SEND), .v = p * per,
+                             .hi = (p + 1) * per };
+        rc = p + 1 < producers ? weft_chan_tx_clone(&tx, &pr.tx) : 0;
+        if (p + 1 == producers)
+            pr.tx = tx;
+        if (rc == 0)
+            rc = WEFT_SPAWN(rt, NULL, &pr);
+    }
+    if (rc != 0)
+        return rc;
+    return signal_block_on(rt, &sh->sig, check);
+}
+
+static int run_mpsc_throughput(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    return run_channel_throughput(rt, sh, CHAN_MPSC_PRODUCERS, check);
+}
+
+static int run_spsc_throughput(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    return run_channel_throughput(rt, sh, 1, check);
+}
+
+/* W4: the w4_ponger answers each i with i + 1 until its channel closes. */
+typedef struct w4_ponger {
+    weft_future base;
+    weft_co co;
+    weft_chan_rx ping;
+    weft_chan_tx pong;
+    uint64_t v;
+    int rc;
+    weft_chan_recv recv;
+    weft_chan_send send;
+} w4_ponger;
+
+WEFT_ASYNC_FN_VOID(w4_ponger)
+{
+    WEFT_FN_BEGIN;
+    for (;;) {
+        weft_chan_recv_init(&self->recv, &self->ping, &self->v);
+        WEFT_FN_AWAIT(&self->recv, &self->rc);
+        if (self->rc != 0)
+            break;
+        self->v += 1;
+        weft_chan_send_init(&self->send, &self->pong, &self->v);
+        WEFT_FN_AWAIT(&self->send, &self->rc);
+        if (self->rc != 0)
+            break;
+    }
+    weft_chan_rx_drop(&self->ping);
+    weft_chan_tx_drop(&self->pong);
+    WEFT_FN_END;
+}
+
+/* W4: the w4_pinger sends 0..PING_ROUNDS-1 and sums the answers. */
+typedef struct w4_pinger {
+    weft_future base;
+    weft_co co;
+    weft_chan_tx ping;
+    weft_chan_rx pong;
+    countdown *cd;
+    _Atomic uint64_t *total;
+    uint64_t i, v, sum;
+    int rc;
+    weft_chan_send send;
+    weft_chan_recv recv;
+} w4_pinger;
+
+WEFT_ASYNC_FN_VOID(w4_pinger)
+{
+    WEFT_FN_BEGIN;
+    for (self->i = 0; self->i < PING_ROUNDS; self->i++) {
+        weft_chan_send_init(&self->send, &self->ping, &self->i);
+        WEFT_FN_AWAIT(&self->send, &self->rc);
+        if (self->rc != 0)
+            break;
+        weft_chan_recv_init(&self->recv, &self->pong, &self->v);
+        WEFT_FN_AWAIT(&self->recv, &self->rc);
+        if (self->rc != 0)
+            break;
+        self->sum += self->v;
+    }
+    weft_chan_tx_drop(&self->ping);
+    weft_chan_rx_drop(&self->pong);
+    atomic_fetch_add_explicit(self->total, self->sum, memory_order_relaxed);
+    countdown_hit(self->cd);
+    WEFT_FN_END;
+}
+
+static _Atomic uint64_t g_ping_total;
+
+static int run_ping_pong(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    countdown *cd = &sh->cd;
+    countdown_init(cd, PING_PAIRS);
+    atomic_init(&g_ping_total, 0);
+    int rc = 0;
+    for (uint32_t p = 0; p < PING_PAIRS && rc == 0; p++) {
+        w4_pinger pi = { WEFT_FN_INIT(w4_pinger, WEFT_F_SEND), .cd = cd, .total = &g_ping_total };
+        w4_ponger po = { WEFT_FN_INIT(w4_ponger, WEFT_F_SEND) };
+        rc = weft_mpsc_new(&pi.ping, &po.ping, sizeof(uint64_t), 1);
+        if (rc == 0)
+            rc = weft_mpsc_new(&po.pong, &pi.pong, sizeof(uint64_t), 1);
+        if (rc == 0)
+            rc = WEFT_SPAWN(rt, NULL, &po);
+        if (rc == 0)
+            rc = WEFT_SPAWN(rt, NULL, &pi);
+    }
+    if (rc != 0)
+        return rc;
+    uint64_t hits = 0;
+    rc = signal_block_on(rt, &cd->done, &hits);
+    /* Acquire: countdown_hit's release of the last w4_pinger. */
+    *check = atomic_load_explicit(&g_ping_total, memory_order_acquire);
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -681,8 +876,11 @@ static const struct workload {
     { "spawn_many", run_spawn_many },       /* W1 */
     { "spawn_remote", run_spawn_remote },   /* W2 */
     { "yield_many", run_yield_many },       /* W3 */
+    { "ping_pong", run_ping_pong },         /* W4 */
     { "chained_spawn", run_chained_spawn }, /* W5 */
     { "fib_fork_join", run_fib_fork_join }, /* W6 */
+    { "mpsc_throughput", run_mpsc_throughput }, /* W7 */
+    { "spsc_throughput", run_spsc_throughput }, /* W8 */
     { "timers", run_timers },               /* W11 */
     { "mutex_contended", run_mutex_contended }, /* W12 */
 };
