@@ -2,8 +2,8 @@
 //
 // Usage: go-bench <workload> [--workers N]
 //
-// Every workload is the one defined in the benchmark spec (W1..W12), written
-// the way a Go programmer would write it: goroutines, buffered channels,
+// Every workload is the one defined in the benchmark spec (W1..W12, W15),
+// written the way a Go programmer would write it: goroutines, buffered channels,
 // select, sync.WaitGroup and time.Sleep. GOMAXPROCS is set to N. The process
 // prints exactly two lines: elapsed_ms=<float> (timed from just before the
 // workload starts to its end) and check=<value>, a checksum computed from the
@@ -43,6 +43,13 @@ const (
 	timerTasks        = 1_000_000
 	mutexTasks        = 100
 	mutexLocksPerTask = 10_000
+)
+
+// W15
+const (
+	broadcastReceivers = 8
+	broadcastItems     = 1_000_000
+	broadcastCap       = 1024
 )
 
 // work is the CPU-bound step of W10: 2,000 rounds of xorshift + multiply.
@@ -376,6 +383,40 @@ func mutexContended() string {
 	return strconv.FormatUint(counter, 10)
 }
 
+// W15: Go has no broadcast channel; the sender sends every value to each
+// receiver's own buffered channel in turn, so it waits for room whenever
+// any receiver is a full buffer behind (nobody lags, nothing is dropped).
+func broadcast() string {
+	chans := make([]chan uint64, broadcastReceivers)
+	sums := make(chan uint64, broadcastReceivers)
+	for r := range chans {
+		ch := make(chan uint64, broadcastCap)
+		chans[r] = ch
+		go func() {
+			var sum uint64
+			for v := range ch {
+				sum += v
+			}
+			sums <- sum
+		}()
+	}
+	go func() {
+		for v := uint64(0); v < broadcastItems; v++ {
+			for _, ch := range chans {
+				ch <- v
+			}
+		}
+		for _, ch := range chans {
+			close(ch)
+		}
+	}()
+	var total uint64
+	for r := 0; r < broadcastReceivers; r++ {
+		total += <-sums
+	}
+	return strconv.FormatUint(total, 10)
+}
+
 var workloads = map[string]func() string{
 	"spawn_many":       spawnMany,
 	"spawn_remote":     spawnRemote,
@@ -391,6 +432,7 @@ var workloads = map[string]func() string{
 	"pipeline_seq":     pipelineSeq,
 	"timers":           timers,
 	"mutex_contended":  mutexContended,
+	"broadcast":        broadcast,
 }
 
 func usage() {
