@@ -1,0 +1,864 @@
+/* stress_channel_storm: producers and consumers — tasks and foreign
+ * threads — over one mpsc or mpmc channel per round, with timeouts,
+ * aborts, dropped futures and closes at random points, checking that no
+ * item is ever lost or duplicated.
+ *
+ *   stress_channel_storm [--threads N] [--iters N] [--seed S] [--seconds T]
+ *
+ * --threads  workers per runtime (default 2)
+ * --iters    stop after this many rounds (default 0: only the time box)
+ * --seed     the run's seed (default: from the clock); printed first
+ * --seconds  time box (default 3)
+ *
+ * Each round starts a runtime and one channel: mpsc bounded, mpsc
+ * unbounded or mpmc bounded (a third each), capacity 1-4, 7, 16 or 64,
+ * items of 8 bytes (an id) or 16 (an id and a check word, so a torn item
+ * shows). 1-6 producer tasks and 0-2 foreign producer threads each send
+ * up to MAX_QUOTA items; the consumers are one task or foreign thread
+ * (mpsc), or 1-4 of either (mpmc, cloned receivers). Every item carries a
+ * unique id, producer << 32 | seq; a returned id is never sent again.
+ *
+ * Producer tasks send each item by awaiting the send future, under an
+ * owning timeout of 0-1 ms (which drops it pending), under a borrowing
+ * timeout (then the pending send is dropped, or awaited again), or with
+ * try_send. Consumer tasks await the receive or recv_many future (max
+ * 1-32), under the same timeouts, or try_recv / try_recv_many. Foreign
+ * threads use the `_blocking` forms, try_*, and weft_block_on of a send
+ * or receive under an owning timeout. Some producers stop early (their
+ * sender is dropped before their quota); some consumers stop early
+ * (their receiver is dropped); some call weft_chan_rx_close and go on
+ * draining. Some tasks abort random tasks, and a foreign thread does too,
+ * so tasks are dropped with a send or receive pending (their drop drops
+ * the pending future, then the handle). A quarter of the rounds shut the
+ * runtime down while tasks still run (foreign threads then use only the
+ * `_blocking` forms and try_*, which need no runtime).
+ *
+ * The last receiver released (counted by the program, not the library)
+ * closes the channel, drains it with try_recv until -EPIPE and only then
+ * drops its handle: the items it takes are counted apart ("drained"), and
+ * none is discarded by the drop, so every item a send reported as sent
+ * must have been received.
+ *
+ * Per id the program records sent (the send said 0), returned (the send
+ * failed, timed out, or was dropped pending: the item stayed the
+ * sender's) and how often it was received. Invariants (any violation
+ * aborts with the seed and round):
+ *  - no id is both sent and returned, and every id a producer took is one
+ *    of the two by the end of the round;
+ *  - lost = 0: every sent id was received (or drained);
+ *  - duplicated = 0: no id received twice, none received that was
+ *    returned, none received that was never sent, none out of range, and
+ *    (16-byte items) none torn;
+ *  - every handle is dropped exactly once; every task is dropped once and
+ *    its join agrees with it (-ECANCELED only after an abort or a
+ *    shutdown);
+ *  - no hang (a lost wake leaves a waiter on a channel with room or items
+ *    forever): the watchdog reports it (seconds * 10 + 30 s).
+ * Waits for threads are joins and condition variables; the only clock
+ * waits are the timers under test, short sleeps that let buffers fill,
+ * and the watchdog's. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "weft/weft.h"
+#include "weft/channels.h"
+
+#include "stress_common.h"
+
+#define MAX_PROD 8 /* task and foreign producers */
+#define MAX_CONS 5 /* task and foreign consumers */
+#define MAX_TASKS (MAX_PROD + MAX_CONS)
+#define MAX_QUOTA 400
+#define MANY_MAX 32
+#define ITEM_MAX 16
+
+enum { KIND_MPSC, KIND_UNBOUNDED, KIND_MPMC, NKINDS };
+enum { F_SENT = 1, F_RETURNED = 2 };
+enum { ROLE_PRODUCER, ROLE_CONSUMER };
+enum { HOW_AWAIT, HOW_MANY, HOW_OWN, HOW_BORROW, HOW_TRY, HOW_PAUSE };
+
+typedef struct item {
+    uint64_t id;
+    uint64_t check; /* only in 16-byte items */
+} item;
+
+static uint64_t check_of(uint64_t id)
+{
+    return mix64(id ^ 0x9e3779b97f4a7c15ull);
+}
+
+/* ---- per-round state ---------------------------------------------------- */
+
+typedef struct round_state {
+    uint64_t seed;
+    weft_rt *rt;
+    int kind;
+    size_t cap, item_size;
+    bool shutdown_mid;
+    bool foreign_timeouts; /* foreign threads may use weft_block_on */
+    _Atomic bool over;     /* the aborter stops */
+
+    unsigned nprod, ncons;
+    bool prod_foreign[MAX_PROD], cons_foreign[MAX_CONS];
+    unsigned quota[MAX_PROD];
+    unsigned quit_at[MAX_PROD];   /* stop early after this many ids (quota: never) */
+    unsigned next_seq[MAX_PROD];  /* the producer's own */
+    uint64_t cons_quit[MAX_CONS]; /* stop after this many receive ops (0: never) */
+    uint64_t cons_close[MAX_CONS]; /* call rx_close after this many (0: never) */
+
+    /* Each handle is owned by one actor (a task or a thread); `*_live`
+     * is the owner's, read by the main thread after the round. */
+    weft_chan_tx tx[MAX_PROD];
+    weft_chan_rx rx[MAX_CONS];
+    bool tx_live[MAX_PROD], rx_live[MAX_CONS];
+    _Atomic unsigned rx_left; /* receivers not yet released */
+
+    _Atomic uint8_t flags[MAX_PROD][MAX_QUOTA];
+    _Atomic uint8_t recvd[MAX_PROD][MAX_QUOTA];
+
+    unsigned ntasks;
+    weft_join joins[MAX_TASKS];
+    _Atomic unsigned published;
+    _Atomic uint8_t drops[MAX_TASKS], done[MAX_TASKS], aborted[MAX_TASKS];
+
+    stress_counter rounds_mpsc, rounds_unbounded, rounds_mpmc, rounds_shut_down, tasks,
+        sent, received, drained, returned, send_epipe, send_own_timeouts, send_borrow_drops,
+        send_borrow_retries, send_aborted, try_send_fails, recv_own_timeouts,
+        recv_borrow_drops, recv_borrow_retries, recv_aborted, try_recv_empty,
+        foreign_send_timeouts, foreign_recv_timeouts, rx_closes, tx_early_drops,
+        rx_early_drops, aborts_task, aborts_foreign, completed, cancelled;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned dropped; /* tasks dropped */
+} round_state;
+
+static round_state g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+/* ---- ids -------------------------------------------------------------------- */
+
+/* The next id of producer `p`, and its item in `it`. */
+static uint64_t take_id(unsigned p, item *it)
+{
+    uint64_t id = (uint64_t)p << 32 | g.next_seq[p]++;
+    it->id = id;
+    it->check = check_of(id);
+    return id;
+}
+
+/* The id's fate as its producer saw it: F_SENT or F_RETURNED, once. */
+static void resolve(uint64_t id, uint8_t f)
+{
+    unsigned p = (unsigned)(id >> 32), s = (uint32_t)id;
+    /* Relaxed: read by the main thread after every actor is joined. */
+    uint8_t prev = atomic_fetch_or_explicit(&g.flags[p][s], f, memory_order_relaxed);
+    STRESS_ENSURE(prev == 0, "id %#" PRIx64 " resolved twice (%u then %u)", id, prev, f);
+    stress_count(f == F_SENT ? &g.sent : &g.returned);
+}
+
+/* The outcome `r` of a send of `id` that finished: 0 sent, -EPIPE
+ * returned. Returns true when the channel is closed. */
+static bool send_done(uint64_t id, int r)
+{
+    STRESS_ENSURE(r == 0 || r == -EPIPE, "send of %#" PRIx64 ": %d", id, r);
+    resolve(id, r == 0 ? F_SENT : F_RETURNED);
+    if (r == -EPIPE)
+        stress_count(&g.send_epipe);
+    return r == -EPIPE;
+}
+
+/* `n` items received into `buf`; `c`: received or drained. */
+static void record(const unsigned char *buf, size_t n, stress_counter *c)
+{
+    for (size_t i = 0; i < n; i++) {
+        item it = { 0, 0 };
+        memcpy(&it, buf + i * g.item_size, g.item_size);
+        unsigned p = (unsigned)(it.id >> 32), s = (uint32_t)it.id;
+        STRESS_ENSURE(p < g.nprod && s < g.quota[p], "received a garbage id %#" PRIx64, it.id);
+        STRESS_ENSURE(g.item_size < 16 || it.check == check_of(it.id),
+                      "torn item: id %#" PRIx64 " check %#" PRIx64, it.id, it.check);
+        /* Relaxed: as flags. */
+        atomic_fetch_add_explicit(&g.recvd[p][s], 1, memory_order_relaxed);
+    }
+    stress_count_n(c, n);
+}
+
+/* ---- handles ----------------------------------------------------------------- */
+
+static void release_tx(unsigned p)
+{
+    if (!g.tx_live[p])
+        return;
+    g.tx_live[p] = false;
+    weft_chan_tx_drop(&g.tx[p]);
+}
+
+/* The last receiver released closes the channel and drains it before the
+ * drop, so the drop discards nothing. try_recv_many at random. */
+static void release_rx(unsigned c, uint64_t *rng)
+{
+    if (!g.rx_live[c])
+        return;
+    g.rx_live[c] = false;
+    /* AcqRel: the last one sees the others' releases (nothing rides on
+     * it but the count). */
+    if (atomic_fetch_sub_explicit(&g.rx_left, 1, memory_order_acq_rel) == 1) {
+        weft_chan_rx_close(&g.rx[c]);
+        unsigned char buf[MANY_MAX * ITEM_MAX];
+        for (;;) {
+            long r;
+            if (rng_next32(rng) % 2) {
+                r = weft_chan_try_recv(&g.rx[c], buf);
+                r = r == 0 ? 1 : r;
+            } else {
+                r = weft_chan_try_recv_many(&g.rx[c], buf, 1 + rng_next32(rng) % MANY_MAX);
+            }
+            if (r > 0) {
+                record(buf, (size_t)r, &g.drained);
+            } else if (r == -EAGAIN) {
+                /* A send claimed a slot before the close and has not
+                 * written it yet. */
+                sched_yield();
+            } else {
+                STRESS_ENSURE(r == -EPIPE, "drain: %ld", r);
+                break;
+            }
+        }
+    }
+    weft_chan_rx_drop(&g.rx[c]);
+}
+
+/* ---- tasks -------------------------------------------------------------------- */
+
+typedef struct actor {
+    weft_future base;
+    weft_co co;
+    unsigned idx, role, who; /* task index; producer or consumer number */
+    uint64_t rng;
+    bool aborter;
+    int how;
+    bool inflight;      /* producer: `id` is taken and its fate open */
+    bool borrowed_live; /* the borrowed send/recv future still needs its drop */
+    bool many;          /* consumer: this op is a recv_many */
+    uint64_t ops;
+    uint64_t id;
+    item it;
+    int r;
+    size_t n;
+    unsigned char buf[MANY_MAX * ITEM_MAX];
+    weft_timeout t;
+    weft_chan_send sf;
+    weft_chan_recv rf;
+    weft_chan_recv_many rmf;
+    weft_yield y;
+    weft_sleep s;
+} actor;
+
+static void progress_dropped(void)
+{
+    pthread_mutex_lock(&g.lock);
+    g.dropped++;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+}
+
+static void abort_task(unsigned victim, stress_counter *c)
+{
+    atomic_store_explicit(&g.aborted[victim], 1, memory_order_release);
+    weft_join_abort(&g.joins[victim]);
+    stress_count(c);
+}
+
+static void maybe_abort(actor *a)
+{
+    if (!a->aborter || rng_next32(&a->rng) % 64 != 0)
+        return;
+    unsigned n = atomic_load_explicit(&g.published, memory_order_acquire);
+    if (n > 0)
+        abort_task(rng_next32(&a->rng) % n, &g.aborts_task);
+}
+
+static weft_duration random_timeout(uint64_t *r)
+{
+    uint32_t pick = rng_next32(r);
+    return pick % 8 == 0 ? 0 : (weft_duration)rng_next32(r) % (WEFT_MS(1) + 1);
+}
+
+static int pick_how(uint64_t *r)
+{
+    unsigned v = rng_next32(r) % 16;
+    return v < 4 ? HOW_AWAIT : v < 6 ? HOW_MANY : v < 9 ? HOW_OWN : v < 12 ? HOW_BORROW
+           : v < 15 ? HOW_TRY : HOW_PAUSE;
+}
+
+/* The future a consumer's op awaits. */
+static weft_future *recv_future(actor *a)
+{
+    return a->many ? &a->rmf.base : &a->rf.base;
+}
+
+static void init_recv(actor *a)
+{
+    if (a->many)
+        weft_chan_recv_many_init(&a->rmf, &g.rx[a->who], a->buf,
+                                 1 + rng_next32(&a->rng) % MANY_MAX);
+    else
+        weft_chan_recv_init(&a->rf, &g.rx[a->who], a->buf);
+}
+
+static void *recv_out(actor *a)
+{
+    return a->many ? (void *)&a->n : (void *)&a->r;
+}
+
+/* The outcome of a finished receive: true when closed and drained. */
+static bool recv_done(actor *a)
+{
+    if (a->many) {
+        if (a->n == 0)
+            return true;
+        record(a->buf, a->n, &g.received);
+        return false;
+    }
+    STRESS_ENSURE(a->r == 0 || a->r == -EPIPE, "recv: %d", a->r);
+    if (a->r == -EPIPE)
+        return true;
+    record(a->buf, 1, &g.received);
+    return false;
+}
+
+static void actor_drop(weft_future *f)
+{
+    actor *a = (actor *)f;
+    weft_co_drop(&a->co); /* the awaited future, timeout, yield or sleep */
+    if (a->borrowed_live) {
+        /* Its borrowing timeout is gone: the pending future is ours. */
+        a->borrowed_live = false;
+        weft_future_drop(a->role == ROLE_PRODUCER ? &a->sf.base : recv_future(a));
+    }
+    if (a->role == ROLE_PRODUCER) {
+        if (a->inflight) {
+            /* Dropped with the send pending: nothing was sent. */
+            a->inflight = false;
+            resolve(a->id, F_RETURNED);
+            stress_count(&g.send_aborted);
+        }
+        release_tx(a->who);
+    } else {
+        if (!atomic_load_explicit(&g.done[a->idx], memory_order_relaxed))
+            stress_count(&g.recv_aborted);
+        release_rx(a->who, &a->rng);
+    }
+    stress_drop_once(&g.drops[a->idx], "task", a->idx);
+    if (atomic_load_explicit(&g.done[a->idx], memory_order_acquire))
+        stress_count(&g.completed);
+    else
+        stress_count(&g.cancelled);
+    progress_dropped();
+}
+
+/* One body for both roles (a coroutine awaits only from its own body). */
+WEFT_ASYNC_FN_WITH_DROP(actor, uint64_t)
+{
+    WEFT_FN_BEGIN;
+    for (;;) {
+        maybe_abort(self);
+        self->how = pick_how(&self->rng);
+        if (self->how == HOW_PAUSE) {
+            if (rng_next32(&self->rng) % 4 == 0) {
+                weft_sleep_init(&self->s, (weft_duration)rng_next32(&self->rng) % (WEFT_US(200) + 1));
+                WEFT_FN_AWAIT(&self->s, NULL);
+            } else {
+                weft_yield_init(&self->y);
+                WEFT_FN_AWAIT(&self->y, NULL);
+            }
+            continue;
+        }
+        if (self->role == ROLE_PRODUCER) {
+            /* ---- producer: one item per op ---- */
+            unsigned p = self->who;
+            if (g.next_seq[p] >= g.quit_at[p]) {
+                if (g.next_seq[p] < g.quota[p])
+                    stress_count(&g.tx_early_drops);
+                break;
+            }
+            self->id = take_id(p, &self->it);
+            self->inflight = true;
+            if (self->how == HOW_TRY) {
+                int r = weft_chan_try_send(&g.tx[p], &self->it);
+                self->inflight = false;
+                if (r == -EAGAIN) {
+                    resolve(self->id, F_RETURNED);
+                    stress_count(&g.try_send_fails);
+                    continue;
+                }
+                if (send_done(self->id, r))
+                    break;
+                continue;
+            }
+            weft_chan_send_init(&self->sf, &g.tx[p], &self->it);
+            if (self->how == HOW_AWAIT || self->how == HOW_MANY) {
+                WEFT_FN_AWAIT(&self->sf, &self->r);
+            } else if (self->how == HOW_OWN) {
+                STRESS_ENSURE(weft_timeout_init(&self->t, &self->sf.base,
+                                                random_timeout(&self->rng)) == 0,
+                              "timeout init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                if (self->t.status != 0) {
+                    /* The timeout dropped the pending send. */
+                    self->inflight = false;
+                    resolve(self->id, F_RETURNED);
+                    stress_count(&g.send_own_timeouts);
+                    continue;
+                }
+            } else {
+                self->borrowed_live = true;
+                STRESS_ENSURE(weft_timeout_borrow_init(&self->t, &self->sf.base,
+                                                       random_timeout(&self->rng)) == 0,
+                              "borrow init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                self->borrowed_live = false;
+                if (self->t.status == 0) {
+                    weft_future_drop(&self->sf.base);
+                } else if (rng_next32(&self->rng) % 2) {
+                    /* Give up: drop the pending send (it may have been
+                     * woken for room: the wake goes on to the next). */
+                    weft_future_drop(&self->sf.base);
+                    self->inflight = false;
+                    resolve(self->id, F_RETURNED);
+                    stress_count(&g.send_borrow_drops);
+                    continue;
+                } else {
+                    /* Wait for it after all, where it is. */
+                    stress_count(&g.send_borrow_retries);
+                    WEFT_FN_AWAIT(&self->sf, &self->r);
+                }
+            }
+            self->inflight = false;
+            if (send_done(self->id, self->r))
+                break;
+        } else {
+            /* ---- consumer: one receive per op ---- */
+            unsigned c = self->who;
+            self->ops++;
+            if (self->ops == g.cons_close[c]) {
+                weft_chan_rx_close(&g.rx[c]);
+                stress_count(&g.rx_closes);
+            }
+            if (self->ops == g.cons_quit[c]) {
+                stress_count(&g.rx_early_drops);
+                break;
+            }
+            self->many = self->how == HOW_MANY || rng_next32(&self->rng) % 4 == 0;
+            if (self->how == HOW_TRY) {
+                long r = self->many ? weft_chan_try_recv_many(&g.rx[c], self->buf,
+                                                             1 + rng_next32(&self->rng) % MANY_MAX)
+                                    : weft_chan_try_recv(&g.rx[c], self->buf);
+                if (r == -EAGAIN) {
+                    stress_count(&g.try_recv_empty);
+                    weft_yield_init(&self->y);
+                    WEFT_FN_AWAIT(&self->y, NULL);
+                    continue;
+                }
+                if (r == -EPIPE)
+                    break;
+                STRESS_ENSURE(r >= 0, "try_recv: %ld", r);
+                record(self->buf, self->many ? (size_t)r : 1, &g.received);
+                continue;
+            }
+            init_recv(self);
+            if (self->how == HOW_AWAIT || self->how == HOW_MANY) {
+                WEFT_AWAIT(&self->co, cx, recv_future(self), recv_out(self));
+            } else if (self->how == HOW_OWN) {
+                STRESS_ENSURE(weft_timeout_init(&self->t, recv_future(self),
+                                                random_timeout(&self->rng)) == 0,
+                              "timeout init");
+                WEFT_FN_AWAIT(&self->t, recv_out(self));
+                if (self->t.status != 0) {
+                    stress_count(&g.recv_own_timeouts);
+                    continue;
+                }
+            } else {
+                self->borrowed_live = true;
+                STRESS_ENSURE(weft_timeout_borrow_init(&self->t, recv_future(self),
+                                                       random_timeout(&self->rng)) == 0,
+                              "borrow init");
+                WEFT_FN_AWAIT(&self->t, recv_out(self));
+                self->borrowed_live = false;
+                if (self->t.status == 0) {
+                    weft_future_drop(recv_future(self));
+                } else if (rng_next32(&self->rng) % 2) {
+                    weft_future_drop(recv_future(self));
+                    stress_count(&g.recv_borrow_drops);
+                    continue;
+                } else {
+                    stress_count(&g.recv_borrow_retries);
+                    WEFT_AWAIT(&self->co, cx, recv_future(self), recv_out(self));
+                }
+            }
+            if (recv_done(self))
+                break;
+        }
+    }
+    if (self->role == ROLE_PRODUCER)
+        release_tx(self->who);
+    else
+        release_rx(self->who, &self->rng);
+    atomic_store_explicit(&g.done[self->idx], 1, memory_order_release);
+    WEFT_FN_RETURN((uint64_t)self->idx);
+    WEFT_FN_END;
+}
+
+/* ---- foreign threads --------------------------------------------------------- */
+
+/* A producer thread: send_blocking, try_send, or weft_block_on of a send
+ * under an owning timeout. */
+static void *producer_main(void *arg)
+{
+    unsigned p = (unsigned)(uintptr_t)arg;
+    uint64_t rng = rng_seed(g.seed ^ (0x7000u + p));
+    while (g.next_seq[p] < g.quit_at[p]) {
+        item it;
+        uint64_t id = take_id(p, &it);
+        unsigned how = rng_next32(&rng) % 10;
+        int r;
+        if (how < 3) {
+            r = weft_chan_try_send(&g.tx[p], &it);
+            if (r == -EAGAIN) {
+                resolve(id, F_RETURNED);
+                stress_count(&g.try_send_fails);
+                sched_yield();
+                continue;
+            }
+        } else if (how < 6 && g.foreign_timeouts) {
+            struct {
+                weft_timeout t;
+                weft_chan_send sf;
+            } f;
+            weft_chan_send_init(&f.sf, &g.tx[p], &it);
+            STRESS_ENSURE(weft_timeout_init(&f.t, &f.sf.base, random_timeout(&rng)) == 0,
+                          "timeout init");
+            r = 0;
+            int rc = weft_block_on(g.rt, &f.t.base, &r, sizeof r);
+            STRESS_ENSURE(rc == 0, "foreign weft_block_on: %s", weft_strerror(rc));
+            if (f.t.status != 0) {
+                resolve(id, F_RETURNED);
+                stress_count(&g.foreign_send_timeouts);
+                continue;
+            }
+        } else {
+            r = weft_chan_send_blocking(&g.tx[p], &it);
+        }
+        if (send_done(id, r))
+            break;
+    }
+    if (g.next_seq[p] == g.quit_at[p] && g.quit_at[p] < g.quota[p])
+        stress_count(&g.tx_early_drops);
+    release_tx(p);
+    return NULL;
+}
+
+/* A consumer thread: recv_blocking, recv_many_blocking, try_recv(_many),
+ * or weft_block_on of a receive under an owning timeout. */
+static void *consumer_main(void *arg)
+{
+    unsigned c = (unsigned)(uintptr_t)arg;
+    uint64_t rng = rng_seed(g.seed ^ (0x9000u + c));
+    unsigned char buf[MANY_MAX * ITEM_MAX];
+    for (uint64_t ops = 1;; ops++) {
+        if (ops == g.cons_close[c]) {
+            weft_chan_rx_close(&g.rx[c]);
+            stress_count(&g.rx_closes);
+        }
+        if (ops == g.cons_quit[c]) {
+            stress_count(&g.rx_early_drops);
+            break;
+        }
+        unsigned how = rng_next32(&rng) % 10;
+        size_t max = 1 + rng_next32(&rng) % MANY_MAX;
+        long n;
+        if (how < 3) {
+            int r = weft_chan_recv_blocking(&g.rx[c], buf);
+            n = r == 0 ? 1 : r;
+        } else if (how < 5) {
+            n = weft_chan_recv_many_blocking(&g.rx[c], buf, max);
+        } else if (how < 7) {
+            if (how == 5) {
+                int r = weft_chan_try_recv(&g.rx[c], buf);
+                n = r == 0 ? 1 : r;
+            } else {
+                n = weft_chan_try_recv_many(&g.rx[c], buf, max);
+            }
+            if (n == -EAGAIN) {
+                stress_count(&g.try_recv_empty);
+                sched_yield();
+                continue;
+            }
+        } else if (g.foreign_timeouts) {
+            struct {
+                weft_timeout t;
+                weft_chan_recv_many rf;
+            } f;
+            weft_chan_recv_many_init(&f.rf, &g.rx[c], buf, max);
+            STRESS_ENSURE(weft_timeout_init(&f.t, &f.rf.base, random_timeout(&rng)) == 0,
+                          "timeout init");
+            size_t got = 0;
+            int rc = weft_block_on(g.rt, &f.t.base, &got, sizeof got);
+            STRESS_ENSURE(rc == 0, "foreign weft_block_on: %s", weft_strerror(rc));
+            if (f.t.status != 0) {
+                stress_count(&g.foreign_recv_timeouts);
+                continue;
+            }
+            n = got ? (long)got : -EPIPE;
+        } else {
+            n = weft_chan_recv_many_blocking(&g.rx[c], buf, max);
+        }
+        if (n == -EPIPE)
+            break;
+        STRESS_ENSURE(n > 0, "foreign receive: %ld", n);
+        record(buf, (size_t)n, &g.received);
+    }
+    release_rx(c, &rng);
+    return NULL;
+}
+
+/* Aborts random tasks at random moments. */
+static void *aborter_main(void *arg)
+{
+    uint64_t rng = rng_seed(g.seed ^ (uintptr_t)arg);
+    unsigned n = rng_next32(&rng) % 4;
+    for (unsigned i = 0; i < n; i++) {
+        for (unsigned k = rng_next32(&rng) % 3000; k > 0; k--) {
+            if (atomic_load_explicit(&g.over, memory_order_acquire))
+                return NULL;
+            sched_yield();
+        }
+        unsigned published = atomic_load_explicit(&g.published, memory_order_acquire);
+        if (published > 0)
+            abort_task(rng_next32(&rng) % published, &g.aborts_foreign);
+    }
+    return NULL;
+}
+
+/* ---- a round -------------------------------------------------------------- */
+
+static const size_t caps[] = { 1, 1, 2, 3, 4, 7, 16, 64 };
+
+static void round_reset(uint64_t seed)
+{
+    g.seed = seed;
+    uint64_t r = rng_seed(seed);
+    g.kind = (int)(rng_next32(&r) % NKINDS);
+    g.cap = caps[rng_next32(&r) % (sizeof caps / sizeof caps[0])];
+    g.item_size = rng_next32(&r) % 2 ? 16 : 8;
+    g.shutdown_mid = rng_next32(&r) % 4 == 0;
+    g.foreign_timeouts = !g.shutdown_mid;
+    atomic_store_explicit(&g.over, false, memory_order_relaxed);
+
+    unsigned task_prod = 1 + rng_next32(&r) % 6, foreign_prod = rng_next32(&r) % 3;
+    g.nprod = task_prod + foreign_prod;
+    for (unsigned p = 0; p < g.nprod; p++) {
+        g.prod_foreign[p] = p >= task_prod;
+        g.quota[p] = 1 + rng_next32(&r) % MAX_QUOTA;
+        g.quit_at[p] = rng_next32(&r) % 6 == 0 ? rng_next32(&r) % g.quota[p] : g.quota[p];
+        g.next_seq[p] = 0;
+        for (unsigned s = 0; s < MAX_QUOTA; s++) {
+            atomic_store_explicit(&g.flags[p][s], 0, memory_order_relaxed);
+            atomic_store_explicit(&g.recvd[p][s], 0, memory_order_relaxed);
+        }
+    }
+    g.ncons = g.kind == KIND_MPMC ? 1 + rng_next32(&r) % 4 : 1;
+    for (unsigned c = 0; c < g.ncons; c++) {
+        g.cons_foreign[c] = rng_next32(&r) % 3 == 0;
+        /* Receive ops, not items: a quitter stops after 1-600. */
+        g.cons_quit[c] = rng_next32(&r) % 5 == 0 ? 1 + rng_next32(&r) % 600 : 0;
+        g.cons_close[c] = rng_next32(&r) % 6 == 0 ? 1 + rng_next32(&r) % 600 : 0;
+    }
+    atomic_store_explicit(&g.published, 0, memory_order_relaxed);
+    for (unsigned i = 0; i < MAX_TASKS; i++) {
+        atomic_store_explicit(&g.drops[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g.done[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&g.aborted[i], 0, memory_order_relaxed);
+    }
+    g.dropped = 0;
+}
+
+static void make_channel(void)
+{
+    int rc = g.kind == KIND_MPSC        ? weft_mpsc_new(&g.tx[0], &g.rx[0], g.item_size, g.cap)
+             : g.kind == KIND_UNBOUNDED ? weft_mpsc_unbounded_new(&g.tx[0], &g.rx[0], g.item_size)
+                                        : weft_mpmc_new(&g.tx[0], &g.rx[0], g.item_size, g.cap);
+    STRESS_ENSURE(rc == 0, "channel new: %s", weft_strerror(rc));
+    for (unsigned p = 1; p < g.nprod; p++)
+        STRESS_ENSURE(weft_chan_tx_clone(&g.tx[0], &g.tx[p]) == 0, "tx clone");
+    for (unsigned c = 1; c < g.ncons; c++)
+        STRESS_ENSURE(weft_chan_rx_clone(&g.rx[0], &g.rx[c]) == 0, "rx clone");
+    for (unsigned p = 0; p < g.nprod; p++)
+        g.tx_live[p] = true;
+    for (unsigned c = 0; c < g.ncons; c++)
+        g.rx_live[c] = true;
+    atomic_store_explicit(&g.rx_left, g.ncons, memory_order_relaxed);
+}
+
+/* Lost and duplicated ids, and ids a producer took but never resolved. */
+static void check_ids(void)
+{
+    uint64_t lost = 0, dup = 0, open = 0, both = 0;
+    uint64_t first_lost = 0, first_dup = 0;
+    for (unsigned p = 0; p < g.nprod; p++) {
+        for (unsigned s = 0; s < g.quota[p]; s++) {
+            uint64_t id = (uint64_t)p << 32 | s;
+            uint8_t f = atomic_load_explicit(&g.flags[p][s], memory_order_relaxed);
+            uint8_t n = atomic_load_explicit(&g.recvd[p][s], memory_order_relaxed);
+            if (s < g.next_seq[p] && f == 0)
+                open++;
+            if (f == (F_SENT | F_RETURNED))
+                both++;
+            if (f == F_SENT && n == 0 && lost++ == 0)
+                first_lost = id;
+            if ((n > 1 || (n == 1 && f != F_SENT)) && dup++ == 0)
+                first_dup = id;
+        }
+    }
+    STRESS_ENSURE(lost == 0 && dup == 0 && open == 0 && both == 0,
+                  "ids: lost=%" PRIu64 " (first %#" PRIx64 ") duplicated=%" PRIu64
+                  " (first %#" PRIx64 ") unresolved=%" PRIu64 " sent_and_returned=%" PRIu64
+                  " (kind %d cap %zu item %zu)",
+                  lost, first_lost, dup, first_dup, open, both, g.kind, g.cap, g.item_size);
+}
+
+static void run_round(uint64_t seed, const stress_options *opt)
+{
+    round_reset(seed);
+    weft_rt *rt = stress_rt_new(opt);
+    g.rt = rt;
+    make_channel();
+
+    /* Tasks are the non-foreign actors, producers first. */
+    unsigned task_role[MAX_TASKS], task_who[MAX_TASKS];
+    g.ntasks = 0;
+    for (unsigned p = 0; p < g.nprod; p++)
+        if (!g.prod_foreign[p]) {
+            task_role[g.ntasks] = ROLE_PRODUCER;
+            task_who[g.ntasks++] = p;
+        }
+    for (unsigned c = 0; c < g.ncons; c++)
+        if (!g.cons_foreign[c]) {
+            task_role[g.ntasks] = ROLE_CONSUMER;
+            task_who[g.ntasks++] = c;
+        }
+
+    pthread_t threads[MAX_PROD + MAX_CONS], aborter;
+    unsigned nthreads = 0;
+    for (unsigned p = 0; p < g.nprod; p++)
+        if (g.prod_foreign[p])
+            STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, producer_main,
+                                         (void *)(uintptr_t)p) == 0,
+                          "pthread_create");
+    for (unsigned c = 0; c < g.ncons; c++)
+        if (g.cons_foreign[c])
+            STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, consumer_main,
+                                         (void *)(uintptr_t)c) == 0,
+                          "pthread_create");
+    STRESS_ENSURE(pthread_create(&aborter, NULL, aborter_main, (void *)99) == 0, "pthread_create");
+
+    for (unsigned i = 0; i < g.ntasks; i++) {
+        actor a = { WEFT_FN_INIT(actor, WEFT_F_SEND), .idx = i, .role = task_role[i],
+                    .who = task_who[i] };
+        a.rng = rng_seed(seed ^ ((uint64_t)(i + 1) * 0x100000001b3ull));
+        a.aborter = rng_next32(&a.rng) % 5 == 0;
+        int rc = weft_spawn(rt, &a.base, sizeof a, &g.joins[i]);
+        STRESS_ENSURE(rc == 0, "spawn of task %u: %s", i, weft_strerror(rc));
+        /* Release: the join handle is initialised before anyone aborts
+         * through it (pairs with the acquire loads of `published`). */
+        atomic_store_explicit(&g.published, i + 1, memory_order_release);
+    }
+
+    pthread_mutex_lock(&g.lock);
+    unsigned until = g.ntasks;
+    if (g.shutdown_mid && g.ntasks > 0) {
+        uint64_t r = rng_seed(seed ^ 0x51);
+        until = rng_next32(&r) % g.ntasks;
+    }
+    while (g.dropped < until)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+
+    atomic_store_explicit(&g.over, true, memory_order_release);
+    pthread_join(aborter, NULL);
+    /* In a round without a mid-flight shutdown the foreign threads may
+     * still use the runtime (weft_block_on): they finish first. In one
+     * with it they use no runtime, and the shutdown drops the tasks still
+     * running and with them their handles, which lets the threads see
+     * their channel closed. */
+    if (!g.shutdown_mid)
+        for (unsigned i = 0; i < nthreads; i++)
+            pthread_join(threads[i], NULL);
+    weft_rt_shutdown(rt);
+    if (g.shutdown_mid)
+        for (unsigned i = 0; i < nthreads; i++)
+            pthread_join(threads[i], NULL);
+
+    pthread_mutex_lock(&g.lock);
+    unsigned dropped = g.dropped;
+    pthread_mutex_unlock(&g.lock);
+    STRESS_ENSURE(dropped == g.ntasks, "%u of %u tasks dropped after shutdown", dropped, g.ntasks);
+    for (unsigned i = 0; i < g.ntasks; i++) {
+        weft_join *j = &g.joins[i];
+        uint64_t out;
+        stress_join_finished(j, "task", i, &out);
+        bool done = atomic_load_explicit(&g.done[i], memory_order_acquire);
+        bool may_cancel = atomic_load_explicit(&g.aborted[i], memory_order_acquire) || g.shutdown_mid;
+        stress_check_join("main", "task", i, j->status, out, done, i, may_cancel);
+        weft_future_drop(&j->base);
+    }
+    for (unsigned p = 0; p < g.nprod; p++)
+        STRESS_ENSURE(!g.tx_live[p], "sender %u never dropped", p);
+    for (unsigned c = 0; c < g.ncons; c++)
+        STRESS_ENSURE(!g.rx_live[c], "receiver %u never dropped", c);
+    STRESS_ENSURE(stress_load(&g.completed) + stress_load(&g.cancelled) == g.ntasks,
+                  "tasks: %" PRIu64 " completed + %" PRIu64 " cancelled != %u spawned",
+                  stress_load(&g.completed), stress_load(&g.cancelled), g.ntasks);
+    check_ids();
+
+    stress_count(g.kind == KIND_MPSC        ? &g.rounds_mpsc
+                 : g.kind == KIND_UNBOUNDED ? &g.rounds_unbounded
+                                            : &g.rounds_mpmc);
+    stress_count_n(&g.rounds_shut_down, g.shutdown_mid);
+    stress_count_n(&g.tasks, g.ntasks);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    static stress_counter *const counters[] = {
+        &g.rounds_mpsc, &g.rounds_unbounded, &g.rounds_mpmc, &g.rounds_shut_down, &g.tasks,
+        &g.completed, &g.cancelled, &g.sent, &g.received, &g.drained, &g.returned,
+        &g.send_epipe, &g.send_own_timeouts, &g.send_borrow_drops, &g.send_borrow_retries,
+        &g.send_aborted, &g.try_send_fails, &g.recv_own_timeouts, &g.recv_borrow_drops,
+        &g.recv_borrow_retries, &g.recv_aborted, &g.try_recv_empty, &g.foreign_send_timeouts,
+        &g.foreign_recv_timeouts, &g.rx_closes, &g.tx_early_drops, &g.rx_early_drops,
+        &g.aborts_task, &g.aborts_foreign,
+    };
+    const stress_program p = {
+        "stress_channel_storm", run_round, counters, sizeof counters / sizeof counters[0],
+        "rounds_mpsc rounds_unbounded rounds_mpmc shut_down_mid_flight tasks completed "
+        "cancelled sent received drained returned send_epipe send_own_timeouts "
+        "send_borrow_drops send_borrow_retries send_aborted try_send_fails recv_own_timeouts "
+        "recv_borrow_drops recv_borrow_retries recv_aborted try_recv_empty "
+        "foreign_send_timeouts foreign_recv_timeouts rx_closes tx_early_drops rx_early_drops "
+        "aborts_task aborts_foreign",
+    };
+    return stress_main(argc, argv, &p);
+}
