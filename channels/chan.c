@@ -165,8 +165,14 @@ static void wake_receivers(weft_chan *ch, uint64_t seen)
 
 static inline int chan_push(weft_chan *ch, const void *item, uint64_t *seen)
 {
-    return ch->kind == WEFT__CHAN_UNBOUNDED ? weft__list_try_push(ch, item, seen)
-                                            : weft__ring_try_push(ch, item, seen);
+    switch (ch->kind) {
+    case WEFT__CHAN_MPSC:
+        return weft__ring_try_push_mpsc(ch, item, seen);
+    case WEFT__CHAN_UNBOUNDED:
+        return weft__list_try_push(ch, item, seen);
+    default:
+        return weft__ring_try_push(ch, item, seen);
+    }
 }
 
 static inline size_t chan_pop(weft_chan *ch, void *out, size_t max)
@@ -590,6 +596,7 @@ static int chan_new(weft_chan_tx *tx, weft_chan_rx *rx, size_t item_size, size_t
     ch->slots = (unsigned char *)ch + head_bytes;
     weft_atomic_init(&ch->tail, 0);
     weft_atomic_init(&ch->head, 0);
+    weft_atomic_init(&ch->head_seen, 0);
     ch->rx_pos = 0;
     weft_atomic_waker_init(&ch->rx_waker);
     weft__waitq_init(&ch->rxq);
