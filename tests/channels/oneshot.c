@@ -16,6 +16,7 @@
 #include "weft/weft.h"
 #include "channels/oneshot.h"
 #include "support/counting_waker.h"
+#include "support/rng.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
 
@@ -686,6 +687,137 @@ static void test_sim_chaos_pairs(void **state)
     assert_no_misuse_since(before);
 }
 
+/* ---- the registration window, widened ------------------------------------------------------ */
+
+/* Two threads per round: the test thread polls a recv (or a closed
+ * future) once while a second thread sends, drops the sender (or drops
+ * the receiver), each after a random spin, and the waker's clone — made
+ * between the recv's load of the state and its fetch_or — spins too
+ * (STYLE rule 24), so the completion lands before, inside and after the
+ * registration; every other round a first poll registers another waker
+ * first, so it lands inside a re-registration too. Whatever the order: a PENDING poll was woken exactly once
+ * by the time the other thread is done, the next poll is READY with the
+ * right result, and no waker clone is left. A lost wake fails the round. */
+#define DUEL_ROUNDS 20000
+
+typedef struct duel {
+    _Atomic int go;   /* the round the other thread is to play; -1: stop */
+    _Atomic int done; /* the last round it played */
+    int kind;         /* 0 send, 1 drop the sender, 2 drop the receiver */
+    unsigned spin;
+    weft_oneshot_tx tx;
+    weft_oneshot_rx rx;
+    int value, rc;
+} duel;
+
+static void spin_for(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        weft__cpu_relax();
+}
+
+static void *duel_main(void *arg)
+{
+    duel *d = arg;
+    int last = 0;
+    for (;;) {
+        int round;
+        /* Acquire: pairs with the release that starts a round (the
+         * handles and the kind). */
+        while ((round = weft_atomic_load_acquire(&d->go)) == last)
+            weft__cpu_relax();
+        if (round < 0)
+            return NULL;
+        last = round;
+        spin_for(d->spin);
+        if (d->kind == 0)
+            d->rc = weft_oneshot_send(&d->tx, &d->value);
+        else if (d->kind == 1)
+            weft_oneshot_tx_drop(&d->tx);
+        else
+            weft_oneshot_rx_drop(&d->rx);
+        /* Release: the test thread reads rc after seeing the round done. */
+        weft_atomic_store_release(&d->done, round);
+    }
+}
+
+static void test_completion_racing_registration_is_never_lost(void **state)
+{
+    (void)state;
+    int before = misuse_count();
+    static duel d;
+    weft_atomic_init(&d.go, 0);
+    weft_atomic_init(&d.done, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, duel_main, &d), 0);
+    uint64_t rs = rng_seed(1);
+    long pending_polls = 0;
+    for (int round = 1; round <= DUEL_ROUNDS; round++) {
+        counting_waker c;
+        cw_init(&c);
+        c.clone_spin = rng_next32(&rs) % 64;
+        d.kind = round % 3;
+        d.spin = rng_next32(&rs) % 128;
+        d.value = round;
+        d.rc = 1;
+        assert_int_equal(weft_oneshot_new(&d.tx, &d.rx, sizeof(int)), 0);
+        weft_oneshot_rx rx = d.rx; /* ours: the other thread may drop d.rx */
+        weft_oneshot_tx tx = d.tx;
+        weft_oneshot_recv r;
+        weft_oneshot_closed cf;
+        int got = 0, rc = 1;
+        weft_future *f;
+        if (d.kind < 2) {
+            weft_oneshot_recv_init(&r, &rx, &got);
+            f = &r.base;
+        } else {
+            weft_oneshot_closed_init(&cf, &tx);
+            f = &cf.base;
+        }
+        unsigned my_spin = rng_next32(&rs) % 128;
+        /* Every other round, a first poll registers another waker, which
+         * the racing poll replaces (the re-registration's window). */
+        counting_waker c0;
+        cw_init(&c0);
+        bool pre = (round / 3) % 2 == 1;
+        if (pre)
+            assert_int_equal(poll_once(f, &c0, &rc), WEFT_PENDING);
+        /* Release: the other thread sees the handles and the kind. */
+        weft_atomic_store_release(&d.go, round);
+        spin_for(my_spin);
+        weft_poll p = poll_once(f, &c, &rc);
+        while (weft_atomic_load_acquire(&d.done) != round)
+            weft__cpu_relax();
+        if (p == WEFT_PENDING) {
+            pending_polls++;
+            if (cw_woken(&c) != 1)
+                fail_msg("round %d (kind %d): pending, then %ld wake(s) once the other "
+                         "side was done", round, d.kind, cw_woken(&c));
+            assert_int_equal(poll_once(f, &c, &rc), WEFT_READY);
+        }
+        weft_future_drop(f);
+        assert_int_equal(cw_outstanding(&c), 0);
+        assert_int_equal(cw_outstanding(&c0), 0);
+        assert_true(cw_woken(&c0) <= 1);
+        if (d.kind == 0) {
+            assert_int_equal(d.rc, 0);
+            assert_int_equal(rc, 0);
+            assert_int_equal(got, round);
+        } else if (d.kind == 1) {
+            assert_int_equal(rc, -EPIPE);
+        }
+        if (d.kind < 2)
+            weft_oneshot_rx_drop(&rx);
+        else
+            weft_oneshot_tx_drop(&tx);
+    }
+    weft_atomic_store_release(&d.go, -1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* Both orders happened: some polls came first, some completions. */
+    assert_true(pending_polls > 0 && pending_polls < DUEL_ROUNDS);
+    assert_no_misuse_since(before);
+}
+
 /* ---- cancel sweeps -------------------------------------------------------------------------- */
 
 #define SWEEP_VALUE 4242
@@ -858,6 +990,7 @@ int main(void)
         ON_RT(test_race_on_two_workers),
         ON_RT(test_race_task_against_a_foreign_thread),
         ON_RT(test_race_blocking_recv_against_a_task),
+        COUNTED(test_completion_racing_registration_is_never_lost),
         COUNTED(test_sim_chaos_pairs),
         COUNTED(test_cancel_sweep_oneshot_recv_receives_exactly_once),
         COUNTED(test_cancel_sweep_oneshot_recv_sender_dropped),
