@@ -26,6 +26,10 @@
  *    set; the receiver's own fetch_and that clears it takes it back
  *    (re-registering with another waker, a recv dropped while pending, the
  *    receiver's drop). Whoever's RMW saw the bit set owns the contents.
+ *    The other end's take is a copy: until the owner's next look at the
+ *    word shows the bit clear it may still be reading the cell (a
+ *    will_wake of a poll that loaded the word first), so the cell keeps a
+ *    stale copy, never read as a waker again (TSan found the write).
  *  - tx_waker: the same between a closed future (writes, sets
  *    TX_TASK_SET, clears it to re-register or on its drop) and the
  *    receiver's drop (its CAS sets CLOSED and takes the cell). A send or
@@ -103,9 +107,9 @@ static void os_release(weft_oneshot *os)
      * before its own decrement (release), and frees after (acquire). */
     if (weft_atomic_fetch_sub_acq_rel(&os->refs, 1u) != 1u)
         return;
-    /* Both ends took their wakers back or handed them over. */
+    /* Both ends took their wakers back or handed them over (a cell
+     * handed over keeps a stale copy, never read). */
     WEFT_ASSERT((weft_atomic_load_relaxed(&os->state) & WEFT__OS_TASKS) == 0);
-    WEFT_ASSERT(!os->rx_waker.ops && !os->tx_waker.ops);
     weft__free(os);
 }
 
@@ -139,11 +143,16 @@ static bool tx_complete(weft_oneshot *os, uintptr_t bit)
         if (weft_atomic_cas_weak_acq_rel(&os->state, &curr, next))
             break;
     }
+    /* Copies, not takes: the other end may still be reading the cell (a
+     * will_wake of a poll that loaded the state before this CAS), so the
+     * cell is left as it is — stale, never read as a waker again: its
+     * bit is clear, and only the end that owns it sets it, after writing
+     * a new one. */
     weft_waker rxw = WEFT_WAKER_EMPTY, txw = WEFT_WAKER_EMPTY;
     if (curr & WEFT__OS_RX_TASK_SET)
-        rxw = cell_take(&os->rx_waker);
+        rxw = os->rx_waker;
     if (curr & WEFT__OS_TX_TASK_SET)
-        txw = cell_take(&os->tx_waker);
+        txw = os->tx_waker;
     weft_waker_wake(&rxw);
     weft_waker_drop(&txw);
     return true;
@@ -281,9 +290,9 @@ void weft_oneshot_rx_drop(weft_oneshot_rx *rx)
      * dropped first) is released; a closed future's is woken. */
     weft_waker rxw = WEFT_WAKER_EMPTY, txw = WEFT_WAKER_EMPTY;
     if (curr & WEFT__OS_RX_TASK_SET)
-        rxw = cell_take(&os->rx_waker);
+        rxw = cell_take(&os->rx_waker); /* our own cell: nobody reads it */
     if (curr & WEFT__OS_TX_TASK_SET)
-        txw = cell_take(&os->tx_waker);
+        txw = os->tx_waker; /* a copy, as in tx_complete */
     weft_waker_drop(&rxw);
     weft_waker_wake(&txw);
     os_release(os);
@@ -326,7 +335,10 @@ static weft_poll recv_poll(weft_future *f, weft_cx *cx, void *out)
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     weft_oneshot *os = rf->rx_->os_;
-    WEFT_ASSERT(os != NULL);
+    if (!os) {
+        WEFT_MISUSE("weft_oneshot_recv: its receiver was dropped while it waited");
+        return recv_ready(rf, out, -EINVAL);
+    }
     /* Acquire: pairs with the sender's release CAS (the item's bytes). */
     uintptr_t st = weft_atomic_load_acquire(&os->state);
     if (st & WEFT__OS_VALUE_TAKEN) {
@@ -337,7 +349,8 @@ static weft_poll recv_poll(weft_future *f, weft_cx *cx, void *out)
     if (st & WEFT__OS_COMPLETE)
         return recv_ready(rf, out, rx_finish(os, st, rf->item_));
     if (st & WEFT__OS_RX_TASK_SET) {
-        /* Reading the cell races only with a sender's read of it. */
+        /* Reading the cell races only with a sender's copy of it (a
+         * read): see tx_complete. */
         if (weft_waker_will_wake(&os->rx_waker, cx->waker))
             return WEFT_PENDING;
         /* AcqRel: acquire, if the sender completed meanwhile (it then
@@ -451,7 +464,8 @@ static weft_poll closed_poll(weft_future *f, weft_cx *cx, void *out)
         return WEFT_READY;
     }
     if (st & WEFT__OS_TX_TASK_SET) {
-        /* Reading the cell races only with the receiver's read of it. */
+        /* Reading the cell races only with the receiver's drop's copy of
+         * it (a read). */
         if (weft_waker_will_wake(&os->tx_waker, cx->waker))
             return WEFT_PENDING;
         /* AcqRel: as rx_unregister. */
