@@ -60,10 +60,12 @@ int weft__ring_try_push(weft_chan *ch, const void *item, uint64_t *seen)
 
 int weft__ring_try_push_mpsc(weft_chan *ch, const void *item, uint64_t *seen)
 {
-    /* Relaxed: a guess at the cursor and at the receiver's; the CAS and
-     * the acquire load of `head` below decide. */
+    /* Relaxed: a guess at the cursor; the CAS below decides. */
     uint64_t tw = weft_atomic_load_relaxed(&ch->tail);
-    uint64_t h = weft_atomic_load_relaxed(&ch->head_seen);
+    /* Acquire: pairs with the release store below by the sender that
+     * loaded it from `head`, so the receiver's reads of the items before
+     * that cursor happen before our write of a slot they freed. */
+    uint64_t h = weft_atomic_load_acquire(&ch->head_seen);
     for (;;) {
         if (tw & WEFT__CHAN_CLOSED)
             return -EPIPE;
@@ -73,7 +75,10 @@ int weft__ring_try_push_mpsc(weft_chan *ch, const void *item, uint64_t *seen)
              * with its swap of `head`, which comes after it read every
              * item up to there, so the slot may be overwritten. */
             h = weft_atomic_load_acquire(&ch->head) >> WEFT__CHAN_SHIFT;
-            weft_atomic_store_relaxed(&ch->head_seen, h);
+            /* Release: passes that acquire on to the senders that read
+             * head_seen (a value older than another sender's store only
+             * makes them look again sooner). */
+            weft_atomic_store_release(&ch->head_seen, h);
             if (weft__ring_len(ch, s, h) >= ch->cap) {
                 uint64_t again = weft_atomic_load_relaxed(&ch->tail);
                 if (again == tw)
