@@ -70,10 +70,13 @@ static void hand_on(weft__waitq *q)
 }
 
 /* A waiter whose owner got what it waited for (or gave up): out of the
- * queue. A wake it was given and used needs no hand-on. */
-static void waiter_done(weft__waitq *q, weft__waiter *w)
+ * queue. A wake it was given and used needs no hand-on. Inline: every
+ * send ends here, nearly always with a waiter that never waited. */
+static inline void waiter_done(weft__waitq *q, weft__waiter *w)
 {
     uint32_t st = weft__waiter_state(w);
+    if (st == WEFT__WAITER_IDLE)
+        return;
     if (st == WEFT__WAITER_QUEUED) {
         weft__waitq_lock(q);
         if (weft_atomic_load_relaxed(&w->state_) == WEFT__WAITER_QUEUED)
@@ -85,9 +88,11 @@ static void waiter_done(weft__waitq *q, weft__waiter *w)
 
 /* A waiter whose owner is dropped: out of the queue, and a wake it was
  * given but never looked at goes to the next waiter. */
-static void waiter_drop(weft__waitq *q, weft__waiter *w)
+static inline void waiter_drop(weft__waitq *q, weft__waiter *w)
 {
     uint32_t st = weft__waiter_state(w);
+    if (st == WEFT__WAITER_IDLE)
+        return;
     if (st == WEFT__WAITER_QUEUED) {
         weft__waitq_lock(q);
         st = weft_atomic_load_relaxed(&w->state_);
@@ -160,8 +165,14 @@ static void wake_receivers(weft_chan *ch, uint64_t seen)
 
 static inline int chan_push(weft_chan *ch, const void *item, uint64_t *seen)
 {
-    return ch->kind == WEFT__CHAN_UNBOUNDED ? weft__list_try_push(ch, item, seen)
-                                            : weft__ring_try_push(ch, item, seen);
+    switch (ch->kind) {
+    case WEFT__CHAN_MPSC:
+        return weft__ring_try_push_mpsc(ch, item, seen);
+    case WEFT__CHAN_UNBOUNDED:
+        return weft__list_try_push(ch, item, seen);
+    default:
+        return weft__ring_try_push(ch, item, seen);
+    }
 }
 
 static inline size_t chan_pop(weft_chan *ch, void *out, size_t max)
@@ -585,6 +596,7 @@ static int chan_new(weft_chan_tx *tx, weft_chan_rx *rx, size_t item_size, size_t
     ch->slots = (unsigned char *)ch + head_bytes;
     weft_atomic_init(&ch->tail, 0);
     weft_atomic_init(&ch->head, 0);
+    weft_atomic_init(&ch->head_seen, 0);
     ch->rx_pos = 0;
     weft_atomic_waker_init(&ch->rx_waker);
     weft__waitq_init(&ch->rxq);

@@ -18,10 +18,13 @@
  * stamp `lap | index` (crossbeam's array flavour). A slot is free for the
  * send at stamp s when its stamp is s, holds that send's item when it is
  * s + 1, and is free for the next lap's send when it is s + one_lap.
- * Senders claim a slot with one CAS on `tail`; the single mpsc receiver
- * takes a run of items with plain acquire loads and release stores and
- * moves `head` once per batch; mpmc receivers claim a run with one CAS
- * on `head` each.
+ * Senders claim a slot with one CAS on `tail`. mpmc receivers claim a
+ * run with one CAS on `head` and free each slot by writing its stamp.
+ * The single mpsc receiver never writes a slot: it reads a run of items
+ * (acquire loads of their stamps) and then moves `head` once; mpsc
+ * senders check for room against `head` instead of the slot's stamp
+ * (through `head_seen`, refreshed only when the ring looks full), so a
+ * slot's cache line travels from sender to receiver and not back.
  *
  * Unbounded queue (list.c, mpsc only): a list of blocks of 31 slots,
  * indexed by a cursor counting 32 per block (offset 31 marks "the next
@@ -66,6 +69,7 @@ struct weft_chan {
     /* Producers' line. */
     WEFT_ATOMIC(uint64_t) tail;
     WEFT_ATOMIC(weft__lblock_ptr) tail_block; /* unbounded: the block `tail` is in */
+    WEFT_ATOMIC(uint64_t) head_seen; /* mpsc: the senders' last look at `head` */
     unsigned char pad0_[WEFT_CACHE_LINE];
 
     /* Consumers' line. */
@@ -100,6 +104,7 @@ struct weft_chan {
 /* 0 with *seen = the tail word this send replaced (WAITING in it: wake a
  * receiver), -EAGAIN (full) or -EPIPE (closed). */
 int weft__ring_try_push(weft_chan *ch, const void *item, uint64_t *seen);
+int weft__ring_try_push_mpsc(weft_chan *ch, const void *item, uint64_t *seen);
 /* Up to max items into out; the count. The mpsc form is for the one
  * receiver; both wake parked senders when they free slots. */
 size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max);

@@ -58,6 +58,50 @@ int weft__ring_try_push(weft_chan *ch, const void *item, uint64_t *seen)
     }
 }
 
+int weft__ring_try_push_mpsc(weft_chan *ch, const void *item, uint64_t *seen)
+{
+    /* Relaxed: a guess at the cursor; the CAS below decides. */
+    uint64_t tw = weft_atomic_load_relaxed(&ch->tail);
+    /* Acquire: pairs with the release store below by the sender that
+     * loaded it from `head`, so the receiver's reads of the items before
+     * that cursor happen before our write of a slot they freed. */
+    uint64_t h = weft_atomic_load_acquire(&ch->head_seen);
+    for (;;) {
+        if (tw & WEFT__CHAN_CLOSED)
+            return -EPIPE;
+        uint64_t s = tw >> WEFT__CHAN_SHIFT;
+        if (weft__ring_len(ch, s, h) >= ch->cap) {
+            /* Looks full: look at the receiver's cursor. Acquire: pairs
+             * with its swap of `head`, which comes after it read every
+             * item up to there, so the slot may be overwritten. */
+            h = weft_atomic_load_acquire(&ch->head) >> WEFT__CHAN_SHIFT;
+            /* Release: passes that acquire on to the senders that read
+             * head_seen (a value older than another sender's store only
+             * makes them look again sooner). */
+            weft_atomic_store_release(&ch->head_seen, h);
+            if (weft__ring_len(ch, s, h) >= ch->cap) {
+                uint64_t again = weft_atomic_load_relaxed(&ch->tail);
+                if (again == tw)
+                    return -EAGAIN;
+                tw = again;
+                continue;
+            }
+        }
+        /* As in weft__ring_try_push: the claim drops WAITING. A claim
+         * that succeeds was judged against a `head` at most as old as
+         * this tail word's lap allows, so the slot is free. */
+        if (!weft_atomic_cas_weak_acq_rel(&ch->tail, &tw,
+                                          weft__ring_next(ch, s) << WEFT__CHAN_SHIFT))
+            continue;
+        unsigned char *slot = slot_at(ch, s);
+        weft__item_copy(slot + sizeof(uint64_t), item, ch->item_size);
+        /* Release: publishes the item to the receiver's acquire load. */
+        weft_atomic_store_release(slot_stamp(slot), s + 1);
+        *seen = tw;
+        return 0;
+    }
+}
+
 size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max)
 {
     uint64_t h = ch->rx_pos;
@@ -65,23 +109,23 @@ size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max)
     size_t n = 0;
     while (n < max) {
         unsigned char *slot = slot_at(ch, h);
-        /* Acquire: pairs with the sender's release store of s + 1. */
+        /* Acquire: pairs with the sender's release store of s + 1. The
+         * stamp a slot keeps from last lap is h + 1 - one_lap, never
+         * h + 1, so the receiver needs to write nothing back. */
         if (weft_atomic_load_acquire(slot_stamp(slot)) != h + 1)
             break;
         weft__item_copy(o, slot + sizeof(uint64_t), ch->item_size);
         o += ch->item_size;
-        /* Release: the slot is free for next lap's send (pairs with its
-         * acquire load), after our read of the item. */
-        weft_atomic_store_release(slot_stamp(slot), h + ch->one_lap);
         h = weft__ring_next(ch, h);
         n++;
     }
     if (n == 0)
         return 0;
     ch->rx_pos = h;
-    /* One RMW per run, after the slots were freed: a sender that set
+    /* One RMW per run, after the items were read: it frees their slots
+     * (senders' acquire loads of `head` pair with it); a sender that set
      * WAITING before it is seen here; one that sets it after finds the
-     * freed slots (acq_rel: its fetch_or reads from this swap). */
+     * room (acq_rel: its fetch_or reads from this swap). */
     uint64_t old = weft_atomic_swap_acq_rel(&ch->head, h << WEFT__CHAN_SHIFT);
     if (old & WEFT__CHAN_WAITING)
         weft__chan_wake_senders(ch, n, h);

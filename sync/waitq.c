@@ -9,14 +9,6 @@ void weft__waitq_init(weft__waitq *q)
     q->head_ = q->tail_ = NULL;
 }
 
-void weft__waiter_init(weft__waiter *w)
-{
-    w->prev_ = w->next_ = NULL;
-    w->waker_ = (weft_waker)WEFT_WAKER_EMPTY;
-    w->data_ = 0;
-    weft_atomic_init(&w->state_, WEFT__WAITER_IDLE);
-}
-
 void weft__waitq_push_back(weft__waitq *q, weft__waiter *w, const weft_waker *waker)
 {
     WEFT_ASSERT(weft_atomic_load_relaxed(&w->state_) == WEFT__WAITER_IDLE);

@@ -51,8 +51,14 @@ static inline bool weft__waitq_empty(const weft__waitq *q) { return q->head_ == 
 static inline weft__waiter *weft__waitq_front(const weft__waitq *q) { return q->head_; }
 
 /* Initialise `w` as IDLE with no waker (before the owning future's first
- * poll; no lock). */
-void weft__waiter_init(weft__waiter *w);
+ * poll; no lock). Inline: a channel send initialises one per item. */
+static inline void weft__waiter_init(weft__waiter *w)
+{
+    w->prev_ = w->next_ = NULL;
+    w->waker_ = (weft_waker)WEFT_WAKER_EMPTY;
+    w->data_ = 0;
+    weft_atomic_init(&w->state_, WEFT__WAITER_IDLE);
+}
 /* Append `w` (IDLE) at the back with a clone of `waker`; it becomes QUEUED. */
 void weft__waitq_push_back(weft__waitq *q, weft__waiter *w, const weft_waker *waker);
 /* Unlink `w` (QUEUED) without serving it; it becomes IDLE and its waker is

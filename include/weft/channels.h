@@ -170,7 +170,105 @@ WEFT_API WEFT_NODISCARD long weft_chan_recv_many_blocking(weft_chan_rx *rx, void
 WEFT_API WEFT_NODISCARD int weft_chan_rx_eventfd(weft_chan_rx *rx, int *fd);
 
 /* ==== oneshot ============================================================ */
-/* (see channels/oneshot.c) */
+
+/* One value, sent at most once, from one sender to one receiver (tokio's
+ * oneshot). The channel is one allocation: a state word, the two ends'
+ * wakers and the item's bytes, freed by the last of the two handles to
+ * go. Sending never waits; the receiver waits with weft_oneshot_recv (or
+ * try_recv, or recv_blocking); the sender may wait for the receiver to
+ * go with weft_oneshot_closed, to stop work nobody waits for. */
+typedef struct weft_oneshot weft_oneshot;
+
+/* The sender: spent (os_ NULL) once it has sent or been dropped. */
+typedef struct weft_oneshot_tx {
+    weft_oneshot *os_;
+} weft_oneshot_tx;
+
+/* The receiver: drop it exactly once, whether it received or not. */
+typedef struct weft_oneshot_rx {
+    weft_oneshot *os_;
+} weft_oneshot_rx;
+
+/* Create a oneshot of `item_size`-byte items (0: the value carries no
+ * data, only the fact that it was sent) and its two ends. Returns 0,
+ * -EINVAL (tx or rx NULL, item_size > WEFT_CHAN_ITEM_MAX) or -ENOMEM; on
+ * an error both handles are left spent (their drops do nothing). The
+ * handles hold only a pointer: they may be moved at any time, but a
+ * pending weft_oneshot_recv / _closed refers to its handle where it is.
+ * Any thread. */
+WEFT_API WEFT_NODISCARD int weft_oneshot_new(weft_oneshot_tx *tx, weft_oneshot_rx *rx,
+                                             size_t item_size);
+
+/* Send `item` (item_size bytes, copied; NULL only when item_size is 0)
+ * and spend the sender: after the call the sender is spent whatever it
+ * returns, so it is never dropped after a send. Returns 0 (the value is
+ * stored for the receiver, which is woken), -EPIPE (the receiver was
+ * already dropped: nothing was stored and the item stays the caller's),
+ * or -EINVAL (tx NULL or spent; item NULL with item_size > 0: then the
+ * sender is dropped unsent, and the receiver sees -EPIPE). Never waits.
+ * Any thread. */
+WEFT_API WEFT_NODISCARD int weft_oneshot_send(weft_oneshot_tx *tx, const void *item);
+/* Drop the sender without sending: the receiver sees -EPIPE (a pending
+ * recv is woken). A no-op on a spent sender (after a send or a drop) or
+ * NULL. Any thread. */
+WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx);
+/* True once the receiver was dropped (a send would fail with -EPIPE). A
+ * snapshot: false may turn true at any moment. NULL or spent: true (and a
+ * misuse report). Any thread. */
+WEFT_API bool weft_oneshot_tx_is_closed(const weft_oneshot_tx *tx);
+
+/* Receive without waiting: 0 (the value written to `item`), -EAGAIN
+ * (nothing sent yet, the sender still holds it), -EPIPE (the sender was
+ * dropped without sending, or the value was already received), -EINVAL
+ * (rx NULL or dropped; item NULL with item_size > 0). Any thread, but one
+ * receive at a time per receiver. */
+WEFT_API WEFT_NODISCARD int weft_oneshot_try_recv(weft_oneshot_rx *rx, void *item);
+/* Drop the receiver: the sender's sends fail with -EPIPE from now on and a
+ * pending weft_oneshot_closed is woken. A value sent and never received
+ * is discarded (receive it first if it owns memory). A no-op on NULL or a
+ * handle already dropped. No recv future may be pending on it. Any
+ * thread. */
+WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx);
+
+/* Receive the value: output int, 0 (written to `item`, item_size bytes)
+ * or -EPIPE (the sender was dropped without sending; also, with a misuse
+ * report, when the value was received before: a oneshot gives it once),
+ * -EINVAL (misuse at init: rx NULL or dropped, item NULL with item_size
+ * > 0; READY at the first poll). `rx` and `item` must outlive the
+ * future; one future per receiver at a time. Send. Cancel safety: nothing
+ * is lost — the value stays in the oneshot until the poll that returns
+ * it, so a recv dropped while pending leaves it for the next receive
+ * (a fresh weft_oneshot_recv, try_recv or recv_blocking); the drop takes
+ * back the waker it registered. */
+typedef struct weft_oneshot_recv {
+    weft_future base;
+    weft_oneshot_rx *rx_;
+    void *item_;
+    uint32_t step_;
+    uint32_t reserved_;
+} weft_oneshot_recv;
+WEFT_API void weft_oneshot_recv_init(weft_oneshot_recv *f, weft_oneshot_rx *rx, void *item);
+
+/* Wait for the receiver to be dropped (tokio's Sender::closed): output
+ * none; READY once weft_oneshot_tx_is_closed would say true (at once if
+ * it already does; also at once, with a misuse report, on a NULL or spent
+ * sender). `tx` must outlive the future and must not send or be dropped
+ * while the future is pending. Send. Cancel safety: nothing is lost —
+ * closing is a state, so a later wait sees it; the drop takes back the
+ * waker it registered. */
+typedef struct weft_oneshot_closed {
+    weft_future base;
+    weft_oneshot_tx *tx_;
+    uint32_t step_;
+    uint32_t reserved_;
+} weft_oneshot_closed;
+WEFT_API void weft_oneshot_closed_init(weft_oneshot_closed *f, weft_oneshot_tx *tx);
+
+/* Receive, parking the calling thread until the value or the sender's
+ * drop: 0, -EPIPE, -EINVAL (as try_recv), -EDEADLK (misuse: called on a
+ * worker or a sim runtime's thread; nothing was received) or -ENOMEM
+ * (nothing was received). For threads that run no tasks. */
+WEFT_API WEFT_NODISCARD int weft_oneshot_recv_blocking(weft_oneshot_rx *rx, void *item);
 
 /* ==== broadcast ========================================================== */
 /* (see channels/broadcast.c) */
