@@ -376,7 +376,8 @@ WEFT_ASYNC_FN_WITH_DROP(actor, uint64_t)
         self->how = pick_how(&self->rng);
         if (self->how == HOW_PAUSE) {
             if (rng_next32(&self->rng) % 4 == 0) {
-                weft_sleep_init(&self->s, (weft_duration)rng_next32(&self->rng) % (WEFT_US(200) + 1));
+                weft_sleep_init(&self->s,
+                                (weft_duration)rng_next32(&self->rng) % (WEFT_US(200) + 1));
                 WEFT_FN_AWAIT(&self->s, NULL);
             } else {
                 weft_yield_init(&self->y);
@@ -818,7 +819,8 @@ static void run_round(uint64_t seed, const stress_options *opt)
         uint64_t out;
         stress_join_finished(j, "task", i, &out);
         bool done = atomic_load_explicit(&g.done[i], memory_order_acquire);
-        bool may_cancel = atomic_load_explicit(&g.aborted[i], memory_order_acquire) || g.shutdown_mid;
+        bool may_cancel =
+            atomic_load_explicit(&g.aborted[i], memory_order_acquire) || g.shutdown_mid;
         stress_check_join("main", "task", i, j->status, out, done, i, may_cancel);
         weft_future_drop(&j->base);
     }
