@@ -33,6 +33,19 @@
  * runtime down while tasks still run (foreign threads then use only the
  * `_blocking` forms and try_*, which need no runtime).
  *
+ * Beside the channel, 0-16 oneshot request/reply pairs per round, each end
+ * a task or served by a foreign thread. A sender may sleep, may wait for
+ * the receiver to go (weft_oneshot_closed under a timeout), then sends or
+ * drops unsent; a receiver awaits the recv future (plain, under an owning
+ * timeout, under a borrowing one then dropped or awaited again), polls
+ * try_recv, uses recv_blocking (foreign), or drops early; aborts drop
+ * either end. A receiver released without an outcome takes what is there
+ * with try_recv first. Checked per pair: a value received was sent, and
+ * is the pair's; a receiver told -EPIPE had a sender that dropped unsent
+ * (else the value was lost); a failed send found the receiver dropped;
+ * both ends finished. A value sent to a receiver dropped just before it
+ * arrived is discarded, as documented: counted (os_discarded).
+ *
  * The last receiver released (counted by the program, not the library)
  * closes the channel, drains it with try_recv until -EPIPE and only then
  * drops its handle: the items it takes are counted apart ("drained"), and
@@ -77,14 +90,21 @@
 
 #define MAX_PROD 8 /* task and foreign producers */
 #define MAX_CONS 5 /* task and foreign consumers */
-#define MAX_TASKS (MAX_PROD + MAX_CONS)
+#define MAX_PAIRS 16 /* oneshot request/reply pairs */
+#define MAX_TASKS (MAX_PROD + MAX_CONS + 2 * MAX_PAIRS)
 #define MAX_QUOTA 400
 #define MANY_MAX 32
 #define ITEM_MAX 16
 
 enum { KIND_MPSC, KIND_UNBOUNDED, KIND_MPMC, NKINDS };
 enum { F_SENT = 1, F_RETURNED = 2 };
-enum { ROLE_PRODUCER, ROLE_CONSUMER };
+enum { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_OS_TX, ROLE_OS_RX };
+/* A oneshot pair's outcome, per end. The sender: sent (0), returned
+ * (-EPIPE: the receiver was gone) or dropped unsent. The receiver: the
+ * value received (by a receive, or drained by try_recv before its drop),
+ * -EPIPE, or dropped with nothing there yet. */
+enum { OS_TX_SENT = 1, OS_TX_RETURNED, OS_TX_UNSENT };
+enum { OS_RX_RECEIVED = 1, OS_RX_DRAINED, OS_RX_EPIPE, OS_RX_DROPPED };
 enum { HOW_AWAIT, HOW_MANY, HOW_OWN, HOW_BORROW, HOW_TRY, HOW_PAUSE };
 
 typedef struct item {
@@ -123,6 +143,14 @@ typedef struct round_state {
     bool tx_live[MAX_PROD], rx_live[MAX_CONS];
     _Atomic unsigned rx_left; /* receivers not yet released */
 
+    /* Oneshot pairs: each end is a task or served by the oneshot thread. */
+    unsigned npairs;
+    bool os_tx_foreign[MAX_PAIRS], os_rx_foreign[MAX_PAIRS];
+    weft_oneshot_tx os_tx[MAX_PAIRS];
+    weft_oneshot_rx os_rx[MAX_PAIRS];
+    bool os_rx_live[MAX_PAIRS]; /* the receiver's owner's */
+    _Atomic uint8_t os_tx_out[MAX_PAIRS], os_rx_out[MAX_PAIRS];
+
     _Atomic uint8_t flags[MAX_PROD][MAX_QUOTA];
     _Atomic uint8_t recvd[MAX_PROD][MAX_QUOTA];
 
@@ -136,7 +164,9 @@ typedef struct round_state {
         send_borrow_retries, send_aborted, try_send_fails, recv_own_timeouts,
         recv_borrow_drops, recv_borrow_retries, recv_aborted, try_recv_empty,
         foreign_send_timeouts, foreign_recv_timeouts, rx_closes, tx_early_drops,
-        rx_early_drops, aborts_task, aborts_foreign, completed, cancelled;
+        rx_early_drops, aborts_task, aborts_foreign, completed, cancelled, os_pairs,
+        os_received, os_drained, os_epipe, os_discarded, os_returned, os_unsent,
+        os_rx_early_drops, os_recv_timeouts, os_recv_borrow_drops, os_closed_seen;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -238,6 +268,79 @@ static void release_rx(unsigned c, uint64_t *rng)
     weft_chan_rx_drop(&g.rx[c]);
 }
 
+/* ---- oneshot pairs ---------------------------------------------------------- */
+
+/* Pair k's value: an id no mpsc item has, and its check word. */
+static item os_item(unsigned k)
+{
+    item it = { (uint64_t)0xa5 << 56 | k, 0 };
+    it.check = check_of(it.id);
+    return it;
+}
+
+static void os_tx_done(unsigned k, uint8_t out)
+{
+    /* Relaxed: read by the main thread after every actor is joined. */
+    uint8_t prev = atomic_exchange_explicit(&g.os_tx_out[k], out, memory_order_relaxed);
+    STRESS_ENSURE(prev == 0, "oneshot %u: sender outcome %u then %u", k, prev, out);
+}
+
+/* The receiving end of pair k finished with `out` (`it`: the value taken,
+ * for RECEIVED and DRAINED). */
+static void os_rx_done(unsigned k, uint8_t out, const item *it)
+{
+    if (out == OS_RX_RECEIVED || out == OS_RX_DRAINED) {
+        item want = os_item(k);
+        STRESS_ENSURE(it->id == want.id && it->check == want.check,
+                      "oneshot %u: received %#" PRIx64 "/%#" PRIx64, k, it->id, it->check);
+    }
+    uint8_t prev = atomic_exchange_explicit(&g.os_rx_out[k], out, memory_order_relaxed);
+    STRESS_ENSURE(prev == 0, "oneshot %u: receiver outcome %u then %u", k, prev, out);
+}
+
+/* The outcome of a receive or try_recv that returned `r`: true when the
+ * receiver is done. */
+static bool os_rx_result(unsigned k, int r, const item *it)
+{
+    if (r == -EAGAIN)
+        return false;
+    STRESS_ENSURE(r == 0 || r == -EPIPE, "oneshot %u: receive: %d", k, r);
+    os_rx_done(k, r == 0 ? OS_RX_RECEIVED : OS_RX_EPIPE, it);
+    return true;
+}
+
+/* The sending end of pair k: sends (it fails only if the receiver is
+ * gone, which `closed_seen` says it is) or, at random, drops unsent. */
+static void os_send(unsigned k, bool closed_seen, uint64_t *rng)
+{
+    if (rng_next32(rng) % 5 == 0) {
+        os_tx_done(k, OS_TX_UNSENT);
+        weft_oneshot_tx_drop(&g.os_tx[k]);
+        return;
+    }
+    item it = os_item(k);
+    int r = weft_oneshot_send(&g.os_tx[k], &it);
+    STRESS_ENSURE(r == 0 || r == -EPIPE, "oneshot %u: send: %d", k, r);
+    STRESS_ENSURE(!closed_seen || r == -EPIPE, "oneshot %u: send %d after closed completed", k, r);
+    os_tx_done(k, r == 0 ? OS_TX_SENT : OS_TX_RETURNED);
+}
+
+/* Release the receiving end of pair k: if it has no outcome yet, take
+ * what is there first (so a value is never discarded unseen), then drop. */
+static void os_rx_release(unsigned k)
+{
+    if (!g.os_rx_live[k])
+        return;
+    g.os_rx_live[k] = false;
+    if (atomic_load_explicit(&g.os_rx_out[k], memory_order_relaxed) == 0) {
+        item it = { 0, 0 };
+        int r = weft_oneshot_try_recv(&g.os_rx[k], &it);
+        STRESS_ENSURE(r == 0 || r == -EPIPE || r == -EAGAIN, "oneshot %u: try_recv: %d", k, r);
+        os_rx_done(k, r == 0 ? OS_RX_DRAINED : r == -EPIPE ? OS_RX_EPIPE : OS_RX_DROPPED, &it);
+    }
+    weft_oneshot_rx_drop(&g.os_rx[k]);
+}
+
 /* ---- tasks -------------------------------------------------------------------- */
 
 typedef struct actor {
@@ -260,6 +363,9 @@ typedef struct actor {
     weft_chan_send sf;
     weft_chan_recv rf;
     weft_chan_recv_many rmf;
+    weft_oneshot_recv orf;
+    weft_oneshot_closed ocf;
+    bool closed_seen; /* oneshot sender: its closed future completed */
     weft_yield y;
     weft_sleep s;
 } actor;
@@ -344,9 +450,18 @@ static void actor_drop(weft_future *f)
     if (a->borrowed_live) {
         /* Its borrowing timeout is gone: the pending future is ours. */
         a->borrowed_live = false;
-        weft_future_drop(a->role == ROLE_PRODUCER ? &a->sf.base : recv_future(a));
+        weft_future_drop(a->role == ROLE_PRODUCER  ? &a->sf.base
+                         : a->role == ROLE_OS_RX ? &a->orf.base
+                                                 : recv_future(a));
     }
-    if (a->role == ROLE_PRODUCER) {
+    if (a->role == ROLE_OS_TX) {
+        if (atomic_load_explicit(&g.os_tx_out[a->who], memory_order_relaxed) == 0) {
+            os_tx_done(a->who, OS_TX_UNSENT);
+            weft_oneshot_tx_drop(&g.os_tx[a->who]);
+        }
+    } else if (a->role == ROLE_OS_RX) {
+        os_rx_release(a->who);
+    } else if (a->role == ROLE_PRODUCER) {
         if (a->inflight) {
             /* Dropped with the send pending: nothing was sent. */
             a->inflight = false;
@@ -371,7 +486,77 @@ static void actor_drop(weft_future *f)
 WEFT_ASYNC_FN_WITH_DROP(actor, uint64_t)
 {
     WEFT_FN_BEGIN;
-    for (;;) {
+    if (self->role == ROLE_OS_TX) {
+        /* ---- a oneshot's sender: maybe wait a little, maybe wait (under
+         * a timeout) for the receiver to go, then send or drop ---- */
+        if (rng_next32(&self->rng) % 3 == 0) {
+            weft_sleep_init(&self->s,
+                            (weft_duration)rng_next32(&self->rng) % (WEFT_US(200) + 1));
+            WEFT_FN_AWAIT(&self->s, NULL);
+        }
+        if (rng_next32(&self->rng) % 3 == 0) {
+            weft_oneshot_closed_init(&self->ocf, &g.os_tx[self->who]);
+            STRESS_ENSURE(weft_timeout_init(&self->t, &self->ocf.base,
+                                            random_timeout(&self->rng)) == 0,
+                          "timeout init");
+            WEFT_FN_AWAIT(&self->t, NULL);
+            self->closed_seen = self->t.status == 0;
+            if (self->closed_seen)
+                stress_count(&g.os_closed_seen);
+        }
+        os_send(self->who, self->closed_seen, &self->rng);
+    } else if (self->role == ROLE_OS_RX) {
+        /* ---- a oneshot's receiver: receive in one of the ways, or drop
+         * the receiver early ---- */
+        for (;;) {
+            self->how = (int)(rng_next32(&self->rng) % 16);
+            if (self->how == 0) {
+                stress_count(&g.os_rx_early_drops);
+                break;
+            }
+            weft_oneshot_recv_init(&self->orf, &g.os_rx[self->who], &self->it);
+            if (self->how < 6) {
+                WEFT_FN_AWAIT(&self->orf, &self->r);
+            } else if (self->how < 9) {
+                STRESS_ENSURE(weft_timeout_init(&self->t, &self->orf.base,
+                                                random_timeout(&self->rng)) == 0,
+                              "timeout init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                if (self->t.status != 0) {
+                    stress_count(&g.os_recv_timeouts);
+                    continue;
+                }
+            } else if (self->how < 12) {
+                self->borrowed_live = true;
+                STRESS_ENSURE(weft_timeout_borrow_init(&self->t, &self->orf.base,
+                                                       random_timeout(&self->rng)) == 0,
+                              "borrow init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                self->borrowed_live = false;
+                if (self->t.status == 0) {
+                    weft_future_drop(&self->orf.base);
+                } else if (rng_next32(&self->rng) % 2) {
+                    weft_future_drop(&self->orf.base);
+                    stress_count(&g.os_recv_borrow_drops);
+                    continue;
+                } else {
+                    WEFT_FN_AWAIT(&self->orf, &self->r);
+                }
+            } else {
+                weft_future_drop(&self->orf.base); /* never polled */
+                self->r = weft_oneshot_try_recv(&g.os_rx[self->who], &self->it);
+                if (self->r == -EAGAIN) {
+                    weft_yield_init(&self->y);
+                    WEFT_FN_AWAIT(&self->y, NULL);
+                    continue;
+                }
+            }
+            os_rx_result(self->who, self->r, &self->it);
+            break;
+        }
+        os_rx_release(self->who);
+    }
+    while (self->role == ROLE_PRODUCER || self->role == ROLE_CONSUMER) {
         maybe_abort(self);
         self->how = pick_how(&self->rng);
         if (self->how == HOW_PAUSE) {
@@ -513,7 +698,7 @@ WEFT_ASYNC_FN_WITH_DROP(actor, uint64_t)
     }
     if (self->role == ROLE_PRODUCER)
         release_tx(self->who);
-    else
+    else if (self->role == ROLE_CONSUMER)
         release_rx(self->who, &self->rng);
     atomic_store_explicit(&g.done[self->idx], 1, memory_order_release);
     WEFT_FN_RETURN((uint64_t)self->idx);
@@ -633,6 +818,38 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
+/* The oneshot ends no task serves: first the senders (send or drop, never
+ * waiting), then the receivers (recv_blocking, try_recv until an answer,
+ * or an early drop), so a receiver never waits for a sender this thread
+ * has yet to serve. */
+static void *oneshot_main(void *arg)
+{
+    uint64_t rng = rng_seed(g.seed ^ (uintptr_t)arg);
+    for (unsigned k = 0; k < g.npairs; k++) {
+        if (!g.os_tx_foreign[k])
+            continue;
+        for (unsigned n = rng_next32(&rng) % 200; n > 0; n--)
+            sched_yield();
+        os_send(k, false, &rng);
+    }
+    for (unsigned k = 0; k < g.npairs; k++) {
+        if (!g.os_rx_foreign[k])
+            continue;
+        unsigned how = rng_next32(&rng) % 6;
+        item it = { 0, 0 };
+        if (how == 0) {
+            stress_count(&g.os_rx_early_drops);
+        } else if (how < 4) {
+            os_rx_result(k, weft_oneshot_recv_blocking(&g.os_rx[k], &it), &it);
+        } else {
+            while (!os_rx_result(k, weft_oneshot_try_recv(&g.os_rx[k], &it), &it))
+                sched_yield();
+        }
+        os_rx_release(k);
+    }
+    return NULL;
+}
+
 /* Aborts random tasks at random moments. */
 static void *aborter_main(void *arg)
 {
@@ -678,6 +895,13 @@ static void round_reset(uint64_t seed)
             atomic_store_explicit(&g.recvd[p][s], 0, memory_order_relaxed);
         }
     }
+    g.npairs = rng_next32(&r) % (MAX_PAIRS + 1);
+    for (unsigned k = 0; k < g.npairs; k++) {
+        g.os_tx_foreign[k] = rng_next32(&r) % 4 == 0;
+        g.os_rx_foreign[k] = rng_next32(&r) % 3 == 0;
+        atomic_store_explicit(&g.os_tx_out[k], 0, memory_order_relaxed);
+        atomic_store_explicit(&g.os_rx_out[k], 0, memory_order_relaxed);
+    }
     g.ncons = g.kind == KIND_MPMC ? 1 + rng_next32(&r) % 4 : 1;
     for (unsigned c = 0; c < g.ncons; c++) {
         g.cons_foreign[c] = rng_next32(&r) % 3 == 0;
@@ -709,6 +933,44 @@ static void make_channel(void)
     for (unsigned c = 0; c < g.ncons; c++)
         g.rx_live[c] = true;
     atomic_store_explicit(&g.rx_left, g.ncons, memory_order_relaxed);
+    for (unsigned k = 0; k < g.npairs; k++) {
+        rc = weft_oneshot_new(&g.os_tx[k], &g.os_rx[k], sizeof(item));
+        STRESS_ENSURE(rc == 0, "oneshot new: %s", weft_strerror(rc));
+        g.os_rx_live[k] = true;
+    }
+}
+
+/* Each oneshot pair's two outcomes agree: a value received was sent; a
+ * receiver told -EPIPE had a sender that dropped unsent (a sent value
+ * there is lost); a send that failed found the receiver dropped. A value
+ * sent to a receiver dropped before it arrived is discarded, counted. */
+static void check_oneshots(void)
+{
+    for (unsigned k = 0; k < g.npairs; k++) {
+        uint8_t t = atomic_load_explicit(&g.os_tx_out[k], memory_order_relaxed);
+        uint8_t r = atomic_load_explicit(&g.os_rx_out[k], memory_order_relaxed);
+        STRESS_ENSURE(t != 0 && r != 0 && g.os_rx_live[k] == false,
+                      "oneshot %u unfinished: sender %u receiver %u", k, t, r);
+        STRESS_ENSURE((r != OS_RX_RECEIVED && r != OS_RX_DRAINED) || t == OS_TX_SENT,
+                      "oneshot %u: received a value its sender did not send (%u)", k, t);
+        STRESS_ENSURE(r != OS_RX_EPIPE || t == OS_TX_UNSENT,
+                      "oneshot %u: receiver saw -EPIPE, sender outcome %u (lost)", k, t);
+        STRESS_ENSURE(t != OS_TX_RETURNED || r == OS_RX_DROPPED,
+                      "oneshot %u: send failed, receiver outcome %u", k, r);
+        if (r == OS_RX_RECEIVED)
+            stress_count(&g.os_received);
+        else if (r == OS_RX_DRAINED)
+            stress_count(&g.os_drained);
+        else if (r == OS_RX_EPIPE)
+            stress_count(&g.os_epipe);
+        else if (t == OS_TX_SENT)
+            stress_count(&g.os_discarded);
+        if (t == OS_TX_RETURNED)
+            stress_count(&g.os_returned);
+        else if (t == OS_TX_UNSENT)
+            stress_count(&g.os_unsent);
+    }
+    stress_count_n(&g.os_pairs, g.npairs);
 }
 
 /* Lost and duplicated ids, and ids a producer took but never resolved. */
@@ -758,8 +1020,20 @@ static void run_round(uint64_t seed, const stress_options *opt)
             task_role[g.ntasks] = ROLE_CONSUMER;
             task_who[g.ntasks++] = c;
         }
+    bool os_thread = false;
+    for (unsigned k = 0; k < g.npairs; k++) {
+        if (!g.os_tx_foreign[k]) {
+            task_role[g.ntasks] = ROLE_OS_TX;
+            task_who[g.ntasks++] = k;
+        }
+        if (!g.os_rx_foreign[k]) {
+            task_role[g.ntasks] = ROLE_OS_RX;
+            task_who[g.ntasks++] = k;
+        }
+        os_thread |= g.os_tx_foreign[k] || g.os_rx_foreign[k];
+    }
 
-    pthread_t threads[MAX_PROD + MAX_CONS], aborter;
+    pthread_t threads[MAX_PROD + MAX_CONS + 1], aborter;
     unsigned nthreads = 0;
     for (unsigned p = 0; p < g.nprod; p++)
         if (g.prod_foreign[p])
@@ -771,6 +1045,9 @@ static void run_round(uint64_t seed, const stress_options *opt)
             STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, consumer_main,
                                          (void *)(uintptr_t)c) == 0,
                           "pthread_create");
+    if (os_thread)
+        STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, oneshot_main, (void *)77) == 0,
+                      "pthread_create");
     STRESS_ENSURE(pthread_create(&aborter, NULL, aborter_main, (void *)99) == 0, "pthread_create");
 
     for (unsigned i = 0; i < g.ntasks; i++) {
@@ -832,6 +1109,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
                   "tasks: %" PRIu64 " completed + %" PRIu64 " cancelled != %u spawned",
                   stress_load(&g.completed), stress_load(&g.cancelled), g.ntasks);
     check_ids();
+    check_oneshots();
 
     stress_count(g.kind == KIND_MPSC        ? &g.rounds_mpsc
                  : g.kind == KIND_UNBOUNDED ? &g.rounds_unbounded
@@ -851,7 +1129,9 @@ int main(int argc, char **argv)
         &g.send_aborted, &g.try_send_fails, &g.recv_own_timeouts, &g.recv_borrow_drops,
         &g.recv_borrow_retries, &g.recv_aborted, &g.try_recv_empty, &g.foreign_send_timeouts,
         &g.foreign_recv_timeouts, &g.rx_closes, &g.tx_early_drops, &g.rx_early_drops,
-        &g.aborts_task, &g.aborts_foreign,
+        &g.aborts_task, &g.aborts_foreign, &g.os_pairs, &g.os_received, &g.os_drained,
+        &g.os_epipe, &g.os_discarded, &g.os_returned, &g.os_unsent, &g.os_rx_early_drops,
+        &g.os_recv_timeouts, &g.os_recv_borrow_drops, &g.os_closed_seen,
     };
     const stress_program p = {
         "stress_channel_storm", run_round, counters, sizeof counters / sizeof counters[0],
@@ -860,7 +1140,9 @@ int main(int argc, char **argv)
         "send_borrow_drops send_borrow_retries send_aborted try_send_fails recv_own_timeouts "
         "recv_borrow_drops recv_borrow_retries recv_aborted try_recv_empty "
         "foreign_send_timeouts foreign_recv_timeouts rx_closes tx_early_drops rx_early_drops "
-        "aborts_task aborts_foreign",
+        "aborts_task aborts_foreign oneshots os_received os_drained os_epipe os_discarded "
+        "os_returned os_unsent os_rx_early_drops os_recv_timeouts os_recv_borrow_drops "
+        "os_closed_seen",
     };
     return stress_main(argc, argv, &p);
 }
