@@ -47,8 +47,10 @@ static weft__lblock *block_get(weft_chan *ch)
 /* Keep `b` as the spare, freeing the one it replaces. */
 static void block_put(weft_chan *ch, weft__lblock *b)
 {
-    /* Release: see block_get. */
-    weft__lblock *old = weft_atomic_swap_release(&ch->spare, b);
+    /* Release: see block_get. Acquire: pairs with the release swap that
+     * put `old` there (a sender's unused block, or the receiver's), so
+     * that thread's writes to it happened before we free it. */
+    weft__lblock *old = weft_atomic_swap_acq_rel(&ch->spare, b);
     weft__free(old);
 }
 
