@@ -767,6 +767,57 @@ static void test_lag_mode_never_returns_a_torn_item_under_overwrites(void **stat
     print_message("lagged receivers missed %" PRIu64 " of %u items\n", missed, 2 * TORN_N);
 }
 
+/* Ping-pong through two channels of one slot between two threads: every
+ * round parks a receiver, so a wake lost between a receiver's last look
+ * and its parking (or a sender's publish and its look for parked
+ * receivers) hangs the test. */
+#define PING_ROUNDS 50000u
+
+typedef struct pinger {
+    weft_broadcast_tx *tx;
+    weft_broadcast_rx *rx;
+    uint64_t bad;
+} pinger;
+
+static void *ponger_main(void *arg)
+{
+    pinger *p = arg;
+    for (uint64_t i = 0; i < PING_ROUNDS; i++) {
+        uint64_t v;
+        if (weft_broadcast_recv_blocking(p->rx, &v) != 0 || v != i ||
+            weft_broadcast_send_blocking(p->tx, &v) != 0)
+            p->bad++;
+    }
+    return NULL;
+}
+
+static void test_ping_pong_between_threads_loses_no_wake(void **state)
+{
+    (void)state;
+    for (int mode = LAG; mode <= WAIT; mode++) {
+        weft_broadcast_tx ping_tx, pong_tx;
+        weft_broadcast_rx ping_rx, pong_rx;
+        assert_int_equal(weft_broadcast_new(&ping_tx, &ping_rx, sizeof(uint64_t), 1, mode), 0);
+        assert_int_equal(weft_broadcast_new(&pong_tx, &pong_rx, sizeof(uint64_t), 1, mode), 0);
+        pinger p = { &pong_tx, &ping_rx, 0 };
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, ponger_main, &p), 0);
+        uint64_t bad = 0;
+        for (uint64_t i = 0; i < PING_ROUNDS; i++) {
+            uint64_t v = i;
+            if (weft_broadcast_send_blocking(&ping_tx, &v) != 0 ||
+                weft_broadcast_recv_blocking(&pong_rx, &v) != 0 || v != i)
+                bad++;
+        }
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(bad + p.bad, 0);
+        weft_broadcast_tx_drop(&ping_tx);
+        weft_broadcast_tx_drop(&pong_tx);
+        weft_broadcast_rx_drop(&ping_rx);
+        weft_broadcast_rx_drop(&pong_rx);
+    }
+}
+
 static weft_broadcast_tx g_task_tx;
 static weft_broadcast_rx g_task_rx;
 
@@ -1034,6 +1085,7 @@ int main(void)
         T(test_fanout_on_the_sim_with_chaos_over_seeds),
         T(test_blocking_forms_from_foreign_threads),
         T(test_lag_mode_never_returns_a_torn_item_under_overwrites),
+        T(test_ping_pong_between_threads_loses_no_wake),
         RT(test_blocking_forms_in_a_task_are_edeadlk),
         T(test_cancel_sweep_broadcast_send_sends_exactly_once_or_not_at_all),
         T(test_cancel_sweep_broadcast_recv_takes_each_item_exactly_once),
