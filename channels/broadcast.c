@@ -69,7 +69,8 @@
  * send_lock_ for the slot write), any number of receivers (each its own
  * position; one future at a time per receiver), subscribe (under
  * send_lock_ in WAIT mode), drops of other handles. Lock order:
- * txq -> send_lock_ -> list_lock_; rxq and txq are never held together. */
+ * txq -> send_lock_ -> list_lock_, and txq -> rxq (a parking sender whose
+ * retry succeeds wakes parked receivers); never rxq -> txq. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
