@@ -104,7 +104,6 @@ struct weft_broadcast {
     uint64_t cap, mask;
     int mode;
     unsigned char *ring;
-    weft_stream_ops rx_ops; /* item_size is the channel's */
     _Atomic long refs;      /* handles; the last drop frees */
     _Atomic long tx_count;  /* senders alive */
     _Atomic long rx_count;  /* receivers alive */
@@ -219,6 +218,21 @@ static weft_next rx_poll_next_many(weft_stream *s, weft_cx *cx, void *items, siz
                                    size_t *n);
 static void rx_stream_drop(weft_stream *s);
 
+static size_t rx_item_size(const weft_stream *s)
+{
+    const weft_broadcast_rx *rx = (const weft_broadcast_rx *)s;
+    return rx->b_ ? rx->b_->item_size : 0;
+}
+
+static const weft_stream_ops rx_ops = {
+    .name = "weft_broadcast_rx",
+    .item_size = WEFT_ITEM_SIZE_VARIES,
+    .poll_next = rx_poll_next,
+    .drop = rx_stream_drop,
+    .poll_next_many = rx_poll_next_many,
+    .item_size_of = rx_item_size,
+};
+
 /* A cursor at `pos` (WAIT mode), linked into the list; NULL on -ENOMEM. */
 static cursor *cursor_new(weft_broadcast *b, uint64_t pos)
 {
@@ -256,7 +270,7 @@ static void cursor_remove(weft_broadcast *b, cursor *c)
 static int rx_attach(weft_broadcast *b, weft_broadcast_rx *rx)
 {
     memset(rx, 0, sizeof *rx);
-    weft_stream_init(&rx->base, &b->rx_ops, WEFT_F_SEND);
+    weft_stream_init(&rx->base, &rx_ops, WEFT_F_SEND);
     weft__waiter_init(&rx->w_);
     if (b->mode == WEFT_BROADCAST_WAIT) {
         /* Under send_lock_: no send runs between reading tail_ and adding
@@ -322,13 +336,6 @@ int weft_broadcast_new(weft_broadcast_tx *tx, weft_broadcast_rx *rx, size_t item
             return -ENOMEM;
         }
     }
-    b->rx_ops = (weft_stream_ops){
-        .name = "weft_broadcast_rx",
-        .item_size = item_size,
-        .poll_next = rx_poll_next,
-        .drop = rx_stream_drop,
-        .poll_next_many = rx_poll_next_many,
-    };
     weft_atomic_init(&b->refs, 1);
     weft_atomic_init(&b->tx_count, 1);
     weft_atomic_init(&b->rx_count, 0);
@@ -832,7 +839,7 @@ static weft_next rx_poll_next_many(weft_stream *s, weft_cx *cx, void *items, siz
     *n = 0;
     if (rx->state_ != HANDLE_LIVE)
         return WEFT_NEXT_DONE;
-    if (!weft_coop_proceed(cx))
+    if (weft__chaos_pending_stream(s, cx) || !weft_coop_proceed(cx))
         return WEFT_NEXT_PENDING;
     for (;;) {
         int64_t r;
