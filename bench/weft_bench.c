@@ -865,6 +865,124 @@ static int run_ping_pong(weft_rt *rt, bench_shared *sh, uint64_t *check)
     return rc;
 }
 
+/* ---- W15 broadcast ---------------------------------------------------------------------- */
+
+#define BCAST_ITEMS 1000000u  /* W15 */
+#define BCAST_RECEIVERS 8u    /* W15 */
+#define BCAST_CAPACITY 1024u  /* W15 */
+#define BCAST_BATCH 256u      /* items a receiver takes per poll */
+
+/* The receivers' handles (pinned here: a receiver is polled where it is)
+ * and the sum of every receiver's sum, published by the last to finish. */
+typedef struct bcast_shared {
+    weft_broadcast_rx rx[BCAST_RECEIVERS];
+    atomic_uint_fast64_t running, total;
+    bench_signal done;
+} bcast_shared;
+
+static bcast_shared g_bc;
+
+/* Sends 0..BCAST_ITEMS-1 (each send waits for room: WAIT mode), then
+ * drops its sender, which closes the channel. */
+typedef struct bcast_sender {
+    weft_future base;
+    weft_co co;
+    weft_broadcast_tx tx;
+    uint64_t v;
+    int rc;
+    weft_broadcast_send send;
+} bcast_sender;
+
+WEFT_ASYNC_FN_VOID_WITH_DROP(bcast_sender)
+{
+    WEFT_FN_BEGIN;
+    for (self->v = 0; self->v < BCAST_ITEMS; self->v++) {
+        weft_broadcast_send_init(&self->send, &self->tx, &self->v);
+        WEFT_FN_AWAIT(&self->send, &self->rc);
+        if (self->rc != 0)
+            break;
+    }
+    WEFT_FN_END;
+}
+
+static void bcast_sender_drop(weft_future *f)
+{
+    bcast_sender *self = (bcast_sender *)f;
+    weft_co_drop(&self->co);
+    weft_broadcast_tx_drop(&self->tx);
+}
+
+/* Sums what its receiver gets, a run of up to BCAST_BATCH items per
+ * stream poll, until the channel is closed and drained. */
+typedef struct bcast_receiver {
+    weft_future base;
+    weft_broadcast_rx *rx;
+    uint64_t sum;
+    uint64_t buf[BCAST_BATCH];
+} bcast_receiver;
+
+static weft_poll bcast_receiver_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    bcast_receiver *r = (bcast_receiver *)f;
+    (void)out;
+    for (;;) {
+        size_t n = 0;
+        weft_next st = weft_stream_poll_next_many(&r->rx->base, cx, r->buf, BCAST_BATCH, &n);
+        if (st == WEFT_NEXT_PENDING)
+            return WEFT_PENDING;
+        if (st == WEFT_NEXT_DONE)
+            break;
+        uint64_t s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += r->buf[i];
+        r->sum += s;
+    }
+    atomic_fetch_add_explicit(&g_bc.total, r->sum, memory_order_relaxed);
+    /* AcqRel: the last one out sees every other receiver's addition. */
+    if (atomic_fetch_sub_explicit(&g_bc.running, 1, memory_order_acq_rel) == 1)
+        signal_set(&g_bc.done, atomic_load_explicit(&g_bc.total, memory_order_relaxed), 0);
+    return WEFT_READY;
+}
+
+static const weft_future_ops bcast_receiver_ops = {
+    .name = "bench_bcast_receiver", .poll = bcast_receiver_poll,
+};
+
+static int run_broadcast(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)sh;
+    bcast_shared *bc = &g_bc;
+    atomic_init(&bc->running, BCAST_RECEIVERS);
+    atomic_init(&bc->total, 0);
+    signal_init(&bc->done);
+    weft_broadcast_tx tx;
+    int rc = weft_broadcast_new(&tx, &bc->rx[0], sizeof(uint64_t), BCAST_CAPACITY,
+                                WEFT_BROADCAST_WAIT);
+    if (rc != 0)
+        return rc;
+    unsigned made = 1;
+    while (made < BCAST_RECEIVERS && (rc = weft_broadcast_subscribe(&tx, &bc->rx[made])) == 0)
+        made++;
+    for (unsigned i = 0; i < BCAST_RECEIVERS && rc == 0; i++) {
+        bcast_receiver r = { .base = WEFT_FUTURE_INIT(&bcast_receiver_ops, WEFT_F_SEND),
+                             .rx = &bc->rx[i] };
+        rc = weft_spawn(rt, &r.base, sizeof r, NULL);
+    }
+    if (rc == 0)
+        rc = WEFT_SPAWN(rt, NULL, &(bcast_sender){ WEFT_FN_INIT(bcast_sender, WEFT_F_SEND),
+                                                   .tx = tx });
+    else
+        weft_broadcast_tx_drop(&tx);
+    if (rc == 0)
+        rc = signal_block_on(rt, &bc->done, check);
+    /* Every receiver task is done with its handle once the signal is set
+     * (on an error, the runtime's shutdown has not run yet: leak them). */
+    if (rc == 0)
+        for (unsigned i = 0; i < made; i++)
+            weft_broadcast_rx_drop(&bc->rx[i]);
+    return rc;
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -883,6 +1001,7 @@ static const struct workload {
     { "spsc_throughput", run_spsc_throughput }, /* W8 */
     { "timers", run_timers },               /* W11 */
     { "mutex_contended", run_mutex_contended }, /* W12 */
+    { "broadcast", run_broadcast },         /* W15 */
 };
 
 static double now_ms(void)

@@ -271,7 +271,116 @@ WEFT_API void weft_oneshot_closed_init(weft_oneshot_closed *f, weft_oneshot_tx *
 WEFT_API WEFT_NODISCARD int weft_oneshot_recv_blocking(weft_oneshot_rx *rx, void *item);
 
 /* ==== broadcast ========================================================== */
-/* (see channels/broadcast.c) */
+
+/* Every receiver sees every item sent after it subscribed (tokio's
+ * broadcast). Items live in a ring of `capacity` slots (rounded up to a
+ * power of two, as tokio does). Two modes, chosen at creation:
+ *  - WEFT_BROADCAST_LAG: a full ring overwrites its oldest item, so a send
+ *    never waits; a receiver that fell behind is told once how many items
+ *    it missed and continues from the oldest one still retained.
+ *  - WEFT_BROADCAST_WAIT: no receiver lags; a send waits until the slowest
+ *    receiver has taken the oldest item (back-pressure). A dropped
+ *    receiver no longer holds senders back.
+ * Receivers read runs of published items and, in WAIT mode, publish how
+ * far they got once per run; senders look at the slowest receiver only
+ * when the ring looks full, and wake receivers only when one is parked. */
+typedef struct weft_broadcast weft_broadcast;
+
+#define WEFT_BROADCAST_LAG 0
+#define WEFT_BROADCAST_WAIT 1
+
+/* A sender: one reference on the channel. */
+typedef struct weft_broadcast_tx {
+    weft_broadcast *b_;
+    uint32_t state_;
+    uint32_t reserved_;
+} weft_broadcast_tx;
+
+/* A receiver: a stream of items (base; poll_next skips lag notices and
+ * counts the items skipped, see weft_broadcast_rx_missed), one reference
+ * on the channel. Pinned after its first poll. */
+typedef struct weft_broadcast_rx {
+    weft_stream base;
+    weft_broadcast *b_;
+    void *cur_;          /* WAIT mode: where this receiver publishes its position */
+    uint64_t pos_;       /* the next position it reads */
+    uint64_t missed_;    /* items the stream form skipped */
+    weft_sync_waiter w_; /* its wait for an item */
+    uint32_t state_;
+    uint32_t reserved_;
+} weft_broadcast_rx;
+
+/* Create a channel in `mode` (WEFT_BROADCAST_LAG or _WAIT) and its first
+ * sender, and a first receiver in `rx` unless it is NULL. `capacity` >= 1
+ * (rounded up to a power of two); `item_size` may be 0. Returns 0, -EINVAL
+ * or -ENOMEM (nothing made). Any thread. The handles may be moved until
+ * first used. */
+WEFT_API WEFT_NODISCARD int weft_broadcast_new(weft_broadcast_tx *tx, weft_broadcast_rx *rx,
+                                               size_t item_size, size_t capacity, int mode);
+/* A new receiver in `rx` that sees every item sent after this call (and
+ * none before). 0, -EINVAL or -ENOMEM. Any thread. */
+WEFT_API WEFT_NODISCARD int weft_broadcast_subscribe(weft_broadcast_tx *tx, weft_broadcast_rx *rx);
+/* Another sender in `out`. 0 or -EINVAL. Any thread. */
+WEFT_API WEFT_NODISCARD int weft_broadcast_tx_clone(const weft_broadcast_tx *tx,
+                                                    weft_broadcast_tx *out);
+/* Drop a sender; the last one closes the channel: receivers take what was
+ * sent, then see -EPIPE. Any thread. */
+WEFT_API void weft_broadcast_tx_drop(weft_broadcast_tx *tx);
+/* Drop a receiver: it no longer holds senders back (WAIT mode); with the
+ * last one gone, sends fail with -EPIPE and waiting sends complete with
+ * -EPIPE. No future may be polling it. Any thread. */
+WEFT_API void weft_broadcast_rx_drop(weft_broadcast_rx *rx);
+
+/* Send without waiting: 0 (copied in; in LAG mode the oldest item may
+ * have been overwritten), -EAGAIN (WAIT mode: the slowest receiver has
+ * not taken the oldest item), -EPIPE (no receiver), -EINVAL. On error the
+ * item stays the caller's. Any thread. */
+WEFT_API WEFT_NODISCARD int weft_broadcast_try_send(weft_broadcast_tx *tx, const void *item);
+/* Receive without waiting: 0 (an item written to `item`), n > 0 (the
+ * receiver fell behind and missed n items; nothing written, the next
+ * receive continues with the oldest item retained; LAG mode only), -EPIPE
+ * (closed and drained), -EAGAIN (nothing yet) or -EINVAL. Any thread, one
+ * at a time per receiver. */
+WEFT_API WEFT_NODISCARD int64_t weft_broadcast_try_recv(weft_broadcast_rx *rx, void *item);
+/* Items the stream form (poll_next, poll_next_many) skipped because the
+ * receiver lagged (LAG mode). */
+WEFT_API uint64_t weft_broadcast_rx_missed(const weft_broadcast_rx *rx);
+
+/* Send: output int, 0 (sent) or -EPIPE (no receiver; the item stays the
+ * caller's). READY at its first poll in LAG mode; in WAIT mode it waits
+ * for room. `item` is read when the send happens, so it must stay valid
+ * and unchanged until the future completes or is dropped.
+ * Cancel safety: dropped while pending, nothing was sent (it only leaves
+ * the queue of waiting senders; every waiting sender is woken when room
+ * appears, so no wake is lost with it). */
+typedef struct weft_broadcast_send {
+    weft_future base;
+    weft_broadcast_tx *tx_;
+    const void *item_;
+    weft_sync_waiter w_;
+    uint32_t step_;
+    uint32_t reserved_;
+} weft_broadcast_send;
+WEFT_API void weft_broadcast_send_init(weft_broadcast_send *f, weft_broadcast_tx *tx,
+                                       const void *item);
+
+/* Receive: output int64_t, as weft_broadcast_try_recv's (0: item written;
+ * n > 0: n items missed, nothing written; -EPIPE: closed and drained).
+ * Cancel safety: nothing is lost — the receiver's position moves only in
+ * the poll that completes the future; dropped while pending, it takes the
+ * receiver's wait out of the queue. The receiver must outlive the future
+ * and be polled by one future at a time. */
+typedef struct weft_broadcast_recv {
+    weft_future base;
+    weft_broadcast_rx *rx_;
+    void *item_;
+} weft_broadcast_recv;
+WEFT_API void weft_broadcast_recv_init(weft_broadcast_recv *f, weft_broadcast_rx *rx, void *item);
+
+/* Blocking forms for threads that run no tasks: as the futures' outputs,
+ * or -EDEADLK (on a worker or a sim's thread), -EINVAL, -ENOMEM. */
+WEFT_API WEFT_NODISCARD int weft_broadcast_send_blocking(weft_broadcast_tx *tx, const void *item);
+WEFT_API WEFT_NODISCARD int64_t weft_broadcast_recv_blocking(weft_broadcast_rx *rx, void *item);
 
 /* ==== watch ============================================================== */
 /* (see channels/watch.c) */
