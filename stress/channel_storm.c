@@ -1,5 +1,6 @@
 /* stress_channel_storm: producers and consumers — tasks and foreign
- * threads — over one mpsc or mpmc channel per round, with timeouts,
+ * threads — over one mpsc or mpmc channel per round (and oneshot pairs
+ * and a broadcast channel beside it), with timeouts,
  * aborts, dropped futures and closes at random points, checking that no
  * item is ever lost or duplicated.
  *
@@ -46,6 +47,20 @@
  * both ends finished. A value sent to a receiver dropped just before it
  * arrived is discarded, as documented: counted (os_discarded).
  *
+ * In half the rounds, a broadcast channel too (LAG or WAIT mode, capacity
+ * 1-16): 1-3 senders (one in half of those rounds) and 1-4 receivers,
+ * each a task or a foreign thread; receivers after the first may
+ * subscribe late, some drop early. Senders await the send (plain, under
+ * timeouts), try_send or send_blocking; receivers await the receive
+ * (plain, under timeouts), try_recv or recv_blocking, and log every item
+ * and lag notice. Checked: every send resolved once; each receiver got
+ * only items that were sent, each sender's in order and none twice;
+ * where the order of all sends is known (one sender: its successful
+ * sends; else a receiver that saw everything from the start without
+ * lagging) each receiver's items are consecutive in it, a lag notice of
+ * n skipping exactly n; a receiver that ran from the start to -EPIPE got
+ * every item sent or was told it missed it (items + missed == sent).
+ *
  * The last receiver released (counted by the program, not the library)
  * closes the channel, drains it with try_recv until -EPIPE and only then
  * drops its handle: the items it takes are counted apart ("drained"), and
@@ -91,14 +106,19 @@
 #define MAX_PROD 8 /* task and foreign producers */
 #define MAX_CONS 5 /* task and foreign consumers */
 #define MAX_PAIRS 16 /* oneshot request/reply pairs */
-#define MAX_TASKS (MAX_PROD + MAX_CONS + 2 * MAX_PAIRS)
+#define MAX_BTX 3 /* broadcast senders */
+#define MAX_BRX 4 /* broadcast receivers */
+#define BQUOTA 300
+#define MAX_BLOG (2 * MAX_BTX * BQUOTA + 2) /* items and lag notices a receiver logs */
+#define BLAG ((uint64_t)1 << 63)            /* a log entry that is a lag notice */
+#define MAX_TASKS (MAX_PROD + MAX_CONS + 2 * MAX_PAIRS + MAX_BTX + MAX_BRX)
 #define MAX_QUOTA 400
 #define MANY_MAX 32
 #define ITEM_MAX 16
 
 enum { KIND_MPSC, KIND_UNBOUNDED, KIND_MPMC, NKINDS };
 enum { F_SENT = 1, F_RETURNED = 2 };
-enum { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_OS_TX, ROLE_OS_RX };
+enum { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_OS_TX, ROLE_OS_RX, ROLE_BC_TX, ROLE_BC_RX };
 /* A oneshot pair's outcome, per end. The sender: sent (0), returned
  * (-EPIPE: the receiver was gone) or dropped unsent. The receiver: the
  * value received (by a receive, or drained by try_recv before its drop),
@@ -151,6 +171,24 @@ typedef struct round_state {
     bool os_rx_live[MAX_PAIRS]; /* the receiver's owner's */
     _Atomic uint8_t os_tx_out[MAX_PAIRS], os_rx_out[MAX_PAIRS];
 
+    /* Broadcast (half the rounds): senders and receivers, each a task or
+     * a foreign thread; a late receiver subscribes through a sender of
+     * its own (bsub), then drops it. */
+    bool bc_on;
+    int bc_mode;
+    size_t bc_cap;
+    unsigned nbtx, nbrx;
+    bool btx_foreign[MAX_BTX], brx_foreign[MAX_BRX], brx_late[MAX_BRX];
+    unsigned bquota[MAX_BTX], bquit_at[MAX_BTX], bnext[MAX_BTX];
+    uint64_t brx_quit[MAX_BRX]; /* drop after this many receives (0: never) */
+    weft_broadcast_tx btx[MAX_BTX], bsub[MAX_BRX];
+    weft_broadcast_rx brx[MAX_BRX];
+    bool btx_live[MAX_BTX], bsub_live[MAX_BRX], brx_live[MAX_BRX]; /* the owners' */
+    bool brx_full[MAX_BRX]; /* it reached -EPIPE */
+    _Atomic uint8_t bflags[MAX_BTX][BQUOTA];
+    uint64_t blog[MAX_BRX][MAX_BLOG]; /* what each receiver saw, in order */
+    unsigned blen[MAX_BRX];
+
     _Atomic uint8_t flags[MAX_PROD][MAX_QUOTA];
     _Atomic uint8_t recvd[MAX_PROD][MAX_QUOTA];
 
@@ -166,7 +204,10 @@ typedef struct round_state {
         foreign_send_timeouts, foreign_recv_timeouts, rx_closes, tx_early_drops,
         rx_early_drops, aborts_task, aborts_foreign, completed, cancelled, os_pairs,
         os_received, os_drained, os_epipe, os_discarded, os_returned, os_unsent,
-        os_rx_early_drops, os_recv_timeouts, os_recv_borrow_drops, os_closed_seen;
+        os_rx_early_drops, os_recv_timeouts, os_recv_borrow_drops, os_closed_seen,
+        bc_rounds_lag, bc_rounds_wait, bc_sent, bc_returned, bc_received, bc_lag_notices,
+        bc_missed, bc_timeouts, bc_borrow_drops, bc_try_empty, bc_late_subscribes,
+        bc_rx_early_drops, bc_checked_in_order;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -341,6 +382,98 @@ static void os_rx_release(unsigned k)
     weft_oneshot_rx_drop(&g.os_rx[k]);
 }
 
+/* ---- broadcast ---------------------------------------------------------------- */
+
+static item bc_item(uint64_t id)
+{
+    item it = { id, check_of(id) };
+    return it;
+}
+
+/* Sender s's next id: its number and sequence, tagged apart from the
+ * others'. */
+static uint64_t bc_take_id(unsigned s)
+{
+    return (uint64_t)0x3b << 56 | (uint64_t)s << 32 | g.bnext[s]++;
+}
+
+static void bc_resolve(uint64_t id, uint8_t f)
+{
+    unsigned s = (unsigned)(id >> 32) & 0xff, q = (uint32_t)id;
+    /* Relaxed: read by the main thread after every actor is joined. */
+    uint8_t prev = atomic_fetch_or_explicit(&g.bflags[s][q], f, memory_order_relaxed);
+    STRESS_ENSURE(prev == 0, "broadcast id %#" PRIx64 " resolved twice", id);
+    stress_count(f == F_SENT ? &g.bc_sent : &g.bc_returned);
+}
+
+/* A finished send of `id` (0 or -EPIPE): true when no receiver is left. */
+static bool bc_send_done(uint64_t id, int r)
+{
+    STRESS_ENSURE(r == 0 || r == -EPIPE, "broadcast send: %d", r);
+    bc_resolve(id, r == 0 ? F_SENT : F_RETURNED);
+    return r == -EPIPE;
+}
+
+/* Receiver k's receive returned `r` (0 with `it`, n > 0 missed, -EPIPE,
+ * -EAGAIN): logs it; true when the receiver is done (-EPIPE). */
+static bool bc_recv_done(unsigned k, int64_t r, const item *it)
+{
+    if (r == -EAGAIN)
+        return false;
+    if (r == -EPIPE) {
+        g.brx_full[k] = true;
+        return true;
+    }
+    STRESS_ENSURE(r >= 0, "broadcast receive: %" PRId64, r);
+    STRESS_ENSURE(g.blen[k] < MAX_BLOG, "broadcast receiver %u: log full", k);
+    if (r > 0) {
+        STRESS_ENSURE(g.bc_mode == WEFT_BROADCAST_LAG, "lag notice %" PRId64 " in WAIT mode", r);
+        g.blog[k][g.blen[k]++] = BLAG | (uint64_t)r;
+        stress_count(&g.bc_lag_notices);
+        stress_count_n(&g.bc_missed, (uint64_t)r);
+        return false;
+    }
+    unsigned s = (unsigned)(it->id >> 32) & 0xff, q = (uint32_t)it->id;
+    STRESS_ENSURE(it->id >> 56 == 0x3b && s < g.nbtx && q < g.bquota[s] &&
+                      it->check == check_of(it->id),
+                  "broadcast receiver %u: garbage item %#" PRIx64 "/%#" PRIx64, k, it->id,
+                  it->check);
+    g.blog[k][g.blen[k]++] = it->id;
+    stress_count(&g.bc_received);
+    return false;
+}
+
+static void bc_release_tx(unsigned s)
+{
+    if (g.btx_live[s]) {
+        g.btx_live[s] = false;
+        weft_broadcast_tx_drop(&g.btx[s]);
+    }
+}
+
+/* A late receiver subscribes through its own sender, then drops it. */
+static void bc_subscribe(unsigned k)
+{
+    int rc = weft_broadcast_subscribe(&g.bsub[k], &g.brx[k]);
+    STRESS_ENSURE(rc == 0, "broadcast subscribe: %s", weft_strerror(rc));
+    g.brx_live[k] = true;
+    g.bsub_live[k] = false;
+    weft_broadcast_tx_drop(&g.bsub[k]);
+    stress_count(&g.bc_late_subscribes);
+}
+
+static void bc_release_rx(unsigned k)
+{
+    if (g.bsub_live[k]) {
+        g.bsub_live[k] = false;
+        weft_broadcast_tx_drop(&g.bsub[k]);
+    }
+    if (g.brx_live[k]) {
+        g.brx_live[k] = false;
+        weft_broadcast_rx_drop(&g.brx[k]);
+    }
+}
+
 /* ---- tasks -------------------------------------------------------------------- */
 
 typedef struct actor {
@@ -365,6 +498,9 @@ typedef struct actor {
     weft_chan_recv_many rmf;
     weft_oneshot_recv orf;
     weft_oneshot_closed ocf;
+    weft_broadcast_send bsf;
+    weft_broadcast_recv brf;
+    int64_t r64;
     bool closed_seen; /* oneshot sender: its closed future completed */
     weft_yield y;
     weft_sleep s;
@@ -452,9 +588,19 @@ static void actor_drop(weft_future *f)
         a->borrowed_live = false;
         weft_future_drop(a->role == ROLE_PRODUCER  ? &a->sf.base
                          : a->role == ROLE_OS_RX ? &a->orf.base
+                         : a->role == ROLE_BC_TX ? &a->bsf.base
+                         : a->role == ROLE_BC_RX ? &a->brf.base
                                                  : recv_future(a));
     }
-    if (a->role == ROLE_OS_TX) {
+    if (a->role == ROLE_BC_TX) {
+        if (a->inflight) {
+            a->inflight = false;
+            bc_resolve(a->id, F_RETURNED);
+        }
+        bc_release_tx(a->who);
+    } else if (a->role == ROLE_BC_RX) {
+        bc_release_rx(a->who);
+    } else if (a->role == ROLE_OS_TX) {
         if (atomic_load_explicit(&g.os_tx_out[a->who], memory_order_relaxed) == 0) {
             os_tx_done(a->who, OS_TX_UNSENT);
             weft_oneshot_tx_drop(&g.os_tx[a->who]);
@@ -555,6 +701,133 @@ WEFT_ASYNC_FN_WITH_DROP(actor, uint64_t)
             break;
         }
         os_rx_release(self->who);
+    }
+    if (self->role == ROLE_BC_TX) {
+        /* ---- a broadcast sender ---- */
+        while (g.bnext[self->who] < g.bquit_at[self->who]) {
+            self->how = pick_how(&self->rng);
+            if (self->how == HOW_PAUSE) {
+                weft_yield_init(&self->y);
+                WEFT_FN_AWAIT(&self->y, NULL);
+                continue;
+            }
+            self->id = bc_take_id(self->who);
+            self->it = bc_item(self->id);
+            self->inflight = true;
+            if (self->how == HOW_TRY) {
+                self->r = weft_broadcast_try_send(&g.btx[self->who], &self->it);
+                self->inflight = false;
+                if (self->r == -EAGAIN) {
+                    bc_resolve(self->id, F_RETURNED);
+                    continue;
+                }
+                if (bc_send_done(self->id, self->r))
+                    break;
+                continue;
+            }
+            weft_broadcast_send_init(&self->bsf, &g.btx[self->who], &self->it);
+            if (self->how == HOW_AWAIT || self->how == HOW_MANY) {
+                WEFT_FN_AWAIT(&self->bsf, &self->r);
+            } else if (self->how == HOW_OWN) {
+                STRESS_ENSURE(weft_timeout_init(&self->t, &self->bsf.base,
+                                                random_timeout(&self->rng)) == 0,
+                              "timeout init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                if (self->t.status != 0) {
+                    self->inflight = false;
+                    bc_resolve(self->id, F_RETURNED);
+                    stress_count(&g.bc_timeouts);
+                    continue;
+                }
+            } else {
+                self->borrowed_live = true;
+                STRESS_ENSURE(weft_timeout_borrow_init(&self->t, &self->bsf.base,
+                                                       random_timeout(&self->rng)) == 0,
+                              "borrow init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                self->borrowed_live = false;
+                if (self->t.status == 0) {
+                    weft_future_drop(&self->bsf.base);
+                } else if (rng_next32(&self->rng) % 2) {
+                    weft_future_drop(&self->bsf.base);
+                    self->inflight = false;
+                    bc_resolve(self->id, F_RETURNED);
+                    stress_count(&g.bc_borrow_drops);
+                    continue;
+                } else {
+                    WEFT_FN_AWAIT(&self->bsf, &self->r);
+                }
+            }
+            self->inflight = false;
+            if (bc_send_done(self->id, self->r))
+                break;
+        }
+        bc_release_tx(self->who);
+    } else if (self->role == ROLE_BC_RX) {
+        /* ---- a broadcast receiver ---- */
+        if (g.brx_late[self->who]) {
+            weft_sleep_init(&self->s,
+                            (weft_duration)rng_next32(&self->rng) % (WEFT_US(300) + 1));
+            WEFT_FN_AWAIT(&self->s, NULL);
+            bc_subscribe(self->who);
+        }
+        for (;;) {
+            self->ops++;
+            if (self->ops == g.brx_quit[self->who]) {
+                stress_count(&g.bc_rx_early_drops);
+                break;
+            }
+            self->how = pick_how(&self->rng);
+            if (self->how == HOW_PAUSE) {
+                weft_yield_init(&self->y);
+                WEFT_FN_AWAIT(&self->y, NULL);
+                continue;
+            }
+            if (self->how == HOW_TRY) {
+                self->r64 = weft_broadcast_try_recv(&g.brx[self->who], &self->it);
+                if (self->r64 == -EAGAIN) {
+                    stress_count(&g.bc_try_empty);
+                    weft_yield_init(&self->y);
+                    WEFT_FN_AWAIT(&self->y, NULL);
+                    continue;
+                }
+                if (bc_recv_done(self->who, self->r64, &self->it))
+                    break;
+                continue;
+            }
+            weft_broadcast_recv_init(&self->brf, &g.brx[self->who], &self->it);
+            if (self->how == HOW_AWAIT || self->how == HOW_MANY) {
+                WEFT_FN_AWAIT(&self->brf, &self->r64);
+            } else if (self->how == HOW_OWN) {
+                STRESS_ENSURE(weft_timeout_init(&self->t, &self->brf.base,
+                                                random_timeout(&self->rng)) == 0,
+                              "timeout init");
+                WEFT_FN_AWAIT(&self->t, &self->r64);
+                if (self->t.status != 0) {
+                    stress_count(&g.bc_timeouts);
+                    continue;
+                }
+            } else {
+                self->borrowed_live = true;
+                STRESS_ENSURE(weft_timeout_borrow_init(&self->t, &self->brf.base,
+                                                       random_timeout(&self->rng)) == 0,
+                              "borrow init");
+                WEFT_FN_AWAIT(&self->t, &self->r64);
+                self->borrowed_live = false;
+                if (self->t.status == 0) {
+                    weft_future_drop(&self->brf.base);
+                } else if (rng_next32(&self->rng) % 2) {
+                    weft_future_drop(&self->brf.base);
+                    stress_count(&g.bc_borrow_drops);
+                    continue;
+                } else {
+                    WEFT_FN_AWAIT(&self->brf, &self->r64);
+                }
+            }
+            if (bc_recv_done(self->who, self->r64, &self->it))
+                break;
+        }
+        bc_release_rx(self->who);
     }
     while (self->role == ROLE_PRODUCER || self->role == ROLE_CONSUMER) {
         maybe_abort(self);
@@ -850,6 +1123,66 @@ static void *oneshot_main(void *arg)
     return NULL;
 }
 
+/* A foreign broadcast sender: send_blocking or try_send. */
+static void *bc_sender_main(void *arg)
+{
+    unsigned s = (unsigned)(uintptr_t)arg;
+    uint64_t rng = rng_seed(g.seed ^ (0xb100u + s));
+    while (g.bnext[s] < g.bquit_at[s]) {
+        uint64_t id = bc_take_id(s);
+        item it = bc_item(id);
+        int r;
+        if (rng_next32(&rng) % 3 == 0) {
+            r = weft_broadcast_try_send(&g.btx[s], &it);
+            if (r == -EAGAIN) {
+                bc_resolve(id, F_RETURNED);
+                sched_yield();
+                continue;
+            }
+        } else {
+            r = weft_broadcast_send_blocking(&g.btx[s], &it);
+        }
+        if (bc_send_done(id, r))
+            break;
+    }
+    bc_release_tx(s);
+    return NULL;
+}
+
+/* A foreign broadcast receiver: recv_blocking or try_recv. */
+static void *bc_receiver_main(void *arg)
+{
+    unsigned k = (unsigned)(uintptr_t)arg;
+    uint64_t rng = rng_seed(g.seed ^ (0xb200u + k));
+    if (g.brx_late[k]) {
+        for (unsigned n = rng_next32(&rng) % 500; n > 0; n--)
+            sched_yield();
+        bc_subscribe(k);
+    }
+    for (uint64_t ops = 1;; ops++) {
+        if (ops == g.brx_quit[k]) {
+            stress_count(&g.bc_rx_early_drops);
+            break;
+        }
+        item it = { 0, 0 };
+        int64_t r;
+        if (rng_next32(&rng) % 3 == 0) {
+            r = weft_broadcast_try_recv(&g.brx[k], &it);
+            if (r == -EAGAIN) {
+                stress_count(&g.bc_try_empty);
+                sched_yield();
+                continue;
+            }
+        } else {
+            r = weft_broadcast_recv_blocking(&g.brx[k], &it);
+        }
+        if (bc_recv_done(k, r, &it))
+            break;
+    }
+    bc_release_rx(k);
+    return NULL;
+}
+
 /* Aborts random tasks at random moments. */
 static void *aborter_main(void *arg)
 {
@@ -902,6 +1235,30 @@ static void round_reset(uint64_t seed)
         atomic_store_explicit(&g.os_tx_out[k], 0, memory_order_relaxed);
         atomic_store_explicit(&g.os_rx_out[k], 0, memory_order_relaxed);
     }
+    g.bc_on = rng_next32(&r) % 2 == 0;
+    g.nbtx = g.nbrx = 0;
+    if (g.bc_on) {
+        g.bc_mode = rng_next32(&r) % 2 ? WEFT_BROADCAST_LAG : WEFT_BROADCAST_WAIT;
+        g.bc_cap = (size_t)1 << rng_next32(&r) % 5;
+        /* Half the rounds have one sender: its order is the order. */
+        g.nbtx = rng_next32(&r) % 2 ? 1 : 1 + rng_next32(&r) % MAX_BTX;
+        g.nbrx = 1 + rng_next32(&r) % MAX_BRX;
+        for (unsigned b = 0; b < g.nbtx; b++) {
+            g.btx_foreign[b] = rng_next32(&r) % 4 == 0;
+            g.bquota[b] = 1 + rng_next32(&r) % BQUOTA;
+            g.bquit_at[b] = rng_next32(&r) % 6 == 0 ? rng_next32(&r) % g.bquota[b] : g.bquota[b];
+            g.bnext[b] = 0;
+            for (unsigned q = 0; q < BQUOTA; q++)
+                atomic_store_explicit(&g.bflags[b][q], 0, memory_order_relaxed);
+        }
+        for (unsigned k = 0; k < g.nbrx; k++) {
+            g.brx_foreign[k] = rng_next32(&r) % 4 == 0;
+            g.brx_late[k] = k > 0 && rng_next32(&r) % 3 == 0;
+            g.brx_quit[k] = rng_next32(&r) % 6 == 0 ? 1 + rng_next32(&r) % 400 : 0;
+            g.blen[k] = 0;
+            g.brx_full[k] = false;
+        }
+    }
     g.ncons = g.kind == KIND_MPMC ? 1 + rng_next32(&r) % 4 : 1;
     for (unsigned c = 0; c < g.ncons; c++) {
         g.cons_foreign[c] = rng_next32(&r) % 3 == 0;
@@ -933,11 +1290,120 @@ static void make_channel(void)
     for (unsigned c = 0; c < g.ncons; c++)
         g.rx_live[c] = true;
     atomic_store_explicit(&g.rx_left, g.ncons, memory_order_relaxed);
+    if (g.bc_on) {
+        rc = weft_broadcast_new(&g.btx[0], &g.brx[0], sizeof(item), g.bc_cap, g.bc_mode);
+        STRESS_ENSURE(rc == 0, "broadcast new: %s", weft_strerror(rc));
+        for (unsigned b = 1; b < g.nbtx; b++)
+            STRESS_ENSURE(weft_broadcast_tx_clone(&g.btx[0], &g.btx[b]) == 0, "clone");
+        for (unsigned b = 0; b < g.nbtx; b++)
+            g.btx_live[b] = true;
+        g.brx_live[0] = true;
+        g.bsub_live[0] = false;
+        for (unsigned k = 1; k < g.nbrx; k++) {
+            g.bsub_live[k] = g.brx_late[k];
+            g.brx_live[k] = !g.brx_late[k];
+            rc = g.brx_late[k] ? weft_broadcast_tx_clone(&g.btx[0], &g.bsub[k])
+                               : weft_broadcast_subscribe(&g.btx[0], &g.brx[k]);
+            STRESS_ENSURE(rc == 0, "broadcast subscribe/clone: %s", weft_strerror(rc));
+        }
+    }
     for (unsigned k = 0; k < g.npairs; k++) {
         rc = weft_oneshot_new(&g.os_tx[k], &g.os_rx[k], sizeof(item));
         STRESS_ENSURE(rc == 0, "oneshot new: %s", weft_strerror(rc));
         g.os_rx_live[k] = true;
     }
+}
+
+/* Broadcast: every send resolved once; every receiver saw items that were
+ * sent, each sender's in its order, none twice. Where the order of all
+ * sends is known (one sender: its successful sends; else a receiver that
+ * saw everything from the start without lagging), each receiver's items
+ * are consecutive in it, a lag notice of n skipping exactly n; a receiver
+ * that ran from the start to -EPIPE saw every item sent or was told it
+ * missed it. */
+static int bpos[MAX_BTX][BQUOTA]; /* position in the order of all sends, or -1 */
+
+static void check_broadcast(void)
+{
+    if (!g.bc_on)
+        return;
+    uint64_t total = 0;
+    for (unsigned b = 0; b < g.nbtx; b++) {
+        STRESS_ENSURE(!g.btx_live[b], "broadcast sender %u never dropped", b);
+        for (unsigned q = 0; q < g.bquota[b]; q++) {
+            uint8_t f = atomic_load_explicit(&g.bflags[b][q], memory_order_relaxed);
+            STRESS_ENSURE(q >= g.bnext[b] || f == F_SENT || f == F_RETURNED,
+                          "broadcast id %u/%u unresolved (%u)", b, q, f);
+            total += f == F_SENT;
+            bpos[b][q] = -1;
+        }
+    }
+    /* The order of all sends, if known. */
+    int ref = -1; /* a receiver whose log is the order; -2: sender 0's */
+    if (g.nbtx == 1) {
+        ref = -2;
+        int n = 0;
+        for (unsigned q = 0; q < g.bquota[0]; q++)
+            if (atomic_load_explicit(&g.bflags[0][q], memory_order_relaxed) == F_SENT)
+                bpos[0][q] = n++;
+    } else {
+        for (unsigned k = 0; k < g.nbrx && ref == -1; k++) {
+            bool lagged = false;
+            for (unsigned i = 0; i < g.blen[k]; i++)
+                lagged |= (g.blog[k][i] & BLAG) != 0;
+            if (!g.brx_late[k] && g.brx_full[k] && !lagged)
+                ref = (int)k;
+        }
+        if (ref >= 0)
+            for (unsigned i = 0; i < g.blen[ref]; i++) {
+                uint64_t id = g.blog[ref][i];
+                bpos[(id >> 32) & 0xff][(uint32_t)id] = (int)i;
+            }
+    }
+    for (unsigned k = 0; k < g.nbrx; k++) {
+        STRESS_ENSURE(!g.brx_live[k] && !g.bsub_live[k], "broadcast receiver %u never dropped", k);
+        int64_t last_seq[MAX_BTX] = { -1, -1, -1 };
+        int64_t last = g.brx_late[k] ? INT64_MIN : -1; /* position of the last item seen */
+        uint64_t gap = 0, items = 0, missed = 0;
+        for (unsigned i = 0; i < g.blen[k]; i++) {
+            uint64_t e = g.blog[k][i];
+            if (e & BLAG) {
+                gap += e & ~BLAG;
+                missed += e & ~BLAG;
+                continue;
+            }
+            unsigned b = (unsigned)(e >> 32) & 0xff, q = (uint32_t)e;
+            STRESS_ENSURE(atomic_load_explicit(&g.bflags[b][q], memory_order_relaxed) == F_SENT,
+                          "broadcast receiver %u got %u/%u, which was not sent", k, b, q);
+            STRESS_ENSURE((int64_t)q > last_seq[b],
+                          "broadcast receiver %u: %u/%u after %u/%" PRId64 " (order, duplicate)",
+                          k, b, q, b, last_seq[b]);
+            last_seq[b] = q;
+            items++;
+            if (ref != -1) {
+                int p = bpos[b][q];
+                STRESS_ENSURE(p >= 0, "broadcast receiver %u: %u/%u not in the order", k, b, q);
+                STRESS_ENSURE(last == INT64_MIN || p == last + 1 + (int64_t)gap,
+                              "broadcast receiver %u: item at %d after %" PRId64
+                              " with %" PRIu64 " missed (mode %d cap %zu)",
+                              k, p, last, gap, g.bc_mode, g.bc_cap);
+                last = p;
+            }
+            gap = 0;
+        }
+        if (!g.brx_late[k] && g.brx_full[k])
+            STRESS_ENSURE(items + missed == total,
+                          "broadcast receiver %u: %" PRIu64 " items + %" PRIu64
+                          " missed != %" PRIu64 " sent (mode %d cap %zu)",
+                          k, items, missed, total, g.bc_mode, g.bc_cap);
+        if (ref != -1 && g.brx_full[k] && last != INT64_MIN)
+            STRESS_ENSURE(last + 1 + (int64_t)gap == (int64_t)total,
+                          "broadcast receiver %u ends at %" PRId64 " of %" PRIu64, k, last,
+                          total);
+    }
+    if (ref != -1)
+        stress_count(&g.bc_checked_in_order);
+    stress_count(g.bc_mode == WEFT_BROADCAST_LAG ? &g.bc_rounds_lag : &g.bc_rounds_wait);
 }
 
 /* Each oneshot pair's two outcomes agree: a value received was sent; a
@@ -1032,8 +1498,18 @@ static void run_round(uint64_t seed, const stress_options *opt)
         }
         os_thread |= g.os_tx_foreign[k] || g.os_rx_foreign[k];
     }
+    for (unsigned b = 0; b < g.nbtx; b++)
+        if (!g.btx_foreign[b]) {
+            task_role[g.ntasks] = ROLE_BC_TX;
+            task_who[g.ntasks++] = b;
+        }
+    for (unsigned k = 0; k < g.nbrx; k++)
+        if (!g.brx_foreign[k]) {
+            task_role[g.ntasks] = ROLE_BC_RX;
+            task_who[g.ntasks++] = k;
+        }
 
-    pthread_t threads[MAX_PROD + MAX_CONS + 1], aborter;
+    pthread_t threads[MAX_PROD + MAX_CONS + 1 + MAX_BTX + MAX_BRX], aborter;
     unsigned nthreads = 0;
     for (unsigned p = 0; p < g.nprod; p++)
         if (g.prod_foreign[p])
@@ -1044,6 +1520,16 @@ static void run_round(uint64_t seed, const stress_options *opt)
         if (g.cons_foreign[c])
             STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, consumer_main,
                                          (void *)(uintptr_t)c) == 0,
+                          "pthread_create");
+    for (unsigned b = 0; b < g.nbtx; b++)
+        if (g.btx_foreign[b])
+            STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, bc_sender_main,
+                                         (void *)(uintptr_t)b) == 0,
+                          "pthread_create");
+    for (unsigned k = 0; k < g.nbrx; k++)
+        if (g.brx_foreign[k])
+            STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, bc_receiver_main,
+                                         (void *)(uintptr_t)k) == 0,
                           "pthread_create");
     if (os_thread)
         STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, oneshot_main, (void *)77) == 0,
@@ -1110,6 +1596,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
                   stress_load(&g.completed), stress_load(&g.cancelled), g.ntasks);
     check_ids();
     check_oneshots();
+    check_broadcast();
 
     stress_count(g.kind == KIND_MPSC        ? &g.rounds_mpsc
                  : g.kind == KIND_UNBOUNDED ? &g.rounds_unbounded
@@ -1131,7 +1618,10 @@ int main(int argc, char **argv)
         &g.foreign_recv_timeouts, &g.rx_closes, &g.tx_early_drops, &g.rx_early_drops,
         &g.aborts_task, &g.aborts_foreign, &g.os_pairs, &g.os_received, &g.os_drained,
         &g.os_epipe, &g.os_discarded, &g.os_returned, &g.os_unsent, &g.os_rx_early_drops,
-        &g.os_recv_timeouts, &g.os_recv_borrow_drops, &g.os_closed_seen,
+        &g.os_recv_timeouts, &g.os_recv_borrow_drops, &g.os_closed_seen, &g.bc_rounds_lag,
+        &g.bc_rounds_wait, &g.bc_checked_in_order, &g.bc_sent, &g.bc_returned, &g.bc_received,
+        &g.bc_lag_notices, &g.bc_missed, &g.bc_timeouts, &g.bc_borrow_drops, &g.bc_try_empty,
+        &g.bc_late_subscribes, &g.bc_rx_early_drops,
     };
     const stress_program p = {
         "stress_channel_storm", run_round, counters, sizeof counters / sizeof counters[0],
@@ -1142,7 +1632,9 @@ int main(int argc, char **argv)
         "foreign_send_timeouts foreign_recv_timeouts rx_closes tx_early_drops rx_early_drops "
         "aborts_task aborts_foreign oneshots os_received os_drained os_epipe os_discarded "
         "os_returned os_unsent os_rx_early_drops os_recv_timeouts os_recv_borrow_drops "
-        "os_closed_seen",
+        "os_closed_seen bc_rounds_lag bc_rounds_wait bc_rounds_order_checked bc_sent "
+        "bc_returned bc_received bc_lag_notices bc_missed bc_timeouts bc_borrow_drops "
+        "bc_try_empty bc_late_subscribes bc_rx_early_drops",
     };
     return stress_main(argc, argv, &p);
 }
