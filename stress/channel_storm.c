@@ -197,7 +197,7 @@ typedef struct round_state {
     _Atomic unsigned published;
     _Atomic uint8_t drops[MAX_TASKS], done[MAX_TASKS], aborted[MAX_TASKS];
 
-    stress_counter rounds_mpsc, rounds_unbounded, rounds_mpmc, rounds_shut_down, tasks,
+    stress_counter lost, duplicated, rounds_mpsc, rounds_unbounded, rounds_mpmc, rounds_shut_down, tasks,
         sent, received, drained, returned, send_epipe, send_own_timeouts, send_borrow_drops,
         send_borrow_retries, send_aborted, try_send_fails, recv_own_timeouts,
         recv_borrow_drops, recv_borrow_retries, recv_aborted, try_recv_empty,
@@ -1459,6 +1459,9 @@ static void check_ids(void)
                 first_dup = id;
         }
     }
+    /* Counted, so the summary line states them (any nonzero fails now). */
+    stress_count_n(&g.lost, lost);
+    stress_count_n(&g.duplicated, dup);
     STRESS_ENSURE(lost == 0 && dup == 0 && open == 0 && both == 0,
                   "ids: lost=%" PRIu64 " (first %#" PRIx64 ") duplicated=%" PRIu64
                   " (first %#" PRIx64 ") unresolved=%" PRIu64 " sent_and_returned=%" PRIu64
@@ -1610,8 +1613,8 @@ static void run_round(uint64_t seed, const stress_options *opt)
 int main(int argc, char **argv)
 {
     static stress_counter *const counters[] = {
-        &g.rounds_mpsc, &g.rounds_unbounded, &g.rounds_mpmc, &g.rounds_shut_down, &g.tasks,
-        &g.completed, &g.cancelled, &g.sent, &g.received, &g.drained, &g.returned,
+        &g.lost, &g.duplicated, &g.rounds_mpsc, &g.rounds_unbounded, &g.rounds_mpmc,
+        &g.rounds_shut_down, &g.tasks, &g.completed, &g.cancelled, &g.sent, &g.received, &g.drained, &g.returned,
         &g.send_epipe, &g.send_own_timeouts, &g.send_borrow_drops, &g.send_borrow_retries,
         &g.send_aborted, &g.try_send_fails, &g.recv_own_timeouts, &g.recv_borrow_drops,
         &g.recv_borrow_retries, &g.recv_aborted, &g.try_recv_empty, &g.foreign_send_timeouts,
@@ -1625,7 +1628,7 @@ int main(int argc, char **argv)
     };
     const stress_program p = {
         "stress_channel_storm", run_round, counters, sizeof counters / sizeof counters[0],
-        "rounds_mpsc rounds_unbounded rounds_mpmc shut_down_mid_flight tasks completed "
+        "lost duplicated rounds_mpsc rounds_unbounded rounds_mpmc shut_down_mid_flight tasks completed "
         "cancelled sent received drained returned send_epipe send_own_timeouts "
         "send_borrow_drops send_borrow_retries send_aborted try_send_fails recv_own_timeouts "
         "recv_borrow_drops recv_borrow_retries recv_aborted try_recv_empty "
