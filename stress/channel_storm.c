@@ -197,8 +197,9 @@ typedef struct round_state {
     _Atomic unsigned published;
     _Atomic uint8_t drops[MAX_TASKS], done[MAX_TASKS], aborted[MAX_TASKS];
 
-    stress_counter lost, duplicated, rounds_mpsc, rounds_unbounded, rounds_mpmc, rounds_shut_down, tasks,
-        sent, received, drained, returned, send_epipe, send_own_timeouts, send_borrow_drops,
+    stress_counter lost, duplicated, rounds_mpsc, rounds_unbounded, rounds_mpmc,
+        rounds_shut_down, tasks, sent, received, drained, returned, send_epipe,
+        send_own_timeouts, send_borrow_drops,
         send_borrow_retries, send_aborted, try_send_fails, recv_own_timeouts,
         recv_borrow_drops, recv_borrow_retries, recv_aborted, try_recv_empty,
         foreign_send_timeouts, foreign_recv_timeouts, rx_closes, tx_early_drops,
@@ -1614,7 +1615,8 @@ int main(int argc, char **argv)
 {
     static stress_counter *const counters[] = {
         &g.lost, &g.duplicated, &g.rounds_mpsc, &g.rounds_unbounded, &g.rounds_mpmc,
-        &g.rounds_shut_down, &g.tasks, &g.completed, &g.cancelled, &g.sent, &g.received, &g.drained, &g.returned,
+        &g.rounds_shut_down, &g.tasks, &g.completed, &g.cancelled, &g.sent, &g.received,
+        &g.drained, &g.returned,
         &g.send_epipe, &g.send_own_timeouts, &g.send_borrow_drops, &g.send_borrow_retries,
         &g.send_aborted, &g.try_send_fails, &g.recv_own_timeouts, &g.recv_borrow_drops,
         &g.recv_borrow_retries, &g.recv_aborted, &g.try_recv_empty, &g.foreign_send_timeouts,
@@ -1628,8 +1630,8 @@ int main(int argc, char **argv)
     };
     const stress_program p = {
         "stress_channel_storm", run_round, counters, sizeof counters / sizeof counters[0],
-        "lost duplicated rounds_mpsc rounds_unbounded rounds_mpmc shut_down_mid_flight tasks completed "
-        "cancelled sent received drained returned send_epipe send_own_timeouts "
+        "lost duplicated rounds_mpsc rounds_unbounded rounds_mpmc shut_down_mid_flight tasks "
+        "completed cancelled sent received drained returned send_epipe send_own_timeouts "
         "send_borrow_drops send_borrow_retries send_aborted try_send_fails recv_own_timeouts "
         "recv_borrow_drops recv_borrow_retries recv_aborted try_recv_empty "
         "foreign_send_timeouts foreign_recv_timeouts rx_closes tx_early_drops rx_early_drops "
