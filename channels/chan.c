@@ -819,10 +819,22 @@ static weft_poll recv_poll(weft_future *f, weft_cx *cx, void *out)
     return WEFT_READY;
 }
 
+/* A receive dropped while an mpmc receiver waits: its waiter leaves the
+ * queue, and a wake it was given but never looked at goes to the next
+ * receiver (else that one sleeps with an item queued). */
+static void rx_future_drop(weft_chan_rx *rx)
+{
+    if (rx && rx->ch_ && !(rx->state_ & RX_SPENT) && rx->ch_->kind == WEFT__CHAN_MPMC)
+        waiter_drop(&rx->ch_->rxq, &rx->w_);
+}
+
+static void recv_drop(weft_future *f) { rx_future_drop(((weft_chan_recv *)f)->rx_); }
+
 static const weft_future_ops recv_ops = {
     .name = "weft_chan_recv",
     .out_size = sizeof(int),
     .poll = recv_poll,
+    .drop = recv_drop,
 };
 
 void weft_chan_recv_init(weft_chan_recv *f, weft_chan_rx *rx, void *item)
@@ -848,10 +860,16 @@ static weft_poll recv_many_poll(weft_future *f, weft_cx *cx, void *out)
     return WEFT_READY;
 }
 
+static void recv_many_drop(weft_future *f)
+{
+    rx_future_drop(((weft_chan_recv_many *)f)->rx_);
+}
+
 static const weft_future_ops recv_many_ops = {
     .name = "weft_chan_recv_many",
     .out_size = sizeof(size_t),
     .poll = recv_many_poll,
+    .drop = recv_many_drop,
 };
 
 void weft_chan_recv_many_init(weft_chan_recv_many *f, weft_chan_rx *rx, void *items, size_t max)
