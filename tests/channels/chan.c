@@ -684,6 +684,74 @@ static void test_unbounded_keeps_order_across_many_blocks(void **state)
     assert_int_equal(atomic_load_explicit(&g_live_allocs, memory_order_acquire), 0);
 }
 
+/* Senders on foreign threads racing at every block boundary (a block
+ * allocated for a link that another sender won goes to the spare) while
+ * the receiver recycles the blocks it finished through the same spare:
+ * whoever frees the block the spare held must see every access its
+ * previous owner made (TSan checks the handoff). */
+enum { SPARE_SENDERS = 4, SPARE_ITEMS = 20000 };
+
+typedef struct spare_sender {
+    weft_chan_tx tx;
+    int id, rc;
+} spare_sender;
+
+static void *spare_sender_main(void *arg)
+{
+    spare_sender *s = arg;
+    s->rc = 0;
+    for (uint64_t i = 0; i < SPARE_ITEMS && s->rc == 0; i++) {
+        uint64_t v = (uint64_t)s->id * SPARE_ITEMS + i;
+        s->rc = weft_chan_try_send(&s->tx, &v);
+    }
+    weft_chan_tx_drop(&s->tx);
+    return NULL;
+}
+
+static void test_unbounded_blocks_pass_between_threads(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 4; round++) {
+        weft_chan_tx tx;
+        weft_chan_rx rx;
+        assert_int_equal(weft_mpsc_unbounded_new(&tx, &rx, sizeof(uint64_t)), 0);
+        spare_sender s[SPARE_SENDERS];
+        pthread_t t[SPARE_SENDERS];
+        for (int i = 0; i < SPARE_SENDERS; i++) {
+            s[i].id = i;
+            assert_int_equal(weft_chan_tx_clone(&tx, &s[i].tx), 0);
+        }
+        weft_chan_tx_drop(&tx);
+        for (int i = 0; i < SPARE_SENDERS; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, spare_sender_main, &s[i]), 0);
+        uint64_t next[SPARE_SENDERS] = { 0 }, buf[64], rng = rng_seed((uint64_t)round);
+        long n;
+        for (;;) {
+            n = weft_chan_try_recv_many(&rx, buf, 1 + rng_next32(&rng) % 64);
+            if (n == -EAGAIN) {
+                sched_yield();
+                continue;
+            }
+            if (n < 0)
+                break;
+            /* Per sender, in order. */
+            for (long i = 0; i < n; i++) {
+                uint64_t id = buf[i] / SPARE_ITEMS;
+                assert_true(id < SPARE_SENDERS);
+                assert_int_equal(buf[i] % SPARE_ITEMS, next[id]++);
+            }
+        }
+        assert_int_equal(n, -EPIPE);
+        for (int i = 0; i < SPARE_SENDERS; i++) {
+            assert_int_equal(pthread_join(t[i], NULL), 0);
+            assert_int_equal(s[i].rc, 0);
+            assert_int_equal(next[i], SPARE_ITEMS);
+        }
+        weft_chan_rx_drop(&rx);
+    }
+    assert_int_equal(atomic_load_explicit(&g_live_allocs, memory_order_acquire), 0);
+}
+
 /* Allocation failure injection over the counting allocator: while
  * g_fail_all is set every allocation fails; g_fail_at fails the n-th
  * (1-based) from when it was set. */
@@ -1895,6 +1963,7 @@ int main(void)
         T(test_rx_close_fails_sends_and_leaves_the_buffer_to_drain),
         T(test_bad_arguments_and_handles_used_after_drop),
         T(test_unbounded_keeps_order_across_many_blocks),
+        T(test_unbounded_blocks_pass_between_threads),
         T(test_unbounded_enomem_at_a_block_boundary_loses_nothing),
         T(test_creation_under_enomem_at_each_allocation),
         T(test_mpmc_receivers_share_the_items),
@@ -1919,5 +1988,9 @@ int main(void)
 #undef T
 #undef RT
     alarm(ALARM_WATCHDOG_S * 8);
+    /* CHAN_TEST_FILTER=pattern: run only the tests it names (repeating
+     * one under TSan). */
+    if (getenv("CHAN_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("CHAN_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
