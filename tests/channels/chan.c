@@ -355,6 +355,67 @@ static void test_item_size_zero_and_a_large_item(void **state)
     assert_int_equal(misuse_count(), 0);
 }
 
+/* A send that claimed its slot before the receiver parked but has not
+ * published the item yet will not wake the receiver (its claim saw no
+ * WAITING), so the receiver must look again by itself. The test plays
+ * that sender by hand: it claims a slot with the producer cursor's CAS,
+ * lets the receive park, then publishes. */
+static unsigned char *claim_by_hand(weft_chan *ch, uint64_t *stamp)
+{
+    uint64_t tw = weft_atomic_load_acquire(&ch->tail);
+    uint64_t s = tw >> WEFT__CHAN_SHIFT;
+    uint64_t next = ch->kind == WEFT__CHAN_UNBOUNDED ? s + 1 : weft__ring_next(ch, s);
+    assert_true(weft_atomic_cas_strong_acq_rel(&ch->tail, &tw, next << WEFT__CHAN_SHIFT));
+    *stamp = s;
+    if (ch->kind == WEFT__CHAN_UNBOUNDED) {
+        weft__lblock *b = weft_atomic_load_acquire(&ch->tail_block);
+        return b->slots + (size_t)(s % WEFT__LIST_LAP) * ch->stride;
+    }
+    return ch->slots + (s & (ch->one_lap - 1)) * ch->stride;
+}
+
+static void publish_by_hand(weft_chan *ch, unsigned char *slot, uint64_t stamp, uint64_t v)
+{
+    memcpy(slot + sizeof(uint64_t), &v, sizeof v);
+    weft_atomic_store_release((WEFT_ATOMIC(uint64_t) *)(void *)slot,
+                              ch->kind == WEFT__CHAN_UNBOUNDED ? 1 : stamp + 1);
+}
+
+static void test_a_receive_behind_a_claimed_unpublished_send_looks_again(void **state)
+{
+    (void)state;
+    for (int k = 0; k < KINDS; k++) {
+        weft_chan_tx tx;
+        weft_chan_rx rx;
+        assert_int_equal(kinds[k].make(&tx, &rx, sizeof(uint64_t), 4), 0);
+        send_ok(&tx, 1);
+        assert_int_equal(recv_ok(&rx), 1);
+        uint64_t stamp;
+        unsigned char *slot = claim_by_hand(tx.ch_, &stamp);
+        counting_waker c;
+        cw_init(&c);
+        uint64_t got = 0;
+        int out = 7;
+        weft_chan_recv r;
+        weft_chan_recv_init(&r, &rx, &got);
+        assert_int_equal(pollc(&r.base, &c, &out), WEFT_PENDING);
+        if (cw_woken(&c) != 1)
+            fail_msg("%s: a receive parked behind an unpublished claim was not told to "
+                     "look again",
+                     kinds[k].name);
+        publish_by_hand(tx.ch_, slot, stamp, 55);
+        assert_int_equal(pollc(&r.base, &c, &out), WEFT_READY);
+        assert_int_equal(out, 0);
+        assert_int_equal(got, 55);
+        weft_future_drop(&r.base);
+        send_ok(&tx, 2); /* the queue goes on from there */
+        assert_int_equal(recv_ok(&rx), 2);
+        weft_chan_tx_drop(&tx);
+        weft_chan_rx_drop(&rx);
+        assert_int_equal(cw_outstanding(&c), 0);
+    }
+}
+
 /* ---- closing ------------------------------------------------------------------------- */
 
 static void test_last_sender_dropped_receivers_drain_then_epipe(void **state)
@@ -1957,6 +2018,7 @@ int main(void)
         T(test_recv_many_takes_a_run_and_frees_room_for_waiting_senders),
         T(test_capacity_one),
         T(test_item_size_zero_and_a_large_item),
+        T(test_a_receive_behind_a_claimed_unpublished_send_looks_again),
         T(test_last_sender_dropped_receivers_drain_then_epipe),
         T(test_a_pending_receive_is_woken_by_the_last_sender_drop),
         T(test_last_receiver_dropped_sends_fail_with_epipe),
