@@ -416,6 +416,60 @@ static void test_a_receive_behind_a_claimed_unpublished_send_looks_again(void **
     }
 }
 
+/* mpmc: a receive X claims a slot (its CAS on the head word takes the
+ * WAITING bit: it owes the senders a wake) and, before it wakes anyone,
+ * a receive Y frees another slot (its CAS saw no WAITING: it wakes
+ * nobody). X must then serve one sender per slot: both, not one. The
+ * test plays X by hand with the ring's own steps. */
+static void test_mpmc_a_receive_that_owes_a_wake_serves_for_the_slots_freed_meanwhile(void **state)
+{
+    (void)state;
+    weft_chan_tx tx;
+    weft_chan_rx rx;
+    assert_int_equal(weft_mpmc_new(&tx, &rx, sizeof(uint64_t), 2), 0);
+    weft_chan *ch = tx.ch_;
+    send_ok(&tx, 1);
+    send_ok(&tx, 2);
+    counting_waker c[2];
+    weft_chan_send s[2];
+    uint64_t items[2] = { 3, 4 };
+    int out[2];
+    for (int i = 0; i < 2; i++) {
+        cw_init(&c[i]);
+        weft_chan_send_init(&s[i], &tx, &items[i]);
+        assert_int_equal(pollc(&s[i].base, &c[i], &out[i]), WEFT_PENDING);
+    }
+    /* X: claim the front slot, take its item, free it. */
+    uint64_t hw = weft_atomic_load_acquire(&ch->head);
+    assert_true(hw & WEFT__CHAN_WAITING);
+    uint64_t h = hw >> WEFT__CHAN_SHIFT, e = weft__ring_next(ch, h);
+    assert_true(weft_atomic_cas_strong_acq_rel(&ch->head, &hw, e << WEFT__CHAN_SHIFT));
+    unsigned char *slot = ch->slots + (h & (ch->one_lap - 1)) * ch->stride;
+    uint64_t v;
+    memcpy(&v, slot + sizeof(uint64_t), sizeof v);
+    assert_int_equal(v, 1);
+    weft_atomic_store_release((WEFT_ATOMIC(uint64_t) *)(void *)slot, h + ch->one_lap);
+    /* Y, meanwhile: wakes nobody. */
+    assert_int_equal(recv_ok(&rx), 2);
+    assert_int_equal(cw_woken(&c[0]) + cw_woken(&c[1]), 0);
+    /* X's wake: one sender per slot freed. */
+    weft__chan_wake_senders(ch, 1, e);
+    assert_int_equal(cw_woken(&c[0]), 1);
+    if (cw_woken(&c[1]) != 1)
+        fail_msg("the second sender sleeps with a free slot");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pollc(&s[i].base, &c[i], &out[i]), WEFT_READY);
+        assert_int_equal(out[i], 0);
+        weft_future_drop(&s[i].base);
+    }
+    assert_int_equal(recv_ok(&rx), 3);
+    assert_int_equal(recv_ok(&rx), 4);
+    weft_chan_tx_drop(&tx);
+    weft_chan_rx_drop(&rx);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(cw_outstanding(&c[i]), 0);
+}
+
 /* ---- closing ------------------------------------------------------------------------- */
 
 static void test_last_sender_dropped_receivers_drain_then_epipe(void **state)
@@ -2019,6 +2073,7 @@ int main(void)
         T(test_capacity_one),
         T(test_item_size_zero_and_a_large_item),
         T(test_a_receive_behind_a_claimed_unpublished_send_looks_again),
+        T(test_mpmc_a_receive_that_owes_a_wake_serves_for_the_slots_freed_meanwhile),
         T(test_last_sender_dropped_receivers_drain_then_epipe),
         T(test_a_pending_receive_is_woken_by_the_last_sender_drop),
         T(test_last_receiver_dropped_sends_fail_with_epipe),
