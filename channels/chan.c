@@ -624,7 +624,9 @@ int weft_mpmc_new(weft_chan_tx *tx, weft_chan_rx *rx, size_t item_size, size_t c
 
 int weft_chan_tx_clone(const weft_chan_tx *tx, weft_chan_tx *out)
 {
-    if (!tx_usable(tx, "weft_chan_tx_clone") || !out) {
+    if (!tx_usable(tx, "weft_chan_tx_clone"))
+        return -EINVAL;
+    if (!out) {
         WEFT_MISUSE("weft_chan_tx_clone: out is NULL");
         return -EINVAL;
     }
@@ -637,7 +639,9 @@ int weft_chan_tx_clone(const weft_chan_tx *tx, weft_chan_tx *out)
 
 int weft_chan_rx_clone(const weft_chan_rx *rx, weft_chan_rx *out)
 {
-    if (!rx_usable(rx, "weft_chan_rx_clone") || !out || rx->ch_->kind != WEFT__CHAN_MPMC) {
+    if (!rx_usable(rx, "weft_chan_rx_clone"))
+        return -EINVAL;
+    if (!out || rx->ch_->kind != WEFT__CHAN_MPMC) {
         WEFT_MISUSE("weft_chan_rx_clone: %s", !out ? "out is NULL"
                                                   : "only an mpmc receiver can be cloned");
         return -EINVAL;
@@ -847,7 +851,11 @@ void weft_chan_recv_init(weft_chan_recv *f, weft_chan_rx *rx, void *item)
 static weft_poll recv_many_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_chan_recv_many *rf = (weft_chan_recv_many *)f;
-    if (!rx_usable(rf->rx_, "weft_chan_recv_many") || rf->max_ == 0) {
+    if (!rx_usable(rf->rx_, "weft_chan_recv_many")) {
+        *(size_t *)out = 0;
+        return WEFT_READY;
+    }
+    if (rf->max_ == 0) {
         WEFT_MISUSE("weft_chan_recv_many: max 0");
         *(size_t *)out = 0;
         return WEFT_READY;
@@ -884,7 +892,9 @@ void weft_chan_recv_many_init(weft_chan_recv_many *f, weft_chan_rx *rx, void *it
 
 int weft_chan_rx_eventfd(weft_chan_rx *rx, int *fd)
 {
-    if (!rx_usable(rx, "weft_chan_rx_eventfd") || !fd) {
+    if (!rx_usable(rx, "weft_chan_rx_eventfd"))
+        return -EINVAL;
+    if (!fd) {
         WEFT_MISUSE("weft_chan_rx_eventfd: fd is NULL");
         return -EINVAL;
     }
