@@ -47,10 +47,9 @@ static weft__lblock *block_get(weft_chan *ch)
 /* Keep `b` as the spare, freeing the one it replaces. */
 static void block_put(weft_chan *ch, weft__lblock *b)
 {
-    /* Release: see block_get. Acquire: the block we free was put there
-     * by another thread (the receiver after its last read, or a sender
-     * with a block it made for a link another sender won); its accesses
-     * happen before our free. */
+    /* Release: see block_get. Acquire: pairs with the release swap that
+     * put `old` there (a sender's unused block, or the receiver's), so
+     * that thread's writes to it happened before we free it. */
     weft__lblock *old = weft_atomic_swap_acq_rel(&ch->spare, b);
     weft__free(old);
 }
