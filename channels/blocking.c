@@ -2,6 +2,7 @@
  * send and receive futures polled to completion on the calling thread,
  * which parks in between (sched/block_on.h). */
 #include "weft/channels.h"
+#include "core/errors.h"
 #include "sched/block_on.h"
 
 #include <errno.h>
@@ -30,8 +31,10 @@ long weft_chan_recv_many_blocking(weft_chan_rx *rx, void *items, size_t max)
 {
     weft_chan_recv_many f;
     size_t out = 0;
-    if (max == 0)
+    if (max == 0) {
+        WEFT_MISUSE("weft_chan_recv_many_blocking: max 0");
         return -EINVAL;
+    }
     weft_chan_recv_many_init(&f, rx, items, max);
     int r = weft__block_poll(&f.base, &out, "weft_chan_recv_many_blocking");
     weft_future_drop(&f.base);

@@ -636,7 +636,9 @@ int weft_mpmc_new(weft_chan_tx *tx, weft_chan_rx *rx, size_t item_size, size_t c
 
 int weft_chan_tx_clone(const weft_chan_tx *tx, weft_chan_tx *out)
 {
-    if (!tx_usable(tx, "weft_chan_tx_clone") || !out) {
+    if (!tx_usable(tx, "weft_chan_tx_clone"))
+        return -EINVAL;
+    if (!out) {
         WEFT_MISUSE("weft_chan_tx_clone: out is NULL");
         return -EINVAL;
     }
@@ -649,7 +651,9 @@ int weft_chan_tx_clone(const weft_chan_tx *tx, weft_chan_tx *out)
 
 int weft_chan_rx_clone(const weft_chan_rx *rx, weft_chan_rx *out)
 {
-    if (!rx_usable(rx, "weft_chan_rx_clone") || !out || rx->ch_->kind != WEFT__CHAN_MPMC) {
+    if (!rx_usable(rx, "weft_chan_rx_clone"))
+        return -EINVAL;
+    if (!out || rx->ch_->kind != WEFT__CHAN_MPMC) {
         WEFT_MISUSE("weft_chan_rx_clone: %s", !out ? "out is NULL"
                                                   : "only an mpmc receiver can be cloned");
         return -EINVAL;
@@ -831,10 +835,22 @@ static weft_poll recv_poll(weft_future *f, weft_cx *cx, void *out)
     return WEFT_READY;
 }
 
+/* A receive dropped while an mpmc receiver waits: its waiter leaves the
+ * queue, and a wake it was given but never looked at goes to the next
+ * receiver (else that one sleeps with an item queued). */
+static void rx_future_drop(weft_chan_rx *rx)
+{
+    if (rx && rx->ch_ && !(rx->state_ & RX_SPENT) && rx->ch_->kind == WEFT__CHAN_MPMC)
+        waiter_drop(&rx->ch_->rxq, &rx->w_);
+}
+
+static void recv_drop(weft_future *f) { rx_future_drop(((weft_chan_recv *)f)->rx_); }
+
 static const weft_future_ops recv_ops = {
     .name = "weft_chan_recv",
     .out_size = sizeof(int),
     .poll = recv_poll,
+    .drop = recv_drop,
 };
 
 void weft_chan_recv_init(weft_chan_recv *f, weft_chan_rx *rx, void *item)
@@ -847,7 +863,11 @@ void weft_chan_recv_init(weft_chan_recv *f, weft_chan_rx *rx, void *item)
 static weft_poll recv_many_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_chan_recv_many *rf = (weft_chan_recv_many *)f;
-    if (!rx_usable(rf->rx_, "weft_chan_recv_many") || rf->max_ == 0) {
+    if (!rx_usable(rf->rx_, "weft_chan_recv_many")) {
+        *(size_t *)out = 0;
+        return WEFT_READY;
+    }
+    if (rf->max_ == 0) {
         WEFT_MISUSE("weft_chan_recv_many: max 0");
         *(size_t *)out = 0;
         return WEFT_READY;
@@ -860,10 +880,16 @@ static weft_poll recv_many_poll(weft_future *f, weft_cx *cx, void *out)
     return WEFT_READY;
 }
 
+static void recv_many_drop(weft_future *f)
+{
+    rx_future_drop(((weft_chan_recv_many *)f)->rx_);
+}
+
 static const weft_future_ops recv_many_ops = {
     .name = "weft_chan_recv_many",
     .out_size = sizeof(size_t),
     .poll = recv_many_poll,
+    .drop = recv_many_drop,
 };
 
 void weft_chan_recv_many_init(weft_chan_recv_many *f, weft_chan_rx *rx, void *items, size_t max)
@@ -878,7 +904,9 @@ void weft_chan_recv_many_init(weft_chan_recv_many *f, weft_chan_rx *rx, void *it
 
 int weft_chan_rx_eventfd(weft_chan_rx *rx, int *fd)
 {
-    if (!rx_usable(rx, "weft_chan_rx_eventfd") || !fd) {
+    if (!rx_usable(rx, "weft_chan_rx_eventfd"))
+        return -EINVAL;
+    if (!fd) {
         WEFT_MISUSE("weft_chan_rx_eventfd: fd is NULL");
         return -EINVAL;
     }

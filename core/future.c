@@ -94,10 +94,17 @@ weft_poll weft_future_poll(weft_future *f, weft_cx *cx, void *out)
     return (weft_poll)finish(&f->flags, f->ops->poll(f, cx, out), WEFT_READY);
 }
 
+/* Bit 27 of a stream's flags: its poll_next answered DONE after items the
+ * default poll_next_many loop returned; the next poll reports that DONE
+ * without polling the stream again (a DONE stream is never polled). */
+#define WEFT_F__DONE_HELD 0x08000000u
+
 weft_next weft_stream_poll_next(weft_stream *s, weft_cx *cx, void *item)
 {
     if (!check_pinned(&s->flags, &s->pin_tag_, s, "stream", s->ops->name))
         return WEFT_NEXT_PENDING;
+    if (s->flags & WEFT_F__DONE_HELD)
+        return (weft_next)finish(&s->flags, WEFT_NEXT_DONE, WEFT_NEXT_DONE);
     return (weft_next)finish(&s->flags, s->ops->poll_next(s, cx, item), WEFT_NEXT_DONE);
 }
 
@@ -121,20 +128,26 @@ weft_next weft_stream_poll_next_many(weft_stream *s, weft_cx *cx, void *items, s
     }
     if (!check_pinned(&s->flags, &s->pin_tag_, s, "stream", s->ops->name))
         return WEFT_NEXT_PENDING;
+    if (s->flags & WEFT_F__DONE_HELD)
+        return (weft_next)finish(&s->flags, WEFT_NEXT_DONE, WEFT_NEXT_DONE);
     if (s->ops->poll_next_many) {
         weft_next r = s->ops->poll_next_many(s, cx, items, max, n);
         return (weft_next)finish(&s->flags, r, WEFT_NEXT_DONE);
     }
     /* Repeat poll_next while it yields; a PENDING or DONE after the first
-     * item is not reported (the next call sees it again: DONE streams stay
-     * DONE, and a PENDING poll arranged a wake that costs one extra poll). */
+     * item is not reported now: a DONE is held for the next call (the
+     * stream is not polled again), and a PENDING poll arranged a wake that
+     * costs one extra poll. */
     size_t stride = weft_stream_item_size(s);
     unsigned char *out = items;
     while (*n < max) {
         weft_next r = s->ops->poll_next(s, cx, out + *n * stride);
         if (r != WEFT_NEXT_ITEM) {
-            if (*n > 0)
+            if (*n > 0) {
+                if (r == WEFT_NEXT_DONE)
+                    s->flags |= WEFT_F__DONE_HELD;
                 return WEFT_NEXT_ITEM;
+            }
             return (weft_next)finish(&s->flags, r, WEFT_NEXT_DONE);
         }
         (*n)++;
