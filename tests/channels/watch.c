@@ -860,6 +860,8 @@ typedef struct changed_case {
 static int changed_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
 {
     changed_case *cc = ctx;
+    *fut = &cc->f.base;
+    *out = &cc->out;
     int v = 1;
     int err = weft_watch_new(&cc->e.tx, &cc->e.rx, sizeof v, &v);
     if (err)
@@ -874,8 +876,6 @@ static int changed_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
                                                 .e = &cc->e });
     if (!err)
         err = WEFT_SPAWN(rt, NULL, &(sender){ WEFT_FN_INIT(sender, WEFT_F_SEND), .e = &cc->e });
-    *fut = &cc->f.base;
-    *out = &cc->out;
     return err;
 }
 
@@ -956,7 +956,7 @@ typedef struct every_other_case {
 static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
 {
     every_other_case *ec = ctx;
-    weft_future *inner;
+    weft_future *inner = NULL;
     int err = changed_build(rt, &ec->cc, &inner, out);
     every_other_init(&ec->eo, inner);
     *fut = &ec->eo.base;
