@@ -4,8 +4,9 @@
  * arguments, -ENOMEM, every block freed), then readers on two workers
  * and on foreign threads while a writer publishes as fast as it can (no
  * torn value, versions never go backwards), threads that read and exit,
- * the sim under chaos over seeds, the blocking wait, and the cancel
- * sweeps of weft_watch_changed.
+ * the sim under chaos over seeds, the blocking wait (and a ping-pong that
+ * lands sends between changed()'s two checks), and the cancel sweeps of
+ * weft_watch_changed.
  *
  * Old values are freed by liburcu's call_rcu thread after a grace period,
  * so every fixture calls weft_watch_barrier before the counting allocator
@@ -763,6 +764,62 @@ static void test_changed_blocking_parks_a_foreign_thread_until_a_send(void **sta
     weft_watch_rx_drop(&rx);
 }
 
+/* Ping-pong with a thread that waits again right after each change: many
+ * sends land while it is between its lock-free check and queueing, which
+ * is where a changed() that did not check again under the lock would
+ * queue after the send had served the queue, and sleep forever. */
+typedef struct ponger {
+    weft_watch_rx rx;
+    int rounds;
+    _Atomic int acked;
+    int rc;
+} ponger;
+
+static void *ponger_main(void *arg)
+{
+    ponger *p = arg;
+    p->rc = 0;
+    for (int i = 1; i <= p->rounds; i++) {
+        int r = weft_watch_changed_blocking(&p->rx);
+        if (r != 0) {
+            p->rc = r;
+            break;
+        }
+        int got = 0;
+        weft_watch_borrow(&p->rx, &got);
+        if (got < i) {
+            p->rc = -1000 - got;
+            break;
+        }
+        /* Release: the sender's next send comes after this. */
+        weft_atomic_store_release(&p->acked, i);
+    }
+    weft_watch_rx_drop(&p->rx);
+    return NULL;
+}
+
+static void test_changed_blocking_ping_pong_loses_no_send(void **state)
+{
+    (void)state;
+    weft_watch_tx tx;
+    weft_watch_rx rx;
+    int v = 0;
+    assert_int_equal(weft_watch_new(&tx, &rx, sizeof v, &v), 0);
+    ponger p = { { NULL, 0 }, 20000, 0, -1 };
+    assert_int_equal(weft_watch_rx_clone(&rx, &p.rx), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, ponger_main, &p), 0);
+    for (v = 1; v <= p.rounds; v++) {
+        assert_int_equal(weft_watch_send(&tx, &v), 0);
+        /* Acquire: pairs with the ponger's release. */
+        WAIT_UNTIL(weft_atomic_load_acquire(&p.acked) == v);
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(p.rc, 0);
+    weft_watch_tx_drop(&tx);
+    weft_watch_rx_drop(&rx);
+}
+
 static weft_watch_rx g_task_rx;
 
 static void changed_blocking_in_task(void *arg, void *out)
@@ -1007,6 +1064,7 @@ int main(void)
         RT(test_foreign_threads_read_whole_values_while_a_task_writes),
         T(test_threads_that_read_and_exit_leave_no_registration_behind),
         T(test_changed_blocking_parks_a_foreign_thread_until_a_send),
+        T(test_changed_blocking_ping_pong_loses_no_send),
         RT(test_changed_blocking_in_a_task_is_edeadlk),
         T(test_cancel_sweep_watch_changed_observes_the_change_exactly_once),
         T(test_cancel_sweep_watch_changed_served_but_unseen_loses_nothing),
