@@ -805,7 +805,7 @@ static void test_changed_blocking_ping_pong_loses_no_send(void **state)
     weft_watch_rx rx;
     int v = 0;
     assert_int_equal(weft_watch_new(&tx, &rx, sizeof v, &v), 0);
-    ponger p = { { NULL, 0 }, 20000, 0, -1 };
+    ponger p = { { NULL, 0 }, 100000, 0, -1 };
     assert_int_equal(weft_watch_rx_clone(&rx, &p.rx), 0);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, ponger_main, &p), 0);
