@@ -247,8 +247,8 @@ WEFT_API bool weft_watch_has_changed(const weft_watch_rx *rx);
  * while nobody waits is not missed: the check is against the version.
  * Cancel safety: nothing is lost — the receiver's seen version moves only
  * in the poll that returns 0, so a dropped changed() leaves the change
- * for the next one. The receiver must outlive the future and be polled
- * by one future at a time. */
+ * for the next one. The receiver must outlive the future, stay where it
+ * is while the future is pending, and be polled by one future at a time. */
 typedef struct weft_watch_changed {
     weft_future base;
     weft_watch_rx *rx_;
