@@ -383,7 +383,110 @@ WEFT_API WEFT_NODISCARD int weft_broadcast_send_blocking(weft_broadcast_tx *tx, 
 WEFT_API WEFT_NODISCARD int64_t weft_broadcast_recv_blocking(weft_broadcast_rx *rx, void *item);
 
 /* ==== watch ============================================================== */
-/* (see channels/watch.c) */
+
+/* The latest value, tokio's watch: one sender publishes versions of one
+ * value; any number of receivers read the newest, or wait until there is
+ * a newer one than they have seen. Intermediate versions may be skipped;
+ * what a receiver reads is always one whole version, never a mix.
+ *
+ * Readers take no lock: the value lives in a block published with RCU
+ * (liburcu's membarrier flavour), a read copies it out inside a short
+ * read-side section (never across an await). Each thread that reads or
+ * sends is registered with liburcu at its first call (once per thread,
+ * undone by a thread-exit destructor), so workers, foreign threads and
+ * the main thread may all call these functions, with nothing to set up.
+ * A send swaps in a new block and frees the old one after a grace period
+ * (liburcu's call_rcu thread): see weft_watch_barrier. */
+typedef struct weft_watch weft_watch;
+
+/* The sender: one reference on the channel. Not cloneable (one sender). */
+typedef struct weft_watch_tx {
+    weft_watch *w_;
+} weft_watch_tx;
+
+/* A receiver: one reference on the channel, and the version it has seen.
+ * One receiver is used by one thread or task at a time; clone it to read
+ * from several. */
+typedef struct weft_watch_rx {
+    weft_watch *w_;
+    uint64_t seen_;
+} weft_watch_rx;
+
+/* Create a channel holding a copy of `initial` (`item_size` bytes; NULL
+ * only when item_size is 0), with its sender and a first receiver that
+ * has seen it. Returns 0, -EINVAL (tx or rx NULL, item_size above
+ * WEFT_CHAN_ITEM_MAX, initial NULL) or -ENOMEM (nothing made). Any
+ * thread. The handles may be moved freely (they are plain pointers). */
+WEFT_API WEFT_NODISCARD int weft_watch_new(weft_watch_tx *tx, weft_watch_rx *rx,
+                                           size_t item_size, const void *initial);
+
+/* Publish a copy of `value` as the next version and wake every changed()
+ * waiter. Publishes even when no receiver is left (a later subscribe sees
+ * it). Returns 0, -EINVAL (tx NULL or dropped, value NULL with a nonzero
+ * item size) or -ENOMEM (the new block could not be allocated: the old
+ * value stays published, nobody is woken). Any thread; never waits (the
+ * old block is freed later, after a grace period). Sends through one
+ * sender from several threads are serialised. */
+WEFT_API WEFT_NODISCARD int weft_watch_send(weft_watch_tx *tx, const void *value);
+
+/* A new receiver in `out` that has seen the current value. 0 or -EINVAL
+ * (tx NULL or dropped, out NULL). Any thread. */
+WEFT_API WEFT_NODISCARD int weft_watch_subscribe(const weft_watch_tx *tx, weft_watch_rx *out);
+/* Another receiver in `out` that has seen what `rx` has. 0 or -EINVAL.
+ * Any thread. Works after the sender is gone. */
+WEFT_API WEFT_NODISCARD int weft_watch_rx_clone(const weft_watch_rx *rx, weft_watch_rx *out);
+
+/* Copy the latest value to `out` (item_size bytes) without marking it
+ * seen. Takes no lock: an RCU read section around the copy. Any thread.
+ * Bad arguments are misuse (reported; `out` untouched). */
+WEFT_API void weft_watch_borrow(const weft_watch_rx *rx, void *out);
+/* Copy the latest value to `out` and mark that version seen (the value
+ * and its version are read together). Any thread. */
+WEFT_API void weft_watch_borrow_and_update(weft_watch_rx *rx, void *out);
+/* True when a version newer than the receiver's seen one was published
+ * (also after the sender is gone, until it is seen). Any thread. */
+WEFT_API bool weft_watch_has_changed(const weft_watch_rx *rx);
+
+/* Wait for a version newer than the receiver's seen one: output int, 0
+ * (there is one; the newest version is now marked seen — read it with
+ * borrow) or -EPIPE (the sender is gone and nothing newer was published;
+ * -EINVAL for a NULL or dropped receiver, reported). A value published
+ * while nobody waits is not missed: the check is against the version.
+ * Cancel safety: nothing is lost — the receiver's seen version moves only
+ * in the poll that returns 0, so a dropped changed() leaves the change
+ * for the next one. The receiver must outlive the future, stay where it
+ * is while the future is pending, and be polled by one future at a time. */
+typedef struct weft_watch_changed {
+    weft_future base;
+    weft_watch_rx *rx_;
+    weft_sync_waiter w_;
+    uint32_t step_;
+    uint32_t reserved_;
+} weft_watch_changed;
+WEFT_API void weft_watch_changed_init(weft_watch_changed *f, weft_watch_rx *rx);
+
+/* The same for threads that run no tasks: 0, -EPIPE, -EINVAL, -EDEADLK
+ * (on a worker or a sim runtime's thread; reported) or -ENOMEM. */
+WEFT_API WEFT_NODISCARD int weft_watch_changed_blocking(weft_watch_rx *rx);
+
+/* Drop the sender: receivers' changed() returns -EPIPE once they have
+ * seen the last value (the value stays readable). Any thread; `tx` is
+ * left dropped (its calls return -EINVAL). */
+WEFT_API void weft_watch_tx_drop(weft_watch_tx *tx);
+/* Drop a receiver. The last handle dropped frees the channel and its
+ * current value. Any thread. */
+WEFT_API void weft_watch_rx_drop(weft_watch_rx *rx);
+/* Receivers alive now (a snapshot); 0 for a NULL or dropped sender. */
+WEFT_API size_t weft_watch_receiver_count(const weft_watch_tx *tx);
+
+/* Wait until every old value any watch channel retired so far has been
+ * freed (liburcu's rcu_barrier). Values are otherwise freed a grace
+ * period after they were replaced, on liburcu's call_rcu thread, through
+ * weft's allocator: call this before swapping the allocator
+ * (weft_set_allocator), before counting leaks, and before exit when a
+ * leak checker should find nothing pending. It waits for a grace period:
+ * for threads that run no tasks (a task calling it stalls its worker). */
+WEFT_API void weft_watch_barrier(void);
 
 #ifdef __cplusplus
 }
