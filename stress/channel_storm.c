@@ -1,6 +1,6 @@
 /* stress_channel_storm: producers and consumers — tasks and foreign
- * threads — over one mpsc or mpmc channel per round (and oneshot pairs
- * and a broadcast channel beside it), with timeouts,
+ * threads — over one mpsc or mpmc channel per round (and oneshot pairs,
+ * a broadcast and a watch channel beside it), with timeouts,
  * aborts, dropped futures and closes at random points, checking that no
  * item is ever lost or duplicated.
  *
@@ -61,6 +61,14 @@
  * n skipping exactly n; a receiver that ran from the start to -EPIPE got
  * every item sent or was told it missed it (items + missed == sent).
  *
+ * In half the rounds, a watch channel too: one sender (task or foreign
+ * thread) publishes versions 1..N of a 64-byte value whose words all
+ * derive from the version, then drops; 1-4 receivers await changed()
+ * (plain, under timeouts), use changed_blocking, or poll has_changed and
+ * borrow_and_update. Checked: no read is torn, versions never go back,
+ * changed() says -EPIPE only with nothing unseen, and the value read then
+ * is the last version sent.
+ *
  * The last receiver released (counted by the program, not the library)
  * closes the channel, drains it with try_recv until -EPIPE and only then
  * drops its handle: the items it takes are counted apart ("drained"), and
@@ -111,14 +119,32 @@
 #define BQUOTA 300
 #define MAX_BLOG (2 * MAX_BTX * BQUOTA + 2) /* items and lag notices a receiver logs */
 #define BLAG ((uint64_t)1 << 63)            /* a log entry that is a lag notice */
-#define MAX_TASKS (MAX_PROD + MAX_CONS + 2 * MAX_PAIRS + MAX_BTX + MAX_BRX)
+#define MAX_WRX 4      /* watch receivers */
+#define WVERSIONS 500 /* versions a watch sender publishes at most */
+#define WWORDS 8      /* words of a watch value: a version and words derived from it */
+#define MAX_TASKS (MAX_PROD + MAX_CONS + 2 * MAX_PAIRS + MAX_BTX + MAX_BRX + 1 + MAX_WRX)
 #define MAX_QUOTA 400
 #define MANY_MAX 32
 #define ITEM_MAX 16
 
 enum { KIND_MPSC, KIND_UNBOUNDED, KIND_MPMC, NKINDS };
 enum { F_SENT = 1, F_RETURNED = 2 };
-enum { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_OS_TX, ROLE_OS_RX, ROLE_BC_TX, ROLE_BC_RX };
+enum {
+    ROLE_PRODUCER,
+    ROLE_CONSUMER,
+    ROLE_OS_TX,
+    ROLE_OS_RX,
+    ROLE_BC_TX,
+    ROLE_BC_RX,
+    ROLE_W_TX,
+    ROLE_W_RX,
+};
+
+/* A watch value: version v in w[0], and each other word derived from v,
+ * so a read that mixes two versions shows. */
+typedef struct wvalue {
+    uint64_t w[WWORDS];
+} wvalue;
 /* A oneshot pair's outcome, per end. The sender: sent (0), returned
  * (-EPIPE: the receiver was gone) or dropped unsent. The receiver: the
  * value received (by a receive, or drained by try_recv before its drop),
@@ -189,6 +215,18 @@ typedef struct round_state {
     uint64_t blog[MAX_BRX][MAX_BLOG]; /* what each receiver saw, in order */
     unsigned blen[MAX_BRX];
 
+    /* Watch (half the rounds): one sender, receivers made at the start,
+     * each a task or a foreign thread. */
+    bool w_on;
+    bool wtx_foreign, wrx_foreign[MAX_WRX];
+    unsigned nwrx, wversions;
+    uint64_t wrx_quit[MAX_WRX];
+    weft_watch_tx wtx;
+    weft_watch_rx wrx[MAX_WRX];
+    bool wtx_live, wrx_live[MAX_WRX]; /* the owners' */
+    uint64_t w_last_sent;             /* the sender's: the last version sent */
+    uint64_t w_final[MAX_WRX];        /* the version read after -EPIPE, or ~0 */
+
     _Atomic uint8_t flags[MAX_PROD][MAX_QUOTA];
     _Atomic uint8_t recvd[MAX_PROD][MAX_QUOTA];
 
@@ -208,7 +246,8 @@ typedef struct round_state {
         os_rx_early_drops, os_recv_timeouts, os_recv_borrow_drops, os_closed_seen,
         bc_rounds_lag, bc_rounds_wait, bc_sent, bc_returned, bc_received, bc_lag_notices,
         bc_missed, bc_timeouts, bc_borrow_drops, bc_try_empty, bc_late_subscribes,
-        bc_rx_early_drops, bc_checked_in_order;
+        bc_rx_early_drops, bc_checked_in_order, w_rounds, w_sent, w_reads, w_changed,
+        w_timeouts, w_borrow_drops, w_finals_checked, w_rx_early_drops;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -475,6 +514,77 @@ static void bc_release_rx(unsigned k)
     }
 }
 
+/* ---- watch -------------------------------------------------------------------- */
+
+static void w_make(uint64_t v, wvalue *out)
+{
+    out->w[0] = v;
+    for (unsigned i = 1; i < WWORDS; i++)
+        out->w[i] = mix64(v * WWORDS + i);
+}
+
+/* Check a value receiver k read: whole, a version that was (or is being)
+ * sent, not older than what it read before (`*last`). */
+static uint64_t w_check(unsigned k, const wvalue *val, uint64_t *last)
+{
+    uint64_t v = val->w[0];
+    for (unsigned i = 1; i < WWORDS; i++)
+        STRESS_ENSURE(val->w[i] == mix64(v * WWORDS + i),
+                      "watch receiver %u: torn value (version %" PRIu64 ", word %u)", k, v, i);
+    STRESS_ENSURE(v <= g.wversions, "watch receiver %u: version %" PRIu64 " never sent", k, v);
+    STRESS_ENSURE(v >= *last, "watch receiver %u: version %" PRIu64 " after %" PRIu64, k, v,
+                  *last);
+    *last = v;
+    stress_count(&g.w_reads);
+    return v;
+}
+
+/* Publish version v. */
+static void w_send(uint64_t v)
+{
+    wvalue val;
+    w_make(v, &val);
+    int rc = weft_watch_send(&g.wtx, &val);
+    STRESS_ENSURE(rc == 0, "watch send: %s", weft_strerror(rc));
+    g.w_last_sent = v;
+    stress_count(&g.w_sent);
+}
+
+static void w_release_tx(void)
+{
+    if (g.wtx_live) {
+        g.wtx_live = false;
+        weft_watch_tx_drop(&g.wtx);
+    }
+}
+
+static void w_release_rx(unsigned k)
+{
+    if (g.wrx_live[k]) {
+        g.wrx_live[k] = false;
+        weft_watch_rx_drop(&g.wrx[k]);
+    }
+}
+
+/* changed() of receiver k returned `r`: reads the value; true at -EPIPE
+ * (the read is then the final value). */
+static bool w_changed_done(unsigned k, int r, uint64_t *last)
+{
+    STRESS_ENSURE(r == 0 || r == -EPIPE, "watch changed: %d", r);
+    wvalue val;
+    weft_watch_borrow(&g.wrx[k], &val);
+    uint64_t v = w_check(k, &val, last);
+    if (r == 0) {
+        stress_count(&g.w_changed);
+        return false;
+    }
+    /* -EPIPE only once the last version is seen. */
+    STRESS_ENSURE(!weft_watch_has_changed(&g.wrx[k]),
+                  "watch receiver %u: -EPIPE with a version unseen", k);
+    g.w_final[k] = v;
+    return true;
+}
+
 /* ---- tasks -------------------------------------------------------------------- */
 
 typedef struct actor {
@@ -502,6 +612,8 @@ typedef struct actor {
     weft_broadcast_send bsf;
     weft_broadcast_recv brf;
     int64_t r64;
+    weft_watch_changed wcf;
+    uint64_t wlast; /* watch receiver: the version it read last */
     bool closed_seen; /* oneshot sender: its closed future completed */
     weft_yield y;
     weft_sleep s;
@@ -591,9 +703,14 @@ static void actor_drop(weft_future *f)
                          : a->role == ROLE_OS_RX ? &a->orf.base
                          : a->role == ROLE_BC_TX ? &a->bsf.base
                          : a->role == ROLE_BC_RX ? &a->brf.base
+                         : a->role == ROLE_W_RX  ? &a->wcf.base
                                                  : recv_future(a));
     }
-    if (a->role == ROLE_BC_TX) {
+    if (a->role == ROLE_W_TX) {
+        w_release_tx();
+    } else if (a->role == ROLE_W_RX) {
+        w_release_rx(a->who);
+    } else if (a->role == ROLE_BC_TX) {
         if (a->inflight) {
             a->inflight = false;
             bc_resolve(a->id, F_RETURNED);
@@ -829,6 +946,73 @@ WEFT_ASYNC_FN_WITH_DROP(actor, uint64_t)
                 break;
         }
         bc_release_rx(self->who);
+    }
+    if (self->role == ROLE_W_TX) {
+        /* ---- the watch sender: versions 1.. with pauses ---- */
+        for (self->id = 1; self->id <= g.wversions; self->id++) {
+            w_send(self->id);
+            if (rng_next32(&self->rng) % 4 == 0) {
+                weft_yield_init(&self->y);
+                WEFT_FN_AWAIT(&self->y, NULL);
+            } else if (rng_next32(&self->rng) % 64 == 0) {
+                weft_sleep_init(&self->s,
+                                (weft_duration)rng_next32(&self->rng) % (WEFT_US(200) + 1));
+                WEFT_FN_AWAIT(&self->s, NULL);
+            }
+        }
+        w_release_tx();
+    } else if (self->role == ROLE_W_RX) {
+        /* ---- a watch receiver: wait for changes, read, check ---- */
+        for (;;) {
+            self->ops++;
+            if (self->ops == g.wrx_quit[self->who]) {
+                stress_count(&g.w_rx_early_drops);
+                break;
+            }
+            self->how = pick_how(&self->rng);
+            if (self->how == HOW_PAUSE || self->how == HOW_TRY) {
+                if (self->how == HOW_TRY && weft_watch_has_changed(&g.wrx[self->who])) {
+                    wvalue val;
+                    weft_watch_borrow_and_update(&g.wrx[self->who], &val);
+                    w_check(self->who, &val, &self->wlast);
+                }
+                weft_yield_init(&self->y);
+                WEFT_FN_AWAIT(&self->y, NULL);
+                continue;
+            }
+            weft_watch_changed_init(&self->wcf, &g.wrx[self->who]);
+            if (self->how == HOW_AWAIT || self->how == HOW_MANY) {
+                WEFT_FN_AWAIT(&self->wcf, &self->r);
+            } else if (self->how == HOW_OWN) {
+                STRESS_ENSURE(weft_timeout_init(&self->t, &self->wcf.base,
+                                                random_timeout(&self->rng)) == 0,
+                              "timeout init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                if (self->t.status != 0) {
+                    stress_count(&g.w_timeouts);
+                    continue;
+                }
+            } else {
+                self->borrowed_live = true;
+                STRESS_ENSURE(weft_timeout_borrow_init(&self->t, &self->wcf.base,
+                                                       random_timeout(&self->rng)) == 0,
+                              "borrow init");
+                WEFT_FN_AWAIT(&self->t, &self->r);
+                self->borrowed_live = false;
+                if (self->t.status == 0) {
+                    weft_future_drop(&self->wcf.base);
+                } else if (rng_next32(&self->rng) % 2) {
+                    weft_future_drop(&self->wcf.base);
+                    stress_count(&g.w_borrow_drops);
+                    continue;
+                } else {
+                    WEFT_FN_AWAIT(&self->wcf, &self->r);
+                }
+            }
+            if (w_changed_done(self->who, self->r, &self->wlast))
+                break;
+        }
+        w_release_rx(self->who);
     }
     while (self->role == ROLE_PRODUCER || self->role == ROLE_CONSUMER) {
         maybe_abort(self);
@@ -1184,6 +1368,46 @@ static void *bc_receiver_main(void *arg)
     return NULL;
 }
 
+/* The watch sender as a foreign thread. */
+static void *w_sender_main(void *arg)
+{
+    uint64_t rng = rng_seed(g.seed ^ (uintptr_t)arg);
+    for (uint64_t v = 1; v <= g.wversions; v++) {
+        w_send(v);
+        for (unsigned n = rng_next32(&rng) % 8; n > 0; n--)
+            sched_yield();
+    }
+    w_release_tx();
+    return NULL;
+}
+
+/* A watch receiver as a foreign thread: changed_blocking, or has_changed
+ * and borrow_and_update. */
+static void *w_receiver_main(void *arg)
+{
+    unsigned k = (unsigned)(uintptr_t)arg;
+    uint64_t rng = rng_seed(g.seed ^ (0xc300u + k)), last = 0;
+    for (uint64_t ops = 1;; ops++) {
+        if (ops == g.wrx_quit[k]) {
+            stress_count(&g.w_rx_early_drops);
+            break;
+        }
+        if (rng_next32(&rng) % 3 == 0) {
+            if (weft_watch_has_changed(&g.wrx[k])) {
+                wvalue val;
+                weft_watch_borrow_and_update(&g.wrx[k], &val);
+                w_check(k, &val, &last);
+            }
+            sched_yield();
+            continue;
+        }
+        if (w_changed_done(k, weft_watch_changed_blocking(&g.wrx[k]), &last))
+            break;
+    }
+    w_release_rx(k);
+    return NULL;
+}
+
 /* Aborts random tasks at random moments. */
 static void *aborter_main(void *arg)
 {
@@ -1260,6 +1484,19 @@ static void round_reset(uint64_t seed)
             g.brx_full[k] = false;
         }
     }
+    g.w_on = rng_next32(&r) % 2 == 0;
+    g.nwrx = 0;
+    if (g.w_on) {
+        g.wtx_foreign = rng_next32(&r) % 4 == 0;
+        g.wversions = 1 + rng_next32(&r) % WVERSIONS;
+        g.nwrx = 1 + rng_next32(&r) % MAX_WRX;
+        g.w_last_sent = 0;
+        for (unsigned k = 0; k < g.nwrx; k++) {
+            g.wrx_foreign[k] = rng_next32(&r) % 4 == 0;
+            g.wrx_quit[k] = rng_next32(&r) % 6 == 0 ? 1 + rng_next32(&r) % 400 : 0;
+            g.w_final[k] = ~(uint64_t)0;
+        }
+    }
     g.ncons = g.kind == KIND_MPMC ? 1 + rng_next32(&r) % 4 : 1;
     for (unsigned c = 0; c < g.ncons; c++) {
         g.cons_foreign[c] = rng_next32(&r) % 3 == 0;
@@ -1306,6 +1543,18 @@ static void make_channel(void)
             rc = g.brx_late[k] ? weft_broadcast_tx_clone(&g.btx[0], &g.bsub[k])
                                : weft_broadcast_subscribe(&g.btx[0], &g.brx[k]);
             STRESS_ENSURE(rc == 0, "broadcast subscribe/clone: %s", weft_strerror(rc));
+        }
+    }
+    if (g.w_on) {
+        wvalue v0;
+        w_make(0, &v0);
+        rc = weft_watch_new(&g.wtx, &g.wrx[0], sizeof v0, &v0);
+        STRESS_ENSURE(rc == 0, "watch new: %s", weft_strerror(rc));
+        g.wtx_live = true;
+        g.wrx_live[0] = true;
+        for (unsigned k = 1; k < g.nwrx; k++) {
+            STRESS_ENSURE(weft_watch_subscribe(&g.wtx, &g.wrx[k]) == 0, "watch subscribe");
+            g.wrx_live[k] = true;
         }
     }
     for (unsigned k = 0; k < g.npairs; k++) {
@@ -1407,6 +1656,28 @@ static void check_broadcast(void)
     stress_count(g.bc_mode == WEFT_BROADCAST_LAG ? &g.bc_rounds_lag : &g.bc_rounds_wait);
 }
 
+/* Watch: every handle dropped; a receiver that saw -EPIPE read the last
+ * version sent (torn values and versions going back failed earlier). */
+static void check_watch(void)
+{
+    if (!g.w_on)
+        return;
+    STRESS_ENSURE(!g.wtx_live, "watch sender never dropped");
+    for (unsigned k = 0; k < g.nwrx; k++) {
+        STRESS_ENSURE(!g.wrx_live[k], "watch receiver %u never dropped", k);
+        if (g.w_final[k] == ~(uint64_t)0)
+            continue;
+        STRESS_ENSURE(g.w_final[k] == g.w_last_sent,
+                      "watch receiver %u: read %" PRIu64 " after -EPIPE, last sent %" PRIu64, k,
+                      g.w_final[k], g.w_last_sent);
+        stress_count(&g.w_finals_checked);
+    }
+    stress_count(&g.w_rounds);
+    /* Old values are freed a grace period after their replacement: let
+     * that happen now, so a leak checker at exit finds nothing pending. */
+    weft_watch_barrier();
+}
+
 /* Each oneshot pair's two outcomes agree: a value received was sent; a
  * receiver told -EPIPE had a sender that dropped unsent (a sent value
  * there is lost); a send that failed found the receiver dropped. A value
@@ -1502,6 +1773,15 @@ static void run_round(uint64_t seed, const stress_options *opt)
         }
         os_thread |= g.os_tx_foreign[k] || g.os_rx_foreign[k];
     }
+    if (g.w_on && !g.wtx_foreign) {
+        task_role[g.ntasks] = ROLE_W_TX;
+        task_who[g.ntasks++] = 0;
+    }
+    for (unsigned k = 0; k < g.nwrx; k++)
+        if (!g.wrx_foreign[k]) {
+            task_role[g.ntasks] = ROLE_W_RX;
+            task_who[g.ntasks++] = k;
+        }
     for (unsigned b = 0; b < g.nbtx; b++)
         if (!g.btx_foreign[b]) {
             task_role[g.ntasks] = ROLE_BC_TX;
@@ -1513,7 +1793,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
             task_who[g.ntasks++] = k;
         }
 
-    pthread_t threads[MAX_PROD + MAX_CONS + 1 + MAX_BTX + MAX_BRX], aborter;
+    pthread_t threads[MAX_PROD + MAX_CONS + 1 + MAX_BTX + MAX_BRX + 1 + MAX_WRX], aborter;
     unsigned nthreads = 0;
     for (unsigned p = 0; p < g.nprod; p++)
         if (g.prod_foreign[p])
@@ -1533,6 +1813,14 @@ static void run_round(uint64_t seed, const stress_options *opt)
     for (unsigned k = 0; k < g.nbrx; k++)
         if (g.brx_foreign[k])
             STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, bc_receiver_main,
+                                         (void *)(uintptr_t)k) == 0,
+                          "pthread_create");
+    if (g.w_on && g.wtx_foreign)
+        STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, w_sender_main, (void *)55) == 0,
+                      "pthread_create");
+    for (unsigned k = 0; k < g.nwrx; k++)
+        if (g.wrx_foreign[k])
+            STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, w_receiver_main,
                                          (void *)(uintptr_t)k) == 0,
                           "pthread_create");
     if (os_thread)
@@ -1601,6 +1889,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
     check_ids();
     check_oneshots();
     check_broadcast();
+    check_watch();
 
     stress_count(g.kind == KIND_MPSC        ? &g.rounds_mpsc
                  : g.kind == KIND_UNBOUNDED ? &g.rounds_unbounded
@@ -1626,7 +1915,9 @@ int main(int argc, char **argv)
         &g.os_recv_timeouts, &g.os_recv_borrow_drops, &g.os_closed_seen, &g.bc_rounds_lag,
         &g.bc_rounds_wait, &g.bc_checked_in_order, &g.bc_sent, &g.bc_returned, &g.bc_received,
         &g.bc_lag_notices, &g.bc_missed, &g.bc_timeouts, &g.bc_borrow_drops, &g.bc_try_empty,
-        &g.bc_late_subscribes, &g.bc_rx_early_drops,
+        &g.bc_late_subscribes, &g.bc_rx_early_drops, &g.w_rounds, &g.w_sent, &g.w_reads,
+        &g.w_changed, &g.w_timeouts, &g.w_borrow_drops, &g.w_finals_checked,
+        &g.w_rx_early_drops,
     };
     const stress_program p = {
         "stress_channel_storm", run_round, counters, sizeof counters / sizeof counters[0],
@@ -1639,7 +1930,8 @@ int main(int argc, char **argv)
         "os_returned os_unsent os_rx_early_drops os_recv_timeouts os_recv_borrow_drops "
         "os_closed_seen bc_rounds_lag bc_rounds_wait bc_rounds_order_checked bc_sent "
         "bc_returned bc_received bc_lag_notices bc_missed bc_timeouts bc_borrow_drops "
-        "bc_try_empty bc_late_subscribes bc_rx_early_drops",
+        "bc_try_empty bc_late_subscribes bc_rx_early_drops w_rounds w_sent w_reads w_changed "
+        "w_timeouts w_borrow_drops w_finals_checked w_rx_early_drops",
     };
     return stress_main(argc, argv, &p);
 }
