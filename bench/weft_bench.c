@@ -710,7 +710,7 @@ typedef struct chan_consumer {
     weft_chan_rx rx;
     bench_signal *done;
     uint64_t sum;
-    size_t n;
+    size_t n, batch;
     weft_chan_recv_many recv;
     uint64_t buf[CHAN_BATCH];
 } chan_consumer;
@@ -719,7 +719,7 @@ WEFT_ASYNC_FN_VOID(chan_consumer)
 {
     WEFT_FN_BEGIN;
     for (;;) {
-        weft_chan_recv_many_init(&self->recv, &self->rx, self->buf, CHAN_BATCH);
+        weft_chan_recv_many_init(&self->recv, &self->rx, self->buf, self->batch);
         WEFT_FN_AWAIT(&self->recv, &self->n);
         if (self->n == 0)
             break;
@@ -732,7 +732,7 @@ WEFT_ASYNC_FN_VOID(chan_consumer)
 }
 
 static int run_channel_throughput(weft_rt *rt, bench_shared *sh, uint32_t producers,
-                                  uint64_t *check)
+                                  size_t batch, uint64_t *check)
 {
     weft_chan_tx tx;
     weft_chan_rx rx;
@@ -743,7 +743,8 @@ static int run_channel_throughput(weft_rt *rt, bench_shared *sh, uint32_t produc
     chan_consumer *c = malloc(sizeof *c);
     if (!c)
         return -ENOMEM;
-    *c = (chan_consumer){ WEFT_FN_INIT(chan_consumer, WEFT_F_SEND), .rx = rx, .done = &sh->sig };
+    *c = (chan_consumer){ WEFT_FN_INIT(chan_consumer, WEFT_F_SEND), .rx = rx, .done = &sh->sig,
+                          .batch = batch };
     rc = weft_spawn(rt, &c->base, sizeof *c, NULL);
     free(c);
     uint64_t per = CHAN_ITEMS / producers;
@@ -763,12 +764,24 @@ static int run_channel_throughput(weft_rt *rt, bench_shared *sh, uint32_t produc
 
 static int run_mpsc_throughput(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
-    return run_channel_throughput(rt, sh, CHAN_MPSC_PRODUCERS, check);
+    return run_channel_throughput(rt, sh, CHAN_MPSC_PRODUCERS, CHAN_BATCH, check);
 }
 
 static int run_spsc_throughput(weft_rt *rt, bench_shared *sh, uint64_t *check)
 {
-    return run_channel_throughput(rt, sh, 1, check);
+    return run_channel_throughput(rt, sh, 1, CHAN_BATCH, check);
+}
+
+/* The same with the consumer taking one item per receive, as the peers'
+ * `recv().await` does: what the batches are worth. */
+static int run_mpsc_throughput_one(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    return run_channel_throughput(rt, sh, CHAN_MPSC_PRODUCERS, 1, check);
+}
+
+static int run_spsc_throughput_one(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    return run_channel_throughput(rt, sh, 1, 1, check);
 }
 
 /* W4: the w4_ponger answers each i with i + 1 until its channel closes. */
@@ -999,6 +1012,8 @@ static const struct workload {
     { "fib_fork_join", run_fib_fork_join }, /* W6 */
     { "mpsc_throughput", run_mpsc_throughput }, /* W7 */
     { "spsc_throughput", run_spsc_throughput }, /* W8 */
+    { "mpsc_throughput_one", run_mpsc_throughput_one }, /* W7, one item per receive */
+    { "spsc_throughput_one", run_spsc_throughput_one }, /* W8, one item per receive */
     { "timers", run_timers },               /* W11 */
     { "mutex_contended", run_mutex_contended }, /* W12 */
     { "broadcast", run_broadcast },         /* W15 */
@@ -1014,9 +1029,10 @@ static double now_ms(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: weft-bench <workload> [--workers N] [--poll-us N]\n"
-                    "workloads: spawn_many spawn_remote yield_many chained_spawn "
-                    "fib_fork_join timers task_memory idle_timers idle_many "
-                    "lifo_latency timer_lateness timer_churn mutex_contended "
+                    "workloads: spawn_many spawn_remote yield_many ping_pong chained_spawn "
+                    "fib_fork_join mpsc_throughput spsc_throughput mpsc_throughput_one "
+                    "spsc_throughput_one timers mutex_contended broadcast task_memory "
+                    "idle_timers idle_many lifo_latency timer_lateness timer_churn "
                     "mutex_uncontended\n");
     return 1;
 }

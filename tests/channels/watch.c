@@ -1005,36 +1005,13 @@ static void test_cancel_sweep_watch_changed_observes_the_change_exactly_once(voi
 
 /* Polled every other turn: a drop after a turn it skipped finds its
  * waiter served but unseen, which hands nothing on and loses nothing. */
-typedef struct every_other_case {
-    changed_case cc;
-    every_other eo;
-} every_other_case;
-
-static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
-{
-    every_other_case *ec = ctx;
-    weft_future *inner = NULL;
-    int err = changed_build(rt, &ec->cc, &inner, out);
-    every_other_init(&ec->eo, inner);
-    *fut = &ec->eo.base;
-    return err;
-}
-
-static const char *every_other_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
-{
-    return changed_check(rt, &((every_other_case *)ctx)->cc, run);
-}
-
-static void every_other_teardown(void *ctx)
-{
-    changed_teardown(&((every_other_case *)ctx)->cc);
-}
-
 static void test_cancel_sweep_watch_changed_served_but_unseen_loses_nothing(void **state)
 {
     (void)state;
-    static every_other_case ec;
-    weft_sweep_case c = { every_other_build, every_other_check, every_other_teardown, &ec };
+    static changed_case cc;
+    static every_other_sweep es;
+    weft_sweep_case inner = { changed_build, changed_check, changed_teardown, &cc };
+    weft_sweep_case c = every_other_sweep_case(&es, &inner);
     weft_sweep_options o = sweep_options(1, 1);
     weft_sweep_result res = sweep_pass(&c, &o);
     assert_true(res.polls >= 3);

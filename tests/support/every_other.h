@@ -9,6 +9,7 @@
 #define WEFT_TESTS_EVERY_OTHER_H
 
 #include "weft/weft.h"
+#include "weft/testing.h"
 
 typedef struct every_other {
     weft_future base;
@@ -44,6 +45,47 @@ static inline void every_other_init(every_other *eo, weft_future *inner)
     weft_future_init(&eo->base, &every_other_ops, WEFT_F_SEND);
     eo->inner = inner;
     eo->polls = 0;
+}
+
+/* A sweep case whose future is `inner`'s, polled every other turn: build
+ * wraps it, check and teardown are inner's. Keep it where the sweep can
+ * see it for the whole sweep (static storage). */
+typedef struct every_other_sweep {
+    const weft_sweep_case *inner;
+    every_other eo;
+} every_other_sweep;
+
+static int every_other_sweep_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    every_other_sweep *es = ctx;
+    weft_future *inner = NULL;
+    int err = es->inner->build(rt, es->inner->ctx, &inner, out);
+    every_other_init(&es->eo, inner);
+    *fut = &es->eo.base;
+    return err;
+}
+
+static const char *every_other_sweep_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    every_other_sweep *es = ctx;
+    return es->inner->check ? es->inner->check(rt, es->inner->ctx, run) : NULL;
+}
+
+static void every_other_sweep_teardown(void *ctx)
+{
+    every_other_sweep *es = ctx;
+    if (es->inner->teardown)
+        es->inner->teardown(es->inner->ctx);
+}
+
+/* The wrapped case of `inner`, with `es` as its context. */
+static inline weft_sweep_case every_other_sweep_case(every_other_sweep *es,
+                                                     const weft_sweep_case *inner)
+{
+    es->inner = inner;
+    weft_sweep_case c = { every_other_sweep_build, every_other_sweep_check,
+                          every_other_sweep_teardown, es };
+    return c;
 }
 
 #endif

@@ -642,43 +642,20 @@ static void test_cancel_sweep_notified_woken_by_notify_waiters_passes_nothing_on
 /* The notified polled every other turn (support/every_other.h): a drop
  * after a turn it skipped finds the waiter chosen by a notify_one it has
  * not seen (SERVED), the hand-on path, with chaos off. */
-typedef struct every_other_case {
-    notified_case nc;
-    every_other eo;
-} every_other_case;
-
-static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
-{
-    every_other_case *ec = ctx;
-    weft_future *inner;
-    int err = notified_build(rt, &ec->nc, &inner, out);
-    every_other_init(&ec->eo, inner);
-    *fut = &ec->eo.base;
-    return err;
-}
-
-static const char *every_other_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
-{
-    return notified_check(rt, &((every_other_case *)ctx)->nc, run);
-}
-
-static void every_other_teardown(void *ctx)
-{
-    notified_teardown(&((every_other_case *)ctx)->nc);
-}
-
 static void test_cancel_sweep_notified_chosen_but_unseen_hands_it_on(void **state)
 {
     (void)state;
-    static every_other_case ec;
-    ec.nc.e.all = false;
-    weft_sweep_case c = { every_other_build, every_other_check, every_other_teardown, &ec };
+    static notified_case nc;
+    static every_other_sweep es;
+    nc.e.all = false;
+    weft_sweep_case inner = { notified_build, notified_check, notified_teardown, &nc };
+    weft_sweep_case c = every_other_sweep_case(&es, &inner);
     weft_sweep_options o = sweep_options(1, 1);
     weft_sweep_result res = sweep_pass(&c, &o);
     assert_true(res.polls >= 3);
     o = sweep_chaos_options(1, SEEDS, CHAOS);
     sweep_pass(&c, &o);
-    ec.nc.e.all = true;
+    nc.e.all = true;
     sweep_pass(&c, &o);
     assert_int_equal(misuse_count(), 0);
 }

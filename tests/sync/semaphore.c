@@ -740,8 +740,9 @@ static int acquire_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
     return err;
 }
 
-static const char *acquire_check_case(weft_rt *rt, acquire_case *ac, const weft_sweep_run *run)
+static const char *acquire_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
 {
+    acquire_case *ac = ctx;
     if (run->wakers_after_drop || run->wakes_after_drop)
         return sweep_say("k=%u: %u waker(s) held, %u wake(s) after the drop", run->k,
                          run->wakers_after_drop, run->wakes_after_drop);
@@ -764,11 +765,6 @@ static const char *acquire_check_case(weft_rt *rt, acquire_case *ac, const weft_
     return NULL;
 }
 
-static const char *acquire_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
-{
-    return acquire_check_case(rt, ctx, run);
-}
-
 static void acquire_teardown(void *ctx)
 {
     weft_semaphore_fini(&((acquire_case *)ctx)->e.s);
@@ -789,36 +785,13 @@ static void test_cancel_sweep_semaphore_acquire_gives_back_what_it_was_given(voi
 
 /* The acquire polled every other turn (support/every_other.h), so a drop
  * may find it served in full but unseen. */
-typedef struct every_other_case {
-    acquire_case ac;
-    every_other eo;
-} every_other_case;
-
-static int every_other_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
-{
-    every_other_case *ec = ctx;
-    weft_future *inner;
-    int err = acquire_build(rt, &ec->ac, &inner, out);
-    every_other_init(&ec->eo, inner);
-    *fut = &ec->eo.base;
-    return err;
-}
-
-static const char *every_other_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
-{
-    return acquire_check_case(rt, &((every_other_case *)ctx)->ac, run);
-}
-
-static void every_other_teardown(void *ctx)
-{
-    acquire_teardown(&((every_other_case *)ctx)->ac);
-}
-
 static void test_cancel_sweep_semaphore_acquire_served_but_unseen_gives_back_all(void **state)
 {
     (void)state;
-    static every_other_case ec;
-    weft_sweep_case c = { every_other_build, every_other_check, every_other_teardown, &ec };
+    static acquire_case ac;
+    static every_other_sweep es;
+    weft_sweep_case inner = { acquire_build, acquire_check, acquire_teardown, &ac };
+    weft_sweep_case c = every_other_sweep_case(&es, &inner);
     weft_sweep_options o = sweep_options(1, 1);
     weft_sweep_result res = sweep_pass(&c, &o);
     assert_true(res.polls >= 3);
