@@ -416,6 +416,41 @@ static void test_a_receive_behind_a_claimed_unpublished_send_looks_again(void **
     }
 }
 
+/* The last sender goes while a send it made has claimed a slot but not
+ * published its item: the receivers must not see the channel closed
+ * and drained before that item (the claim counts, written or not). */
+static void test_a_close_behind_a_claimed_unpublished_send_still_delivers_it(void **state)
+{
+    (void)state;
+    for (int k = 0; k < KINDS; k++) {
+        weft_chan_tx tx;
+        weft_chan_rx rx;
+        assert_int_equal(kinds[k].make(&tx, &rx, sizeof(uint64_t), 4), 0);
+        uint64_t stamp;
+        unsigned char *slot = claim_by_hand(tx.ch_, &stamp);
+        weft_chan *ch = tx.ch_;
+        weft_chan_tx_drop(&tx);
+        uint64_t got = 0;
+        if (weft_chan_try_recv(&rx, &got) != -EAGAIN)
+            fail_msg("%s: closed and drained before a claimed send's item", kinds[k].name);
+        counting_waker c;
+        cw_init(&c);
+        int out = 7;
+        weft_chan_recv r;
+        weft_chan_recv_init(&r, &rx, &got);
+        assert_int_equal(pollc(&r.base, &c, &out), WEFT_PENDING);
+        publish_by_hand(ch, slot, stamp, 77);
+        assert_int_equal(pollc(&r.base, &c, &out), WEFT_READY);
+        assert_int_equal(out, 0);
+        assert_int_equal(got, 77);
+        weft_future_drop(&r.base);
+        assert_int_equal(weft_chan_try_recv(&rx, &got), -EPIPE);
+        weft_chan_rx_drop(&rx);
+        assert_int_equal(cw_outstanding(&c), 0);
+    }
+    assert_int_equal(misuse_count(), 0);
+}
+
 /* mpmc: a receive X claims a slot (its CAS on the head word takes the
  * WAITING bit: it owes the senders a wake) and, before it wakes anyone,
  * a receive Y frees another slot (its CAS saw no WAITING: it wakes
@@ -2080,6 +2115,7 @@ int main(void)
         T(test_capacity_one),
         T(test_item_size_zero_and_a_large_item),
         T(test_a_receive_behind_a_claimed_unpublished_send_looks_again),
+        T(test_a_close_behind_a_claimed_unpublished_send_still_delivers_it),
         T(test_mpmc_a_receive_that_owes_a_wake_serves_for_the_slots_freed_meanwhile),
         T(test_last_sender_dropped_receivers_drain_then_epipe),
         T(test_a_pending_receive_is_woken_by_the_last_sender_drop),
