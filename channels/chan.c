@@ -1,5 +1,5 @@
 /* mpsc and mpmc channels: creation, handles, closing, and the wait
- * protocol both sides share (chan.h has the queues and the argument).
+ * protocol both sides share (queue.h has the queues and the argument).
  *
  * Parking: a receiver that finds nothing registers its waker (mpsc: the
  * channel's atomic waker; mpmc: its waiter in `rxq`), sets WAITING in
@@ -10,7 +10,7 @@
  * dropped before it looked hands its wake to the next one, so a wake is
  * never spent on nobody. Nothing is handed over directly: an item moves
  * only inside the queue, in the poll that returns it. */
-#include "channels/chan.h"
+#include "channels/queue.h"
 #include "core/alloc.h"
 #include "core/chaos.h"
 #include "core/errors.h"
@@ -177,14 +177,21 @@ static inline int chan_push(weft_chan *ch, const void *item, uint64_t *seen)
 
 static inline size_t chan_pop(weft_chan *ch, void *out, size_t max)
 {
+    uint64_t owe;
+    size_t n;
     switch (ch->kind) {
     case WEFT__CHAN_MPSC:
-        return weft__ring_pop_mpsc(ch, out, max);
+        n = weft__ring_pop_mpsc(ch, out, max, &owe);
+        break;
     case WEFT__CHAN_UNBOUNDED:
         return weft__list_pop(ch, out, max);
     default:
-        return weft__ring_pop_mpmc(ch, out, max);
+        n = weft__ring_pop_mpmc(ch, out, max, &owe);
+        break;
     }
+    if (owe != WEFT__CHAN_OWE_NONE)
+        weft__chan_wake_senders(ch, n, owe);
+    return n;
 }
 
 /* Items between the consumer cursor and tail word `tw` (claimed sends

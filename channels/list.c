@@ -1,10 +1,10 @@
 /* The unbounded queue of mpsc channels: a list of blocks of 31 slots
- * (crossbeam's list flavour; chan.h has the cursor rules). A send claims
+ * (crossbeam's list flavour; queue.h has the cursor rules). A send claims
  * a slot with one CAS on `tail`; the send that claims a block's last slot
  * links the next block (allocated before its claim, so -ENOMEM leaves the
  * queue as it was). The one receiver walks the slots, passes each block
  * it finished to `spare` for reuse, and frees what it cannot keep. */
-#include "channels/chan.h"
+#include "channels/queue.h"
 #include "core/alloc.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* The bounded queue of mpsc and mpmc channels: Vyukov's array of stamped
- * slots (chan.h has the stamp rules). One CAS per send; the mpsc receiver
+ * slots (queue.h has the stamp rules). One CAS per send; the mpsc receiver
  * takes a run of items and moves its cursor once per run. */
-#include "channels/chan.h"
+#include "channels/queue.h"
 
 #include <errno.h>
 
@@ -102,8 +102,9 @@ int weft__ring_try_push_mpsc(weft_chan *ch, const void *item, uint64_t *seen)
     }
 }
 
-size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max)
+size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max, uint64_t *owe)
 {
+    *owe = WEFT__CHAN_OWE_NONE;
     uint64_t h = ch->rx_pos;
     unsigned char *o = out;
     size_t n = 0;
@@ -128,12 +129,13 @@ size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max)
      * room (acq_rel: its fetch_or reads from this swap). */
     uint64_t old = weft_atomic_swap_acq_rel(&ch->head, h << WEFT__CHAN_SHIFT);
     if (old & WEFT__CHAN_WAITING)
-        weft__chan_wake_senders(ch, n, h);
+        *owe = h;
     return n;
 }
 
-size_t weft__ring_pop_mpmc(weft_chan *ch, void *out, size_t max)
+size_t weft__ring_pop_mpmc(weft_chan *ch, void *out, size_t max, uint64_t *owe)
 {
+    *owe = WEFT__CHAN_OWE_NONE;
     uint64_t hw = weft_atomic_load_relaxed(&ch->head);
     for (;;) {
         uint64_t h = hw >> WEFT__CHAN_SHIFT, e = h;
@@ -165,7 +167,7 @@ size_t weft__ring_pop_mpmc(weft_chan *ch, void *out, size_t max)
             weft_atomic_store_release(slot_stamp(slot), s + ch->one_lap);
         }
         if (hw & WEFT__CHAN_WAITING)
-            weft__chan_wake_senders(ch, n, e);
+            *owe = e;
         return n;
     }
 }

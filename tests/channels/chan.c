@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "weft/weft.h"
-#include "channels/chan.h"
+#include "channels/queue.h"
 #include "core/atomic.h"
 #include "support/alarm_watchdog.h"
 #include "support/counting_waker.h"

@@ -30,8 +30,8 @@
  * indexed by a cursor counting 32 per block (offset 31 marks "the next
  * block is being linked"), crossbeam's list flavour; each slot has a
  * ready flag. One freed block is kept for reuse. */
-#ifndef WEFT_CHANNELS_CHAN_H
-#define WEFT_CHANNELS_CHAN_H
+#ifndef WEFT_CHANNELS_QUEUE_H
+#define WEFT_CHANNELS_QUEUE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -106,9 +106,12 @@ struct weft_chan {
 int weft__ring_try_push(weft_chan *ch, const void *item, uint64_t *seen);
 int weft__ring_try_push_mpsc(weft_chan *ch, const void *item, uint64_t *seen);
 /* Up to max items into out; the count. The mpsc form is for the one
- * receiver; both wake parked senders when they free slots. */
-size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max);
-size_t weft__ring_pop_mpmc(weft_chan *ch, void *out, size_t max);
+ * receiver. When the head word they replaced had WAITING, *owe is the
+ * head stamp they wrote (the caller wakes parked senders:
+ * weft__chan_wake_senders), else WEFT__CHAN_OWE_NONE. */
+#define WEFT__CHAN_OWE_NONE UINT64_MAX
+size_t weft__ring_pop_mpsc(weft_chan *ch, void *out, size_t max, uint64_t *owe);
+size_t weft__ring_pop_mpmc(weft_chan *ch, void *out, size_t max, uint64_t *owe);
 /* The stamp after `s`: the next index, or index 0 of the next lap. */
 static inline uint64_t weft__ring_next(const weft_chan *ch, uint64_t s)
 {
@@ -144,11 +147,12 @@ static inline uint64_t weft__list_len(uint64_t t, uint64_t h)
     return ft - fh;
 }
 
-/* ---- shared (chan.c) ----------------------------------------------------- */
+/* ---- waking (chan.c) ------------------------------------------------------ */
 
-/* A receive freed slots: wake up to `n` parked senders (the caller saw
- * WAITING in the head word it replaced; `mine` is the head stamp it
- * wrote). */
+/* A receive freed `n` slots and owes the senders a wake (see *owe
+ * above; `mine` is the head stamp it wrote): wake up to `n` parked
+ * senders, and one more per slot freed meanwhile by receives that saw no
+ * WAITING. Called by chan.c after a pop (and by tests). */
 void weft__chan_wake_senders(weft_chan *ch, size_t n, uint64_t mine);
 
 /* Copy one item; the common sizes without a call. */
