@@ -187,6 +187,15 @@ static inline void weft_sink_drop(weft_sink *s)
         s->ops->drop(s);
 }
 
+/* ==== sources ============================================================== */
+/* (see iter/source.c) */
+
+/* ==== consumers ============================================================ */
+/* (see iter/consume.c) */
+
+/* ==== combinators ========================================================== */
+/* (see iter/ combinator files) */
+
 #ifdef __cplusplus
 }
 #endif
