@@ -194,7 +194,205 @@ static inline void weft_sink_drop(weft_sink *s)
 /* (see iter/consume.c) */
 
 /* ==== combinators ========================================================== */
-/* (see iter/ combinator files) */
+/* Combinators: streams over a borrowed upstream stream. Each is a struct
+ * in caller storage whose first member is its weft_stream header, set up
+ * by weft_iter_<name>_init(&c, upstream, ...). The upstream is borrowed:
+ * it must outlive the combinator and not move once polled; dropping a
+ * combinator drops only what it owns (then's pending future), never its
+ * upstream, which stays usable. Flags: the AND of the parts' WEFT_F_SEND.
+ * No allocation, ever: a pipeline of several is one caller struct,
+ *
+ *   struct { weft_iter_map m; weft_iter_filter f; weft_iter_take t; } p;
+ *   weft_iter_map_init(&p.m, &rx.base, twice, NULL, sizeof(int));
+ *   weft_iter_filter_init(&p.f, &p.m.base, is_odd, NULL);
+ *   weft_iter_take_init(&p.t, &p.f.base, 10);   // poll &p.t.base
+ *
+ * Cancel safety (all): an item leaves a combinator only in the poll that
+ * returns it, and any item taken from upstream but not yet returned (a
+ * zip's first half, then's pending future) stays inside the combinator,
+ * so dropping a weft_stream_next over it loses nothing and a fresh next
+ * continues where it stopped. Who may call: the inits and polls from one
+ * thread at a time (the owner), like any stream; user callbacks run
+ * inside the poll, on the polling thread, and must not block or re-poll
+ * the combinator. Inits return 0, or -EINVAL (misuse reported in debug
+ * builds: NULL pointer or callback, an item larger than
+ * WEFT_ITER_ITEM_MAX where one must be held, mismatched item sizes); on
+ * failure the struct is not a stream (do not poll or drop it). Items
+ * a combinator holds between polls (map's input, zip's first half) are
+ * copied through a buffer of WEFT_ITER_ITEM_MAX bytes inside it. */
+#define WEFT_ITER_ITEM_MAX 128
+
+typedef union weft_iter_buf_ {
+    max_align_t align_;
+    unsigned char b[WEFT_ITER_ITEM_MAX];
+} weft_iter_buf_;
+
+/* fn(ctx, in, out): write the output item for input `in` into `out`. */
+typedef void weft_iter_map_fn(void *ctx, const void *in, void *out);
+/* pred(ctx, item): keep (filter, take_while) or skip (skip_while) it. */
+typedef bool weft_iter_pred_fn(void *ctx, const void *item);
+/* fn(ctx, in, out): true with `out` written to yield an item, false to
+ * drop `in`. */
+typedef bool weft_iter_filter_map_fn(void *ctx, const void *in, void *out);
+/* fn(ctx, item): look at each item as it passes. */
+typedef void weft_iter_inspect_fn(void *ctx, const void *item);
+
+/* map: items fn(upstream item), each of `out_item_size` bytes. Upstream
+ * items up to WEFT_ITER_ITEM_MAX bytes. Batches natively: a
+ * poll_next_many maps a batch of the upstream's. */
+typedef struct weft_iter_map {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_map_fn *fn_;
+    void *ctx_;
+    size_t in_size_, out_size_;
+    weft_iter_buf_ buf_;
+} weft_iter_map;
+WEFT_API WEFT_NODISCARD int weft_iter_map_init(weft_iter_map *m, weft_stream *up,
+                                               weft_iter_map_fn *fn, void *ctx,
+                                               size_t out_item_size);
+
+/* filter: the upstream's items for which pred is true (item size
+ * unchanged, up to WEFT_ITER_ITEM_MAX). Rejections charge the task's
+ * cooperative budget, so a long run of them yields instead of starving
+ * the worker. */
+typedef struct weft_iter_filter {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_pred_fn *pred_;
+    void *ctx_;
+    size_t size_;
+    weft_iter_buf_ buf_;
+} weft_iter_filter;
+WEFT_API WEFT_NODISCARD int weft_iter_filter_init(weft_iter_filter *f, weft_stream *up,
+                                                  weft_iter_pred_fn *pred, void *ctx);
+
+/* filter_map: fn's outputs (of `out_item_size` bytes) for the upstream
+ * items it accepts; budget as filter. */
+typedef struct weft_iter_filter_map {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_filter_map_fn *fn_;
+    void *ctx_;
+    size_t in_size_, out_size_;
+    weft_iter_buf_ buf_;
+} weft_iter_filter_map;
+WEFT_API WEFT_NODISCARD int weft_iter_filter_map_init(weft_iter_filter_map *f,
+                                                      weft_stream *up,
+                                                      weft_iter_filter_map_fn *fn,
+                                                      void *ctx, size_t out_item_size);
+
+/* inspect: the upstream's items unchanged, fn called on each as it
+ * passes (any item size; batches natively). */
+typedef struct weft_iter_inspect {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_inspect_fn *fn_;
+    void *ctx_;
+} weft_iter_inspect;
+WEFT_API WEFT_NODISCARD int weft_iter_inspect_init(weft_iter_inspect *i, weft_stream *up,
+                                                   weft_iter_inspect_fn *fn, void *ctx);
+
+/* take: the first `n` items, then DONE without polling upstream again
+ * (any item size; batches natively). */
+typedef struct weft_iter_take {
+    weft_stream base;
+    weft_stream *up_;
+    uint64_t left_;
+} weft_iter_take;
+WEFT_API WEFT_NODISCARD int weft_iter_take_init(weft_iter_take *t, weft_stream *up,
+                                                uint64_t n);
+
+/* skip: all but the first `n` items (up to WEFT_ITER_ITEM_MAX bytes;
+ * skipped ones charge the budget). */
+typedef struct weft_iter_skip {
+    weft_stream base;
+    weft_stream *up_;
+    uint64_t left_;
+    weft_iter_buf_ buf_;
+} weft_iter_skip;
+WEFT_API WEFT_NODISCARD int weft_iter_skip_init(weft_iter_skip *s, weft_stream *up,
+                                                uint64_t n);
+
+/* take_while: items while pred is true; the first false one is dropped
+ * and the stream is DONE (upstream not polled again). */
+typedef struct weft_iter_take_while {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_pred_fn *pred_;
+    void *ctx_;
+    size_t size_;
+    bool done_;
+    weft_iter_buf_ buf_;
+} weft_iter_take_while;
+WEFT_API WEFT_NODISCARD int weft_iter_take_while_init(weft_iter_take_while *t,
+                                                      weft_stream *up,
+                                                      weft_iter_pred_fn *pred, void *ctx);
+
+/* skip_while: drops items while pred is true, then yields the first false
+ * one and every item after it (pred no longer called). */
+typedef struct weft_iter_skip_while {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_pred_fn *pred_;
+    void *ctx_;
+    size_t size_;
+    bool skipping_;
+    weft_iter_buf_ buf_;
+} weft_iter_skip_while;
+WEFT_API WEFT_NODISCARD int weft_iter_skip_while_init(weft_iter_skip_while *s,
+                                                      weft_stream *up,
+                                                      weft_iter_pred_fn *pred, void *ctx);
+
+/* enumerate: items (index, item): a uint64_t index counting from 0, then
+ * the upstream item at offset WEFT_ITER_ENUM_OFFSET (8: an item needing
+ * more alignment than 8 is read with memcpy). Item size 8 + upstream's. */
+#define WEFT_ITER_ENUM_OFFSET sizeof(uint64_t)
+typedef struct weft_iter_enumerate {
+    weft_stream base;
+    weft_stream *up_;
+    uint64_t next_;
+} weft_iter_enumerate;
+WEFT_API WEFT_NODISCARD int weft_iter_enumerate_init(weft_iter_enumerate *e,
+                                                     weft_stream *up);
+
+/* fuse: the upstream's items; once upstream answered DONE it is never
+ * polled again. Through weft_stream_poll_next a fuse answers DONE once,
+ * like every stream; weft_iter_fuse_poll_next may be called again after
+ * that and answers DONE every time (for loops that poll a stream without
+ * tracking whether it ended). */
+typedef struct weft_iter_fuse {
+    weft_stream base;
+    weft_stream *up_;
+    bool done_;
+} weft_iter_fuse;
+WEFT_API WEFT_NODISCARD int weft_iter_fuse_init(weft_iter_fuse *f, weft_stream *up);
+WEFT_API weft_next weft_iter_fuse_poll_next(weft_iter_fuse *f, weft_cx *cx, void *item);
+static inline bool weft_iter_fuse_is_done(const weft_iter_fuse *f) { return f->done_; }
+
+/* chain: every item of `a`, then every item of `b` (same item size; `b`
+ * is first polled once `a` is DONE). */
+typedef struct weft_iter_chain {
+    weft_stream base;
+    weft_stream *a_, *b_;
+    bool a_done_;
+} weft_iter_chain;
+WEFT_API WEFT_NODISCARD int weft_iter_chain_init(weft_iter_chain *c, weft_stream *a,
+                                                 weft_stream *b);
+
+/* zip: items (a item, b item): a's item at offset 0 and b's right after
+ * it, at offset weft_stream_item_size(a); DONE as soon as either is DONE
+ * (b is not polled once a is DONE). A's item, taken while b is pending,
+ * waits inside the zip (a's items up to WEFT_ITER_ITEM_MAX bytes). */
+typedef struct weft_iter_zip {
+    weft_stream base;
+    weft_stream *a_, *b_;
+    size_t a_size_, b_size_;
+    bool have_a_;
+    weft_iter_buf_ a_item_;
+} weft_iter_zip;
+WEFT_API WEFT_NODISCARD int weft_iter_zip_init(weft_iter_zip *z, weft_stream *a,
+                                               weft_stream *b);
 
 #ifdef __cplusplus
 }

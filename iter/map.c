@@ -1,0 +1,236 @@
+/* Item-by-item combinators: map, filter, filter_map and inspect. Each
+ * polls its borrowed upstream in the poll that produces its own item, so
+ * an item leaves the pipeline only when it is returned; what is pulled and
+ * rejected (filter, filter_map) is gone by design. */
+#include "iter/comb.h"
+
+/* ---- map ---------------------------------------------------------------- */
+
+static weft_next map_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    weft_iter_map *m = (weft_iter_map *)s;
+    weft_next r = weft_stream_poll_next(m->up_, cx, m->buf_.b);
+    if (r == WEFT_NEXT_ITEM)
+        m->fn_(m->ctx_, m->buf_.b, item);
+    return r;
+}
+
+/* A batch of the upstream's, as many as fit the buffer, mapped. */
+static weft_next map_poll_next_many(weft_stream *s, weft_cx *cx, void *items, size_t max,
+                                    size_t *n)
+{
+    weft_iter_map *m = (weft_iter_map *)s;
+    size_t cap = m->in_size_ ? WEFT_ITER_ITEM_MAX / m->in_size_ : max;
+    if (cap > max)
+        cap = max;
+    weft_next r = weft_stream_poll_next_many(m->up_, cx, m->buf_.b, cap, n);
+    unsigned char *out = items;
+    for (size_t i = 0; i < *n; i++)
+        m->fn_(m->ctx_, m->buf_.b + i * m->in_size_, out + i * m->out_size_);
+    return r;
+}
+
+static void map_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
+{
+    weft_stream_size_hint(((const weft_iter_map *)s)->up_, lo, hi);
+}
+
+static size_t map_item_size(const weft_stream *s)
+{
+    return ((const weft_iter_map *)s)->out_size_;
+}
+
+static const weft_stream_ops map_ops = {
+    .name = "weft_iter_map",
+    .item_size = WEFT_ITEM_SIZE_VARIES,
+    .poll_next = map_poll_next,
+    .size_hint = map_size_hint,
+    .poll_next_many = map_poll_next_many,
+    .item_size_of = map_item_size,
+};
+
+int weft_iter_map_init(weft_iter_map *m, weft_stream *up, weft_iter_map_fn *fn, void *ctx,
+                       size_t out_item_size)
+{
+    int err = comb_check("weft_iter_map_init", m, up, true, fn != NULL);
+    if (!err)
+        err = comb_check_held("weft_iter_map_init", up);
+    if (!err && out_item_size == WEFT_ITEM_SIZE_VARIES) {
+        WEFT_MISUSE("weft_iter_map_init: out_item_size WEFT_ITEM_SIZE_VARIES");
+        err = -EINVAL;
+    }
+    if (err)
+        return err;
+    weft_stream_init(&m->base, &map_ops, comb_flags(up, NULL));
+    m->up_ = up;
+    m->fn_ = fn;
+    m->ctx_ = ctx;
+    m->in_size_ = weft_stream_item_size(up);
+    m->out_size_ = out_item_size;
+    return 0;
+}
+
+/* ---- filter ------------------------------------------------------------- */
+
+static weft_next filter_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    weft_iter_filter *f = (weft_iter_filter *)s;
+    for (;;) {
+        weft_next r = weft_stream_poll_next(f->up_, cx, f->buf_.b);
+        if (r != WEFT_NEXT_ITEM)
+            return r;
+        if (f->pred_(f->ctx_, f->buf_.b)) {
+            memcpy(item, f->buf_.b, f->size_);
+            return WEFT_NEXT_ITEM;
+        }
+        /* A rejection is work done: a long run of them yields the turn
+         * (the budget's wake is arranged) instead of starving the worker. */
+        if (!weft_coop_proceed(cx))
+            return WEFT_NEXT_PENDING;
+    }
+}
+
+static void filter_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
+{
+    weft_stream_size_hint(((const weft_iter_filter *)s)->up_, lo, hi);
+    *lo = 0;
+}
+
+static size_t filter_item_size(const weft_stream *s)
+{
+    return ((const weft_iter_filter *)s)->size_;
+}
+
+static const weft_stream_ops filter_ops = {
+    .name = "weft_iter_filter",
+    .item_size = WEFT_ITEM_SIZE_VARIES,
+    .poll_next = filter_poll_next,
+    .size_hint = filter_size_hint,
+    .item_size_of = filter_item_size,
+};
+
+int weft_iter_filter_init(weft_iter_filter *f, weft_stream *up, weft_iter_pred_fn *pred,
+                          void *ctx)
+{
+    int err = comb_check("weft_iter_filter_init", f, up, true, pred != NULL);
+    if (!err)
+        err = comb_check_held("weft_iter_filter_init", up);
+    if (err)
+        return err;
+    weft_stream_init(&f->base, &filter_ops, comb_flags(up, NULL));
+    f->up_ = up;
+    f->pred_ = pred;
+    f->ctx_ = ctx;
+    f->size_ = weft_stream_item_size(up);
+    return 0;
+}
+
+/* ---- filter_map --------------------------------------------------------- */
+
+static weft_next filter_map_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    weft_iter_filter_map *f = (weft_iter_filter_map *)s;
+    for (;;) {
+        weft_next r = weft_stream_poll_next(f->up_, cx, f->buf_.b);
+        if (r != WEFT_NEXT_ITEM)
+            return r;
+        if (f->fn_(f->ctx_, f->buf_.b, item))
+            return WEFT_NEXT_ITEM;
+        if (!weft_coop_proceed(cx))
+            return WEFT_NEXT_PENDING;
+    }
+}
+
+static void filter_map_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
+{
+    weft_stream_size_hint(((const weft_iter_filter_map *)s)->up_, lo, hi);
+    *lo = 0;
+}
+
+static size_t filter_map_item_size(const weft_stream *s)
+{
+    return ((const weft_iter_filter_map *)s)->out_size_;
+}
+
+static const weft_stream_ops filter_map_ops = {
+    .name = "weft_iter_filter_map",
+    .item_size = WEFT_ITEM_SIZE_VARIES,
+    .poll_next = filter_map_poll_next,
+    .size_hint = filter_map_size_hint,
+    .item_size_of = filter_map_item_size,
+};
+
+int weft_iter_filter_map_init(weft_iter_filter_map *f, weft_stream *up,
+                              weft_iter_filter_map_fn *fn, void *ctx, size_t out_item_size)
+{
+    int err = comb_check("weft_iter_filter_map_init", f, up, true, fn != NULL);
+    if (!err)
+        err = comb_check_held("weft_iter_filter_map_init", up);
+    if (!err && out_item_size == WEFT_ITEM_SIZE_VARIES) {
+        WEFT_MISUSE("weft_iter_filter_map_init: out_item_size WEFT_ITEM_SIZE_VARIES");
+        err = -EINVAL;
+    }
+    if (err)
+        return err;
+    weft_stream_init(&f->base, &filter_map_ops, comb_flags(up, NULL));
+    f->up_ = up;
+    f->fn_ = fn;
+    f->ctx_ = ctx;
+    f->in_size_ = weft_stream_item_size(up);
+    f->out_size_ = out_item_size;
+    return 0;
+}
+
+/* ---- inspect ------------------------------------------------------------ */
+
+static weft_next inspect_poll_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    weft_iter_inspect *i = (weft_iter_inspect *)s;
+    weft_next r = weft_stream_poll_next(i->up_, cx, item);
+    if (r == WEFT_NEXT_ITEM)
+        i->fn_(i->ctx_, item);
+    return r;
+}
+
+static weft_next inspect_poll_next_many(weft_stream *s, weft_cx *cx, void *items,
+                                        size_t max, size_t *n)
+{
+    weft_iter_inspect *i = (weft_iter_inspect *)s;
+    weft_next r = weft_stream_poll_next_many(i->up_, cx, items, max, n);
+    size_t sz = weft_stream_item_size(i->up_);
+    for (size_t k = 0; k < *n; k++)
+        i->fn_(i->ctx_, (unsigned char *)items + k * sz);
+    return r;
+}
+
+static void inspect_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
+{
+    weft_stream_size_hint(((const weft_iter_inspect *)s)->up_, lo, hi);
+}
+
+static size_t inspect_item_size(const weft_stream *s)
+{
+    return weft_stream_item_size(((const weft_iter_inspect *)s)->up_);
+}
+
+static const weft_stream_ops inspect_ops = {
+    .name = "weft_iter_inspect",
+    .item_size = WEFT_ITEM_SIZE_VARIES,
+    .poll_next = inspect_poll_next,
+    .size_hint = inspect_size_hint,
+    .poll_next_many = inspect_poll_next_many,
+    .item_size_of = inspect_item_size,
+};
+
+int weft_iter_inspect_init(weft_iter_inspect *i, weft_stream *up, weft_iter_inspect_fn *fn,
+                           void *ctx)
+{
+    int err = comb_check("weft_iter_inspect_init", i, up, true, fn != NULL);
+    if (err)
+        return err;
+    weft_stream_init(&i->base, &inspect_ops, comb_flags(up, NULL));
+    i->up_ = up;
+    i->fn_ = fn;
+    i->ctx_ = ctx;
+    return 0;
+}
