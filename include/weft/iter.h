@@ -394,6 +394,37 @@ typedef struct weft_iter_zip {
 WEFT_API WEFT_NODISCARD int weft_iter_zip_init(weft_iter_zip *z, weft_stream *a,
                                                weft_stream *b);
 
+/* then: an async map. For each upstream item, fn(ctx, item, storage,
+ * WEFT_ITER_THEN_FUT_MAX) initialises a future in `storage` (inside the
+ * combinator, max-aligned) and returns it; its output, `out_item_size`
+ * bytes, is the then's item. One future at a time: the upstream is polled
+ * again only once it completed. The pending future lives in the
+ * combinator: dropping a next over it loses nothing (the next poll polls
+ * the same future); dropping the then drops it. fn must return a future
+ * at `storage` whose output size is out_item_size, and whose flags
+ * include WEFT_F_SEND when `fut_flags` does (the then is Send only when
+ * its upstream and fut_flags both are); a future that breaks this is
+ * reported (debug builds) and dropped, and the then answers DONE. */
+#define WEFT_ITER_THEN_FUT_MAX 256
+typedef weft_future *weft_iter_then_fn(void *ctx, const void *item, void *storage,
+                                       size_t size);
+typedef struct weft_iter_then {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_then_fn *fn_;
+    void *ctx_;
+    size_t out_size_;
+    weft_future *fut_; /* the pending future in fut_st_, or NULL */
+    weft_iter_buf_ buf_;
+    union {
+        max_align_t align_;
+        unsigned char b[WEFT_ITER_THEN_FUT_MAX];
+    } fut_st_;
+} weft_iter_then;
+WEFT_API WEFT_NODISCARD int weft_iter_then_init(weft_iter_then *t, weft_stream *up,
+                                                weft_iter_then_fn *fn, void *ctx,
+                                                size_t out_item_size, uint32_t fut_flags);
+
 #ifdef __cplusplus
 }
 #endif
