@@ -13,6 +13,7 @@
 static inline int comb_check(const char *who, const void *self, const weft_stream *up,
                              bool need_fn, bool fn_set)
 {
+    (void)who; /* only in the misuse report (debug builds) */
     if (!self || !up || !up->ops || !up->ops->poll_next || (need_fn && !fn_set)) {
         WEFT_MISUSE("%s: NULL combinator, upstream or callback", who);
         return -EINVAL;
@@ -23,6 +24,7 @@ static inline int comb_check(const char *who, const void *self, const weft_strea
 /* 0 when `up`'s items fit a combinator's buffer, else -EINVAL. */
 static inline int comb_check_held(const char *who, const weft_stream *up)
 {
+    (void)who;
     size_t sz = weft_stream_item_size(up);
     if (sz > WEFT_ITER_ITEM_MAX) {
         WEFT_MISUSE("%s: items of stream '%s' are %zu bytes, more than WEFT_ITER_ITEM_MAX",
