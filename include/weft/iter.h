@@ -425,6 +425,41 @@ WEFT_API WEFT_NODISCARD int weft_iter_then_init(weft_iter_then *t, weft_stream *
                                                 weft_iter_then_fn *fn, void *ctx,
                                                 size_t out_item_size, uint32_t fut_flags);
 
+/* chunks: items of `n` (>= 1) upstream items at a time, the last one
+ * shorter: each item is a uint64_t count (1..n) and then that many
+ * upstream items, at offset WEFT_ITER_CHUNK_OFFSET; item size
+ * WEFT_ITER_CHUNK_OFFSET + n * (upstream item size). The chunk being
+ * filled is kept in `buf` (caller storage, at least n * upstream item
+ * size bytes, borrowed like the upstream), so a dropped next loses no
+ * part of it. Fills from upstream batches (poll_next_many).
+ * chunks_timeout also ends a chunk early, short, once `timeout` passed
+ * since its first item arrived and the upstream is pending (a weft_sleep
+ * inside, armed per chunk; it must be polled inside a runtime). `timeout`
+ * is a weft_duration (WEFT_MS(20)); 0 means none. */
+#define WEFT_ITER_CHUNK_OFFSET sizeof(uint64_t)
+/* Room for the timeout's weft_sleep (weft/time.h includes this header,
+ * so the type cannot be named here; iter/chunks.c checks the size). */
+#define WEFT_ITER_SLEEP_MAX 128
+typedef struct weft_iter_chunks {
+    weft_stream base;
+    weft_stream *up_;
+    unsigned char *buf_;
+    size_t n_, in_size_, len_;
+    uint64_t timeout_; /* a weft_duration; 0: no timeout */
+    bool up_done_;
+    bool armed_; /* the sleep runs for the chunk being filled */
+    union {
+        max_align_t align_;
+        unsigned char b[WEFT_ITER_SLEEP_MAX];
+    } sleep_; /* a weft_sleep when timeout_ != 0 */
+} weft_iter_chunks;
+WEFT_API WEFT_NODISCARD int weft_iter_chunks_init(weft_iter_chunks *c, weft_stream *up,
+                                                  size_t n, void *buf, size_t buf_size);
+WEFT_API WEFT_NODISCARD int weft_iter_chunks_timeout_init(weft_iter_chunks *c,
+                                                          weft_stream *up, size_t n,
+                                                          void *buf, size_t buf_size,
+                                                          uint64_t timeout);
+
 #ifdef __cplusplus
 }
 #endif
