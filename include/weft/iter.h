@@ -460,6 +460,22 @@ WEFT_API WEFT_NODISCARD int weft_iter_chunks_timeout_init(weft_iter_chunks *c,
                                                           void *buf, size_t buf_size,
                                                           uint64_t timeout);
 
+/* flatten: every item of every inner stream, in turn. The upstream's
+ * items are `weft_stream *` (inner streams, borrowed: each must stay
+ * alive and in place until flatten moved past it, and is never dropped by
+ * it) whose items are `item_size` bytes; the upstream is polled for the
+ * next inner stream once the current one is DONE. An inner stream that is
+ * NULL or of another item size is reported (debug builds) and ends the
+ * flatten (DONE). */
+typedef struct weft_iter_flatten {
+    weft_stream base;
+    weft_stream *up_;
+    weft_stream *inner_; /* the current inner stream, or NULL */
+    size_t size_;
+} weft_iter_flatten;
+WEFT_API WEFT_NODISCARD int weft_iter_flatten_init(weft_iter_flatten *f, weft_stream *up,
+                                                   size_t item_size);
+
 #ifdef __cplusplus
 }
 #endif
