@@ -996,6 +996,113 @@ static int run_broadcast(weft_rt *rt, bench_shared *sh, uint64_t *check)
     return rc;
 }
 
+/* ---- iter_overhead --------------------------------------------------------------------- */
+
+/* Eight combinator stages (map +1, filter not a multiple of 7, map +1,
+ * filter not a multiple of 11, twice) over a counter of 10M items,
+ * pulled with weft_stream_poll_next on this thread, against the same
+ * arithmetic in a plain C loop; both sums must agree (the check). */
+#define ITER_ITEMS 10000000u
+
+typedef struct iter_count {
+    weft_stream base;
+    uint64_t next;
+} iter_count;
+
+static weft_next iter_count_poll(weft_stream *s, weft_cx *cx, void *item)
+{
+    iter_count *c = (iter_count *)s;
+    (void)cx;
+    if (c->next >= ITER_ITEMS)
+        return WEFT_NEXT_DONE;
+    memcpy(item, &c->next, sizeof c->next);
+    c->next++;
+    return WEFT_NEXT_ITEM;
+}
+
+static const weft_stream_ops iter_count_ops = {
+    .name = "bench_count", .item_size = sizeof(uint64_t), .poll_next = iter_count_poll,
+};
+
+static void iter_add1(void *ctx, const void *in, void *out)
+{
+    (void)ctx;
+    uint64_t v;
+    memcpy(&v, in, sizeof v);
+    v++;
+    memcpy(out, &v, sizeof v);
+}
+
+static bool iter_not_multiple(void *ctx, const void *item)
+{
+    uint64_t v;
+    memcpy(&v, item, sizeof v);
+    return v % (uint64_t)(uintptr_t)ctx != 0;
+}
+
+static int run_iter_overhead(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)rt, (void)sh;
+    struct {
+        iter_count src;
+        weft_iter_map m[4];
+        weft_iter_filter f[4];
+    } p;
+    weft_stream_init(&p.src.base, &iter_count_ops, WEFT_F_SEND);
+    p.src.next = 0;
+    weft_stream *up = &p.src.base;
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        rc = weft_iter_map_init(&p.m[i], up, iter_add1, NULL, sizeof(uint64_t));
+        if (rc == 0)
+            rc = weft_iter_filter_init(&p.f[i], &p.m[i].base, iter_not_multiple,
+                                       (void *)(uintptr_t)(i % 2 ? 11 : 7));
+        up = &p.f[i].base;
+    }
+    if (rc != 0)
+        return rc;
+    weft_waker w = weft_waker_noop();
+    weft_cx cx;
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t sum = 0, v;
+    for (;;) {
+        weft_cx_init(&cx, &w);
+        weft_next r = weft_stream_poll_next(up, &cx, &v);
+        if (r == WEFT_NEXT_DONE)
+            break;
+        if (r == WEFT_NEXT_ITEM)
+            sum += v;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t plain = 0;
+    for (uint64_t i = 0; i < ITER_ITEMS; i++) {
+        uint64_t x = i;
+        bool keep = true;
+        for (int s = 0; s < 4 && keep; s++) {
+            x++;
+            keep = x % (s % 2 ? 11u : 7u) != 0;
+        }
+        if (keep)
+            plain += x;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    double ms_iter = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    double ms_plain = (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
+    printf("iter_overhead: 8 stages over %u items: combinators %.1f ms (%.2f ns/item), "
+           "plain loop %.1f ms (%.2f ns/item)\n",
+           ITER_ITEMS, ms_iter, ms_iter * 1e6 / ITER_ITEMS, ms_plain,
+           ms_plain * 1e6 / ITER_ITEMS);
+    for (int i = 0; i < 4; i++) {
+        weft_stream_drop(&p.f[i].base);
+        weft_stream_drop(&p.m[i].base);
+    }
+    if (sum != plain)
+        return -EPROTO;
+    *check = sum;
+    return 0;
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -1017,6 +1124,7 @@ static const struct workload {
     { "timers", run_timers },               /* W11 */
     { "mutex_contended", run_mutex_contended }, /* W12 */
     { "broadcast", run_broadcast },         /* W15 */
+    { "iter_overhead", run_iter_overhead }, /* combinator cost per item */
 };
 
 static double now_ms(void)
