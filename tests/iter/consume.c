@@ -534,6 +534,90 @@ static void test_cancel_sweep_each_consumer(void **state)
     assert_int_equal(misuse_count(), 0);
 }
 
+/* ---- cancel sweep over a WEFT_FOR_AWAIT coroutine ------------------------------------ */
+
+typedef struct looper {
+    weft_future base;
+    weft_co co;
+    weft_stream *s;
+    tally *t;
+    uint64_t v;
+    weft_yield y;
+} looper;
+
+WEFT_ASYNC_FN(looper, int)
+{
+    WEFT_FN_BEGIN;
+    WEFT_FOR_AWAIT(self->s, &self->v)
+    {
+        mark(self->t, self->v);
+        weft_yield_init(&self->y);
+        WEFT_FN_AWAIT(&self->y, NULL);
+    }
+    WEFT_FN_RETURN(0);
+    WEFT_FN_END;
+}
+
+typedef struct loop_case {
+    weft_chan_rx rx;
+    looper l;
+    tally t;
+    int out;
+} loop_case;
+
+static int loop_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    loop_case *lc = ctx;
+    weft_chan_tx tx;
+    if (weft_mpsc_new(&tx, &lc->rx, sizeof(uint64_t), 8) != 0)
+        return -ENOMEM;
+    feeder fd = { WEFT_FN_INIT(feeder, WEFT_F_SEND), .tx = tx };
+    int err = weft_spawn(rt, &fd.base, sizeof fd, NULL);
+    memset(&lc->t, 0, sizeof lc->t);
+    lc->l = (looper){ WEFT_FN_INIT(looper, WEFT_F_SEND), .s = &lc->rx.base, .t = &lc->t };
+    *fut = &lc->l.base;
+    *out = &lc->out;
+    return err;
+}
+
+static const char *loop_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    loop_case *lc = ctx;
+    const char *left = sweep_leftovers(rt);
+    if (left)
+        return left;
+    uint64_t v;
+    int r;
+    while ((r = weft_chan_try_recv(&lc->rx, &v)) == 0)
+        mark(&lc->t, v);
+    if (r != -EPIPE)
+        return sweep_say("drain ended with %d", r);
+    for (int id = 1; id <= NITEMS; id++)
+        if (lc->t.count[id] != 1)
+            return sweep_say("for-await k=%u: item %d seen %d time(s)", run->k, id,
+                             lc->t.count[id]);
+    return lc->t.bad ? "an unknown item" : NULL;
+}
+
+static void loop_teardown(void *ctx)
+{
+    weft_chan_rx_drop(&((loop_case *)ctx)->rx);
+}
+
+static void test_cancel_sweep_for_await_loop(void **state)
+{
+    (void)state;
+    static loop_case lc;
+    memset(&lc, 0, sizeof lc);
+    weft_sweep_case sc = { loop_build, loop_check, loop_teardown, &lc };
+    weft_sweep_options o = sweep_options(1, 1);
+    weft_sweep_result res = sweep_pass(&sc, &o);
+    assert_true(res.polls >= NITEMS);
+    o = sweep_chaos_options(1, 8, 0.3);
+    sweep_pass(&sc, &o);
+    assert_int_equal(misuse_count(), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, misuse_capture_setup, misuse_capture_teardown)
@@ -549,6 +633,7 @@ int main(void)
         RT(test_for_await_over_a_channel_and_a_range),
         SIM(test_for_await_over_a_channel_and_a_range),
         T(test_cancel_sweep_each_consumer),
+        T(test_cancel_sweep_for_await_loop),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
