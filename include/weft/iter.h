@@ -188,10 +188,247 @@ static inline void weft_sink_drop(weft_sink *s)
 }
 
 /* ==== sources ============================================================== */
-/* (see iter/source.c) */
+/* Streams made from values (iter/source.c) and from an "async next"
+ * function (iter/from_fn.c). Each is a struct in caller storage with an
+ * init function returning 0 or -EINVAL (bad arguments; the struct is then
+ * untouched and must not be polled or dropped). Poll, drop and size_hint
+ * through the weft_stream_* functions; drop each exactly once. They are
+ * polled by one task at a time (whoever owns the stream); every one but
+ * from_fn is Send (from_fn: the flags given). Cancel safety of
+ * weft_stream_next over each: nothing is lost — the position is in the
+ * stream, and an item leaves it only in the poll that returns it. */
+
+/* Items of `item_size` bytes from a caller array of `len` items, in order,
+ * then DONE. The array is borrowed: it must outlive the stream and not
+ * change while it is read. item_size 0 yields `len` empty items. */
+typedef struct weft_iter_array {
+    weft_stream base;
+    const unsigned char *items_;
+    size_t item_size_, len_, at_;
+} weft_iter_array;
+
+WEFT_API WEFT_NODISCARD int weft_iter_array_init(weft_iter_array *s, const void *items,
+                                                 size_t item_size, size_t len);
+
+/* uint64_t items lo, lo + step, ... while < hi (none when lo >= hi), then
+ * DONE. step 0 is -EINVAL. Never overflows. */
+typedef struct weft_iter_range {
+    weft_stream base;
+    uint64_t next_, step_, left_;
+} weft_iter_range;
+
+WEFT_API WEFT_NODISCARD int weft_iter_range_init(weft_iter_range *s, uint64_t lo, uint64_t hi,
+                                                 uint64_t step);
+
+/* Copies of one value of `size` (<= WEFT_ITER_VALUE_MAX) bytes, `times`
+ * times (WEFT_ITER_FOREVER: never DONE), then DONE. The value is copied at
+ * init. */
+#define WEFT_ITER_VALUE_MAX 64
+#define WEFT_ITER_FOREVER UINT64_MAX
+typedef struct weft_iter_repeat {
+    weft_stream base;
+    uint64_t left_;
+    size_t size_;
+    unsigned char value_[WEFT_ITER_VALUE_MAX];
+} weft_iter_repeat;
+
+WEFT_API WEFT_NODISCARD int weft_iter_repeat_init(weft_iter_repeat *s, const void *value,
+                                                  size_t size, uint64_t times);
+
+/* One copy of a value of `size` (<= WEFT_ITER_VALUE_MAX) bytes, then DONE. */
+typedef weft_iter_repeat weft_iter_once;
+WEFT_API WEFT_NODISCARD int weft_iter_once_init(weft_iter_once *s, const void *value,
+                                                size_t size);
+
+/* DONE at the first poll; its items would be `item_size` bytes. */
+typedef struct weft_iter_empty {
+    weft_stream base;
+    size_t item_size_;
+} weft_iter_empty;
+
+WEFT_API WEFT_NODISCARD int weft_iter_empty_init(weft_iter_empty *s, size_t item_size);
+
+/* ---- from_fn: a stream from an "async next" function ------------------------ */
+
+/* `n` bytes aligned for any scalar (internal; `.b` is the bytes). */
+#define WEFT__ITER_BYTES(name, n)                                             \
+    union {                                                                   \
+        unsigned char b[n];                                                   \
+        long double ld_;                                                      \
+        void *p_;                                                             \
+        uint64_t u_;                                                          \
+    } name
+
+/* An "async next": initialise, in `storage` (next_size bytes aligned to
+ * next_align, as given to weft_iter_from_fn_init), a future whose output
+ * is an int: 1 after it wrote one item to `item`, 0 when there are no more
+ * items, or a negative errno (the stream then ends). Returns 0, or a
+ * negative errno (no future was made; the stream ends). `self` is the
+ * context given at init. */
+typedef int weft_iter_next_fn(void *self, weft_future *storage, void *item);
+
+/* Bytes of in-stream storage for the next future and for one item. */
+#define WEFT_ITER_FROM_FN_STORAGE 256
+#define WEFT_ITER_FROM_FN_ITEM_MAX 64
+
+/* A poll_next stream over an async next (the essays' "streamify"). The
+ * next future in flight lives inside this (pinned) stream, and so does the
+ * item it writes; both are copied out only in the poll that returns ITEM.
+ * So dropping the consumer's weft_stream_next (or any consumer) while a
+ * next future is pending loses nothing: the next poll of the stream
+ * resumes that same future. Item: item_size bytes. Flags: those given
+ * (pass WEFT_F_SEND only if `next`, `self` and its futures may run on any
+ * worker). The drop drops a next future in flight. weft_iter_from_fn_error
+ * says why it ended early (0: it ended normally or has not ended). */
+typedef struct weft_iter_from_fn {
+    weft_stream base;
+    weft_iter_next_fn *next_;
+    void *self_;
+    size_t item_size_;
+    int err_;
+    bool inflight_;
+    WEFT__ITER_BYTES(fut_, WEFT_ITER_FROM_FN_STORAGE);
+    WEFT__ITER_BYTES(item_, WEFT_ITER_FROM_FN_ITEM_MAX);
+} weft_iter_from_fn;
+
+/* 0, -EINVAL (s or next NULL, or next_align not a power of two), or
+ * -ENOSPC: next_size > WEFT_ITER_FROM_FN_STORAGE, next_align > _Alignof(long double) or
+ * item_size > WEFT_ITER_FROM_FN_ITEM_MAX (the future or item does not fit
+ * inside the stream). */
+WEFT_API WEFT_NODISCARD int weft_iter_from_fn_init(weft_iter_from_fn *s, weft_iter_next_fn *next,
+                                                   void *self, size_t next_size,
+                                                   size_t next_align, size_t item_size,
+                                                   uint32_t flags);
+
+/* The negative errno that ended `s` early (from `next` or its future's
+ * output), else 0. */
+static inline int weft_iter_from_fn_error(const weft_iter_from_fn *s)
+{
+    return s->err_;
+}
 
 /* ==== consumers ============================================================ */
-/* (see iter/consume.c) */
+/* Futures that drain a stream (iter/consume.c). Each borrows its stream:
+ * the stream must outlive the future and not move once polled; the owner
+ * still drops the stream. Each is Send when the stream is (its function
+ * and ctx then run on whichever worker polls it). Init returns 0 or
+ * -EINVAL (NULL arguments; a stream whose item size exceeds
+ * WEFT_ITER_BATCH_BYTES for the batching ones; the future is then
+ * untouched). Each poll charges the task's coop budget once per batch it
+ * takes (weft_coop_proceed), so a stream that is always ready still lets
+ * other tasks run. Cancel safety: an item leaves the stream only in the
+ * poll that also hands it on (to the function, the count or the buffer),
+ * so dropping a consumer pending leaves every item it has not handled in
+ * the stream; what it handled stays handled (in your accumulator or
+ * buffer; count's running total is lost with it). */
+
+/* Bytes of items fold, for_each and count take per batch (their buffer). */
+#define WEFT_ITER_BATCH_BYTES 256
+
+/* Callbacks take their context first, as every weft callback does. The
+ * predicate of any/all is the combinators' weft_iter_pred_fn (below). */
+typedef void weft_iter_fold_fn(void *ctx, void *acc, const void *item);
+typedef void weft_iter_each_fn(void *ctx, const void *item);
+typedef bool weft_iter_pred_fn(void *ctx, const void *item);
+
+/* fold: fn(ctx, acc, item) for every item, with `acc` yours (updated in
+ * place, read it after READY). Output: size_t, the items folded.
+ * for_each: fn(ctx, item) for every item. Output: size_t, the items.
+ * count: output size_t, the items (each discarded). */
+typedef struct weft_iter_fold {
+    weft_future base;
+    weft_stream *s_;
+    weft_iter_fold_fn *fold_;
+    weft_iter_each_fn *each_;
+    void *acc_, *ctx_;
+    size_t n_;
+    WEFT__ITER_BYTES(buf_, WEFT_ITER_BATCH_BYTES);
+} weft_iter_fold;
+typedef weft_iter_fold weft_iter_for_each;
+typedef weft_iter_fold weft_iter_count;
+
+WEFT_API WEFT_NODISCARD int weft_iter_fold_init(weft_iter_fold *f, weft_stream *s, void *acc,
+                                                weft_iter_fold_fn *fn, void *ctx);
+WEFT_API WEFT_NODISCARD int weft_iter_for_each_init(weft_iter_for_each *f, weft_stream *s,
+                                                    weft_iter_each_fn *fn, void *ctx);
+WEFT_API WEFT_NODISCARD int weft_iter_count_init(weft_iter_count *f, weft_stream *s);
+
+/* collect: items into the caller's `buf` of `cap` items, stored as they
+ * come (`*n`, updated in every poll, says how many are there, even after
+ * a drop). Output: int, 0 when the stream ended, or -ENOSPC when `buf`
+ * filled while the stream may still have items: those stay in the stream
+ * (it is not polled past cap; a stream whose size_hint says 0 left counts
+ * as ended). Batches straight into `buf` (poll_next_many). cap 0 is fine. */
+typedef struct weft_iter_collect {
+    weft_future base;
+    weft_stream *s_;
+    unsigned char *buf_;
+    size_t cap_, stride_;
+    size_t *n_;
+} weft_iter_collect;
+
+WEFT_API WEFT_NODISCARD int weft_iter_collect_init(weft_iter_collect *f, weft_stream *s,
+                                                   void *buf, size_t cap, size_t *n);
+
+/* any: output bool, true at the first item `pred` accepts (then it stops:
+ * the items after it stay in the stream), false when the stream ended.
+ * all: false at the first item `pred` rejects, else true. They take one
+ * item per poll_next (never a batch), so stopping early loses nothing.
+ * The deciding item is passed to pred and then gone. */
+typedef struct weft_iter_any {
+    weft_future base;
+    weft_stream *s_;
+    weft_iter_pred_fn *pred_;
+    void *ctx_;
+    bool want_;
+    WEFT__ITER_BYTES(item_, WEFT_ITER_BATCH_BYTES);
+} weft_iter_any;
+typedef weft_iter_any weft_iter_all;
+
+WEFT_API WEFT_NODISCARD int weft_iter_any_init(weft_iter_any *f, weft_stream *s,
+                                               weft_iter_pred_fn *pred, void *ctx);
+WEFT_API WEFT_NODISCARD int weft_iter_all_init(weft_iter_all *f, weft_stream *s,
+                                               weft_iter_pred_fn *pred, void *ctx);
+
+/* ---- WEFT_FOR_AWAIT: a loop over a stream in an async fn ------------------- */
+
+/* Inside a WEFT_ASYNC_FN body (self, cx and self->co in scope):
+ *
+ *   WEFT_FOR_AWAIT(&self->rx.base, &self->v) {
+ *       self->sum += self->v;          // may contain awaits of its own
+ *   }
+ *
+ * polls the stream where it is (its struct in *self, or borrowed, pinned
+ * either way), suspending while it is PENDING, and runs the body with
+ * each item written to `item` (which must live in *self too), until DONE.
+ * Each poll charges the coop budget once. `break` leaves the loop (the
+ * stream keeps its remaining items), `continue` polls the next. The
+ * stream is not dropped by the loop: it is the caller's (drop it with
+ * WEFT_ASYNC_FN_WITH_DROP if *self owns it). One per source line, on a
+ * line of its own (the line is the resume point). Needs weft/co.h (as
+ * WEFT_ASYNC_FN does); iter.h does not include it. Cancel safety: dropping
+ * the coroutine while it waits loses no item (the stream keeps them). */
+#define WEFT__ITER_CAT2(a, b) a##b
+#define WEFT__ITER_CAT(a, b) WEFT__ITER_CAT2(a, b)
+#define WEFT_FOR_AWAIT(stream, item)                                          \
+    WEFT__FALLTHROUGH;                                                        \
+    case __LINE__:                                                            \
+    for (weft_next WEFT__ITER_CAT(weft__for_r_, __LINE__);                    \
+         (self->co.line = __LINE__,                                           \
+          WEFT__ITER_CAT(weft__for_r_, __LINE__) =                            \
+              weft__for_await_next((stream), cx, (item))) != WEFT_NEXT_DONE;) \
+        if (WEFT__ITER_CAT(weft__for_r_, __LINE__) == WEFT_NEXT_PENDING)      \
+            return WEFT_PENDING;                                              \
+        else
+
+/* One poll of WEFT_FOR_AWAIT (internal): PENDING when the budget is spent
+ * (the task was woken), else the stream's answer. */
+static inline weft_next weft__for_await_next(weft_stream *s, weft_cx *cx, void *item)
+{
+    if (!weft_coop_proceed(cx))
+        return WEFT_NEXT_PENDING;
+    return weft_stream_poll_next(s, cx, item);
+}
 
 /* ==== combinators ========================================================== */
 /* Combinators: streams over a borrowed upstream stream. Each is a struct
@@ -229,8 +466,8 @@ typedef union weft_iter_buf_ {
 
 /* fn(ctx, in, out): write the output item for input `in` into `out`. */
 typedef void weft_iter_map_fn(void *ctx, const void *in, void *out);
-/* pred(ctx, item): keep (filter, take_while) or skip (skip_while) it. */
-typedef bool weft_iter_pred_fn(void *ctx, const void *item);
+/* pred(ctx, item) (declared with the consumers above): keep (filter,
+ * take_while) or skip (skip_while) it. */
 /* fn(ctx, in, out): true with `out` written to yield an item, false to
  * drop `in`. */
 typedef bool weft_iter_filter_map_fn(void *ctx, const void *in, void *out);
