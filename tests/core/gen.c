@@ -700,5 +700,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(gen_await_sleep_sim_chaos, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(gen_cancel_sweep_stream_next, rt_setup, rt_teardown),
     };
+    /* GEN_TESTS=pattern runs only the tests it matches. */
+    const char *only = getenv("GEN_TESTS");
+    if (only && *only)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
