@@ -361,7 +361,8 @@ WEFT_ASYNC_FN(drain_longs, int)
             break;
         if (self->item != self->n + 1)
             self->wrong++;
-        self->n++;
+        if (++self->n > 3 * LINES)
+            break; /* a generator repeating itself */
     }
     WEFT_FN_RETURN(self->wrong ? -1 : self->n);
     WEFT_FN_END;
@@ -381,11 +382,14 @@ static void run_fields(weft_rt *rt)
     assert_int_equal(weft_spawn(rt, &p.base, sizeof p, &jp), 0);
     assert_int_equal(weft_spawn(rt, &d.base, sizeof d, &jd), 0);
     int n = join_int(rt, &jd);
-    assert_int_equal(join_blocking(rt, &jp, NULL, 0), 0);
-    assert_int_equal(n, 3 * LINES);
-    assert_int_equal(g->bad, 0);
+    unsigned bad = g->bad;
+    /* Dropped before the producer is joined: a producer still sending
+     * (the stream stopped early) sees the channel closed. */
     weft_stream_drop(&g->base);
     free(g);
+    assert_int_equal(join_blocking(rt, &jp, NULL, 0), 0);
+    assert_int_equal(n, 3 * LINES);
+    assert_int_equal(bad, 0);
 }
 
 static void gen_fields_from_channel_rt(void **state)
