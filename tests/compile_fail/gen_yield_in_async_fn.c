@@ -1,4 +1,4 @@
-/* expect: .item. undeclared */
+/* expect: item.+ undeclared */
 /* WEFT_GEN_YIELD belongs in a generator body: an async fn has no item to
  * write, so it does not compile there. */
 #include "weft/co.h"
