@@ -253,7 +253,7 @@ static void gen_user_drop_forgetting_child_is_reported(void **state)
  * happens only once the line is used up). The generator owns the
  * receiver, so it has a drop of its own. */
 typedef struct text_line {
-    char text[32];
+    char text[40]; /* three ints, two commas */
 } text_line;
 
 typedef struct fields {
