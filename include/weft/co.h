@@ -1,5 +1,6 @@
-/* weft — futures without the glue: `async fn`s, stackless coroutines, and
- * futures made from a poll function.
+/* weft — futures without the glue: `async fn`s, stackless coroutines,
+ * futures made from a poll function, and generators (streams written as
+ * coroutines, WEFT_GEN_FN at the end of this header).
  *
  * A future is a struct, a poll function, a drop function, an ops table and
  * an initialiser. WEFT_ASYNC_FN writes all of it but the struct, which stays
