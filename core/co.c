@@ -51,8 +51,9 @@ weft_poll weft__co_fell_off(weft_co *co, const char *name)
 void weft__co_check_dropped(const weft_co *co, const char *name)
 {
     if (co->awaiting)
-        WEFT_MISUSE("the drop of async fn '%s' returned with its awaited child "
-                    "'%s' still registered: call weft_co_drop(&self->co) in it",
+        WEFT_MISUSE("the drop of async fn or generator '%s' returned with its "
+                    "awaited child '%s' still registered: call "
+                    "weft_co_drop(&self->co) in it",
                     name, weft__future_name(co->awaiting));
     (void)name;
 }

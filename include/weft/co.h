@@ -1,5 +1,6 @@
-/* weft — futures without the glue: `async fn`s, stackless coroutines, and
- * futures made from a poll function.
+/* weft — futures without the glue: `async fn`s, stackless coroutines,
+ * futures made from a poll function, and generators (streams written as
+ * coroutines, WEFT_GEN_FN at the end of this header).
  *
  * A future is a struct, a poll function, a drop function, an ops table and
  * an initialiser. WEFT_ASYNC_FN writes all of it but the struct, which stays
@@ -57,6 +58,7 @@
 #define WEFT_CO_H
 
 #include "weft/future.h"
+#include "weft/iter.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -152,13 +154,19 @@ static inline weft_poll weft__co_finish(weft_co *co)
 /* Await `child` (a weft_future * inside the coroutine's struct): suspend
  * until it is READY, with its output in `out`, then drop it. */
 #define WEFT_AWAIT(co, cx, child, out)                                        \
+    WEFT__CO_AWAIT(co, cx, child, out, WEFT_PENDING)
+
+/* WEFT_AWAIT returning `pending` while the child is PENDING: WEFT_PENDING
+ * in a future's poll, WEFT_NEXT_PENDING in a generator's poll_next
+ * (internal). */
+#define WEFT__CO_AWAIT(co, cx, child, out, pending)                           \
     do {                                                                      \
         (co)->awaiting = (child);                                             \
         (co)->line = __LINE__;                                                \
         WEFT__FALLTHROUGH;                                                    \
     case __LINE__:                                                            \
         if (weft_future_poll((co)->awaiting, (cx), (out)) == WEFT_PENDING)    \
-            return WEFT_PENDING;                                              \
+            return (pending);                                                 \
         {                                                                     \
             weft_future *weft_co_done_ = (co)->awaiting;                      \
             (co)->awaiting = NULL;                                            \
@@ -422,6 +430,208 @@ typedef struct weft_poll_fn {
 WEFT_API WEFT_NODISCARD int weft_poll_fn_init(weft_poll_fn *pf, weft_poll_ctx_fn *fn,
                                               void *ctx, size_t out_size,
                                               uint32_t flags);
+
+/* ---- generators: a stream's poll_next written as a coroutine ---------------- */
+
+/* WEFT_GEN_FN(T, Item) { WEFT_GEN_BEGIN; ... WEFT_GEN_END; }
+ *
+ * The stream counterpart of WEFT_ASYNC_FN (DESIGN §6): a body that yields
+ * items one at a time and may await futures between them. Defines, for
+ * the generator struct `T` (declared by you, before this line, with
+ * `weft_stream base;` as its first member and a `weft_co co;` member):
+ *   static weft_next T_poll_next(weft_stream *, weft_cx *, void *);
+ *   static void T_drop(weft_stream *);   drops the awaited child, if any
+ *   static const weft_stream_ops T_ops = { .name = "T",
+ *       .item_size = sizeof(Item), .poll_next = T_poll_next,
+ *       .drop = T_drop };
+ * and opens the body, in which `T *self` (the stream), `weft_cx *cx` (the
+ * poll's context) and `Item *item` (where the next item goes) are in
+ * scope. `Item` must be a complete object type usable as `Item *` (typedef
+ * an array). Initialise instances with WEFT_GEN_INIT(T, flags).
+ *
+ *   typedef struct ticks { weft_stream base; weft_co co;
+ *                          weft_sleep nap; int i; } ticks;
+ *
+ *   WEFT_GEN_FN(ticks, int)            // ticks_poll_next, ticks_drop, ticks_ops
+ *   {
+ *       WEFT_GEN_BEGIN;
+ *       for (self->i = 0; self->i < 3; self->i++) {
+ *           weft_sleep_init(&self->nap, WEFT_MS(10));
+ *           WEFT_GEN_AWAIT(&self->nap, NULL);
+ *           WEFT_GEN_YIELD(self->i);    // *item = self->i; ITEM
+ *       }
+ *       WEFT_GEN_END;                   // DONE, and DONE ever after
+ *   }
+ *
+ *   ticks t = { WEFT_GEN_INIT(ticks, WEFT_F_SEND) };
+ *   ... weft_stream_next / weft_stream_poll_next(&t.base, cx, &v) ...
+ *   weft_stream_drop(&t.base);
+ *
+ * Item: `Item`, one per WEFT_GEN_YIELD. Who may call: whoever polls the
+ * stream (weft_stream_poll_next, weft_stream_poll_next_many, the
+ * weft_stream_next future), one poll at a time; the body runs there. It
+ * is Send when built with WEFT_F_SEND, which promises that everything the
+ * body touches may be used from any worker.
+ *
+ * Cancel safety: an item leaves the generator only in the poll that
+ * returns it (WEFT_GEN_YIELD writes it and returns ITEM together), and the
+ * generator's state lives in its struct, so dropping a pending
+ * weft_stream_next over it loses nothing: the next poll resumes the await
+ * where it stopped and yields the next item. Dropping the generator
+ * itself, at any point between polls (before the first, suspended in an
+ * await, between yields, after DONE), drops the child it awaits, once;
+ * anything else the struct owns needs WEFT_GEN_FN_WITH_DROP.
+ *
+ * In the body:
+ *   WEFT_GEN_BEGIN;               first statement
+ *   WEFT_GEN_YIELD(value);        `*item = (value)`, return ITEM; the next
+ *                                 poll resumes on the line after it. The
+ *                                 value may be a compound literal with
+ *                                 commas; a type not assignable to `Item`
+ *                                 is a compile-time diagnostic
+ *   WEFT_GEN_AWAIT(&self->c, d);  await child future `self->c` (header
+ *                                 member `.base`), output to `d` (NULL:
+ *                                 none); PENDING while it is, `c` dropped
+ *                                 once READY
+ *   WEFT_GEN_RETURN;              finish early: DONE
+ *   WEFT_GEN_END;                 last statement: DONE
+ * The rules of coroutines hold (top of this header): locals in the struct,
+ * which is pinned after the first poll, so a pointer into the generator's
+ * own buffer stays valid across yields and awaits; one await or yield per
+ * source line; none inside a `switch` of your own (reported by the
+ * generator's name in debug builds, and refused: PENDING). Never `return`
+ * directly; a top-level `break` leaves the body: DONE. Once DONE, the
+ * generator answers DONE to every later poll_next (weft_stream_poll_next
+ * in debug builds reports such a poll as misuse first). */
+#define WEFT_GEN_FN(T, Item)                                                  \
+    WEFT__GEN_FN_POLL(T, Item)                                                \
+    WEFT__GEN_FN_DEFAULT_DROP(T)                                              \
+    WEFT__GEN_FN_OPS(T, Item, T##_drop)                                       \
+    WEFT__GEN_FN_BODY(T, Item)
+
+/* WEFT_GEN_FN with a drop you write, for a generator that owns more than
+ * the child it awaits (a channel receiver, a buffer, a second future).
+ * Define, before or after the body:
+ *
+ *   static void T_drop(weft_stream *s)
+ *   {
+ *       T *self = (T *)s;
+ *       ... release what the struct owns and is not being awaited ...
+ *       weft_co_drop(&self->co);      // drops the awaited child: required
+ *   }
+ *
+ * T_drop runs once, on the thread dropping the stream, at any point between
+ * polls (as for WEFT_ASYNC_FN_WITH_DROP; `self->co.awaiting` tells which
+ * child is awaited, until weft_co_drop clears it). The ops table calls it
+ * through a wrapper that, in debug builds, reports a T_drop that returned
+ * with the awaited child still registered. */
+#define WEFT_GEN_FN_WITH_DROP(T, Item)                                        \
+    WEFT__GEN_FN_POLL(T, Item)                                                \
+    WEFT__GEN_FN_USER_DROP(T)                                                 \
+    WEFT__GEN_FN_OPS(T, Item, T##_drop_checked)                               \
+    WEFT__GEN_FN_BODY(T, Item)
+
+/* Initialisers for the header members of a generator's struct: `base`
+ * (ops T_ops, WEFT_F_* `flags` limited to WEFT_F_USER_MASK) and `co` (at
+ * its start). Usable wherever T_ops is visible (after WEFT_GEN_FN), in
+ * declarations, compound literals and static initialisers:
+ *   ticks t = { WEFT_GEN_INIT(ticks, WEFT_F_SEND), .n = 3 };
+ * Members not named are zero. The generator may be moved until its first
+ * poll. */
+#define WEFT_GEN_INIT(T, flags)                                               \
+    .base = { &T##_ops, (uint32_t)(flags) & WEFT_F_USER_MASK, 0 },            \
+    .co = WEFT_CO_INIT
+
+/* The first statement of a generator body: resume where the last poll
+ * stopped; a finished generator answers DONE again. */
+#define WEFT_GEN_BEGIN                                                        \
+    (void)cx;                                                                 \
+    (void)item;                                                               \
+    switch (self->co.line) {                                                  \
+    default:                                                                  \
+        return weft__gen_resume_fault(&self->co, self->base.ops->name,        \
+                                      __func__);                              \
+    case 0:
+
+/* Yield one item: `*item = (value)`, ITEM; resume on the next line at the
+ * next poll. One per source line. */
+#define WEFT_GEN_YIELD(...)                                                   \
+    do {                                                                      \
+        *item = (__VA_ARGS__);                                                \
+        self->co.line = __LINE__;                                             \
+        return WEFT_NEXT_ITEM;                                                \
+    case __LINE__:;                                                           \
+    } while (0)
+
+/* Await the future struct `*child` (header member `.base`, living in
+ * `*self`), writing its output to `dst` (NULL when it has none); PENDING
+ * propagates as WEFT_NEXT_PENDING; drops it once READY. One per line. */
+#define WEFT_GEN_AWAIT(child, dst)                                            \
+    WEFT__CO_AWAIT(&self->co, cx, &(child)->base, (dst), WEFT_NEXT_PENDING)
+
+/* Finish the generator: DONE (and DONE at every later poll). */
+#define WEFT_GEN_RETURN                                                       \
+    return weft__gen_finish(&self->co)
+
+/* Close the body: falling off the end finishes the generator (DONE). */
+#define WEFT_GEN_END                                                          \
+    }                                                                         \
+    return weft__gen_finish(&self->co)
+
+/* Internal pieces of the above (not for direct use). */
+
+/* Mark `co` finished and return WEFT_NEXT_DONE. */
+static inline weft_next weft__gen_finish(weft_co *co)
+{
+    co->line = WEFT__CO_DONE;
+    return WEFT_NEXT_DONE;
+}
+
+/* The generator switch's `default:`, through the coroutine's own check: a
+ * finished generator answers DONE; any other line that is no resume point
+ * is reported (debug builds) and refused (PENDING). */
+static inline weft_next weft__gen_resume_fault(weft_co *co, const char *name,
+                                               const char *func)
+{
+    return weft__co_resume_fault(co, name, func) == WEFT_READY ? WEFT_NEXT_DONE
+                                                               : WEFT_NEXT_PENDING;
+}
+
+#define WEFT__GEN_FN_POLL(T, Item)                                            \
+    static weft_next T##_body(T *self, weft_cx *cx, Item *item);              \
+    static weft_next T##_poll_next(weft_stream *weft__s, weft_cx *weft__cx,   \
+                                   void *weft__item)                          \
+    {                                                                         \
+        return T##_body((T *)weft__s, weft__cx, (Item *)weft__item);          \
+    }
+
+#define WEFT__GEN_FN_DEFAULT_DROP(T)                                          \
+    static void T##_drop(weft_stream *weft__s)                                \
+    {                                                                         \
+        weft_co_drop(&((T *)weft__s)->co);                                    \
+    }
+
+#define WEFT__GEN_FN_USER_DROP(T)                                             \
+    static void T##_drop(weft_stream *weft__s);                               \
+    static void T##_drop_checked(weft_stream *weft__s)                        \
+    {                                                                         \
+        T##_drop(weft__s);                                                    \
+        weft__co_check_dropped(&((T *)weft__s)->co, weft__s->ops->name);      \
+    }
+
+#define WEFT__GEN_FN_OPS(T, Item, drop_)                                      \
+    static const weft_stream_ops T##_ops = {                                  \
+        .name = #T,                                                           \
+        .item_size = sizeof(Item),                                            \
+        .poll_next = T##_poll_next,                                           \
+        .drop = drop_,                                                        \
+        .size_hint = NULL,                                                    \
+        .poll_next_many = NULL,                                               \
+        .item_size_of = NULL,                                                 \
+    };
+
+#define WEFT__GEN_FN_BODY(T, Item)                                            \
+    static weft_next T##_body(T *self, weft_cx *cx, Item *item)
 
 #ifdef __cplusplus
 }
