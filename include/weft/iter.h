@@ -713,6 +713,117 @@ typedef struct weft_iter_flatten {
 WEFT_API WEFT_NODISCARD int weft_iter_flatten_init(weft_iter_flatten *f, weft_stream *up,
                                                    size_t item_size);
 
+/* ==== sinks ================================================================ */
+/* Moving items into sinks (iter/forward.c, iter/tee.c, iter/sink_fn.c).
+ * Each is a struct in caller storage with an init returning 0 or -EINVAL
+ * (misuse reported in debug builds: NULL pointer or callback, mismatched
+ * item sizes, items larger than WEFT_ITER_ITEM_MAX; the struct is then
+ * untouched: do not poll or drop it). Streams and sinks they are given
+ * are borrowed: they must outlive the struct and not move once polled,
+ * and their owner still drops them. Flags: the AND of the parts'
+ * WEFT_F_SEND. Polled by one task at a time, like any future or sink;
+ * callbacks run inside that poll. No allocation. */
+
+/* forward: a future that moves every item of `s` into `sink`, output int:
+ * 0 once the stream is DONE and the sink flushed (and closed, with
+ * `close`), or the sink's first error (-EPIPE: its receiving end is
+ * gone). Each step asks the sink for room (poll_ready) BEFORE taking an
+ * item from the stream, then hands the item over (start_send) in the same
+ * poll; it flushes the sink whenever the stream is pending, and at the
+ * end. Charges the coop budget once per item. Cancel safety: nothing is
+ * lost — forward holds no item between polls, so dropping it pending
+ * leaves every item either still in the stream or accepted by the sink
+ * (flush the sink, or forward again, to deliver what it accepted). An
+ * item the sink refused with an error is kept in the future:
+ * weft_iter_forward_refused copies it out. */
+typedef struct weft_iter_forward {
+    weft_future base;
+    weft_stream *s_;
+    weft_sink *sink_;
+    size_t size_;
+    bool close_, done_, refused_;
+    weft_iter_buf_ buf_;
+} weft_iter_forward;
+WEFT_API WEFT_NODISCARD int weft_iter_forward_init(weft_iter_forward *f, weft_stream *s,
+                                                   weft_sink *sink, bool close);
+/* True with the item copied to `item` when the sink refused one (the
+ * future then completed with that error). */
+WEFT_API bool weft_iter_forward_refused(const weft_iter_forward *f, void *item);
+
+/* tee: a sink that writes each item to both `a` and `b` (same item size).
+ * poll_ready is READY only when both sides are (a side that is ready
+ * keeps its room while the other is waited for), so start_send hands the
+ * item to both at once and the tee holds nothing. poll_flush and
+ * poll_close flush / close both (each side closed once). The first error
+ * of either side is the tee's and sticks: every later poll returns it
+ * (an item a took before b refused it stays a's). Cancel safety: the tee
+ * holds no item, so dropping whatever polls it loses nothing; dropping
+ * the tee drops neither side. */
+typedef struct weft_iter_tee {
+    weft_sink base;
+    weft_sink *a_, *b_;
+    size_t size_;
+    int err_;
+    bool a_closed_, b_closed_;
+} weft_iter_tee;
+WEFT_API WEFT_NODISCARD int weft_iter_tee_init(weft_iter_tee *t, weft_sink *a, weft_sink *b);
+
+/* sink_from_fn: a sink whose send is an async function (a coroutine,
+ * WEFT_ASYNC_FN) kept inside the pinned sink: the essays' Tee written
+ * with await. start_send copies the item into the sink and calls
+ * send(self, item copy, storage), which initialises in `storage`
+ * (send_size bytes aligned to send_align, inside the sink) a future whose
+ * output is an int, 0 or a negative errno, and returns 0 or a negative
+ * errno. poll_ready and poll_flush poll that future to completion;
+ * poll_close does so and closes the sink (start_send then fails with
+ * -EPIPE). The first error sticks. Item: item_size bytes (up to
+ * WEFT_ITER_ITEM_MAX), copied into the sink at start_send and stable
+ * there until the send future completes. Flags: those given (pass
+ * WEFT_F_SEND only when `send`, `self` and its futures may run on any
+ * worker). Cancel safety: the send future in flight lives in the sink,
+ * so dropping whatever polls the sink loses nothing: the next poll of
+ * the sink resumes it. Dropping the sink drops a send in flight (that
+ * item may be half sent: flush first). */
+#define WEFT_ITER_SINK_FN_STORAGE 256
+typedef int weft_iter_send_fn(void *self, const void *item, weft_future *storage);
+typedef struct weft_iter_sink_fn {
+    weft_sink base;
+    weft_iter_send_fn *send_;
+    void *self_;
+    size_t item_size_;
+    int err_;
+    bool inflight_, closed_;
+    weft_iter_buf_ item_;
+    union {
+        max_align_t align_;
+        unsigned char b[WEFT_ITER_SINK_FN_STORAGE];
+    } fut_;
+} weft_iter_sink_fn;
+/* 0, -EINVAL (NULL sink or send, send_align not a power of two, item_size
+ * over WEFT_ITER_ITEM_MAX) or -ENOSPC (send_size over
+ * WEFT_ITER_SINK_FN_STORAGE or send_align over max_align_t's). */
+WEFT_API WEFT_NODISCARD int weft_iter_sink_from_fn(weft_iter_sink_fn *s, weft_iter_send_fn *send,
+                                                   void *self, size_t send_size,
+                                                   size_t send_align, size_t item_size,
+                                                   uint32_t flags);
+
+/* sink_map ("with"): a sink of `in_item_size`-byte items (up to
+ * WEFT_ITER_ITEM_MAX) that writes fn(ctx, item) into `down` (a map_fn
+ * writes the downstream item, of down's item size up to
+ * WEFT_ITER_ITEM_MAX). Readiness, flush, close and errors are down's; it
+ * holds nothing between calls (fn runs inside start_send). */
+typedef struct weft_iter_sink_map {
+    weft_sink base;
+    weft_sink *down_;
+    weft_iter_map_fn *fn_;
+    void *ctx_;
+    size_t in_size_;
+    weft_iter_buf_ buf_;
+} weft_iter_sink_map;
+WEFT_API WEFT_NODISCARD int weft_iter_sink_map_init(weft_iter_sink_map *m, weft_sink *down,
+                                                    weft_iter_map_fn *fn, void *ctx,
+                                                    size_t in_item_size);
+
 #ifdef __cplusplus
 }
 #endif
