@@ -276,6 +276,63 @@ WEFT_API bool weft_atomic_waker_take(weft_atomic_waker *aw, weft_waker *out);
 /* Drop any registered waker. No concurrent use may remain. */
 WEFT_API void weft_atomic_waker_fini(weft_atomic_waker *aw);
 
+/* ==== boxes and shared handles (async interfaces) ========================== */
+/* An async interface (DESIGN §12) is a struct of function pointers plus
+ * `self`; its async method initialises its future in caller storage of a
+ * size and alignment the interface publishes:
+ *
+ *   int (*add)(void *self, int a, int b, weft_future *storage);
+ *   size_t add_size, add_align;
+ *
+ * A caller that reserved the storage (a member of its own future) polls
+ * the future in place. One that cannot know the size boxes it: weft
+ * allocates the storage (through weft_set_allocator's allocator), the
+ * method fills it, and the box is a future like any other. Shared state
+ * the returned futures need lives behind a weft_rc, so each future holds
+ * a reference instead of borrowing `self` (core/box.c). */
+
+/* A future in weft-allocated storage. Use: weft_future_box_alloc(&b,
+ * size, align, &storage) (0, -EINVAL: align not a power of two, or
+ * -ENOMEM); call the method with `storage`; then weft_future_box_fill(&b)
+ * if it made a future (0) — if it failed, weft_future_box_drop frees the
+ * storage without dropping anything. A filled box polls the future inside
+ * (same output, same WEFT_F_SEND) and dropping it drops that future, then
+ * frees the storage. Polling an unfilled box is misuse (reported; PENDING).
+ * Cancel safety: the inner future's. Owner: whoever owns the box, like
+ * any future; it may be moved before its first poll (the inner future
+ * never moves). One allocation per box, none per poll. */
+typedef struct weft_future_box {
+    weft_future base;
+    weft_future *inner_; /* in mem_, aligned */
+    void *mem_;          /* what the allocator returned */
+    bool filled_;
+} weft_future_box;
+
+WEFT_API WEFT_NODISCARD int weft_future_box_alloc(weft_future_box *b, size_t size,
+                                                  size_t align, weft_future **storage);
+/* The method initialised a future in the storage: the box now is it. */
+WEFT_API void weft_future_box_fill(weft_future_box *b);
+/* Drop (the inner future, if filled) and free. Same as weft_future_drop. */
+WEFT_API void weft_future_box_drop(weft_future_box *b);
+
+/* A reference count with a drop callback: embed it in shared state,
+ * weft_rc_init (count 1), weft_rc_retain for each further holder,
+ * weft_rc_release when done; the release that takes the count to 0 calls
+ * drop(rc) (which frees the enclosing object) and returns true. Any
+ * thread; retain needs a reference already held. Releasing more often
+ * than retained is misuse (reported in debug builds, ignored). */
+typedef struct weft_rc weft_rc;
+typedef void weft_rc_drop_fn(weft_rc *rc);
+struct weft_rc {
+    WEFT_ATOMIC(size_t) count_;
+    weft_rc_drop_fn *drop_;
+};
+WEFT_API void weft_rc_init(weft_rc *rc, weft_rc_drop_fn *drop);
+WEFT_API void weft_rc_retain(weft_rc *rc);
+WEFT_API bool weft_rc_release(weft_rc *rc);
+/* The count now (a snapshot, for tests and asserts). */
+WEFT_API size_t weft_rc_count(const weft_rc *rc);
+
 #ifdef __cplusplus
 }
 #endif
