@@ -41,6 +41,15 @@ static inline void jobs_reset(void)
 static weft_poll job_poll(weft_future *f, weft_cx *cx, void *out)
 {
     job *j = (job *)f;
+    if (j->waits == -3) {
+        /* Item 0 of "slow first": pending (waking itself) until the stage
+         * made 5 jobs, so 2 later items (n = 4) were yielded before it. */
+        if (atomic_load(&g_made) < 5) {
+            weft_waker_wake_by_ref(cx->waker);
+            return WEFT_PENDING;
+        }
+        j->waits = 0;
+    }
     if (j->waits < 0)
         return WEFT_PENDING;
     if (j->waits > 0) {
@@ -64,8 +73,9 @@ static const weft_future_ops job_ops = {
     .name = "test_job", .out_size = sizeof(uint64_t), .poll = job_poll, .drop = job_drop,
 };
 
-/* ctx: NULL (waits x % 4, so later items often finish first) or an int*
- * (that many waits for every item; -1: never). */
+/* ctx: NULL (waits 3 - x % 4, so later items often finish first) or an
+ * int* (that many waits for every item; -1: never; -2: item 0 waits
+ * until 5 jobs were made, the others not at all). */
 static weft_future *make_job(void *ctx, const void *item, void *storage, size_t size)
 {
     assert_true(size >= sizeof(job));
@@ -73,6 +83,8 @@ static weft_future *make_job(void *ctx, const void *item, void *storage, size_t 
     weft_future_init(&j->base, &job_ops, WEFT_F_SEND);
     memcpy(&j->x, item, sizeof j->x);
     j->waits = ctx ? *(int *)ctx : (int)(3 - j->x % 4);
+    if (j->waits == -2) /* "slow first": item 0 waits, the rest do not */
+        j->waits = j->x == 0 ? -3 : 0;
     long live = atomic_fetch_add(&g_live, 1) + 1;
     atomic_fetch_add(&g_made, 1);
     long m = atomic_load(&g_max_live);
@@ -225,13 +237,17 @@ static const char *conc_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
     if (atomic_load(&g_made) != CONC_FEED || atomic_load(&g_dropped) != CONC_FEED)
         return sweep_say("%s k=%u: %ld job(s) made, %ld dropped, want %d each", cs->name,
                          run->k, atomic_load(&g_made), atomic_load(&g_dropped), CONC_FEED);
+    /* The stage may hold a clone of the last waker it was polled with. */
+    weft_stream_drop(cs->s);
+    cs->s = NULL;
     return sweep_leftovers(rt);
 }
 
 static void conc_teardown(void *ctx)
 {
     conc_sweep *cs = ctx;
-    weft_stream_drop(cs->s);
+    if (cs->s)
+        weft_stream_drop(cs->s);
 }
 
 static inline void conc_sweep_run(const char *name, conc_make_fn *make, bool ordered)
