@@ -29,6 +29,7 @@ typedef struct job {
 } job;
 
 static _Atomic long g_live, g_max_live, g_made, g_dropped;
+static _Atomic int g_gate; /* jobs with waits -4 finish once it is set */
 
 static inline void jobs_reset(void)
 {
@@ -41,6 +42,13 @@ static inline void jobs_reset(void)
 static weft_poll job_poll(weft_future *f, weft_cx *cx, void *out)
 {
     job *j = (job *)f;
+    if (j->waits == -4) {
+        if (!atomic_load(&g_gate)) {
+            weft_waker_wake_by_ref(cx->waker); /* a busy wait on the gate */
+            return WEFT_PENDING;
+        }
+        j->waits = 0;
+    }
     if (j->waits == -3) {
         /* Item 0 of "slow first": pending (waking itself) until the stage
          * made 5 jobs, so 2 later items (n = 4) were yielded before it. */

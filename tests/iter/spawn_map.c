@@ -128,6 +128,44 @@ static void test_spawn_map_on_the_runtime(void **state)
     assert_int_equal(counting_alloc_uninstall("spawn_map leaked"), 0);
 }
 
+/* Polled with waker A, then with waker B while every task still runs:
+ * a finishing task must wake B (the handles re-registered), not A. */
+static void test_spawn_map_follows_a_new_waker(void **state)
+{
+    (void)state;
+    weft_rt *rt = rt_start(2);
+    static stage p;
+    jobs_reset();
+    atomic_store(&g_gate, 0);
+    int gated = -4;
+    assert_int_equal(weft_iter_range_init(&p.up, 0, 3, 1), 0);
+    assert_int_equal(weft_iter_spawn_map_init(&p.m, &p.up.base, rt, make_job, &gated,
+                                              sizeof(job), 8, 3, WEFT_ITER_UNORDERED,
+                                              p.slots, NMAX),
+                     0);
+    counting_waker a, b;
+    cw_init(&a);
+    cw_init(&b);
+    uint64_t v;
+    assert_int_equal(pn(&p.m.base, &a, &v), WEFT_NEXT_PENDING);
+    assert_int_equal(pn(&p.m.base, &b, &v), WEFT_NEXT_PENDING);
+    long a0 = cw_woken(&a);
+    atomic_store(&g_gate, 1);
+    for (int i = 0; i < 100000 && cw_woken(&b) == 0; i++)
+        sched_yield();
+    assert_true(cw_woken(&b) > 0);
+    assert_int_equal(cw_woken(&a), a0);
+    size_t got = 0;
+    for (int i = 0; i < 1000000 && got < 3; i++)
+        if (pn(&p.m.base, &b, &v) == WEFT_NEXT_ITEM)
+            got++;
+    assert_int_equal(got, 3);
+    weft_stream_drop(&p.m.base);
+    weft_rt_shutdown(rt);
+    assert_int_equal(cw_outstanding(&a), 0);
+    assert_int_equal(cw_outstanding(&b), 0);
+}
+
 static void test_spawn_map_on_chaos_sims(void **state)
 {
     (void)state;
@@ -213,6 +251,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, misuse_capture_setup, misuse_capture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_spawn_map_on_the_runtime),
+        T(test_spawn_map_follows_a_new_waker),
         T(test_spawn_map_on_chaos_sims),
         T(test_spawn_map_flags_and_misuse),
         T(test_cancel_sweep_spawn_map),
