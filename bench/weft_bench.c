@@ -1103,6 +1103,118 @@ static int run_iter_overhead(weft_rt *rt, bench_shared *sh, uint64_t *check)
     return 0;
 }
 
+/* ---- W10: pipeline ------------------------------------------------------------------------ */
+
+#define PIPE_ITEMS 100000u
+#define PIPE_INFLIGHT 64u
+
+static uint64_t pipe_work(uint64_t x)
+{
+    uint64_t h = x + 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 2000; i++) {
+        h ^= h << 13;
+        h ^= h >> 7;
+        h ^= h << 17;
+        h *= 0x2545F4914F6CDD1Dull;
+    }
+    return h;
+}
+
+/* One item's task: work(x), output u64. */
+typedef struct pipe_job {
+    weft_future base;
+    uint64_t x;
+} pipe_job;
+
+static weft_poll pipe_job_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)cx;
+    uint64_t h = pipe_work(((pipe_job *)f)->x);
+    memcpy(out, &h, sizeof h);
+    return WEFT_READY;
+}
+
+static const weft_future_ops pipe_job_ops = {
+    .name = "pipe_job", .out_size = sizeof(uint64_t), .poll = pipe_job_poll,
+};
+
+static weft_future *pipe_make(void *ctx, const void *item, void *storage, size_t size)
+{
+    (void)ctx, (void)size;
+    pipe_job *j = storage;
+    weft_future_init(&j->base, &pipe_job_ops, WEFT_F_SEND);
+    memcpy(&j->x, item, sizeof j->x);
+    return &j->base;
+}
+
+static bool pipe_even(void *ctx, const void *item)
+{
+    (void)ctx;
+    uint64_t v;
+    memcpy(&v, item, sizeof v);
+    return v % 2 == 0;
+}
+
+static void pipe_add(void *ctx, void *acc, const void *item)
+{
+    (void)ctx;
+    uint64_t v;
+    memcpy(&v, item, sizeof v);
+    *(uint64_t *)acc += v;
+}
+
+/* range -> spawn_map(64, completion order) -> filter(even) -> fold(+), the
+ * fold running as a task of its own. */
+static int run_pipeline(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)sh;
+    static struct {
+        weft_iter_range src;
+        weft_iter_spawn_map m;
+        weft_iter_filter f;
+        weft_iter_spawn_slot slots[PIPE_INFLIGHT];
+    } p;
+    uint64_t sum = 0;
+    int rc = weft_iter_range_init(&p.src, 0, PIPE_ITEMS, 1);
+    if (rc == 0)
+        rc = weft_iter_spawn_map_init(&p.m, &p.src.base, rt, pipe_make, NULL,
+                                      sizeof(pipe_job), sizeof(uint64_t), PIPE_INFLIGHT,
+                                      WEFT_ITER_UNORDERED, p.slots, PIPE_INFLIGHT);
+    if (rc == 0)
+        rc = weft_iter_filter_init(&p.f, &p.m.base, pipe_even, NULL);
+    if (rc != 0)
+        return rc;
+    weft_iter_fold fold;
+    rc = weft_iter_fold_init(&fold, &p.f.base, &sum, pipe_add, NULL);
+    weft_join j;
+    if (rc == 0)
+        rc = weft_spawn(rt, &fold.base, sizeof fold, &j);
+    if (rc == 0) {
+        size_t n = 0;
+        rc = weft_block_on(rt, &j.base, &n, sizeof n);
+        if (rc == 0)
+            rc = j.status;
+    }
+    weft_stream_drop(&p.f.base);
+    weft_stream_drop(&p.m.base);
+    *check = sum;
+    return rc;
+}
+
+/* The same work, one item after another on the calling thread. */
+static int run_pipeline_seq(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)rt, (void)sh;
+    uint64_t sum = 0;
+    for (uint64_t x = 0; x < PIPE_ITEMS; x++) {
+        uint64_t h = pipe_work(x);
+        if (h % 2 == 0)
+            sum += h;
+    }
+    *check = sum;
+    return 0;
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -1125,6 +1237,8 @@ static const struct workload {
     { "mutex_contended", run_mutex_contended }, /* W12 */
     { "broadcast", run_broadcast },         /* W15 */
     { "iter_overhead", run_iter_overhead }, /* combinator cost per item */
+    { "pipeline", run_pipeline },           /* W10 */
+    { "pipeline_seq", run_pipeline_seq },   /* W10, sequential baseline */
 };
 
 static double now_ms(void)

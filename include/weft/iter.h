@@ -824,6 +824,145 @@ WEFT_API WEFT_NODISCARD int weft_iter_sink_map_init(weft_iter_sink_map *m, weft_
                                                     weft_iter_map_fn *fn, void *ctx,
                                                     size_t in_item_size);
 
+/* ==== concurrency ========================================================== */
+/* Stages that run several per-item futures at once (iter/buffered.c,
+ * iter/spawn_map.c), each a stream over a borrowed upstream like the
+ * combinators above (same init rules, same borrowing, -EINVAL on bad
+ * input with the misuse reported). The futures are made by a then-like
+ * fn(ctx, item, storage, size): it initialises, at `storage` (max-aligned,
+ * `size` bytes), a future whose output of `out_item_size` bytes is the
+ * stage's item for that upstream item, and returns it. Up to `n` are in
+ * flight; the upstream is polled for more only while fewer are. Order:
+ * WEFT_ITER_ORDERED yields outputs in input order (an early finisher
+ * waits for those before it), WEFT_ITER_UNORDERED in completion order.
+ * No allocation per item in the stage itself (spawn_map's tasks are the
+ * runtime's). Who may call: the owner, one thread at a time; fn runs
+ * inside the poll. Cancel safety of weft_stream_next over either: nothing
+ * is lost — an upstream item, once taken, lives on as a future inside the
+ * stage (or its task), and an output leaves the stage only in the poll
+ * that returns it. Dropping the stage drops (or aborts) every future it
+ * still holds: their outputs are lost, the upstream is untouched. */
+#include "weft/rt.h" /* weft_join (rt.h does not include this header) */
+
+#define WEFT_ITER_UNORDERED 0u
+#define WEFT_ITER_ORDERED 1u
+
+/* (internal) x rounded up to max_align_t. */
+#define WEFT__ITER_RUP(x)                                                     \
+    (((x) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t))
+
+/* buffered / buffer_unordered: the futures live in the caller's `slots`,
+ * an array of n slots of WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size,
+ * out_item_size) bytes each, max-aligned, borrowed like the upstream.
+ * `fut_size` is the most fn's futures need (fn gets exactly that as
+ * `size`); ordered mode keeps a finished future's output in its slot
+ * until its turn. Each poll polls every pending future (with the poll's
+ * waker), so n is meant for tens, not thousands. Flags: the upstream's
+ * Send AND fut_flags' (fn must then make Send futures: one that is not,
+ * or is not at `storage`, or has another output size, is reported and
+ * dropped, and the stage answers DONE). Item: out_item_size bytes. */
+typedef struct weft_iter_buffered_slot_ {
+    weft_future *fut; /* the future in flight here, or NULL */
+    uint64_t seq;     /* input index of its item */
+    uint8_t state;    /* free, running, ready (output held) */
+} weft_iter_buffered_slot_;
+#define WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size, out_item_size)                 \
+    (WEFT__ITER_RUP(sizeof(weft_iter_buffered_slot_)) + WEFT__ITER_RUP(fut_size) + \
+     WEFT__ITER_RUP(out_item_size))
+
+typedef struct weft_iter_buffered {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_then_fn *fn_;
+    void *ctx_;
+    unsigned char *slots_;
+    size_t n_, slot_size_, fut_size_, out_size_, live_;
+    uint64_t seq_in_, seq_out_;
+    size_t scan_; /* unordered: where the next search starts */
+    bool ordered_, up_done_;
+    weft_iter_buf_ buf_;
+} weft_iter_buffered;
+
+/* 0 or -EINVAL (NULL pointers, n 0, upstream items over
+ * WEFT_ITER_ITEM_MAX, unknown order, slots not max-aligned or
+ * slots_size < n * WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size, out_item_size)). */
+WEFT_API WEFT_NODISCARD int weft_iter_buffered_init(weft_iter_buffered *b, weft_stream *up,
+                                                    weft_iter_then_fn *fn, void *ctx,
+                                                    size_t fut_size, size_t out_item_size,
+                                                    uint32_t fut_flags, size_t n,
+                                                    unsigned order, void *slots,
+                                                    size_t slots_size);
+
+/* The futures in flight (for tests and gauges). */
+static inline size_t weft_iter_buffered_in_flight(const weft_iter_buffered *b)
+{
+    return b->live_;
+}
+
+/* spawn_map: the parallel pipeline stage. Each item's future (made by fn
+ * in a buffer inside the stage, `fut_size` bytes at most
+ * WEFT_ITER_THEN_FUT_MAX, and Send) is spawned as its own task on `rt`
+ * (NULL: the current runtime), so up to n run at once on any worker; the
+ * stage keeps their join handles in the caller's `slots` (n of
+ * weft_iter_spawn_slot, borrowed like the upstream) and yields their
+ * outputs (out_item_size bytes) in input or completion order. A poll
+ * looks at each handle with one atomic load and re-registers the waker
+ * only when it changed, so n may be in the hundreds. Dropping the stage
+ * aborts the tasks still running and drops their handles (each task's
+ * future is dropped at its next scheduling point, its memory freed by
+ * the runtime): nothing leaks. A spawn that fails, or a task that ends
+ * cancelled (the runtime shut down), ends the stage: it aborts the rest
+ * and answers DONE, and weft_iter_spawn_map_error says why. Flags: the
+ * upstream's Send. */
+typedef struct weft_iter_spawn_slot {
+    weft_join join;   /* while busy and not ready */
+    uint64_t seq;
+    int status;       /* the task's, once ready */
+    bool busy, registered, ready;
+    weft_iter_buf_ out; /* ordered mode: an output waiting for its turn */
+} weft_iter_spawn_slot;
+
+typedef struct weft_iter_spawn_map {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_then_fn *fn_;
+    void *ctx_;
+    weft_rt *rt_;
+    weft_iter_spawn_slot *slots_;
+    size_t n_, fut_size_, out_size_, live_, scan_;
+    uint64_t seq_in_, seq_out_;
+    bool ordered_, up_done_, have_waker_;
+    int err_;
+    weft_waker waker_; /* the waker the handles were registered with */
+    weft_iter_buf_ buf_;
+    union {
+        max_align_t align_;
+        unsigned char b[WEFT_ITER_THEN_FUT_MAX];
+    } fut_st_;
+} weft_iter_spawn_map;
+
+/* 0 or -EINVAL (NULL pointers, n 0, fut_size 0 or over
+ * WEFT_ITER_THEN_FUT_MAX, upstream or output items over
+ * WEFT_ITER_ITEM_MAX, unknown order, slots_len < n). */
+WEFT_API WEFT_NODISCARD int weft_iter_spawn_map_init(weft_iter_spawn_map *m, weft_stream *up,
+                                                     weft_rt *rt,
+                                                     weft_iter_then_fn *fn, void *ctx,
+                                                     size_t fut_size, size_t out_item_size,
+                                                     size_t n, unsigned order,
+                                                     weft_iter_spawn_slot *slots,
+                                                     size_t slots_len);
+
+static inline size_t weft_iter_spawn_map_in_flight(const weft_iter_spawn_map *m)
+{
+    return m->live_;
+}
+/* The negative errno that ended `m` early (a spawn's, or -ECANCELED),
+ * else 0. */
+static inline int weft_iter_spawn_map_error(const weft_iter_spawn_map *m)
+{
+    return m->err_;
+}
+
 #ifdef __cplusplus
 }
 #endif
