@@ -1253,7 +1253,8 @@ static int usage(void)
     fprintf(stderr, "usage: weft-bench <workload> [--workers N] [--poll-us N]\n"
                     "workloads: spawn_many spawn_remote yield_many ping_pong chained_spawn "
                     "fib_fork_join mpsc_throughput spsc_throughput mpsc_throughput_one "
-                    "spsc_throughput_one timers mutex_contended broadcast iter_overhead task_memory "
+                    "spsc_throughput_one pipeline pipeline_seq timers mutex_contended broadcast "
+                    "iter_overhead task_memory "
                     "idle_timers idle_many lifo_latency timer_lateness timer_churn "
                     "mutex_uncontended\n");
     return 1;
