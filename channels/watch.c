@@ -75,19 +75,11 @@
 #include "core/atomic.h"
 #include "core/chaos.h"
 #include "core/errors.h"
+#include "core/tsan.h"
 #include "sched/block_on.h"
 #include "sync/waitq.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TSAN 1
-#endif
-#endif
-
 #ifdef WEFT_TSAN
-#include <sanitizer/tsan_interface.h>
 /* In libtsan, not in its public header. */
 void __tsan_ignore_thread_begin(void);
 void __tsan_ignore_thread_end(void);

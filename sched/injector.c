@@ -15,17 +15,9 @@
  * after dequeue — the same happens-before the queue provides. */
 #include "sched/injector.h"
 #include "core/errors.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TSAN 1
-#endif
-#endif
+#include "core/tsan.h"
 
 #ifdef WEFT_TSAN
-#include <sanitizer/tsan_interface.h>
 #define HANDOFF_RELEASE(p) __tsan_release(p)
 #define HANDOFF_ACQUIRE(p) __tsan_acquire(p)
 #else
