@@ -627,11 +627,11 @@ static void progress_dropped(void)
     pthread_mutex_unlock(&g.lock);
 }
 
+static const stress_abortable g_tasks = { g.joins, g.aborted, &g.published, &g.over };
+
 static void abort_task(unsigned victim, stress_counter *c)
 {
-    atomic_store_explicit(&g.aborted[victim], 1, memory_order_release);
-    weft_join_abort(&g.joins[victim]);
-    stress_count(c);
+    stress_abort_task(&g_tasks, victim, c);
 }
 
 static void maybe_abort(actor *a)
@@ -1411,18 +1411,7 @@ static void *w_receiver_main(void *arg)
 /* Aborts random tasks at random moments. */
 static void *aborter_main(void *arg)
 {
-    uint64_t rng = rng_seed(g.seed ^ (uintptr_t)arg);
-    unsigned n = rng_next32(&rng) % 4;
-    for (unsigned i = 0; i < n; i++) {
-        for (unsigned k = rng_next32(&rng) % 3000; k > 0; k--) {
-            if (atomic_load_explicit(&g.over, memory_order_acquire))
-                return NULL;
-            sched_yield();
-        }
-        unsigned published = atomic_load_explicit(&g.published, memory_order_acquire);
-        if (published > 0)
-            abort_task(rng_next32(&rng) % published, &g.aborts_foreign);
-    }
+    stress_abort_at_random(&g_tasks, g.seed ^ (uintptr_t)arg, 4, &g.aborts_foreign);
     return NULL;
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +228,34 @@ void stress_drop_once(_Atomic uint8_t *drops, const char *what, uint32_t id)
     /* AcqRel: whoever checks the count afterwards sees the drop's work. */
     uint8_t prev = atomic_fetch_add_explicit(drops, 1, memory_order_acq_rel);
     STRESS_ENSURE(prev == 0, "%s %u dropped twice", what, id);
+}
+
+void stress_abort_task(const stress_abortable *t, unsigned victim, stress_counter *c)
+{
+    /* Release: a joiner that reads the mark with acquire and then sees
+     * -ECANCELED knows the abort was ours. */
+    atomic_store_explicit(&t->aborted[victim], 1, memory_order_release);
+    weft_join_abort(&t->joins[victim]);
+    stress_count(c);
+}
+
+void stress_abort_at_random(const stress_abortable *t, uint64_t seed, unsigned max_aborts,
+                            stress_counter *c)
+{
+    uint64_t rng = rng_seed(seed);
+    unsigned n = rng_next32(&rng) % max_aborts;
+    for (unsigned i = 0; i < n; i++) {
+        for (unsigned k = rng_next32(&rng) % 3000; k > 0; k--) {
+            /* Acquire: the round's end is published with release. */
+            if (atomic_load_explicit(t->over, memory_order_acquire))
+                return;
+            sched_yield();
+        }
+        /* Acquire: pairs with the release that publishes each join. */
+        unsigned published = atomic_load_explicit(t->published, memory_order_acquire);
+        if (published > 0)
+            stress_abort_task(t, rng_next32(&rng) % published, c);
+    }
 }
 
 void stress_check_join(const char *who, const char *what, uint32_t id, int status, uint64_t out,

@@ -102,6 +102,26 @@ void stress_drop_once(_Atomic uint8_t *drops, const char *what, uint32_t id);
 void stress_check_join(const char *who, const char *what, uint32_t id, int status, uint64_t out,
                        bool finished, uint64_t expected, bool may_cancel);
 
+/* A round's tasks as an aborter sees them: their join handles, an
+ * aborted mark per task (set, with release, before the abort), how many
+ * are published (acquire: their joins are written), and the flag that
+ * ends the round. */
+typedef struct stress_abortable {
+    weft_join *joins;
+    _Atomic uint8_t *aborted;
+    _Atomic unsigned *published;
+    _Atomic bool *over;
+} stress_abortable;
+
+/* Marks task `victim` aborted, aborts it and counts it in `*c`. */
+void stress_abort_task(const stress_abortable *t, unsigned victim, stress_counter *c);
+
+/* A foreign thread's aborts: up to `max_aborts - 1` of them, each at a
+ * random moment (a random number of scheduler yields) on a random
+ * published task, counted in `*c`; returns early once the round is over. */
+void stress_abort_at_random(const stress_abortable *t, uint64_t seed, unsigned max_aborts,
+                            stress_counter *c);
+
 /* Polls the finished join `j` once (its runtime may be shut down: no
  * runtime call) and returns its output in `*out`. */
 void stress_join_finished(weft_join *j, const char *what, uint32_t id, uint64_t *out);
