@@ -963,6 +963,9 @@ static inline int weft_iter_spawn_map_error(const weft_iter_spawn_map *m)
     return m->err_;
 }
 
+/* ==== future sets and join ================================================ */
+/* (see iter/future_set.c, iter/join.c) */
+
 #ifdef __cplusplus
 }
 #endif
