@@ -191,6 +191,7 @@ struct sim_saved {
     weft__timers *timers;
     const weft_instant *clock;
     weft__chaos *chaos;
+    weft__rand_source *rand;
 };
 
 /* Make `sim` the calling thread's runtime: its scheduler, timers, clock
@@ -204,10 +205,12 @@ static void ctx_enter(struct weft__sim *sim, struct sim_saved *sv, bool chaos)
     sv->clock = weft__clock_virtual;
     weft__clock_virtual = &sim->now;
     sv->chaos = weft__chaos_enter(chaos && sim->chaos.leaf_pending > 0.0 ? &sim->leaf : NULL);
+    sv->rand = weft__rand_enter(&sim->rand);
 }
 
 static void ctx_leave(const struct sim_saved *sv)
 {
+    weft__rand_enter(sv->rand);
     weft__chaos_enter(sv->chaos);
     weft__clock_virtual = sv->clock;
     weft__timers_enter(sv->timers);
@@ -250,6 +253,14 @@ static bool leaf_decide(weft__chaos *c)
     sim->leaf_pendings++;
     sim->trace = weft__trace_add(sim->trace, WEFT__TRACE_LEAF);
     return true;
+}
+
+/* The library's random choices (a fair select's first branch) draw from
+ * the run's stream, so the seed replays them too. */
+static uint64_t sim_rand_next(weft__rand_source *src)
+{
+    struct weft__sim *sim = (struct weft__sim *)((char *)src - offsetof(struct weft__sim, rand));
+    return weft__sim_rand(&sim->chaos);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */
@@ -673,6 +684,7 @@ int weft_rt_new_sim(weft_rt **out, const weft_sim_options *opts)
     sim->seed = seed;
     weft__sim_chaos_init(&sim->chaos, seed, &o);
     sim->leaf.decide = leaf_decide;
+    sim->rand.next = sim_rand_next;
     sim->trace = WEFT__TRACE_INIT;
     sim->run = entries;
     sim->cap = RUN_INITIAL_CAP;

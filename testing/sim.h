@@ -12,6 +12,7 @@
 #include "weft/testing.h"
 #include "core/chaos.h"
 #include "core/park.h"
+#include "core/rand.h"
 #include "sched/injector.h"
 #include "sched/runtime.h"
 #include "testing/chaos.h"
@@ -39,6 +40,7 @@ struct weft__sim {
     uint64_t seed;
     struct weft__sim_chaos chaos;
     weft__chaos leaf;       /* installed for leaf futures while running */
+    weft__rand_source rand; /* the library's random choices, from `chaos` */
     weft_instant now;       /* the virtual clock (weft__clock_virtual) */
     uint64_t trace;
     struct weft__sim_entry *run; /* runnable tasks, in no order */

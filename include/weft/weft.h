@@ -10,6 +10,7 @@
 #include "weft/time.h"
 #include "weft/sync.h"
 #include "weft/channels.h"
+#include "weft/select.h"
 #include "weft/testing.h"
 
 #endif /* WEFT_H */
