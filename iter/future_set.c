@@ -1,64 +1,26 @@
 /* future_set: a set of futures polled as a stream of completions, with a
  * waker per slot so a poll polls only the futures that were woken
- * (futures-rs FuturesUnordered's ready-to-run queue, as a bitmask).
+ * (iter/slot_wake.h: the ready bitmask, its memory model, the lifetime
+ * of a slot waker that outlives its future or the set).
  *
- * State. Owner side (the set, and `local`/`free` in the shared
- * allocation, touched only by the owner): which slots hold futures
- * (slot->fut), a stack of free slot indexes, `local`: slots marked ready
- * and not polled yet. Shared side (`ready`, `consumer`, `rc`): slot
- * wakers set bits in `ready` from any thread and wake `consumer`, the
- * waker of the task that last polled the set.
+ * Owner-side state: which slots hold futures (slot->fut), len_, a stack
+ * of free slot indexes (the slot-wake state's `free`: free[0 .. n-len)),
+ * and cursor_, where the next poll starts looking. A poll moves the bits
+ * woken since the last one into `local` and polls those futures from
+ * cursor_ round robin, each once, clearing its bit first; the first READY
+ * ends the poll with its item, the bits not reached stay for the next
+ * poll. A wake during the poll (the future's own, or another thread's) is
+ * seen by the next poll: each future is polled at most once per poll.
  *
- * Poll: register the poll's waker in `consumer`; seq_cst fence; move
- * every `ready` word into `local` (one swap per word); then poll the
- * futures whose `local` bit is set, from `cursor_` round robin, each
- * once, clearing its bit first. A wake during that poll (the future's
- * own, or another thread's) sets a `ready` bit, which only the next poll
- * moves: so each future is polled at most once per set poll, and a
- * woken future is never missed (below). The first READY ends the poll
- * with that item; bits not reached stay in `local` for the next poll.
- *
- * No lost wake: a slot waker does W(ready bit); seq_cst fence;
- * weft_atomic_waker_wake(consumer). The poll does register(consumer);
- * seq_cst fence; swap(ready word). The two fences are ordered: if the
- * waker's comes first, the poll's swap sees the bit; if the poll's comes
- * first, the waker's wake finds the registered waker (or the atomic
- * waker's protocol has the registering side wake itself). Dekker with
- * fences, as in the atomic waker's users elsewhere.
- *
- * Lifetime: the shared part is one allocation with a weft_rc. The set
- * holds one reference; each slot-waker clone holds one. A waker is
- * {slot_waker_ops, &nodes[i]} and nodes[i] names the shared part and i,
- * so a clone outliving its future — or the set — sets a bit nobody reads
- * and wakes whatever is registered (nothing, once the set dropped its
- * registered waker). The last release frees it, on whatever thread.
- *
- * Concurrency:
- *   | op                    | may run concurrently with            |
- *   | init, push, poll, drop | slot-waker ops only (one owner)     |
- *   | slot wake/clone/drop  | everything, from any thread          |
- */
+ * Concurrency: init, push, poll and drop are the owner's (one thread at
+ * a time); the slot wakers run anywhere, any time (slot_wake.h). */
 #include "iter/comb.h"
-#include "core/alloc.h"
-#include "core/atomic.h"
+#include "iter/slot_wake.h"
 #include "core/future.h"
 
 #include <stdint.h>
 
-typedef struct fs_node {
-    weft_future_set_wake_ *w;
-    size_t idx;
-} fs_node;
-
-struct weft_future_set_wake_ {
-    weft_rc rc;                    /* the set's reference + one per waker clone */
-    weft_atomic_waker consumer;    /* registered by the owner's poll; woken by slot wakers */
-    size_t words;                  /* ceil(n / 64) */
-    WEFT_ATOMIC(uint64_t) *ready;  /* written by slot wakers (any thread), swapped by the owner */
-    uint64_t *local;               /* owner only: ready bits not polled yet */
-    size_t *free;                  /* owner only: stack of free slot indexes */
-    fs_node *nodes;                /* written at init, read-only afterwards */
-};
+typedef weft__slot_wake fs_wake;
 
 static weft_future_set_slot_ *slot_at(const weft_future_set *s, size_t i)
 {
@@ -70,103 +32,12 @@ static unsigned char *slot_fut(weft_future_set_slot_ *sl)
     return (unsigned char *)sl + WEFT__ITER_RUP(sizeof *sl);
 }
 
-/* ---- the shared wake state and the slot wakers ---------------------------- */
-
-static void wake_state_free(weft_rc *rc)
-{
-    weft_future_set_wake_ *w = (weft_future_set_wake_ *)(void *)rc;
-    weft_atomic_waker_fini(&w->consumer);
-    weft__free(w);
-}
-
-static size_t rup_line(size_t x)
-{
-    return (x + WEFT_CACHE_LINE - 1) / WEFT_CACHE_LINE * WEFT_CACHE_LINE;
-}
-
-/* One allocation: header, then `ready` on its own cache lines (written
- * by wakers on other threads), then the owner-only `local`, `free` and
- * the nodes. */
-static weft_future_set_wake_ *wake_state_new(size_t n)
-{
-    size_t words = (n + 63) / 64;
-    size_t off_ready = rup_line(sizeof(weft_future_set_wake_));
-    size_t off_local = off_ready + rup_line(words * sizeof(uint64_t));
-    size_t off_free = off_local + words * sizeof(uint64_t);
-    size_t off_nodes = off_free + n * sizeof(size_t);
-    if (n > (SIZE_MAX - 4 * WEFT_CACHE_LINE) / (2 * sizeof(uint64_t) + sizeof(size_t) +
-                                               sizeof(fs_node)))
-        return NULL;
-    unsigned char *mem = weft__alloc(off_nodes + n * sizeof(fs_node));
-    if (!mem)
-        return NULL;
-    weft_future_set_wake_ *w = (weft_future_set_wake_ *)(void *)mem;
-    weft_rc_init(&w->rc, wake_state_free);
-    weft_atomic_waker_init(&w->consumer);
-    w->words = words;
-    w->ready = (WEFT_ATOMIC(uint64_t) *)(void *)(mem + off_ready);
-    w->local = (uint64_t *)(void *)(mem + off_local);
-    w->free = (size_t *)(void *)(mem + off_free);
-    w->nodes = (fs_node *)(void *)(mem + off_nodes);
-    for (size_t k = 0; k < words; k++) {
-        weft_atomic_init(&w->ready[k], 0);
-        w->local[k] = 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        w->free[i] = n - 1 - i; /* pops 0 first */
-        w->nodes[i].w = w;
-        w->nodes[i].idx = i;
-    }
-    return w;
-}
-
-static const weft_waker_ops slot_waker_ops;
-
-static weft_waker slot_clone(const void *data)
-{
-    const fs_node *nd = data;
-    weft_rc_retain(&nd->w->rc);
-    weft_waker c = { &slot_waker_ops, (void *)(uintptr_t)data };
-    return c;
-}
-
-static void slot_wake_by_ref(const void *data)
-{
-    const fs_node *nd = data;
-    weft_future_set_wake_ *w = nd->w;
-    /* Release: what the waking thread did before the wake (the event the
-     * future waits for) is visible to the poll that swaps this word
-     * (pairs with the acquire swap in fs_poll_next). */
-    weft_atomic_fetch_or_release(&w->ready[nd->idx / 64], (uint64_t)1 << (nd->idx % 64));
-    /* Seq_cst: orders the bit before the check of the registered waker
-     * against the poll's register-then-swap (pairs with the fence in
-     * fs_poll_next; see "No lost wake" above). */
-    weft_atomic_fence_seq_cst();
-    weft_atomic_waker_wake(&w->consumer);
-}
-
-static void slot_drop(void *data)
-{
-    fs_node *nd = data;
-    (void)weft_rc_release(&nd->w->rc);
-}
-
-static void slot_wake(void *data)
-{
-    slot_wake_by_ref(data);
-    slot_drop(data);
-}
-
-static const weft_waker_ops slot_waker_ops = {
-    slot_clone, slot_wake, slot_wake_by_ref, slot_drop,
-};
-
 /* ---- the stream ------------------------------------------------------------ */
 
 static void fs_drop(weft_stream *st)
 {
     weft_future_set *s = (weft_future_set *)st;
-    weft_future_set_wake_ *w = s->wake_;
+    fs_wake *w = s->wake_;
     if (!w)
         return;
     for (size_t i = 0; i < s->n_; i++) {
@@ -177,34 +48,30 @@ static void fs_drop(weft_stream *st)
         }
     }
     s->len_ = 0;
-    /* The task's waker goes now, not with the last slot-waker clone. */
-    weft_waker cw;
-    if (weft_atomic_waker_take(&w->consumer, &cw))
-        weft_waker_drop(&cw);
     s->wake_ = NULL;
-    (void)weft_rc_release(&w->rc);
+    weft__slot_wake_release(w);
 }
 
 /* Poll slot i (its local bit set). Returns ITEM (written), PENDING to go
  * on, or DONE meaning "stop: the budget is spent" (the bit stays). */
 static weft_next poll_slot(weft_future_set *s, weft_cx *cx, size_t i, void *item)
 {
-    weft_future_set_wake_ *w = s->wake_;
-    uint64_t bit = (uint64_t)1 << (i % 64);
+    fs_wake *w = s->wake_;
     weft_future_set_slot_ *sl = slot_at(s, i);
     if (!sl->fut) { /* a stale wake of a future already gone */
-        w->local[i / 64] &= ~bit;
+        weft__slot_wake_clear_local(w, i);
         return WEFT_NEXT_PENDING;
     }
     if (!weft_coop_proceed(cx)) {
         s->cursor_ = i; /* resume here; coop_proceed woke the task */
         return WEFT_NEXT_DONE;
     }
-    w->local[i / 64] &= ~bit;
-    weft_waker sw = { &slot_waker_ops, &w->nodes[i] };
+    weft__slot_wake_clear_local(w, i);
+    weft_waker sw = weft__slot_wake_waker(w, i);
     weft_cx ccx = *cx;
     ccx.waker = &sw;
-    weft_poll r = weft_future_poll(sl->fut, &ccx, (unsigned char *)item + WEFT_FUTURE_SET_OUT_OFFSET);
+    unsigned char *out = (unsigned char *)item + WEFT_FUTURE_SET_OUT_OFFSET;
+    weft_poll r = weft_future_poll(sl->fut, &ccx, out);
     cx->budget = ccx.budget;
     if (r != WEFT_READY)
         return WEFT_NEXT_PENDING;
@@ -222,20 +89,11 @@ static weft_next poll_slot(weft_future_set *s, weft_cx *cx, size_t i, void *item
  * (none ready). */
 static weft_next poll_range(weft_future_set *s, weft_cx *cx, size_t lo, size_t hi, void *item)
 {
-    weft_future_set_wake_ *w = s->wake_;
-    for (size_t wd = lo / 64; lo < hi && wd * 64 < hi; wd++) {
-        uint64_t bits = w->local[wd];
-        if (wd * 64 < lo)
-            bits &= ~(uint64_t)0 << (lo - wd * 64);
-        if (hi - wd * 64 < 64)
-            bits &= ((uint64_t)1 << (hi - wd * 64)) - 1;
-        while (bits) {
-            size_t i = wd * 64 + (size_t)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            weft_next r = poll_slot(s, cx, i, item);
-            if (r != WEFT_NEXT_PENDING)
-                return r;
-        }
+    for (size_t i = weft__slot_wake_next_local(s->wake_, lo, hi); i < hi;
+         i = weft__slot_wake_next_local(s->wake_, i + 1, hi)) {
+        weft_next r = poll_slot(s, cx, i, item);
+        if (r != WEFT_NEXT_PENDING)
+            return r;
     }
     return WEFT_NEXT_PENDING;
 }
@@ -243,17 +101,9 @@ static weft_next poll_range(weft_future_set *s, weft_cx *cx, size_t lo, size_t h
 static weft_next fs_poll_next(weft_stream *st, weft_cx *cx, void *item)
 {
     weft_future_set *s = (weft_future_set *)st;
-    weft_future_set_wake_ *w = s->wake_;
     if (s->len_ == 0)
         return WEFT_NEXT_DONE;
-    weft_atomic_waker_register(&w->consumer, cx->waker);
-    /* Seq_cst: the register before the swaps, against a slot waker's bit
-     * before its wake (pairs with the fence in slot_wake_by_ref). */
-    weft_atomic_fence_seq_cst();
-    for (size_t k = 0; k < w->words; k++)
-        /* Acquire: see what the waking thread did before it set the bit
-         * (pairs with the release fetch_or in slot_wake_by_ref). */
-        w->local[k] |= weft_atomic_swap_acquire(&w->ready[k], 0);
+    weft__slot_wake_begin(s->wake_, cx);
     size_t c = s->cursor_;
     weft_next r = poll_range(s, cx, c, s->n_, item);
     if (r == WEFT_NEXT_PENDING)
@@ -311,9 +161,11 @@ int weft_future_set_init(weft_future_set *s, size_t fut_size, size_t out_size,
                     "or slots_size below n * WEFT_FUTURE_SET_SLOT_SIZE(fut_size)");
         return -EINVAL;
     }
-    weft_future_set_wake_ *w = wake_state_new(n);
+    fs_wake *w = weft__slot_wake_new(n);
     if (!w)
         return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        w->free[i] = n - 1 - i; /* pops slot 0 first */
     weft_stream_init(&s->base, &fs_ops, fut_flags & WEFT_F_SEND);
     s->wake_ = w;
     s->slots_ = slots;
@@ -340,7 +192,7 @@ int weft_future_set_push(weft_future_set *s, weft_iter_then_fn *fn, void *ctx,
     }
     if (s->len_ == s->n_)
         return -ENOSPC;
-    weft_future_set_wake_ *w = s->wake_;
+    fs_wake *w = s->wake_;
     size_t i = w->free[s->n_ - 1 - s->len_];
     weft_future_set_slot_ *sl = slot_at(s, i);
     void *st = slot_fut(sl);
@@ -360,7 +212,7 @@ int weft_future_set_push(weft_future_set *s, weft_iter_then_fn *fn, void *ctx,
     s->base.flags &= ~WEFT_F__DONE;
     /* Its first poll is due: mark it as its waker would, which also wakes
      * a task that polled the set before. */
-    weft_waker sw = { &slot_waker_ops, &w->nodes[i] };
+    weft_waker sw = weft__slot_wake_waker(w, i);
     weft_waker_wake_by_ref(&sw);
     return 0;
 }

@@ -1023,10 +1023,9 @@ typedef struct weft_future_set_head {
 #define WEFT_FUTURE_SET_OUT_OFFSET WEFT__ITER_RUP(sizeof(weft_future_set_head))
 #define WEFT_FUTURE_SET_ITEM_SIZE(out_size) (WEFT_FUTURE_SET_OUT_OFFSET + (out_size))
 
-typedef struct weft_future_set_wake_ weft_future_set_wake_;
 typedef struct weft_future_set {
     weft_stream base;
-    weft_future_set_wake_ *wake_; /* shared with the slot wakers */
+    struct weft__slot_wake *wake_; /* shared with the slot wakers */
     unsigned char *slots_;
     size_t n_, slot_size_, fut_size_, out_size_, len_, cursor_;
 } weft_future_set;
