@@ -856,8 +856,10 @@ WEFT_API WEFT_NODISCARD int weft_iter_sink_map_init(weft_iter_sink_map *m, weft_
  * out_item_size) bytes each, max-aligned, borrowed like the upstream.
  * `fut_size` is the most fn's futures need (fn gets exactly that as
  * `size`); ordered mode keeps a finished future's output in its slot
- * until its turn. Each poll polls every pending future (with the poll's
- * waker), so n is meant for tens, not thousands. Flags: the upstream's
+ * until its turn. Each future is polled with its slot's own waker, and a
+ * poll polls only the futures woken since the last one (as
+ * weft_future_set does; one allocation at init holds that wake state), so
+ * n may be in the hundreds. Flags: the upstream's
  * Send AND fut_flags' (fn must then make Send futures: one that is not,
  * or is not at `storage`, or has another output size, is reported and
  * dropped, and the stage answers DONE). Item: out_item_size bytes. */
@@ -881,11 +883,13 @@ typedef struct weft_iter_buffered {
     size_t scan_; /* unordered: where the next search starts */
     bool ordered_, up_done_;
     weft_iter_buf_ buf_;
+    struct weft__slot_wake *wake_; /* the slot wakers' shared state */
 } weft_iter_buffered;
 
-/* 0 or -EINVAL (NULL pointers, n 0, upstream items over
+/* 0, -EINVAL (NULL pointers, n 0, upstream items over
  * WEFT_ITER_ITEM_MAX, unknown order, slots not max-aligned or
- * slots_size < n * WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size, out_item_size)). */
+ * slots_size < n * WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size, out_item_size))
+ * or -ENOMEM (the wake state). */
 WEFT_API WEFT_NODISCARD int weft_iter_buffered_init(weft_iter_buffered *b, weft_stream *up,
                                                     weft_iter_then_fn *fn, void *ctx,
                                                     size_t fut_size, size_t out_item_size,
