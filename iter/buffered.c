@@ -4,14 +4,27 @@
  * upstream, seq_out_ items yielded. Ordered mode puts item seq in slot
  * seq % n (at most n are between seq_out_ and seq_in_, so that slot is
  * free) and yields slot seq_out_ % n once READY; unordered mode puts an
- * item in any free slot and yields the first future found READY. */
+ * item in any free slot and yields the first future found READY.
+ *
+ * Wakes: each future is polled with its slot's waker (iter/slot_wake.h),
+ * so a poll polls only the futures woken since the last one (and those
+ * just made), each at most once: a future that wakes itself during its
+ * poll is polled again by the next poll. Unordered mode looks at the
+ * woken slots from scan_ round robin and stops at the first READY; the
+ * woken slots it did not reach stay marked for the next poll. */
 #include "iter/comb.h"
+#include "iter/slot_wake.h"
 
 enum { SLOT_FREE = 0, SLOT_RUNNING, SLOT_READY };
 
 static weft_iter_buffered_slot_ *slot_at(const weft_iter_buffered *b, size_t i)
 {
     return (weft_iter_buffered_slot_ *)(void *)(b->slots_ + i * b->slot_size_);
+}
+
+static size_t slot_index(const weft_iter_buffered *b, const weft_iter_buffered_slot_ *sl)
+{
+    return (size_t)((const unsigned char *)sl - b->slots_) / b->slot_size_;
 }
 
 static unsigned char *slot_fut(weft_iter_buffered_slot_ *sl)
@@ -79,6 +92,7 @@ static bool fill(weft_iter_buffered *b, weft_cx *cx)
         sl->seq = b->seq_in_++;
         sl->state = SLOT_RUNNING;
         b->live_++;
+        weft__slot_wake_mark_local(b->wake_, slot_index(b, sl)); /* its first poll */
     }
     return true;
 }
@@ -92,6 +106,21 @@ static void drop_all(weft_iter_buffered *b)
     }
 }
 
+/* Poll the future in slot i with slot i's waker, clearing its mark. */
+static weft_poll poll_slot(weft_iter_buffered *b, weft_cx *cx, size_t i, void *out)
+{
+    weft_iter_buffered_slot_ *sl = slot_at(b, i);
+    weft__slot_wake_clear_local(b->wake_, i);
+    if (sl->state != SLOT_RUNNING)
+        return WEFT_PENDING; /* a stale wake: the future is gone */
+    weft_waker sw = weft__slot_wake_waker(b->wake_, i);
+    weft_cx ccx = *cx;
+    ccx.waker = &sw;
+    weft_poll r = weft_future_poll(sl->fut, &ccx, out);
+    cx->budget = ccx.budget;
+    return r;
+}
+
 static weft_next buffered_poll_next(weft_stream *s, weft_cx *cx, void *item)
 {
     weft_iter_buffered *b = (weft_iter_buffered *)s;
@@ -100,34 +129,41 @@ static weft_next buffered_poll_next(weft_stream *s, weft_cx *cx, void *item)
         b->up_done_ = true;
         return WEFT_NEXT_DONE;
     }
+    if (b->live_ == 0)
+        return b->up_done_ ? WEFT_NEXT_DONE : WEFT_NEXT_PENDING; /* upstream's wake */
+    weft__slot_wake *w = b->wake_;
+    weft__slot_wake_begin(w, cx);
     if (b->ordered_) {
-        /* Poll every running future; yield the head once it is ready. */
-        for (size_t i = 0; i < b->n_; i++) {
+        /* Poll every woken future; yield the head once it is ready. */
+        for (size_t i = weft__slot_wake_next_local(w, 0, b->n_); i < b->n_;
+             i = weft__slot_wake_next_local(w, i + 1, b->n_)) {
             weft_iter_buffered_slot_ *sl = slot_at(b, i);
-            if (sl->state == SLOT_RUNNING &&
-                weft_future_poll(sl->fut, cx, slot_out(b, sl)) == WEFT_READY) {
+            if (poll_slot(b, cx, i, slot_out(b, sl)) == WEFT_READY) {
                 weft_future_drop(sl->fut);
                 sl->fut = NULL;
                 sl->state = SLOT_READY;
             }
         }
         weft_iter_buffered_slot_ *head = slot_at(b, (size_t)(b->seq_out_ % b->n_));
-        if (b->live_ && head->state == SLOT_READY && head->seq == b->seq_out_) {
+        if (head->state == SLOT_READY && head->seq == b->seq_out_) {
             memcpy(item, slot_out(b, head), b->out_size_);
             slot_free(b, head);
             b->seq_out_++;
             return WEFT_NEXT_ITEM;
         }
     } else {
-        for (size_t k = 0; k < b->n_; k++) {
-            size_t i = (b->scan_ + k) % b->n_;
-            weft_iter_buffered_slot_ *sl = slot_at(b, i);
-            if (sl->state == SLOT_RUNNING &&
-                weft_future_poll(sl->fut, cx, item) == WEFT_READY) {
-                slot_free(b, sl);
-                b->seq_out_++;
-                b->scan_ = (i + 1) % b->n_; /* the others get the first look next */
-                return WEFT_NEXT_ITEM;
+        /* The woken ones from scan_ round robin, up to the first READY. */
+        size_t c = b->scan_;
+        for (int pass = 0; pass < 2; pass++) {
+            size_t lo = pass ? 0 : c, hi = pass ? c : b->n_;
+            for (size_t i = weft__slot_wake_next_local(w, lo, hi); i < hi;
+                 i = weft__slot_wake_next_local(w, i + 1, hi)) {
+                if (poll_slot(b, cx, i, item) == WEFT_READY) {
+                    slot_free(b, slot_at(b, i));
+                    b->seq_out_++;
+                    b->scan_ = (i + 1) % b->n_; /* the others get the first look next */
+                    return WEFT_NEXT_ITEM;
+                }
             }
         }
     }
@@ -138,7 +174,11 @@ static weft_next buffered_poll_next(weft_stream *s, weft_cx *cx, void *item)
 
 static void buffered_drop(weft_stream *s)
 {
-    drop_all((weft_iter_buffered *)s);
+    weft_iter_buffered *b = (weft_iter_buffered *)s;
+    drop_all(b);
+    if (b->wake_)
+        weft__slot_wake_release(b->wake_);
+    b->wake_ = NULL;
 }
 
 static void buffered_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
@@ -187,7 +227,11 @@ int weft_iter_buffered_init(weft_iter_buffered *b, weft_stream *up, weft_iter_th
                     n, fut_size, order, slots_size);
         return -EINVAL;
     }
+    weft__slot_wake *w = weft__slot_wake_new(n);
+    if (!w)
+        return -ENOMEM;
     weft_stream_init(&b->base, &buffered_ops, up->flags & fut_flags & WEFT_F_SEND);
+    b->wake_ = w;
     b->up_ = up;
     b->fn_ = fn;
     b->ctx_ = ctx;

@@ -856,8 +856,10 @@ WEFT_API WEFT_NODISCARD int weft_iter_sink_map_init(weft_iter_sink_map *m, weft_
  * out_item_size) bytes each, max-aligned, borrowed like the upstream.
  * `fut_size` is the most fn's futures need (fn gets exactly that as
  * `size`); ordered mode keeps a finished future's output in its slot
- * until its turn. Each poll polls every pending future (with the poll's
- * waker), so n is meant for tens, not thousands. Flags: the upstream's
+ * until its turn. Each future is polled with its slot's own waker, and a
+ * poll polls only the futures woken since the last one (as
+ * weft_future_set does; one allocation at init holds that wake state), so
+ * n may be in the hundreds. Flags: the upstream's
  * Send AND fut_flags' (fn must then make Send futures: one that is not,
  * or is not at `storage`, or has another output size, is reported and
  * dropped, and the stage answers DONE). Item: out_item_size bytes. */
@@ -881,11 +883,13 @@ typedef struct weft_iter_buffered {
     size_t scan_; /* unordered: where the next search starts */
     bool ordered_, up_done_;
     weft_iter_buf_ buf_;
+    struct weft__slot_wake *wake_; /* the slot wakers' shared state */
 } weft_iter_buffered;
 
-/* 0 or -EINVAL (NULL pointers, n 0, upstream items over
+/* 0, -EINVAL (NULL pointers, n 0, upstream items over
  * WEFT_ITER_ITEM_MAX, unknown order, slots not max-aligned or
- * slots_size < n * WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size, out_item_size)). */
+ * slots_size < n * WEFT_ITER_BUFFERED_SLOT_SIZE(fut_size, out_item_size))
+ * or -ENOMEM (the wake state). */
 WEFT_API WEFT_NODISCARD int weft_iter_buffered_init(weft_iter_buffered *b, weft_stream *up,
                                                     weft_iter_then_fn *fn, void *ctx,
                                                     size_t fut_size, size_t out_item_size,
@@ -964,7 +968,132 @@ static inline int weft_iter_spawn_map_error(const weft_iter_spawn_map *m)
 }
 
 /* ==== future sets and join ================================================ */
-/* (see iter/future_set.c, iter/join.c) */
+/* future_set: a set of futures polled as a stream of their completions,
+ * futures-rs' FuturesUnordered (iter/future_set.c). The owner pushes
+ * futures in at any time; each item is one completion: a
+ * weft_future_set_head (the tag given to push, and the slot the future
+ * was in, free again now) and then, at WEFT_FUTURE_SET_OUT_OFFSET, that
+ * future's output of `out_size` bytes. Item size:
+ * WEFT_FUTURE_SET_ITEM_SIZE(out_size).
+ *
+ * Storage: the futures live in the caller's `slots`, an array of n slots
+ * of WEFT_FUTURE_SET_SLOT_SIZE(fut_size) bytes each, max-aligned,
+ * borrowed (it must outlive the set and not move). push initialises the
+ * future INTO a free slot through a then-like fn (fn(ctx, arg, storage,
+ * size), the same weft_iter_then_fn buffered takes) rather than taking a
+ * pointer to a future the caller placed somewhere: the set then owns the
+ * future's storage as well as the future from the push on, so nothing the
+ * caller frees or reuses can pull a future out from under it, and one
+ * size check at init covers every future it will ever hold.
+ *
+ * Wakes: each slot has its own small waker. Waking it marks the slot in
+ * the set's atomic ready bitmask and wakes the task that last polled the
+ * set (held in a weft_atomic_waker), from any thread. A poll polls only
+ * the futures marked since the last poll (FuturesUnordered's
+ * ready-to-run queue), each at most once — a future that wakes itself
+ * while polled is polled again by the next poll, not this one — in round
+ * robin from where the last poll stopped, and charges the task's coop
+ * budget once per future it polls (weft_coop_proceed). The bitmask and
+ * the registered waker sit in one allocation made at init (the only
+ * one), shared through a weft_rc with every slot waker: a clone a timer,
+ * a channel or another thread still holds after its future finished, or
+ * after the set was dropped, keeps that state alive and wakes nothing.
+ *
+ * Empty: a poll of an empty set answers DONE, as futures-rs' does. Unlike
+ * other streams that DONE is not final: push again and the set yields
+ * again (so wrap it in no combinator that takes DONE as the end while
+ * you still push). weft_future_set_len tells "empty for now" from
+ * anything else; push wakes the task that last polled the set.
+ *
+ * Flags: fut_flags' WEFT_F_SEND (every future pushed must then be Send).
+ * Who may call: the owner, one thread at a time: init, push, len, poll,
+ * drop. Slot wakers: any thread, any time. Cancel safety of
+ * weft_stream_next over it: nothing is lost — a future's output is
+ * written to the item only in the poll that returns it, and until then
+ * the future stays in its slot. Dropping the set drops every future
+ * still in it (their outputs are lost). */
+typedef struct weft_future_set_slot_ {
+    weft_future *fut; /* the future in this slot, or NULL: free */
+    uint64_t tag;     /* push's tag */
+} weft_future_set_slot_;
+#define WEFT_FUTURE_SET_SLOT_SIZE(fut_size)                                   \
+    (WEFT__ITER_RUP(sizeof(weft_future_set_slot_)) + WEFT__ITER_RUP(fut_size))
+
+/* The head of every item. */
+typedef struct weft_future_set_head {
+    uint64_t tag; /* the tag the future was pushed with */
+    size_t slot;  /* the slot it was in (0..n-1) */
+} weft_future_set_head;
+#define WEFT_FUTURE_SET_OUT_OFFSET WEFT__ITER_RUP(sizeof(weft_future_set_head))
+#define WEFT_FUTURE_SET_ITEM_SIZE(out_size) (WEFT_FUTURE_SET_OUT_OFFSET + (out_size))
+
+typedef struct weft_future_set {
+    weft_stream base;
+    struct weft__slot_wake *wake_; /* shared with the slot wakers */
+    unsigned char *slots_;
+    size_t n_, slot_size_, fut_size_, out_size_, len_, cursor_;
+} weft_future_set;
+
+/* 0, -EINVAL (NULL set or slots, n 0, slots not max-aligned, slots_size
+ * < n * WEFT_FUTURE_SET_SLOT_SIZE(fut_size); misuse reported) or -ENOMEM
+ * (the shared wake state). The set is empty. Pair with weft_stream_drop
+ * (exactly once, after a successful init). */
+WEFT_API WEFT_NODISCARD int weft_future_set_init(weft_future_set *s, size_t fut_size,
+                                                 size_t out_size, uint32_t fut_flags,
+                                                 size_t n, void *slots, size_t slots_size);
+
+/* Push one future: fn(ctx, arg, storage, fut_size) initialises it in a
+ * free slot and returns it; it is polled by the set's next poll. Returns
+ * 0; -ENOSPC when all n slots hold futures (nothing called; poll some
+ * out first); -EINVAL (NULL set or fn, or fn made no future at
+ * `storage`, one of another output size, or one not Send in a Send set:
+ * reported, and the future it made is dropped). Owner only. */
+WEFT_API WEFT_NODISCARD int weft_future_set_push(weft_future_set *s, weft_iter_then_fn *fn,
+                                                 void *ctx, const void *arg, uint64_t tag);
+
+/* The futures in the set (pushed, not yet yielded). 0: a poll answers
+ * DONE. */
+static inline size_t weft_future_set_len(const weft_future_set *s)
+{
+    return s->len_;
+}
+static inline bool weft_future_set_is_empty(const weft_future_set *s)
+{
+    return s->len_ == 0;
+}
+
+/* join_futures: a future that polls n caller futures concurrently in the
+ * polling task and is READY (no output) once every one is (iter/join.c).
+ * The caller fills `branches` (borrowed: it must outlive the join and not
+ * move): per branch the future (in the caller's storage, pinned from the
+ * join's first poll) and where its output goes (NULL only for output
+ * size 0). From a successful init on the join owns the futures: it
+ * drops each as soon as it is READY (its output is then in `out` and
+ * `done` is set) and, when it is dropped itself, the ones not finished
+ * (their outputs are lost; those already written stay). Each poll polls
+ * every branch not yet done with the poll's own waker (no per-branch
+ * wakers: meant for a handful of branches) after one weft_coop_proceed.
+ * Flags: the AND of the futures' WEFT_F_SEND. Who may call: the owner,
+ * like any future. Cancel safety: the unfinished branches are dropped
+ * with it; what each lost is that future's own cancel safety. */
+typedef struct weft_join_branch {
+    weft_future *fut; /* yours to set */
+    void *out;        /* yours to set: its output's home */
+    bool done;        /* the join's: READY seen, output written */
+} weft_join_branch;
+
+typedef struct weft_join_futures {
+    weft_future base;
+    weft_join_branch *br_;
+    size_t n_, left_;
+} weft_join_futures;
+
+/* 0 or -EINVAL (NULL join, NULL branches with n > 0, a branch whose
+ * future is NULL or malformed, or whose out is NULL for a non-empty
+ * output; misuse reported; the futures then stay the caller's). n 0: READY
+ * at the first poll. */
+WEFT_API WEFT_NODISCARD int weft_join_futures_init(weft_join_futures *j,
+                                                   weft_join_branch *branches, size_t n);
 
 #ifdef __cplusplus
 }

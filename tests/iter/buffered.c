@@ -4,7 +4,8 @@
  * with the stage and never the upstream), on the multi-thread runtime and
  * on chaos sims (every item exactly once, order kept or not, at most n
  * alive and n reached, an early drop leaves nothing and no allocation),
- * misuse, and the cancel sweep over weft_stream_next for both orders. */
+ * misuse, a poll polls only the futures woken since the last one, and the
+ * cancel sweep over weft_stream_next for both orders. */
 #include "iter/conc_support.h"
 
 #define NMAX 8
@@ -194,6 +195,7 @@ static void test_buffered_flags_and_misuse(void **state)
                                                      WEFT_ITER_ORDERED, slots.b, 2 * SLOT),
                              0);
             ASSERT_SEND_IFF(b.base.flags, fu && ff);
+            weft_stream_drop(&b.base);
         }
     scripted sc;
     SCRIPT(&sc, &scripted_ops, WEFT_F_SEND, 1, 2);
@@ -223,6 +225,111 @@ static void test_buffered_flags_and_misuse(void **state)
 #else
     (void)v, (void)c;
 #endif
+    weft_stream_drop(&b.base);
+}
+
+/* ---- only woken futures are polled ------------------------------------------- */
+
+/* A future per item x that counts its polls in g_polls[x], keeps its
+ * waker in g_wakers[x], and is READY (10 x) once g_go[x] is set. */
+#define WMAX 100
+static unsigned g_polls[WMAX];
+static bool g_go[WMAX];
+static weft_waker g_wakers[WMAX];
+
+typedef struct parked {
+    weft_future base;
+    uint64_t x;
+} parked;
+
+static weft_poll parked_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    parked *p = (parked *)f;
+    g_polls[p->x]++;
+    if (g_go[p->x]) {
+        uint64_t v = 10 * p->x;
+        memcpy(out, &v, sizeof v);
+        return WEFT_READY;
+    }
+    weft_waker_drop(&g_wakers[p->x]);
+    g_wakers[p->x] = weft_waker_clone(cx->waker);
+    return WEFT_PENDING;
+}
+
+static void parked_drop(weft_future *f)
+{
+    weft_waker_drop(&g_wakers[((parked *)f)->x]);
+}
+
+static const weft_future_ops parked_ops = {
+    .name = "test_parked", .out_size = sizeof(uint64_t), .poll = parked_poll,
+    .drop = parked_drop,
+};
+
+static weft_future *make_parked(void *ctx, const void *item, void *storage, size_t size)
+{
+    (void)ctx;
+    assert_true(size >= sizeof(parked));
+    parked *p = storage;
+    weft_future_init(&p->base, &parked_ops, WEFT_F_SEND);
+    memcpy(&p->x, item, sizeof p->x);
+    return &p->base;
+}
+
+static unsigned polls_sum(size_t n)
+{
+    unsigned t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += g_polls[i];
+    return t;
+}
+
+static void test_buffered_polls_only_the_woken_futures(void **state)
+{
+    (void)state;
+    static union {
+        max_align_t a;
+        unsigned char b[WMAX * SLOT];
+    } slots;
+    for (unsigned order = 0; order < 2; order++) {
+        size_t n = order ? 64 : WMAX;
+        memset(g_polls, 0, sizeof g_polls);
+        memset(g_go, 0, sizeof g_go);
+        weft_iter_range up;
+        assert_int_equal(weft_iter_range_init(&up, 0, n, 1), 0);
+        weft_iter_buffered b;
+        assert_int_equal(weft_iter_buffered_init(&b, &up.base, make_parked, NULL, sizeof(job),
+                                                 8, WEFT_F_SEND, n, order, slots.b, sizeof slots),
+                         0);
+        counting_waker c;
+        cw_init(&c);
+        uint64_t v = 0;
+        assert_int_equal(pn(&b.base, &c, &v), WEFT_NEXT_PENDING);
+        assert_int_equal(polls_sum(n), n); /* each its first poll */
+        assert_int_equal(pn(&b.base, &c, &v), WEFT_NEXT_PENDING);
+        assert_int_equal(polls_sum(n), n); /* none woken: none polled */
+        /* One woken: one polled (unordered: it is READY and comes out). */
+        size_t k = n - 30;
+        g_go[k] = !order;
+        long before = cw_woken(&c);
+        weft_waker_wake_by_ref(&g_wakers[k]);
+        assert_true(cw_woken(&c) > before); /* the stage's task was woken */
+        assert_int_equal(pn(&b.base, &c, &v), order ? WEFT_NEXT_PENDING : WEFT_NEXT_ITEM);
+        assert_int_equal(polls_sum(n), n + 1);
+        assert_int_equal(g_polls[k], 2);
+        if (!order)
+            assert_int_equal(v, 10 * k);
+        /* Ordered: the head woken and ready comes out after one poll. */
+        if (order) {
+            g_go[0] = true;
+            weft_waker_wake_by_ref(&g_wakers[0]);
+            assert_int_equal(pn(&b.base, &c, &v), WEFT_NEXT_ITEM);
+            assert_int_equal(v, 0);
+            assert_int_equal(polls_sum(n), n + 2);
+        }
+        weft_stream_drop(&b.base);
+        assert_int_equal(cw_outstanding(&c), 0);
+    }
 }
 
 static weft_stream *make_ord(conc_sweep *cs, weft_rt *rt)
@@ -269,6 +376,7 @@ int main(void)
         T(test_buffered_on_the_runtime),
         T(test_buffered_on_chaos_sims),
         T(test_buffered_flags_and_misuse),
+        T(test_buffered_polls_only_the_woken_futures),
         T(test_cancel_sweep_buffered),
     };
 #undef T
