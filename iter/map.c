@@ -15,18 +15,19 @@ static weft_next map_poll_next(weft_stream *s, weft_cx *cx, void *item)
     return r;
 }
 
-/* A batch of the upstream's, as many as fit the buffer, mapped. */
+/* A batch of the upstream's, mapped: pulled into the caller's array one
+ * input ahead of the outputs when the items shrink or keep their size
+ * (comb_batch_in), else into the buffer (as many as it holds). */
 static weft_next map_poll_next_many(weft_stream *s, weft_cx *cx, void *items, size_t max,
                                     size_t *n)
 {
     weft_iter_map *m = (weft_iter_map *)s;
-    size_t cap = m->in_size_ ? WEFT_ITER_ITEM_MAX / m->in_size_ : max;
-    if (cap > max)
-        cap = max;
-    weft_next r = weft_stream_poll_next_many(m->up_, cx, m->buf_.b, cap, n);
+    size_t cap;
     unsigned char *out = items;
+    unsigned char *in = comb_batch_in(out, max, m->in_size_, m->out_size_, m->buf_.b, &cap);
+    weft_next r = weft_stream_poll_next_many(m->up_, cx, in, cap, n);
     for (size_t i = 0; i < *n; i++)
-        m->fn_(m->ctx_, m->buf_.b + i * m->in_size_, out + i * m->out_size_);
+        m->fn_(m->ctx_, in + i * m->in_size_, out + i * m->out_size_);
     return r;
 }
 
@@ -90,6 +91,43 @@ static weft_next filter_poll_next(weft_stream *s, weft_cx *cx, void *item)
     }
 }
 
+/* A batch of the upstream's pulled straight into the caller's array and
+ * compacted in place; a batch rejected whole charges the budget once and
+ * the next is pulled. Kept items are returned in this poll (never held),
+ * and a PENDING or DONE comes only with none kept: nothing taken is lost.
+ * After a PENDING the array may hold rejected items (scratch). */
+static weft_next filter_poll_next_many(weft_stream *s, weft_cx *cx, void *items, size_t max,
+                                       size_t *n)
+{
+    weft_iter_filter *f = (weft_iter_filter *)s;
+    unsigned char *a = items;
+    size_t sz = f->size_;
+    for (;;) {
+        size_t got;
+        weft_next r = weft_stream_poll_next_many(f->up_, cx, items, max, &got);
+        if (r != WEFT_NEXT_ITEM) {
+            *n = 0;
+            return r;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < got; i++) {
+            if (f->pred_(f->ctx_, a + i * sz)) {
+                if (k != i)
+                    memcpy(a + k * sz, a + i * sz, sz);
+                k++;
+            }
+        }
+        if (k > 0) {
+            *n = k;
+            return WEFT_NEXT_ITEM;
+        }
+        if (!weft_coop_proceed(cx)) {
+            *n = 0;
+            return WEFT_NEXT_PENDING;
+        }
+    }
+}
+
 static void filter_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
 {
     weft_stream_size_hint(((const weft_iter_filter *)s)->up_, lo, hi);
@@ -106,6 +144,7 @@ static const weft_stream_ops filter_ops = {
     .item_size = WEFT_ITEM_SIZE_VARIES,
     .poll_next = filter_poll_next,
     .size_hint = filter_size_hint,
+    .poll_next_many = filter_poll_next_many,
     .item_size_of = filter_item_size,
 };
 
@@ -141,6 +180,36 @@ static weft_next filter_map_poll_next(weft_stream *s, weft_cx *cx, void *item)
     }
 }
 
+/* As filter's batch, through map's placement (comb_batch_in): inputs in
+ * the caller's array one ahead of the outputs, or in the buffer. */
+static weft_next filter_map_poll_next_many(weft_stream *s, weft_cx *cx, void *items,
+                                           size_t max, size_t *n)
+{
+    weft_iter_filter_map *f = (weft_iter_filter_map *)s;
+    size_t cap;
+    unsigned char *out = items;
+    unsigned char *in = comb_batch_in(out, max, f->in_size_, f->out_size_, f->buf_.b, &cap);
+    for (;;) {
+        size_t got;
+        weft_next r = weft_stream_poll_next_many(f->up_, cx, in, cap, &got);
+        if (r != WEFT_NEXT_ITEM) {
+            *n = 0;
+            return r;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < got; i++)
+            k += f->fn_(f->ctx_, in + i * f->in_size_, out + k * f->out_size_);
+        if (k > 0) {
+            *n = k;
+            return WEFT_NEXT_ITEM;
+        }
+        if (!weft_coop_proceed(cx)) {
+            *n = 0;
+            return WEFT_NEXT_PENDING;
+        }
+    }
+}
+
 static void filter_map_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
 {
     weft_stream_size_hint(((const weft_iter_filter_map *)s)->up_, lo, hi);
@@ -157,6 +226,7 @@ static const weft_stream_ops filter_map_ops = {
     .item_size = WEFT_ITEM_SIZE_VARIES,
     .poll_next = filter_map_poll_next,
     .size_hint = filter_map_size_hint,
+    .poll_next_many = filter_map_poll_next_many,
     .item_size_of = filter_map_item_size,
 };
 
