@@ -257,7 +257,7 @@ static inline void bs_drain(bs_run *out, comb_make_up_fn *make, const weft_strea
     uint64_t rng = (uint64_t)(mode < 0 ? -mode : 0) * 0x9E3779B97F4A7C15ull + 1;
     for (int guard = 0;; guard++) {
         assert_true(guard < 10000);
-        unsigned char buf[16 * CS_MAX_ITEM_BS];
+        unsigned char buf[48 * CS_MAX_ITEM_BS];
         size_t max = (size_t)(mode > 0 ? mode : 0), n = 0;
         if (mode < 0) {
             rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -286,7 +286,7 @@ static inline void bs_drain(bs_run *out, comb_make_up_fn *make, const weft_strea
     assert_int_equal(cw_outstanding(&c), 0);
 }
 
-/* Item by item, in batches of 1, 2, 3, 5 and 16, and mixed over 20
+/* Item by item, in batches of 1, 2, 3, 5, 16 and 48, and mixed over 20
  * seeds, over an upstream with and without its own batches: the same
  * items in the same order, the upstream read to the same point, and
  * `want_n` items (each mode's PENDINGs are the upstream's, passed on). */
@@ -297,7 +297,7 @@ static inline void batch_same_items(comb_make_up_fn *make, const int64_t *script
     assert_true(item_size <= CS_MAX_ITEM_BS);
     bs_drain(&ref, make, &scripted_ops, script, len, item_size, 0);
     assert_int_equal(ref.n, want_n);
-    static const int modes[] = { 0, 1, 2, 3, 5, 16 };
+    static const int modes[] = { 0, 1, 2, 3, 5, 16, 48 };
     for (int o = 0; o < 2; o++) {
         const weft_stream_ops *ops = o ? &batched_ops : &scripted_ops;
         for (int m = -20; m < (int)(sizeof modes / sizeof *modes); m++) {
