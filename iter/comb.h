@@ -73,6 +73,17 @@ static inline unsigned char *comb_batch_in(unsigned char *items, size_t max, siz
     return buf;
 }
 
+/* memcpy of one item, with the common sizes copied inline. */
+static inline void comb_copy(void *dst, const void *src, size_t sz)
+{
+    switch (sz) {
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, sz); break;
+    }
+}
+
 static inline size_t sat_add(size_t a, size_t b)
 {
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;

@@ -1,6 +1,8 @@
 /* Tests for iter/map.c: map, filter, filter_map and inspect over a
  * scripted upstream (items in order, DONE and PENDING passed on with the
- * waker, flags AND, map's native batches, filter's budget, misuse); a
+ * waker, flags AND, map's native batches, filter's budget, misuse), the
+ * batch paths of each against its single-item path, map_many and
+ * filter_many (the user's fn once per batch); a
  * four-stage pipeline in one struct over a channel receiver on two
  * workers, on the sim and on chaos sims; and the cancel sweep over
  * weft_stream_next of each. */
@@ -395,6 +397,187 @@ static void test_batch_paths_give_the_same_items(void **state)
     assert_int_equal(misuse_count(), 0);
 }
 
+/* ---- map_many and filter_many ------------------------------------------------------ */
+
+static unsigned g_many_calls;
+
+static void triple64_many(void *ctx, const void *in, void *out, size_t n)
+{
+    (void)ctx;
+    g_many_calls++;
+    for (size_t i = 0; i < n; i++)
+        triple64(NULL, (const unsigned char *)in + 8 * i, (unsigned char *)out + 8 * i);
+}
+
+static void triple_many(void *ctx, const void *in, void *out, size_t n)
+{
+    (void)ctx;
+    assert_true((const unsigned char *)in + 8 * n <= (unsigned char *)out ||
+                (unsigned char *)out + 4 * n <= (const unsigned char *)in);
+    for (size_t i = 0; i < n; i++)
+        triple(NULL, (const unsigned char *)in + 8 * i, (unsigned char *)out + 4 * i);
+}
+
+static void widen_many(void *ctx, const void *in, void *out, size_t n)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        widen(NULL, (const unsigned char *)in + 8 * i, (unsigned char *)out + 16 * i);
+}
+
+static size_t odd_many(void *ctx, void *items, size_t n)
+{
+    (void)ctx;
+    g_many_calls++;
+    uint64_t *a = items;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] & 1)
+            a[k++] = a[i];
+    return k;
+}
+
+static size_t keep_too_many(void *ctx, void *items, size_t n)
+{
+    (void)ctx, (void)items;
+    return n + 1;
+}
+
+static weft_stream *up_map_many(void *st, weft_stream *up)
+{
+    weft_iter_map_many *m = st;
+    return weft_iter_map_many_init(m, up, triple64_many, NULL, 8) ? NULL : &m->base;
+}
+
+static weft_stream *up_map_many_narrow(void *st, weft_stream *up)
+{
+    weft_iter_map_many *m = st;
+    return weft_iter_map_many_init(m, up, triple_many, NULL, 4) ? NULL : &m->base;
+}
+
+static weft_stream *up_map_many_wide(void *st, weft_stream *up)
+{
+    weft_iter_map_many *m = st;
+    return weft_iter_map_many_init(m, up, widen_many, NULL, 16) ? NULL : &m->base;
+}
+
+static weft_stream *up_filter_many(void *st, weft_stream *up)
+{
+    weft_iter_filter_many *f = st;
+    return weft_iter_filter_many_init(f, up, odd_many, NULL) ? NULL : &f->base;
+}
+
+static void test_many_forms_give_the_same_items(void **state)
+{
+    (void)state;
+    batch_same_items(up_map_many, bs_script, BS_LEN, 8, BS_ITEMS);
+    batch_same_items(up_map_many_narrow, bs_script, BS_LEN, 4, BS_ITEMS);
+    batch_same_items(up_map_many_wide, bs_script, BS_LEN, 16, BS_ITEMS);
+    batch_same_items(up_filter_many, bs_script, BS_LEN, 8, BS_ODD);
+    assert_int_equal(misuse_count(), 0);
+}
+
+static void test_many_forms_call_fn_once_per_batch(void **state)
+{
+    (void)state;
+    scripted sc;
+    SCRIPT(&sc, &batched_ops, WEFT_F_SEND, 1, 2, 3, 4, 5, 6, 7, S_PENDING, 9, S_DONE);
+    struct {
+        weft_iter_map_many m;
+        weft_iter_filter_many f;
+    } p;
+    assert_int_equal(weft_iter_map_many_init(&p.m, &sc.base, triple64_many, NULL, 8), 0);
+    assert_int_equal(weft_iter_filter_many_init(&p.f, &p.m.base, odd_many, NULL), 0);
+    assert_int_equal(weft_stream_item_size(&p.f.base), 8);
+    counting_waker c;
+    cw_init(&c);
+    uint64_t b[8];
+    size_t n;
+    g_many_calls = 0;
+    assert_int_equal(pmany(&p.f.base, &c, b, 8, &n), WEFT_NEXT_ITEM);
+    assert_int_equal(n, 4); /* 3, 9, 15, 21 of 3..21 */
+    assert_int_equal(b[0], 3);
+    assert_int_equal(b[3], 21);
+    assert_int_equal(g_many_calls, 2); /* one map call, one filter call */
+    assert_int_equal(sc.batch_calls, 1);
+    assert_int_equal(pmany(&p.f.base, &c, b, 8, &n), WEFT_NEXT_PENDING);
+    assert_int_equal(cw_woken(&c), 1);
+    assert_int_equal(next_u64(&p.f.base, &c), 27); /* one by one: fn with n 1 */
+    assert_int_equal(pn(&p.f.base, &c, b), WEFT_NEXT_DONE);
+    assert_int_equal(sc.after_done, 0);
+    weft_stream_drop(&p.f.base);
+    weft_stream_drop(&p.m.base);
+
+    /* Equal sizes: mapped in place in the caller's array, so a batch is
+     * as large as asked for (not capped by the buffer). */
+    static int64_t seq[40];
+    for (int i = 0; i < 40; i++)
+        seq[i] = i;
+    scripted_init(&sc, &batched_ops, seq, 40, WEFT_F_SEND);
+    assert_int_equal(weft_iter_map_many_init(&p.m, &sc.base, triple64_many, NULL, 8), 0);
+    uint64_t big[40];
+    g_many_calls = 0;
+    assert_int_equal(pmany(&p.m.base, &c, big, 40, &n), WEFT_NEXT_ITEM);
+    assert_int_equal(n, 40);
+    assert_int_equal(g_many_calls, 1);
+    assert_int_equal(big[39], 3 * 39);
+
+    /* A rejected batch charges the budget once, as filter's. */
+    static int64_t evens[301];
+    evens[300] = 7;
+    scripted_init(&sc, &batched_ops, evens, 301, WEFT_F_SEND);
+    assert_int_equal(weft_iter_filter_many_init(&p.f, &sc.base, odd_many, NULL), 0);
+    int woken = cw_woken(&c);
+    assert_int_equal(pmany(&p.f.base, &c, b, 1, &n), WEFT_NEXT_PENDING);
+    assert_int_equal(cw_woken(&c), woken + 1);
+    assert_true(sc.batch_calls <= WEFT_COOP_BUDGET + 1);
+    assert_int_equal(misuse_count(), 0);
+}
+
+static void test_many_forms_flags_and_misuse(void **state)
+{
+    (void)state;
+    for (int send = 0; send < 2; send++) {
+        scripted sc;
+        SCRIPT(&sc, &scripted_ops, send ? WEFT_F_SEND : 0, 1);
+        weft_iter_map_many m;
+        weft_iter_filter_many f;
+        assert_int_equal(weft_iter_map_many_init(&m, &sc.base, triple64_many, NULL, 8), 0);
+        assert_int_equal(weft_iter_filter_many_init(&f, &sc.base, odd_many, NULL), 0);
+        ASSERT_SEND_IFF(m.base.flags, send);
+        ASSERT_SEND_IFF(f.base.flags, send);
+    }
+    scripted sc;
+    SCRIPT(&sc, &batched_ops, WEFT_F_SEND, 1, 2, 3, S_DONE);
+    weft_iter_map_many m;
+    weft_iter_filter_many f;
+    long before = misuse_count();
+    assert_int_equal(weft_iter_map_many_init(NULL, &sc.base, triple64_many, NULL, 8), -EINVAL);
+    assert_int_equal(weft_iter_map_many_init(&m, &sc.base, NULL, NULL, 8), -EINVAL);
+    assert_int_equal(weft_iter_map_many_init(&m, &sc.base, triple64_many, NULL,
+                                             WEFT_ITEM_SIZE_VARIES),
+                     -EINVAL);
+    assert_int_equal(weft_iter_filter_many_init(&f, NULL, odd_many, NULL), -EINVAL);
+    assert_int_equal(weft_iter_filter_many_init(&f, &sc.base, NULL, NULL), -EINVAL);
+#ifndef NDEBUG
+    assert_int_equal(misuse_count() - before, 5);
+#endif
+    /* A fn that claims more than it was given: reported, taken as all. */
+    assert_int_equal(weft_iter_filter_many_init(&f, &sc.base, keep_too_many, NULL), 0);
+    counting_waker c;
+    cw_init(&c);
+    uint64_t b[4];
+    size_t n;
+    before = misuse_count();
+    assert_int_equal(pmany(&f.base, &c, b, 4, &n), WEFT_NEXT_ITEM);
+    assert_int_equal(n, 3);
+#ifndef NDEBUG
+    assert_misuse_since(before, 1, "weft_iter_filter_many");
+#else
+    (void)before;
+#endif
+}
+
 static void test_filter_batches_natively(void **state)
 {
     (void)state;
@@ -647,6 +830,27 @@ static void test_cancel_sweep_inspect(void **state)
     COMB_SWEEP("inspect", make_inspect, 1, 1, 2, 3, 4, 5, 6);
 }
 
+static weft_stream *make_map_many(comb_sweep *cs)
+{
+    weft_iter_map_many *m = (weft_iter_map_many *)cs->st.b;
+    return weft_iter_map_many_init(m, &cs->rx.base, triple64_many, NULL, 8) ? NULL : &m->base;
+}
+
+static weft_stream *make_filter_many(comb_sweep *cs)
+{
+    weft_iter_filter_many *f = (weft_iter_filter_many *)cs->st.b;
+    return weft_iter_filter_many_init(f, &cs->rx.base, odd_many, NULL) ? NULL : &f->base;
+}
+
+static void test_cancel_sweep_many_forms(void **state)
+{
+    (void)state;
+    COMB_SWEEP("map_many", make_map_many, 1, 3, 6, 9, 12, 15, 18);
+    COMB_SWEEP("filter_many", make_filter_many, 1, 1, 3, 5);
+    COMB_SWEEP_MANY("map_many batches", make_map_many, 1, 3, 3, 6, 9, 12, 15, 18);
+    COMB_SWEEP_MANY("filter_many batches", make_filter_many, 1, 3, 1, 3, 5);
+}
+
 /* The same sweeps over batch pulls (next_many of up to 3), the drop
  * landing in the middle of batches the channel hands over. */
 static void test_cancel_sweep_batches(void **state)
@@ -671,6 +875,9 @@ int main(void)
         T(test_filter_map_and_inspect),
         T(test_batch_paths_give_the_same_items),
         T(test_filter_batches_natively),
+        T(test_many_forms_give_the_same_items),
+        T(test_many_forms_call_fn_once_per_batch),
+        T(test_many_forms_flags_and_misuse),
         T(test_pipeline_in_one_struct_on_two_workers),
         T(test_pipeline_in_one_struct_on_chaos_sims),
         T(test_cancel_sweep_map),
@@ -678,6 +885,7 @@ int main(void)
         T(test_cancel_sweep_filter_map),
         T(test_cancel_sweep_inspect),
         T(test_cancel_sweep_batches),
+        T(test_cancel_sweep_many_forms),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
