@@ -527,8 +527,9 @@ WEFT_API WEFT_NODISCARD int weft_iter_filter_map_init(weft_iter_filter_map *f,
 /* Batch-callback forms of map and filter: the user's function is called
  * once per batch instead of once per item, so a pipeline of them costs
  * one indirect call per stage per batch. Same streams otherwise (items,
- * DONE, PENDING, budget, cancel safety, flags, borrowing); a single-item
- * poll calls fn with n == 1.
+ * DONE, PENDING, budget, flags, borrowing; cancel safety and who may
+ * call: as every combinator above); a single-item poll calls fn with
+ * n == 1.
  * fn(ctx, in, out, n): write the n output items for the n input items
  * `in` (arrays of the item sizes) into `out`. When the item sizes are
  * equal the batch is mapped in place: in == out, so out[i] may depend
