@@ -41,6 +41,49 @@ static inline uint32_t comb_flags(const weft_stream *a, const weft_stream *b)
     return a->flags & (b ? b->flags : WEFT_F_SEND) & WEFT_F_SEND;
 }
 
+/* How many `in_size`-byte inputs a batch poll may pull into the caller's
+ * own array of `max` outputs of `out_size` bytes, placed one input in
+ * (from byte in_size on) so that output i, written at i * out_size, never
+ * overlaps input i or any later one: 0 when out_size > in_size or
+ * in_size is 0 (the combinator uses its buffer instead). Callers keep it
+ * only when it beats WEFT_ITER_ITEM_MAX / in_size. */
+static inline size_t comb_shifted_cap(size_t max, size_t in_size, size_t out_size)
+{
+    if (in_size == 0 || out_size > in_size || max > SIZE_MAX / (out_size ? out_size : 1))
+        return 0;
+    size_t k = max * out_size / in_size;
+    return k > 1 ? k - 1 : 0;
+}
+
+/* Where a batch poll of a map-like stage pulls its inputs: the caller's
+ * array shifted by one input (comb_shifted_cap) when that holds more than
+ * the stage's buffer, else the buffer. Returns the base, *cap the count. */
+static inline unsigned char *comb_batch_in(unsigned char *items, size_t max, size_t in_size,
+                                           size_t out_size, unsigned char *buf, size_t *cap)
+{
+    size_t shifted = comb_shifted_cap(max, in_size, out_size);
+    size_t held = in_size ? WEFT_ITER_ITEM_MAX / in_size : max;
+    if (held > max)
+        held = max;
+    if (shifted > held) {
+        *cap = shifted;
+        return items + in_size;
+    }
+    *cap = held;
+    return buf;
+}
+
+/* memcpy of one item, with the common sizes copied inline. */
+static inline void comb_copy(void *dst, const void *src, size_t sz)
+{
+    switch (sz) {
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, sz); break;
+    }
+}
+
 static inline size_t sat_add(size_t a, size_t b)
 {
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;

@@ -160,6 +160,39 @@ static weft_next take_while_poll_next(weft_stream *s, weft_cx *cx, void *item)
     return WEFT_NEXT_ITEM;
 }
 
+/* Upstream items one at a time (poll_next, never a batch: the items after
+ * the first false one must stay in the upstream), each tested and written
+ * straight into the caller's array, until max, a PENDING, a DONE or the
+ * first false one; what came before those is returned now, and a DONE or
+ * the false item ends the stream (done_) exactly as the single path does. */
+static weft_next take_while_poll_next_many(weft_stream *s, weft_cx *cx, void *items,
+                                           size_t max, size_t *n)
+{
+    weft_iter_take_while *t = (weft_iter_take_while *)s;
+    unsigned char *a = items;
+    size_t k = 0;
+    *n = 0;
+    if (t->done_)
+        return WEFT_NEXT_DONE;
+    while (k < max) {
+        unsigned char *slot = a + k * t->size_;
+        weft_next r = weft_stream_poll_next(t->up_, cx, slot);
+        if (r == WEFT_NEXT_ITEM && !t->pred_(t->ctx_, slot)) {
+            t->done_ = true; /* the false item is dropped, as one by one */
+            r = WEFT_NEXT_DONE;
+        } else if (r == WEFT_NEXT_DONE) {
+            t->done_ = true; /* upstream is not polled again */
+        }
+        if (r != WEFT_NEXT_ITEM) {
+            *n = k;
+            return k ? WEFT_NEXT_ITEM : r;
+        }
+        k++;
+    }
+    *n = k;
+    return WEFT_NEXT_ITEM;
+}
+
 static void take_while_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
 {
     const weft_iter_take_while *t = (const weft_iter_take_while *)s;
@@ -181,6 +214,7 @@ static const weft_stream_ops take_while_ops = {
     .item_size = WEFT_ITEM_SIZE_VARIES,
     .poll_next = take_while_poll_next,
     .size_hint = take_while_size_hint,
+    .poll_next_many = take_while_poll_next_many,
     .item_size_of = take_while_item_size,
 };
 
@@ -221,6 +255,40 @@ static weft_next skip_while_poll_next(weft_stream *s, weft_cx *cx, void *item)
     return weft_stream_poll_next(k->up_, cx, item);
 }
 
+/* While skipping: upstream batches pulled into the caller's array, the
+ * ones pred is true for dropped from the front (a batch dropped whole
+ * charges the budget once); from the first false one on, the rest of
+ * that batch is moved to the front and returned, and later polls pass
+ * the upstream's batches through. */
+static weft_next skip_while_poll_next_many(weft_stream *s, weft_cx *cx, void *items,
+                                           size_t max, size_t *n)
+{
+    weft_iter_skip_while *k = (weft_iter_skip_while *)s;
+    unsigned char *a = items;
+    while (k->skipping_) {
+        size_t got;
+        weft_next r = weft_stream_poll_next_many(k->up_, cx, items, max, &got);
+        if (r != WEFT_NEXT_ITEM) {
+            *n = 0;
+            return r;
+        }
+        size_t i = 0;
+        while (i < got && k->pred_(k->ctx_, a + i * k->size_))
+            i++;
+        if (i < got) {
+            k->skipping_ = false;
+            memmove(a, a + i * k->size_, (got - i) * k->size_);
+            *n = got - i;
+            return WEFT_NEXT_ITEM;
+        }
+        if (!weft_coop_proceed(cx)) {
+            *n = 0;
+            return WEFT_NEXT_PENDING;
+        }
+    }
+    return weft_stream_poll_next_many(k->up_, cx, items, max, n);
+}
+
 static void skip_while_size_hint(const weft_stream *s, size_t *lo, size_t *hi)
 {
     const weft_iter_skip_while *k = (const weft_iter_skip_while *)s;
@@ -239,6 +307,7 @@ static const weft_stream_ops skip_while_ops = {
     .item_size = WEFT_ITEM_SIZE_VARIES,
     .poll_next = skip_while_poll_next,
     .size_hint = skip_while_size_hint,
+    .poll_next_many = skip_while_poll_next_many,
     .item_size_of = skip_while_item_size,
 };
 

@@ -476,7 +476,9 @@ typedef void weft_iter_inspect_fn(void *ctx, const void *item);
 
 /* map: items fn(upstream item), each of `out_item_size` bytes. Upstream
  * items up to WEFT_ITER_ITEM_MAX bytes. Batches natively: a
- * poll_next_many maps a batch of the upstream's. */
+ * poll_next_many maps a batch of the upstream's, pulled into the caller's
+ * array one input ahead of the outputs when the items do not grow (so fn
+ * never sees `in` and `out` overlap), else into the buffer. */
 typedef struct weft_iter_map {
     weft_stream base;
     weft_stream *up_;
@@ -492,7 +494,9 @@ WEFT_API WEFT_NODISCARD int weft_iter_map_init(weft_iter_map *m, weft_stream *up
 /* filter: the upstream's items for which pred is true (item size
  * unchanged, up to WEFT_ITER_ITEM_MAX). Rejections charge the task's
  * cooperative budget, so a long run of them yields instead of starving
- * the worker. */
+ * the worker. Batches natively: an upstream batch is pulled into the
+ * caller's array and compacted in place (a batch rejected whole charges
+ * the budget once; after a PENDING the array may hold rejected items). */
 typedef struct weft_iter_filter {
     weft_stream base;
     weft_stream *up_;
@@ -505,7 +509,8 @@ WEFT_API WEFT_NODISCARD int weft_iter_filter_init(weft_iter_filter *f, weft_stre
                                                   weft_iter_pred_fn *pred, void *ctx);
 
 /* filter_map: fn's outputs (of `out_item_size` bytes) for the upstream
- * items it accepts; budget as filter. */
+ * items it accepts; budget as filter. Batches natively, its inputs placed
+ * as map's. */
 typedef struct weft_iter_filter_map {
     weft_stream base;
     weft_stream *up_;
@@ -518,6 +523,54 @@ WEFT_API WEFT_NODISCARD int weft_iter_filter_map_init(weft_iter_filter_map *f,
                                                       weft_stream *up,
                                                       weft_iter_filter_map_fn *fn,
                                                       void *ctx, size_t out_item_size);
+
+/* Batch-callback forms of map and filter: the user's function is called
+ * once per batch instead of once per item, so a pipeline of them costs
+ * one indirect call per stage per batch. Same streams otherwise (items,
+ * DONE, PENDING, budget, flags, borrowing; cancel safety and who may
+ * call: as every combinator above); a single-item poll calls fn with
+ * n == 1.
+ * fn(ctx, in, out, n): write the n output items for the n input items
+ * `in` (arrays of the item sizes) into `out`. When the item sizes are
+ * equal the batch is mapped in place: in == out, so out[i] may depend
+ * only on in[i], read before out[i] is written (an element-wise loop
+ * does this); otherwise `in` is map_many's own buffer, apart from `out`.
+ * Both are aligned as the caller's array (the buffer: max-aligned). */
+typedef void weft_iter_map_many_fn(void *ctx, const void *in, void *out, size_t n);
+/* fn(ctx, items, n): keep some of the n items, moved to the front of
+ * `items` in their order, and return how many (<= n; more is reported
+ * and counted as n). */
+typedef size_t weft_iter_filter_many_fn(void *ctx, void *items, size_t n);
+
+/* map_many: as map, with a batch fn. A batch of equal-size items is
+ * pulled into the caller's array and mapped in place (as many as the
+ * caller asked for); otherwise into the buffer (as many as it holds). */
+typedef struct weft_iter_map_many {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_map_many_fn *fn_;
+    void *ctx_;
+    size_t in_size_, out_size_;
+    weft_iter_buf_ buf_;
+} weft_iter_map_many;
+WEFT_API WEFT_NODISCARD int weft_iter_map_many_init(weft_iter_map_many *m, weft_stream *up,
+                                                    weft_iter_map_many_fn *fn, void *ctx,
+                                                    size_t out_item_size);
+
+/* filter_many: as filter, with a batch fn that compacts each upstream
+ * batch (pulled into the caller's array) in place. */
+typedef struct weft_iter_filter_many {
+    weft_stream base;
+    weft_stream *up_;
+    weft_iter_filter_many_fn *fn_;
+    void *ctx_;
+    size_t size_;
+    weft_iter_buf_ buf_;
+} weft_iter_filter_many;
+WEFT_API WEFT_NODISCARD int weft_iter_filter_many_init(weft_iter_filter_many *f,
+                                                       weft_stream *up,
+                                                       weft_iter_filter_many_fn *fn,
+                                                       void *ctx);
 
 /* inspect: the upstream's items unchanged, fn called on each as it
  * passes (any item size; batches natively). */
@@ -552,7 +605,9 @@ WEFT_API WEFT_NODISCARD int weft_iter_skip_init(weft_iter_skip *s, weft_stream *
                                                 uint64_t n);
 
 /* take_while: items while pred is true; the first false one is dropped
- * and the stream is DONE (upstream not polled again). */
+ * and the stream is DONE (upstream not polled again). Its batches fill
+ * the caller's array one upstream item at a time (never an upstream
+ * batch: the items after the false one stay the upstream's). */
 typedef struct weft_iter_take_while {
     weft_stream base;
     weft_stream *up_;
@@ -567,7 +622,8 @@ WEFT_API WEFT_NODISCARD int weft_iter_take_while_init(weft_iter_take_while *t,
                                                       weft_iter_pred_fn *pred, void *ctx);
 
 /* skip_while: drops items while pred is true, then yields the first false
- * one and every item after it (pred no longer called). */
+ * one and every item after it (pred no longer called). Batches natively
+ * (a batch skipped whole charges the budget once). */
 typedef struct weft_iter_skip_while {
     weft_stream base;
     weft_stream *up_;
@@ -583,7 +639,8 @@ WEFT_API WEFT_NODISCARD int weft_iter_skip_while_init(weft_iter_skip_while *s,
 
 /* enumerate: items (index, item): a uint64_t index counting from 0, then
  * the upstream item at offset WEFT_ITER_ENUM_OFFSET (8: an item needing
- * more alignment than 8 is read with memcpy). Item size 8 + upstream's. */
+ * more alignment than 8 is read with memcpy). Item size 8 + upstream's.
+ * Batches natively (an upstream batch is spread into pairs in place). */
 #define WEFT_ITER_ENUM_OFFSET sizeof(uint64_t)
 typedef struct weft_iter_enumerate {
     weft_stream base;

@@ -32,6 +32,8 @@
  * ends it (and so does the end of the script). */
 #define S_PENDING (-1)
 #define S_DONE (-2)
+/* The largest combinator item the batch checks take (bytes). */
+#define CS_MAX_ITEM_BS 32
 
 typedef struct scripted {
     weft_stream base;
@@ -185,6 +187,128 @@ static inline uint64_t next_u64(weft_stream *s, counting_waker *c)
 #define ASSERT_SEND_IFF(comb_flags, all_send)                                  \
     assert_int_equal(((comb_flags) & WEFT_F_SEND) != 0, (all_send))
 
+/* ---- a batch pull as a future ------------------------------------------------ */
+
+/* One weft_stream_poll_next_many of up to `max` items into `buf`, as a
+ * future: output size_t, the items written (>= 1), or 0 when the stream
+ * is DONE. Like weft_stream_next, items reach `buf` only in the poll that
+ * completes it. */
+typedef struct next_many {
+    weft_future base;
+    weft_stream *s;
+    void *buf;
+    size_t max;
+} next_many;
+
+static weft_poll next_many_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    next_many *m = (next_many *)f;
+    size_t n = 0;
+    weft_next r = weft_stream_poll_next_many(m->s, cx, m->buf, m->max, &n);
+    if (r == WEFT_NEXT_PENDING)
+        return WEFT_PENDING;
+    *(size_t *)out = r == WEFT_NEXT_ITEM ? n : 0;
+    return WEFT_READY;
+}
+
+static const weft_future_ops next_many_ops = {
+    .name = "test_next_many", .out_size = sizeof(size_t), .poll = next_many_poll,
+};
+
+static inline void next_many_init(next_many *m, weft_stream *s, void *buf, size_t max)
+{
+    weft_future_init(&m->base, &next_many_ops, s->flags & WEFT_F_SEND);
+    m->s = s;
+    m->buf = buf;
+    m->max = max;
+}
+
+/* ---- batch and single-item paths agree -------------------------------------- */
+
+/* The combinator `make` builds in `st` over `up`. */
+typedef weft_stream *comb_make_up_fn(void *st, weft_stream *up);
+
+#define BS_MAX_OUT 64
+
+typedef struct bs_run {
+    unsigned char items[BS_MAX_OUT * CS_MAX_ITEM_BS];
+    size_t n, at;
+    unsigned pendings;
+} bs_run;
+
+/* Drain the combinator over a fresh scripted upstream (`ops`) in one
+ * mode: 0 item by item, m > 0 batches of at most m, m < 0 mixed single
+ * polls and batches of 1..9 chosen by a generator seeded with -m. */
+static inline void bs_drain(bs_run *out, comb_make_up_fn *make, const weft_stream_ops *ops,
+                            const int64_t *script, size_t len, size_t item_size, int mode)
+{
+    scripted sc;
+    scripted_init(&sc, ops, script, len, WEFT_F_SEND);
+    union {
+        max_align_t a_;
+        unsigned char b[1024];
+    } st;
+    weft_stream *s = make(st.b, &sc.base);
+    assert_non_null(s);
+    assert_int_equal(weft_stream_item_size(s), item_size);
+    counting_waker c;
+    cw_init(&c);
+    memset(out, 0, sizeof *out);
+    uint64_t rng = (uint64_t)(mode < 0 ? -mode : 0) * 0x9E3779B97F4A7C15ull + 1;
+    for (int guard = 0;; guard++) {
+        assert_true(guard < 10000);
+        unsigned char buf[48 * CS_MAX_ITEM_BS];
+        size_t max = (size_t)(mode > 0 ? mode : 0), n = 0;
+        if (mode < 0) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            max = rng % 10; /* 0: a single poll */
+        }
+        weft_next r;
+        if (max == 0) {
+            r = pn(s, &c, buf);
+            n = r == WEFT_NEXT_ITEM;
+        } else {
+            r = pmany(s, &c, buf, max, &n);
+            assert_true(n <= max);
+            assert_true((r == WEFT_NEXT_ITEM) == (n > 0));
+        }
+        if (r == WEFT_NEXT_DONE)
+            break;
+        if (r == WEFT_NEXT_PENDING)
+            out->pendings++;
+        assert_true(out->n + n <= BS_MAX_OUT);
+        memcpy(out->items + out->n * item_size, buf, n * item_size);
+        out->n += n;
+    }
+    assert_int_equal(sc.after_done, 0);
+    out->at = sc.at; /* how far the upstream was read: a cut-off reads no further */
+    weft_stream_drop(s);
+    assert_int_equal(cw_outstanding(&c), 0);
+}
+
+/* Item by item, in batches of 1, 2, 3, 5, 16 and 48, and mixed over 20
+ * seeds, over an upstream with and without its own batches: the same
+ * items in the same order, the upstream read to the same point, and
+ * `want_n` items (each mode's PENDINGs are the upstream's, passed on). */
+static inline void batch_same_items(comb_make_up_fn *make, const int64_t *script, size_t len,
+                                    size_t item_size, size_t want_n)
+{
+    static bs_run ref, got;
+    assert_true(item_size <= CS_MAX_ITEM_BS);
+    bs_drain(&ref, make, &scripted_ops, script, len, item_size, 0);
+    assert_int_equal(ref.n, want_n);
+    static const int modes[] = { 0, 1, 2, 3, 5, 16, 48 };
+    for (int o = 0; o < 2; o++) {
+        const weft_stream_ops *ops = o ? &batched_ops : &scripted_ops;
+        for (int m = -20; m < (int)(sizeof modes / sizeof *modes); m++) {
+            bs_drain(&got, make, ops, script, len, item_size, m < 0 ? m : modes[m]);
+            assert_int_equal(got.n, ref.n);
+            assert_memory_equal(got.items, ref.items, ref.n * item_size);
+            assert_int_equal(got.at, ref.at);
+        }
+    }
+}
+
 /* ---- the cancel sweep ------------------------------------------------------- */
 
 /* A feeder task sends 1..CS_FEED over an mpsc channel that holds them all
@@ -216,6 +340,10 @@ struct comb_sweep {
     weft_stream_next nx;
     uint64_t item[CS_MAX_ITEM / 8];
     int out;
+    size_t batch_max; /* 0: sweep a weft_stream_next, else a next_many */
+    next_many nm;
+    size_t nm_out;
+    uint64_t nm_buf[8 * CS_MAX_ITEM / 8];
     uint64_t got[CS_MAX_ITEMS * CS_MAX_ITEM / 8];
     size_t got_n;
 };
@@ -260,6 +388,13 @@ static int cs_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
     memset(cs->item, 0, sizeof cs->item);
     cs->got_n = 0;
     cs->out = -1;
+    if (cs->batch_max) {
+        cs->nm_out = SIZE_MAX;
+        next_many_init(&cs->nm, cs->s, cs->nm_buf, cs->batch_max);
+        *fut = &cs->nm.base;
+        *out = &cs->nm_out;
+        return err;
+    }
     weft_stream_next_init(&cs->nx, cs->s, cs->item);
     *fut = &cs->nx.base;
     *out = &cs->out;
@@ -282,7 +417,15 @@ static const char *cs_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
         return left;
     static const uint64_t zero[CS_MAX_ITEM / 8];
     bool done = false;
-    if (run->completed) {
+    if (cs->batch_max) {
+        /* What the dropped batch pull returned, if it completed; a pull
+         * dropped pending may have used its array as scratch. */
+        if (run->completed) {
+            for (size_t i = 0; i < cs->nm_out; i++)
+                cs_take(cs, cs->nm_buf + i * (cs->item_size / 8));
+            done = cs->nm_out == 0;
+        }
+    } else if (run->completed) {
         if (cs->out == 1)
             cs_take(cs, cs->item);
         else
@@ -294,11 +437,15 @@ static const char *cs_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
     counting_waker c;
     cw_init(&c);
     int pending = 0;
-    while (!done) {
-        uint64_t item[CS_MAX_ITEM / 8];
-        weft_next r = pn(cs->s, &c, item);
+    for (unsigned turn = 0; !done; turn++) {
+        uint64_t item[8 * CS_MAX_ITEM / 8];
+        size_t n = 1;
+        /* In batch mode, fresh pulls alternate single polls and batches. */
+        weft_next r = cs->batch_max && turn % 2 ? pmany(cs->s, &c, item, cs->batch_max, &n)
+                                                : pn(cs->s, &c, item);
         if (r == WEFT_NEXT_ITEM)
-            cs_take(cs, item);
+            for (size_t i = 0; i < n; i++)
+                cs_take(cs, item + i * (cs->item_size / 8));
         else if (r == WEFT_NEXT_DONE)
             done = true;
         else if (++pending > 1000)
@@ -324,11 +471,14 @@ static void cs_teardown(void *ctx)
 /* Sweep the combinator `make` builds: once with chaos off (it must take
  * at least two polls: the feeder yields first), then over 8 seeds with
  * every chaos knob at 0.3. */
-static inline void comb_sweep_run(const char *name, comb_make_fn *make, const uint64_t *want,
-                                  size_t want_n, size_t item_size)
+static inline void comb_sweep_run_max(const char *name, comb_make_fn *make,
+                                      const uint64_t *want, size_t want_n, size_t item_size,
+                                      size_t batch_max)
 {
     static comb_sweep cs;
     memset(&cs, 0, sizeof cs);
+    assert_true(batch_max <= 8);
+    cs.batch_max = batch_max;
     cs.name = name;
     cs.make = make;
     cs.want = want;
@@ -342,6 +492,23 @@ static inline void comb_sweep_run(const char *name, comb_make_fn *make, const ui
     o = sweep_chaos_options(1, 8, 0.3);
     (void)sweep_pass(&c, &o);
 }
+
+static inline void comb_sweep_run(const char *name, comb_make_fn *make, const uint64_t *want,
+                                  size_t want_n, size_t item_size)
+{
+    comb_sweep_run_max(name, make, want, want_n, item_size, 0);
+}
+
+/* COMB_SWEEP_MANY(name, make, words per item, max, want...): the sweep
+ * over a next_many of up to `max` (<= 8) items instead of a next; fresh
+ * pulls after the drop mix single polls and batches. */
+#define COMB_SWEEP_MANY(name, make, words, max, ...)                           \
+    do {                                                                       \
+        static const uint64_t want_[] = { __VA_ARGS__ };                       \
+        comb_sweep_run_max((name), (make), want_,                              \
+                           sizeof want_ / sizeof *want_ / (words), (words) * 8, \
+                           (max));                                             \
+    } while (0)
 
 /* COMB_SWEEP(name, make, words per item, want...). */
 #define COMB_SWEEP(name, make, words, ...)                                     \
