@@ -129,6 +129,8 @@ typedef struct stage {
     uint64_t p;     /* the functions' parameter */
     uint64_t n;     /* take/skip count, chunk size, width, aux length */
     bool ordered;   /* buffered / spawn_map */
+    bool swap;      /* zip: the second stream first (its item then waits in
+                       the zip while the pipeline is pending) */
     weft_stream *out;
     union {
         weft_iter_map map;
@@ -382,8 +384,10 @@ static void cb_enum(void *ctx, const void *in, void *out)
 }
 static void cb_zip(void *ctx, const void *in, void *out)
 {
+    const stage *s = ctx;
     const unsigned char *b = in;
-    uint64_t v = f_zip(((const stage *)ctx)->p, rd(b), rd(b + sizeof(uint64_t)));
+    uint64_t x = rd(b), y = rd(b + sizeof(uint64_t));
+    uint64_t v = s->swap ? f_zip(s->p, y, x) : f_zip(s->p, x, y);
     memcpy(out, &v, sizeof v);
 }
 static void cb_chunk(void *ctx, const void *in, void *out)
@@ -541,7 +545,8 @@ typedef struct consumer {
     bool inner_live; /* lim.inner still needs its drop */
     bool col_active;
     size_t coln;
-    uint64_t item;
+    uint64_t item[2]; /* a fresh next gets the other one, poisoned */
+    unsigned which;
     uint64_t acc;
 } consumer;
 
@@ -627,7 +632,10 @@ static void build(consumer *self)
         case ST_ZIP:
             OK(weft_iter_range_init(&s->aux, aux_lo(s->p), aux_lo(s->p) + s->n, 1));
             s->has_aux = true;
-            OK(weft_iter_zip_init(&s->u.zip, up, &s->aux.base));
+            if (s->swap)
+                OK(weft_iter_zip_init(&s->u.zip, &s->aux.base, up));
+            else
+                OK(weft_iter_zip_init(&s->u.zip, up, &s->aux.base));
             OK(weft_iter_map_init(&s->post, &s->u.zip.base, cb_zip, s, sizeof(uint64_t)));
             s->has_post = true;
             break;
@@ -680,7 +688,11 @@ static weft_future *start_consumer(consumer *self)
 {
     switch (g.cons) {
     case C_NEXT:
-        weft_stream_next_init(&self->c.nx, self->head, &self->item);
+        /* A stage that kept half an item in the caller's buffer across a
+         * dropped next would be caught: each next has a fresh one. */
+        self->which ^= 1;
+        self->item[self->which] = 0xdeadbeefdeadbeefull;
+        weft_stream_next_init(&self->c.nx, self->head, &self->item[self->which]);
         return &self->c.nx.base;
     case C_FOLD:
         OK(weft_iter_fold_init(&self->c.fold, self->head, &self->acc, fold_fn, NULL));
@@ -756,7 +768,7 @@ static bool finish_step(consumer *self)
             g.saw_done = true;
             return true;
         }
-        push_out(self->item);
+        push_out(self->item[self->which]);
         return false;
     case C_FOLD:
     case C_EACH:
@@ -988,8 +1000,9 @@ static size_t model_stage(const stage *s, const uint64_t *in, size_t n, bool in_
     case ST_ZIP:
         for (size_t i = 0; i < n && i < s->n; i++)
             out[m++] = f_zip(s->p, in[i], aux_lo(s->p) + i);
-        /* a's item after b's last is taken and dropped: then DONE */
-        *out_done = in_done || n > s->n;
+        /* zip polls a first: a DONE ends it; b DONE after a's item ends
+         * it too (that item dropped) */
+        *out_done = s->swap ? in_done || n >= s->n : in_done || n > s->n;
         break;
     case ST_THEN:
     case ST_BUFFERED:
@@ -1072,8 +1085,10 @@ static void describe(char *buf, size_t len)
     for (unsigned i = 0; i < g.nst && k > 0 && (size_t)k < len; i++) {
         const stage *s = &g.cfg[i];
         k += snprintf(buf + k, len - (size_t)k, " %s", kind_names[s->kind]);
-        if (s->kind == ST_TAKE || s->kind == ST_SKIP || s->kind == ST_CHUNKS ||
-            s->kind == ST_CHAIN || s->kind == ST_ZIP)
+        if (s->kind == ST_ZIP && s->swap)
+            k += snprintf(buf + k, len - (size_t)k, "(%" PRIu64 ",swapped)", s->n);
+        else if (s->kind == ST_TAKE || s->kind == ST_SKIP || s->kind == ST_CHUNKS ||
+                 s->kind == ST_CHAIN || s->kind == ST_ZIP)
             k += snprintf(buf + k, len - (size_t)k, "(%" PRIu64 ")", s->n);
         if (s->kind == ST_BUFFERED || s->kind == ST_SPAWN_MAP)
             k += snprintf(buf + k, len - (size_t)k, "(%" PRIu64 ",%s)", s->n,
@@ -1224,6 +1239,7 @@ static void draw_chain(uint64_t *rng)
             s->n = rng_next32(rng) % (MAX_AUX + 1);
             if (k == ST_ZIP && rng_next32(rng) % 2)
                 s->n = MAX_AUX; /* mostly shorter than the input, sometimes not */
+            s->swap = k == ST_ZIP && rng_next32(rng) % 2;
             break;
         case ST_CHUNKS:
             s->n = 1 + rng_next32(rng) % MAX_CHUNK;
