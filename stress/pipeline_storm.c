@@ -271,8 +271,10 @@ typedef struct round_state {
     weft_join pjoins[MAX_PROD];
     unsigned nptasks;
 
-    /* forward / tee */
+    /* forward / tee: the sink channels, bounded ones drained by a foreign
+     * thread each as the pipeline runs */
     weft_chan_rx orx[2];
+    bool sink_bounded;
 
     /* what the pipeline did (the consumer task, then main after the joins) */
     uint64_t rec[MAX_ITEMS];
@@ -297,7 +299,8 @@ typedef struct round_state {
 
     stress_counter lost, duplicated, rounds_complete, rounds_stopped, rounds_unordered,
         rounds_chan, rounds_gen, src_items, out_items, sent_items, drained_items, early_drops,
-        aborts_foreign, aborts_task, next_drops, timeouts, stages, concurrent_stages;
+        aborts_foreign, aborts_task, next_drops, timeouts, stages, concurrent_stages,
+        bounded_sinks;
 } round_state;
 
 static round_state g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
@@ -1183,19 +1186,30 @@ static void check_source(const char *desc)
 }
 
 static uint64_t chan_log[2][MAX_ITEMS];
+static size_t chan_n[2];
 
-static size_t drain_out(unsigned k)
+/* Sink channel k's items: received as they come (a bounded one, by its
+ * drain thread) or taken after the round (an unbounded one); then its
+ * receiver is dropped. */
+static void drain_out(unsigned k, bool blocking)
 {
     size_t n = 0;
     uint64_t v;
     int r;
-    while ((r = weft_chan_try_recv(&g.orx[k], &v)) == 0) {
+    while ((r = blocking ? weft_chan_recv_blocking(&g.orx[k], &v)
+                         : weft_chan_try_recv(&g.orx[k], &v)) == 0) {
         STRESS_ENSURE(n < MAX_ITEMS, "sink output overflows");
         chan_log[k][n++] = v;
     }
-    STRESS_ENSURE(r == -EPIPE, "sink channel: try_recv says %d", r);
+    STRESS_ENSURE(r == -EPIPE, "sink channel: receive says %d", r);
     weft_chan_rx_drop(&g.orx[k]);
-    return n;
+    chan_n[k] = n;
+}
+
+static void *sink_drain_main(void *arg)
+{
+    drain_out((unsigned)(uintptr_t)arg, true);
+    return NULL;
 }
 
 static void check_output(const char *desc)
@@ -1206,10 +1220,10 @@ static void check_output(const char *desc)
     const uint64_t *out = g.out;
     size_t n = g.nout;
     if (g.cons == C_FORWARD || g.cons == C_TEE) {
-        n = drain_out(0);
+        n = chan_n[0];
         out = chan_log[0];
         if (g.cons == C_TEE) {
-            size_t n1 = drain_out(1);
+            size_t n1 = chan_n[1];
             STRESS_ENSURE(n1 == n && memcmp(chan_log[0], chan_log[1], n * sizeof(uint64_t)) == 0,
                           "%s: tee sides differ (%zu and %zu items)", desc, n, n1);
         }
@@ -1309,6 +1323,7 @@ static void round_reset(uint64_t seed, uint64_t *rng)
     for (uint64_t i = 0; i < g.src_n; i++)
         g.src_arr[i] = (base + i * 0x10001ull) & MASK;
     g.nprod = g.nptasks = 0;
+    g.sink_bounded = false;
     if (g.src == SRC_CHAN || g.src == SRC_GEN) {
         g.nprod = 1 + rng_next32(rng) % MAX_PROD;
         for (unsigned p = 0; p < g.nprod; p++) {
@@ -1351,8 +1366,12 @@ static void run_round(uint64_t seed, const stress_options *opt)
     }
     if (g.cons == C_FORWARD || g.cons == C_TEE) {
         c.notx = g.cons == C_TEE ? 2 : 1;
+        g.sink_bounded = rng_next32(&rng) % 2;
         for (unsigned k = 0; k < c.notx; k++)
-            OK(weft_mpsc_unbounded_new(&c.otx[k], &g.orx[k], sizeof(uint64_t)));
+            OK(g.sink_bounded ? weft_mpsc_new(&c.otx[k], &g.orx[k], sizeof(uint64_t),
+                                              1 + rng_next32(&rng) % 4)
+                              : weft_mpsc_unbounded_new(&c.otx[k], &g.orx[k], sizeof(uint64_t)));
+        stress_count_n(&g.bounded_sinks, g.sink_bounded);
     }
     bool abort_round = rng_next32(&rng) % 3 == 0;
 
@@ -1361,8 +1380,12 @@ static void run_round(uint64_t seed, const stress_options *opt)
     /* Release: the join is written before an aborter uses it. */
     atomic_store_explicit(&g.published, 1, memory_order_release);
 
-    pthread_t threads[MAX_PROD], aborter;
+    pthread_t threads[MAX_PROD + 2], aborter;
     unsigned nthreads = 0, np = 0;
+    for (unsigned k = 0; g.sink_bounded && k < c.notx; k++)
+        STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, sink_drain_main,
+                                     (void *)(uintptr_t)k) == 0,
+                      "pthread_create");
     for (unsigned p = 0; p < g.nprod; p++) {
         if (g.prod_foreign[p]) {
             STRESS_ENSURE(pthread_create(&threads[nthreads++], NULL, producer_main,
@@ -1389,6 +1412,8 @@ static void run_round(uint64_t seed, const stress_options *opt)
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
     weft_rt_shutdown(rt);
+    for (unsigned k = 0; !g.sink_bounded && k < c.notx; k++)
+        drain_out(k, false);
 
     uint64_t out;
     stress_join_finished(&g.cjoin[0], "consumer", 0, &out);
@@ -1421,13 +1446,13 @@ int main(int argc, char **argv)
         &g.lost, &g.duplicated, &g.rounds_complete, &g.rounds_stopped, &g.early_drops,
         &g.aborts_foreign, &g.aborts_task, &g.next_drops, &g.timeouts, &g.rounds_unordered,
         &g.rounds_chan, &g.rounds_gen, &g.stages, &g.concurrent_stages, &g.src_items,
-        &g.out_items, &g.sent_items, &g.drained_items,
+        &g.out_items, &g.sent_items, &g.drained_items, &g.bounded_sinks,
     };
     const stress_program p = {
         "stress_pipeline_storm", run_round, counters, sizeof counters / sizeof counters[0],
         "lost duplicated complete stopped early_drops aborts_foreign aborts_task "
         "next_drops timeouts unordered chan_rounds gen_rounds stages concurrent_stages "
-        "src_items items_out sent drained",
+        "src_items items_out sent drained bounded_sinks",
     };
     return stress_main(argc, argv, &p);
 }
