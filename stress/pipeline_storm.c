@@ -70,6 +70,7 @@
 #include "weft/channels.h"
 #include "weft/co.h"
 #include "weft/iter.h"
+#include "weft/testing.h"
 #include "weft/time.h"
 
 #define MASK ((1ull << 48) - 1)
@@ -255,6 +256,7 @@ typedef struct round_state {
 
     uint64_t seed;
     weft_rt *rt;
+    bool sim; /* a sim runtime with chaos, driven by main: no foreign threads */
     unsigned src, cons, nst;
     stage cfg[MAX_STAGES]; /* kinds and parameters, copied into the task */
     bool unordered;
@@ -300,7 +302,7 @@ typedef struct round_state {
     stress_counter lost, duplicated, rounds_complete, rounds_stopped, rounds_unordered,
         rounds_chan, rounds_gen, src_items, out_items, sent_items, drained_items, early_drops,
         aborts_foreign, aborts_task, next_drops, timeouts, stages, concurrent_stages,
-        bounded_sinks;
+        bounded_sinks, sim_rounds, chaos_dealt;
 } round_state;
 
 static round_state g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
@@ -1314,6 +1316,7 @@ static void round_reset(uint64_t seed, uint64_t *rng)
     atomic_store(&g.live_work, 0);
     atomic_store(&g.live_gen, 0);
     memset(g.sent, 0, sizeof g.sent);
+    g.sim = rng_next32(rng) % 4 == 0;
     g.src = rng_next32(rng) % NSRC;
     g.cons = rng_next32(rng) % NCONS;
     draw_chain(rng);
@@ -1327,7 +1330,7 @@ static void round_reset(uint64_t seed, uint64_t *rng)
     if (g.src == SRC_CHAN || g.src == SRC_GEN) {
         g.nprod = 1 + rng_next32(rng) % MAX_PROD;
         for (unsigned p = 0; p < g.nprod; p++) {
-            g.prod_foreign[p] = rng_next32(rng) % 3 == 0;
+            g.prod_foreign[p] = !g.sim && rng_next32(rng) % 3 == 0;
             g.nptasks += !g.prod_foreign[p];
             g.quota[p] = rng_next32(rng) % 4 == 0 ? rng_next32(rng) % 4
                                                   : rng_next32(rng) % (MAX_QUOTA + 1);
@@ -1342,7 +1345,21 @@ static void run_round(uint64_t seed, const stress_options *opt)
     char desc[512];
     describe(desc, sizeof desc);
 
-    weft_rt *rt = stress_rt_new(opt);
+    weft_rt *rt;
+    if (g.sim) {
+        weft_sim_options so = WEFT_SIM_OPTIONS_INIT;
+        so.seed = seed;
+        so.spurious_wake = 0.3;
+        so.leaf_pending = 0.3;
+        so.timer_late = 0.3;
+        so.time_limit = WEFT_SEC(600);
+        rt = NULL;
+        int rc = weft_rt_new_sim(&rt, &so);
+        STRESS_ENSURE(rc == 0, "weft_rt_new_sim: %s", weft_strerror(rc));
+        stress_count(&g.sim_rounds);
+    } else {
+        rt = stress_rt_new(opt);
+    }
     g.rt = rt;
 
     consumer c = { WEFT_FN_INIT(consumer, WEFT_F_SEND) };
@@ -1366,7 +1383,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
     }
     if (g.cons == C_FORWARD || g.cons == C_TEE) {
         c.notx = g.cons == C_TEE ? 2 : 1;
-        g.sink_bounded = rng_next32(&rng) % 2;
+        g.sink_bounded = !g.sim && rng_next32(&rng) % 2;
         for (unsigned k = 0; k < c.notx; k++)
             OK(g.sink_bounded ? weft_mpsc_new(&c.otx[k], &g.orx[k], sizeof(uint64_t),
                                               1 + rng_next32(&rng) % 4)
@@ -1374,6 +1391,7 @@ static void run_round(uint64_t seed, const stress_options *opt)
         stress_count_n(&g.bounded_sinks, g.sink_bounded);
     }
     bool abort_round = rng_next32(&rng) % 3 == 0;
+    bool foreign_aborter = abort_round && !g.sim;
 
     int rc = weft_spawn(rt, &c.base, sizeof c, &g.cjoin[0]);
     STRESS_ENSURE(rc == 0, "spawn of the consumer: %s", weft_strerror(rc));
@@ -1399,15 +1417,24 @@ static void run_round(uint64_t seed, const stress_options *opt)
         rc = weft_spawn(rt, &pr.base, sizeof pr, &g.pjoins[np++]);
         STRESS_ENSURE(rc == 0, "spawn of producer %u: %s", p, weft_strerror(rc));
     }
-    if (abort_round)
+    if (foreign_aborter)
         STRESS_ENSURE(pthread_create(&aborter, NULL, aborter_main, NULL) == 0, "pthread_create");
+    if (g.sim) {
+        /* Every task and every decision on this thread, in the sim's
+         * seeded order, with spurious wakes and leaf PENDINGs. */
+        rc = weft_sim_run(rt);
+        STRESS_ENSURE(rc == 0, "%s: sim run: %s", desc, weft_strerror(rc));
+        weft_sim_stats st;
+        OK(weft_sim_stats_get(rt, &st));
+        stress_count_n(&g.chaos_dealt, st.leaf_pendings + st.spurious_wakes);
+    }
 
     pthread_mutex_lock(&g.lock);
     while (g.dropped < 1 + g.nptasks)
         pthread_cond_wait(&g.cond, &g.lock);
     pthread_mutex_unlock(&g.lock);
     atomic_store_explicit(&g.over, true, memory_order_release);
-    if (abort_round)
+    if (foreign_aborter)
         pthread_join(aborter, NULL);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
@@ -1446,13 +1473,14 @@ int main(int argc, char **argv)
         &g.lost, &g.duplicated, &g.rounds_complete, &g.rounds_stopped, &g.early_drops,
         &g.aborts_foreign, &g.aborts_task, &g.next_drops, &g.timeouts, &g.rounds_unordered,
         &g.rounds_chan, &g.rounds_gen, &g.stages, &g.concurrent_stages, &g.src_items,
-        &g.out_items, &g.sent_items, &g.drained_items, &g.bounded_sinks,
+        &g.out_items, &g.sent_items, &g.drained_items, &g.bounded_sinks, &g.sim_rounds,
+        &g.chaos_dealt,
     };
     const stress_program p = {
         "stress_pipeline_storm", run_round, counters, sizeof counters / sizeof counters[0],
         "lost duplicated complete stopped early_drops aborts_foreign aborts_task "
         "next_drops timeouts unordered chan_rounds gen_rounds stages concurrent_stages "
-        "src_items items_out sent drained bounded_sinks",
+        "src_items items_out sent drained bounded_sinks sim_rounds chaos_dealt",
     };
     return stress_main(argc, argv, &p);
 }
