@@ -245,9 +245,9 @@ static uint64_t aux_lo(uint64_t p)
 
 enum { SRC_RANGE, SRC_ARRAY, SRC_CHAN, SRC_GEN, NSRC };
 static const char *const src_names[NSRC] = { "range", "array", "channel", "generator" };
-enum { C_NEXT, C_FOLD, C_EACH, C_COLLECT, C_FORWARD, C_TEE, NCONS };
+enum { C_NEXT, C_FOLD, C_EACH, C_COLLECT, C_FORWARD, C_TEE, C_FOR_AWAIT, NCONS };
 static const char *const cons_names[NCONS] = { "next", "fold", "for_each", "collect",
-                                               "forward", "tee" };
+                                               "forward", "tee", "for_await" };
 
 typedef struct round_state {
     pthread_mutex_t lock;
@@ -287,6 +287,7 @@ typedef struct round_state {
     uint64_t drained[MAX_PROD * MAX_QUOTA];
     size_t ndrained;
     bool saw_done, stopped, cons_finished;
+    bool ended_by_hint; /* collect: full buffer, size_hint 0 left */
     weft_iter_range pool[POOL];
     size_t npool;
 
@@ -302,7 +303,7 @@ typedef struct round_state {
     stress_counter lost, duplicated, rounds_complete, rounds_stopped, rounds_unordered,
         rounds_chan, rounds_gen, src_items, out_items, sent_items, drained_items, early_drops,
         aborts_foreign, aborts_task, next_drops, timeouts, stages, concurrent_stages,
-        bounded_sinks, sim_rounds, chaos_dealt;
+        bounded_sinks, sim_rounds, chaos_dealt, collect_full;
 } round_state;
 
 static round_state g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
@@ -557,7 +558,11 @@ typedef struct consumer {
     unsigned notx;
     weft_iter_tee tee;
     bool tee_made;
-    size_t stop_after; /* next loop: stop after this many items (SIZE_MAX: never) */
+    size_t stop_after; /* next and for_await loops: stop after this many
+                          items (SIZE_MAX: never) */
+    size_t col_cap;    /* collect: room per collect future (SIZE_MAX: all) */
+    size_t col_room;   /* the room of the collect future in flight */
+    bool close;        /* forward: close the sink at the end */
     bool may_stop;     /* other consumers: may stop after a give-up or timeout */
     unsigned mode;
     union {
@@ -569,6 +574,7 @@ typedef struct consumer {
     weft_timeout t;
     poll_limit lim;
     bool inner_live; /* lim.inner still needs its drop */
+    bool stopping;
     bool col_active;
     size_t coln;
     uint64_t item[2]; /* a fresh next gets the other one, poisoned */
@@ -729,14 +735,16 @@ static weft_future *start_consumer(consumer *self)
     case C_COLLECT:
         self->coln = 0;
         self->col_active = true;
-        OK(weft_iter_collect_init(&self->c.col, self->head, g.out + g.nout,
-                                  MAX_ITEMS - g.nout, &self->coln));
+        self->col_room = self->col_cap < MAX_ITEMS - g.nout ? self->col_cap
+                                                            : MAX_ITEMS - g.nout;
+        OK(weft_iter_collect_init(&self->c.col, self->head, g.out + g.nout, self->col_room,
+                                  &self->coln));
         return &self->c.col.base;
     case C_FORWARD:
-        OK(weft_iter_forward_init(&self->c.fw, self->head, &self->otx[0].base, false));
+        OK(weft_iter_forward_init(&self->c.fw, self->head, &self->otx[0].base, self->close));
         return &self->c.fw.base;
     default:
-        OK(weft_iter_forward_init(&self->c.fw, self->head, &self->tee.base, false));
+        OK(weft_iter_forward_init(&self->c.fw, self->head, &self->tee.base, self->close));
         return &self->c.fw.base;
     }
 }
@@ -798,6 +806,20 @@ static bool finish_step(consumer *self)
         return false;
     case C_FOLD:
     case C_EACH:
+        g.saw_done = true;
+        return true;
+    case C_COLLECT:
+        if (r == 0 && self->coln == self->col_room) {
+            /* A full buffer and a size_hint of 0 left count as the end
+             * (documented): the pipeline may not have said DONE. */
+            g.ended_by_hint = true;
+        }
+        if (r == -ENOSPC) {
+            /* Its buffer filled: a fresh collect takes the rest. */
+            stress_count(&g.collect_full);
+            return false;
+        }
+        STRESS_ENSURE(r == 0, "collect says %d", r);
         g.saw_done = true;
         return true;
     default:
@@ -864,7 +886,25 @@ WEFT_ASYNC_FN_WITH_DROP(consumer, uint64_t)
 {
     WEFT_FN_BEGIN;
     build(self);
-    for (;;) {
+    if (g.cons == C_FOR_AWAIT) {
+        /* The loop macro: no give-ups or timeouts, stops and aborts only. */
+        self->stopping = g.nout >= self->stop_after;
+        if (!self->stopping) {
+            WEFT_FOR_AWAIT(self->head, &self->item[0])
+            {
+                push_out(self->item[0]);
+                if (g.nout >= self->stop_after) {
+                    self->stopping = true;
+                    break;
+                }
+            }
+        }
+        if (self->stopping)
+            g.stopped = true;
+        else
+            g.saw_done = true;
+    }
+    while (g.cons != C_FOR_AWAIT) {
         if (g.cons == C_NEXT && g.nout >= self->stop_after) {
             g.stopped = true;
             break;
@@ -1232,7 +1272,7 @@ static void check_output(const char *desc)
     }
     stress_count_n(&g.out_items, n);
     if (g.saw_done) {
-        STRESS_ENSURE(mdone, "%s: the pipeline ended but the model has not (%zu items out, "
+        STRESS_ENSURE(mdone || g.ended_by_hint, "%s: the pipeline ended but the model has not (%zu items out, "
                              "%zu in the model, source %s)",
                       desc, n, mn, g.src_done ? "ended" : "not ended");
         STRESS_ENSURE(n == mn, "%s: %zu items out, the model says %zu", desc, n, mn);
@@ -1308,7 +1348,7 @@ static void round_reset(uint64_t seed, uint64_t *rng)
     g.seed = seed;
     g.dropped = 0;
     g.nrec = g.nout = g.ndrained = g.npool = 0;
-    g.src_done = g.saw_done = g.stopped = g.cons_finished = false;
+    g.src_done = g.saw_done = g.stopped = g.cons_finished = g.ended_by_hint = false;
     atomic_store(&g.published, 0);
     atomic_store(&g.over, false);
     atomic_store(&g.cdrops, 0);
@@ -1368,6 +1408,8 @@ static void run_round(uint64_t seed, const stress_options *opt)
     memcpy(c.st, g.cfg, sizeof c.st);
     c.stop_after = rng_next32(&rng) % 4 == 0 ? rng_next32(&rng) % 40 : SIZE_MAX;
     c.may_stop = rng_next32(&rng) % 3 == 0;
+    c.col_cap = rng_next32(&rng) % 2 ? 1 + rng_next32(&rng) % 16 : SIZE_MAX;
+    c.close = rng_next32(&rng) % 2;
     if (g.src == SRC_CHAN || g.src == SRC_GEN) {
         weft_chan_tx tx0;
         int rc = rng_next32(&rng) % 3 == 0
@@ -1474,13 +1516,13 @@ int main(int argc, char **argv)
         &g.aborts_foreign, &g.aborts_task, &g.next_drops, &g.timeouts, &g.rounds_unordered,
         &g.rounds_chan, &g.rounds_gen, &g.stages, &g.concurrent_stages, &g.src_items,
         &g.out_items, &g.sent_items, &g.drained_items, &g.bounded_sinks, &g.sim_rounds,
-        &g.chaos_dealt,
+        &g.chaos_dealt, &g.collect_full,
     };
     const stress_program p = {
         "stress_pipeline_storm", run_round, counters, sizeof counters / sizeof counters[0],
         "lost duplicated complete stopped early_drops aborts_foreign aborts_task "
         "next_drops timeouts unordered chan_rounds gen_rounds stages concurrent_stages "
-        "src_items items_out sent drained bounded_sinks sim_rounds chaos_dealt",
+        "src_items items_out sent drained bounded_sinks sim_rounds chaos_dealt collect_full",
     };
     return stress_main(argc, argv, &p);
 }
