@@ -25,8 +25,13 @@
  * into an inner range stream kept in a per-round pool). Stages that
  * depend on order (take, skip, the whiles, enumerate, zip, chunks) are
  * never drawn after an unordered one. The pipeline is consumed by a
- * weft_stream_next loop, fold, for_each, collect, forward into a channel
- * sink, or forward into a tee of two channels.
+ * weft_stream_next loop (a fresh, poisoned item buffer per next), a
+ * WEFT_FOR_AWAIT loop, fold, for_each, collect (sometimes 1-16 slots at a
+ * time: -ENOSPC, then a fresh collect), forward into a channel sink, or
+ * forward into a tee of two channels (closing the sink or not; the sink
+ * channels unbounded, or bounded and drained by a foreign thread each as
+ * the pipeline runs). A quarter of the rounds run on a sim runtime with
+ * spurious wakes, leaf PENDINGs and late timers (no foreign threads).
  *
  * Every consumer future is awaited plainly, through a wrapper that gives
  * up after 1-3 pending polls (the consumer future is then dropped pending
