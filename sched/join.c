@@ -116,11 +116,13 @@ static void join_drop(weft_future *f)
         next = s & ~(uint64_t)WEFT_T_JOIN_INTEREST;
         if (!(s & WEFT_T_COMPLETE))
             next &= ~(uint64_t)WEFT_T_JOIN_WAKER; /* take the field back */
-        /* Acquire: see the completer's hand-back of the field (pairs with
-         * the release in task_complete's fetch_and). Clearing the bits
-         * publishes nothing: the waker we may have stored was published
-         * by the release CAS that set JOIN_WAKER. */
-    } while (!weft_atomic_cas_weak_acquire(&t->state, &s, next));
+        /* AcqRel. Acquire: see the completer's hand-back of the field
+         * (pairs with the release in task_complete's fetch_and). Release:
+         * when COMPLETE is set the field stays with the completer, which
+         * drops it once it sees JOIN_INTEREST clear (its acq_rel
+         * fetch_and); our earlier reads of the field (join_poll's
+         * will_wake) must happen before that drop. */
+    } while (!weft_atomic_cas_weak_acq_rel(&t->state, &s, next));
     /* JOIN_WAKER clear: the field is ours (possibly empty). Still set
      * (COMPLETE): the completer is using it and drops it. */
     if (!(next & WEFT_T_JOIN_WAKER))

@@ -102,19 +102,6 @@ static const char *const kind_names[NKINDS] = {
     "enumerate", "fuse", "chain", "zip", "then", "chunks", "flatten", "buffered", "spawn_map",
 };
 
-/* ThreadSanitizer builds (GCC says so with __SANITIZE_THREAD__, clang
- * with __has_feature). */
-#if defined(__SANITIZE_THREAD__)
-#define STORM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STORM_TSAN 1
-#endif
-#endif
-#ifndef STORM_TSAN
-#define STORM_TSAN 0
-#endif
-
 /* The combinators drawn. Clear an entry (with a comment saying why) to
  * keep a combinator found broken out of the storm. */
 static const bool enabled[NKINDS] = {
@@ -122,15 +109,7 @@ static const bool enabled[NKINDS] = {
     [ST_TAKE] = true, [ST_SKIP] = true, [ST_TAKE_WHILE] = true, [ST_SKIP_WHILE] = true,
     [ST_ENUMERATE] = true, [ST_FUSE] = true, [ST_CHAIN] = true, [ST_ZIP] = true,
     [ST_THEN] = true, [ST_CHUNKS] = true, [ST_FLATTEN] = true, [ST_BUFFERED] = true,
-    /* Out under ThreadSanitizer until join_drop (sched/join.c) releases
-     * the handle's reads of the task's join waker: its CAS is acquire
-     * only, so a join_poll that read t->join_waker (weft_waker_will_wake,
-     * which spawn_map's second poll of a pending handle always reaches)
-     * is not ordered before task_complete's weft_waker_drop of it when
-     * the handle is dropped between the completion and the hand-back.
-     * TSan reports it (join.c:77 against task.c:340); other builds
-     * cannot see it, so spawn_map stays in them. */
-    [ST_SPAWN_MAP] = !STORM_TSAN,
+    [ST_SPAWN_MAP] = true,
 };
 
 /* Stages whose output depends on the order of their input. */
