@@ -16,6 +16,7 @@
 #include "support/counting_waker.h"
 #include "support/rt_fixture.h"
 #include "support/sim_fixture.h"
+#include "support/sweep.h"
 
 /* A future that is PENDING `left` times, then outputs 7 (int); counts drops. */
 typedef struct later {
@@ -215,6 +216,53 @@ static void test_rc_across_threads(void **state)
     assert_int_equal(weft_rc_count(&s.rc), 0);
 }
 
+/* ---- cancel sweep ---------------------------------------------------------------- */
+
+/* A box around a sleep, dropped after every number of polls: the sleep
+ * inside is dropped with it (its timer unlinked, its waker released) and
+ * the storage freed (the ASan build's leak check and the counting
+ * allocator of rt_teardown see a box that is not). */
+typedef struct box_case {
+    weft_future_box b;
+    bool filled;
+} box_case;
+
+static int box_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    (void)rt;
+    box_case *bc = ctx;
+    weft_future *st;
+    int rc = weft_future_box_alloc(&bc->b, sizeof(weft_sleep), _Alignof(weft_sleep), &st);
+    if (rc != 0)
+        return rc;
+    weft_sleep_init((weft_sleep *)(void *)st, WEFT_MS(5));
+    weft_future_box_fill(&bc->b);
+    *fut = &bc->b.base;
+    *out = NULL;
+    return 0;
+}
+
+static const char *box_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    (void)ctx;
+    if (run->wakers_after_drop || run->wakes_after_drop)
+        return sweep_say("k=%u: %u waker(s) held, %u wake(s) after the drop", run->k,
+                         run->wakers_after_drop, run->wakes_after_drop);
+    return sweep_leftovers(rt); /* the inner sleep's timer is gone */
+}
+
+static void test_cancel_sweep_future_box(void **state)
+{
+    (void)state;
+    static box_case bc;
+    weft_sweep_case c = { box_build, box_check, NULL, &bc };
+    weft_sweep_options o = sweep_options(1, 1);
+    weft_sweep_result res = sweep_pass(&c, &o);
+    assert_true(res.polls >= 2); /* armed, then fired */
+    o = sweep_chaos_options(1, 8, 0.3);
+    sweep_pass(&c, &o);
+}
+
 int main(void)
 {
 #define RT(fn) cmocka_unit_test_setup_teardown(fn, rt_setup, rt_teardown)
@@ -228,6 +276,7 @@ int main(void)
         RT(test_box_misuse),
         RT(test_rc_drops_once_at_the_last_release),
         RT(test_rc_across_threads),
+        RT(test_cancel_sweep_future_box),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
