@@ -114,6 +114,7 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
      * in rt's driver, weft_spawn(NULL, ...) spawns on rt). */
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
+    weft__reactor *saved_reactor = weft__reactor_enter(&rt->pool.reactor);
     for (;;) {
         weft_cx cx;
         weft_cx_init(&cx, &w);
@@ -125,6 +126,7 @@ int weft_block_on(weft_rt *rt, weft_future *fut, void *out, size_t out_size)
         weft__park_timeout(&b->parker, weft__timers_timeout(&rt->pool.timers));
         weft__timers_fire_due(&rt->pool.timers);
     }
+    weft__reactor_enter(saved_reactor);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);
     weft_future_drop(fut);

@@ -365,6 +365,7 @@ void weft_rt_shutdown(weft_rt *rt)
      * complete afterwards, so later wakes do nothing. */
     struct weft__sched *saved_sched = weft__sched_enter(&rt->pool.sched);
     weft__timers *saved_timers = weft__timers_enter(&rt->pool.timers);
+    weft__reactor *saved_reactor = weft__reactor_enter(&rt->pool.reactor);
     if (rt->flavour) {
         rt->flavour->shutdown(rt);
     } else {
@@ -372,6 +373,7 @@ void weft_rt_shutdown(weft_rt *rt)
         RT_HOOK(WEFT__RT_HOOK_SHUTDOWN_STOPPED, rt);
         weft__pool_close(&rt->pool);
     }
+    weft__reactor_enter(saved_reactor);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);
     int64_t worker_live = 0;

@@ -280,6 +280,24 @@ static struct weft__task *pull_injector(struct weft__worker *w)
     return weft__task_of_qnode(w->batch[0]);
 }
 
+static void reactor_wait_hook(void *ctx, uint64_t timeout_ns)
+{
+    (void)weft__reactor_wait(ctx, timeout_ns);
+}
+
+/* Now and then a busy worker looks at the reactor without waiting, so
+ * I/O is not left until a worker parks. */
+static void poll_reactor(struct weft__pool *p)
+{
+    weft__reactor *r = &p->reactor;
+    /* Relaxed: a hint; with nothing registered there is nothing to see. */
+    if (weft_atomic_load_relaxed(&r->registered) == 0 || !weft__reactor_try_acquire(r))
+        return;
+    weft__reactor_wait(r, 0);
+    weft__reactor_dispatch(r);
+    weft__reactor_release(r);
+}
+
 static struct weft__task *next_local_task(struct weft__worker *w)
 {
     struct weft__task *t;
@@ -291,6 +309,7 @@ static struct weft__task *next_local_task(struct weft__worker *w)
     if (w->tick % INJECTOR_INTERVAL == 0) {
         /* And by the exact clock, should the coarse one lag. */
         weft__timers_fire_due(&w->pool->timers);
+        poll_reactor(w->pool);
         if ((t = injector_pop(w->pool))) {
             ctr_add(&w->ctr.injector_pulls, 1);
             w->lifo_streak = 0;
@@ -544,7 +563,13 @@ static void park_worker(struct weft__worker *w)
      * above orders our listing before its read (time/driver.c). */
     weft__parker *parker = weft__idle_parker(&p->idle, w->index);
     uint64_t timeout = weft__timers_driver_begin(&p->timers, parker);
-    weft__park_timeout(parker, timeout);
+    /* And one waits in the reactor (with the same deadline), if nobody
+     * does: whoever leaves it, dispatches below and comes back. */
+    bool io = weft__reactor_try_acquire(&p->reactor);
+    if (io)
+        weft__park_io(parker, reactor_wait_hook, &p->reactor, timeout);
+    else
+        weft__park_timeout(parker, timeout);
 
     /* Off the sleeper list first, then out of the driver park: a driver
      * woken to run tasks found elsewhere (as a searcher, or for a local
@@ -556,6 +581,13 @@ static void park_worker(struct weft__worker *w)
     bool searching = weft__idle_sleep_end(&p->idle, w->index);
     weft__timers_driver_end(&p->timers, parker,
                             searching || !weft__inbox_is_empty(&w->inbox));
+    /* Wake what the I/O events are for (into our own queues, like any
+     * wake on a worker), off the sleeper list: a wake that picked us as
+     * the sleeper to notify would leave a token behind. */
+    if (io) {
+        weft__reactor_dispatch(&p->reactor);
+        weft__reactor_release(&p->reactor);
+    }
     /* Relaxed: stopping only ends the loop, which re-reads it (acquire). */
     w->searching = searching && !weft_atomic_load_relaxed(&p->stopping);
 }
@@ -635,6 +667,7 @@ static void *worker_main(void *arg)
     weft__tl_worker = w;
     weft__sched_enter(&p->sched);
     weft__timers_enter(&p->timers);
+    weft__reactor_enter(&p->reactor);
     weft__slab_cache_bind(&w->cache);
     /* Acquire: pairs with the release store in weft__pool_stop. */
     while (!weft_atomic_load_acquire(&p->stopping)) {
@@ -654,6 +687,7 @@ static void *worker_main(void *arg)
     wait_for_stop(w);
     cancel_own_locals(w);
     weft__slab_cache_bind(NULL);
+    weft__reactor_enter(NULL);
     weft__timers_enter(NULL);
     weft__sched_enter(NULL);
     weft__tl_worker = NULL;
@@ -661,6 +695,11 @@ static void *worker_main(void *arg)
 }
 
 /* ---- the pool's life ------------------------------------------------------------ */
+
+static void reactor_wake_hook(void *ctx)
+{
+    weft__reactor_wake(ctx);
+}
 
 static void wake_sleeper_hook(void *ctx)
 {
@@ -678,6 +717,18 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
     if (weft__idle_init(&p->idle, n, weft__sys_cpu_count()) != 0) {
         weft__free(p->workers_raw);
         return -ENOMEM;
+    }
+    int err = weft__reactor_init(&p->reactor);
+    if (err != 0) {
+        weft__idle_fini(&p->idle);
+        weft__free(p->workers_raw);
+        return err;
+    }
+    /* An unpark of a worker parked in the reactor writes its eventfd. */
+    for (unsigned i = 0; i < n; i++) {
+        weft__parker *pk = weft__idle_parker(&p->idle, i);
+        pk->io_wake = reactor_wake_hook;
+        pk->io_ctx = &p->reactor;
     }
     uintptr_t a = ((uintptr_t)p->workers_raw + WEFT_CACHE_LINE - 1) &
                   ~(uintptr_t)(WEFT_CACHE_LINE - 1);
@@ -713,6 +764,7 @@ int weft__pool_init(struct weft__pool *p, unsigned n, const weft__sched_ops *ops
 
 void weft__pool_fini(struct weft__pool *p)
 {
+    weft__reactor_fini(&p->reactor);
     weft__slab_fini(&p->sched.slab);
     weft__injector_fini(&p->injector);
     weft__idle_fini(&p->idle);

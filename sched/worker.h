@@ -16,6 +16,7 @@
 #include "sched/ring.h"
 #include "sched/seam.h"
 #include "sched/slab.h"
+#include "io/reactor.h"
 #include "time/driver.h"
 
 /* Counters: written by the owning worker only (relaxed load + store, no
@@ -89,6 +90,9 @@ struct weft__pool {
     bool stop_go;         /* under stop_lock */
 
     alignas(WEFT_CACHE_LINE) weft__timers timers;
+    /* The I/O reactor: a parking worker that takes its role waits in its
+     * epoll_wait (with the timers' deadline), the others on their futex. */
+    alignas(WEFT_CACHE_LINE) weft__reactor reactor;
 
     /* How long a LIFO occupant waits behind its owner's poll before a
      * searcher may take it (worker.c: steal_lifo). Set at init; tests

@@ -14,11 +14,15 @@
  *      (never FIFO), and record the poll in the trace;
  *   3. else, if an outside hold is open, wait for a wake from outside
  *      (time stands still: the run is not idle, only waiting);
- *   4. else, if a timer is armed, jump the clock to the wheel's next
+ *   4. else, if the reactor has events ready now (a socketpair's data),
+ *      dispatch them;
+ *   5. else, if a timer is armed, jump the clock to the wheel's next
  *      deadline (plus lateness, if that knob says so) and fire what is due;
- *   5. else nothing can ever happen again: the tasks still blocked are a
+ *   6. else, with fds registered, wait for outside I/O a while (real time;
+ *      the clock stands still);
+ *   7. else nothing can ever happen again: the tasks still blocked are a
  *      stall — they are named in a report and cancelled.
- * Time moves only in step 4, so a poll never sees the clock move under it,
+ * Time moves only in step 5, so a poll never sees the clock move under it,
  * and a ten-minute sleep is one jump.
  *
  * Queues. On the running thread, schedule() and requeue() append to the
@@ -53,6 +57,9 @@
 #include <string.h>
 
 #define RUN_INITIAL_CAP 64u
+/* How long a run with nothing else to do waits for outside I/O (real
+ * time) before it reports a stall. */
+#define SIM_IO_WAIT_NS (2u * 1000u * 1000u * 1000u)
 
 /* The sim the calling thread is running (or shutting down), or NULL. */
 static _Thread_local struct weft__sim *tl_sim;
@@ -84,6 +91,7 @@ void weft__sim_report(const weft_sim_options *o, const char *msg)
 static void sim_destroy(weft_rt *rt)
 {
     struct weft__sim *sim = (struct weft__sim *)rt;
+    weft__reactor_fini(&sim->rt.pool.reactor);
     weft__slab_fini(&sim->rt.pool.sched.slab);
     weft__injector_fini(&sim->remote);
     weft__free(sim->run);
@@ -192,6 +200,7 @@ struct sim_saved {
     const weft_instant *clock;
     weft__chaos *chaos;
     weft__rand_source *rand;
+    weft__reactor *reactor;
 };
 
 /* Make `sim` the calling thread's runtime: its scheduler, timers, clock
@@ -206,10 +215,12 @@ static void ctx_enter(struct weft__sim *sim, struct sim_saved *sv, bool chaos)
     weft__clock_virtual = &sim->now;
     sv->chaos = weft__chaos_enter(chaos && sim->chaos.leaf_pending > 0.0 ? &sim->leaf : NULL);
     sv->rand = weft__rand_enter(&sim->rand);
+    sv->reactor = weft__reactor_enter(&sim->rt.pool.reactor);
 }
 
 static void ctx_leave(const struct sim_saved *sv)
 {
+    weft__reactor_enter(sv->reactor);
     weft__rand_enter(sv->rand);
     weft__chaos_enter(sv->chaos);
     weft__clock_virtual = sv->clock;
@@ -435,6 +446,25 @@ static int stall(struct weft__sim *sim, int why, const weft_join *root)
     return rc;
 }
 
+/* Look at the reactor (waiting up to `timeout_ns` of real time): its
+ * wakes land in the runnable set. True if something became runnable. */
+static bool io_turn(struct weft__sim *sim, uint64_t timeout_ns)
+{
+    weft__reactor *r = &sim->rt.pool.reactor;
+    /* Relaxed: registrations are made on this thread. */
+    if (weft_atomic_load_relaxed(&r->registered) == 0 || !weft__reactor_try_acquire(r))
+        return false;
+    int n = weft__reactor_wait(r, timeout_ns);
+    weft__reactor_dispatch(r);
+    weft__reactor_release(r);
+    if (n > 0) {
+        sim->io_events += (uint64_t)n;
+        sim->trace = weft__trace_add(sim->trace, WEFT__TRACE_IO);
+    }
+    take_remote(sim);
+    return sim->nrun > 0;
+}
+
 /* Run until `root` completes (NULL: until no task is left). Returns 0,
  * -EDEADLK or -ETIMEDOUT (see stall). */
 static int run(struct weft__sim *sim, const weft_join *root)
@@ -457,8 +487,17 @@ static int run(struct weft__sim *sim, const weft_join *root)
         take_remote(sim);
         if (sim->nrun > 0)
             continue;
+        /* I/O that is ready already (a socketpair's data is there the
+         * moment it was written) comes before any move of the clock. */
+        if (io_turn(sim, 0))
+            continue;
         int rc = clock_jump(sim);
         if (rc > 0)
+            continue;
+        /* Nothing runnable, no timer: only the outside world (a peer
+         * process, the network) can still make progress. Give it a while
+         * of real time before calling it a stall; the clock stands still. */
+        if (rc == 0 && io_turn(sim, SIM_IO_WAIT_NS))
             continue;
         return stall(sim, rc, root);
     }
@@ -679,6 +718,13 @@ int weft_rt_new_sim(weft_rt **out, const weft_sim_options *opts)
     sim->now = WEFT_SIM_START;
     weft__timers_init(&sim->rt.pool.timers, sim->now, no_sleeper, NULL);
     weft_atomic_init(&sim->rt.pool.stopping, false);
+    int err = weft__reactor_init(&sim->rt.pool.reactor);
+    if (err != 0) {
+        weft__slab_fini(&sim->rt.pool.sched.slab);
+        weft__free(raw);
+        weft__free(entries);
+        return err;
+    }
 
     sim->opts = o;
     sim->seed = seed;

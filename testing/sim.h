@@ -47,7 +47,7 @@ struct weft__sim {
     size_t nrun, cap;
     unsigned wake_kind;     /* kind of what schedule() queues now */
     uint64_t polls, spurious_wakes, leaf_pendings, late_timers, clock_jumps,
-        outside_waits;
+        outside_waits, io_events;
 
     /* ---- any thread ---- */
     /* Tasks queued from other threads, or from outside a run. */

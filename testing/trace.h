@@ -16,6 +16,7 @@ enum {
     WEFT__TRACE_LEAF,      /* a chaos PENDING of a leaf future */
     WEFT__TRACE_SPURIOUS,  /* a spurious wake */
     WEFT__TRACE_STALL,     /* the run stopped: blocked task count */
+    WEFT__TRACE_IO,        /* a reactor turn that saw events */
 };
 
 /* Fold one word into the hash `h`. */

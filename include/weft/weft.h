@@ -11,6 +11,7 @@
 #include "weft/sync.h"
 #include "weft/channels.h"
 #include "weft/select.h"
+#include "weft/io.h"
 #include "weft/testing.h"
 
 #endif /* WEFT_H */

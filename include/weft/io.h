@@ -1,0 +1,89 @@
+/* weft — I/O: file descriptors registered with the runtime's reactor.
+ *
+ * Each runtime has one reactor: an edge-triggered epoll set waited on by
+ * a parked worker, with the next timer deadline as its timeout, so timers
+ * and I/O share one driver and an idle runtime sleeps in one epoll_wait
+ * (io/reactor.h). A registered fd has a readiness word per the reactor's
+ * events and a waker per direction. The pattern of every operation: try
+ * the syscall; on EAGAIN, clear the readiness it acted on (a newer event
+ * is never erased) and wait for the next.
+ *
+ * weft_io is that registration for any fd (a pipe, an eventfd, a socket
+ * of your own); the TCP, UDP and other types are built on it. */
+#ifndef WEFT_IO_H
+#define WEFT_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/common.h"
+#include "weft/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Interest (what to wait for). */
+#define WEFT_IO_READ 0x1u
+#define WEFT_IO_WRITE 0x2u
+
+/* Readiness (what came): a weft_io_ready's output. */
+#define WEFT_IO_READABLE 0x01u
+#define WEFT_IO_WRITABLE 0x02u
+#define WEFT_IO_READ_CLOSED 0x04u  /* the peer shut down its write side (EPOLLRDHUP) */
+#define WEFT_IO_WRITE_CLOSED 0x08u /* the connection is gone both ways (EPOLLHUP) */
+#define WEFT_IO_ERROR 0x10u        /* EPOLLERR: the next syscall reports it */
+
+struct weft__sio;
+struct weft__reactor;
+
+/* A registered fd. The fd stays the caller's: weft_io_deregister before
+ * closing it. One reader and one writer may wait on it at a time. */
+typedef struct weft_io {
+    struct weft__sio *sio_;
+    struct weft__reactor *reactor_;
+    int fd;
+    uint64_t seen_[2]; /* the readiness the last ready of each direction saw */
+} weft_io;
+
+/* Register `fd` with the reactor of the runtime the caller runs on (a
+ * task, or a future under weft_block_on or a sim run); the fd is made
+ * non-blocking. 0, -EINVAL (NULL, fd < 0, or no current runtime),
+ * -ENOMEM, -EPERM (a regular file or directory: epoll cannot watch it;
+ * use the blocking pool), -EBADF, -EEXIST (already registered). */
+WEFT_API WEFT_NODISCARD int weft_io_register(weft_io *io, int fd);
+/* Stop watching (the fd is not closed). No weft_io_ready on it may be
+ * pending. Any thread. */
+WEFT_API void weft_io_deregister(weft_io *io);
+
+/* A future: completes when the fd is ready for any of `interest`
+ * (WEFT_IO_READ, WEFT_IO_WRITE, or both). Output uint32_t: the readiness
+ * bits seen (WEFT_IO_READABLE ...), of which the caller acts on those it
+ * asked for. It completes at once if the readiness is already there: the
+ * next step is the syscall, and on EAGAIN weft_io_clear_ready. Send.
+ * Cancel safety: nothing is lost (readiness is a state of the fd's word,
+ * not consumed by the future); the drop takes back the waker it left. */
+typedef struct weft_io_ready {
+    weft_future base;
+    weft_io *io_;
+    uint32_t interest_;
+    uint32_t waiting_; /* the directions it left a waker in */
+} weft_io_ready;
+
+WEFT_API void weft_io_ready_init(weft_io_ready *f, weft_io *io, uint32_t interest);
+
+/* After a syscall in direction `interest` (one of WEFT_IO_READ /
+ * WEFT_IO_WRITE) said EAGAIN: forget that readiness, unless an event came
+ * after the last ready of that direction saw it. */
+WEFT_API void weft_io_clear_ready(weft_io *io, uint32_t interest);
+
+/* The poll-function form, for hand-written futures: the readiness bits of
+ * `interest`'s direction if any is set, else 0 with cx's waker registered.
+ * `interest` is one of WEFT_IO_READ / WEFT_IO_WRITE. */
+WEFT_API uint32_t weft_io_poll_ready(weft_io *io, weft_cx *cx, uint32_t interest);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_IO_H */
