@@ -1,0 +1,419 @@
+/* Cancel sweeps of the select forms (select/select.c, select/merge.c):
+ * every await point becomes a cancellation point, on one seed and then
+ * with chaos over several.
+ *  - weft_select over one of each kind of branch (channel recv and send,
+ *    mutex lock, semaphore acquire, sleep, join), in several mixes, each
+ *    kind made the fastest in turn so that every kind both wins and
+ *    loses: after each drop every item is received exactly once or still
+ *    in its channel (a send that lost delivered nothing), the mutex is
+ *    free, every permit is back, no waker is left, and only the winner's
+ *    output was written, and only when the select completed; also polled
+ *    every other turn, so a lock or permits handed to a losing branch
+ *    before it was polled are given back by its drop.
+ *  - a WEFT_SELECT loop in an async fn (two receivers' stream nexts, a
+ *    KEEP'd deadline, a cancel token): items received plus items left in
+ *    the channels are the items sent, each once.
+ *  - weft_select_next over two receivers and a generator, and a
+ *    weft_merge's stream next over the same: a drop at any point loses
+ *    nothing (the rest, drained after the drop, completes the set) and
+ *    each branch's end is reported once. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "weft/weft.h"
+#include "support/every_other.h"
+#include "support/sim_fixture.h"
+#include "support/sweep.h"
+
+#define SEEDS 8
+#define CHAOS 0.3
+
+/* ---- weft_select over every kind of branch ---------------------------------------------------- */
+
+enum { K_RECV, K_SEND, K_LOCK, K_ACQ, K_SLEEP, K_JOIN, KINDS };
+static const char *const kind_name[KINDS] = { "recv", "send", "lock", "acquire", "sleep", "join" };
+
+#define RECV_ITEMS 3     /* the producer's ids: 1..3 */
+#define PREFILL 100u     /* fills the send branch's channel (capacity 1) */
+#define SEND_ITEM 200u   /* the send branch's item */
+#define PERMITS 2        /* the semaphore's; the acquire wants both */
+#define JOIN_OUT 42
+#define FAST_MS 1
+#define SLOW_MS 4
+
+typedef struct sel_case {
+    unsigned kinds; /* bit per kind: the branches of this select */
+    int delay[KINDS]; /* ms (or turns) before the environment of each kind acts */
+    bool turns;       /* delays in turns (yields), not ms */
+    /* Environment. */
+    weft_chan_tx ptx, stx;
+    weft_chan_rx prx, srx;
+    weft_mutex m;
+    weft_mutex_guard held; /* the holder task's */
+    weft_semaphore s;
+    uint64_t consumed; /* what the consumer task received */
+    /* Branches and their outputs. */
+    weft_chan_recv recv;
+    uint64_t recv_item;
+    int recv_out;
+    weft_chan_send send;
+    uint64_t send_item;
+    int send_out;
+    weft_mutex_lock lock;
+    weft_mutex_guard guard;
+    weft_semaphore_acquire acq;
+    int acq_out;
+    weft_sleep sleep;
+    weft_join join;
+    int join_out;
+    int at[KINDS]; /* branch index of each kind, -1: absent */
+    weft_select_branch br[KINDS];
+    weft_select sel;
+    int won;
+    /* Across the runs of a test: completions won and lost per kind. */
+    unsigned wins[KINDS], losses[KINDS];
+} sel_case;
+
+/* The environment of one kind: waits its delay, then acts. */
+typedef struct env_task {
+    weft_future base;
+    weft_co co;
+    sel_case *c;
+    int kind, i, rc;
+    uint64_t id;
+    weft_sleep nap;
+    weft_chan_send send;
+    weft_chan_recv recv;
+} env_task;
+
+WEFT_ASYNC_FN(env_task, int)
+{
+    WEFT_FN_BEGIN;
+    if (self->c->turns) {
+        /* Polled every other turn, the future keeps its task runnable, so
+         * virtual time stands still: count turns instead. */
+        for (self->i = 0; self->i < self->c->delay[self->kind]; self->i++)
+            WEFT_FN_YIELD;
+    } else {
+        weft_sleep_init(&self->nap, WEFT_MS(self->c->delay[self->kind]));
+        WEFT_FN_AWAIT(&self->nap, NULL);
+    }
+    if (self->kind == K_RECV) {
+        /* The producer: its ids into a channel with room for all. */
+        for (self->i = 1; self->i <= RECV_ITEMS; self->i++) {
+            self->id = (uint64_t)self->i;
+            weft_chan_send_init(&self->send, &self->c->ptx, &self->id);
+            WEFT_FN_AWAIT(&self->send, &self->rc);
+            if (self->rc != 0)
+                WEFT_FN_RETURN(-1);
+            WEFT_FN_YIELD;
+        }
+    } else if (self->kind == K_SEND) {
+        /* The consumer: takes the prefill, which makes room for the send. */
+        weft_chan_recv_init(&self->recv, &self->c->srx, &self->id);
+        WEFT_FN_AWAIT(&self->recv, &self->rc);
+        if (self->rc != 0)
+            WEFT_FN_RETURN(-1);
+        self->c->consumed = self->id;
+    } else if (self->kind == K_LOCK) {
+        if (weft_mutex_unlock(&self->c->held) != 0)
+            WEFT_FN_RETURN(-1);
+    } else if (self->kind == K_ACQ) {
+        /* One permit at a time: the acquire is partly served in between. */
+        if (weft_semaphore_release(&self->c->s, 1) != 0)
+            WEFT_FN_RETURN(-1);
+        WEFT_FN_YIELD;
+        if (weft_semaphore_release(&self->c->s, 1) != 0)
+            WEFT_FN_RETURN(-1);
+    } else if (self->kind == K_JOIN) {
+        WEFT_FN_RETURN(JOIN_OUT);
+    }
+    WEFT_FN_RETURN(0);
+    WEFT_FN_END;
+}
+
+static bool has(const sel_case *c, int k)
+{
+    return (c->kinds >> k) & 1u;
+}
+
+static int spawn_env(weft_rt *rt, sel_case *c, int kind, weft_join *join)
+{
+    return WEFT_SPAWN(rt, join,
+                      &(env_task){ WEFT_FN_INIT(env_task, WEFT_F_SEND), .c = c, .kind = kind });
+}
+
+static int sel_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    sel_case *c = ctx;
+    int err = 0;
+    size_t n = 0;
+    c->won = -7;
+    c->recv_item = 0;
+    c->recv_out = c->send_out = c->acq_out = 1;
+    c->join_out = -1;
+    c->guard.mutex = NULL;
+    c->consumed = 0;
+    c->send_item = SEND_ITEM;
+    for (int k = 0; k < KINDS; k++)
+        c->at[k] = -1;
+    /* Every kind's environment is made, so teardown is the same for all. */
+    if (weft_mpsc_new(&c->ptx, &c->prx, sizeof(uint64_t), RECV_ITEMS) != 0 ||
+        weft_mpsc_new(&c->stx, &c->srx, sizeof(uint64_t), 1) != 0 ||
+        weft_chan_try_send(&c->stx, &(uint64_t){ PREFILL }) != 0)
+        return -ENOMEM;
+    weft_mutex_init(&c->m);
+    if (weft_mutex_try_lock(&c->m, &c->held) != 0 || weft_semaphore_init(&c->s, PERMITS) != 0 ||
+        weft_semaphore_try_acquire(&c->s, PERMITS) != 0)
+        return -EINVAL;
+    if (has(c, K_RECV)) {
+        weft_chan_recv_init(&c->recv, &c->prx, &c->recv_item);
+        c->br[c->at[K_RECV] = (int)n++] = WEFT_BRANCH(&c->recv, &c->recv_out);
+    }
+    if (has(c, K_SEND)) {
+        weft_chan_send_init(&c->send, &c->stx, &c->send_item);
+        c->br[c->at[K_SEND] = (int)n++] = WEFT_BRANCH(&c->send, &c->send_out);
+    }
+    if (has(c, K_LOCK)) {
+        if (weft_mutex_lock_init(&c->lock, &c->m) != 0)
+            return -EINVAL;
+        c->br[c->at[K_LOCK] = (int)n++] = WEFT_BRANCH(&c->lock, &c->guard);
+    }
+    if (has(c, K_ACQ)) {
+        weft_semaphore_acquire_init(&c->acq, &c->s, PERMITS);
+        c->br[c->at[K_ACQ] = (int)n++] = WEFT_BRANCH(&c->acq, &c->acq_out);
+    }
+    if (has(c, K_SLEEP)) {
+        weft_sleep_init(&c->sleep, WEFT_MS(c->delay[K_SLEEP]));
+        c->br[c->at[K_SLEEP] = (int)n++] = WEFT_BRANCH(&c->sleep, NULL);
+    }
+    /* The environment of every kind acts, branch or not: the mutex and
+     * the permits come back either way, the consumer takes the prefill. */
+    for (int k = 0; k < KINDS && !err; k++)
+        if (k != K_SLEEP && k != K_JOIN)
+            err = spawn_env(rt, c, k, NULL);
+    if (!err && has(c, K_JOIN)) {
+        err = spawn_env(rt, c, K_JOIN, &c->join);
+        if (!err)
+            c->br[c->at[K_JOIN] = (int)n++] = WEFT_BRANCH(&c->join, &c->join_out);
+    }
+    if (err)
+        return err;
+    if (weft_select_init(&c->sel, c->br, n, WEFT_SELECT_FAIR) != 0)
+        return -EINVAL;
+    *fut = &c->sel.base;
+    *out = &c->won;
+    return 0;
+}
+
+/* Whether branch `k`'s output was written (with its success value). */
+static bool written(const sel_case *c, int k)
+{
+    switch (k) {
+    case K_RECV: return c->recv_out != 1;
+    case K_SEND: return c->send_out != 1;
+    case K_LOCK: return c->guard.mutex != NULL;
+    case K_ACQ: return c->acq_out != 1;
+    case K_JOIN: return c->join_out != -1;
+    default: return false; /* sleep: no output */
+    }
+}
+
+static bool succeeded(const sel_case *c, int k)
+{
+    switch (k) {
+    case K_RECV: return c->recv_out == 0 && c->recv_item >= 1 && c->recv_item <= RECV_ITEMS;
+    case K_SEND: return c->send_out == 0;
+    case K_LOCK: return c->guard.mutex == &c->m;
+    case K_ACQ: return c->acq_out == 0;
+    case K_JOIN: return c->join_out == JOIN_OUT && c->join.status == 0;
+    default: return true;
+    }
+}
+
+static const char *sel_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    sel_case *c = ctx;
+    const char *how = run->completed ? "completed" : "dropped";
+    /* An mpsc receiver keeps the registration of its last pending poll
+     * until the next send wakes it once (or it is dropped): one at most.
+     * Every other branch takes its waker back when dropped. */
+    uint32_t may = has(c, K_RECV) ? 1 : 0;
+    if (run->wakers_after_drop > may || run->wakes_after_drop > may)
+        return sweep_say("k=%u: %u waker(s) held, %u wake(s) after the drop", run->k,
+                         run->wakers_after_drop, run->wakes_after_drop);
+    const char *left = sweep_leftovers(rt);
+    if (left)
+        return left;
+    /* The winner, if any, is the only branch that wrote its output. */
+    int winner = -1;
+    if (run->completed) {
+        for (int k = 0; k < KINDS; k++)
+            if (c->at[k] == c->won)
+                winner = k;
+        if (winner < 0)
+            return sweep_say("k=%u: completed with %d, not a branch", run->k, c->won);
+        if (!succeeded(c, winner))
+            return sweep_say("k=%u: the winner (%s) has no output", run->k, kind_name[winner]);
+    } else if (c->won != -7) {
+        return "a select dropped before it finished wrote its output";
+    }
+    for (int k = 0; k < KINDS; k++) {
+        if (k != winner && written(c, k))
+            return sweep_say("k=%u (%s, winner %s): the %s branch wrote its output", run->k,
+                             how, winner >= 0 ? kind_name[winner] : "none", kind_name[k]);
+        if (run->completed && has(c, k)) {
+            if (k == winner)
+                c->wins[k]++;
+            else
+                c->losses[k]++;
+        }
+    }
+    /* recv: each id received once, by the winner or left in the channel. */
+    int count[RECV_ITEMS + 1] = { 0 };
+    if (winner == K_RECV)
+        count[c->recv_item]++;
+    uint64_t v;
+    int r;
+    while ((r = weft_chan_try_recv(&c->prx, &v)) == 0) {
+        if (v < 1 || v > RECV_ITEMS)
+            return sweep_say("k=%u: unknown id %llu", run->k, (unsigned long long)v);
+        count[v]++;
+    }
+    if (r != -EAGAIN)
+        return sweep_say("k=%u: the producer's channel drained with %d", run->k, r);
+    for (int id = 1; id <= RECV_ITEMS; id++)
+        if (count[id] != 1)
+            return sweep_say("k=%u (%s): id %d received %d time(s)", run->k, how, id,
+                             count[id]);
+    /* send: the consumer had the prefill; the item is in the channel
+     * exactly when the send won. */
+    if (c->consumed != PREFILL)
+        return sweep_say("k=%u: the consumer received %llu", run->k,
+                         (unsigned long long)c->consumed);
+    int delivered = 0;
+    while ((r = weft_chan_try_recv(&c->srx, &v)) == 0) {
+        if (v != SEND_ITEM)
+            return sweep_say("k=%u: %llu in the send channel", run->k, (unsigned long long)v);
+        delivered++;
+    }
+    if (delivered != (winner == K_SEND))
+        return sweep_say("k=%u (%s, winner %s): the send delivered %d time(s)", run->k, how,
+                         winner >= 0 ? kind_name[winner] : "none", delivered);
+    /* lock: held by the winner's guard only; free after. */
+    weft_mutex_guard g;
+    if (winner == K_LOCK) {
+        if (weft_mutex_try_lock(&c->m, &g) != -EAGAIN)
+            return "the lock won but the mutex is free";
+        if (weft_mutex_unlock(&c->guard) != 0)
+            return "the winner's guard did not unlock";
+    }
+    if (weft_mutex_try_lock(&c->m, &g) != 0)
+        return sweep_say("k=%u (%s): the mutex is left locked", run->k, how);
+    if (weft_mutex_unlock(&g) != 0)
+        return "unlock failed";
+    /* acquire: every permit back, but the winner's. */
+    size_t want = PERMITS - (winner == K_ACQ ? PERMITS : 0);
+    size_t have = weft_semaphore_available(&c->s);
+    if (have != want)
+        return sweep_say("k=%u (%s, winner %s): %zu permit(s) available, want %zu", run->k,
+                         how, winner >= 0 ? kind_name[winner] : "none", have, want);
+    if (winner == K_ACQ && weft_semaphore_release(&c->s, PERMITS) != 0)
+        return "release failed";
+    return NULL;
+}
+
+static void sel_teardown(void *ctx)
+{
+    sel_case *c = ctx;
+    weft_chan_tx_drop(&c->ptx);
+    weft_chan_rx_drop(&c->prx);
+    weft_chan_tx_drop(&c->stx);
+    weft_chan_rx_drop(&c->srx);
+    weft_mutex_fini(&c->m);
+    weft_semaphore_fini(&c->s);
+}
+
+/* Sweep the select of `kinds`, each kind of it made the fastest in turn
+ * (the others act later, the sleep lasts as long as its delay), with one
+ * seed and with chaos, polled directly or every other turn; then every
+ * kind must have won and lost. */
+static void sweep_select(unsigned kinds, bool eo)
+{
+    static sel_case c;
+    static every_other_sweep es;
+    memset(&c, 0, sizeof c);
+    c.kinds = kinds;
+    c.turns = eo;
+    weft_sweep_case inner = { sel_build, sel_check, sel_teardown, &c };
+    weft_sweep_case sc = eo ? every_other_sweep_case(&es, &inner) : inner;
+    for (int fast = 0; fast < KINDS; fast++) {
+        if (!has(&c, fast))
+            continue;
+        for (int k = 0; k < KINDS; k++)
+            c.delay[k] = k == fast ? FAST_MS : SLOW_MS + k;
+        weft_sweep_options o = sweep_options(1, 1);
+        weft_sweep_result res = sweep_pass(&sc, &o);
+        assert_true(res.polls >= 2); /* pending first: every branch waits */
+        o = sweep_chaos_options(1, SEEDS, CHAOS);
+        sweep_pass(&sc, &o);
+    }
+    for (int k = 0; k < KINDS; k++) {
+        if (!has(&c, k))
+            continue;
+        if (c.wins[k] == 0 || c.losses[k] == 0)
+            fail_msg("the %s branch won %u and lost %u time(s)", kind_name[k], c.wins[k],
+                     c.losses[k]);
+    }
+    assert_int_equal(misuse_count(), 0);
+}
+
+#define BIT(k) (1u << (k))
+#define ALL_KINDS (BIT(KINDS) - 1u)
+
+static void test_cancel_sweep_select_recv_send_sleep(void **state)
+{
+    (void)state;
+    sweep_select(BIT(K_RECV) | BIT(K_SEND) | BIT(K_SLEEP), false);
+}
+
+static void test_cancel_sweep_select_lock_acquire_join(void **state)
+{
+    (void)state;
+    sweep_select(BIT(K_LOCK) | BIT(K_ACQ) | BIT(K_JOIN), false);
+}
+
+static void test_cancel_sweep_select_of_every_kind(void **state)
+{
+    (void)state;
+    sweep_select(ALL_KINDS, false);
+}
+
+/* Polled every other turn (support/every_other.h): a drop may find the
+ * mutex or the permits handed to a losing branch's waiter before it was
+ * polled; its drop gives them back. No sleep branch: the every-other
+ * wrapper keeps the task runnable, so virtual time does not move. */
+static void test_cancel_sweep_select_served_but_unseen_gives_back(void **state)
+{
+    (void)state;
+    sweep_select(BIT(K_LOCK) | BIT(K_ACQ) | BIT(K_JOIN), true);
+    sweep_select(ALL_KINDS & ~BIT(K_SLEEP), true);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, sim_setup, sim_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_cancel_sweep_select_recv_send_sleep),
+        T(test_cancel_sweep_select_lock_acquire_join),
+        T(test_cancel_sweep_select_of_every_kind),
+        T(test_cancel_sweep_select_served_but_unseen_gives_back),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
