@@ -405,6 +405,247 @@ static void test_cancel_sweep_select_served_but_unseen_gives_back(void **state)
     sweep_select(ALL_KINDS & ~BIT(K_SLEEP), true);
 }
 
+/* ---- a WEFT_SELECT loop in an async fn ---------------------------------------------------- */
+
+#define LOOP_ITEMS 5 /* per channel: ids 1..5 and 101..105 */
+#define ID_MAX 256
+
+/* A producer task owning its sender: one id a millisecond, then it drops
+ * the sender (the channel ends). */
+typedef struct feeder {
+    weft_future base;
+    weft_co co;
+    weft_chan_tx tx;
+    uint64_t id, first;
+    int n, rc;
+    weft_sleep nap;
+    weft_chan_send send;
+} feeder;
+
+WEFT_ASYNC_FN_WITH_DROP(feeder, int)
+{
+    WEFT_FN_BEGIN;
+    for (self->id = self->first; self->id < self->first + (uint64_t)self->n; self->id++) {
+        weft_sleep_init(&self->nap, WEFT_MS(1));
+        WEFT_FN_AWAIT(&self->nap, NULL);
+        weft_chan_send_init(&self->send, &self->tx, &self->id);
+        WEFT_FN_AWAIT(&self->send, &self->rc);
+        if (self->rc != 0)
+            WEFT_FN_RETURN(self->rc);
+    }
+    WEFT_FN_RETURN(0);
+    WEFT_FN_END;
+}
+
+static void feeder_drop(weft_future *f)
+{
+    feeder *self = (feeder *)f;
+    weft_co_drop(&self->co);
+    weft_chan_tx_drop(&self->tx);
+}
+
+/* Cancels a token after `ms`. */
+typedef struct canceller {
+    weft_future base;
+    weft_co co;
+    weft_cancel_token *token;
+    int ms;
+    weft_sleep nap;
+} canceller;
+
+WEFT_ASYNC_FN(canceller, int)
+{
+    WEFT_FN_BEGIN;
+    weft_sleep_init(&self->nap, WEFT_MS(self->ms));
+    WEFT_FN_AWAIT(&self->nap, NULL);
+    WEFT_FN_RETURN(weft_cancel_token_cancel(self->token));
+    WEFT_FN_END;
+}
+
+/* Ids marked once each; `bad` counts unknown ones. */
+typedef struct tally {
+    int count[ID_MAX];
+    int bad;
+} tally;
+
+static void tally_mark(tally *t, uint64_t id)
+{
+    if (id < ID_MAX)
+        t->count[id]++;
+    else
+        t->bad++;
+}
+
+/* Drain what is left in `rx` into `t`; the channel must have ended. */
+static const char *drain(weft_chan_rx *rx, tally *t)
+{
+    uint64_t v;
+    int r;
+    while ((r = weft_chan_try_recv(rx, &v)) == 0)
+        tally_mark(t, v);
+    return r == -EPIPE ? NULL : sweep_say("drain ended with %d, not -EPIPE", r);
+}
+
+static const char *want_each_once(const tally *t, uint64_t first, int n, const weft_sweep_run *run)
+{
+    if (t->bad)
+        return sweep_say("k=%u: %d unknown id(s)", run->k, t->bad);
+    for (uint64_t id = first; id < first + (uint64_t)n; id++)
+        if (t->count[id] != 1)
+            return sweep_say("k=%u (%s): id %llu received %d time(s)", run->k,
+                             run->completed ? "completed" : "dropped", (unsigned long long)id,
+                             t->count[id]);
+    return NULL;
+}
+
+enum { END_CHANNELS, END_DEADLINE, END_TOKEN };
+
+typedef struct loop_case loop_case;
+
+typedef struct select_loop {
+    weft_future base;
+    weft_co co;
+    loop_case *c;
+    weft_stream_next n0, n1;
+    uint64_t i0, i1;
+    int got0, got1, which;
+    bool ended0, ended1, deadline_live;
+    weft_sleep deadline;
+    weft_cancel_token_cancelled stop;
+    weft_select sel;
+} select_loop;
+
+struct loop_case {
+    int deadline_ms, cancel_ms, expect; /* expect: how the loop ends */
+    weft_chan_rx rx0, rx1;
+    weft_cancel_token token;
+    tally t;
+    select_loop fn;
+    int out;
+};
+
+WEFT_ASYNC_FN_WITH_DROP(select_loop, int)
+{
+    WEFT_FN_BEGIN;
+    weft_sleep_init(&self->deadline, WEFT_MS(self->c->deadline_ms));
+    self->deadline_live = true;
+    while (!self->ended0 || !self->ended1) {
+        weft_stream_next_init(&self->n0, &self->c->rx0.base, &self->i0);
+        weft_stream_next_init(&self->n1, &self->c->rx1.base, &self->i1);
+        weft_cancel_token_cancelled_init(&self->stop, &self->c->token);
+        WEFT_SELECT(&self->sel, &self->which, WEFT_BRANCH_IF(!self->ended0, &self->n0, &self->got0),
+                    WEFT_BRANCH_IF(!self->ended1, &self->n1, &self->got1),
+                    WEFT_BRANCH_KEEP(&self->deadline, NULL), WEFT_BRANCH(&self->stop, NULL));
+        if (self->which == 0) {
+            if (self->got0)
+                tally_mark(&self->c->t, self->i0);
+            else
+                self->ended0 = true;
+        } else if (self->which == 1) {
+            if (self->got1)
+                tally_mark(&self->c->t, self->i1);
+            else
+                self->ended1 = true;
+        } else {
+            weft_future_drop(&self->deadline.base);
+            self->deadline_live = false;
+            WEFT_FN_RETURN(self->which == 2 ? END_DEADLINE : self->which == 3 ? END_TOKEN : -1);
+        }
+    }
+    weft_future_drop(&self->deadline.base);
+    self->deadline_live = false;
+    WEFT_FN_RETURN(END_CHANNELS);
+    WEFT_FN_END;
+}
+
+static void select_loop_drop(weft_future *f)
+{
+    select_loop *self = (select_loop *)f;
+    weft_co_drop(&self->co); /* the select, with this pass's branches */
+    if (self->deadline_live)
+        weft_future_drop(&self->deadline.base); /* KEEP: ours */
+}
+
+static int loop_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    loop_case *c = ctx;
+    memset(&c->t, 0, sizeof c->t);
+    c->out = -7;
+    if (weft_cancel_token_init(&c->token) != 0)
+        return -ENOMEM;
+    int err = 0;
+    weft_chan_rx *rx[2] = { &c->rx0, &c->rx1 };
+    for (int i = 0; i < 2 && !err; i++) {
+        feeder f = { WEFT_FN_INIT(feeder, WEFT_F_SEND), .first = 1 + 100 * (uint64_t)i,
+                     .n = LOOP_ITEMS };
+        if (weft_mpsc_new(&f.tx, rx[i], sizeof(uint64_t), LOOP_ITEMS) != 0)
+            return -ENOMEM;
+        err = WEFT_SPAWN(rt, NULL, &f);
+    }
+    if (!err)
+        err = WEFT_SPAWN(rt, NULL, &(canceller){ WEFT_FN_INIT(canceller, WEFT_F_SEND),
+                                                 .token = &c->token, .ms = c->cancel_ms });
+    c->fn = (select_loop){ WEFT_FN_INIT(select_loop, WEFT_F_SEND), .c = c };
+    *fut = &c->fn.base;
+    *out = &c->out;
+    return err;
+}
+
+static const char *loop_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    loop_case *c = ctx;
+    /* Each mpsc receiver may keep one registration (see sel_check). */
+    if (run->wakers_after_drop > 2 || run->wakes_after_drop > 2)
+        return sweep_say("k=%u: %u waker(s) held, %u wake(s) after the drop", run->k,
+                         run->wakers_after_drop, run->wakes_after_drop);
+    const char *left = sweep_leftovers(rt);
+    if (left)
+        return left;
+    if (run->completed && c->out != c->expect)
+        return sweep_say("completed with %d, want %d", c->out, c->expect);
+    if (!run->completed && c->out != -7)
+        return "a loop dropped before it finished wrote its output";
+    const char *e = drain(&c->rx0, &c->t);
+    if (!e)
+        e = drain(&c->rx1, &c->t);
+    if (!e)
+        e = want_each_once(&c->t, 1, LOOP_ITEMS, run);
+    if (!e)
+        e = want_each_once(&c->t, 101, LOOP_ITEMS, run);
+    return e;
+}
+
+static void loop_teardown(void *ctx)
+{
+    loop_case *c = ctx;
+    weft_chan_rx_drop(&c->rx0);
+    weft_chan_rx_drop(&c->rx1);
+    weft_cancel_token_fini(&c->token);
+}
+
+static void test_cancel_sweep_select_loop_in_an_async_fn(void **state)
+{
+    (void)state;
+    static loop_case c;
+    /* The channels end first; the token first; the deadline first. */
+    const int cfg[3][3] = { { 100, 200, END_CHANNELS },
+                            { 100, 3, END_TOKEN },
+                            { 3, 100, END_DEADLINE } };
+    for (int i = 0; i < 3; i++) {
+        memset(&c, 0, sizeof c);
+        c.deadline_ms = cfg[i][0];
+        c.cancel_ms = cfg[i][1];
+        c.expect = cfg[i][2];
+        weft_sweep_case sc = { loop_build, loop_check, loop_teardown, &c };
+        weft_sweep_options o = sweep_options(1, 1);
+        weft_sweep_result res = sweep_pass(&sc, &o);
+        assert_true(res.polls >= 3);
+        o = sweep_chaos_options(1, SEEDS, CHAOS);
+        sweep_pass(&sc, &o);
+    }
+    assert_int_equal(misuse_count(), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, sim_setup, sim_teardown)
@@ -413,6 +654,7 @@ int main(void)
         T(test_cancel_sweep_select_lock_acquire_join),
         T(test_cancel_sweep_select_of_every_kind),
         T(test_cancel_sweep_select_served_but_unseen_gives_back),
+        T(test_cancel_sweep_select_loop_in_an_async_fn),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
