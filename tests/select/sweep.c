@@ -254,7 +254,7 @@ static const char *sel_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
     int winner = -1;
     if (run->completed) {
         for (int k = 0; k < KINDS; k++)
-            if (c->at[k] == c->won)
+            if (has(c, k) && c->at[k] == c->won)
                 winner = k;
         if (winner < 0)
             return sweep_say("k=%u: completed with %d, not a branch", run->k, c->won);
