@@ -121,8 +121,18 @@ WEFT_ASYNC_FN(env_task, int)
             WEFT_FN_RETURN(-1);
         self->c->consumed = self->id;
     } else if (self->kind == K_LOCK) {
+        /* Unlock and barge back in at once, ahead of the woken waiter: it
+         * requeues at the front, having waited over a millisecond, which
+         * puts the mutex in starvation mode, so the next unlock hands the
+         * mutex to it before it polls (then a drop must hand it on). */
         if (weft_mutex_unlock(&self->c->held) != 0)
             WEFT_FN_RETURN(-1);
+        if (weft_mutex_try_lock(&self->c->m, &self->c->held) == 0) {
+            WEFT_FN_YIELD;
+            WEFT_FN_YIELD;
+            if (weft_mutex_unlock(&self->c->held) != 0)
+                WEFT_FN_RETURN(-1);
+        }
     } else if (self->kind == K_ACQ) {
         /* One permit at a time: the acquire is partly served in between. */
         if (weft_semaphore_release(&self->c->s, 1) != 0)
@@ -352,11 +362,12 @@ static void sweep_select(unsigned kinds, bool eo)
     c.turns = eo;
     weft_sweep_case inner = { sel_build, sel_check, sel_teardown, &c };
     weft_sweep_case sc = eo ? every_other_sweep_case(&es, &inner) : inner;
-    for (int fast = 0; fast < KINDS; fast++) {
-        if (!has(&c, fast))
+    /* fast == KINDS: a tie, every kind at once (the fair start draws). */
+    for (int fast = 0; fast <= KINDS; fast++) {
+        if (fast < KINDS && !has(&c, fast))
             continue;
         for (int k = 0; k < KINDS; k++)
-            c.delay[k] = k == fast ? FAST_MS : SLOW_MS + k;
+            c.delay[k] = fast == KINDS ? SLOW_MS : k == fast ? FAST_MS : SLOW_MS + k;
         weft_sweep_options o = sweep_options(1, 1);
         weft_sweep_result res = sweep_pass(&sc, &o);
         assert_true(res.polls >= 2); /* pending first: every branch waits */
