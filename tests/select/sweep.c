@@ -511,6 +511,29 @@ static const char *want_each_once(const tally *t, uint64_t first, int n, const w
 
 enum { END_CHANNELS, END_DEADLINE, END_TOKEN };
 
+/* A sleep that counts its drops, so the loop can tell that the select
+ * never dropped its KEEP branch. */
+typedef struct counted_sleep {
+    weft_future base;
+    weft_sleep s;
+    int *drops;
+} counted_sleep;
+
+static weft_poll counted_sleep_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    return weft_future_poll(&((counted_sleep *)f)->s.base, cx, out);
+}
+
+static void counted_sleep_drop(weft_future *f)
+{
+    counted_sleep *cs = (counted_sleep *)f;
+    (*cs->drops)++;
+    weft_future_drop(&cs->s.base);
+}
+
+static const weft_future_ops counted_sleep_ops = { "counted_sleep", 0, counted_sleep_poll,
+                                                   counted_sleep_drop, NULL };
+
 typedef struct loop_case loop_case;
 
 typedef struct select_loop {
@@ -521,13 +544,14 @@ typedef struct select_loop {
     uint64_t i0, i1;
     int got0, got1, which;
     bool ended0, ended1, deadline_live;
-    weft_sleep deadline;
+    counted_sleep deadline;
     weft_cancel_token_cancelled stop;
     weft_select sel;
 } select_loop;
 
 struct loop_case {
     int deadline_ms, cancel_ms, expect; /* expect: how the loop ends */
+    int deadline_made, deadline_drops;
     weft_chan_rx rx0, rx1;
     weft_cancel_token token;
     tally t;
@@ -538,8 +562,11 @@ struct loop_case {
 WEFT_ASYNC_FN_WITH_DROP(select_loop, int)
 {
     WEFT_FN_BEGIN;
-    weft_sleep_init(&self->deadline, WEFT_MS(self->c->deadline_ms));
+    weft_future_init(&self->deadline.base, &counted_sleep_ops, WEFT_F_SEND);
+    self->deadline.drops = &self->c->deadline_drops;
+    weft_sleep_init(&self->deadline.s, WEFT_MS(self->c->deadline_ms));
     self->deadline_live = true;
+    self->c->deadline_made = 1;
     while (!self->ended0 || !self->ended1) {
         weft_stream_next_init(&self->n0, &self->c->rx0.base, &self->i0);
         weft_stream_next_init(&self->n1, &self->c->rx1.base, &self->i1);
@@ -582,6 +609,7 @@ static int loop_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
     loop_case *c = ctx;
     memset(&c->t, 0, sizeof c->t);
     c->out = -7;
+    c->deadline_made = c->deadline_drops = 0;
     if (weft_cancel_token_init(&c->token) != 0)
         return -ENOMEM;
     int err = 0;
@@ -616,6 +644,9 @@ static const char *loop_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
         return sweep_say("completed with %d, want %d", c->out, c->expect);
     if (!run->completed && c->out != -7)
         return "a loop dropped before it finished wrote its output";
+    if (c->deadline_drops != c->deadline_made)
+        return sweep_say("k=%u: the kept deadline was dropped %d time(s)", run->k,
+                         c->deadline_drops);
     const char *e = drain(&c->rx0, &c->t);
     if (!e)
         e = drain(&c->rx1, &c->t);
