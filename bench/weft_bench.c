@@ -1065,10 +1065,9 @@ typedef struct merge_consumer {
     unsigned char buf[SELECT_MERGE_BATCH * WEFT_MERGE_ITEM_SIZE(sizeof(uint64_t))];
 } merge_consumer;
 
+/* The receivers are dropped with the task (merge_consumer_drop). */
 static void merge_consumer_finish(merge_consumer *c, int err)
 {
-    weft_chan_rx_drop(&c->rx[0]);
-    weft_chan_rx_drop(&c->rx[1]);
     g_select_count = c->count;
     signal_set(c->done, c->sum, err);
 }
