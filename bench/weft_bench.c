@@ -996,6 +996,191 @@ static int run_broadcast(weft_rt *rt, bench_shared *sh, uint64_t *check)
     return rc;
 }
 
+/* ---- W9 select_two ---------------------------------------------------------------------- */
+
+#define SELECT_PER_PRODUCER 1000000u /* W9 */
+#define SELECT_CAPACITY 128u         /* W9 */
+#define SELECT_MERGE_BATCH 256u      /* select_two_merge: items per stream poll */
+
+/* The consumer's count; its sum travels in the signal. Written by the
+ * consumer before signal_set (release), read after signal_block_on
+ * (acquire). */
+static uint64_t g_select_count;
+
+/* W9: awaits weft_select_next over both receivers (fair), one item per
+ * select, as the peers' select! / select do; an ended branch is reported
+ * once and skipped after; WEFT_SELECT_ELSE means both have ended. */
+typedef struct select_consumer {
+    weft_future base;
+    weft_co co;
+    weft_chan_rx rx[2];
+    bench_signal *done;
+    uint64_t count, sum;
+    uint64_t item[2];
+    weft_select_stream br[2];
+    weft_select_next next;
+    weft_select_event ev;
+} select_consumer;
+
+WEFT_ASYNC_FN_VOID(select_consumer)
+{
+    WEFT_FN_BEGIN;
+    /* The task's copy is where the consumer lives: point the branches
+     * at it here, not before the spawn. */
+    for (int i = 0; i < 2; i++)
+        self->br[i] = (weft_select_stream){ &self->rx[i].base, &self->item[i], 0 };
+    for (;;) {
+        if (weft_select_next_init(&self->next, self->br, 2, WEFT_SELECT_FAIR) != 0) {
+            signal_set(self->done, 0, -EINVAL);
+            break;
+        }
+        WEFT_FN_AWAIT(&self->next, &self->ev);
+        if (self->ev.index == WEFT_SELECT_ELSE)
+            break; /* both closed and drained */
+        if (self->ev.ended)
+            continue;
+        self->count++;
+        self->sum += self->item[self->ev.index];
+    }
+    weft_chan_rx_drop(&self->rx[0]);
+    weft_chan_rx_drop(&self->rx[1]);
+    g_select_count = self->count;
+    signal_set(self->done, self->sum, 0);
+    WEFT_FN_END;
+}
+
+/* select_two_merge, another form of W9: both receivers in a weft_merge,
+ * pulled with weft_stream_poll_next_many (a run of up to
+ * SELECT_MERGE_BATCH items from one branch per poll, the branches taken
+ * round robin). A hand-written poll: it drains what is there and returns
+ * PENDING when both channels are empty. */
+typedef struct merge_consumer {
+    weft_future base;
+    weft_chan_rx rx[2];
+    bench_signal *done;
+    bool started;
+    uint64_t count, sum;
+    weft_merge merge;
+    weft_merge_slot slots[2];
+    unsigned char buf[SELECT_MERGE_BATCH * WEFT_MERGE_ITEM_SIZE(sizeof(uint64_t))];
+} merge_consumer;
+
+/* The receivers are dropped with the task (merge_consumer_drop). */
+static void merge_consumer_finish(merge_consumer *c, int err)
+{
+    g_select_count = c->count;
+    signal_set(c->done, c->sum, err);
+}
+
+static weft_poll merge_consumer_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    merge_consumer *c = (merge_consumer *)f;
+    (void)out;
+    if (!c->started) {
+        /* As above: the merge points into the task's copy. */
+        c->started = true;
+        size_t idx;
+        if (weft_merge_init(&c->merge, c->slots, 2, sizeof(uint64_t), WEFT_F_SEND) != 0 ||
+            weft_merge_add(&c->merge, &c->rx[0].base, &idx) != 0 ||
+            weft_merge_add(&c->merge, &c->rx[1].base, &idx) != 0) {
+            merge_consumer_finish(c, -EINVAL);
+            return WEFT_READY;
+        }
+    }
+    const size_t stride = WEFT_MERGE_ITEM_SIZE(sizeof(uint64_t));
+    for (;;) {
+        size_t n = 0;
+        weft_next r = weft_stream_poll_next_many(&c->merge.base, cx, c->buf,
+                                                 SELECT_MERGE_BATCH, &n);
+        if (r == WEFT_NEXT_PENDING)
+            return WEFT_PENDING;
+        if (r == WEFT_NEXT_DONE)
+            break;
+        uint64_t s = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v;
+            memcpy(&v, weft_merge_item_data(c->buf + k * stride), sizeof v);
+            s += v;
+        }
+        c->count += n;
+        c->sum += s;
+    }
+    merge_consumer_finish(c, 0);
+    return WEFT_READY;
+}
+
+static void merge_consumer_drop(weft_future *f)
+{
+    merge_consumer *c = (merge_consumer *)f;
+    weft_chan_rx_drop(&c->rx[0]);
+    weft_chan_rx_drop(&c->rx[1]);
+}
+
+static const weft_future_ops merge_consumer_ops = {
+    .name = "bench_merge_consumer", .poll = merge_consumer_poll, .drop = merge_consumer_drop,
+};
+
+/* Two channels of SELECT_CAPACITY, a chan_producer on each (values
+ * 0..999,999 and 1,000,000..1,999,999), and the consumer `merge` picks. */
+static int run_select(weft_rt *rt, bench_shared *sh, bool merge, uint64_t *check)
+{
+    weft_chan_tx tx[2];
+    weft_chan_rx rx[2];
+    int rc = weft_mpsc_new(&tx[0], &rx[0], sizeof(uint64_t), SELECT_CAPACITY);
+    if (rc != 0)
+        return rc;
+    rc = weft_mpsc_new(&tx[1], &rx[1], sizeof(uint64_t), SELECT_CAPACITY);
+    if (rc != 0) {
+        weft_chan_tx_drop(&tx[0]);
+        weft_chan_rx_drop(&rx[0]);
+        return rc;
+    }
+    signal_init(&sh->sig);
+    g_select_count = 0;
+    if (merge) {
+        merge_consumer *c = calloc(1, sizeof *c);
+        if (!c)
+            return -ENOMEM;
+        weft_future_init(&c->base, &merge_consumer_ops, WEFT_F_SEND);
+        c->rx[0] = rx[0];
+        c->rx[1] = rx[1];
+        c->done = &sh->sig;
+        rc = weft_spawn(rt, &c->base, sizeof *c, NULL);
+        free(c);
+    } else {
+        select_consumer c = { WEFT_FN_INIT(select_consumer, WEFT_F_SEND), .rx = { rx[0], rx[1] },
+                              .done = &sh->sig };
+        rc = WEFT_SPAWN(rt, NULL, &c);
+    }
+    for (uint32_t p = 0; p < 2 && rc == 0; p++) {
+        chan_producer pr = { WEFT_FN_INIT(chan_producer, WEFT_F_SEND), .tx = tx[p],
+                             .v = p * SELECT_PER_PRODUCER,
+                             .hi = (p + 1) * SELECT_PER_PRODUCER };
+        rc = WEFT_SPAWN(rt, NULL, &pr);
+    }
+    if (rc != 0)
+        return rc;
+    rc = signal_block_on(rt, &sh->sig, check);
+    return rc;
+}
+
+static int run_select_two(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    return run_select(rt, sh, false, check);
+}
+
+static int run_select_two_merge(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    return run_select(rt, sh, true, check);
+}
+
+/* W9's check is two figures: the count (read after the signal's acquire)
+ * and the sum. */
+static void print_select_check(uint64_t sum)
+{
+    printf("check=count=%" PRIu64 " sum=%" PRIu64 "\n", g_select_count, sum);
+}
+
 /* ---- iter_overhead --------------------------------------------------------------------- */
 
 /* Eight combinator stages (map +1, filter not a multiple of 7, map +1,
@@ -1378,6 +1563,8 @@ static const struct workload {
     { "spsc_throughput_one", run_spsc_throughput_one }, /* W8, one item per receive */
     { "timers", run_timers },               /* W11 */
     { "mutex_contended", run_mutex_contended }, /* W12 */
+    { "select_two", run_select_two },       /* W9 */
+    { "select_two_merge", run_select_two_merge }, /* W9, weft_merge */
     { "broadcast", run_broadcast },         /* W15 */
     { "iter_overhead", run_iter_overhead }, /* combinator cost per item */
     { "pipeline", run_pipeline },           /* W10 */
@@ -1396,7 +1583,8 @@ static int usage(void)
     fprintf(stderr, "usage: weft-bench <workload> [--workers N] [--poll-us N]\n"
                     "workloads: spawn_many spawn_remote yield_many ping_pong chained_spawn "
                     "fib_fork_join mpsc_throughput spsc_throughput mpsc_throughput_one "
-                    "spsc_throughput_one pipeline pipeline_seq timers mutex_contended broadcast "
+                    "spsc_throughput_one select_two select_two_merge pipeline pipeline_seq timers "
+                    "mutex_contended broadcast "
                     "iter_overhead task_memory "
                     "idle_timers idle_many lifo_latency timer_lateness timer_churn "
                     "mutex_uncontended\n");
@@ -2223,7 +2411,10 @@ int main(int argc, char **argv)
             status = 1;
         } else {
             printf("elapsed_ms=%.3f\n", t1 - t0);
-            printf("check=%" PRIu64 "\n", check);
+            if (w->run == run_select_two || w->run == run_select_two_merge)
+                print_select_check(check); /* W9: count and sum */
+            else
+                printf("check=%" PRIu64 "\n", check);
         }
     }
     if (getenv("WEFT_BENCH_STATS"))

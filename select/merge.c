@@ -39,8 +39,23 @@ static weft_next merge_poll(weft_merge *m, weft_cx *cx, unsigned char *items, si
             size_t isz = branch_item_size(sl->stream);
             unsigned char *packed = items + max * (stride - isz);
             r = weft_stream_poll_next_many(sl->stream, cx, packed, max, &got);
-            for (size_t j = 0; j < got; j++)
-                memmove(items + j * stride + sizeof(uint64_t), packed + j * isz, isz);
+            uint64_t idx = i;
+            if (isz == sizeof(uint64_t)) {
+                /* The common 8-byte item, without a memmove call per
+                 * item: read it, then write its slot (index and item);
+                 * the slot ends before the next packed item begins. */
+                for (size_t j = 0; j < got; j++) {
+                    uint64_t v;
+                    memcpy(&v, packed + j * isz, sizeof v);
+                    memcpy(items + j * stride, &idx, sizeof idx);
+                    memcpy(items + j * stride + sizeof(uint64_t), &v, sizeof v);
+                }
+            } else {
+                for (size_t j = 0; j < got; j++) {
+                    memmove(items + j * stride + sizeof(uint64_t), packed + j * isz, isz);
+                    memcpy(items + j * stride, &idx, sizeof idx);
+                }
+            }
         }
         if (r == WEFT_NEXT_DONE) {
             sl->ended = true; /* never polled again */
@@ -48,9 +63,9 @@ static weft_next merge_poll(weft_merge *m, weft_cx *cx, unsigned char *items, si
         }
         if (got == 0)
             continue;
-        for (size_t j = 0; j < got; j++) {
+        if (max == 1) {
             uint64_t idx = i;
-            memcpy(items + j * stride, &idx, sizeof idx);
+            memcpy(items, &idx, sizeof idx);
         }
         m->next_ = i + 1; /* the next poll starts after the winner */
         *n = got;
