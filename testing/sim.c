@@ -446,6 +446,13 @@ static int stall(struct weft__sim *sim, int why, const weft_join *root)
     return rc;
 }
 
+/* Whether a task is still incomplete (a run with none left is over). */
+static bool tasks_left(struct weft__sim *sim)
+{
+    weft_rt_counts c;
+    return weft_rt_count(&sim->rt, &c) == 0 && c.tasks > 0;
+}
+
 /* Look at the reactor (waiting up to `timeout_ns` of real time): its
  * wakes land in the runnable set. True if something became runnable. */
 static bool io_turn(struct weft__sim *sim, uint64_t timeout_ns)
@@ -497,7 +504,7 @@ static int run(struct weft__sim *sim, const weft_join *root)
         /* Nothing runnable, no timer: only the outside world (a peer
          * process, the network) can still make progress. Give it a while
          * of real time before calling it a stall; the clock stands still. */
-        if (rc == 0 && io_turn(sim, SIM_IO_WAIT_NS))
+        if (rc == 0 && tasks_left(sim) && io_turn(sim, SIM_IO_WAIT_NS))
             continue;
         return stall(sim, rc, root);
     }
