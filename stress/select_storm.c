@@ -61,6 +61,9 @@ static struct {
     weft_chan_rx rx[MAX_CH];   /* the round's: cloned for each consumer, drains at the end */
     weft_cancel_token token;
     unsigned quota[MAX_PROD];
+    /* Per id. Relaxed: `flags` is or'ed by the id's producer (its task, or
+     * its drop), `recvd` added to by the consumer that took it (or the
+     * drain); the main thread reads both after the runtime's shutdown. */
     _Atomic uint8_t flags[MAX_PROD][MAX_QUOTA];
     _Atomic uint8_t recvd[MAX_PROD][MAX_QUOTA];
 
@@ -68,9 +71,13 @@ static struct {
      * consumer 0 last. */
     unsigned ntasks, nabortable;
     weft_join joins[MAX_TASKS];
+    /* aborted: set by the aborter (release), read by the main thread at the
+     * join check (acquire); drops: the task's drop (stress_drop_once);
+     * done: the task before it returns, read by its drop and by the main
+     * thread after shutdown. */
     _Atomic uint8_t aborted[MAX_TASKS], drops[MAX_TASKS], done[MAX_TASKS];
-    _Atomic unsigned published;
-    _Atomic bool over;
+    _Atomic unsigned published; /* main thread (release) -> aborter (acquire) */
+    _Atomic bool over;          /* main thread (release) -> aborter (acquire) */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
