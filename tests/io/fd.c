@@ -35,6 +35,7 @@ typedef struct reader {
     weft_future base;
     weft_co co;
     int fd;
+    _Atomic int *waiting; /* set once it waits (the writer waits for it) */
     size_t want, got;
     unsigned waits;
     weft_io io;
@@ -63,6 +64,8 @@ WEFT_ASYNC_FN_WITH_DROP(reader, int)
         weft_io_clear_ready(&self->io, WEFT_IO_READ);
         weft_io_ready_init(&self->ready, &self->io, WEFT_IO_READ);
         self->waits++;
+        if (self->waiting)
+            weft_atomic_store_release(self->waiting, 1);
         WEFT_FN_AWAIT(&self->ready, &self->bits);
     }
     WEFT_FN_RETURN(0);
@@ -76,16 +79,20 @@ static void reader_drop(weft_future *f)
     weft_io_deregister(&self->io);
 }
 
-/* A writer task: `n` chunks of 1000 bytes, yielding between them. */
+/* A writer task: `n` chunks of 1000 bytes, yielding between them, once
+ * the reader waits for data (so the wait is certain to happen). */
 typedef struct writer {
     weft_future base;
     weft_co co;
     int fd, n, i;
+    _Atomic int *waiting;
 } writer;
 
 WEFT_ASYNC_FN(writer, int)
 {
     WEFT_FN_BEGIN;
+    while (!weft_atomic_load_acquire(self->waiting))
+        WEFT_FN_YIELD;
     for (self->i = 0; self->i < self->n; self->i++) {
         WEFT_FN_YIELD;
         WEFT_FN_YIELD;
@@ -104,11 +111,14 @@ static void run_read_waits_for_data(weft_rt *rt)
 {
     int sv[2];
     pair(sv);
+    static _Atomic int waiting;
+    weft_atomic_init(&waiting, 0);
     weft_join jw;
     assert_int_equal(WEFT_SPAWN(rt, &jw, &(writer){ WEFT_FN_INIT(writer, WEFT_F_SEND),
-                                                     .fd = sv[1], .n = 20 }),
+                                                     .fd = sv[1], .n = 20, .waiting = &waiting }),
                      0);
-    reader r = { WEFT_FN_INIT(reader, WEFT_F_SEND), .fd = sv[0], .want = 20000 };
+    reader r = { WEFT_FN_INIT(reader, WEFT_F_SEND), .fd = sv[0], .want = 20000,
+                 .waiting = &waiting };
     int rc = -7;
     assert_int_equal(weft_block_on(rt, &r.base, &rc, sizeof rc), 0);
     assert_int_equal(rc, 0);
