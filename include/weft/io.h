@@ -83,6 +83,60 @@ WEFT_API void weft_io_clear_ready(weft_io *io, uint32_t interest);
  * `interest` is one of WEFT_IO_READ / WEFT_IO_WRITE. */
 WEFT_API uint32_t weft_io_poll_ready(weft_io *io, weft_cx *cx, uint32_t interest);
 
+/* ==== byte streams ========================================================= */
+/* A reader and a writer are interfaces (DESIGN §12): a header pointing at
+ * ops, first member of the implementing struct, pinned once used, like a
+ * stream. TCP streams, pipes and user types implement them, so copy, the
+ * buffered reader and user code work with any of them.
+ *
+ * poll_read: READY with *res = bytes read into buf (1..len), 0 at end of
+ * stream, or a negative errno; PENDING with a wake arranged. Bytes leave
+ * the source only in a poll that returns READY with them, so abandoning a
+ * pending read loses nothing.
+ * poll_write: READY with *res = bytes taken from buf (1..len) or a
+ * negative errno (-EPIPE: the peer is gone); PENDING with a wake arranged
+ * and nothing taken.
+ * poll_flush: READY once everything taken is handed on (NULL: nothing is
+ * buffered); poll_shutdown: flush, then close the write side (a TCP FIN).
+ * `len` is never 0. One reader and one writer may use the object at a
+ * time (different tasks may). */
+typedef struct weft_reader weft_reader;
+typedef struct weft_writer weft_writer;
+
+typedef struct weft_reader_ops {
+    const char *name;
+    weft_poll (*poll_read)(weft_reader *r, weft_cx *cx, void *buf, size_t len, int64_t *res);
+} weft_reader_ops;
+
+typedef struct weft_writer_ops {
+    const char *name;
+    weft_poll (*poll_write)(weft_writer *w, weft_cx *cx, const void *buf, size_t len,
+                            int64_t *res);
+    weft_poll (*poll_flush)(weft_writer *w, weft_cx *cx, int *res);    /* may be NULL */
+    weft_poll (*poll_shutdown)(weft_writer *w, weft_cx *cx, int *res); /* may be NULL */
+} weft_writer_ops;
+
+struct weft_reader {
+    const weft_reader_ops *ops;
+};
+struct weft_writer {
+    const weft_writer_ops *ops;
+};
+
+/* (see io/bytes.c: the read / write / copy futures and the buffered reader) */
+
+/* ==== fd streams ============================================================= */
+/* (see io/fd_stream.c: a reader and writer over any fd, pipes) */
+
+/* ==== TCP ==================================================================== */
+/* (see io/tcp.c) */
+
+/* ==== UDP ==================================================================== */
+/* (see io/udp.c) */
+
+/* ==== signals ================================================================= */
+/* (see io/signal.c) */
+
 #ifdef __cplusplus
 }
 #endif
