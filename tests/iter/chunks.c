@@ -182,6 +182,149 @@ static void test_cancel_sweep_chunks(void **state)
     COMB_SWEEP("chunks", make_chunks, 4, 3, 1, 2, 3, 3, 4, 5, 6);
 }
 
+/* Polls a stream once (inside the runtime, so its sleep arms there). */
+typedef struct poll_once_fut {
+    weft_future base;
+    weft_stream *s;
+    weft_next r;
+} poll_once_fut;
+
+static weft_poll poll_once_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    (void)out;
+    poll_once_fut *p = (poll_once_fut *)f;
+    uint64_t it[4];
+    p->r = weft_stream_poll_next(p->s, cx, it);
+    return WEFT_READY;
+}
+
+static const weft_future_ops poll_once_ops = {
+    .name = "test_poll_once", .out_size = 0, .poll = poll_once_poll,
+};
+
+/* A partial chunk arms the timeout's sleep; dropping the stream then
+ * unlinks it (no timer left), and the channel keeps what was not taken. */
+static void test_chunks_timeout_dropped_with_its_sleep_armed(void **state)
+{
+    (void)state;
+    weft_sim_options o = sim_options(sim_seed_or(1));
+    weft_rt *rt = sim_start(&o);
+    weft_chan_tx tx;
+    weft_chan_rx rx;
+    assert_int_equal(weft_mpsc_new(&tx, &rx, sizeof(uint64_t), 8), 0);
+    uint64_t v = 1;
+    assert_int_equal(weft_chan_try_send(&tx, &v), 0);
+    uint64_t buf[3];
+    weft_iter_chunks ch;
+    assert_int_equal(weft_iter_chunks_timeout_init(&ch, &rx.base, 3, buf, sizeof buf, WEFT_SEC(5)),
+                     0);
+    poll_once_fut p = { WEFT_FUTURE_INIT(&poll_once_ops, WEFT_F_SEND), &ch.base, WEFT_NEXT_ITEM };
+    assert_int_equal(weft_block_on(rt, &p.base, NULL, 0), 0);
+    assert_int_equal(p.r, WEFT_NEXT_PENDING); /* 1 of 3 gathered, sleep armed */
+    weft_rt_counts n;
+    assert_int_equal(weft_rt_count(rt, &n), 0);
+    assert_int_equal(n.timers, 1);
+    weft_stream_drop(&ch.base);
+    assert_int_equal(weft_rt_count(rt, &n), 0);
+    assert_int_equal(n.timers, 0);
+    weft_chan_tx_drop(&tx);
+    weft_chan_rx_drop(&rx);
+    weft_rt_shutdown(rt);
+}
+
+/* chunks_timeout: the gappy feeder, a next dropped after every number of
+ * polls (some of them while the timeout's sleep is armed), then the rest
+ * drained by hand once the feeder closed the channel (its DONE flushes
+ * the partial chunk, no timer needed). Every item exactly once, in order;
+ * dropping the stream unlinks its sleep (no timer left). */
+typedef struct ct_case {
+    weft_chan_rx rx;
+    weft_iter_chunks ch;
+    uint64_t buf[3];
+    weft_stream_next nx;
+    uint64_t item[4];
+    int out;
+    bool dropped;
+} ct_case;
+
+static int ct_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    ct_case *cc = ctx;
+    weft_chan_tx tx;
+    if (weft_mpsc_new(&tx, &cc->rx, sizeof(uint64_t), 8) != 0)
+        return -ENOMEM;
+    cc->dropped = false;
+    int err = weft_iter_chunks_timeout_init(&cc->ch, &cc->rx.base, 3, cc->buf, sizeof cc->buf,
+                                            WEFT_MS(20));
+    if (err)
+        return err;
+    memset(cc->item, 0, sizeof cc->item);
+    cc->out = -1;
+    weft_stream_next_init(&cc->nx, &cc->ch.base, cc->item);
+    *fut = &cc->nx.base;
+    *out = &cc->out;
+    return WEFT_SPAWN(rt, NULL, &(gappy){ WEFT_FN_INIT(gappy, WEFT_F_SEND), .tx = tx });
+}
+
+static void ct_drop(ct_case *cc)
+{
+    if (cc->dropped)
+        return;
+    cc->dropped = true;
+    weft_stream_drop(&cc->ch.base);
+    weft_chan_rx_drop(&cc->rx);
+}
+
+static const char *ct_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    ct_case *cc = ctx;
+    uint64_t got[8];
+    size_t n = 0;
+    if (run->completed && cc->out == 1)
+        for (uint64_t i = 1; i <= cc->item[0] && n < 8; i++)
+            got[n++] = cc->item[i];
+    counting_waker c;
+    cw_init(&c);
+    for (int polls = 0;; polls++) {
+        uint64_t it[4];
+        weft_next r = pn(&cc->ch.base, &c, it);
+        if (r == WEFT_NEXT_DONE)
+            break;
+        if (r == WEFT_NEXT_ITEM)
+            for (uint64_t i = 1; i <= it[0] && n < 8; i++)
+                got[n++] = it[i];
+        if (polls > 100)
+            return sweep_say("k=%u: the stream never ended", run->k);
+    }
+    ct_drop(cc);
+    const char *left = sweep_leftovers(rt); /* the sleep went with the stream */
+    if (left)
+        return left;
+    if (n != 6)
+        return sweep_say("k=%u: %zu item(s), want 6", run->k, n);
+    for (size_t i = 0; i < 6; i++)
+        if (got[i] != i + 1)
+            return sweep_say("k=%u: item %zu is %llu", run->k, i, (unsigned long long)got[i]);
+    return NULL;
+}
+
+static void ct_teardown(void *ctx)
+{
+    ct_drop(ctx);
+}
+
+static void test_cancel_sweep_chunks_timeout(void **state)
+{
+    (void)state;
+    static ct_case cc;
+    weft_sweep_case c = { ct_build, ct_check, ct_teardown, &cc };
+    weft_sweep_options o = sweep_options(1, 1);
+    weft_sweep_result res = sweep_pass(&c, &o);
+    assert_true(res.polls >= 3); /* it waited on the feeder and on its timeout */
+    o = sweep_chaos_options(1, 8, 0.3);
+    sweep_pass(&c, &o);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, misuse_capture_setup, misuse_capture_teardown)
@@ -190,6 +333,8 @@ int main(void)
         T(test_chunks_flags_and_misuse),
         T(test_chunks_timeout_cuts_a_chunk_short_on_sims),
         T(test_cancel_sweep_chunks),
+        T(test_cancel_sweep_chunks_timeout),
+        T(test_chunks_timeout_dropped_with_its_sleep_armed),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
