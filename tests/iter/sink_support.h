@@ -171,7 +171,7 @@ WEFT_ASYNC_FN(sk_drainer, int)
 #define SK_CAP 2
 #define SK_ROUNDS 400
 
-typedef enum sk_kind { SK_CHAN, SK_TEE, SK_FN } sk_kind;
+typedef enum sk_kind { SK_CHAN, SK_TEE, SK_FN, SK_MAP } sk_kind;
 
 typedef struct sk_sweep {
     sk_kind kind;
@@ -181,6 +181,7 @@ typedef struct sk_sweep {
     tee_pair pair;
     weft_iter_tee tee;
     weft_iter_sink_fn sfn;
+    weft_iter_sink_map smap;
     weft_sink *sink;
     weft_iter_forward fwd;
     int out;
@@ -190,7 +191,14 @@ typedef struct sk_sweep {
 
 static inline unsigned sk_outs(const sk_sweep *s)
 {
-    return s->kind == SK_CHAN ? 1 : 2;
+    return s->kind == SK_CHAN || s->kind == SK_MAP ? 1 : 2;
+}
+
+/* SK_MAP's map: the item as it is (the check compares values). */
+static void sk_same(void *ctx, const void *in, void *out)
+{
+    (void)ctx;
+    memcpy(out, in, sizeof(uint64_t));
 }
 
 static int sk_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
@@ -220,6 +228,11 @@ static int sk_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
         if (weft_iter_tee_init(&s->tee, &s->tx[0].base, &s->tx[1].base) != 0)
             return -EINVAL;
         s->sink = &s->tee.base;
+    } else if (s->kind == SK_MAP) {
+        if (weft_iter_sink_map_init(&s->smap, &s->tx[0].base, sk_same, NULL, sizeof(uint64_t)) !=
+            0)
+            return -EINVAL;
+        s->sink = &s->smap.base;
     } else {
         if (tee_sink_init(&s->sfn, &s->pair) != 0)
             return -EINVAL;

@@ -254,6 +254,15 @@ static void test_cancel_sweep_tee_forward(void **state)
     assert_int_equal(misuse_count(), 0);
 }
 
+/* A forward into a sink_map over a bounded channel dropped after any
+ * poll: every item is received exactly once or is still in the source. */
+static void test_cancel_sweep_sink_map_forward(void **state)
+{
+    (void)state;
+    sk_sweep_run(SK_MAP);
+    assert_int_equal(misuse_count(), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, misuse_capture_setup, misuse_capture_teardown)
@@ -268,6 +277,7 @@ int main(void)
         T(test_sink_map),
         T(test_tee_chaos),
         T(test_cancel_sweep_tee_forward),
+        T(test_cancel_sweep_sink_map_forward),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
