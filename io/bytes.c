@@ -208,9 +208,8 @@ static weft_poll flush_poll(weft_future *f, weft_cx *cx, void *out)
 {
     weft_flush *fl = (weft_flush *)f;
     int *res = out;
-    const char *name = fl->shutdown_ ? "weft_shutdown_write" : "weft_flush";
     if (!writer_ok(fl->w_)) {
-        WEFT_MISUSE("%s: no writer", name);
+        WEFT_MISUSE("%s: no writer", fl->shutdown_ ? "weft_shutdown_write" : "weft_flush");
         *res = -EINVAL;
         return WEFT_READY;
     }
