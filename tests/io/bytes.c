@@ -1052,6 +1052,131 @@ static void test_cancel_sweep_write_all(void **state)
     sweep_pass(&sc, &o);
 }
 
+/* write_all against a full socket: the fd stream's own wait for room.
+ * sv[0]'s send buffer is small, so a write_all of WB_BYTES waits for the
+ * drainer many times; the drainer (plain reads, a weft_io_ready wait
+ * between them) stops once nothing has come for 50 ms of virtual time —
+ * the clock moves only when the reactor has nothing, so in a run that
+ * keeps writing it never stops early. */
+#define WB_BYTES (256u << 10)
+
+typedef struct drainer {
+    weft_future base;
+    weft_co co;
+    int fd;
+    size_t *got;
+    unsigned char *dst;
+    bool inited;
+    weft_io io;
+    weft_io_ready ready;
+    weft_timeout t;
+    uint32_t bits;
+} drainer;
+
+WEFT_ASYNC_FN_WITH_DROP(drainer, int)
+{
+    WEFT_FN_BEGIN;
+    if (weft_io_register(&self->io, self->fd) != 0)
+        WEFT_FN_RETURN(-1);
+    self->inited = true;
+    for (;;) {
+        {
+            ssize_t n = read(self->fd, self->dst + *self->got, WB_BYTES + 1 - *self->got);
+            if (n > 0) {
+                *self->got += (size_t)n;
+                continue;
+            }
+            if (n == 0 || errno != EAGAIN)
+                WEFT_FN_RETURN(-1);
+        }
+        weft_io_clear_ready(&self->io, WEFT_IO_READ);
+        weft_io_ready_init(&self->ready, &self->io, WEFT_IO_READ);
+        if (weft_timeout_init(&self->t, &self->ready.base, WEFT_MS(50)) != 0)
+            WEFT_FN_RETURN(-1);
+        WEFT_FN_AWAIT(&self->t, &self->bits);
+        if (self->t.status == -ETIMEDOUT)
+            break;
+    }
+    WEFT_FN_RETURN(0);
+    WEFT_FN_END;
+}
+
+static void drainer_drop(weft_future *f)
+{
+    drainer *self = (drainer *)f;
+    weft_co_drop(&self->co);
+    if (self->inited)
+        weft_io_deregister(&self->io);
+}
+
+typedef struct wb_case {
+    int sv[2];
+    weft_fd_stream s;
+    weft_write_all w;
+    int rc;
+    size_t got;
+} wb_case;
+
+static int wb_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    wb_case *c = ctx;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sv) != 0)
+        return -errno;
+    int small = 4096;
+    if (setsockopt(c->sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0)
+        return -errno;
+    int err = weft_fd_stream_init(&c->s, c->sv[0], 0);
+    if (err)
+        return err;
+    c->rc = -999;
+    c->got = 0;
+    weft_write_all_init(&c->w, &c->s.writer, g_pattern, WB_BYTES);
+    *fut = &c->w.base;
+    *out = &c->rc;
+    return WEFT_SPAWN(rt, NULL, &(drainer){ WEFT_FN_INIT(drainer, WEFT_F_SEND), .fd = c->sv[1],
+                                            .got = &c->got, .dst = g_sink });
+}
+
+static const char *wb_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    wb_case *c = ctx;
+    if (run->completed && (c->rc != 0 || c->w.done != WB_BYTES))
+        return sweep_say("completed with %d, done %zu", c->rc, c->w.done);
+    weft_fd_stream_fini(&c->s);
+    const char *left = sweep_leftovers(rt);
+    if (left)
+        return left;
+    /* The drainer stopped when nothing more came: it has it all. */
+    if (c->got != c->w.done)
+        return sweep_say("k=%u: the peer got %zu bytes, write_all reported %zu", run->k,
+                         c->got, c->w.done);
+    if (memcmp(g_sink, g_pattern, c->got) != 0)
+        return sweep_say("k=%u: the bytes differ", run->k);
+    return NULL;
+}
+
+static void wb_teardown(void *ctx)
+{
+    wb_case *c = ctx;
+    weft_fd_stream_fini(&c->s);
+    close(c->sv[0]);
+    close(c->sv[1]);
+}
+
+static void test_cancel_sweep_write_all_against_a_full_socket(void **state)
+{
+    (void)state;
+    static wb_case c;
+    weft_sweep_case sc = { wb_build, wb_check, wb_teardown, &c };
+    weft_sweep_options o = sweep_options(1, 1);
+    weft_sweep_result res = sweep_pass(&sc, &o);
+    print_message("write_all of %u KiB through a 4 KiB send buffer: %u polls\n",
+                  WB_BYTES >> 10, res.polls);
+    assert_true(res.polls >= 4); /* it waited for room */
+    o = sweep_chaos_options(2, 2, 0.3);
+    sweep_pass(&sc, &o);
+}
+
 /* copy: from a[0] (fed by a raw feeder, then its end) through a slow
  * writer to b[0]; the check reads b[1] and what a[0] still holds. */
 typedef struct cp_case {
@@ -1275,6 +1400,7 @@ int main(void)
         SIM(test_cancel_sweep_read),
         SIM(test_cancel_sweep_read_exact),
         SIM(test_cancel_sweep_write_all),
+        SIM(test_cancel_sweep_write_all_against_a_full_socket),
         SIM(test_cancel_sweep_copy),
         SIM(test_cancel_sweep_read_line),
     };
