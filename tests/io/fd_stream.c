@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -331,6 +332,32 @@ static void test_fini_closes_the_fd_only_when_asked(void **state)
     close(sv[1]);
 }
 
+/* ---- fd exhaustion ------------------------------------------------------------------ */
+
+/* With one fd left under RLIMIT_NOFILE, weft_pipe cannot make its pair:
+ * -EMFILE, nothing left open, and the runtime still serves (a pipe works
+ * once the limit is back). */
+static void test_pipe_without_fds_is_emfile_and_leaks_nothing(void **state)
+{
+    (void)state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    /* Every fd below `probe` may be taken; leave just `probe` free. */
+    struct rlimit tight = old;
+    tight.rlim_cur = (rlim_t)probe + 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int rc = run_in(g_rt, make_pipe, NULL);
+    int after = dup(0); /* the free fd is still free: nothing leaked */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(rc, -EMFILE);
+    assert_int_equal(after, probe);
+    close(after);
+    run_pipe(g_rt, 100000);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -350,6 +377,7 @@ int main(void)
         RT(test_shutdown_write_ends_a_socket_and_is_enotsup_on_a_pipe),
         RT(test_init_errors),
         RT(test_fini_closes_the_fd_only_when_asked),
+        RT(test_pipe_without_fds_is_emfile_and_leaks_nothing),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
