@@ -11,9 +11,9 @@
  * pipe, a tty) cannot say so per call, so the write runs with SIGPIPE
  * blocked on the calling thread; if it failed with EPIPE and no SIGPIPE
  * was pending before, the one it raised is taken back (sigtimedwait with a
- * zero timeout) before the mask is restored — the technique of libcurl and
- * OpenSSL's s_client. So weft never delivers SIGPIPE, whatever the
- * process's disposition. */
+ * zero timeout) before the mask is restored. So weft never delivers
+ * SIGPIPE, whatever the process's disposition. It costs a pipe write three
+ * more syscalls (two masks, one sigpending); a socket write none. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
