@@ -1052,6 +1052,99 @@ static void test_cancel_sweep_write_all(void **state)
     sweep_pass(&sc, &o);
 }
 
+/* write and shutdown_write: one write of WA_BYTES through the slow writer
+ * (PENDING first), or a shutdown of sv[0]'s write side; the check reads
+ * sv[1]: exactly the bytes the write reported (none unless it completed),
+ * and the end of stream only if the shutdown completed. */
+typedef struct w1_case {
+    int sv[2];
+    weft_fd_stream s;
+    slow_writer slow;
+    bool shut;
+    weft_write w;
+    weft_flush f;
+    int64_t n;
+    int rc;
+} w1_case;
+
+static int w1_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    (void)rt;
+    w1_case *c = ctx;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sv) != 0)
+        return -errno;
+    int err = weft_fd_stream_init(&c->s, c->sv[0], 0);
+    if (err)
+        return err;
+    c->slow = (slow_writer){ { &slow_writer_ops }, &c->s.writer, false };
+    c->n = -999;
+    c->rc = -999;
+    if (c->shut) {
+        weft_shutdown_write_init(&c->f, &c->s.writer);
+        *fut = &c->f.base;
+        *out = &c->rc;
+    } else {
+        weft_write_init(&c->w, &c->slow.base, g_pattern, WA_BYTES);
+        *fut = &c->w.base;
+        *out = &c->n;
+    }
+    return 0;
+}
+
+static const char *w1_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    w1_case *c = ctx;
+    if (run->wakers_after_drop)
+        return sweep_say("k=%u: %u waker(s) held after the drop", run->k,
+                         run->wakers_after_drop);
+    const char *left = sweep_leftovers(rt);
+    if (left)
+        return left;
+    unsigned char got[64];
+    if (c->shut) {
+        if (run->completed && c->rc != 0)
+            return sweep_say("completed with %d", c->rc);
+        ssize_t n = recv(c->sv[1], got, sizeof got, MSG_DONTWAIT);
+        bool ended = n == 0;
+        if (ended != run->completed)
+            return sweep_say("k=%u: the peer %s the end", run->k, ended ? "saw" : "did not see");
+        return NULL;
+    }
+    if (run->completed && (c->n <= 0 || c->n > 4))
+        return sweep_say("completed with %lld", (long long)c->n);
+    size_t wrote = run->completed ? (size_t)c->n : 0;
+    if (shutdown(c->sv[0], SHUT_WR) != 0)
+        return "shutdown failed";
+    ssize_t n = drain(c->sv[1], got, sizeof got);
+    if (n < 0 || (size_t)n != wrote || memcmp(got, g_pattern, wrote) != 0)
+        return sweep_say("k=%u: the peer got %zd bytes, the write reported %zu", run->k, n,
+                         wrote);
+    return NULL;
+}
+
+static void w1_teardown(void *ctx)
+{
+    w1_case *c = ctx;
+    weft_fd_stream_fini(&c->s);
+    close(c->sv[0]);
+    close(c->sv[1]);
+}
+
+static void test_cancel_sweep_write_and_shutdown_write(void **state)
+{
+    (void)state;
+    static w1_case c;
+    weft_sweep_case sc = { w1_build, w1_check, w1_teardown, &c };
+    for (int shut = 0; shut <= 1; shut++) {
+        c.shut = shut;
+        weft_sweep_options o = sweep_options(1, 2);
+        weft_sweep_result res = sweep_pass(&sc, &o);
+        assert_true(res.polls >= (shut ? 1u : 2u));
+        o = sweep_chaos_options(1, 8, 0.5);
+        sweep_pass(&sc, &o);
+    }
+}
+
 /* write_all against a full socket: the fd stream's own wait for room.
  * sv[0]'s send buffer is small, so a write_all of WB_BYTES waits for the
  * drainer many times; the drainer (plain reads, a weft_io_ready wait
@@ -1399,6 +1492,7 @@ int main(void)
         T(test_a_reader_breaking_its_contract_is_eio),
         SIM(test_cancel_sweep_read),
         SIM(test_cancel_sweep_read_exact),
+        SIM(test_cancel_sweep_write_and_shutdown_write),
         SIM(test_cancel_sweep_write_all),
         SIM(test_cancel_sweep_write_all_against_a_full_socket),
         SIM(test_cancel_sweep_copy),
