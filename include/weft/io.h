@@ -123,10 +123,203 @@ struct weft_writer {
     const weft_writer_ops *ops;
 };
 
-/* (see io/bytes.c: the read / write / copy futures and the buffered reader) */
+/* The futures below work over any reader or writer (io/bytes.c). Each is
+ * Send, a leaf, and initialised into caller storage; once polled it must
+ * not move, and the reader, writer and buffers it was given must stay put
+ * until it is dropped. Any thread may poll it (one at a time, as any
+ * future); `len` 0 completes at once with 0 and calls nothing. A NULL
+ * reader or writer, a reader or writer without ops, or a NULL buffer with
+ * `len` > 0 is misuse: reported by name in debug builds, and the future
+ * completes with -EINVAL. A reader or writer that breaks its contract (a
+ * read of more than asked, a write of 0 bytes) ends the future with -EIO.
+ *
+ * A dropped read may leave the waker of its last poll with the reader (a
+ * registered fd keeps it until its next read or its deregistration): at
+ * most one spurious wake later, nothing lost. */
+
+/* Read some: output int64_t, the bytes read into buf (1..len), 0 at end
+ * of stream, or the reader's negative errno. Cancel safety: nothing lost
+ * (bytes leave the reader only in the poll that completes the future). */
+typedef struct weft_read {
+    weft_future base;
+    weft_reader *r_;
+    void *buf_;
+    size_t len_;
+} weft_read;
+WEFT_API void weft_read_init(weft_read *f, weft_reader *r, void *buf, size_t len);
+
+/* Fill buf with exactly `len` bytes: output int, 0 once all came, -ENODATA
+ * when the stream ended first (EOF mid-read), or the reader's negative
+ * errno. `done` counts the bytes in buf[0, done) so far, on success and
+ * on error alike. Cancel safety: nothing lost — every byte read is in
+ * buf[0, done), which the caller reads after dropping the future (or
+ * hands to a new read_exact of buf + done, len - done). */
+typedef struct weft_read_exact {
+    weft_future base;
+    weft_reader *r_;
+    unsigned char *buf_;
+    size_t len_;
+    size_t done; /* bytes read into buf so far: the caller's to read */
+} weft_read_exact;
+WEFT_API void weft_read_exact_init(weft_read_exact *f, weft_reader *r, void *buf, size_t len);
+
+/* Write some: output int64_t, the bytes taken from buf (1..len) or the
+ * writer's negative errno (-EPIPE: the peer is gone). Cancel safety:
+ * nothing lost (a pending write took nothing). */
+typedef struct weft_write {
+    weft_future base;
+    weft_writer *w_;
+    const void *buf_;
+    size_t len_;
+} weft_write;
+WEFT_API void weft_write_init(weft_write *f, weft_writer *w, const void *buf, size_t len);
+
+/* Write all of buf: output int, 0 once the writer took all `len` bytes,
+ * or the writer's negative errno. `done` counts the bytes taken so far
+ * (buf[0, done) went to the writer), on success and on error alike.
+ * Cancel safety: a dropped write_all has written exactly buf[0, done) —
+ * it reports nothing written only if nothing was; the rest was never
+ * handed on. It does not flush (weft_flush). */
+typedef struct weft_write_all {
+    weft_future base;
+    weft_writer *w_;
+    const unsigned char *buf_;
+    size_t len_;
+    size_t done; /* bytes the writer took so far */
+} weft_write_all;
+WEFT_API void weft_write_all_init(weft_write_all *f, weft_writer *w, const void *buf,
+                                  size_t len);
+
+/* Flush: output int, 0 once everything the writer took is handed on (at
+ * once for a writer without poll_flush), or its negative errno.
+ * weft_shutdown_write: flush, then close the write side (a FIN on a
+ * socket); output int, 0 or the writer's negative errno (a writer without
+ * poll_shutdown has nothing to close: a flush, then 0). Cancel safety:
+ * nothing of the caller's is lost; what the writer already handed on
+ * stays handed on, and a later flush or shutdown resumes. */
+typedef struct weft_flush {
+    weft_future base;
+    weft_writer *w_;
+    bool shutdown_;
+} weft_flush;
+WEFT_API void weft_flush_init(weft_flush *f, weft_writer *w);
+WEFT_API void weft_shutdown_write_init(weft_flush *f, weft_writer *w);
+
+/* Copy from `r` to `w` until `r` ends, through the caller's buffer `buf`
+ * (`buf_size` > 0 bytes), then flush `w`: output int64_t, the total
+ * written, or the first negative errno of either side (`written` then
+ * says how far it got). It also flushes `w` while `r` has nothing to give,
+ * so a buffered writer does not hold bytes back while the copy waits.
+ * Bytes read but not written yet stay in buf across polls: they are
+ * buf[weft_copy_pending_offset(f), + weft_copy_pending(f)).
+ * Cancel safety: a dropped copy has handed `written` bytes to `w`; what
+ * it read from `r` and not written — weft_copy_pending(f) bytes, still in
+ * buf — is lost to the stream unless the caller takes it from buf before
+ * reusing it (nothing else is lost: no byte is read without a place in
+ * buf). */
+typedef struct weft_copy {
+    weft_future base;
+    weft_reader *r_;
+    weft_writer *w_;
+    unsigned char *buf_;
+    size_t cap_, pos_, end_; /* buf_[pos_, end_): read, not yet written */
+    bool eof_, need_flush_;
+    uint64_t written; /* bytes the writer took so far */
+} weft_copy;
+WEFT_API void weft_copy_init(weft_copy *f, weft_reader *r, weft_writer *w, void *buf,
+                             size_t buf_size);
+/* Bytes the copy read from its reader and has not written yet, and where
+ * they start in its buffer. Any time the copy is not being polled. */
+WEFT_API size_t weft_copy_pending(const weft_copy *f);
+WEFT_API size_t weft_copy_pending_offset(const weft_copy *f);
+
+/* A buffered reader: a reader itself (`reader`, its first member), over
+ * `inner`, with the caller's buffer `buf` of `cap` > 0 bytes. Reads go
+ * through the buffer (a read of at least `cap` bytes with nothing
+ * buffered goes straight to `inner`). The state a line read needs lives
+ * here, not in the future, so weft_read_line is cancel-safe.
+ * weft_bufreader_init: 0, or -EINVAL (NULL arguments, an inner reader
+ * without ops, cap 0; reported). Pair with nothing: it owns no resource
+ * (the buffer and `inner` stay the caller's, and must outlive it). Once
+ * used it must not move. One reader at a time, any thread. */
+typedef struct weft_bufreader {
+    weft_reader reader; /* first member: (weft_reader *)b is b */
+    weft_reader *inner_;
+    unsigned char *buf_;
+    size_t cap_, pos_, end_; /* buf_[pos_, end_): buffered, not consumed */
+} weft_bufreader;
+WEFT_API WEFT_NODISCARD int weft_bufreader_init(weft_bufreader *b, weft_reader *inner,
+                                                void *buf, size_t cap);
+/* The bytes buffered and not consumed yet: *data (valid until the next
+ * read or fill) and the count. */
+WEFT_API size_t weft_bufreader_buffered(const weft_bufreader *b, const void **data);
+/* Mark `n` buffered bytes consumed (n ≤ buffered; more is misuse,
+ * reported, and consumes what there is). */
+WEFT_API void weft_bufreader_consume(weft_bufreader *b, size_t n);
+/* The poll-function form of tokio's fill_buf: READY with *res = bytes
+ * buffered (reading from `inner` first when none are; 0 at end of
+ * stream) or `inner`'s negative errno; PENDING with a wake arranged. */
+WEFT_API weft_poll weft_bufreader_poll_fill(weft_bufreader *b, weft_cx *cx, int64_t *res);
+
+/* Read one line, up to and including its '\n', into `line` (`cap` bytes;
+ * not NUL-terminated): output int64_t, the line's length; the last line
+ * of a stream may lack its '\n'; 0 at end of stream; -ENOBUFS when no
+ * '\n' comes within the first min(cap, the bufreader's capacity) bytes —
+ * nothing is consumed then: the bytes stay in the bufreader (read them
+ * with weft_read, or weft_bufreader_consume them); or the inner reader's
+ * negative errno. The line is consumed from the bufreader only in the
+ * poll that completes the future.
+ * Cancel safety: nothing lost. A partial line waits in the bufreader, not
+ * in the future, so a dropped read_line's bytes are the next read_line's
+ * (tokio's read_line keeps them in the future and loses them). */
+typedef struct weft_read_line {
+    weft_future base;
+    weft_bufreader *b_;
+    char *line_;
+    size_t cap_;
+    size_t scanned_; /* buffered bytes known to hold no '\n' */
+} weft_read_line;
+WEFT_API void weft_read_line_init(weft_read_line *f, weft_bufreader *b, char *line,
+                                  size_t cap);
 
 /* ==== fd streams ============================================================= */
-/* (see io/fd_stream.c: a reader and writer over any fd, pipes) */
+/* A reader and a writer over a registered fd that is not a regular file
+ * (a pipe, a socketpair, a tty, a socket of your own): `reader` and
+ * `writer` plug it into the futures above. poll_read is read(2); poll_write
+ * is send(2) with MSG_NOSIGNAL on a socket and write(2) otherwise, with
+ * SIGPIPE blocked on the calling thread around the write and a SIGPIPE it
+ * raised taken back, so weft never raises SIGPIPE: a write to a closed
+ * peer is -EPIPE. poll_flush is NULL (nothing buffered); poll_shutdown is
+ * shutdown(SHUT_WR) on a socket and -ENOTSUP otherwise (close a pipe's
+ * write end with weft_fd_stream_fini and WEFT_FD_STREAM_CLOSE).
+ *
+ * weft_fd_stream_init: registers `fd` (made non-blocking) with the
+ * current runtime's reactor, so it must run where weft_io_register may: on
+ * a task, or a future under weft_block_on or a sim run. 0, or -EINVAL
+ * (NULL, fd < 0, unknown flags, no current runtime; reported), or
+ * weft_io_register's error (-EPERM: a regular file). Pair with
+ * weft_fd_stream_fini: deregisters (no read or write of the stream may be
+ * pending; dropped futures are fine) and, with WEFT_FD_STREAM_CLOSE,
+ * closes the fd; any thread. One reader and one writer at a time. */
+#define WEFT_FD_STREAM_CLOSE 0x1u /* weft_fd_stream_fini closes the fd */
+
+typedef struct weft_fd_stream {
+    weft_reader reader; /* first member */
+    weft_writer writer;
+    weft_io io;
+    unsigned flags_;
+    bool socket_;
+} weft_fd_stream;
+
+WEFT_API WEFT_NODISCARD int weft_fd_stream_init(weft_fd_stream *s, int fd, unsigned flags);
+WEFT_API void weft_fd_stream_fini(weft_fd_stream *s);
+
+/* A pipe as two fd streams (rd: its read end, wr: its write end), both
+ * owning their fd (WEFT_FD_STREAM_CLOSE) and close-on-exec. Where
+ * weft_fd_stream_init may run. 0, -EINVAL (NULL; reported), pipe2's
+ * -EMFILE / -ENFILE, or init's error (nothing left open). Pair each with
+ * weft_fd_stream_fini. */
+WEFT_API WEFT_NODISCARD int weft_pipe(weft_fd_stream *rd, weft_fd_stream *wr);
 
 /* ==== TCP ==================================================================== */
 /* (see io/tcp.c) */
