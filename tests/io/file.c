@@ -135,8 +135,7 @@ static void test_errors_passed_on(void **state)
     assert_int_equal(read_all(g_rt, path_of("x"), NULL, 4), -EINVAL);
     assert_int_equal(write_all(g_rt, NULL, "a", 1), -EINVAL);
     assert_int_equal(write_all(g_rt, path_of("x"), NULL, 1), -EINVAL);
-    assert_int_equal(misuse_count(), 4);
-    assert_true(misuse_last_contains("weft_file_write_all"));
+    assert_misuse_since(0, 4, "weft_file_write_all");
     assert_int_equal(bstats_jobs(g_rt), 3);
 }
 

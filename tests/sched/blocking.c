@@ -117,7 +117,7 @@ static void test_bad_arguments(void **state)
     int x = 1;
     weft_join j;
     assert_int_equal(weft_spawn_blocking(g_rt, NULL, &x, sizeof x, 0, &j), -EINVAL);
-    assert_int_equal(misuse_count(), 1);
+    assert_misuse_since(0, 1, "fn is NULL");
     assert_int_equal(weft_spawn_blocking(g_rt, twice, NULL, 4, 0, &j), -EINVAL);
     static char big[WEFT_SPAWN_BLOCKING_ARG_MAX + 1];
     assert_int_equal(weft_spawn_blocking(g_rt, twice, big, sizeof big, 0, &j), -EINVAL);
@@ -431,7 +431,7 @@ static void test_thread_start_failure_cancels_the_job(void **state)
     assert_int_equal(weft_spawn_blocking(rt, mark_ran, &x, sizeof x, sizeof out, &j), 0);
     assert_int_equal(join_blocking(rt, &j, &out, sizeof out), -ECANCELED);
     weft__sys_fail_thread_start_at(0);
-    assert_true(misuse_last_contains("could be started"));
+    assert_misuse_since(0, 1, "could be started");
     assert_int_equal(atomic_load(&g_ran), 0);
     /* The next job gets its thread. */
     assert_int_equal(weft_spawn_blocking(rt, mark_ran, &x, sizeof x, sizeof out, &j), 0);
