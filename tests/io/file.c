@@ -206,7 +206,10 @@ static void sweep_file(bool write)
     weft_sweep_options o = sweep_options(1, 1);
     weft_sweep_result res = sweep_pass(&c, &o);
     assert_true(res.polls >= 2); /* it waited for the pool */
-    o = sweep_chaos_options(1, 4, 0.3);
+    /* More seeds, chaos off: a job's completion is a real thread's, so a
+     * spurious wake may find it done or not (the poll count would depend
+     * on the OS, which the sweep calls divergence). */
+    o = sweep_options(2, 4);
     sweep_pass(&c, &o);
 }
 
