@@ -152,7 +152,8 @@ static void test_bound_respected_and_jobs_queue(void **state)
         assert_int_equal(weft_spawn_blocking(rt, gated_job, &i, sizeof i, sizeof(int), &j[i]),
                          0);
     /* Three run (and stay at the gate), five wait. */
-    WAIT_UNTIL(bstats(rt).running == 3 && bstats(rt).queued == 5);
+    WAIT_UNTIL(bstats(rt).running == 3 && bstats(rt).queued == 5 &&
+               atomic_load(&g_now_running) == 3);
     weft_blocking_stats s = bstats(rt);
     assert_int_equal(s.threads, 3);
     assert_int_equal(atomic_load(&g_now_running), 3);
