@@ -149,22 +149,24 @@ static void test_tasks_finish_once_signalled(void **state)
 {
     (void)state;
     weft_rt *rt = rt_start(2);
-    gate g;
-    gate_init(&g);
+    gate g[6]; /* one waiter per gate (its atomic waker holds one) */
     weft_join j[6];
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
+        gate_init(&g[i]);
         assert_int_equal(WEFT_SPAWN(rt, &j[i], &(slow){ WEFT_FN_INIT(slow, WEFT_F_SEND),
-                                                       .g = gated_make(&g, i) }),
+                                                       .g = gated_make(&g[i], i) }),
                          0);
-    gate_open(&g);
+    }
+    for (int i = 0; i < 6; i++)
+        gate_open(&g[i]);
     /* A long bound, never reached: they finish on their own. */
     assert_int_equal(weft_rt_shutdown_timeout(rt, WEFT_SEC(60)), 0);
     for (int i = 0; i < 6; i++) {
         int out = -1;
         assert_int_equal(joined(&j[i], &out), 0);
         assert_int_equal(out, i);
+        gate_fini(&g[i]);
     }
-    gate_fini(&g);
 }
 
 static void test_a_task_that_never_finishes_is_cancelled(void **state)
