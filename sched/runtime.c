@@ -12,6 +12,7 @@
  * the workers' counts and removes the bias; whoever brings it to zero
  * frees the runtime. */
 #include "sched/runtime.h"
+#include "sched/blocking.h"
 #include "sched/task.h"
 #include "core/alloc.h"
 #include "core/errors.h"
@@ -20,6 +21,9 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
+
+#include "weft/time.h"
 
 /* ---- live runtimes (debug builds) ----------------------------------------------- *
  *
@@ -285,7 +289,8 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     *out = NULL;
     if (opts)
         o = *opts;
-    if (o.workers > WEFT_RT_MAX_WORKERS || o.stack_size > WEFT_RT_MAX_STACK_SIZE)
+    if (o.workers > WEFT_RT_MAX_WORKERS || o.stack_size > WEFT_RT_MAX_STACK_SIZE ||
+        o.blocking_threads_max > WEFT_BLOCKING_THREADS_MAX)
         return -EINVAL;
     unsigned n = o.workers ? o.workers : weft__sys_cpu_count();
     if (n > WEFT_RT_MAX_WORKERS)
@@ -300,6 +305,8 @@ int weft_rt_new(weft_rt **out, const weft_rt_options *opts)
     struct weft_rt *rt = (struct weft_rt *)a;
     memset(rt, 0, sizeof *rt);
     rt->raw = raw;
+    rt->blocking_threads_max = o.blocking_threads_max;
+    rt->blocking_idle_timeout = o.blocking_idle_timeout;
     if (weft__pool_init(&rt->pool, n, &pool_ops) != 0) {
         weft__free(raw);
         return -ENOMEM;
@@ -345,19 +352,124 @@ static bool shutdown_begin(struct weft_rt *rt)
     return true;
 }
 
-void weft_rt_shutdown(weft_rt *rt)
+/* Whether the calling thread may shut `rt` down; reported if not. Only a
+ * current runtime is dereferenced here: a freed one is caught by
+ * shutdown_begin (debug builds). */
+static bool shutdown_allowed(weft_rt *rt)
 {
-    if (!rt)
-        return;
-    /* Only a current runtime is dereferenced here: a freed one is caught
-     * below (debug builds). */
     if (weft__worker_current() || (weft_rt_current() == rt && rt->flavour)) {
         WEFT_MISUSE("weft_rt_shutdown called from a thread running tasks (a worker, "
                     "or a sim runtime's own thread: it would wait for itself); ignored");
-        return;
+        return false;
     }
-    if (!shutdown_begin(rt))
+    return true;
+}
+
+static void shutdown_now(weft_rt *rt);
+
+void weft_rt_shutdown(weft_rt *rt)
+{
+    if (!rt || !shutdown_allowed(rt) || !shutdown_begin(rt))
         return;
+    shutdown_now(rt);
+}
+
+/* ---- graceful shutdown ------------------------------------------------------------- *
+ *
+ * weft_rt_shutdown_timeout marks the runtime shut down (a second shutdown
+ * is refused from then on) but leaves it running: it waits for the task
+ * count (weft_rt_count) to reach zero, or for the grace period to end,
+ * then runs weft_rt_shutdown's body. No hook in the tasks is needed: the
+ * multi-thread runtime is looked at every millisecond; a sim runtime has
+ * to be driven, so the calling thread runs it with a grace future as its
+ * root (below), the period measured on the sim's clock. */
+
+/* The root of a sim's grace period: sleeps until the deadline (virtual
+ * time moves only while every task waits, so the tasks get their chance
+ * first), then reports whether tasks other than itself are left. */
+typedef struct grace_fut {
+    weft_future base;
+    weft_rt *rt;
+    weft_duration d;
+    bool armed;
+    weft_sleep sleep;
+} grace_fut;
+
+static bool only_root_left(weft_rt *rt)
+{
+    weft_rt_counts c;
+    return weft_rt_count(rt, &c) == 0 && c.tasks <= 1;
+}
+
+static weft_poll grace_poll(weft_future *f, weft_cx *cx, void *out)
+{
+    grace_fut *g = (grace_fut *)f;
+    if (only_root_left(g->rt)) {
+        *(int *)out = 0;
+        return WEFT_READY;
+    }
+    if (!g->armed) {
+        weft_sleep_init(&g->sleep, g->d); /* inside the run: the sim's clock */
+        g->armed = true;
+    }
+    if (weft_future_poll(&g->sleep.base, cx, NULL) == WEFT_PENDING)
+        return WEFT_PENDING;
+    *(int *)out = only_root_left(g->rt) ? 0 : -ETIMEDOUT;
+    return WEFT_READY;
+}
+
+static void grace_drop(weft_future *f)
+{
+    grace_fut *g = (grace_fut *)f;
+    if (g->armed)
+        weft_future_drop(&g->sleep.base);
+}
+
+static const weft_future_ops grace_ops = {
+    .name = "weft_rt_shutdown_timeout", .out_size = sizeof(int),
+    .poll = grace_poll, .drop = grace_drop,
+};
+
+/* Waits out the grace period; 0 when no task is left, else -ETIMEDOUT. */
+static int grace(weft_rt *rt, uint64_t d)
+{
+    if (rt->flavour) {
+        grace_fut g;
+        weft_future_init(&g.base, &grace_ops, 0);
+        g.rt = rt;
+        g.d = d;
+        g.armed = false;
+        int out = -ETIMEDOUT;
+        int rc = weft_block_on(rt, &g.base, &out, sizeof out);
+        return rc == 0 ? out : -ETIMEDOUT; /* a stalled sim: tasks are left */
+    }
+    uint64_t start = weft__sys_now_ns();
+    for (;;) {
+        weft_rt_counts c;
+        if (weft_rt_count(rt, &c) == 0 && c.tasks == 0)
+            return 0;
+        uint64_t now = weft__sys_now_ns();
+        if (now - start >= d)
+            return -ETIMEDOUT;
+        uint64_t left = d - (now - start);
+        uint64_t step = left < 1000000u ? left : 1000000u;
+        struct timespec ts = { 0, (long)step };
+        nanosleep(&ts, NULL);
+    }
+}
+
+int weft_rt_shutdown_timeout(weft_rt *rt, uint64_t d)
+{
+    if (!rt || !shutdown_allowed(rt) || !shutdown_begin(rt))
+        return -EINVAL;
+    int rc = grace(rt, d);
+    shutdown_now(rt);
+    return rc;
+}
+
+/* weft_rt_shutdown's body, once the runtime is marked shut down. */
+static void shutdown_now(weft_rt *rt)
+{
     /* Cancel every task — Send futures dropped here, local ones on their
      * owner workers, with this runtime current so the drops see it — and
      * join the workers; this thread then owns their queues. Wakes from the
@@ -376,6 +488,9 @@ void weft_rt_shutdown(weft_rt *rt)
     weft__reactor_enter(saved_reactor);
     weft__timers_enter(saved_timers);
     weft__sched_enter(saved_sched);
+    /* Every task is cancelled: no job is queued any more, and the running
+     * ones are detached; wait for those and join the pool's threads. */
+    weft__blocking_shutdown(rt);
     int64_t worker_live = 0;
     for (unsigned i = 0; i < rt->pool.nworkers; i++)
         worker_live += rt->pool.workers[i].live_tasks;

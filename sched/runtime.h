@@ -49,6 +49,12 @@ struct weft_rt {
     /* NULL: the pool's workers run the tasks. Set at construction, read
      * on cold paths only (spawn goes through the seam). */
     const struct weft__rt_flavour *flavour;
+    /* The blocking pool (blocking.c): NULL until the first job needs it,
+     * then the pool; a sentinel once weft_rt_shutdown closed it. Its
+     * options, from weft_rt_options (0: the defaults; a sim keeps 0). */
+    _Atomic(struct weft__blocking *) blocking;
+    unsigned blocking_threads_max;
+    uint64_t blocking_idle_timeout;
 };
 
 #define WEFT__RT_LIVE_BIAS ((int64_t)1 << 62)

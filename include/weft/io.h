@@ -19,6 +19,7 @@
 
 #include "weft/common.h"
 #include "weft/future.h"
+#include "weft/rt.h" /* weft_join, in the blocking helpers */
 
 #ifdef __cplusplus
 extern "C" {
@@ -329,6 +330,87 @@ WEFT_API WEFT_NODISCARD int weft_pipe(weft_fd_stream *rd, weft_fd_stream *wr);
 
 /* ==== signals ================================================================= */
 /* (see io/signal.c) */
+
+/* ==== blocking helpers ======================================================== */
+
+/* Futures that run a blocking call (getaddrinfo, file I/O: epoll cannot
+ * wait for a regular file) on the runtime's blocking pool
+ * (weft_spawn_blocking, weft/rt.h), polled from a task or a future under
+ * weft_block_on or a sim run (the current runtime's pool). The call is
+ * handed to the pool at the first poll. They borrow their arguments
+ * (host, path, buffers) until they complete or are dropped, and write the
+ * caller's buffer only in the poll that returns READY.
+ * Cancel safety (all of them): dropping one while pending cancels its
+ * job: a job still queued never runs; a running one runs to the end on
+ * its thread and its result is discarded (a write_all dropped then may
+ * still have written the file). Nothing is written to the caller's
+ * buffers after the drop. Send. */
+
+/* Most addresses a weft_resolve returns. */
+#define WEFT_RESOLVE_MAX 16u
+/* Longest host name weft_resolve takes. */
+#define WEFT_RESOLVE_HOST_MAX 255u
+
+/* weft_resolve flags. */
+#define WEFT_RESOLVE_NUMERIC 0x1u /* numeric addresses only: no lookup at all */
+#define WEFT_RESOLVE_IPV4 0x2u    /* IPv4 addresses only */
+#define WEFT_RESOLVE_IPV6 0x4u    /* IPv6 addresses only */
+
+struct sockaddr_storage;
+
+/* Resolve a host name (getaddrinfo, SOCK_STREAM, AF_UNSPEC unless a flag
+ * says) into up to `cap` addresses (and at most WEFT_RESOLVE_MAX) with
+ * `port` set, in getaddrinfo's order. Output (int): the number of
+ * addresses stored in `addrs` (>= 1), or a negative errno:
+ *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY, or no address -> -ENOENT
+ *     (no such host, or none of the family asked for)
+ *   EAI_AGAIN                                  -> -EAGAIN (try again)
+ *   EAI_FAIL                                   -> -EIO
+ *   EAI_MEMORY                                 -> -ENOMEM
+ *   EAI_SYSTEM                                 -> -errno of the call
+ *   EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE, EAI_BADFLAGS -> -EINVAL
+ *   anything else                              -> -EIO
+ * and -EINVAL for bad input (NULL or empty host, a host longer than
+ * WEFT_RESOLVE_HOST_MAX, addrs NULL or cap 0, unknown flags, both IPV4 and
+ * IPV6: reported as misuse), -ECANCELED when the lookup job was cancelled
+ * (shutdown, or no pool thread could be started), -ENOMEM. */
+typedef struct weft_resolve {
+    weft_future base;
+    const char *host;
+    struct sockaddr_storage *addrs;
+    size_t cap;
+    uint16_t port;
+    unsigned flags;
+    int state_;
+    weft_join join_;
+} weft_resolve;
+
+WEFT_API void weft_resolve_init(weft_resolve *r, const char *host, uint16_t port,
+                                unsigned flags, struct sockaddr_storage *addrs, size_t cap);
+
+/* A whole-file read or write on the blocking pool. Output (int64_t):
+ *  - weft_file_read_all: the file's size, its bytes copied to `buf`, or
+ *    -EFBIG when it has more than `cap` bytes (nothing copied), or the
+ *    -errno of open/read;
+ *  - weft_file_write_all: `len` once every byte was written to `path`
+ *    (created with mode 0666 & ~umask, or truncated; not fsync'ed), or the
+ *    -errno of open/write (a failed write may leave the file partly
+ *    written).
+ * -EINVAL for bad input (NULL path, buf NULL with cap/len > 0: reported as
+ * misuse), -ECANCELED (the job was cancelled), -ENOMEM. */
+typedef struct weft_file_io {
+    weft_future base;
+    const char *path;
+    void *buf;
+    size_t len;
+    int kind_, state_;
+    struct weft__file_op *op_;
+    weft_join join_;
+} weft_file_io;
+
+WEFT_API void weft_file_read_all_init(weft_file_io *f, const char *path, void *buf, size_t cap);
+WEFT_API void weft_file_write_all_init(weft_file_io *f, const char *path, const void *data,
+                                       size_t len);
 
 #ifdef __cplusplus
 }

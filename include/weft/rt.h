@@ -27,9 +27,15 @@ typedef struct weft_rt_options {
     size_t stack_size;              /* 0: the platform default; raised to
                                        the system's minimum; at most
                                        WEFT_RT_MAX_STACK_SIZE */
+    unsigned blocking_threads_max;  /* 0: WEFT_BLOCKING_THREADS_DEFAULT;
+                                       at most WEFT_BLOCKING_THREADS_MAX
+                                       (see "blocking pool") */
+    uint64_t blocking_idle_timeout; /* a weft_duration (ns): how long a
+                                       blocking-pool thread waits for a
+                                       job before it exits; 0: 10 s */
 } weft_rt_options;
 
-#define WEFT_RT_OPTIONS_INIT { 0, NULL, 0 }
+#define WEFT_RT_OPTIONS_INIT { 0, NULL, 0, 0, 0 }
 
 /* Upper bound on `workers`. */
 #define WEFT_RT_MAX_WORKERS 256u
@@ -65,6 +71,22 @@ WEFT_API WEFT_NODISCARD int weft_rt_new(weft_rt **out, const weft_rt_options *op
  * ignored), weft_spawn and weft_rt_stats (reported, -EINVAL), unless a
  * new runtime got the same address. */
 WEFT_API void weft_rt_shutdown(weft_rt *rt);
+
+/* Graceful shutdown: let the tasks run for up to `d` (a weft_duration,
+ * ns) to finish on their own, then shut down as weft_rt_shutdown does
+ * (every task left is cancelled, its join handle yields -ECANCELED; the
+ * blocking pool's queued jobs are cancelled and its running ones waited
+ * for). Spawns are still accepted during the grace period (a task may
+ * need a helper to finish) and count as tasks to wait for. The wait ends
+ * as soon as no task is left (checked every millisecond or so on the
+ * multi-thread runtime; a sim runtime is driven by the calling thread
+ * meanwhile, with `d` in virtual time, and its tasks must let the clock
+ * move for the grace period to end: one that never waits spins it).
+ * Returns 0 when every task finished within `d`, -ETIMEDOUT when some
+ * were cancelled, -EINVAL when `rt` is NULL or the call is refused as
+ * weft_rt_shutdown would refuse it (from a worker, or a second shutdown:
+ * reported, nothing done). Threads as weft_rt_shutdown. */
+WEFT_API int weft_rt_shutdown_timeout(weft_rt *rt, uint64_t d);
 
 /* The runtime whose worker (or weft_block_on) is running the calling
  * thread, or NULL. */
@@ -371,6 +393,71 @@ WEFT_API WEFT_NODISCARD int weft_rt_count(weft_rt *rt, weft_rt_counts *out);
  * tick, a few ms). Returns 0 or -EINVAL (rt NULL). Any thread while rt is
  * alive. */
 WEFT_API WEFT_NODISCARD int weft_rt_track_ages(weft_rt *rt, bool on);
+
+/* ---- blocking pool ------------------------------------------------------- */
+
+/* A function that may block (a file read, getaddrinfo, a library with no
+ * async interface) must not run on a worker: it would stall every task
+ * queued there. weft_spawn_blocking runs it on the runtime's blocking
+ * pool instead, a set of threads beside the workers:
+ *  - threads are started on demand, up to blocking_threads_max
+ *    (weft_rt_options); a job that finds every thread busy at the limit
+ *    waits in a FIFO queue;
+ *  - a thread with no job for blocking_idle_timeout exits;
+ *  - weft_rt_shutdown (and weft_rt_shutdown_timeout) cancel the jobs still
+ *    queued (they never run), wait for the running ones to return, and
+ *    join every pool thread.
+ * On a sim runtime (weft/testing.h) the job runs on a real thread too, and
+ * the sim holds its virtual clock still from the job's submission until it
+ * returned: no timer fires while a blocking job is in flight. */
+
+/* Default and upper bound of blocking_threads_max. */
+#define WEFT_BLOCKING_THREADS_DEFAULT 64u
+#define WEFT_BLOCKING_THREADS_MAX 4096u
+/* Default blocking_idle_timeout: 10 s. */
+#define WEFT_BLOCKING_IDLE_DEFAULT ((uint64_t)10 * 1000000000u)
+/* Largest argument and output of a blocking job. */
+#define WEFT_SPAWN_BLOCKING_ARG_MAX 4096u
+#define WEFT_SPAWN_BLOCKING_OUT_MAX ((size_t)1 << 20)
+
+/* Run `fn` on `rt`'s blocking pool (NULL: the current runtime): `fn(arg
+ * copy, out)` is called once on a pool thread with the job's own copy of
+ * the `arg_size` bytes at `arg` (the caller's may go at once) and writes
+ * `out_size` bytes of output (`out` NULL when out_size is 0). The job is
+ * joined through an ordinary task: `join` (NULL: detached) completes with
+ * that output, status 0. The job is handed to the pool when that task is
+ * first polled (so a job spawned on a sim waits for the sim to run).
+ * Returns as weft_spawn (-EINVAL, -ENOMEM, -ECANCELED), plus -EINVAL when
+ * fn is NULL, arg is NULL with arg_size > 0, arg_size is above
+ * WEFT_SPAWN_BLOCKING_ARG_MAX or out_size above WEFT_SPAWN_BLOCKING_OUT_MAX.
+ * Cancel safety: aborting the join (weft_join_abort, weft_join_cancel,
+ * shutdown) before the job started means `fn` never runs; once started
+ * it runs to completion (a thread cannot be interrupted) and its output
+ * is discarded; the join yields -ECANCELED either way. The join also
+ * yields -ECANCELED when the job could not be queued: the pool was shut
+ * down, or no pool thread was running and none could be started. Dropping
+ * the join only detaches: the job still runs. Any thread. */
+WEFT_API WEFT_NODISCARD int weft_spawn_blocking(weft_rt *rt, weft_task_fn *fn, const void *arg,
+                                                size_t arg_size, size_t out_size,
+                                                weft_join *join);
+
+/* Counters of a blocking pool, sampled while it runs. */
+typedef struct weft_blocking_stats {
+    unsigned threads;          /* pool threads alive */
+    unsigned idle;             /* ... of which waiting for a job */
+    unsigned queued;           /* jobs waiting for a thread */
+    unsigned running;          /* jobs being run */
+    unsigned max_running;      /* the most jobs ever run at once */
+    uint64_t threads_started;  /* threads started so far */
+    uint64_t threads_exited;   /* threads that exited (idle timeout) */
+    uint64_t jobs_run;         /* jobs whose function was called */
+    uint64_t jobs_cancelled;   /* jobs dropped while queued: never run */
+} weft_blocking_stats;
+
+/* Copy `rt`'s blocking-pool counters into `*out` (all zero before the
+ * first job). Returns 0 or -EINVAL (a NULL argument). Any thread while
+ * `rt` is alive and not shut down. */
+WEFT_API WEFT_NODISCARD int weft_blocking_stats_get(weft_rt *rt, weft_blocking_stats *out);
 
 #ifdef __cplusplus
 }
