@@ -205,6 +205,24 @@ static void stream_open(weft_tcp_stream *s, const weft_io *io)
     s->io_ = *io;
 }
 
+int weft_tcp_stream_from_fd(weft_tcp_stream *s, int fd)
+{
+    if (!s || fd < 0) {
+        WEFT_MISUSE("weft_tcp_stream_from_fd: %s", s ? "negative fd" : "NULL stream");
+        return -EINVAL;
+    }
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+        return -errno;
+    weft_io io;
+    int rc = weft_io_register(&io, fd);
+    if (rc != 0)
+        return rc;
+    stream_open(s, &io);
+    return 0;
+}
+
 int weft_tcp_stream_fd(const weft_tcp_stream *s)
 {
     return s && s->io_.sio_ ? s->io_.fd : -1;
@@ -551,8 +569,6 @@ static weft_poll connect_poll(weft_future *f, weft_cx *cx, void *out)
         *res = -EINVAL;
         return WEFT_READY;
     }
-    if (weft__chaos_pending(f, cx))
-        return WEFT_PENDING;
     if (!c->io_.sio_) {
         /* The first poll: make the socket and start the handshake. */
         int fd = socket(c->addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -572,6 +588,10 @@ static weft_poll connect_poll(weft_future *f, weft_cx *cx, void *out)
         if (errno != EINPROGRESS && errno != EINTR)
             return connect_fail(c, res, -errno);
     }
+    /* After the first poll's start, so that a sweep drops it with its
+     * socket open. */
+    if (weft__chaos_pending(f, cx))
+        return WEFT_PENDING;
     for (;;) {
         uint32_t bits = weft_io_poll_ready(&c->io_, cx, WEFT_IO_WRITE);
         if (!bits) {

@@ -151,6 +151,13 @@ typedef struct weft_tcp_stream {
     weft_io io_; /* io_.sio_ NULL: not open (operations give -EBADF) */
 } weft_tcp_stream;
 
+/* Make `s` an open stream over `fd`, a connected TCP socket the caller
+ * made (made non-blocking, registered with the current runtime's
+ * reactor); the stream owns it from then on (weft_tcp_stream_close closes
+ * it). 0; -EINVAL (NULL, fd < 0, no current runtime: reported as misuse),
+ * -ENOTSOCK, -ENOTCONN (not connected), -ENOMEM, -EEXIST (registered
+ * already); on error the fd stays the caller's. */
+WEFT_API WEFT_NODISCARD int weft_tcp_stream_from_fd(weft_tcp_stream *s, int fd);
 /* The socket (to set options weft has no setter for), or -1 if not open. */
 WEFT_API int weft_tcp_stream_fd(const weft_tcp_stream *s);
 /* Close the write side (a FIN; the peer reads end of stream); reading
