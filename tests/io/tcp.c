@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "weft/weft.h"
+#include "support/alarm_watchdog.h"
 #include "support/misuse_capture.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
@@ -1239,13 +1240,38 @@ static void test_cancel_sweep_read(void **state)
     assert_int_equal(fd_count(), fds);
 }
 
+static int rt_setup_armed(void **state)
+{
+    alarm_watchdog_arm(state);
+    return rt_setup(state);
+}
+
+static int rt_teardown_disarmed(void **state)
+{
+    alarm_watchdog_disarm(state);
+    return rt_teardown(state);
+}
+
+static int t_setup(void **state)
+{
+    alarm_watchdog_arm(state);
+    return misuse_capture_setup(state);
+}
+
+static int t_teardown(void **state)
+{
+    alarm_watchdog_disarm(state);
+    return misuse_capture_teardown(state);
+}
+
 int main(void)
 {
+    alarm_watchdog_install("watchdog: a TCP test hung (an operation never woken, or spinning?)\n");
     /* Writes to a reset peer must come back as errors: a SIGPIPE would
      * end the program. */
     signal(SIGPIPE, SIG_DFL);
-#define RT(fn) cmocka_unit_test_setup_teardown(fn, rt_setup, rt_teardown)
-#define T(fn) cmocka_unit_test_setup_teardown(fn, misuse_capture_setup, misuse_capture_teardown)
+#define RT(fn) cmocka_unit_test_setup_teardown(fn, rt_setup_armed, rt_teardown_disarmed)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
     const struct CMUnitTest tests[] = {
         RT(test_echo_many_connections),
         T(test_echo_many_connections_on_a_sim),
