@@ -1240,6 +1240,124 @@ static void test_cancel_sweep_read(void **state)
     assert_int_equal(fd_count(), fds);
 }
 
+/* Reads `want` bytes from `s`, then ends. */
+typedef struct drainer {
+    weft_future base;
+    weft_co co;
+    weft_tcp_stream *s;
+    size_t want, got;
+    int i;
+    int64_t n;
+    weft_tcp_io io;
+    char buf[65536];
+} drainer;
+
+WEFT_ASYNC_FN(drainer, int)
+{
+    WEFT_FN_BEGIN;
+    for (self->i = 0; self->i < 3; self->i++)
+        WEFT_FN_YIELD;
+    while (self->got < self->want) {
+        size_t left = self->want - self->got;
+        weft_tcp_read_init(&self->io, self->s, self->buf, left < sizeof self->buf ? left : sizeof self->buf);
+        WEFT_FN_AWAIT(&self->io, &self->n);
+        if (self->n <= 0)
+            WEFT_FN_RETURN(-1);
+        for (int64_t k = 0; k < self->n; k++)
+            if (self->buf[k] != 'F')
+                WEFT_FN_RETURN(-2);
+        self->got += (size_t)self->n;
+    }
+    WEFT_FN_RETURN(0);
+    WEFT_FN_END;
+}
+
+typedef struct write_sweep {
+    weft_tcp_stream s[2];
+    weft_tcp_io io;
+    int64_t n;
+    char data[1000];
+} write_sweep;
+
+static int write_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
+{
+    write_sweep *c = ctx;
+    int err = tcp_pair(&c->s[0], &c->s[1]);
+    if (err)
+        return err;
+    /* Fill the way to the peer: the write must wait for room. */
+    static char fill[65536];
+    memset(fill, 'F', sizeof fill);
+    size_t filled = 0;
+    for (;;) {
+        ssize_t n = send(weft_tcp_stream_fd(&c->s[0]), fill, sizeof fill, MSG_DONTWAIT);
+        if (n < 0)
+            break;
+        filled += (size_t)n;
+    }
+    if (errno != EAGAIN)
+        return -errno;
+    memset(c->data, 'W', sizeof c->data);
+    c->n = -7;
+    weft_tcp_write_init(&c->io, &c->s[0], c->data, sizeof c->data);
+    *fut = &c->io.base;
+    *out = &c->n;
+    return WEFT_SPAWN(rt, NULL, &(drainer){ WEFT_FN_INIT(drainer, WEFT_F_SEND), .s = &c->s[1],
+                                             .want = filled });
+}
+
+static const char *write_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
+{
+    write_sweep *c = ctx;
+    const char *left = sweep_leftovers(rt);
+    if (left)
+        return left;
+    if (run->completed && (c->n <= 0 || c->n > 1000))
+        return sweep_say("completed with %lld", (long long)c->n);
+    /* The filler was drained: what is left is what the write took. */
+    weft_tcp_stream_close(&c->s[0]);
+    size_t got = 0;
+    for (;;) {
+        char buf[2048];
+        weft_tcp_io io;
+        int64_t n = -7;
+        weft_tcp_read_init(&io, &c->s[1], buf, sizeof buf);
+        if (weft_block_on(rt, &io.base, &n, sizeof n) != 0 || n < 0)
+            return sweep_say("k=%u: reading what was written gave %lld", run->k, (long long)n);
+        if (n == 0)
+            break;
+        for (int64_t k = 0; k < n; k++)
+            if (buf[k] != 'W')
+                return sweep_say("k=%u: a byte that is not the write's", run->k);
+        got += (size_t)n;
+    }
+    size_t want = run->completed ? (size_t)c->n : 0;
+    if (got != want)
+        return sweep_say("k=%u: %zu bytes arrived, the write reported %zu", run->k, got, want);
+    return NULL;
+}
+
+static void write_teardown(void *ctx)
+{
+    write_sweep *c = ctx;
+    weft_tcp_stream_close(&c->s[0]);
+    weft_tcp_stream_close(&c->s[1]);
+}
+
+static void test_cancel_sweep_write(void **state)
+{
+    (void)state;
+    int fds = fd_count();
+    static write_sweep c;
+    weft_sweep_case sc = { write_build, write_check, write_teardown, &c };
+    weft_sweep_options o = sweep_options(1, 2);
+    weft_sweep_result res = sweep_pass(&sc, &o);
+    assert_true(res.polls >= 2); /* it waited for room */
+    o = sweep_chaos_options(1, 4, 0.3);
+    sweep_pass(&sc, &o);
+    assert_int_equal(fd_count(), fds);
+}
+
 static int rt_setup_armed(void **state)
 {
     alarm_watchdog_arm(state);
@@ -1289,6 +1407,7 @@ int main(void)
         T(test_cancel_sweep_accept),
         T(test_cancel_sweep_connect),
         T(test_cancel_sweep_read),
+        T(test_cancel_sweep_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
