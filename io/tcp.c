@@ -231,6 +231,7 @@ int weft_tcp_stream_fd(const weft_tcp_stream *s)
 /* The common checks of the stream's plain calls: 0 or the error. */
 static int stream_check(const weft_tcp_stream *s, const char *what)
 {
+    (void)what; /* only in the misuse report, which NDEBUG compiles out */
     if (!s) {
         WEFT_MISUSE("%s: NULL stream", what);
         return -EINVAL;
