@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,15 +88,28 @@ static void listener_close_quiet(weft_tcp_listener *l)
 
 /* A connected pair made with blocking calls (loopback completes at once),
  * then adopted: a runtime must be current. */
+static int tcp_pair_buf(weft_tcp_stream *a, weft_tcp_stream *b, int buf);
+
 static int tcp_pair(weft_tcp_stream *a, weft_tcp_stream *b)
 {
+    return tcp_pair_buf(a, b, 0);
+}
+
+/* The same with fixed buffers of `buf` bytes (0: the kernel's, which it
+ * grows as it likes): a's send buffer, b's receive buffer. */
+static int tcp_pair_buf(weft_tcp_stream *a, weft_tcp_stream *b, int buf)
+{
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd >= 0 && buf)
+        (void)setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t len = sizeof sa;
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, len) != 0 || listen(lfd, 1) != 0 ||
         getsockname(lfd, (struct sockaddr *)&sa, &len) != 0)
         return -errno;
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (cfd >= 0 && buf)
+        (void)setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, len) != 0)
         return -errno;
     int sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -1240,15 +1254,19 @@ static void test_cancel_sweep_read(void **state)
     assert_int_equal(fd_count(), fds);
 }
 
-/* Reads `want` bytes from `s`, then ends. */
+/* Reads `want` bytes from `s`, then waits until `writer_fd` has room
+ * again; both blocking the sim's thread (a test's shortcut). The kernel
+ * frees the room the write waits for as its ACKs go by, which is not the
+ * seed's to order, and the sweep needs each seed's run to repeat: so the
+ * sim looks at the reactor only once all of it is there, and the write is
+ * woken once. */
 typedef struct drainer {
     weft_future base;
     weft_co co;
+    int writer_fd;
     weft_tcp_stream *s;
     size_t want, got;
     int i;
-    int64_t n;
-    weft_tcp_io io;
     char buf[65536];
 } drainer;
 
@@ -1258,15 +1276,23 @@ WEFT_ASYNC_FN(drainer, int)
     for (self->i = 0; self->i < 3; self->i++)
         WEFT_FN_YIELD;
     while (self->got < self->want) {
-        size_t left = self->want - self->got;
-        weft_tcp_read_init(&self->io, self->s, self->buf, left < sizeof self->buf ? left : sizeof self->buf);
-        WEFT_FN_AWAIT(&self->io, &self->n);
-        if (self->n <= 0)
+        struct pollfd p = { .fd = weft_tcp_stream_fd(self->s), .events = POLLIN };
+        if (poll(&p, 1, 10000) != 1)
             WEFT_FN_RETURN(-1);
-        for (int64_t k = 0; k < self->n; k++)
+        size_t left = self->want - self->got;
+        ssize_t n = recv(p.fd, self->buf, left < sizeof self->buf ? left : sizeof self->buf,
+                         MSG_DONTWAIT);
+        if (n <= 0)
+            WEFT_FN_RETURN(-1);
+        for (ssize_t k = 0; k < n; k++)
             if (self->buf[k] != 'F')
                 WEFT_FN_RETURN(-2);
-        self->got += (size_t)self->n;
+        self->got += (size_t)n;
+    }
+    {
+        struct pollfd p = { .fd = self->writer_fd, .events = POLLOUT };
+        if (poll(&p, 1, 10000) != 1)
+            WEFT_FN_RETURN(-3);
     }
     WEFT_FN_RETURN(0);
     WEFT_FN_END;
@@ -1282,28 +1308,34 @@ typedef struct write_sweep {
 static int write_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
 {
     write_sweep *c = ctx;
-    int err = tcp_pair(&c->s[0], &c->s[1]);
+    int err = tcp_pair_buf(&c->s[0], &c->s[1], 16384);
     if (err)
         return err;
     /* Fill the way to the peer: the write must wait for room. */
     static char fill[65536];
     memset(fill, 'F', sizeof fill);
     size_t filled = 0;
-    for (;;) {
-        ssize_t n = send(weft_tcp_stream_fd(&c->s[0]), fill, sizeof fill, MSG_DONTWAIT);
-        if (n < 0)
-            break;
-        filled += (size_t)n;
-    }
-    if (errno != EAGAIN)
-        return -errno;
+    int fd = weft_tcp_stream_fd(&c->s[0]);
+    /* Until it stays full: room the kernel frees a little later is
+     * filled too. */
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    do {
+        for (;;) {
+            ssize_t n = send(fd, fill, sizeof fill, MSG_DONTWAIT);
+            if (n < 0 && errno != EAGAIN)
+                return -errno;
+            if (n < 0)
+                break;
+            filled += (size_t)n;
+        }
+    } while (poll(&p, 1, 20) == 1);
     memset(c->data, 'W', sizeof c->data);
     c->n = -7;
     weft_tcp_write_init(&c->io, &c->s[0], c->data, sizeof c->data);
     *fut = &c->io.base;
     *out = &c->n;
     return WEFT_SPAWN(rt, NULL, &(drainer){ WEFT_FN_INIT(drainer, WEFT_F_SEND), .s = &c->s[1],
-                                             .want = filled });
+                                             .want = filled, .writer_fd = fd });
 }
 
 static const char *write_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
