@@ -45,7 +45,19 @@ uint32_t weft_io_poll_ready(weft_io *io, weft_cx *cx, uint32_t interest)
 void weft_io_clear_ready(weft_io *io, uint32_t interest)
 {
     unsigned d = interest == WEFT_IO_WRITE;
-    weft__sio_clear(io->sio_, io->seen_[d], d ? WEFT_IO_WRITABLE : WEFT_IO_READABLE);
+    /* ERROR goes too: the syscall that said EAGAIN consumed it (a socket's
+     * pending error is returned once), and a kept ERROR would make every
+     * later poll_ready report readiness without registering a waker. The
+     * CLOSED bits stay: after them a read returns 0 and a write fails,
+     * never EAGAIN. */
+    weft__sio_clear(io->sio_, io->seen_[d],
+                    (d ? WEFT_IO_WRITABLE : WEFT_IO_READABLE) | WEFT_IO_ERROR);
+}
+
+bool weft__io_again(weft_io *io, weft_cx *cx, uint32_t dir)
+{
+    weft_io_clear_ready(io, dir);
+    return weft_io_poll_ready(io, cx, dir) != 0;
 }
 
 static weft_poll ready_poll(weft_future *f, weft_cx *cx, void *out)

@@ -25,6 +25,7 @@
 
 #include "weft/io.h"
 #include "core/errors.h"
+#include "io/reactor.h"
 
 /* After this many EAGAINs in one poll with readiness reported each time
  * (the tick kept moving), yield instead of spinning in the poll. */
@@ -38,14 +39,6 @@ static weft_fd_stream *of_reader(weft_reader *r)
 static weft_fd_stream *of_writer(weft_writer *w)
 {
     return (weft_fd_stream *)((char *)w - offsetof(weft_fd_stream, writer));
-}
-
-/* After EAGAIN in direction `dir`: PENDING with the waker registered, or
- * READY-to-retry (true) when readiness came in between. */
-static bool retry_after_eagain(weft_fd_stream *s, weft_cx *cx, uint32_t dir)
-{
-    weft_io_clear_ready(&s->io, dir);
-    return weft_io_poll_ready(&s->io, cx, dir) != 0;
 }
 
 static weft_poll fd_poll_read(weft_reader *r, weft_cx *cx, void *buf, size_t len, int64_t *res)
@@ -68,7 +61,7 @@ static weft_poll fd_poll_read(weft_reader *r, weft_cx *cx, void *buf, size_t len
             *res = -errno;
             return WEFT_READY;
         }
-        if (!retry_after_eagain(s, cx, WEFT_IO_READ))
+        if (!weft__io_again(&s->io, cx, WEFT_IO_READ))
             return WEFT_PENDING;
         if (++spins == FD_STREAM_SPINS) {
             weft_waker_wake_by_ref(cx->waker);
@@ -128,7 +121,7 @@ static weft_poll fd_poll_write(weft_writer *w, weft_cx *cx, const void *buf, siz
             *res = -errno;
             return WEFT_READY;
         }
-        if (!retry_after_eagain(s, cx, WEFT_IO_WRITE))
+        if (!weft__io_again(&s->io, cx, WEFT_IO_WRITE))
             return WEFT_PENDING;
         if (++spins == FD_STREAM_SPINS) {
             weft_waker_wake_by_ref(cx->waker);

@@ -114,6 +114,11 @@ void weft__sio_forget(weft__sio *s, uint32_t dir);
  * poll_ready): clear `bits` unless an event came since. */
 void weft__sio_clear(weft__sio *s, uint64_t observed, uint32_t bits);
 
+/* After a syscall in direction `dir` said EAGAIN: clear that readiness
+ * and look again. True: try the syscall again (an event came meanwhile);
+ * false: cx's waker is registered, answer PENDING. */
+bool weft__io_again(weft_io *io, weft_cx *cx, uint32_t dir);
+
 /* The reactor of the runtime the calling thread runs (a worker, a sim,
  * block_on's thread), or NULL; and making `r` that (returns the
  * previous), as weft__timers_enter does for the timers. */

@@ -3,7 +3,7 @@
  * connect future.
  *
  * Every operation follows the reactor's pattern: try the syscall; on
- * EAGAIN clear the readiness it acted on and wait for the next (sock_wait
+ * EAGAIN clear the readiness it acted on and wait for the next (weft__io_again,
  * below). A socket is registered once, when it is made (bind, accept,
  * connect), with the reactor of the runtime current then.
  *
@@ -27,31 +27,6 @@
 #include "core/errors.h"
 #include "io/reactor.h"
 
-/* After a syscall in direction `dir` said EAGAIN: clear that readiness and
- * look again. True: try the syscall again (readiness came meanwhile);
- * false: cx's waker is registered, return PENDING.
- * The reactor's ERROR and CLOSED bits are never cleared, so once one is
- * set weft_io_poll_ready reports it on every call and never registers a
- * waker; an operation that still gets EAGAIN then (a datagram socket after
- * an ICMP error was reported) would retry forever. Here it registers the
- * waker itself and waits for the next event (the tick moving). */
-static bool sock_wait(weft_io *io, weft_cx *cx, uint32_t dir)
-{
-    uint32_t want = dir == WEFT_IO_READ ? WEFT_IO_READABLE : WEFT_IO_WRITABLE;
-    weft_io_clear_ready(io, dir);
-    uint32_t bits = weft_io_poll_ready(io, cx, dir);
-    if (!bits)
-        return false;
-    if (bits & want)
-        return true;
-    uint64_t seen = io->seen_[dir == WEFT_IO_WRITE];
-    weft_atomic_waker_register(dir == WEFT_IO_READ ? &io->sio_->rd : &io->sio_->wr, cx->waker);
-    /* Acquire: as in weft__sio_poll_ready, the data an event announced is
-     * seen by the syscall that follows; an event dispatched before the
-     * register moved the tick, so it is not missed. */
-    uint64_t now = weft_atomic_load_acquire(&io->sio_->ready);
-    return (now >> 32) != (seen >> 32);
-}
 
 /* "127.0.0.1" or "::1" and a port into `*ss`; its length, or 0. */
 static socklen_t parse_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss)
@@ -132,7 +107,7 @@ static weft_poll stream_poll_read(weft_reader *r, weft_cx *cx, void *buf, size_t
             *res = -errno;
             return WEFT_READY;
         }
-        if (!sock_wait(&s->io_, cx, WEFT_IO_READ))
+        if (!weft__io_again(&s->io_, cx, WEFT_IO_READ))
             return WEFT_PENDING;
     }
 }
@@ -169,7 +144,7 @@ static weft_poll stream_poll_write(weft_writer *w, weft_cx *cx, const void *buf,
             *res = -errno;
             return WEFT_READY;
         }
-        if (!sock_wait(&s->io_, cx, WEFT_IO_WRITE))
+        if (!weft__io_again(&s->io_, cx, WEFT_IO_WRITE))
             return WEFT_PENDING;
     }
 }
@@ -512,7 +487,7 @@ static weft_poll accept_poll(weft_future *f, weft_cx *cx, void *out)
             accept_release(a);
             return WEFT_READY;
         }
-        if (!sock_wait(lio, cx, WEFT_IO_READ)) {
+        if (!weft__io_again(lio, cx, WEFT_IO_READ)) {
             a->waiting_ = true;
             return WEFT_PENDING;
         }
@@ -612,7 +587,7 @@ static weft_poll connect_poll(weft_future *f, weft_cx *cx, void *out)
         if (errno != ENOTCONN)
             return connect_fail(c, res, -errno);
         /* Writable but not connected yet: wait for the next event. */
-        if (!sock_wait(&c->io_, cx, WEFT_IO_WRITE)) {
+        if (!weft__io_again(&c->io_, cx, WEFT_IO_WRITE)) {
             c->waiting_ = true;
             return WEFT_PENDING;
         }

@@ -20,28 +20,6 @@
 #include "core/errors.h"
 #include "io/reactor.h"
 
-/* As io/tcp.c's sock_wait (the same reasoning): after EAGAIN, true to try
- * again, false with cx's waker registered. A connected datagram socket
- * that reported an ICMP error keeps the reactor's ERROR bit, which
- * weft_io_poll_ready reports forever; the next EAGAIN then waits for the
- * next event instead of retrying at once. */
-static bool sock_wait(weft_io *io, weft_cx *cx, uint32_t dir)
-{
-    uint32_t want = dir == WEFT_IO_READ ? WEFT_IO_READABLE : WEFT_IO_WRITABLE;
-    weft_io_clear_ready(io, dir);
-    uint32_t bits = weft_io_poll_ready(io, cx, dir);
-    if (!bits)
-        return false;
-    if (bits & want)
-        return true;
-    uint64_t seen = io->seen_[dir == WEFT_IO_WRITE];
-    weft_atomic_waker_register(dir == WEFT_IO_READ ? &io->sio_->rd : &io->sio_->wr, cx->waker);
-    /* Acquire: pairs with the reactor's dispatch, as in
-     * weft__sio_poll_ready. */
-    uint64_t now = weft_atomic_load_acquire(&io->sio_->ready);
-    return (now >> 32) != (seen >> 32);
-}
-
 static socklen_t parse_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);
@@ -195,7 +173,7 @@ static weft_poll send_poll(weft_future *f, weft_cx *cx, void *out)
             *res = -errno;
             return WEFT_READY;
         }
-        if (!sock_wait(&u->s_->io_, cx, WEFT_IO_WRITE))
+        if (!weft__io_again(&u->s_->io_, cx, WEFT_IO_WRITE))
             return WEFT_PENDING;
     }
 }
@@ -270,7 +248,7 @@ static weft_poll recv_poll(weft_future *f, weft_cx *cx, void *out)
             *res = -errno;
             return WEFT_READY;
         }
-        if (!sock_wait(&u->s_->io_, cx, WEFT_IO_READ))
+        if (!weft__io_again(&u->s_->io_, cx, WEFT_IO_READ))
             return WEFT_PENDING;
     }
 }
