@@ -56,8 +56,23 @@ void weft_io_clear_ready(weft_io *io, uint32_t interest)
 
 bool weft__io_again(weft_io *io, weft_cx *cx, uint32_t dir)
 {
+    unsigned d = dir == WEFT_IO_WRITE;
+    uint32_t want = d ? WEFT_IO_WRITABLE : WEFT_IO_READABLE;
     weft_io_clear_ready(io, dir);
-    return weft_io_poll_ready(io, cx, dir) != 0;
+    uint32_t bits = weft_io_poll_ready(io, cx, dir);
+    if (!bits)
+        return false;
+    if (bits & want)
+        return true;
+    /* Only a CLOSED bit is left, and it stays (it is a state, not an
+     * event), yet the syscall said EAGAIN: retrying now would spin. Wait
+     * for the next event instead — register, then see whether one came
+     * since the look above (the tick moved). */
+    uint64_t seen = io->seen_[d];
+    weft_atomic_waker_register(d ? &io->sio_->wr : &io->sio_->rd, cx->waker);
+    /* Acquire: pairs with dispatch's release, as in weft__sio_poll_ready. */
+    uint64_t now = weft_atomic_load_acquire(&io->sio_->ready);
+    return (now >> 32) != (seen >> 32);
 }
 
 static weft_poll ready_poll(weft_future *f, weft_cx *cx, void *out)

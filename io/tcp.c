@@ -552,6 +552,15 @@ static weft_poll connect_poll(weft_future *f, weft_cx *cx, void *out)
             *res = -errno;
             return WEFT_READY;
         }
+        /* Connect first, register after: a socket not yet connecting polls
+         * as writable and hung up, and epoll would report that stale HUP
+         * at registration. */
+        int crc = connect(fd, (struct sockaddr *)&c->addr_, c->len_) == 0 ? 0 : errno;
+        if (crc != 0 && crc != EINPROGRESS && crc != EINTR) {
+            close(fd);
+            *res = -crc;
+            return WEFT_READY;
+        }
         int rc = weft_io_register(&c->io_, fd);
         if (rc != 0) {
             c->io_.sio_ = NULL;
@@ -559,10 +568,8 @@ static weft_poll connect_poll(weft_future *f, weft_cx *cx, void *out)
             *res = rc;
             return WEFT_READY;
         }
-        if (connect(fd, (struct sockaddr *)&c->addr_, c->len_) == 0)
+        if (crc == 0)
             goto connected;
-        if (errno != EINPROGRESS && errno != EINTR)
-            return connect_fail(c, res, -errno);
     }
     /* After the first poll's start, so that a sweep drops it with its
      * socket open. */
