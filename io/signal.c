@@ -21,7 +21,7 @@
  * a watcher takes its waker back from the fd and wakes another waiter of
  * the same reactor, which becomes the watcher at its poll (a wake is
  * passed on, never lost); a signal received but not returned is kept if
- * no other waiter for it is left; the last waiter of a reactor
+ * no other waiter returned it or still holds it; the last waiter of a reactor
  * deregisters the fd, the last waiter of all closes it (a signal that
  * arrives then stays pending in the kernel, since it is blocked, and the
  * next signalfd reads it).
@@ -61,7 +61,12 @@ static struct {
     uint64_t kept; /* arrived with no waiter for them */
     weft__sigwaiter *waiters;
     sigreg *regs;
-} hub = { PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, NULL, NULL };
+    /* Per signal: the waiters whose `got` has it, and whether one returned
+     * it since it last arrived (a waiter dropped while holding it gives it
+     * back only if it was the last holder and nobody returned it). */
+    unsigned holders[65];
+    bool seen[65];
+} hub = { PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, NULL, NULL, { 0 }, { false } };
 
 static bool sig_ok(int s)
 {
@@ -105,12 +110,13 @@ static void waiter_init(weft__sigwaiter *w, const int *sigs, size_t n)
 
 /* ---- under hub.mu ----------------------------------------------------------- */
 
-static bool others_wait_for(const weft__sigwaiter *self, uint64_t bit)
+/* `w` holds signal `s` (an arrival not yet returned). */
+static void give(weft__sigwaiter *w, int s)
 {
-    for (weft__sigwaiter *o = hub.waiters; o; o = o->next_)
-        if (o != self && (o->set_ & bit))
-            return true;
-    return false;
+    if (!(w->got_ & SIG_BIT(s))) {
+        w->got_ |= SIG_BIT(s);
+        hub.holders[s]++;
+    }
 }
 
 static void deliver(int s, const weft__sigwaiter *self)
@@ -121,12 +127,13 @@ static void deliver(int s, const weft__sigwaiter *self)
         if (!(o->set_ & bit))
             continue;
         any = true;
-        o->got_ |= bit;
+        give(o, s);
         if (o != self)
             weft_waker_wake_by_ref(&o->waker_);
     }
     if (!any)
         hub.kept |= bit;
+    hub.seen[s] = false;
 }
 
 /* Read every signal the fd has (it is non-blocking). */
@@ -215,7 +222,12 @@ static int join(weft__sigwaiter *w)
     if (hub.waiters)
         hub.waiters->prev_ = w;
     hub.waiters = w;
-    w->got_ |= hub.kept & w->set_;
+    for (int s = 1; s <= 64; s++) {
+        if (hub.kept & w->set_ & SIG_BIT(s)) {
+            give(w, s);
+            hub.seen[s] = false;
+        }
+    }
     hub.kept &= ~w->set_;
     w->state_ = W_JOINED;
     return 0;
@@ -248,9 +260,9 @@ static void leave(weft__sigwaiter *w)
         }
     }
     /* Received, not returned: keep it for the next waiter, unless another
-     * waiter for it is left (it saw it too). */
+     * waiter returned it or still holds it. */
     for (int s = 1; s <= 64; s++)
-        if ((w->got_ & SIG_BIT(s)) && !others_wait_for(w, SIG_BIT(s)))
+        if ((w->got_ & SIG_BIT(s)) && --hub.holders[s] == 0 && !hub.seen[s])
             hub.kept |= SIG_BIT(s);
     w->got_ = 0;
     weft_waker_drop(&w->waker_);
@@ -312,6 +324,8 @@ static int waiter_poll(weft__sigwaiter *w, weft_cx *cx)
     if (w->got_) {
         s = __builtin_ctzll(w->got_) + 1;
         w->got_ &= ~SIG_BIT(s);
+        hub.holders[s]--;
+        hub.seen[s] = true;
     }
     pthread_mutex_unlock(&hub.mu);
     return s;

@@ -155,8 +155,9 @@ struct weft_writer {
  * for it exists is kept — once, like the kernel's pending bit, which merges
  * repeats — and the next waiter for it sees it at its first poll. A waiter
  * dropped after a signal came for it but before it returned it gives it
- * back the same way, if no other waiter for that signal is left. Repeats
- * of a signal between two polls of one waiter merge into one.
+ * back the same way, unless another waiter returned that arrival or still
+ * holds it. Repeats of a signal between two polls of one waiter merge into
+ * one.
  *
  * Signal numbers: 1..64, not SIGKILL or SIGSTOP; at most WEFT_SIGNAL_MAX
  * per waiter. */
@@ -188,8 +189,7 @@ typedef struct weft__sigwaiter {
  * poll; drop it (weft_future_drop) if it does not complete.
  * Cancel safety: nothing is lost. Dropped before its signal came, it
  * took nothing; dropped after (woken, not yet polled), it gives the signal
- * back for the next waiter unless another waiter for it is left (which
- * saw it too). */
+ * back for the next waiter unless another waiter returned it or holds it. */
 typedef struct weft_signal {
     weft_future base;
     weft__sigwaiter w_;

@@ -78,6 +78,7 @@ typedef struct waiter {
     weft_future base;
     weft_co co;
     int sig;
+    int *result; /* if set, the signal is stored there too */
     weft_signal s;
     int got;
 } waiter;
@@ -87,6 +88,8 @@ WEFT_ASYNC_FN_WITH_DROP(waiter, int)
     WEFT_FN_BEGIN;
     weft_signal_init(&self->s, &self->sig, 1);
     WEFT_FN_AWAIT(&self->s, &self->got);
+    if (self->result)
+        *self->result = self->got;
     WEFT_FN_RETURN(self->got);
     WEFT_FN_END;
 }
@@ -189,6 +192,31 @@ static void test_signal_read_for_nobody_is_kept_for_the_next_wait(void **state)
     assert_hub_idle();
 }
 
+/* The last waiter to wait holds the fd's waker (its reactor's watcher).
+ * Aborted, it passes the wait on: the waiter left is woken by the fd. */
+static void test_dropped_watcher_passes_the_fd_on(void **state)
+{
+    (void)state;
+    weft_join a, b;
+    assert_int_equal(WEFT_SPAWN(g_rt, &a, &(waiter){ WEFT_FN_INIT(waiter, WEFT_F_SEND),
+                                                     .sig = SIGUSR1 }),
+                     0);
+    WAIT_UNTIL(hub_state().waiters == 1);
+    assert_int_equal(WEFT_SPAWN(g_rt, &b, &(waiter){ WEFT_FN_INIT(waiter, WEFT_F_SEND),
+                                                     .sig = SIGUSR1 }),
+                     0);
+    WAIT_UNTIL(hub_state().waiters == 2); /* b polled last: the watcher */
+    weft_join_abort(&b);
+    int gb = 0;
+    assert_int_equal(join_blocking(g_rt, &b, &gb, sizeof gb), -ECANCELED);
+    assert_int_equal(hub_state().waiters, 1);
+    send_sig(SIGUSR1);
+    int ga = 0;
+    assert_int_equal(join_blocking(g_rt, &a, &ga, sizeof ga), 0);
+    assert_int_equal(ga, SIGUSR1);
+    assert_hub_idle();
+}
+
 /* ---- by hand: a waiter dropped after its signal came ----------------------------- */
 
 typedef struct by_hand {
@@ -206,15 +234,16 @@ static weft_poll poll_once(weft_future *f, void *out)
     return weft_future_poll(f, &cx, out);
 }
 
-/* A and B wait for SIGUSR1; the signal comes; B's poll reads it (and
- * gives it to A too); A is dropped without having returned it. If B is
- * gone by then, A gives it back (kept); if B (a stream) is still there,
- * B saw it and nothing is kept. */
+/* A waits for SIGUSR1. Either B waits for SIGUSR2 alone, so B's poll
+ * reads the SIGUSR1 (in the fd's mask for A) and gives it to A, who is
+ * dropped without returning it: nobody saw it, so it is kept, and C, the
+ * next waiter, returns it. Or B (a stream) waits for SIGUSR1 too and
+ * returns it: A, dropped holding it, keeps nothing (B saw it). */
 static weft_poll by_hand_poll(weft_future *f, weft_cx *cx, void *out)
 {
     (void)cx, (void)out;
     by_hand *h = (by_hand *)f;
-    const int u1 = SIGUSR1;
+    const int u1 = SIGUSR1, u2 = SIGUSR2;
     weft_signal a, c;
     weft_signal_init(&a, &u1, 1);
     int ga = 0;
@@ -229,19 +258,23 @@ static weft_poll by_hand_poll(weft_future *f, weft_cx *cx, void *out)
         send_sig(SIGUSR1);
         while (weft_stream_poll_next(&b.base, &ncx, &h->out_b) != WEFT_NEXT_ITEM) {
         }
-        weft_future_drop(&a.base);
+        weft_future_drop(&a.base); /* held it, never returned it */
         h->kept_after_drop = hub_state().kept;
         weft_stream_drop(&b.base);
     } else {
         weft_signal b;
-        weft_signal_init(&b, &u1, 1);
+        weft_signal_init(&b, &u2, 1);
         assert_int_equal(poll_once(&b.base, &h->out_b), WEFT_PENDING);
         send_sig(SIGUSR1);
-        while (poll_once(&b.base, &h->out_b) != WEFT_READY) {
-        }
-        weft_future_drop(&b.base);
-        weft_future_drop(&a.base); /* had it, never returned it */
+        /* kill() made it pending before returning: B's next poll drains
+         * it and gives it to A. */
+        assert_true(kernel_pending(SIGUSR1));
+        assert_int_equal(poll_once(&b.base, &h->out_b), WEFT_PENDING);
+        assert_false(kernel_pending(SIGUSR1));
+        assert_int_equal(a.w_.got_, BIT(SIGUSR1));
+        weft_future_drop(&a.base); /* held it, never returned it */
         h->kept_after_drop = hub_state().kept;
+        weft_future_drop(&b.base);
         weft_signal_init(&c, &u1, 1);
         assert_int_equal(poll_once(&c.base, &h->out_c), WEFT_READY);
         weft_future_drop(&c.base);
@@ -258,7 +291,7 @@ static void test_dropped_waiter_gives_its_signal_back(void **state)
     (void)state;
     by_hand h = { WEFT_FUTURE_INIT(&by_hand_ops, WEFT_F_SEND), false, 0, 0, 0 };
     assert_int_equal(weft_block_on(g_rt, &h.base, NULL, 0), 0);
-    assert_int_equal(h.out_b, SIGUSR1);
+    assert_int_equal(h.out_b, 0);                       /* B never completed */
     assert_int_equal(h.kept_after_drop, BIT(SIGUSR1)); /* given back */
     assert_int_equal(h.out_c, SIGUSR1);                 /* the next wait saw it */
     assert_hub_idle();
@@ -417,6 +450,8 @@ WEFT_ASYNC_FN(sender, int)
 
 typedef struct sig_case {
     bool stream;
+    bool other;    /* a second waiter task waits for the signal too */
+    int other_got; /* what it got */
     weft_signal f;
     weft_signal_stream s;
     weft_stream_next next;
@@ -439,6 +474,13 @@ static int sig_build(weft_rt *rt, void *ctx, weft_future **fut, void **out)
         *fut = &c->f.base;
         *out = &c->out;
     }
+    if (c->other) {
+        c->other_got = 0;
+        int rc = WEFT_SPAWN(rt, NULL, &(waiter){ WEFT_FN_INIT(waiter, WEFT_F_SEND),
+                                                  .sig = SIGUSR1, .result = &c->other_got });
+        if (rc)
+            return rc;
+    }
     return WEFT_SPAWN(rt, NULL, &(sender){ WEFT_FN_INIT(sender, WEFT_F_SEND) });
 }
 
@@ -450,6 +492,16 @@ static const char *sig_check(weft_rt *rt, void *ctx, const weft_sweep_run *run)
     if (!c->stream && run->wakers_after_drop)
         return sweep_say("k=%u: %u waker(s) held after the drop", run->k,
                          run->wakers_after_drop);
+    if (c->other) {
+        /* The other waiter saw the signal whatever became of this one;
+         * nothing is left pending or kept. */
+        int got = c->other_got;
+        if (got != SIGUSR1 || kernel_pending(SIGUSR1) || hub_state().kept)
+            return sweep_say("k=%u: the other waiter got %d; pending %d, kept %#llx", run->k,
+                             got, kernel_pending(SIGUSR1),
+                             (unsigned long long)hub_state().kept);
+        return sweep_leftovers(rt);
+    }
     const char *left = sweep_leftovers(rt);
     if (left)
         return left;
@@ -506,10 +558,18 @@ static void test_cancel_sweep_signal(void **state)
     (void)state;
     static sig_case c;
     c.stream = false;
+    c.other = false;
     weft_sweep_case sc = { sig_build, sig_check, sig_teardown, &c };
     weft_sweep_options o = sweep_options(1, 1);
     weft_sweep_result res = sweep_pass(&sc, &o);
     assert_true(res.polls >= 2); /* it waited for the signal */
+    o = sweep_chaos_options(1, 8, 0.3);
+    sweep_pass(&sc, &o);
+    /* With a second waiter: dropped, this one takes its waker back from
+     * the fd at once and passes the wait on. */
+    c.other = true;
+    o = sweep_options(1, 1);
+    sweep_pass(&sc, &o);
     o = sweep_chaos_options(1, 8, 0.3);
     sweep_pass(&sc, &o);
     assert_hub_idle();
@@ -520,6 +580,7 @@ static void test_cancel_sweep_signal_stream_next(void **state)
     (void)state;
     static sig_case c;
     c.stream = true;
+    c.other = false;
     weft_sweep_case sc = { sig_build, sig_check, sig_teardown, &c };
     weft_sweep_options o = sweep_options(1, 1);
     weft_sweep_result res = sweep_pass(&sc, &o);
@@ -542,6 +603,7 @@ int main(void)
         RT(test_two_waiters_both_see_one_signal),
         RT(test_signal_with_no_waiter_is_seen_by_the_next_wait),
         RT(test_signal_read_for_nobody_is_kept_for_the_next_wait),
+        RT(test_dropped_watcher_passes_the_fd_on),
         RT(test_dropped_waiter_gives_its_signal_back),
         RT(test_dropped_waiter_keeps_nothing_another_saw),
         RT(test_stream_yields_each_arrival),
