@@ -6,28 +6,38 @@
  * mask the union of the signals waited for since, closed with the last
  * waiter), the list of waiters, the signals kept for the next waiter, and
  * one registration of the fd per reactor that has waiters (the same fd in
- * several epoll sets; each reactor's waiters are woken by their own
- * reactor).
+ * several epoll sets).
  *
  * A poll, under the hub's lock: join the hub on the first poll (take the
  * kept signals of the waiter's set); drain the signalfd (read until
  * EAGAIN), delivering each signal read to every waiter whose set has it —
  * their `got` bit, and a wake — or keeping it when none has; return a
  * signal from `got`, or wait: store the task's waker in the waiter, and
- * leave it in the fd's registration too (weft_io_poll_ready; one reader
- * waker per fd, so the last waiter to wait is the registration's watcher).
+ * leave the hub's waker in the fd's registration (weft_io_poll_ready).
  *
- * Leaving (a future completes or is dropped, a stream is dropped): unlink;
- * a watcher takes its waker back from the fd and wakes another waiter of
- * the same reactor, which becomes the watcher at its poll (a wake is
- * passed on, never lost); a signal received but not returned is kept if
- * no other waiter returned it or still holds it; the last waiter of a reactor
+ * The hub's waker. A registration holds one reader waker, and no waiter
+ * can be trusted to hold it: a stream's task may not poll the stream
+ * again for a long time, and the other waiters would wait behind it. So
+ * the fd holds a waker of the hub's own, which holds no reference on any
+ * task: its wake sets `kicked` and wakes every waiter (each polls, and the
+ * first drains the fd). It cannot take the hub's lock (a poll holding the
+ * lock may be registering it, and a registration may wake at once), so it
+ * only tries: a kick that finds the lock held is left to the holder, who
+ * looks at `kicked` after unlocking (hub_unlock). The check and the flag
+ * are ordered by a seq_cst fence on each side (a Dekker pair: the kicker
+ * stores then tries the lock, the holder unlocks then loads), so either
+ * the kicker gets the lock or the holder sees the flag.
+ *
+ * Leaving (a future completes or is dropped, a stream is dropped):
+ * unlink; a signal received but not returned is kept if no other waiter
+ * returned it or still holds it; the last waiter of a reactor
  * deregisters the fd, the last waiter of all closes it (a signal that
  * arrives then stays pending in the kernel, since it is blocked, and the
  * next signalfd reads it).
  *
- * Concurrency: everything above runs under hub.mu, from any thread. Wakes
- * under the lock only schedule (a waker never runs user code inline). */
+ * Concurrency: everything but the kick runs under hub.mu, from any
+ * thread. Wakes under the lock only schedule (a waker never runs user code
+ * inline). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +47,7 @@
 
 #include "weft/io.h"
 #include "core/alloc.h"
+#include "core/atomic.h"
 #include "core/chaos.h"
 #include "core/errors.h"
 #include "io/reactor.h"
@@ -51,7 +62,6 @@ typedef struct weft__sigreg {
     weft__reactor *reactor;
     weft_io io;
     unsigned users;
-    weft__sigwaiter *watcher; /* whose waker the fd holds, or NULL */
 } sigreg;
 
 static struct {
@@ -67,6 +77,75 @@ static struct {
     unsigned holders[65];
     bool seen[65];
 } hub = { PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, NULL, NULL, { 0 }, { false } };
+
+/* Set by the hub's waker (any thread), cleared by whoever holds hub.mu
+ * when it wakes the waiters. */
+static WEFT_ATOMIC(bool) g_kicked = false;
+
+/* Wake every waiter: the fd had an event (under hub.mu). */
+static void wake_all(void)
+{
+    for (weft__sigwaiter *o = hub.waiters; o; o = o->next_)
+        weft_waker_wake_by_ref(&o->waker_);
+}
+
+static void kick_process(void)
+{
+    for (;;) {
+        /* seq_cst: orders the kicker's store before its trylock, and the
+         * holder's unlock before its load; pairs with itself (see the
+         * file's comment). */
+        weft_atomic_fence_seq_cst();
+        if (!weft_atomic_load_relaxed(&g_kicked))
+            return;
+        if (pthread_mutex_trylock(&hub.mu) != 0)
+            return; /* the holder looks again after its unlock */
+        /* Acquire: pairs with nothing in particular (the event is the
+         * fd's); relaxed would do, acquire keeps the kick's story simple. */
+        if (weft_atomic_swap_acquire(&g_kicked, false))
+            wake_all();
+        pthread_mutex_unlock(&hub.mu);
+    }
+}
+
+static void hub_lock(void)
+{
+    pthread_mutex_lock(&hub.mu);
+}
+
+static void hub_unlock(void)
+{
+    pthread_mutex_unlock(&hub.mu);
+    kick_process();
+}
+
+static void kick(void)
+{
+    /* Relaxed: kick_process's fence orders it before the trylock. */
+    weft_atomic_store_relaxed(&g_kicked, true);
+    kick_process();
+}
+
+static weft_waker hubw_clone(const void *data);
+static void hubw_wake(void *data)
+{
+    (void)data;
+    kick();
+}
+static void hubw_wake_by_ref(const void *data)
+{
+    (void)data;
+    kick();
+}
+static void hubw_drop(void *data)
+{
+    (void)data;
+}
+static const weft_waker_ops hubw_ops = { hubw_clone, hubw_wake, hubw_wake_by_ref, hubw_drop };
+static weft_waker hubw_clone(const void *data)
+{
+    return (weft_waker){ &hubw_ops, (void *)data };
+}
 
 static bool sig_ok(int s)
 {
@@ -247,18 +326,6 @@ static void leave(weft__sigwaiter *w)
     if (w->next_)
         w->next_->prev_ = w->prev_;
     sigreg *g = w->reg_;
-    if (g->watcher == w) {
-        /* The fd holds this waiter's waker: take it back and let another
-         * waiter of the same reactor wait on the fd in its place. */
-        weft__sio_forget(g->io.sio_, WEFT_IO_READ);
-        g->watcher = NULL;
-        for (weft__sigwaiter *o = hub.waiters; o; o = o->next_) {
-            if (o->reg_ == g) {
-                weft_waker_wake_by_ref(&o->waker_);
-                break;
-            }
-        }
-    }
     /* Received, not returned: keep it for the next waiter, unless another
      * waiter returned it or still holds it. */
     for (int s = 1; s <= 64; s++)
@@ -295,12 +362,12 @@ static int waiter_poll(weft__sigwaiter *w, weft_cx *cx)
         WEFT_MISUSE("weft_signal: polled after it completed");
         return -EINVAL;
     }
-    pthread_mutex_lock(&hub.mu);
+    hub_lock();
     if (w->state_ == W_NEW) {
         int rc = join(w);
         if (rc != 0) {
             w->state_ = W_DONE;
-            pthread_mutex_unlock(&hub.mu);
+            hub_unlock();
             return rc;
         }
     }
@@ -311,14 +378,16 @@ static int waiter_poll(weft__sigwaiter *w, weft_cx *cx)
             w->waker_ = weft_waker_clone(cx->waker);
         }
         /* Wait on the fd: until poll_ready finds no readiness (it then
-         * holds cx's waker), drain what made it ready and forget that
+         * holds the hub's waker), drain what made it ready and forget that
          * readiness (a newer event is never erased). */
         sigreg *g = w->reg_;
-        while (weft_io_poll_ready(&g->io, cx, WEFT_IO_READ)) {
+        weft_waker hw = { &hubw_ops, NULL };
+        weft_cx hcx;
+        weft_cx_init(&hcx, &hw);
+        while (weft_io_poll_ready(&g->io, &hcx, WEFT_IO_READ)) {
             drain(w);
             weft_io_clear_ready(&g->io, WEFT_IO_READ);
         }
-        g->watcher = w;
     }
     int s = 0;
     if (w->got_) {
@@ -327,7 +396,7 @@ static int waiter_poll(weft__sigwaiter *w, weft_cx *cx)
         hub.holders[s]--;
         hub.seen[s] = true;
     }
-    pthread_mutex_unlock(&hub.mu);
+    hub_unlock();
     return s;
 }
 
@@ -337,9 +406,9 @@ static void waiter_leave(weft__sigwaiter *w)
         w->state_ = W_DONE;
         return;
     }
-    pthread_mutex_lock(&hub.mu);
+    hub_lock();
     leave(w);
-    pthread_mutex_unlock(&hub.mu);
+    hub_unlock();
 }
 
 /* ---- the future ------------------------------------------------------------- */
@@ -416,7 +485,7 @@ void weft_signal_stream_init(weft_signal_stream *s, const int *sigs, size_t n)
 
 void weft__signal_hub_state_get(weft__signal_hub_state *out)
 {
-    pthread_mutex_lock(&hub.mu);
+    hub_lock();
     out->kept = hub.kept;
     out->fd = hub.fd;
     out->waiters = out->regs = 0;
@@ -424,12 +493,12 @@ void weft__signal_hub_state_get(weft__signal_hub_state *out)
         out->waiters++;
     for (sigreg *g = hub.regs; g; g = g->next)
         out->regs++;
-    pthread_mutex_unlock(&hub.mu);
+    hub_unlock();
 }
 
 void weft__signal_unkeep(uint64_t mask)
 {
-    pthread_mutex_lock(&hub.mu);
+    hub_lock();
     hub.kept &= ~mask;
-    pthread_mutex_unlock(&hub.mu);
+    hub_unlock();
 }
