@@ -100,9 +100,9 @@ static void kick_process(void)
             return;
         if (pthread_mutex_trylock(&hub.mu) != 0)
             return; /* the holder looks again after its unlock */
-        /* Acquire: pairs with nothing in particular (the event is the
-         * fd's); relaxed would do, acquire keeps the kick's story simple. */
-        if (weft_atomic_swap_acquire(&g_kicked, false))
+        /* Relaxed: a kick carries no data (the waiters read the fd under
+         * the lock); the lock orders the rest. */
+        if (weft_atomic_swap_relaxed(&g_kicked, false))
             wake_all();
         pthread_mutex_unlock(&hub.mu);
     }
