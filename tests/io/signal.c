@@ -1,5 +1,7 @@
 /* Tests for io/signal.c: a task waiting for a signal is woken by it; two
- * waiters both see one signal (broadcast); a signal that arrives while no
+ * waiters both see one signal (broadcast), also on two runtimes; a waiter
+ * dropped, or a stream whose task stops polling it, leaves the others
+ * woken by the fd; a signal that arrives while no
  * waiter for it exists is seen by the next wait (kept in the kernel, or by
  * the hub when another waiter's drain read it); a waiter dropped after its
  * signal came gives it back; the stream yields each arrival; misuse
@@ -132,6 +134,31 @@ static void test_two_waiters_both_see_one_signal(void **state)
     assert_int_equal(join_blocking(g_rt, &b, &gb, sizeof gb), 0);
     assert_int_equal(ga, SIGUSR1);
     assert_int_equal(gb, SIGUSR1);
+    assert_hub_idle();
+}
+
+/* Two runtimes, a waiter on each: the one signalfd is registered with
+ * both reactors, and one signal wakes both. */
+static void test_waiters_on_two_runtimes_both_see_one_signal(void **state)
+{
+    (void)state;
+    weft_rt *other = rt_start(1);
+    weft_join a, b;
+    assert_int_equal(WEFT_SPAWN(g_rt, &a, &(waiter){ WEFT_FN_INIT(waiter, WEFT_F_SEND),
+                                                     .sig = SIGUSR2 }),
+                     0);
+    assert_int_equal(WEFT_SPAWN(other, &b, &(waiter){ WEFT_FN_INIT(waiter, WEFT_F_SEND),
+                                                      .sig = SIGUSR2 }),
+                     0);
+    WAIT_UNTIL(hub_state().waiters == 2);
+    assert_int_equal(hub_state().regs, 2);
+    send_sig(SIGUSR2);
+    int ga = 0, gb = 0;
+    assert_int_equal(join_blocking(g_rt, &a, &ga, sizeof ga), 0);
+    assert_int_equal(join_blocking(other, &b, &gb, sizeof gb), 0);
+    weft_rt_shutdown(other);
+    assert_int_equal(ga, SIGUSR2);
+    assert_int_equal(gb, SIGUSR2);
     assert_hub_idle();
 }
 
@@ -669,6 +696,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         RT(test_signal_wakes_a_waiting_task),
         RT(test_two_waiters_both_see_one_signal),
+        RT(test_waiters_on_two_runtimes_both_see_one_signal),
         RT(test_signal_with_no_waiter_is_seen_by_the_next_wait),
         RT(test_signal_read_for_nobody_is_kept_for_the_next_wait),
         RT(test_dropped_waiter_leaves_the_others_waiting),
