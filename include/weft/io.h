@@ -136,8 +136,9 @@ struct weft_writer {
 /* (see io/udp.c) */
 
 /* ==== signals ================================================================= */
-/* Unix signals as futures (tokio's signal()), through one signalfd that
- * every runtime's reactor watches (io/signal.c).
+/* Unix signals as futures (tokio's signal()), through one signalfd for
+ * the process, watched by the reactor of each runtime that has waiters;
+ * open only while a waiter exists (io/signal.c).
  *
  * The process-wide rule: a signal reaches the signalfd only while it is
  * blocked in every thread; otherwise the kernel delivers it to a thread
@@ -182,11 +183,11 @@ typedef struct weft__sigwaiter {
 } weft__sigwaiter;
 
 /* A future: completes when one of the signals arrives. Output int: the
- * signal number (the lowest, if several came), or -EINVAL (bad signals;
- * a signal not blocked in the polling thread; no current runtime), or
- * -ENOMEM / signalfd's error. Send. Any task, or a
- * future under weft_block_on. The future must not move after its first
- * poll; drop it (weft_future_drop) if it does not complete.
+ * signal number (the lowest, if several came; the others are given back
+ * as on a drop), or -EINVAL (bad signals; a signal not blocked in the
+ * polling thread; no current runtime), or -ENOMEM / signalfd's error.
+ * Send. Any task, or a future under weft_block_on. It must not move after
+ * its first poll; drop it (weft_future_drop) if it does not complete.
  * Cancel safety: nothing is lost. Dropped before its signal came, it
  * took nothing; dropped after (woken, not yet polled), it gives the signal
  * back for the next waiter unless another waiter returned it or holds it. */
