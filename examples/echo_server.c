@@ -133,12 +133,19 @@ static void server_drop(weft_future *f)
     weft_oneshot_tx_drop(&s->stopped);
 }
 
-/* Accept every connection waiting now; false when accept4 says EAGAIN. */
+/* Accept one connection; false when there is none to take now (EAGAIN),
+ * or accept4 failed in a way that retrying at once would not cure (EMFILE:
+ * the connection waits in the backlog until the next one arrives). */
 static bool accept_one(server *s)
 {
     int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return errno != EAGAIN && errno != EWOULDBLOCK; /* e.g. ECONNABORTED: go on */
+    if (fd < 0) {
+        if (errno == ECONNABORTED || errno == EINTR)
+            return true; /* that client gave up: take the next */
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            perror("echo-server: accept");
+        return false;
+    }
     if (weft_wait_group_add(&g_open, 1) != 0) {
         close(fd);
         return true;
