@@ -20,7 +20,8 @@
 
 #include "weft/common.h"
 #include "weft/future.h"
-#include "weft/rt.h" /* weft_join, in the blocking helpers */
+#include "weft/iter.h" /* weft_stream, in the signals */
+#include "weft/rt.h"   /* weft_join, in the blocking helpers */
 
 #ifdef __cplusplus
 extern "C" {
@@ -580,7 +581,84 @@ WEFT_API void weft_udp_recv_from_init(weft_udp_recv *f, weft_udp_socket *s, void
 WEFT_API void weft_udp_recv_init(weft_udp_recv *f, weft_udp_socket *s, void *buf, size_t len);
 
 /* ==== signals ================================================================= */
-/* (see io/signal.c) */
+/* Unix signals as futures (tokio's signal()), through one signalfd for
+ * the process, watched by the reactor of each runtime that has waiters;
+ * open only while a waiter exists (io/signal.c).
+ *
+ * The process-wide rule: a signal reaches the signalfd only while it is
+ * blocked in every thread; otherwise the kernel delivers it to a thread
+ * that has it unblocked (SIGINT's default action ends the process). Block
+ * the signals with weft_signal_block early in main, before any thread is
+ * created: threads inherit the mask, so the runtime's workers and your own
+ * threads keep them blocked. A waiter whose thread has one of its signals
+ * unblocked reports -EINVAL (misuse) rather than wait for nothing.
+ * Send signals to the process (kill(getpid(), sig), or from outside):
+ * raise() and pthread_kill() direct a signal at one thread, and only that
+ * thread could read it.
+ *
+ * Delivery: broadcast. Every waiter present when a signal arrives (joined
+ * by its first poll) sees it, once. A signal that arrives while no waiter
+ * for it exists is kept — once, like the kernel's pending bit, which merges
+ * repeats — and the next waiter for it sees it at its first poll. A waiter
+ * dropped after a signal came for it but before it returned it gives it
+ * back the same way, unless another waiter returned that arrival or still
+ * holds it. Repeats of a signal between two polls of one waiter merge into
+ * one.
+ *
+ * Signal numbers: 1..64, not SIGKILL or SIGSTOP; at most WEFT_SIGNAL_MAX
+ * per waiter. */
+#define WEFT_SIGNAL_MAX 8
+
+/* Block `sigs[0..n)` in the calling thread (pthread_sigmask SIG_BLOCK).
+ * Call it at the top of main, before weft_rt_new and any pthread_create.
+ * 0, -EINVAL (NULL with n > 0, a number out of range, SIGKILL/SIGSTOP),
+ * or pthread_sigmask's error. Any thread. */
+WEFT_API WEFT_NODISCARD int weft_signal_block(const int *sigs, size_t n);
+
+/* One waiter's place in the process-wide signal hub (private). */
+struct weft__sigreg;
+typedef struct weft__sigwaiter {
+    struct weft__sigwaiter *prev_, *next_;
+    struct weft__sigreg *reg_; /* the registration with its reactor */
+    uint64_t set_;             /* bit (sig - 1) per signal waited for */
+    uint64_t got_;             /* arrived, not yet returned */
+    weft_waker waker_;
+    uint32_t state_;
+    int bad_; /* 0, or the number that made the init fail */
+} weft__sigwaiter;
+
+/* A future: completes when one of the signals arrives. Output int: the
+ * signal number (the lowest, if several came; the others are given back
+ * as on a drop), or -EINVAL (bad signals; a signal not blocked in the
+ * polling thread; no current runtime), or -ENOMEM / signalfd's error.
+ * Send. Any task, or a future under weft_block_on. It must not move after
+ * its first poll; drop it (weft_future_drop) if it does not complete.
+ * Cancel safety: nothing is lost. Dropped before its signal came, it
+ * took nothing; dropped after (woken, not yet polled), it gives the signal
+ * back for the next waiter unless another waiter returned it or holds it. */
+typedef struct weft_signal {
+    weft_future base;
+    weft__sigwaiter w_;
+} weft_signal;
+
+/* `sigs[0..n)` are copied; bad input is reported by the first poll. */
+WEFT_API void weft_signal_init(weft_signal *f, const int *sigs, size_t n);
+/* The same for SIGINT alone (tokio's ctrl_c). */
+WEFT_API void weft_ctrl_c_init(weft_signal *f);
+
+/* A stream of int: each arrival of one of the signals is an item (the
+ * signal number). It waits from its first poll_next until it is dropped,
+ * so no arrival between two nexts is missed (repeats before the next poll
+ * merge into one). A bad init yields one item, -EINVAL, then DONE. Send.
+ * Drop it with weft_stream_drop. Cancel safety: as weft_signal; a
+ * pending next that is abandoned loses nothing (the stream keeps what
+ * came). */
+typedef struct weft_signal_stream {
+    weft_stream base;
+    weft__sigwaiter w_;
+} weft_signal_stream;
+
+WEFT_API void weft_signal_stream_init(weft_signal_stream *s, const int *sigs, size_t n);
 
 /* ==== blocking helpers ======================================================== */
 
