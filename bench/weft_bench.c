@@ -15,7 +15,8 @@
  * `weft-bench task_memory` is not one of the timed workloads: it measures
  * what a pending task costs in resident memory and prints bytes_per_task.
  * `weft-bench idle_timers` is not either: it measures what an otherwise
- * idle runtime costs while timers are pending (two 250 ms tickers and one
+ * idle runtime costs while timers are pending and sockets are open (four
+ * registered socketpairs waited on, two 250 ms tickers and one
  * 10 s sleep, for 2 s) and prints cpu_per_wall (CPU seconds used per wall
  * second) and the workers' parks. `weft-bench idle_many` measures what a
  * runtime with many workers costs when it has nothing or almost nothing
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1701,12 +1703,56 @@ static uint64_t total_parks(weft_rt *rt)
     return parks;
 }
 
+/* A task that registers one end of a socketpair and waits for it to be
+ * readable: an open socket the reactor watches for the whole run. */
+typedef struct idle_socket {
+    weft_future base;
+    weft_co co;
+    int fd;
+    weft_io io;
+    weft_io_ready ready;
+    uint32_t bits;
+} idle_socket;
+
+WEFT_ASYNC_FN_WITH_DROP(idle_socket, int)
+{
+    WEFT_FN_BEGIN;
+    if (weft_io_register(&self->io, self->fd) != 0)
+        WEFT_FN_RETURN(-1);
+    weft_io_ready_init(&self->ready, &self->io, WEFT_IO_READ);
+    WEFT_FN_AWAIT(&self->ready, &self->bits);
+    WEFT_FN_RETURN(0);
+    WEFT_FN_END;
+}
+
+static void idle_socket_drop(weft_future *f)
+{
+    idle_socket *self = (idle_socket *)f;
+    weft_co_drop(&self->co);
+    weft_io_deregister(&self->io);
+}
+
+#define IDLE_SOCKETS 4
+
 static int run_idle_timers(weft_rt *rt)
 {
-    weft_join sleeper, tickers[2];
+    weft_join sleeper, tickers[2], sockets[IDLE_SOCKETS];
+    int pairs[IDLE_SOCKETS][2];
+    int nsock = 0;
     weft_sleep *s = &(weft_sleep){ 0 };
     weft_sleep_init(s, WEFT_SEC(10));
     int rc = WEFT_SPAWN(rt, &sleeper, s);
+    /* Open sockets the reactor watches: the idle runtime waits on them
+     * and on the timers in one epoll_wait. */
+    for (; nsock < IDLE_SOCKETS && rc == 0; nsock++) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[nsock]) != 0) {
+            rc = -errno;
+            break;
+        }
+        rc = WEFT_SPAWN(rt, &sockets[nsock],
+                        &(idle_socket){ WEFT_FN_INIT(idle_socket, WEFT_F_SEND),
+                                        .fd = pairs[nsock][0] });
+    }
     for (int i = 0; i < 2 && rc == 0; i++)
         rc = WEFT_SPAWN(rt, &tickers[i], &(ticker){ WEFT_FN_INIT(ticker, WEFT_F_SEND) });
     if (rc != 0) {
@@ -1723,6 +1769,11 @@ static int run_idle_timers(weft_rt *rt)
     double w1 = now_ms(), c1 = cpu_ms();
     uint64_t p1 = total_parks(rt);
     weft_join_cancel(&sleeper);
+    for (int i = 0; i < nsock; i++) {
+        weft_join_cancel(&sockets[i]);
+        close(pairs[i][0]);
+        close(pairs[i][1]);
+    }
     if (rc != 0 || all.status != 0) {
         fprintf(stderr, "weft-bench: idle_timers: %s\n", weft_strerror(rc ? rc : all.status));
         return 1;
