@@ -51,8 +51,11 @@ static const char *run_stage(weft_rt *rt, uint64_t total, size_t n, unsigned ord
     }
     if (!bad && atomic_load(&g_made) != atomic_load(&g_dropped))
         bad = "a job made was not dropped exactly once";
+    /* The bound is never passed; that it is reached is run_abort's check
+     * (its jobs wait, so all n are in flight at once): here jobs finish
+     * while others are spawned, so how many overlap depends on timing. */
     long mx = atomic_load(&g_max_live);
-    if (!bad && (mx > (long)n || (!rt_is_sim(rt) && !stop && total >= 50 && mx != (long)n))) {
+    if (!bad && mx > (long)n) {
         static char why[128];
         snprintf(why, sizeof why, "jobs alive at most %ld, want n = %zu", mx, n);
         bad = why;
