@@ -40,6 +40,7 @@
 
 #include <weft/weft.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1545,6 +1546,348 @@ static int run_pipeline_seq(weft_rt *rt, bench_shared *sh, uint64_t *check)
     return 0;
 }
 
+/* ---- W13 tcp_echo, W14 tcp_stream ---------------------------------------------------- */
+
+#define ECHO_CLIENTS 50u             /* W13 */
+#define ECHO_MSGS 10000u             /* W13: round trips per client */
+#define ECHO_MSG_LEN 64u             /* W13 */
+#define STREAM_CONNS 4u              /* W14 */
+#define STREAM_BYTES (64u << 20)     /* W14: bytes per connection */
+#define STREAM_CHUNK 16384u          /* W14: bytes per write */
+#define STREAM_PERIOD 251u           /* W14: byte i = (i * 131 + conn) mod 251 */
+#define ECHO_BUF 65536u              /* the server's copy buffer: one recv takes what
+                                      * the socket holds, up to a pipe's worth (what
+                                      * one splice moves in Go's server) */
+
+/* One W14 client connection: its stream, shared by a writer task and a
+ * reader task; the last of the two to finish closes it. */
+typedef struct tcp_conn {
+    weft_tcp_stream s;
+    atomic_uint refs;
+    unsigned index;
+} tcp_conn;
+
+/* What the W13/W14 tasks share. The listener, the port and the streams
+ * are written before the tasks that read them are spawned; `bytes` counts
+ * what the clients got back and checked; the last client to finish
+ * publishes it through `cd` (a failure publishes its error at once). */
+typedef struct tcp_shared {
+    weft_tcp_listener l;
+    uint16_t port;
+    unsigned conns; /* connections the acceptor takes */
+    bool stream;    /* W14 (else W13) */
+    atomic_uint_fast64_t bytes;
+    countdown cd;
+    tcp_conn conn[STREAM_CONNS];
+    /* W14's pattern, one row per connection: row c at offset i % 251 is
+     * the next STREAM_CHUNK bytes from stream offset i. */
+    unsigned char pat[STREAM_CONNS][STREAM_CHUNK + STREAM_PERIOD];
+} tcp_shared;
+
+static tcp_shared g_tcp;
+
+static void tcp_fail(int rc)
+{
+    signal_set(&g_tcp.cd.done, 0, rc);
+}
+
+/* The server's side of a connection: echoes everything until the client
+ * closes its write side, then closes. The copy buffer is allocated, not
+ * part of the future: spawning copies the future, and a 64 KiB member
+ * would be written (made resident) whole for every connection, where
+ * W13's 64-byte messages touch only its first page. */
+typedef struct echo_conn {
+    weft_future base;
+    weft_co co;
+    weft_tcp_stream s;
+    int64_t n;
+    unsigned char *buf;
+    weft_copy cp;
+} echo_conn;
+
+static void echo_conn_drop(weft_future *f)
+{
+    echo_conn *self = (echo_conn *)f;
+    weft_co_drop(&self->co);
+    weft_tcp_stream_close(&self->s);
+    free(self->buf);
+}
+
+WEFT_ASYNC_FN_VOID_WITH_DROP(echo_conn)
+{
+    WEFT_FN_BEGIN;
+    self->buf = malloc(ECHO_BUF);
+    if (!self->buf) {
+        tcp_fail(-ENOMEM);
+        weft_tcp_stream_close(&self->s);
+        WEFT_FN_RETURN_VOID;
+    }
+    weft_copy_init(&self->cp, &self->s.reader, &self->s.writer, self->buf, ECHO_BUF);
+    WEFT_FN_AWAIT(&self->cp, &self->n);
+    if (self->n < 0)
+        tcp_fail((int)self->n);
+    weft_tcp_stream_close(&self->s);
+    free(self->buf);
+    self->buf = NULL;
+    WEFT_FN_END;
+}
+
+/* Accepts g_tcp.conns connections, a task for each, then closes the
+ * listener. */
+typedef struct tcp_acceptor {
+    weft_future base;
+    weft_co co;
+    unsigned i;
+    int rc;
+    weft_tcp_stream s;
+    weft_tcp_accept a;
+} tcp_acceptor;
+
+WEFT_ASYNC_FN_VOID(tcp_acceptor)
+{
+    WEFT_FN_BEGIN;
+    for (self->i = 0; self->i < g_tcp.conns; self->i++) {
+        weft_tcp_accept_init(&self->a, &g_tcp.l, &self->s);
+        WEFT_FN_AWAIT(&self->a, &self->rc);
+        if (self->rc == 0)
+            self->rc = weft_tcp_stream_set_nodelay(&self->s, true);
+        if (self->rc == 0)
+            self->rc = WEFT_SPAWN(NULL, NULL,
+                                  &(echo_conn){ WEFT_FN_INIT(echo_conn, WEFT_F_SEND),
+                                                .s = self->s });
+        if (self->rc != 0) {
+            tcp_fail(self->rc);
+            break;
+        }
+    }
+    if (weft_tcp_listener_close(&g_tcp.l) != 0)
+        tcp_fail(-EBUSY);
+    WEFT_FN_END;
+}
+
+/* W13's client: 10,000 round trips of a 64-byte message, each echo read
+ * in full and compared before the next message goes. */
+typedef struct echo_client {
+    weft_future base;
+    weft_co co;
+    unsigned id, i;
+    int rc;
+    weft_tcp_stream s;
+    union {
+        weft_tcp_connect c;
+        weft_write_all w;
+        weft_read_exact r;
+    } op;
+    unsigned char out[ECHO_MSG_LEN], in[ECHO_MSG_LEN];
+} echo_client;
+
+static void echo_client_drop(weft_future *f)
+{
+    echo_client *self = (echo_client *)f;
+    weft_co_drop(&self->co);
+    weft_tcp_stream_close(&self->s); /* a stream never opened is left alone */
+}
+
+WEFT_ASYNC_FN_VOID_WITH_DROP(echo_client)
+{
+    WEFT_FN_BEGIN;
+    weft_tcp_connect_ip_init(&self->op.c, &self->s, "127.0.0.1", g_tcp.port);
+    WEFT_FN_AWAIT(&self->op.c, &self->rc);
+    if (self->rc == 0)
+        self->rc = weft_tcp_stream_set_nodelay(&self->s, true);
+    for (self->i = 0; self->i < ECHO_MSGS && self->rc == 0; self->i++) {
+        memset(self->out, (int)(self->id * 7 + self->i), sizeof self->out);
+        weft_write_all_init(&self->op.w, &self->s.writer, self->out, sizeof self->out);
+        WEFT_FN_AWAIT(&self->op.w, &self->rc);
+        if (self->rc != 0)
+            break;
+        weft_read_exact_init(&self->op.r, &self->s.reader, self->in, sizeof self->in);
+        WEFT_FN_AWAIT(&self->op.r, &self->rc);
+        if (self->rc == 0 && memcmp(self->in, self->out, sizeof self->in) != 0)
+            self->rc = -EPROTO;
+        if (self->rc == 0)
+            atomic_fetch_add_explicit(&g_tcp.bytes, sizeof self->in, memory_order_relaxed);
+    }
+    weft_tcp_stream_close(&self->s);
+    if (self->rc != 0)
+        tcp_fail(self->rc);
+    else if (atomic_fetch_sub_explicit(&g_tcp.cd.remaining, 1, memory_order_acq_rel) == 1)
+        /* AcqRel: the last client acquires every other client's count. */
+        signal_set(&g_tcp.cd.done, atomic_load_explicit(&g_tcp.bytes, memory_order_relaxed), 0);
+    WEFT_FN_END;
+}
+
+static void tcp_conn_release(tcp_conn *c)
+{
+    /* AcqRel: the closer acquires the other task's last use of the stream. */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        weft_tcp_stream_close(&c->s);
+}
+
+/* W14's reader: checks the echo byte for byte until end of stream. */
+typedef struct stream_reader {
+    weft_future base;
+    weft_co co;
+    tcp_conn *c;
+    uint64_t pos;
+    int64_t n;
+    bool released;
+    weft_read r;
+    unsigned char buf[STREAM_CHUNK];
+} stream_reader;
+
+static void stream_reader_drop(weft_future *f)
+{
+    stream_reader *self = (stream_reader *)f;
+    weft_co_drop(&self->co);
+    if (!self->released)
+        tcp_conn_release(self->c);
+}
+
+WEFT_ASYNC_FN_VOID_WITH_DROP(stream_reader)
+{
+    WEFT_FN_BEGIN;
+    for (;;) {
+        weft_read_init(&self->r, &self->c->s.reader, self->buf, sizeof self->buf);
+        WEFT_FN_AWAIT(&self->r, &self->n);
+        if (self->n <= 0)
+            break;
+        if (memcmp(self->buf, &g_tcp.pat[self->c->index][self->pos % STREAM_PERIOD],
+                   (size_t)self->n) != 0) {
+            self->n = -EPROTO;
+            break;
+        }
+        self->pos += (uint64_t)self->n;
+    }
+    self->released = true;
+    tcp_conn_release(self->c);
+    if (self->n < 0 || self->pos != STREAM_BYTES) {
+        tcp_fail(self->n < 0 ? (int)self->n : -EPROTO);
+    } else {
+        atomic_fetch_add_explicit(&g_tcp.bytes, self->pos, memory_order_relaxed);
+        if (atomic_fetch_sub_explicit(&g_tcp.cd.remaining, 1, memory_order_acq_rel) == 1)
+            signal_set(&g_tcp.cd.done,
+                       atomic_load_explicit(&g_tcp.bytes, memory_order_relaxed), 0);
+    }
+    WEFT_FN_END;
+}
+
+/* W14's writer: connects, starts the reader, streams STREAM_BYTES in
+ * STREAM_CHUNK writes, then shuts its write side (the server then ends
+ * its echo, and the reader sees end of stream). */
+typedef struct stream_writer {
+    weft_future base;
+    weft_co co;
+    tcp_conn *c;
+    uint64_t pos;
+    int rc;
+    bool released;
+    union {
+        weft_tcp_connect c;
+        weft_write_all w;
+    } op;
+} stream_writer;
+
+static void stream_writer_drop(weft_future *f)
+{
+    stream_writer *self = (stream_writer *)f;
+    weft_co_drop(&self->co);
+    if (!self->released)
+        tcp_conn_release(self->c);
+}
+
+WEFT_ASYNC_FN_VOID_WITH_DROP(stream_writer)
+{
+    WEFT_FN_BEGIN;
+    weft_tcp_connect_ip_init(&self->op.c, &self->c->s, "127.0.0.1", g_tcp.port);
+    WEFT_FN_AWAIT(&self->op.c, &self->rc);
+    if (self->rc == 0)
+        self->rc = weft_tcp_stream_set_nodelay(&self->c->s, true);
+    if (self->rc == 0) {
+        atomic_fetch_add_explicit(&self->c->refs, 1, memory_order_relaxed);
+        self->rc = WEFT_SPAWN(NULL, NULL,
+                              &(stream_reader){ WEFT_FN_INIT(stream_reader, WEFT_F_SEND),
+                                                .c = self->c });
+        if (self->rc != 0)
+            atomic_fetch_sub_explicit(&self->c->refs, 1, memory_order_relaxed);
+    }
+    for (self->pos = 0; self->pos < STREAM_BYTES && self->rc == 0; self->pos += STREAM_CHUNK) {
+        weft_write_all_init(&self->op.w, &self->c->s.writer,
+                            &g_tcp.pat[self->c->index][self->pos % STREAM_PERIOD],
+                            STREAM_CHUNK);
+        WEFT_FN_AWAIT(&self->op.w, &self->rc);
+    }
+    if (self->rc == 0)
+        self->rc = weft_tcp_stream_shutdown_write(&self->c->s);
+    self->released = true;
+    tcp_conn_release(self->c);
+    if (self->rc != 0)
+        tcp_fail(self->rc);
+    WEFT_FN_END;
+}
+
+/* The root task: binds the listener (on a worker, where the reactor is),
+ * starts the acceptor, then the clients. */
+static void tcp_root(void *arg, void *out)
+{
+    (void)arg, (void)out;
+    int rc = weft_tcp_listen_ip(&g_tcp.l, "127.0.0.1", 0, 0);
+    if (rc == 0) {
+        int port = weft_tcp_listener_port(&g_tcp.l);
+        rc = port < 0 ? port : 0;
+        g_tcp.port = (uint16_t)port;
+    }
+    if (rc == 0)
+        rc = WEFT_SPAWN(NULL, NULL, &(tcp_acceptor){ WEFT_FN_INIT(tcp_acceptor, WEFT_F_SEND) });
+    for (unsigned i = 0; i < g_tcp.conns && rc == 0; i++) {
+        if (g_tcp.stream) {
+            tcp_conn *c = &g_tcp.conn[i];
+            atomic_init(&c->refs, 1);
+            c->index = i;
+            rc = WEFT_SPAWN(NULL, NULL, &(stream_writer){ WEFT_FN_INIT(stream_writer, WEFT_F_SEND),
+                                                          .c = c });
+        } else {
+            rc = WEFT_SPAWN(NULL, NULL, &(echo_client){ WEFT_FN_INIT(echo_client, WEFT_F_SEND),
+                                                        .id = i });
+        }
+    }
+    if (rc != 0)
+        tcp_fail(rc);
+}
+
+static void tcp_pattern_init(void)
+{
+    for (unsigned c = 0; c < STREAM_CONNS; c++)
+        for (unsigned k = 0; k < STREAM_CHUNK + STREAM_PERIOD; k++)
+            g_tcp.pat[c][k] = (unsigned char)((k * 131u + c) % STREAM_PERIOD);
+}
+
+static int run_tcp(weft_rt *rt, bool stream, uint64_t *check)
+{
+    g_tcp.stream = stream;
+    g_tcp.conns = stream ? STREAM_CONNS : ECHO_CLIENTS;
+    if (stream)
+        tcp_pattern_init();
+    atomic_init(&g_tcp.bytes, 0);
+    countdown_init(&g_tcp.cd, g_tcp.conns);
+    int rc = weft_spawn_fn(rt, tcp_root, &(char){ 0 }, 0, NULL);
+    if (rc == 0)
+        rc = signal_block_on(rt, &g_tcp.cd.done, check);
+    return rc;
+}
+
+static int run_tcp_echo(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)sh;
+    return run_tcp(rt, false, check);
+}
+
+static int run_tcp_stream(weft_rt *rt, bench_shared *sh, uint64_t *check)
+{
+    (void)sh;
+    return run_tcp(rt, true, check);
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 typedef int workload_fn(weft_rt *rt, bench_shared *sh, uint64_t *check);
@@ -1571,6 +1914,8 @@ static const struct workload {
     { "iter_overhead", run_iter_overhead }, /* combinator cost per item */
     { "pipeline", run_pipeline },           /* W10 */
     { "pipeline_seq", run_pipeline_seq },   /* W10, sequential baseline */
+    { "tcp_echo", run_tcp_echo },           /* W13 */
+    { "tcp_stream", run_tcp_stream },       /* W14 */
 };
 
 static double now_ms(void)
@@ -2479,6 +2824,8 @@ int main(int argc, char **argv)
         signal_fini(&g_mx.done);
         weft_mutex_fini(&g_mx.m);
     }
+    if (w && (w->run == run_tcp_echo || w->run == run_tcp_stream))
+        signal_fini(&g_tcp.cd.done);
     weft_atomic_waker_fini(&g_pp.ping.waker);
     weft_atomic_waker_fini(&g_pp.pong.waker);
     if (memory && status == 0) {

@@ -4,7 +4,9 @@
  *
  * Every operation follows the reactor's pattern: try the syscall; on
  * EAGAIN clear the readiness it acted on and wait for the next (weft__io_again,
- * below). A socket is registered once, when it is made (bind, accept,
+ * below). Stream reads and writes take that readiness before the syscall
+ * (stream_io_snapshot), skip the syscall while none is announced, and
+ * clear it after a short transfer, as tokio does. A socket is registered once, when it is made (bind, accept,
  * connect), with the reactor of the runtime current then.
  *
  * Nothing leaves the kernel except in the poll that returns it: an accept
@@ -80,6 +82,25 @@ static int port_of(const struct sockaddr_storage *ss)
 
 /* ---- the stream: reader and writer ops ------------------------------------------ */
 
+/* Before a read (d 0) or a write (d 1): take the readiness the syscall
+ * runs under into io->seen_[d], so that an EAGAIN (weft__io_again) or a
+ * short transfer clears exactly that readiness and no newer event's (the
+ * tick says which). If no event announced the direction since it was
+ * last cleared, the syscall could only say EAGAIN: register the waker
+ * instead (weft_io_poll_ready looks again after registering, and records
+ * what it saw in seen_). true: go ahead with the syscall; false: PENDING,
+ * with a wake arranged. */
+static bool stream_io_snapshot(weft_io *io, weft_cx *cx, unsigned d)
+{
+    uint32_t mask = d ? WEFT__IO_WRITE_MASK : WEFT__IO_READ_MASK;
+    /* Acquire: pairs with dispatch's release, as in weft__sio_poll_ready. */
+    uint64_t cur = weft_atomic_load_acquire(&io->sio_->ready);
+    if (!(cur & mask))
+        return weft_io_poll_ready(io, cx, d ? WEFT_IO_WRITE : WEFT_IO_READ) != 0;
+    io->seen_[d] = cur;
+    return true;
+}
+
 static weft_poll stream_poll_read(weft_reader *r, weft_cx *cx, void *buf, size_t len,
                                   int64_t *res)
 {
@@ -96,8 +117,15 @@ static weft_poll stream_poll_read(weft_reader *r, weft_cx *cx, void *buf, size_t
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     for (;;) {
+        if (!stream_io_snapshot(&s->io_, cx, 0))
+            return WEFT_PENDING;
         ssize_t n = recv(s->io_.fd, buf, len, 0);
         if (n >= 0) {
+            /* A short read emptied the receive queue: the next read waits
+             * for the next event instead of asking the kernel for an
+             * EAGAIN. */
+            if (n > 0 && (size_t)n < len)
+                weft__sio_clear(s->io_.sio_, s->io_.seen_[0], WEFT_IO_READABLE);
             *res = n;
             return WEFT_READY;
         }
@@ -133,8 +161,14 @@ static weft_poll stream_poll_write(weft_writer *w, weft_cx *cx, const void *buf,
     if (!weft_coop_proceed(cx))
         return WEFT_PENDING;
     for (;;) {
+        if (!stream_io_snapshot(&s->io_, cx, 1))
+            return WEFT_PENDING;
         ssize_t n = send(s->io_.fd, buf, len, MSG_NOSIGNAL);
         if (n >= 0) {
+            /* A short write filled the send buffer (as a short read
+             * emptied the receive queue, above). */
+            if (n > 0 && (size_t)n < len)
+                weft__sio_clear(s->io_.sio_, s->io_.seen_[1], WEFT_IO_WRITABLE);
             *res = n;
             return WEFT_READY;
         }

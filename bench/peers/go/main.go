@@ -2,7 +2,7 @@
 //
 // Usage: go-bench <workload> [--workers N]
 //
-// Every workload is the one defined in the benchmark spec (W1..W12, W15),
+// Every workload is the one defined in the benchmark spec (W1..W15),
 // written the way a Go programmer would write it: goroutines, buffered channels,
 // select, sync.WaitGroup and time.Sleep. GOMAXPROCS is set to N. The process
 // prints exactly two lines: elapsed_ms=<float> (timed from just before the
@@ -14,7 +14,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"sort"
@@ -417,6 +420,145 @@ func broadcast() string {
 	return strconv.FormatUint(total, 10)
 }
 
+const (
+	echoClients  = 50
+	echoMsgs     = 10_000
+	echoMsgLen   = 64
+	streamConns  = 4
+	streamBytes  = 64 << 20
+	streamChunk  = 16 * 1024
+	streamPeriod = 251
+)
+
+// echoServer is the server of W13 and W14: a listener on 127.0.0.1
+// (ephemeral port) accepting conns connections, a goroutine per connection
+// copying what it reads back until the peer closes its write side.
+func echoServer(conns int) net.Addr {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		defer ln.Close()
+		for i := 0; i < conns; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				panic(err)
+			}
+			c.(*net.TCPConn).SetNoDelay(true)
+			go func(c net.Conn) {
+				defer c.Close()
+				if _, err := io.Copy(c, c); err != nil {
+					panic(err)
+				}
+			}(c)
+		}
+	}()
+	return ln.Addr()
+}
+
+// W13: 50 clients, each 10,000 round trips of a 64-byte message, reading the
+// full echo before sending the next. Check: bytes echoed.
+func tcpEcho() string {
+	addr := echoServer(echoClients).String()
+	var total atomic.Uint64
+	var wg sync.WaitGroup
+	for id := 0; id < echoClients; id++ {
+		wg.Add(1)
+		go func(id int) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				panic(err)
+			}
+			defer c.Close()
+			c.(*net.TCPConn).SetNoDelay(true) // Go's default, set to be explicit
+			out := make([]byte, echoMsgLen)
+			in := make([]byte, echoMsgLen)
+			for i := 0; i < echoMsgs; i++ {
+				for k := range out {
+					out[k] = byte(id*7 + i)
+				}
+				if _, err := c.Write(out); err != nil {
+					panic(err)
+				}
+				if _, err := io.ReadFull(c, in); err != nil {
+					panic(err)
+				}
+				if !bytes.Equal(in, out) {
+					panic("echo differs")
+				}
+				total.Add(echoMsgLen)
+			}
+		}(id)
+	}
+	wg.Wait()
+	return strconv.FormatUint(total.Load(), 10)
+}
+
+// W14: 4 connections, each with a writer goroutine streaming 64 MiB in
+// 16 KiB writes and a reader goroutine checking the echo byte for byte.
+// Check: bytes verified.
+func tcpStream() string {
+	addr := echoServer(streamConns).String()
+	var total atomic.Uint64
+	var wg sync.WaitGroup
+	for conn := 0; conn < streamConns; conn++ {
+		// byte k = (k*131 + conn) mod 251; the slice from (i mod 251)
+		// covers one chunk.
+		pat := make([]byte, streamChunk+streamPeriod)
+		for k := range pat {
+			pat[k] = byte((k*131 + conn) % streamPeriod)
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			panic(err)
+		}
+		tc := c.(*net.TCPConn)
+		tc.SetNoDelay(true)
+		go func() {
+			for pos := 0; pos < streamBytes; pos += streamChunk {
+				off := pos % streamPeriod
+				if _, err := tc.Write(pat[off : off+streamChunk]); err != nil {
+					panic(err)
+				}
+			}
+			if err := tc.CloseWrite(); err != nil {
+				panic(err)
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer tc.Close()
+			buf := make([]byte, streamChunk)
+			pos := 0
+			for {
+				n, err := tc.Read(buf)
+				if n > 0 {
+					off := pos % streamPeriod
+					if !bytes.Equal(buf[:n], pat[off:off+n]) {
+						panic("stream differs")
+					}
+					pos += n
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					panic(err)
+				}
+			}
+			if pos != streamBytes {
+				panic("stream ended early")
+			}
+			total.Add(uint64(pos))
+		}()
+	}
+	wg.Wait()
+	return strconv.FormatUint(total.Load(), 10)
+}
+
 var workloads = map[string]func() string{
 	"spawn_many":       spawnMany,
 	"spawn_remote":     spawnRemote,
@@ -433,6 +575,8 @@ var workloads = map[string]func() string{
 	"timers":           timers,
 	"mutex_contended":  mutexContended,
 	"broadcast":        broadcast,
+	"tcp_echo":         tcpEcho,
+	"tcp_stream":       tcpStream,
 }
 
 func usage() {

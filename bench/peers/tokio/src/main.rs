@@ -2,7 +2,7 @@
 //!
 //! Usage: `tokio-bench <workload> [--workers N]`
 //!
-//! Every workload is the one defined in the benchmark spec (W1..W12, W15),
+//! Every workload is the one defined in the benchmark spec (W1..W15),
 //! written the way a tokio user would write it. The process prints exactly
 //! two lines: `elapsed_ms=<float>` (timed from just before the workload
 //! starts to its end; building the runtime is not timed) and
@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -42,6 +44,13 @@ const MUTEX_LOCKS_PER_TASK: u64 = 10_000;
 const BROADCAST_RECEIVERS: usize = 8;
 const BROADCAST_ITEMS: u64 = 1_000_000;
 const BROADCAST_CAP: usize = 1024;
+const ECHO_CLIENTS: usize = 50;
+const ECHO_MSGS: usize = 10_000;
+const ECHO_MSG_LEN: usize = 64;
+const STREAM_CONNS: usize = 4;
+const STREAM_BYTES: usize = 64 << 20;
+const STREAM_CHUNK: usize = 16 * 1024;
+const STREAM_PERIOD: usize = 251;
 
 /// The CPU-bound step of W10: 2,000 rounds of xorshift + multiply.
 #[inline(never)]
@@ -399,6 +408,112 @@ fn broadcast(rt: &Runtime) -> String {
     total.to_string()
 }
 
+/// The echo server of W13 and W14: a listener on 127.0.0.1 (ephemeral
+/// port) accepting `conns` connections, a task per connection copying
+/// what it reads back to the peer until the peer closes its write side.
+async fn echo_server(conns: usize) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for _ in 0..conns {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            sock.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = sock.split();
+                tokio::io::copy(&mut rd, &mut wr).await.unwrap();
+            });
+        }
+    });
+    addr
+}
+
+/// W13: 50 clients, each 10,000 round trips of a 64-byte message, reading
+/// the full echo before sending the next. Check: bytes echoed.
+fn tcp_echo(rt: &Runtime) -> String {
+    let total = rt.block_on(async {
+        let addr = echo_server(ECHO_CLIENTS).await;
+        let mut clients = Vec::with_capacity(ECHO_CLIENTS);
+        for id in 0..ECHO_CLIENTS {
+            clients.push(tokio::spawn(async move {
+                let mut sock = TcpStream::connect(addr).await.unwrap();
+                sock.set_nodelay(true).unwrap();
+                let mut out = [0u8; ECHO_MSG_LEN];
+                let mut inb = [0u8; ECHO_MSG_LEN];
+                let mut echoed = 0u64;
+                for i in 0..ECHO_MSGS {
+                    out.fill((id * 7 + i) as u8);
+                    sock.write_all(&out).await.unwrap();
+                    sock.read_exact(&mut inb).await.unwrap();
+                    assert_eq!(inb, out, "echo differs");
+                    echoed += ECHO_MSG_LEN as u64;
+                }
+                echoed
+            }));
+        }
+        let mut total = 0u64;
+        for c in clients {
+            total += c.await.unwrap();
+        }
+        total
+    });
+    total.to_string()
+}
+
+/// W14's pattern for connection `conn`: byte k = (k * 131 + conn) mod 251,
+/// long enough that the slice from (i mod 251) covers one chunk.
+fn stream_pattern(conn: usize) -> Vec<u8> {
+    (0..STREAM_CHUNK + STREAM_PERIOD)
+        .map(|k| ((k * 131 + conn) % STREAM_PERIOD) as u8)
+        .collect()
+}
+
+/// W14: 4 connections, each with a writer task streaming 64 MiB in 16 KiB
+/// writes and a reader task checking the echo byte for byte. Check: bytes
+/// verified.
+fn tcp_stream(rt: &Runtime) -> String {
+    let total = rt.block_on(async {
+        let addr = echo_server(STREAM_CONNS).await;
+        let mut readers = Vec::with_capacity(STREAM_CONNS);
+        for conn in 0..STREAM_CONNS {
+            let pat = Arc::new(stream_pattern(conn));
+            let sock = TcpStream::connect(addr).await.unwrap();
+            sock.set_nodelay(true).unwrap();
+            let (mut rd, mut wr) = sock.into_split();
+            let wpat = pat.clone();
+            tokio::spawn(async move {
+                let mut pos = 0;
+                while pos < STREAM_BYTES {
+                    let off = pos % STREAM_PERIOD;
+                    wr.write_all(&wpat[off..off + STREAM_CHUNK]).await.unwrap();
+                    pos += STREAM_CHUNK;
+                }
+                wr.shutdown().await.unwrap();
+            });
+            readers.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; STREAM_CHUNK];
+                let mut pos = 0usize;
+                loop {
+                    let n = rd.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    let off = pos % STREAM_PERIOD;
+                    assert!(buf[..n] == pat[off..off + n], "stream differs");
+                    pos += n;
+                }
+                assert_eq!(pos, STREAM_BYTES, "stream ended early");
+                pos as u64
+            }));
+        }
+        let mut total = 0u64;
+        for r in readers {
+            total += r.await.unwrap();
+        }
+        total
+    });
+    total.to_string()
+}
+
 const WORKLOADS: &[&str] = &[
     "spawn_many",
     "spawn_remote",
@@ -414,6 +529,8 @@ const WORKLOADS: &[&str] = &[
     "timers",
     "mutex_contended",
     "broadcast",
+    "tcp_echo",
+    "tcp_stream",
 ];
 
 fn usage() -> ! {
@@ -456,6 +573,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_time()
+        .enable_io()
         .build()
         .expect("building the tokio runtime");
 
@@ -475,6 +593,8 @@ fn main() {
         "timers" => timers(&rt),
         "mutex_contended" => mutex_contended(&rt),
         "broadcast" => broadcast(&rt),
+        "tcp_echo" => tcp_echo(&rt),
+        "tcp_stream" => tcp_stream(&rt),
         _ => unreachable!(),
     };
     let elapsed = start.elapsed();
