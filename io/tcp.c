@@ -6,8 +6,9 @@
  * EAGAIN clear the readiness it acted on and wait for the next (weft__io_again,
  * below). Stream reads and writes take that readiness before the syscall
  * (stream_io_snapshot), skip the syscall while none is announced, and
- * clear it after a short transfer, as tokio does. A socket is registered once, when it is made (bind, accept,
- * connect), with the reactor of the runtime current then.
+ * clear it after a short transfer, as tokio does. A socket is registered
+ * once, when it is made (bind, accept, connect), with the reactor of the
+ * runtime current then.
  *
  * Nothing leaves the kernel except in the poll that returns it: an accept
  * takes a connection from the backlog only in the poll that completes
