@@ -211,7 +211,9 @@ void weft__reactor_dispatch(weft__reactor *r)
         if (bits & WEFT__IO_WRITE_MASK)
             weft_atomic_waker_wake(&s->wr);
     }
-    weft_atomic_store_relaxed(&r->dispatched, weft_atomic_load_relaxed(&r->dispatched) + (uint64_t)n);
+    /* Relaxed load + store: only the role holder writes the counter. */
+    weft_atomic_store_relaxed(&r->dispatched,
+                              weft_atomic_load_relaxed(&r->dispatched) + (uint64_t)n);
     free_list(r->freeing);
     r->freeing = NULL;
 }
