@@ -32,8 +32,14 @@
  *    close (a reset: the server's read or write fails with -ECONNRESET or
  *    -EPIPE and its task must end and close);
  *  - timeout (tasks only): every read runs under an owning weft_timeout of
- *    0-50 us or 0.2-2 ms; when one fires the client closes at once.
- * Besides, a foreign thread aborts random client tasks
+ *    0-50 us or 0.2-2 ms; when one fires the client closes at once, or
+ *    (half the time, up to MAX_RETRIES per connection) reads on: a
+ *    dropped read loses nothing, so the echo must go on at the right
+ *    offset.
+ * A client task reads with weft_read, or (a third of its reads) with
+ * weft_read_exact of what is outstanding; a read_exact dropped by its
+ * timeout or by an abort has read `done` bytes, which are checked and
+ * counted. Besides, a foreign thread aborts random client tasks
  * (stress_abort_at_random), dropping them with a connect, a write_all or a
  * read pending; the drop closes the stream.
  *
@@ -95,6 +101,7 @@
 #define MIN_WINDOW 4096
 #define MAX_WINDOW (48 * 1024)
 #define MAX_ABORTS 10
+#define MAX_RETRIES 64 /* timed-out reads a connection reads on after */
 #define KEY_BYTES 8
 /* How long the server's connections may take to end once every client is
  * gone before the round reports them leaked. */
@@ -164,7 +171,7 @@ static struct {
 
     stress_counter conns, completed, connect_drops, foreign_conns, bytes_sent, bytes_received,
         srv_conns, srv_unmatched, srv_copy, srv_read, srv_written, resets, half_closes, aborts,
-        client_drops, timeouts, task_aborts, lost;
+        client_drops, timeouts, timeouts_retried, exact_drops, task_aborts, lost;
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 /* ---- content --------------------------------------------------------------------- */
@@ -528,7 +535,8 @@ typedef struct client {
     unsigned idx, i, k;
     const plan *p; /* conn k's */
     uint64_t rng;
-    bool open, shut;
+    bool open, shut, exact;
+    unsigned retries; /* timeouts read on after, this connection */
     int rc;
     int64_t n;
     uint64_t sent, recvd;
@@ -537,6 +545,7 @@ typedef struct client {
     weft_tcp_connect c;
     weft_write_all wa;
     weft_read rd;
+    weft_read_exact rx;
     weft_timeout to;
     unsigned char out[MAX_CHUNK], in[MAX_CHUNK];
 } client;
@@ -572,11 +581,20 @@ static void client_drop(weft_future *f)
     /* A write_all dropped pending took wa.done bytes. */
     if (self->co.awaiting == &self->wa.base)
         self->sent += self->wa.done;
+    /* A read_exact dropped pending (alone or in its timeout) read
+     * rx.done bytes into `in`: they count, and must be right. */
+    bool exact = self->exact && (self->co.awaiting == &self->rx.base ||
+                                 self->co.awaiting == &self->to.base);
     bool connecting = self->co.awaiting == &self->c.base;
     weft_co_drop(&self->co); /* a pending connect closes its socket */
     if (connecting) {
         g.crec[self->k].state = C_CONNECTING;
         stress_count(&g.connect_drops);
+    }
+    if (exact && self->rx.done > 0) {
+        check_echo(self->k, self->sent, self->recvd, self->in, self->rx.done, "dropped client");
+        self->recvd += self->rx.done;
+        stress_count(&g.exact_drops);
     }
     if (self->open) {
         weft_tcp_stream_close(&self->s);
@@ -603,6 +621,7 @@ WEFT_ASYNC_FN_WITH_DROP(client, uint64_t)
                       weft_strerror(self->rc));
         self->open = true;
         self->shut = false;
+        self->retries = 0;
         self->sent = self->recvd = 0;
         g.crec[self->k].state = C_OPEN;
         stress_count(&g.conns);
@@ -646,26 +665,65 @@ WEFT_ASYNC_FN_WITH_DROP(client, uint64_t)
             }
             if (self->recvd == self->p->total && !self->p->half)
                 break; /* the whole echo */
-            /* Read some (in a half-close, past the whole echo: the end). */
-            weft_read_init(&self->rd, &self->s.reader, self->in,
-                           1 + rng_next32(&self->rng) % MAX_CHUNK);
-            if (self->p->mode == MODE_TIMEOUT) {
+            /* Read some (in a half-close, past the whole echo: the end), or
+             * exactly what is outstanding (up to a buffer) with read_exact. */
+            self->exact = self->sent > self->recvd && rng_next32(&self->rng) % 3 == 0;
+            if (self->exact) {
+                self->chunk = (size_t)(self->sent - self->recvd);
+                if (self->chunk > MAX_CHUNK)
+                    self->chunk = MAX_CHUNK;
+                weft_read_exact_init(&self->rx, &self->s.reader, self->in, self->chunk);
+            } else {
+                weft_read_init(&self->rd, &self->s.reader, self->in,
+                               1 + rng_next32(&self->rng) % MAX_CHUNK);
+            }
+            self->to.status = 0;
+            if (self->p->mode != MODE_TIMEOUT) {
+                if (self->exact)
+                    WEFT_FN_AWAIT(&self->rx, &self->rc);
+                else
+                    WEFT_FN_AWAIT(&self->rd, &self->n);
+            } else {
                 weft_duration d = self->p->short_timeouts
                                       ? WEFT_US(rng_next32(&self->rng) % 51)
                                       : WEFT_US(200 + rng_next32(&self->rng) % 1801);
-                STRESS_ENSURE(weft_timeout_init(&self->to, &self->rd.base, d) == 0,
+                STRESS_ENSURE(weft_timeout_init(&self->to, self->exact ? &self->rx.base
+                                                                       : &self->rd.base,
+                                                d) == 0,
                               "timeout_init");
-                WEFT_FN_AWAIT(&self->to, &self->n);
-                if (self->to.status == -ETIMEDOUT) {
-                    weft_tcp_stream_close(&self->s);
-                    self->open = false;
-                    client_end(self->k, C_TIMED_OUT, self->sent, self->recvd);
-                    stress_count(&g.timeouts);
-                    break;
-                }
-            } else {
-                WEFT_FN_AWAIT(&self->rd, &self->n);
+                if (self->exact)
+                    WEFT_FN_AWAIT(&self->to, &self->rc);
+                else
+                    WEFT_FN_AWAIT(&self->to, &self->n);
             }
+            if (self->exact) {
+                /* Whatever happened, buf[0, done) holds what it read. */
+                STRESS_ENSURE(self->rc == 0 || self->to.status == -ETIMEDOUT,
+                              "client conn %u: read_exact: %d (%zu of %zu)", self->k, self->rc,
+                              self->rx.done, self->chunk);
+                STRESS_ENSURE(self->to.status != 0 || self->rx.done == self->chunk,
+                              "client conn %u: read_exact done %zu of %zu", self->k,
+                              self->rx.done, self->chunk);
+                self->n = (int64_t)self->rx.done;
+                check_echo(self->k, self->sent, self->recvd, self->in, (size_t)self->n,
+                           "client");
+                self->recvd += (uint64_t)self->n;
+            }
+            if (self->to.status == -ETIMEDOUT) {
+                stress_count(&g.timeouts);
+                /* Close, or read on: a dropped read lost nothing, so the
+                 * echo goes on at the right offset. */
+                if (++self->retries < MAX_RETRIES && rng_next32(&self->rng) % 2 == 0) {
+                    stress_count(&g.timeouts_retried);
+                    continue;
+                }
+                weft_tcp_stream_close(&self->s);
+                self->open = false;
+                client_end(self->k, C_TIMED_OUT, self->sent, self->recvd);
+                break;
+            }
+            if (self->exact)
+                continue;
             STRESS_ENSURE(self->n >= 0, "client conn %u: read: %" PRId64, self->k, self->n);
             if (self->n == 0) {
                 STRESS_ENSURE(self->p->half && self->recvd == self->p->total,
@@ -980,12 +1038,13 @@ int main(int argc, char **argv)
         &g.conns, &g.completed, &g.foreign_conns, &g.connect_drops, &g.bytes_sent,
         &g.bytes_received, &g.srv_conns, &g.srv_unmatched, &g.srv_copy, &g.srv_read,
         &g.srv_written, &g.resets, &g.half_closes, &g.aborts, &g.client_drops, &g.timeouts,
-        &g.task_aborts, &g.lost,
+        &g.timeouts_retried, &g.exact_drops, &g.task_aborts, &g.lost,
     };
     const stress_program p = {
         "stress_echo_storm", run_round, counters, sizeof counters / sizeof counters[0],
         "connections completed foreign connect_drops bytes_sent bytes_received srv_conns "
         "srv_unmatched srv_copy srv_read srv_written resets half_closes aborts drops timeouts "
+        "timeouts_retried exact_drops "
         "task_aborts lost",
     };
     return stress_main(argc, argv, &p);
