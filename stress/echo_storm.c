@@ -61,6 +61,8 @@
  *    no two server connections carry the same key, none an unknown one;
  *  - per client connection that stopped early (abort, timeout, drop): its
  *    server read <= what it sent, and it received <= what the server wrote;
+ *    after an abort (never preceded by a FIN) its server connection ended
+ *    in the reset;
  *  - totals: bytes the server read <= bytes the clients sent, bytes it
  *    wrote >= bytes the clients received; lost = 0 (completed connections'
  *    sent - received, plus the server's read - written on connections
@@ -309,6 +311,7 @@ typedef struct conn {
     size_t bufsz;
     int64_t n, crc;
     int rc, err;
+    bool finished;
     uint64_t read_sum, write_sum;
     tap_reader tr;
     tap_writer tw;
@@ -332,6 +335,7 @@ static void conn_drop(weft_future *f)
     weft_tcp_stream_close(&self->s);
     /* Connection tasks are never aborted, and the runtime is shut down
      * only once they are all gone: each ran to its end. */
+    STRESS_ENSURE(self->finished, "server: a connection task dropped before its end");
     uint64_t rd = self->tr.n, wr = self->tw.n;
     bool reset = self->err != 0;
     STRESS_ENSURE(wr <= rd, "server: wrote %" PRIu64 " of %" PRIu64 " read", wr, rd);
@@ -413,8 +417,8 @@ WEFT_ASYNC_FN_WITH_DROP(conn, int)
                 self->err = self->rc;
                 break;
             }
-            STRESS_ENSURE(self->wa.done == (size_t)self->n, "server: write_all took %zu of %" PRId64,
-                          self->wa.done, self->n);
+            STRESS_ENSURE(self->wa.done == (size_t)self->n,
+                          "server: write_all took %zu of %" PRId64, self->wa.done, self->n);
         }
         STRESS_ENSURE(self->read_sum == self->tr.n && self->write_sum == self->tw.n,
                       "server: reads %" PRIu64 "/%" PRIu64 " writes %" PRIu64 "/%" PRIu64
@@ -429,6 +433,7 @@ WEFT_ASYNC_FN_WITH_DROP(conn, int)
         STRESS_ENSURE(self->rc == 0 || is_reset(self->rc) || self->rc == -ENOTCONN,
                       "server: shutdown_write: %d", self->rc);
     }
+    self->finished = true;
     WEFT_FN_RETURN(0);
     WEFT_FN_END;
 }
@@ -905,6 +910,10 @@ static void check_conns(void)
             STRESS_ENSURE(c->received <= s->written,
                           "conn %u: received %" PRIu64 " but the server wrote %" PRIu64, k,
                           c->received, s->written);
+            /* An abort never sent a FIN (it comes before any half-close):
+             * the server's connection can only have ended in the reset. */
+            STRESS_ENSURE(c->state != C_ABORTED || s->reset,
+                          "conn %u was reset but its server connection ended cleanly", k);
         }
         if (c->state == C_COMPLETED && c->sent >= KEY_BYTES) {
             STRESS_ENSURE(s->seen, "conn %u completed but no server connection read its key",
