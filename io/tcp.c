@@ -28,41 +28,10 @@
 #include "core/atomic.h"
 #include "core/chaos.h"
 #include "core/errors.h"
+#include "io/addr.h"
 #include "io/reactor.h"
 
-
 /* "127.0.0.1" or "::1" and a port into `*ss`; its length, or 0. */
-static socklen_t parse_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    if (!ip)
-        return 0;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        return sizeof *a4;
-    }
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        return sizeof *a6;
-    }
-    return 0;
-}
-
-/* An IPv4 or IPv6 address of a length that fits it. */
-static bool addr_ok(const struct sockaddr *addr, socklen_t len)
-{
-    if (!addr || len < sizeof(sa_family_t))
-        return false;
-    if (addr->sa_family == AF_INET)
-        return len >= sizeof(struct sockaddr_in);
-    if (addr->sa_family == AF_INET6)
-        return len >= sizeof(struct sockaddr_in6) && len <= sizeof(struct sockaddr_storage);
-    return false;
-}
 
 static int sock_name(int fd, bool peer, struct sockaddr_storage *addr, socklen_t *len)
 {
@@ -70,15 +39,6 @@ static int sock_name(int fd, bool peer, struct sockaddr_storage *addr, socklen_t
     int rc = peer ? getpeername(fd, (struct sockaddr *)addr, len)
                   : getsockname(fd, (struct sockaddr *)addr, len);
     return rc == 0 ? 0 : -errno;
-}
-
-static int port_of(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    return -EAFNOSUPPORT;
 }
 
 /* ---- the stream: reader and writer ops ------------------------------------------ */
@@ -375,7 +335,7 @@ void weft_tcp_write_init(weft_tcp_io *f, weft_tcp_stream *s, const void *buf, si
 int weft_tcp_listener_bind(weft_tcp_listener *l, const struct sockaddr *addr, socklen_t len,
                            int backlog)
 {
-    if (!l || !addr_ok(addr, len) || backlog < 0) {
+    if (!l || !weft__addr_ok(addr, len) || backlog < 0) {
         WEFT_MISUSE("weft_tcp_listener_bind: %s",
                     !l ? "NULL listener" : backlog < 0 ? "backlog < 0"
                                                        : "not an IPv4 or IPv6 address");
@@ -410,7 +370,7 @@ int weft_tcp_listener_bind(weft_tcp_listener *l, const struct sockaddr *addr, so
 int weft_tcp_listen_ip(weft_tcp_listener *l, const char *ip, uint16_t port, int backlog)
 {
     struct sockaddr_storage ss;
-    socklen_t len = parse_ip(ip, port, &ss);
+    socklen_t len = weft__addr_parse_ip(ip, port, &ss);
     if (!len) {
         WEFT_MISUSE("weft_tcp_listen_ip: %s", ip ? "not a numeric IP address" : "NULL ip");
         return -EINVAL;
@@ -435,7 +395,7 @@ int weft_tcp_listener_port(const weft_tcp_listener *l)
     struct sockaddr_storage ss;
     socklen_t len;
     int rc = weft_tcp_listener_local_addr(l, &ss, &len);
-    return rc ? rc : port_of(&ss);
+    return rc ? rc : weft__addr_port(&ss);
 }
 
 int weft_tcp_listener_close(weft_tcp_listener *l)
@@ -665,7 +625,7 @@ void weft_tcp_connect_init(weft_tcp_connect *f, weft_tcp_stream *out,
     f->io_.fd = -1;
     memset(&f->addr_, 0, sizeof f->addr_);
     f->len_ = 0;
-    if (addr_ok(addr, len)) {
+    if (weft__addr_ok(addr, len)) {
         memcpy(&f->addr_, addr, len);
         f->len_ = len;
     }
@@ -675,6 +635,6 @@ void weft_tcp_connect_ip_init(weft_tcp_connect *f, weft_tcp_stream *out, const c
                               uint16_t port)
 {
     struct sockaddr_storage ss;
-    socklen_t len = parse_ip(ip, port, &ss);
+    socklen_t len = weft__addr_parse_ip(ip, port, &ss);
     weft_tcp_connect_init(f, out, len ? (struct sockaddr *)&ss : NULL, len);
 }

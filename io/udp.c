@@ -18,44 +18,14 @@
 #include "core/atomic.h"
 #include "core/chaos.h"
 #include "core/errors.h"
+#include "io/addr.h"
 #include "io/reactor.h"
-
-static socklen_t parse_ip(const char *ip, uint16_t port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    if (!ip)
-        return 0;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        return sizeof *a4;
-    }
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        return sizeof *a6;
-    }
-    return 0;
-}
-
-static bool addr_ok(const struct sockaddr *addr, socklen_t len)
-{
-    if (!addr || len < sizeof(sa_family_t))
-        return false;
-    if (addr->sa_family == AF_INET)
-        return len >= sizeof(struct sockaddr_in);
-    if (addr->sa_family == AF_INET6)
-        return len >= sizeof(struct sockaddr_in6) && len <= sizeof(struct sockaddr_storage);
-    return false;
-}
 
 /* ---- the socket ------------------------------------------------------------------------ */
 
 int weft_udp_bind(weft_udp_socket *s, const struct sockaddr *addr, socklen_t len)
 {
-    if (!s || !addr_ok(addr, len)) {
+    if (!s || !weft__addr_ok(addr, len)) {
         WEFT_MISUSE("weft_udp_bind: %s", s ? "not an IPv4 or IPv6 address" : "NULL socket");
         return -EINVAL;
     }
@@ -83,7 +53,7 @@ int weft_udp_bind(weft_udp_socket *s, const struct sockaddr *addr, socklen_t len
 int weft_udp_bind_ip(weft_udp_socket *s, const char *ip, uint16_t port)
 {
     struct sockaddr_storage ss;
-    socklen_t len = parse_ip(ip, port, &ss);
+    socklen_t len = weft__addr_parse_ip(ip, port, &ss);
     if (!len) {
         WEFT_MISUSE("weft_udp_bind_ip: %s", ip ? "not a numeric IP address" : "NULL ip");
         return -EINVAL;
@@ -93,7 +63,7 @@ int weft_udp_bind_ip(weft_udp_socket *s, const char *ip, uint16_t port)
 
 int weft_udp_connect(weft_udp_socket *s, const struct sockaddr *addr, socklen_t len)
 {
-    if (!s || !addr_ok(addr, len)) {
+    if (!s || !weft__addr_ok(addr, len)) {
         WEFT_MISUSE("weft_udp_connect: %s", s ? "not an IPv4 or IPv6 address" : "NULL socket");
         return -EINVAL;
     }
@@ -195,7 +165,7 @@ void weft_udp_send_to_init(weft_udp_send *f, weft_udp_socket *s, const void *buf
     f->bad_ = false;
     memset(&f->addr_, 0, sizeof f->addr_);
     if (addr) {
-        if (addr_ok(addr, addr_len)) {
+        if (weft__addr_ok(addr, addr_len)) {
             memcpy(&f->addr_, addr, addr_len);
             f->addr_len_ = addr_len;
         } else {
