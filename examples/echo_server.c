@@ -15,17 +15,16 @@
  *   }
  *   // stop listening, then wait for the open connections to end
  *
- *  - Sockets are plain non-blocking fds registered with the runtime's
- *    reactor (weft_io). Every operation has the same pattern: try the
- *    syscall; on EAGAIN, forget that readiness (weft_io_clear_ready) and
- *    await the next (weft_io_ready).
+ *  - The listener and the connections are weft's TCP types: an accept
+ *    future, and per connection a weft_copy from the stream's reader to
+ *    its own writer.
  *  - Ctrl-C is a future (weft_ctrl_c_init). SIGINT must be blocked in
  *    every thread for the runtime to receive it, so main blocks it first
  *    thing, before the runtime makes its worker threads.
  *  - Each connection is a task. A wait group counts them, so that after
  *    Ctrl-C the server closes its listener, lets the open connections
  *    finish (their clients hang up), and only then returns. */
-#define _GNU_SOURCE /* accept4 */
+#define _POSIX_C_SOURCE 200809L /* kill */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -45,20 +44,17 @@ static weft_wait_group g_open;
 typedef struct conn {
     weft_future base;
     weft_co co;
-    int fd;
-    weft_io io;
-    weft_io_ready ready;
-    uint32_t bits;
-    size_t len, off; /* bytes in buf, bytes of them written back */
+    weft_tcp_stream s;  /* accepted; not used before this task, so it moved here */
+    weft_copy copy;     /* reader -> writer until the client's end of stream */
+    int64_t copied;
     char buf[4096];
 } conn;
 
 static void conn_drop(weft_future *f)
 {
     conn *c = (conn *)f;
-    weft_co_drop(&c->co); /* drops a pending weft_io_ready */
-    weft_io_deregister(&c->io);
-    close(c->fd);
+    weft_co_drop(&c->co); /* drops a pending copy */
+    weft_tcp_stream_close(&c->s);
     if (weft_wait_group_done(&g_open) != 0)
         fprintf(stderr, "echo-server: more connections closed than opened\n");
 }
@@ -67,55 +63,28 @@ static void conn_drop(weft_future *f)
 WEFT_ASYNC_FN_WITH_DROP(conn, int)
 {
     WEFT_FN_BEGIN;
-    {
-        int rc = weft_io_register(&self->io, self->fd);
-        if (rc != 0)
-            WEFT_FN_RETURN(rc);
-    }
-    for (;;) {
-        ssize_t n = read(self->fd, self->buf, sizeof self->buf);
-        if (n == 0)
-            break; /* the client hung up */
-        if (n < 0 && errno != EAGAIN)
-            WEFT_FN_RETURN(-errno);
-        if (n < 0) {
-            weft_io_clear_ready(&self->io, WEFT_IO_READ);
-            weft_io_ready_init(&self->ready, &self->io, WEFT_IO_READ);
-            WEFT_FN_AWAIT(&self->ready, &self->bits);
-            continue;
-        }
-        /* Write it all back, waiting for room when the socket is full. */
-        self->len = (size_t)n;
-        for (self->off = 0; self->off < self->len;) {
-            ssize_t w = write(self->fd, self->buf + self->off, self->len - self->off);
-            if (w > 0) {
-                self->off += (size_t)w;
-                continue;
-            }
-            if (errno != EAGAIN)
-                WEFT_FN_RETURN(-errno);
-            weft_io_clear_ready(&self->io, WEFT_IO_WRITE);
-            weft_io_ready_init(&self->ready, &self->io, WEFT_IO_WRITE);
-            WEFT_FN_AWAIT(&self->ready, &self->bits);
-        }
-    }
-    WEFT_FN_RETURN(0);
+    weft_copy_init(&self->copy, &self->s.reader, &self->s.writer, self->buf, sizeof self->buf);
+    WEFT_FN_AWAIT(&self->copy, &self->copied);
+    WEFT_FN_RETURN(self->copied < 0 ? (int)self->copied : 0);
     WEFT_FN_END;
 }
 
 /* ---- the server: accept until Ctrl-C ------------------------------------- */
 
+/* The listening socket, bound in main (under weft_block_on) before the
+ * server task starts; it lives in main's scope, which outlives every task. */
+static weft_tcp_listener g_listener;
+
 typedef struct server {
     weft_future base;
     weft_co co;
     weft_rt *rt;
-    int lfd;              /* the listening socket (ours from the spawn on) */
-    weft_io lio;
     weft_signal ctrl_c;   /* made once, kept across the loop's selects */
-    weft_io_ready ready;  /* the listener has a connection to accept */
+    weft_tcp_accept accept;
+    weft_tcp_stream next; /* where an accept puts the new connection */
+    weft_sleep backoff;   /* out of file descriptors: wait a little */
     weft_select sel;
-    int which, sig;
-    uint32_t bits;
+    int which, sig, rc;
     unsigned accepted;
     weft_oneshot_tx stopped; /* tells main that the listener is closed */
     weft_wait_group_wait all_closed;
@@ -124,67 +93,50 @@ typedef struct server {
 static void server_drop(weft_future *f)
 {
     server *s = (server *)f;
-    weft_co_drop(&s->co); /* drops a pending select (and the ready in it) */
+    weft_co_drop(&s->co); /* drops a pending select (and the accept in it) */
     weft_future_drop(&s->ctrl_c.base);
-    if (s->lfd >= 0) {
-        weft_io_deregister(&s->lio);
-        close(s->lfd);
-    }
     weft_oneshot_tx_drop(&s->stopped);
 }
 
-/* Accept one connection; false when there is none to take now (EAGAIN),
- * or accept4 failed in a way that retrying at once would not cure (EMFILE:
- * the connection waits in the backlog until the next one arrives). */
-static bool accept_one(server *s)
+/* Give the accepted connection its own task; a failed spawn drops the
+ * future, whose drop closes the stream. */
+static void serve(server *s)
 {
-    int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ECONNABORTED || errno == EINTR)
-            return true; /* that client gave up: take the next */
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            perror("echo-server: accept");
-        return false;
-    }
     if (weft_wait_group_add(&g_open, 1) != 0) {
-        close(fd);
-        return true;
+        weft_tcp_stream_close(&s->next);
+        return;
     }
-    /* A failed spawn drops the future, whose drop closes the fd. */
-    conn c = { WEFT_FN_INIT(conn, WEFT_F_SEND), .fd = fd };
+    conn c = { WEFT_FN_INIT(conn, WEFT_F_SEND), .s = s->next };
     if (weft_spawn(s->rt, &c.base, sizeof c, NULL) == 0)
         s->accepted++;
-    return true;
 }
 
 /* Output: how many connections it served. */
 WEFT_ASYNC_FN_WITH_DROP(server, unsigned)
 {
     WEFT_FN_BEGIN;
-    if (weft_io_register(&self->lio, self->lfd) != 0)
-        WEFT_FN_RETURN(0);
     for (;;) {
-        while (accept_one(self)) {
-        }
-        weft_io_clear_ready(&self->lio, WEFT_IO_READ);
-        /* Wait for Ctrl-C or the next connection, Ctrl-C first. */
-        weft_io_ready_init(&self->ready, &self->lio, WEFT_IO_READ);
-        weft_select_init_inline(&self->sel,
-                                (weft_select_branch[]){
-                                    WEFT_BRANCH_KEEP(&self->ctrl_c, &self->sig),
-                                    WEFT_BRANCH(&self->ready, &self->bits),
-                                },
-                                2, WEFT_SELECT_BIASED);
-        WEFT_FN_AWAIT(&self->sel, &self->which);
+        /* The next connection or Ctrl-C, Ctrl-C first. */
+        weft_tcp_accept_init(&self->accept, &g_listener, &self->next);
+        WEFT_SELECT_BIASED_IN(&self->sel, &self->which,
+                              WEFT_BRANCH_KEEP(&self->ctrl_c, &self->sig),
+                              WEFT_BRANCH(&self->accept, &self->rc));
         if (self->which != 1)
             break; /* Ctrl-C (or the signal future's error, in self->sig) */
+        if (self->rc == 0) {
+            serve(self);
+        } else {
+            /* The connection stays in the backlog (EMFILE): back off. */
+            fprintf(stderr, "echo-server: accept: %s\n", weft_strerror(self->rc));
+            weft_sleep_init(&self->backoff, WEFT_MS(100));
+            WEFT_FN_AWAIT(&self->backoff, NULL);
+        }
     }
     if (self->sig < 0)
         fprintf(stderr, "echo-server: waiting for Ctrl-C failed: %s\n", weft_strerror(self->sig));
     /* Stop listening: new clients are refused from here on. */
-    weft_io_deregister(&self->lio);
-    close(self->lfd);
-    self->lfd = -1;
+    if (weft_tcp_listener_close(&g_listener) != 0)
+        fprintf(stderr, "echo-server: the listener did not close\n");
     printf("echo-server: Ctrl-C: stopped listening after %u connection(s); waiting for the "
            "open ones\n",
            self->accepted);
@@ -199,23 +151,24 @@ WEFT_ASYNC_FN_WITH_DROP(server, unsigned)
 
 /* ---- main ------------------------------------------------------------------ */
 
-static int listen_on(int port, int *out_port)
+/* Binds g_listener to 127.0.0.1:port; run under weft_block_on, since
+ * the listener registers with the reactor of the runtime it runs on. */
+typedef struct bind_listener {
+    weft_future base;
+    int port;
+} bind_listener;
+
+static weft_poll bind_listener_poll(weft_future *f, weft_cx *cx, void *out)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    *out_port = ntohs(a.sin_port);
-    return fd;
+    (void)cx;
+    *(int *)out = weft_tcp_listen_ip(&g_listener, "127.0.0.1",
+                                     (uint16_t)((bind_listener *)f)->port, 64);
+    return WEFT_READY;
 }
+
+static const weft_future_ops bind_listener_ops = {
+    .name = "bind_listener", .out_size = sizeof(int), .poll = bind_listener_poll,
+};
 
 /* A blocking client of the self-test. -1 and errno on failure. */
 static int connect_to(int port)
@@ -304,19 +257,20 @@ int main(int argc, char **argv)
         }
     }
 
-    int lfd = listen_on(port, &port);
-    if (lfd < 0) {
-        perror("echo-server: listen");
-        return 1;
-    }
     weft_rt *rt;
     weft_oneshot_rx stopped;
-    server srv = { WEFT_FN_INIT(server, WEFT_F_SEND), .lfd = lfd };
+    server srv = { WEFT_FN_INIT(server, WEFT_F_SEND) };
     weft_join join;
-    if (weft_wait_group_init(&g_open) != 0 || weft_rt_new(&rt, NULL) != 0) {
-        close(lfd);
+    if (weft_wait_group_init(&g_open) != 0 || weft_rt_new(&rt, NULL) != 0)
+        return 1;
+    bind_listener b = { WEFT_FUTURE_INIT(&bind_listener_ops, WEFT_F_SEND), port };
+    int brc = -1;
+    if (weft_block_on(rt, &b.base, &brc, sizeof brc) != 0 || brc != 0) {
+        fprintf(stderr, "echo-server: listen: %s\n", weft_strerror(brc));
+        weft_rt_shutdown(rt);
         return 1;
     }
+    port = weft_tcp_listener_port(&g_listener);
     srv.rt = rt;
     weft_ctrl_c_init(&srv.ctrl_c); /* it may move until its first poll */
     if (weft_oneshot_new(&srv.stopped, &stopped, sizeof(unsigned)) != 0 ||
