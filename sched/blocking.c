@@ -387,13 +387,6 @@ typedef struct bfut {
 _Static_assert(offsetof(bfut, name) == sizeof(weft_future),
                "a named future's name follows its header");
 
-/* The task that runs `f`: a task's future sits after its output slot. */
-static struct weft__task *task_of(bfut *f)
-{
-    size_t out = (f->job->out_size + 15u) & ~(size_t)15u;
-    return (struct weft__task *)((unsigned char *)f - out - offsetof(struct weft__task, data));
-}
-
 static weft_poll bfut_poll(weft_future *fut, weft_cx *cx, void *out)
 {
     bfut *f = (bfut *)fut;
@@ -410,7 +403,7 @@ static weft_poll bfut_poll(weft_future *fut, weft_cx *cx, void *out)
             if (rc != -ECANCELED)
                 WEFT_MISUSE("weft_spawn_blocking: no blocking-pool thread could be "
                             "started (%d); the job is cancelled", rc);
-            weft__task_abort(task_of(f));
+            weft__task_abort(weft__task_of_future(&f->base, f->job->out_size));
             return WEFT_PENDING;
         }
         return WEFT_PENDING;

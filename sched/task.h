@@ -105,6 +105,14 @@ static inline weft_future *weft__task_future(struct weft__task *t)
     return (weft_future *)(t->data + (((size_t)t->out_size + 15u) & ~(size_t)15u));
 }
 
+/* The inverse, for a future that knows it runs as a task's own future
+ * (not awaited inside another) and its task's output size. */
+static inline struct weft__task *weft__task_of_future(weft_future *f, size_t out_size)
+{
+    return (struct weft__task *)((unsigned char *)f - ((out_size + 15u) & ~(size_t)15u) -
+                                 offsetof(struct weft__task, data));
+}
+
 static inline struct weft__task *weft__task_of_qnode(struct cds_wfcq_node *n)
 {
     return (struct weft__task *)((char *)n - offsetof(struct weft__task, qnode));
