@@ -25,9 +25,10 @@
  * ever left unjoined.
  *
  * The sim runtime. While a job is in flight (submitted, not yet
- * returned), the job holds the sim (weft_sim_outside_begin): a run with
- * nothing runnable then waits for the job's wake instead of moving the
- * virtual clock. */
+ * returned), the job holds the sim through the flavour's hold (runtime.h;
+ * an outside hold, as weft_sim_outside_begin takes): a run with nothing
+ * runnable then waits for the job's wake instead of moving the virtual
+ * clock. */
 #include "sched/blocking.h"
 #include "sched/runtime.h"
 #include "sched/task.h"
@@ -35,7 +36,6 @@
 #include "core/errors.h"
 #include "core/future.h"
 #include "core/sys.h"
-#include "weft/testing.h"
 
 #include <pthread.h>
 #include <stdalign.h>
@@ -53,7 +53,7 @@ typedef struct blocking_job {
     weft_waker waker; /* the task's, while it waits */
     enum job_state state;
     bool detached; /* the future went while the job ran: the thread frees it */
-    bool held;     /* holds the sim (weft_sim_outside_begin) */
+    bool held;     /* holds the sim (the flavour's hold) */
     size_t out_size;
     unsigned char *out; /* inside data, after the argument */
     alignas(16) unsigned char data[];
@@ -122,11 +122,12 @@ static void reap_exited(struct weft__blocking *p)
     }
 }
 
-/* Releases the sim hold a job had. Off the lock. */
+/* Releases the hold a job had (runtime.h: the flavour's hold). Off the
+ * lock. */
 static void end_hold(struct weft__blocking *p, bool held)
 {
     if (held)
-        weft_sim_outside_end(p->rt);
+        p->rt->flavour->hold(p->rt, false);
 }
 
 static void *pool_thread(void *arg)
@@ -252,7 +253,7 @@ static struct weft__blocking *pool_get(weft_rt *rt, int *err)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->all_gone, NULL);
     p->rt = rt;
-    p->sim = rt->flavour != NULL;
+    p->sim = rt->flavour && rt->flavour->hold;
     p->max = rt->blocking_threads_max ? rt->blocking_threads_max : WEFT_BLOCKING_THREADS_DEFAULT;
     p->idle_timeout =
         rt->blocking_idle_timeout ? rt->blocking_idle_timeout : WEFT_BLOCKING_IDLE_DEFAULT;
@@ -309,8 +310,10 @@ static int submit(weft_rt *rt, blocking_job *j)
     p->tail = j;
     p->queued++;
     /* Before the unlock: the job cannot finish (and end the hold) first. */
-    if (p->sim)
-        j->held = weft_sim_outside_begin(rt) == 0;
+    if (p->sim) {
+        rt->flavour->hold(rt, true);
+        j->held = true;
+    }
     pthread_mutex_unlock(&p->lock);
     return 0;
 }

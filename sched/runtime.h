@@ -26,6 +26,10 @@ struct weft__rt_flavour {
     /* Free what the flavour allocated, the runtime's memory (raw) aside:
      * its last task is gone. */
     void (*destroy)(weft_rt *rt);
+    /* Work outside the runtime's tasks has begun (`on`) or ended: the
+     * blocking pool's jobs. A flavour with its own clock keeps it still
+     * meanwhile. NULL: nothing to do. Any thread. */
+    void (*hold)(weft_rt *rt, bool on);
 };
 
 /* A runtime of another flavour (`flavour` set) has no workers: of `pool`

@@ -677,11 +677,23 @@ int weft_sim_stats_get(weft_rt *rt, weft_sim_stats *out)
     return 0;
 }
 
+/* The blocking pool's jobs hold the run as an outside hold does. */
+static void sim_hold(weft_rt *rt, bool on)
+{
+    if (!on) {
+        weft_sim_outside_end(rt);
+        return;
+    }
+    int rc = weft_sim_outside_begin(rt); /* rt is a sim: it cannot fail */
+    (void)rc;
+}
+
 static const struct weft__rt_flavour sim_flavour = {
     .block_on = sim_block_on,
     .shutdown = sim_shutdown,
     .stats = sim_rt_stats,
     .destroy = sim_destroy,
+    .hold = sim_hold,
 };
 
 /* ---- construction ---------------------------------------------------------------------- */
