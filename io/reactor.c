@@ -101,6 +101,8 @@ int weft__reactor_register(weft__reactor *r, int fd, weft__sio **out)
         weft__free(s);
         return err;
     }
+    /* Relaxed: a count read as a hint (poll_reactor, the sim's io_turn);
+     * the fd's events do not depend on it. */
     weft_atomic_fetch_add_relaxed(&r->registered, 1);
     *out = s;
     return 0;
@@ -127,7 +129,9 @@ void weft__reactor_deregister(weft__reactor *r, weft__sio *s)
     /* The wakers go now (they hold tasks); the memory after a turn. */
     drop_waker(&s->rd);
     drop_waker(&s->wr);
+    /* Relaxed: the hint count, as in register. */
     weft_atomic_fetch_sub_relaxed(&r->registered, 1);
+    /* Relaxed: a first guess for the CAS, which releases. */
     weft__sio *head = weft_atomic_load_relaxed(&r->released);
     do {
         s->next_released = head;
@@ -163,6 +167,7 @@ int weft__reactor_wait(weft__reactor *r, uint64_t timeout_ns)
         n = 0;
     }
     r->nevents = n;
+    /* Relaxed load + store: only the role holder writes the counter. */
     weft_atomic_store_relaxed(&r->turns, weft_atomic_load_relaxed(&r->turns) + 1);
     return n;
 }
@@ -198,6 +203,7 @@ void weft__reactor_dispatch(weft__reactor *r)
             continue;
         }
         uint32_t bits = readiness_of(r->events[i].events);
+        /* Relaxed: a first guess for the CAS below. */
         uint64_t cur = weft_atomic_load_relaxed(&s->ready), next;
         do {
             next = (((cur >> 32) + 1) << 32) | ((cur & WEFT__IO_BITS) | bits);
@@ -221,6 +227,7 @@ void weft__reactor_dispatch(weft__reactor *r)
 void weft__reactor_wake(weft__reactor *r)
 {
     uint64_t one = 1;
+    /* Relaxed: a counter (a sample for tests). */
     weft_atomic_fetch_add_relaxed(&r->wakeups, 1);
     /* EAGAIN: the counter is full, so a wake-up is pending anyway. */
     (void)!write(r->evfd, &one, sizeof one);
@@ -244,6 +251,7 @@ uint64_t weft__sio_poll_ready(weft__sio *s, weft_cx *cx, uint32_t dir)
 
 void weft__sio_clear(weft__sio *s, uint64_t observed, uint32_t bits)
 {
+    /* Relaxed: a first guess for the CAS below. */
     uint64_t cur = weft_atomic_load_relaxed(&s->ready);
     while ((cur >> 32) == (observed >> 32)) {
         /* Relaxed: a clear publishes nothing; the tick comparison is the

@@ -96,6 +96,7 @@ static void kick_process(void)
          * holder's unlock before its load; pairs with itself (see the
          * file's comment). */
         weft_atomic_fence_seq_cst();
+        /* Relaxed: the fence above orders it. */
         if (!weft_atomic_load_relaxed(&g_kicked))
             return;
         if (pthread_mutex_trylock(&hub.mu) != 0)

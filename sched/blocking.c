@@ -411,6 +411,8 @@ static weft_poll bfut_poll(weft_future *fut, weft_cx *cx, void *out)
         }
         return WEFT_PENDING;
     }
+    /* Acquire: the pool made (or closed) by the CAS / swap that stored it
+     * (acq_rel, in pool_get and shutdown). */
     struct weft__blocking *p = weft_atomic_load_acquire(&f->rt->blocking);
     if (p == POOL_CLOSED || !p) {
         /* Shut down with our job done (the safety net): it is ours. */
@@ -450,6 +452,7 @@ static void bfut_drop(weft_future *fut)
         job_free(j);
         return;
     }
+    /* Acquire: as in bfut_poll. */
     struct weft__blocking *p = weft_atomic_load_acquire(&f->rt->blocking);
     bool free_it = true, held = false;
     weft_waker w = WEFT_WAKER_EMPTY;
