@@ -23,38 +23,12 @@
 #include "support/misuse_capture.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
+#include "io/io_support.h"
 
 #define BIG (1u << 20)
 
 static unsigned char g_pattern[BIG];
 static unsigned char g_sink[BIG];
-
-/* Runs `fn(arg)` as a future under weft_block_on on `rt`, so it may
- * register fds; returns what fn returned. */
-typedef int in_rt_fn(void *arg);
-typedef struct in_rt {
-    weft_future base;
-    in_rt_fn *fn;
-    void *arg;
-} in_rt;
-
-static weft_poll in_rt_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx;
-    in_rt *r = (in_rt *)f;
-    *(int *)out = r->fn(r->arg);
-    return WEFT_READY;
-}
-
-static const weft_future_ops in_rt_ops = { "in_rt", sizeof(int), in_rt_poll, NULL, NULL };
-
-static int run_in(weft_rt *rt, in_rt_fn *fn, void *arg)
-{
-    in_rt r = { WEFT_FUTURE_INIT(&in_rt_ops, WEFT_F_SEND), fn, arg };
-    int rc = -7777;
-    assert_int_equal(weft_block_on(rt, &r.base, &rc, sizeof rc), 0);
-    return rc;
-}
 
 /* ---- tasks -------------------------------------------------------------------- */
 
@@ -133,7 +107,7 @@ static int make_pipe(void *arg)
 static void run_pipe(weft_rt *rt, size_t len)
 {
     memset(g_sink, 0, len);
-    assert_int_equal(run_in(rt, make_pipe, NULL), 0);
+    assert_int_equal(in_rt(rt, make_pipe, NULL), 0);
     weft_join jw, jr;
     assert_int_equal(WEFT_SPAWN(rt, &jw, &(pusher){ WEFT_FN_INIT(pusher, WEFT_F_SEND),
                                                      .w = &g_pipe.wr.writer, .owner = &g_pipe.wr,
@@ -196,9 +170,9 @@ static void test_pipe_write_to_a_closed_read_end_is_epipe_without_sigpipe(void *
     (void)state;
     /* The default disposition: a SIGPIPE would end the test program. */
     void (*old)(int) = signal(SIGPIPE, SIG_DFL);
-    assert_int_equal(run_in(g_rt, make_pipe, NULL), 0);
+    assert_int_equal(in_rt(g_rt, make_pipe, NULL), 0);
     weft_fd_stream_fini(&g_pipe.rd); /* closes the read end */
-    assert_int_equal(run_in(g_rt, write_once, &g_pipe.wr.writer), 0);
+    assert_int_equal(in_rt(g_rt, write_once, &g_pipe.wr.writer), 0);
     assert_int_equal(g_w.n, -EPIPE);
     /* Nothing left pending either (it was taken back on that thread;
      * block_on polled it here). */
@@ -239,7 +213,7 @@ static void test_shutdown_write_ends_a_socket_and_is_enotsup_on_a_pipe(void **st
     (void)state;
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(run_in(g_rt, shutdown_stream, &sv[0]), 0);
+    assert_int_equal(in_rt(g_rt, shutdown_stream, &sv[0]), 0);
     assert_int_equal(g_sh.rc, 0);
     char b;
     assert_int_equal(read(sv[1], &b, 1), 0); /* the end */
@@ -247,7 +221,7 @@ static void test_shutdown_write_ends_a_socket_and_is_enotsup_on_a_pipe(void **st
     close(sv[1]);
     int p[2];
     assert_int_equal(pipe(p), 0);
-    assert_int_equal(run_in(g_rt, shutdown_stream, &p[1]), 0);
+    assert_int_equal(in_rt(g_rt, shutdown_stream, &p[1]), 0);
     assert_int_equal(g_sh.rc, -ENOTSUP);
     close(p[0]);
     close(p[1]);
@@ -283,7 +257,7 @@ static void test_init_errors(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     g_err.sock_fd = sv[0];
     int before = misuse_count();
-    assert_int_equal(run_in(g_rt, init_errors, NULL), 0);
+    assert_int_equal(in_rt(g_rt, init_errors, NULL), 0);
     assert_int_equal(g_err.rc_file, -EPERM); /* a regular file: the blocking pool's */
     assert_int_equal(g_err.rc_neg, -EINVAL);
     assert_int_equal(g_err.rc_flags, -EINVAL);
@@ -294,7 +268,7 @@ static void test_init_errors(void **state)
     weft_fd_stream s;
     assert_int_equal(weft_fd_stream_init(&s, sv[0], 0), -EINVAL);
     /* The socket is still free to register: nothing was left behind. */
-    assert_int_equal(run_in(g_rt, shutdown_stream, &sv[0]), 0);
+    assert_int_equal(in_rt(g_rt, shutdown_stream, &sv[0]), 0);
     assert_int_equal(g_sh.rc, 0);
     close(g_err.file_fd);
     close(sv[0]);
@@ -320,12 +294,12 @@ static void test_fini_closes_the_fd_only_when_asked(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     g_fini.fd = sv[0];
     g_fini.flags = 0;
-    assert_int_equal(run_in(g_rt, init_fini, NULL), 0);
+    assert_int_equal(in_rt(g_rt, init_fini, NULL), 0);
     weft_fd_stream_fini(&g_fini.s);
     weft_fd_stream_fini(&g_fini.s); /* a second fini does nothing */
     assert_true(fcntl(sv[0], F_GETFD) >= 0); /* still open: the caller's */
     g_fini.flags = WEFT_FD_STREAM_CLOSE;
-    assert_int_equal(run_in(g_rt, init_fini, NULL), 0); /* registrable again */
+    assert_int_equal(in_rt(g_rt, init_fini, NULL), 0); /* registrable again */
     weft_fd_stream_fini(&g_fini.s);
     assert_int_equal(fcntl(sv[0], F_GETFD), -1);
     assert_int_equal(errno, EBADF);
@@ -349,7 +323,7 @@ static void test_pipe_without_fds_is_emfile_and_leaks_nothing(void **state)
     struct rlimit tight = old;
     tight.rlim_cur = (rlim_t)probe + 1;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
-    int rc = run_in(g_rt, make_pipe, NULL);
+    int rc = in_rt(g_rt, make_pipe, NULL);
     int after = dup(0); /* the free fd is still free: nothing leaked */
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
     assert_int_equal(rc, -EMFILE);

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,50 +28,9 @@
 #include "support/misuse_capture.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
+#include "io/io_support.h"
 
 /* ---- helpers --------------------------------------------------------------------- */
-
-/* Open fds of the process (the directory's own fd not counted). */
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
-
-/* Runs fn(arg) once inside `rt` (a runtime is then current, so binds
- * register with it); returns what fn returned. */
-typedef struct call_in {
-    weft_future base;
-    int (*fn)(void *);
-    void *arg;
-} call_in;
-
-static weft_poll call_in_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx;
-    call_in *c = (call_in *)f;
-    *(int *)out = c->fn(c->arg);
-    return WEFT_READY;
-}
-
-static const weft_future_ops call_in_ops = {
-    .name = "test_call_in", .out_size = sizeof(int), .poll = call_in_poll,
-};
-
-static int in_rt(weft_rt *rt, int (*fn)(void *), void *arg)
-{
-    call_in c = { WEFT_FUTURE_INIT(&call_in_ops, WEFT_F_SEND), fn, arg };
-    int rc = -7;
-    assert_int_equal(weft_block_on(rt, &c.base, &rc, sizeof rc), 0);
-    return rc;
-}
 
 static int listen_any(void *arg)
 {

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,46 +22,7 @@
 #include "support/misuse_capture.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
-
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
-
-typedef struct call_in {
-    weft_future base;
-    int (*fn)(void *);
-    void *arg;
-} call_in;
-
-static weft_poll call_in_poll(weft_future *f, weft_cx *cx, void *out)
-{
-    (void)cx;
-    call_in *c = (call_in *)f;
-    *(int *)out = c->fn(c->arg);
-    return WEFT_READY;
-}
-
-static const weft_future_ops call_in_ops = {
-    .name = "test_call_in", .out_size = sizeof(int), .poll = call_in_poll,
-};
-
-/* Runs fn(arg) inside `rt` (binds register with it). */
-static int in_rt(weft_rt *rt, int (*fn)(void *), void *arg)
-{
-    call_in c = { WEFT_FUTURE_INIT(&call_in_ops, WEFT_F_SEND), fn, arg };
-    int rc = -7;
-    assert_int_equal(weft_block_on(rt, &c.base, &rc, sizeof rc), 0);
-    return rc;
-}
+#include "io/io_support.h"
 
 static int bind_two(void *arg)
 {
