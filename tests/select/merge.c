@@ -18,6 +18,7 @@
 #include "support/misuse_capture.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
+#include "select/select_support.h"
 
 /* ---- a probe stream: uint64_t items from..end-1, PENDING while !ready ---------------------- */
 
@@ -414,35 +415,6 @@ static void test_merge_size_hint_sums_the_live_branches(void **state)
 #define PRODUCERS 3
 #define ITEMS 300
 
-typedef struct producer {
-    weft_future base;
-    weft_co co;
-    weft_chan_tx tx;
-    uint64_t id, base_id;
-    weft_chan_send send;
-    int rc;
-} producer;
-
-WEFT_ASYNC_FN_WITH_DROP(producer, int)
-{
-    WEFT_FN_BEGIN;
-    for (self->id = self->base_id; self->id < self->base_id + ITEMS; self->id++) {
-        weft_chan_send_init(&self->send, &self->tx, &self->id);
-        WEFT_FN_AWAIT(&self->send, &self->rc);
-        if (self->rc != 0)
-            WEFT_FN_RETURN(self->rc);
-    }
-    WEFT_FN_RETURN(0);
-    WEFT_FN_END;
-}
-
-static void producer_drop(weft_future *f)
-{
-    producer *self = (producer *)f;
-    weft_co_drop(&self->co);
-    weft_chan_tx_drop(&self->tx); /* closes: the merge sees the end */
-}
-
 typedef struct consumer {
     weft_future base;
     weft_co co;
@@ -499,7 +471,8 @@ static void run_exactly_once(weft_rt *rt)
     static consumer c;
     c = (consumer){ WEFT_FN_INIT(consumer, WEFT_F_SEND), .seen = seen };
     for (int i = 0; i < PRODUCERS; i++) {
-        producer p = { WEFT_FN_INIT(producer, WEFT_F_SEND), .base_id = (uint64_t)i * ITEMS };
+        producer p = { WEFT_FN_INIT(producer, WEFT_F_SEND), .base_id = (uint64_t)i * ITEMS,
+                        .n = ITEMS };
         assert_int_equal(weft_mpsc_new(&p.tx, &c.rx[i], sizeof(uint64_t), 4), 0);
         assert_int_equal(weft_spawn(rt, &p.base, sizeof p, NULL), 0);
     }

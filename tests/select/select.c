@@ -21,6 +21,7 @@
 #include "support/poll.h"
 #include "support/sim_fixture.h"
 #include "support/sweep.h"
+#include "select/select_support.h"
 
 /* ---- a leaf future: PENDING `waits` times (waking itself), then READY ---- */
 
@@ -444,35 +445,6 @@ static void test_select_next_misuse(void **state)
 #define PRODUCERS 3
 #define ITEMS 400
 
-typedef struct producer {
-    weft_future base;
-    weft_co co;
-    weft_chan_tx tx;
-    uint64_t id, base_id;
-    weft_chan_send send;
-    int rc;
-} producer;
-
-WEFT_ASYNC_FN_WITH_DROP(producer, int)
-{
-    WEFT_FN_BEGIN;
-    for (self->id = self->base_id; self->id < self->base_id + ITEMS; self->id++) {
-        weft_chan_send_init(&self->send, &self->tx, &self->id);
-        WEFT_FN_AWAIT(&self->send, &self->rc);
-        if (self->rc != 0)
-            WEFT_FN_RETURN(self->rc);
-    }
-    WEFT_FN_RETURN(0);
-    WEFT_FN_END;
-}
-
-static void producer_drop(weft_future *f)
-{
-    producer *self = (producer *)f;
-    weft_co_drop(&self->co);
-    weft_chan_tx_drop(&self->tx); /* closes: the consumer sees the end */
-}
-
 typedef struct consumer {
     weft_future base;
     weft_co co;
@@ -523,7 +495,8 @@ static void run_exactly_once(weft_rt *rt)
     memset(seen, 0, sizeof seen);
     consumer c = { WEFT_FN_INIT(consumer, WEFT_F_SEND), .seen = seen };
     for (int i = 0; i < PRODUCERS; i++) {
-        producer p = { WEFT_FN_INIT(producer, WEFT_F_SEND), .base_id = (uint64_t)i * ITEMS };
+        producer p = { WEFT_FN_INIT(producer, WEFT_F_SEND), .base_id = (uint64_t)i * ITEMS,
+                        .n = ITEMS };
         assert_int_equal(weft_mpsc_new(&p.tx, &c.rx[i], sizeof(uint64_t), 4), 0);
         assert_int_equal(weft_spawn(rt, &p.base, sizeof p, NULL), 0);
     }
